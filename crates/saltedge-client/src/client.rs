@@ -1,0 +1,458 @@
+//! The HTTP client: one `call` path that serialises the body once, signs exactly those bytes,
+//! retries only what is safe to retry, and turns the API's error JSON into [`Error::Api`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, Stream};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::error::{Error, ErrorBody};
+use crate::models::*;
+use crate::ratelimit::FetchLimiter;
+use crate::signature::Signer;
+
+/// Everything the client needs. `secret` and the private key never show in `Debug`.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// API root ending in `/`, e.g. `https://www.saltedge.com/api/v5/`.
+    pub base_url: Url,
+    pub app_id: String,
+    pub secret: Sensitive,
+    /// Signs every request when present (mandatory for live clients).
+    pub signer: Option<Signer>,
+    pub timeout: Duration,
+    /// Retries after the first try, for idempotent requests only.
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Fetches of new data per second (connect sessions and refreshes); 0 = unlimited.
+    pub fetches_per_second: u32,
+    /// Seconds added to "now" for `Expires-at`.
+    pub expires_in_secs: i64,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: Url, app_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        ClientConfig {
+            base_url,
+            app_id: app_id.into(),
+            secret: Sensitive(secret.into()),
+            signer: None,
+            timeout: Duration::from_secs(30),
+            max_retries: 4,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            fetches_per_second: 2,
+            expires_in_secs: 60,
+        }
+    }
+}
+
+/// How a request may be treated by the retry and rate-limit machinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Safe to repeat (reads, deletes, revokes).
+    Idempotent,
+    /// Creates or changes something; never repeated automatically.
+    Mutating,
+    /// Starts a fetch of new data from a bank: rate-limited and never repeated.
+    Fetch,
+}
+
+/// A cheap-to-clone Salt Edge API client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+    limiter: FetchLimiter,
+}
+
+impl Client {
+    pub fn new(mut cfg: ClientConfig) -> Result<Self, Error> {
+        if !cfg.base_url.path().ends_with('/') {
+            let p = format!("{}/", cfg.base_url.path());
+            cfg.base_url.set_path(&p);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("banksync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let limiter = FetchLimiter::new(cfg.fetches_per_second);
+        Ok(Client { inner: Arc::new(Inner { http, cfg, limiter }) })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, Error> {
+        let mut url = self
+            .inner
+            .cfg
+            .base_url
+            .join(path)
+            .map_err(|e| Error::Config(format!("bad path {path}: {e}")))?;
+        if !query.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Sends one request (with retries where allowed) and decodes the envelope.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&B>,
+        kind: Kind,
+    ) -> Result<Envelope<T>, Error> {
+        let url = self.url(path, query)?;
+        // Serialise once: the signed bytes must be the sent bytes.
+        let body = match body {
+            Some(b) => serde_json::to_string(b).map_err(|e| Error::Config(e.to_string()))?,
+            None => String::new(),
+        };
+        let retries = if kind == Kind::Idempotent { self.inner.cfg.max_retries } else { 0 };
+        let mut attempt = 0;
+        loop {
+            if kind == Kind::Fetch {
+                self.inner.limiter.acquire().await;
+            }
+            let result = self.send_once(&method, &url, &body).await;
+            match result {
+                Err(e) if attempt < retries && e.is_transient() => {
+                    let delay = self.backoff(attempt, &e);
+                    tracing::warn!(%method, path, attempt, error = %e, ?delay, "retrying Salt Edge request");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random.
+    fn backoff(&self, attempt: u32, _err: &Error) -> Duration {
+        let cfg = &self.inner.cfg;
+        let exp = cfg.backoff_base.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(cfg.backoff_max);
+        let half = capped / 2;
+        let jitter = rand::thread_rng().gen_range(0..=half.as_micros() as u64);
+        half + Duration::from_micros(jitter)
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &str,
+    ) -> Result<Envelope<T>, Error> {
+        let cfg = &self.inner.cfg;
+        let mut req = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .header("App-id", &cfg.app_id)
+            .header("Secret", cfg.secret.expose());
+        if let Some(signer) = &cfg.signer {
+            let expires_at = chrono::Utc::now().timestamp() + cfg.expires_in_secs;
+            let sig = signer.sign_request(expires_at, method.as_str(), url.as_str(), body);
+            req = req.header("Expires-at", expires_at.to_string()).header("Signature", sig);
+        }
+        if !body.is_empty() {
+            req = req.body(body.to_string());
+        }
+        let resp = req.send().await.map_err(map_transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(map_transport)?;
+        tracing::debug!(%method, path = url.path(), status = status.as_u16(), "Salt Edge answered");
+        decode(status, &bytes)
+    }
+
+    // ----- customers -----
+
+    pub async fn create_customer(&self, identifier: &str) -> Result<Customer, Error> {
+        let body = serde_json::json!({ "data": { "identifier": identifier } });
+        Ok(self.call(Method::POST, "customers", &[], Some(&body), Kind::Mutating).await?.data)
+    }
+
+    /// Customers whose identifier is `identifier` (0 or 1).
+    pub async fn find_customers(&self, identifier: &str) -> Result<Vec<Customer>, Error> {
+        self.collect(self.pages("customers", vec![("identifier", identifier.to_string())]))
+            .await
+    }
+
+    pub async fn show_customer(&self, id: &str) -> Result<Customer, Error> {
+        Ok(self.get(&format!("customers/{id}"), &[]).await?.data)
+    }
+
+    pub async fn remove_customer(&self, id: &str) -> Result<RemovedCustomer, Error> {
+        Ok(self
+            .call::<(), _>(Method::DELETE, &format!("customers/{id}"), &[], None, Kind::Idempotent)
+            .await?
+            .data)
+    }
+
+    // ----- connect sessions -----
+
+    pub async fn create_connect_session(
+        &self,
+        req: &CreateConnectSession,
+    ) -> Result<ConnectSession, Error> {
+        self.session("connect_sessions/create", req).await
+    }
+
+    pub async fn reconnect_connect_session(
+        &self,
+        req: &ReconnectConnectSession,
+    ) -> Result<ConnectSession, Error> {
+        self.session("connect_sessions/reconnect", req).await
+    }
+
+    pub async fn refresh_connect_session(
+        &self,
+        req: &RefreshConnectSession,
+    ) -> Result<ConnectSession, Error> {
+        self.session("connect_sessions/refresh", req).await
+    }
+
+    async fn session<B: Serialize>(&self, path: &str, req: &B) -> Result<ConnectSession, Error> {
+        let body = serde_json::json!({ "data": req });
+        Ok(self.call(Method::POST, path, &[], Some(&body), Kind::Fetch).await?.data)
+    }
+
+    // ----- connections -----
+
+    pub async fn list_connections(&self, customer_id: &str) -> Result<Vec<Connection>, Error> {
+        self.collect(self.pages("connections", vec![("customer_id", customer_id.to_string())]))
+            .await
+    }
+
+    pub async fn show_connection(&self, id: &str) -> Result<Connection, Error> {
+        Ok(self.get(&format!("connections/{id}"), &[]).await?.data)
+    }
+
+    pub async fn update_connection(
+        &self,
+        id: &str,
+        update: &ConnectionUpdate,
+    ) -> Result<Connection, Error> {
+        let body = serde_json::json!({ "data": update });
+        let path = format!("connections/{id}");
+        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Idempotent).await?.data)
+    }
+
+    /// Background refresh; Salt Edge answers 406 `ConnectionCannotBeRefreshed` when "not now".
+    pub async fn refresh_connection(
+        &self,
+        id: &str,
+        attempt: &AttemptRequest,
+    ) -> Result<Connection, Error> {
+        let body = serde_json::json!({ "data": { "attempt": attempt } });
+        let path = format!("connections/{id}/refresh");
+        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Fetch).await?.data)
+    }
+
+    /// Answers an interactive stage (SMS code, OTP…).
+    pub async fn interactive(
+        &self,
+        id: &str,
+        credentials: &serde_json::Value,
+    ) -> Result<Connection, Error> {
+        let body = serde_json::json!({ "data": { "credentials": credentials } });
+        let path = format!("connections/{id}/interactive");
+        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Mutating).await?.data)
+    }
+
+    pub async fn remove_connection(&self, id: &str) -> Result<RemovedConnection, Error> {
+        let path = format!("connections/{id}");
+        Ok(self.call::<(), _>(Method::DELETE, &path, &[], None, Kind::Idempotent).await?.data)
+    }
+
+    // ----- consents -----
+
+    pub async fn list_consents(&self, connection_id: &str) -> Result<Vec<Consent>, Error> {
+        self.collect(self.pages("consents", vec![("connection_id", connection_id.to_string())]))
+            .await
+    }
+
+    pub async fn revoke_consent(&self, consent_id: &str, connection_id: &str) -> Result<Consent, Error> {
+        let path = format!("consents/{consent_id}/revoke");
+        Ok(self
+            .call::<(), _>(Method::PUT, &path, &[("connection_id", connection_id)], None, Kind::Idempotent)
+            .await?
+            .data)
+    }
+
+    // ----- accounts and transactions -----
+
+    /// Accounts of a connection, one page at a time.
+    pub fn account_pages(&self, connection_id: &str) -> impl Stream<Item = Result<Page<Account>, Error>> + '_ {
+        self.pages("accounts", vec![("connection_id", connection_id.to_string())])
+    }
+
+    pub async fn list_accounts(&self, connection_id: &str) -> Result<Vec<Account>, Error> {
+        self.collect(self.account_pages(connection_id)).await
+    }
+
+    /// Posted, non-duplicated transactions in id order, one page at a time, so that a caller
+    /// can store each page before asking for the next.
+    pub fn transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+        self.pages("transactions", q.pairs())
+    }
+
+    /// Pending transactions (a separate list in v5).
+    pub fn pending_transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+        self.pages("transactions/pending", q.pairs())
+    }
+
+    /// Transactions flagged `duplicated`.
+    pub fn duplicate_transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+        self.pages("transactions/duplicates", q.pairs())
+    }
+
+    pub async fn mark_duplicated(&self, req: &DuplicateRequest) -> Result<serde_json::Value, Error> {
+        let body = serde_json::json!({ "data": req });
+        Ok(self.call(Method::PUT, "transactions/duplicate", &[], Some(&body), Kind::Idempotent).await?.data)
+    }
+
+    // ----- catalogue -----
+
+    pub async fn list_providers(&self, q: &ProviderQuery) -> Result<Vec<Provider>, Error> {
+        let mut pairs = vec![];
+        if let Some(c) = &q.country_code {
+            pairs.push(("country_code", c.clone()));
+        }
+        if q.include_fake_providers {
+            pairs.push(("include_fake_providers", "true".to_string()));
+        }
+        if let Some(f) = &q.from_date {
+            pairs.push(("from_date", f.to_string()));
+        }
+        self.collect(self.pages("providers", pairs)).await
+    }
+
+    pub async fn show_provider(&self, code: &str) -> Result<Provider, Error> {
+        Ok(self.get(&format!("providers/{code}"), &[]).await?.data)
+    }
+
+    pub async fn list_countries(&self) -> Result<Vec<Country>, Error> {
+        Ok(self.get("countries", &[]).await?.data)
+    }
+
+    pub async fn list_currencies(&self) -> Result<Vec<Currency>, Error> {
+        Ok(self.get("currencies", &[]).await?.data)
+    }
+
+    // ----- plumbing -----
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Envelope<T>, Error> {
+        self.call::<(), T>(Method::GET, path, query, None, Kind::Idempotent).await
+    }
+
+    /// Follows `meta.next_id` until it is null, yielding one page per request.
+    pub fn pages<T: DeserializeOwned + 'static>(
+        &self,
+        path: &'static str,
+        pairs: Vec<(&'static str, String)>,
+    ) -> impl Stream<Item = Result<Page<T>, Error>> + '_ {
+        let start_from = pairs.iter().find(|(k, _)| *k == "from_id").map(|(_, v)| v.clone());
+        let base: Vec<_> = pairs.into_iter().filter(|(k, _)| *k != "from_id").collect();
+        stream::try_unfold(Some(start_from), move |state| {
+            let base = base.clone();
+            async move {
+                let Some(from_id) = state else { return Ok(None) };
+                let mut q: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if let Some(f) = &from_id {
+                    q.push(("from_id", f));
+                }
+                let env: Envelope<Vec<T>> = self.get(path, &q).await?;
+                let next_id = env.meta.and_then(|m| m.next_id).filter(|s| !s.is_empty());
+                let next_state = next_id.clone().map(Some);
+                Ok(Some((Page { items: env.data, next_id }, next_state)))
+            }
+        })
+    }
+
+    async fn collect<T>(&self, s: impl Stream<Item = Result<Page<T>, Error>>) -> Result<Vec<T>, Error> {
+        use futures::TryStreamExt;
+        let pages: Vec<Page<T>> = s.try_collect().await?;
+        Ok(pages.into_iter().flat_map(|p| p.items).collect())
+    }
+}
+
+/// Filters for the transaction lists.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionQuery {
+    pub connection_id: String,
+    pub account_id: Option<String>,
+    /// Start at this id (inclusive), as Salt Edge's `from_id`.
+    pub from_id: Option<String>,
+    pub per_page: Option<u32>,
+}
+
+impl TransactionQuery {
+    pub fn connection(id: impl Into<String>) -> Self {
+        TransactionQuery { connection_id: id.into(), ..Default::default() }
+    }
+
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![("connection_id", self.connection_id.clone())];
+        if let Some(a) = &self.account_id {
+            v.push(("account_id", a.clone()));
+        }
+        if let Some(f) = &self.from_id {
+            v.push(("from_id", f.clone()));
+        }
+        if let Some(p) = self.per_page {
+            v.push(("per_page", p.to_string()));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProviderQuery {
+    pub country_code: Option<String>,
+    pub include_fake_providers: bool,
+    pub from_date: Option<chrono::NaiveDate>,
+}
+
+fn map_transport(e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::Timeout
+    } else {
+        Error::Transport(e)
+    }
+}
+
+fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Envelope<T>, Error> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()));
+    }
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(b) => Err(Error::Api { status: status.as_u16(), class: b.error.class, message: b.error.message }),
+        Err(_) => Err(Error::UnexpectedStatus {
+            status: status.as_u16(),
+            snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        }),
+    }
+}

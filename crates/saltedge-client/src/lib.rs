@@ -1,0 +1,17 @@
+//! Client for the Salt Edge Account Information API v5.
+//!
+//! * [`client`]: signed requests, retries for idempotent calls, the 2-fetches-per-second
+//!   limit, `next_id` pagination as a stream of pages;
+//! * [`models`]: typed resources; money as exact decimals;
+//! * [`signature`]: request signing and callback verification;
+//! * [`error`]: the one error type, carrying Salt Edge's error class.
+
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod ratelimit;
+pub mod signature;
+
+pub use client::{Client, ClientConfig, Kind, ProviderQuery, TransactionQuery};
+pub use error::{Error, ErrorClass};
+pub use signature::{SignatureError, Signer, Verifier};
