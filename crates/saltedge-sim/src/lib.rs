@@ -1,1 +1,221 @@
-// placeholder
+//! A faithful, offline Salt Edge API v5 simulator: a real axum server with the API's paths,
+//! JSON shapes, `next_id` pagination, error JSON, request-signature checks, a Connect page
+//! and signed callbacks. Tests, the demo and the benchmarks all run against it.
+//!
+//! Layout: [`world`] holds the data and its generator, [`api`] the API routes, [`connect`]
+//! the Connect page, [`guard`] what every API request passes (request log, faults, keys,
+//! signatures), [`callbacks`] the signed callback sender, [`faults`] the fault rules.
+
+pub mod api;
+pub mod callbacks;
+pub mod catalogue;
+pub mod connect;
+pub mod faults;
+pub mod guard;
+pub mod keys;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use saltedge_client::{Signer, Verifier};
+use tokio::net::TcpListener;
+use url::Url;
+
+pub use callbacks::{CallbackKind, Delivery};
+pub use faults::{FaultAction, FaultRule};
+pub use world::{DataConfig, GroundTruth, World};
+
+/// The simulated client's status at Salt Edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    /// Fake providers only, at most 10 connections.
+    Pending,
+    /// Signatures optional (checked when sent).
+    Test,
+    /// Every request must be signed.
+    Live,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub app_id: String,
+    pub secret: String,
+    pub client_status: ClientStatus,
+    /// Our client's public key, to check request signatures with.
+    pub client_public_key_pem: Option<String>,
+    /// The key the simulator signs callbacks with (Salt Edge's, in real life).
+    pub signing_key_pem: String,
+    /// Where callbacks go: `{base}success`, `{base}fail`, … (base ends with `/`).
+    pub callback_base_url: Option<Url>,
+    pub data: DataConfig,
+    pub per_page_max: usize,
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            app_id: "sim-app-id".into(),
+            secret: "sim-secret".into(),
+            client_status: ClientStatus::Test,
+            client_public_key_pem: Some(keys::CLIENT_PUBLIC_PEM.into()),
+            signing_key_pem: keys::SIMULATOR_PRIVATE_PEM.into(),
+            callback_base_url: None,
+            data: DataConfig::default(),
+            per_page_max: 1000,
+            faults: vec![],
+        }
+    }
+}
+
+/// One request as the simulator saw it (for rate-limit and retry checks).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    /// Milliseconds since the simulator started.
+    pub at_ms: f64,
+    pub signed: bool,
+}
+
+pub struct SimState {
+    pub cfg: SimConfig,
+    pub world: Mutex<World>,
+    pub faults: Mutex<(Vec<FaultRule>, world::SplitMix64)>,
+    pub requests: Mutex<Vec<RequestRecord>>,
+    pub callbacks: callbacks::CallbackSender,
+    pub callback_base: Arc<Mutex<Option<Url>>>,
+    pub client_key: Option<Verifier>,
+    pub started: std::time::Instant,
+    pub public_base: Url,
+}
+
+impl SimState {
+    pub fn api_base(&self) -> Url {
+        self.public_base.join("api/v5/").expect("valid base")
+    }
+}
+
+/// A running simulator. Dropping it does not stop the server; call [`Simulator::stop`].
+pub struct Simulator {
+    pub addr: SocketAddr,
+    pub state: Arc<SimState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on `127.0.0.1` with an OS-chosen port.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_on(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let public_base = Url::parse(&format!("http://{addr}/")).expect("valid url");
+        let signer = Signer::from_pem(&cfg.signing_key_pem)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let client_key = match &cfg.client_public_key_pem {
+            Some(pem) => Some(
+                Verifier::from_pem(pem)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+            ),
+            None => None,
+        };
+        let callback_base = Arc::new(Mutex::new(cfg.callback_base_url.clone()));
+        let state = Arc::new(SimState {
+            world: Mutex::new(World::new(cfg.data.clone())),
+            faults: Mutex::new((cfg.faults.clone(), world::SplitMix64::new(cfg.data.seed ^ 0xFA017))),
+            requests: Mutex::new(vec![]),
+            callbacks: callbacks::CallbackSender::start(callback_base.clone(), signer),
+            callback_base,
+            client_key,
+            started: std::time::Instant::now(),
+            public_base,
+            cfg,
+        });
+        let app = router(state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Simulator { addr, state, shutdown: Some(tx), task: Some(task) })
+    }
+
+    /// The API root to give the client, e.g. `http://127.0.0.1:PORT/api/v5/`.
+    pub fn api_base(&self) -> Url {
+        self.state.api_base()
+    }
+
+    pub fn base_url(&self) -> Url {
+        self.state.public_base.clone()
+    }
+
+    /// A client configuration with this simulator's keys (and the test client key pair).
+    pub fn client_config(&self) -> saltedge_client::ClientConfig {
+        let mut c = saltedge_client::ClientConfig::new(self.api_base(), &self.state.cfg.app_id, &self.state.cfg.secret);
+        c.signer = Some(Signer::from_pem(keys::CLIENT_PRIVATE_PEM).expect("fixture key"));
+        c
+    }
+
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        self.state.faults.lock().unwrap().0 = rules;
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.state.faults.lock().unwrap().0.push(rule);
+    }
+
+    pub fn set_callback_base(&self, url: Option<Url>) {
+        *self.state.callback_base.lock().unwrap() = url;
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.state.callbacks.deliveries()
+    }
+
+    pub fn ground_truth(&self, connection_id: &str) -> Option<GroundTruth> {
+        self.state.world.lock().unwrap().ground_truth(connection_id).ok()
+    }
+
+    /// Creates a customer and an active connection with data, skipping the Connect page.
+    pub fn seed_connection(&self, identifier: &str, provider_code: &str) -> (String, String) {
+        api::seed_connection(&self.state, identifier, provider_code).expect("seed connection")
+    }
+
+    /// The bank moves on by one fetch (what Salt Edge's nightly refresh sees), then the
+    /// simulator posts the usual callbacks.
+    pub fn advance(&self, connection_id: &str) {
+        api::background_fetch(&self.state, connection_id, true).expect("advance");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+pub fn router(state: Arc<SimState>) -> Router {
+    let api = api::routes().layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard));
+    Router::new()
+        .nest("/api/v5", api)
+        .merge(connect::routes())
+        .merge(api::control_routes())
+        .with_state(state)
+}

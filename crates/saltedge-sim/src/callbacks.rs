@@ -1,0 +1,110 @@
+//! Posts signed callbacks to the configured base URL, in order, like Salt Edge does:
+//! `Signature` = base64 RSA-SHA256 of `callback_url|body` with the simulator's private key.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use saltedge_client::models::{CallbackBody, CallbackData, CallbackMeta};
+use saltedge_client::Signer;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackKind {
+    Success,
+    Fail,
+    Notify,
+    Interactive,
+    Destroy,
+    Service,
+}
+
+impl CallbackKind {
+    pub fn path(self) -> &'static str {
+        match self {
+            CallbackKind::Success => "success",
+            CallbackKind::Fail => "fail",
+            CallbackKind::Notify => "notify",
+            CallbackKind::Interactive => "interactive",
+            CallbackKind::Destroy => "destroy",
+            CallbackKind::Service => "service",
+        }
+    }
+}
+
+/// One delivery attempt, kept for tests and the `/sim/callbacks` view.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub kind: CallbackKind,
+    pub url: String,
+    pub body: String,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+struct Outgoing {
+    kind: CallbackKind,
+    body: String,
+    copies: u32,
+}
+
+#[derive(Clone)]
+pub struct CallbackSender {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    pub log: Arc<Mutex<Vec<Delivery>>>,
+    /// Deliver every callback this many times (redelivery tests); normally 1.
+    pub copies: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl CallbackSender {
+    pub fn start(base: Arc<Mutex<Option<Url>>>, signer: Signer) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("reqwest client");
+        tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                let Some(base) = base.lock().unwrap().clone() else { continue };
+                let Ok(url) = base.join(out.kind.path()) else { continue };
+                let sig = signer.sign_callback(url.as_str(), out.body.as_bytes());
+                for _ in 0..out.copies {
+                    let res = http
+                        .post(url.clone())
+                        .header("Content-Type", "application/json")
+                        .header("Signature", &sig)
+                        .body(out.body.clone())
+                        .send()
+                        .await;
+                    let (status, error) = match res {
+                        Ok(r) => (Some(r.status().as_u16()), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    };
+                    log2.lock().unwrap().push(Delivery {
+                        kind: out.kind,
+                        url: url.to_string(),
+                        body: out.body.clone(),
+                        status,
+                        error,
+                    });
+                }
+            }
+        });
+        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)) }
+    }
+
+    pub fn send(&self, kind: CallbackKind, data: CallbackData) {
+        let body = CallbackBody { data, meta: CallbackMeta { version: "5".into(), time: Utc::now() } };
+        let body = serde_json::to_string(&body).expect("callback serialises");
+        let copies = self.copies.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        let _ = self.tx.send(Outgoing { kind, body, copies });
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.log.lock().unwrap().clone()
+    }
+}

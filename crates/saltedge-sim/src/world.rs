@@ -1,0 +1,635 @@
+//! The simulator's state: customers, connections, consents, connect sessions, accounts and
+//! transactions, generated deterministically from a seed. Each fetch ("advance") posts
+//! pending transactions under new ids, drops a cancelled one, and adds new activity, like a
+//! real bank. [`GroundTruth`] exposes what exists so tests can check "exactly once".
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use saltedge_client::models::*;
+use saltedge_client::ErrorClass;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::catalogue::{self, AuthKind};
+
+/// Shape of the generated data.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DataConfig {
+    pub seed: u64,
+    pub accounts_per_connection: u32,
+    pub transactions_per_account: u32,
+    pub history_days: u32,
+    pub pending_per_account: u32,
+    pub duplicated_per_account: u32,
+    pub new_transactions_per_fetch: u32,
+    /// A widget refresh session finds one more account at the bank ("fetch new accounts").
+    pub new_account_on_refresh_session: bool,
+    /// The bank's "today"; `None` = the real date.
+    pub today: Option<NaiveDate>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            seed: 42,
+            accounts_per_connection: 2,
+            transactions_per_account: 40,
+            history_days: 90,
+            pending_per_account: 3,
+            duplicated_per_account: 1,
+            new_transactions_per_fetch: 4,
+            new_account_on_refresh_session: true,
+            today: None,
+        }
+    }
+}
+
+/// An API failure, answered as Salt Edge's error JSON.
+#[derive(Debug, Clone)]
+pub struct SimError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl SimError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        SimError { class, message: message.into() }
+    }
+}
+
+/// Deterministic PRNG (SplitMix64): stable across versions, unlike `rand`'s `StdRng`.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next_u64() % ((hi - lo + 1) as u64)) as i64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() as f64 / u64::MAX as f64) < p
+    }
+}
+
+/// (description, payee, min, max) in minor units.
+const ACTIVITY: &[(&str, &str, i64, i64)] = &[
+    ("Salary ACME Ltd", "ACME Ltd", 150_000, 350_000),
+    ("Rent City Flats", "City Flats", -180_000, -90_000),
+    ("Coffee Shop", "Bean There", -800, -250),
+    ("Supermarket FreshMart", "FreshMart", -12_000, -1_500),
+    ("Electricity bill PowerCo", "PowerCo", -15_000, -4_000),
+    ("Online Store order", "ShopOnline", -30_000, -1_000),
+    ("Transfer from savings", "Own account", 5_000, 50_000),
+    ("ATM withdrawal", "ATM", -40_000, -2_000),
+    ("Customer payment invoice", "Globex Corp", 10_000, 250_000),
+    ("Bank fee", "Bank", -1_500, -100),
+];
+
+#[derive(Debug, Clone)]
+pub enum SessionKind {
+    Create,
+    Reconnect(String),
+    Refresh(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub kind: SessionKind,
+    pub customer_id: String,
+    pub provider_code: Option<String>,
+    pub return_to: Option<String>,
+    pub include_fake_providers: bool,
+    pub daily_refresh: bool,
+    pub consent: Option<ConsentRequest>,
+    pub custom_fields: Option<serde_json::Value>,
+    pub expires_at: DateTime<Utc>,
+    /// Set after login when the provider asks for an SMS code.
+    pub awaiting_sms: Option<AwaitingSms>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AwaitingSms {
+    pub connection_id: String,
+    pub provider_code: String,
+    pub login: String,
+}
+
+#[derive(Debug)]
+pub struct ConnRec {
+    pub conn: Connection,
+    pub login: Option<String>,
+    pub removed: bool,
+    pub custom_fields: Option<serde_json::Value>,
+    pub accounts: Vec<Account>,
+    openings: Vec<Decimal>,
+    /// Posted transactions in id order, including those flagged `duplicated`.
+    pub posted: Vec<Transaction>,
+    pub pending: Vec<Transaction>,
+    pub posted_from_pending: Vec<(String, String)>,
+    pub vanished_pending: Vec<String>,
+}
+
+impl ConnRec {
+    pub fn consent_id(&self) -> Option<&str> {
+        self.conn.last_consent_id.as_deref()
+    }
+}
+
+/// What the bank holds for one connection, for tests to compare against.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct GroundTruth {
+    pub connection_id: String,
+    pub accounts: Vec<AccountTruth>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AccountTruth {
+    pub account_id: String,
+    pub currency_code: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub balance: Decimal,
+    /// Posted, not duplicated: each should become exactly one statement line.
+    pub posted: Vec<TxTruth>,
+    /// Posted but flagged `duplicated`: should not become lines.
+    pub duplicated_ids: Vec<String>,
+    /// Still pending now.
+    pub pending: Vec<TxTruth>,
+    /// (pending id, posted id) pairs: the posted one replaced the pending one.
+    pub posted_from_pending: Vec<(String, String)>,
+    /// Pending ids that disappeared without posting.
+    pub vanished_pending: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct TxTruth {
+    pub id: String,
+    pub made_on: NaiveDate,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub description: String,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub data: DataConfig,
+    next_id: u64,
+    rng: SplitMix64,
+    pub customers: BTreeMap<String, Customer>,
+    pub connections: BTreeMap<String, ConnRec>,
+    pub consents: BTreeMap<String, Consent>,
+    pub sessions: HashMap<String, Session>,
+}
+
+impl World {
+    pub fn new(data: DataConfig) -> Self {
+        let rng = SplitMix64::new(data.seed);
+        World {
+            data,
+            next_id: 100_000_000_000_000_000 + 1,
+            rng,
+            customers: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            consents: BTreeMap::new(),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Ids are 18-digit decimal strings, increasing in creation order.
+    pub fn new_id(&mut self) -> String {
+        let id = self.next_id;
+        self.next_id += 1;
+        id.to_string()
+    }
+
+    pub fn token(&mut self) -> String {
+        format!("{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64())
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.data.today.unwrap_or_else(|| Utc::now().date_naive())
+    }
+
+    // ----- customers -----
+
+    pub fn create_customer(&mut self, identifier: &str) -> Result<Customer, SimError> {
+        if identifier.trim().is_empty() {
+            return Err(SimError::new(ErrorClass::WrongRequestFormat, "identifier is required"));
+        }
+        if self.customers.values().any(|c| c.identifier == identifier) {
+            return Err(SimError::new(ErrorClass::DuplicatedCustomer, "Customer with such identifier already exists."));
+        }
+        let id = self.new_id();
+        let secret = format!("cs-{}", self.token());
+        let now = Utc::now();
+        let c = Customer {
+            id: id.clone(),
+            identifier: identifier.to_string(),
+            secret: Sensitive(secret),
+            blocked_at: None,
+            created_at: Some(now),
+            updated_at: Some(now),
+        };
+        self.customers.insert(id, c.clone());
+        Ok(c)
+    }
+
+    pub fn customer(&self, id: &str) -> Result<&Customer, SimError> {
+        self.customers
+            .get(id)
+            .ok_or_else(|| SimError::new(ErrorClass::CustomerNotFound, format!("Customer with id: '{id}' was not found.")))
+    }
+
+    // ----- connections -----
+
+    pub fn conn(&self, id: &str) -> Result<&ConnRec, SimError> {
+        self.connections
+            .get(id)
+            .filter(|c| !c.removed)
+            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, format!("Connection with id: '{id}' was not found.")))
+    }
+
+    pub fn conn_mut(&mut self, id: &str) -> Result<&mut ConnRec, SimError> {
+        self.connections
+            .get_mut(id)
+            .filter(|c| !c.removed)
+            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, format!("Connection with id: '{id}' was not found.")))
+    }
+
+    fn attempt(&mut self, success: bool, error: Option<(&ErrorClass, &str)>, stage: &str, automatic: bool) -> Attempt {
+        let now = Utc::now();
+        Attempt {
+            id: self.new_id(),
+            automatic_fetch: automatic,
+            daily_refresh: automatic,
+            finished: true,
+            finished_recent: true,
+            partial: false,
+            interactive: false,
+            store_credentials: true,
+            success_at: success.then_some(now),
+            fail_at: (!success).then_some(now),
+            fail_error_class: error.map(|(c, _)| c.to_string()),
+            fail_message: error.map(|(_, m)| m.to_string()),
+            fetch_scopes: vec!["accounts".into(), "transactions".into()],
+            from_date: None,
+            last_stage: Some(Stage { name: stage.into(), created_at: Some(now), ..Default::default() }),
+            created_at: Some(now),
+            updated_at: Some(now),
+        }
+    }
+
+    /// A connection that exists at Salt Edge but whose first attempt is still running
+    /// (interactive) or failed.
+    pub fn new_connection_shell(
+        &mut self,
+        customer_id: &str,
+        provider_code: &str,
+        login: Option<&str>,
+        daily_refresh: bool,
+        custom_fields: Option<serde_json::Value>,
+    ) -> Result<String, SimError> {
+        self.customer(customer_id)?;
+        let spec = catalogue::spec(provider_code)
+            .ok_or_else(|| SimError::new(ErrorClass::ProviderNotFound, format!("Provider with code: '{provider_code}' was not found.")))?;
+        let id = self.new_id();
+        let secret = format!("cn-{}", self.token());
+        let now = Utc::now();
+        let conn = Connection {
+            id: id.clone(),
+            secret: Sensitive(secret),
+            customer_id: customer_id.into(),
+            provider_code: spec.code.into(),
+            provider_name: spec.name.into(),
+            provider_id: None,
+            country_code: spec.country.into(),
+            status: ConnectionStatus::Inactive,
+            daily_refresh,
+            store_credentials: true,
+            categorization: Some("personal".into()),
+            last_success_at: None,
+            next_refresh_possible_at: None,
+            last_consent_id: None,
+            last_attempt: None,
+            created_at: Some(now),
+            updated_at: Some(now),
+        };
+        self.connections.insert(
+            id.clone(),
+            ConnRec {
+                conn,
+                login: login.map(str::to_string),
+                removed: false,
+                custom_fields,
+                accounts: vec![],
+                openings: vec![],
+                posted: vec![],
+                pending: vec![],
+                posted_from_pending: vec![],
+                vanished_pending: vec![],
+            },
+        );
+        Ok(id)
+    }
+
+    /// The customer already has a working connection to this provider with this login.
+    pub fn duplicate_of(&self, customer_id: &str, provider_code: &str, login: Option<&str>) -> Option<String> {
+        self.connections.values().find_map(|c| {
+            (!c.removed
+                && c.conn.customer_id == customer_id
+                && c.conn.provider_code == provider_code
+                && c.conn.last_success_at.is_some()
+                && c.login.as_deref() == login)
+                .then(|| c.conn.id.clone())
+        })
+    }
+
+    pub fn fail_attempt(&mut self, conn_id: &str, class: &ErrorClass, message: &str) -> Result<(), SimError> {
+        let attempt = self.attempt(false, Some((class, message)), "finish", false);
+        let rec = self.conn_mut(conn_id)?;
+        if *class == ErrorClass::InvalidCredentials {
+            rec.conn.status = ConnectionStatus::Inactive;
+        }
+        rec.conn.last_attempt = Some(attempt);
+        rec.conn.updated_at = Some(Utc::now());
+        Ok(())
+    }
+
+    pub fn set_interactive_stage(&mut self, conn_id: &str) -> Result<(), SimError> {
+        let mut attempt = self.attempt(false, None, "interactive", false);
+        attempt.finished = false;
+        attempt.fail_at = None;
+        attempt.interactive = true;
+        if let Some(s) = attempt.last_stage.as_mut() {
+            s.interactive_html = Some("<div>Enter the SMS code sent to your phone</div>".into());
+            s.interactive_fields_names = Some(vec!["sms".into()]);
+        }
+        self.conn_mut(conn_id)?.conn.last_attempt = Some(attempt);
+        Ok(())
+    }
+
+    /// A successful attempt: gives consent, makes the connection active and fetches data.
+    /// The first fetch generates the history; later ones advance the bank by one fetch.
+    pub fn succeed(
+        &mut self,
+        conn_id: &str,
+        consent: Option<&ConsentRequest>,
+        add_account: bool,
+        automatic: bool,
+    ) -> Result<(), SimError> {
+        if let Some(req) = consent {
+            let consent_id = self.new_id();
+            let now = Utc::now();
+            let period = req.period_days.unwrap_or(90);
+            let rec = self.conn(conn_id)?;
+            let c = Consent {
+                id: consent_id.clone(),
+                connection_id: Some(conn_id.into()),
+                customer_id: Some(rec.conn.customer_id.clone()),
+                scopes: req.scopes.clone(),
+                period_days: Some(period),
+                expires_at: Some(now + Duration::days(period as i64)),
+                from_date: req.from_date,
+                to_date: None,
+                collected_by: Some("saltedge".into()),
+                revoked_at: None,
+                revoke_reason: None,
+                created_at: Some(now),
+                updated_at: Some(now),
+            };
+            self.consents.insert(consent_id.clone(), c);
+            self.conn_mut(conn_id)?.conn.last_consent_id = Some(consent_id);
+        }
+        let first = self.conn(conn_id)?.accounts.is_empty();
+        if first {
+            for _ in 0..self.data.accounts_per_connection {
+                self.add_account(conn_id)?;
+            }
+        } else {
+            self.advance(conn_id)?;
+            if add_account {
+                self.add_account(conn_id)?;
+            }
+        }
+        let attempt = self.attempt(true, None, "finish", automatic);
+        let rec = self.conn_mut(conn_id)?;
+        let now = Utc::now();
+        rec.conn.status = ConnectionStatus::Active;
+        rec.conn.last_success_at = Some(now);
+        rec.conn.next_refresh_possible_at = Some(now + Duration::minutes(60));
+        rec.conn.last_attempt = Some(attempt);
+        rec.conn.updated_at = Some(now);
+        self.recompute_balances(conn_id)?;
+        Ok(())
+    }
+
+    fn make_tx(
+        &mut self,
+        account: &Account,
+        made_on: NaiveDate,
+        amount: Decimal,
+        description: &str,
+        payee: &str,
+        status: TransactionStatus,
+    ) -> Transaction {
+        let id = self.new_id();
+        let now = Utc::now();
+        Transaction {
+            id: id.clone(),
+            account_id: account.id.clone(),
+            duplicated: false,
+            mode: "normal".into(),
+            status,
+            made_on,
+            amount,
+            currency_code: account.currency_code.clone(),
+            description: description.into(),
+            category: "uncategorized".into(),
+            extra: json!({
+                "posting_date": made_on.succ_opt().unwrap_or(made_on).to_string(),
+                "payee": payee,
+                "record_number": id,
+            }),
+            created_at: Some(now),
+            updated_at: Some(now),
+        }
+    }
+
+    fn random_activity(&mut self, currency: &str) -> (Decimal, &'static str, &'static str) {
+        let (desc, payee, lo, hi) = ACTIVITY[(self.rng.next_u64() % ACTIVITY.len() as u64) as usize];
+        let mut minor = self.rng.range(lo, hi);
+        if minor == 0 {
+            minor = -1;
+        }
+        (Decimal::new(minor, catalogue::scale(currency)), desc, payee)
+    }
+
+    /// A new account with its full history, pending and duplicated transactions.
+    pub fn add_account(&mut self, conn_id: &str) -> Result<String, SimError> {
+        let (provider_code, n_existing) = {
+            let rec = self.conn(conn_id)?;
+            (rec.conn.provider_code.clone(), rec.accounts.len())
+        };
+        let spec = catalogue::spec(&provider_code).expect("connections have known providers");
+        let currency = spec.currencies[n_existing % spec.currencies.len()];
+        let id = self.new_id();
+        let natures = ["account", "card", "savings"];
+        let nature = natures[n_existing % natures.len()];
+        let iban = format!("{}{:02}SIM{:015}", if spec.country == "XF" { "XF" } else { spec.country }, n_existing + 10, self.rng.next_u64() % 1_000_000_000_000_000);
+        let now = Utc::now();
+        let account = Account {
+            id: id.clone(),
+            connection_id: conn_id.into(),
+            name: format!("{} {} {}", spec.name, nature, n_existing + 1),
+            nature: nature.into(),
+            balance: Decimal::ZERO,
+            currency_code: currency.into(),
+            extra: json!({ "iban": iban, "account_name": format!("{nature} {}", n_existing + 1), "client_name": "Sim Customer" }),
+            created_at: Some(now),
+            updated_at: Some(now),
+        };
+        let opening = Decimal::new(self.rng.range(100_000, 2_000_000), catalogue::scale(currency));
+        let today = self.today();
+        let days = self.data.history_days.max(1) as i64;
+        let m = self.data.transactions_per_account as i64;
+        let mut txs = Vec::with_capacity(m as usize);
+        for k in 0..m {
+            let made_on = today - Duration::days(days) + Duration::days(k * days / m.max(1));
+            let (amount, desc, payee) = self.random_activity(currency);
+            txs.push(self.make_tx(&account, made_on, amount, desc, payee, TransactionStatus::Posted));
+        }
+        // Salt Edge-style duplicates: same data, new id, flagged `duplicated`.
+        for _ in 0..self.data.duplicated_per_account.min(m as u32) {
+            let src = txs[(self.rng.next_u64() % m as u64) as usize].clone();
+            let payee = src.extra["payee"].as_str().unwrap_or("").to_string();
+            let mut dup = self.make_tx(&account, src.made_on, src.amount, &src.description, &payee, TransactionStatus::Posted);
+            dup.duplicated = true;
+            txs.push(dup);
+        }
+        let pending = self.new_pending(&account);
+        let rec = self.conn_mut(conn_id)?;
+        rec.accounts.push(account);
+        rec.openings.push(opening);
+        rec.posted.extend(txs);
+        rec.pending.extend(pending);
+        self.recompute_balances(conn_id)?;
+        Ok(id)
+    }
+
+    fn new_pending(&mut self, account: &Account) -> Vec<Transaction> {
+        let today = self.today();
+        (0..self.data.pending_per_account)
+            .map(|i| {
+                let (amount, desc, payee) = self.random_activity(&account.currency_code);
+                let amount = -amount.abs();
+                self.make_tx(account, today - Duration::days((i % 3) as i64), amount, desc, payee, TransactionStatus::Pending)
+            })
+            .collect()
+    }
+
+    /// One more fetch at the bank: pending ones post under new ids (every fourth is
+    /// cancelled instead), and new activity appears.
+    pub fn advance(&mut self, conn_id: &str) -> Result<(), SimError> {
+        let (accounts, pending) = {
+            let rec = self.conn_mut(conn_id)?;
+            (rec.accounts.clone(), std::mem::take(&mut rec.pending))
+        };
+        let today = self.today();
+        let mut posted = vec![];
+        let mut from_pending = vec![];
+        let mut vanished = vec![];
+        for (i, p) in pending.into_iter().enumerate() {
+            if i % 4 == 3 {
+                vanished.push(p.id);
+                continue;
+            }
+            let account = accounts.iter().find(|a| a.id == p.account_id).expect("pending belongs to an account");
+            let payee = p.extra["payee"].as_str().unwrap_or("").to_string();
+            let desc = format!("{} REF{}", p.description.to_uppercase(), self.rng.range(1000, 9999));
+            let made_on = (p.made_on + Duration::days(self.rng.range(0, 1))).min(today);
+            let tx = self.make_tx(account, made_on, p.amount, &desc, &payee, TransactionStatus::Posted);
+            from_pending.push((p.id, tx.id.clone()));
+            posted.push(tx);
+        }
+        let mut new_pending = vec![];
+        for account in &accounts {
+            for _ in 0..self.data.new_transactions_per_fetch {
+                let (amount, desc, payee) = self.random_activity(&account.currency_code);
+                let made_on = today - Duration::days(self.rng.range(0, 1));
+                posted.push(self.make_tx(account, made_on, amount, desc, payee, TransactionStatus::Posted));
+            }
+            new_pending.extend(self.new_pending(account));
+        }
+        let rec = self.conn_mut(conn_id)?;
+        rec.posted.extend(posted);
+        rec.pending = new_pending;
+        rec.posted_from_pending.extend(from_pending);
+        rec.vanished_pending.extend(vanished);
+        self.recompute_balances(conn_id)
+    }
+
+    fn recompute_balances(&mut self, conn_id: &str) -> Result<(), SimError> {
+        let rec = self.conn_mut(conn_id)?;
+        let mut sums: HashMap<String, Decimal> = HashMap::new();
+        let mut counts: HashMap<String, (u64, Option<String>)> = HashMap::new();
+        for t in rec.posted.iter().filter(|t| !t.duplicated) {
+            *sums.entry(t.account_id.clone()).or_default() += t.amount;
+            let c = counts.entry(t.account_id.clone()).or_default();
+            c.0 += 1;
+            c.1 = Some(t.id.clone());
+        }
+        for (a, opening) in rec.accounts.iter_mut().zip(&rec.openings) {
+            a.balance = *opening + sums.get(&a.id).copied().unwrap_or_default();
+            let (posted, last) = counts.get(&a.id).cloned().unwrap_or_default();
+            let pending = rec.pending.iter().filter(|p| p.account_id == a.id).count();
+            a.extra["transactions_count"] = json!({ "posted": posted, "pending": pending });
+            a.extra["last_posted_transaction_id"] = json!(last);
+            a.extra["available_amount"] = serde_json::to_value(a.balance).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    pub fn ground_truth(&self, conn_id: &str) -> Result<GroundTruth, SimError> {
+        let rec = self
+            .connections
+            .get(conn_id)
+            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, "no such connection"))?;
+        let truth = |t: &Transaction| TxTruth { id: t.id.clone(), made_on: t.made_on, amount: t.amount, description: t.description.clone() };
+        let accounts = rec
+            .accounts
+            .iter()
+            .map(|a| {
+                let mine = |t: &&Transaction| t.account_id == a.id;
+                let is_mine = |id: &str| rec.posted.iter().chain(&rec.pending).any(|t| t.id == id && t.account_id == a.id);
+                AccountTruth {
+                    account_id: a.id.clone(),
+                    currency_code: a.currency_code.clone(),
+                    balance: a.balance,
+                    posted: rec.posted.iter().filter(mine).filter(|t| !t.duplicated).map(truth).collect(),
+                    duplicated_ids: rec.posted.iter().filter(mine).filter(|t| t.duplicated).map(|t| t.id.clone()).collect(),
+                    pending: rec.pending.iter().filter(mine).map(truth).collect(),
+                    posted_from_pending: rec.posted_from_pending.iter().filter(|(_, p)| is_mine(p)).cloned().collect(),
+                    vanished_pending: rec.vanished_pending.clone(),
+                }
+            })
+            .collect();
+        Ok(GroundTruth { connection_id: conn_id.into(), accounts })
+    }
+
+    /// The auth kind of a provider, for the Connect page.
+    pub fn auth_kind(code: &str) -> Option<AuthKind> {
+        catalogue::spec(code).map(|s| s.auth)
+    }
+}
