@@ -19,7 +19,11 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub async fn guard(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|o| o.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
     let signed = req.headers().contains_key("signature");
     state.requests.lock().unwrap().push(RequestRecord {
         method: method.clone(),
@@ -116,7 +120,9 @@ fn check_auth(
         .as_ref()
         .ok_or((ErrorClass::PublicKeyNotProvided, "Client public key is not provided".to_string()))?;
     let host = h("host").unwrap_or_default();
-    let path_q = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    // Nesting strips `/api/v5` from `uri`; the signature covers the URL as sent.
+    let uri = parts.extensions.get::<axum::extract::OriginalUri>().map(|o| &o.0).unwrap_or(&parts.uri);
+    let path_q = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}://{host}{path_q}", state.public_base.scheme());
     let body = std::str::from_utf8(body).map_err(|_| (ErrorClass::WrongRequestFormat, "body is not UTF-8".to_string()))?;
     let signed = request_signing_string(expires, parts.method.as_str(), &url, body, None);

@@ -1,0 +1,336 @@
+//! The client against the simulator over real HTTP with real RSA signatures.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use saltedge_client::models::*;
+use saltedge_client::{Client, Error, ErrorClass, Signer, TransactionQuery, Verifier};
+use saltedge_sim::{keys, ClientStatus, FaultAction, FaultRule, SimConfig, Simulator};
+
+async fn sim(f: impl FnOnce(&mut SimConfig)) -> Simulator {
+    let mut cfg = SimConfig::default();
+    f(&mut cfg);
+    Simulator::start(cfg).await.expect("simulator starts")
+}
+
+fn client(sim: &Simulator, f: impl FnOnce(&mut saltedge_client::ClientConfig)) -> Client {
+    let mut c = sim.client_config();
+    c.backoff_base = Duration::from_millis(5);
+    c.backoff_max = Duration::from_millis(50);
+    c.fetches_per_second = 0;
+    f(&mut c);
+    Client::new(c).unwrap()
+}
+
+fn api_class(e: &Error) -> (&ErrorClass, u16) {
+    match e {
+        Error::Api { class, status, .. } => (class, *status),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn signed_requests_are_accepted_by_a_live_client() {
+    let sim = sim(|c| c.client_status = ClientStatus::Live).await;
+    let c = client(&sim, |_| {});
+    let customer = c.create_customer("acme-1").await.unwrap();
+    assert_eq!(customer.identifier, "acme-1");
+    assert_eq!(customer.id.len(), 18);
+    let found = c.find_customers("acme-1").await.unwrap();
+    assert_eq!(found, vec![customer]);
+    assert!(sim.requests().iter().all(|r| r.signed));
+}
+
+#[tokio::test]
+async fn bad_signatures_get_the_guides_error_classes() {
+    let sim = sim(|c| c.client_status = ClientStatus::Live).await;
+    let missing = client(&sim, |c| c.signer = None);
+    let e = missing.list_countries().await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::MissingSignature);
+
+    let expired = client(&sim, |c| c.expires_in_secs = -5);
+    let e = expired.list_countries().await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::RequestExpired);
+
+    let too_far = client(&sim, |c| c.expires_in_secs = 2 * 3600);
+    let e = too_far.list_countries().await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::ExpiresAtInvalid);
+
+    // Signed with a key Salt Edge does not have for us.
+    let forged = client(&sim, |c| c.signer = Some(Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap()));
+    let e = forged.create_customer("x").await.unwrap_err();
+    assert_eq!(api_class(&e), (&ErrorClass::SignatureNotMatch, 401));
+    // …and nothing was created.
+    let ok = client(&sim, |_| {});
+    assert!(ok.find_customers("x").await.unwrap().is_empty());
+
+    let wrong_secret = client(&sim, |c| c.secret = Sensitive("nope".into()));
+    let e = wrong_secret.list_countries().await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::ApiKeyNotFound);
+}
+
+#[tokio::test]
+async fn pagination_returns_every_transaction_once_in_order() {
+    let sim = sim(|c| {
+        c.data.accounts_per_connection = 2;
+        c.data.transactions_per_account = 1300;
+    })
+    .await;
+    let (_, conn) = sim.seed_connection("paging", "fake_client_xf");
+    let c = client(&sim, |_| {});
+    let pages: Vec<Page<Transaction>> = c.transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    assert!(pages.iter().all(|p| p.items.len() <= 1000));
+    assert!(pages.last().unwrap().next_id.is_none());
+    let ids: Vec<u64> = pages.iter().flat_map(|p| &p.items).map(|t| t.id.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids strictly increasing");
+    let truth = sim.ground_truth(&conn).unwrap();
+    let mut expected: Vec<u64> = truth.accounts.iter().flat_map(|a| &a.posted).map(|t| t.id.parse().unwrap()).collect();
+    expected.sort();
+    assert!(expected.len() >= 2500);
+    assert_eq!(ids, expected);
+    // Flagged duplicates stay out of the posted list and are listed separately.
+    let dups: Vec<Page<Transaction>> = c.duplicate_transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
+    assert!(dups.iter().flat_map(|p| &p.items).all(|t| t.duplicated));
+    assert_eq!(dups.iter().map(|p| p.items.len()).sum::<usize>(), 2);
+    // Accounts stream too.
+    let accounts = c.list_accounts(&conn).await.unwrap();
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(accounts[0].balance, truth.accounts[0].balance);
+}
+
+#[tokio::test]
+async fn every_injected_error_class_maps_to_its_variant() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |c| c.max_retries = 0);
+    let mut classes: Vec<ErrorClass> = ErrorClass::ALL.to_vec();
+    classes.push(ErrorClass::Other("SomethingNewFromSaltEdge".into()));
+    for class in classes {
+        sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass(class.to_string())).on_path("countries").nth(1)]);
+        let e = c.list_countries().await.unwrap_err();
+        assert_eq!(api_class(&e), (&class, class.http_status()), "{class}");
+    }
+    sim.set_faults(vec![]);
+    assert!(!c.list_countries().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_for_idempotent_requests_only() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |c| c.max_retries = 3);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500)).on_path("countries").times(2)]);
+    assert!(!c.list_countries().await.unwrap().is_empty());
+    let n = sim.requests().iter().filter(|r| r.path.ends_with("/countries")).count();
+    assert_eq!(n, 3, "two 500s then success");
+
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(429)).on_path("currencies").times(1)]);
+    assert!(!c.list_currencies().await.unwrap().is_empty());
+
+    // Too many failures: the last error surfaces.
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(503)).on_path("providers")]);
+    let e = c.list_providers(&Default::default()).await.unwrap_err();
+    assert!(matches!(e, Error::Api { status: 503, .. }), "{e:?}");
+    assert_eq!(sim.requests().iter().filter(|r| r.path.ends_with("/providers")).count(), 4);
+
+    // A POST is never repeated, even on a 500.
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500)).on_path("customers").on_method("POST").times(1)]);
+    let e = c.create_customer("once").await.unwrap_err();
+    assert!(matches!(e, Error::Api { status: 500, .. }), "{e:?}");
+    assert_eq!(sim.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/customers")).count(), 1);
+}
+
+#[tokio::test]
+async fn timeouts_and_dropped_connections_are_distinct_errors() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |c| {
+        c.max_retries = 0;
+        c.timeout = Duration::from_millis(300);
+    });
+    sim.set_faults(vec![FaultRule::new(FaultAction::Delay(1500)).on_path("countries").times(1)]);
+    assert!(matches!(c.list_countries().await.unwrap_err(), Error::Timeout));
+    sim.set_faults(vec![FaultRule::new(FaultAction::Drop).on_path("currencies").times(1)]);
+    assert!(matches!(c.list_currencies().await.unwrap_err(), Error::Transport(_)));
+    // With retries the drop is survived.
+    let c = client(&sim, |c| c.max_retries = 2);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Drop).on_path("currencies").times(1)]);
+    assert!(!c.list_currencies().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn fetches_are_held_to_two_per_second() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |c| c.fetches_per_second = 2);
+    let customer = c.create_customer("rate").await.unwrap();
+    let req = CreateConnectSession {
+        customer_id: customer.id.clone(),
+        consent: ConsentRequest::default(),
+        include_fake_providers: Some(true),
+        ..Default::default()
+    };
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let c = c.clone();
+            let req = req.clone();
+            tokio::spawn(async move { c.create_connect_session(&req).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let times: Vec<f64> = sim.requests().iter().filter(|r| r.path.contains("connect_sessions")).map(|r| r.at_ms).collect();
+    assert_eq!(times.len(), 6);
+    for w in times.windows(3) {
+        assert!(w[2] - w[0] >= 990.0, "three fetches within one second: {times:?}");
+    }
+}
+
+#[test]
+fn conformance_callback_verifies_and_any_change_fails() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/saltedge-callback-v5.json")).unwrap();
+    let url = fixture["callback_url"].as_str().unwrap();
+    let body = fixture["body"].as_str().unwrap();
+    let sig = fixture["signature"].as_str().unwrap();
+    let v = Verifier::from_pem(fixture["saltedge_public_key_pem"].as_str().unwrap()).unwrap();
+    v.verify_callback(url, body.as_bytes(), sig).unwrap();
+    let changed_body = body.replace("349600516445047165", "349600516445047166");
+    assert!(v.verify_callback(url, changed_body.as_bytes(), sig).is_err());
+    assert!(v.verify_callback(&url.replace("success", "fail"), body.as_bytes(), sig).is_err());
+    assert!(v.verify_callback(url, body.as_bytes(), "").is_err());
+    assert!(v.verify_callback(url, body.as_bytes(), "not base64!").is_err());
+}
+
+/// A minimal receiver: records (path, signature, body) of every POST.
+async fn receiver() -> (url::Url, Arc<Mutex<Vec<(String, String, String)>>>) {
+    use axum::extract::{OriginalUri, State};
+    use axum::http::HeaderMap;
+    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+    let seen: Seen = Arc::new(Mutex::new(vec![]));
+    async fn take(State(seen): State<Seen>, OriginalUri(uri): OriginalUri, headers: HeaderMap, body: String) -> &'static str {
+        let sig = headers.get("signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        seen.lock().unwrap().push((uri.path().to_string(), sig, body));
+        "ok"
+    }
+    let app = axum::Router::new().fallback(axum::routing::post(take)).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap(), seen)
+}
+
+#[tokio::test]
+async fn simulator_callbacks_are_signed_and_verifiable() {
+    let (base, seen) = receiver().await;
+    let sim = sim(|c| c.callback_base_url = Some(base.clone())).await;
+    let (_, conn) = sim.seed_connection("cb", "fake_client_xf");
+    sim.advance(&conn);
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(paths, ["/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/success"]);
+    let v = Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap();
+    for (path, sig, body) in &seen {
+        let url = format!("http://{}{}", base.host_str().unwrap().to_owned() + ":" + &base.port().unwrap().to_string(), path);
+        v.verify_callback(&url, body.as_bytes(), sig).unwrap();
+        let parsed: CallbackBody = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.data.connection_id, conn);
+        assert!(v.verify_callback(&url, body.replace(&conn, "1").as_bytes(), sig).is_err());
+    }
+}
+
+#[tokio::test]
+async fn connect_page_completes_fails_and_asks_for_sms() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |_| {});
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let customer = c.create_customer("connect").await.unwrap();
+    let session = |provider: &str| CreateConnectSession {
+        customer_id: customer.id.clone(),
+        consent: ConsentRequest::default(),
+        attempt: AttemptRequest { return_to: Some("http://frontend.test/done".into()), ..Default::default() },
+        provider_code: Some(provider.into()),
+        include_fake_providers: Some(true),
+        ..Default::default()
+    };
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+
+    // Happy path.
+    let s = c.create_connect_session(&session("fake_client_xf")).await.unwrap();
+    let html = browser.get(&s.connect_url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("name=\"consent\""));
+    // No consent: refused, nothing created.
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret")]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(c.list_connections(&customer.id).await.unwrap().is_empty());
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(loc.starts_with("http://frontend.test/done?connection_id="), "{loc}");
+    let conn_id = loc.split('=').nth(1).unwrap();
+    let conn = c.show_connection(conn_id).await.unwrap();
+    assert_eq!(conn.status, ConnectionStatus::Active);
+    assert_eq!(c.list_consents(conn_id).await.unwrap().len(), 1);
+
+    // Same credentials again: "already used these credentials".
+    let s = c.create_connect_session(&session("fake_client_xf")).await.unwrap();
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    assert!(location(&r).ends_with("error_class=ConnectionDuplicated"));
+
+    // Wrong password.
+    let s = c.create_connect_session(&session("fakebank_simple_xf")).await.unwrap();
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "nope"), ("consent", "on")]).send().await.unwrap();
+    assert!(location(&r).ends_with("error_class=InvalidCredentials"));
+
+    // Interactive: login, then SMS.
+    let s = c.create_connect_session(&session("fake_interactive_client_xf")).await.unwrap();
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("name=\"sms\""));
+    let r = browser.post(&s.connect_url).form(&[("sms", "123456")]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(!location(&r).contains("error_class"));
+
+    // Reconnect (update credentials) and refresh (fetch new accounts).
+    let before = c.list_accounts(conn_id).await.unwrap().len();
+    let s = c
+        .refresh_connect_session(&RefreshConnectSession { connection_id: conn_id.into(), ..Default::default() })
+        .await
+        .unwrap();
+    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret")]).send().await.unwrap();
+    assert_eq!(r.status(), 200, "no return_to: a page");
+    assert_eq!(c.list_accounts(conn_id).await.unwrap().len(), before + 1);
+
+    // Revoke, then data access stops; delete removes it.
+    let consent = c.list_consents(conn_id).await.unwrap().remove(0);
+    let revoked = c.revoke_consent(&consent.id, conn_id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let e = c.list_accounts(conn_id).await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::AispConsentRevoked);
+    let e = c.revoke_consent(&consent.id, conn_id).await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::AispConsentAlreadyRevoked);
+    assert!(c.remove_connection(conn_id).await.unwrap().removed);
+    let e = c.show_connection(conn_id).await.unwrap_err();
+    assert_eq!(api_class(&e), (&ErrorClass::ConnectionNotFound, 404));
+}
+
+#[tokio::test]
+async fn providers_catalogue_and_fake_flag() {
+    let sim = sim(|_| {}).await;
+    let c = client(&sim, |_| {});
+    let real = c.list_providers(&Default::default()).await.unwrap();
+    assert!(real.iter().all(|p| !p.code.contains("fake")));
+    let all = c.list_providers(&saltedge_client::ProviderQuery { include_fake_providers: true, ..Default::default() }).await.unwrap();
+    assert!(all.iter().any(|p| p.code == "fake_interactive_client_xf" && p.interactive));
+    let de = c.list_providers(&saltedge_client::ProviderQuery { country_code: Some("DE".into()), ..Default::default() }).await.unwrap();
+    assert!(!de.is_empty() && de.iter().all(|p| p.country_code == "DE"));
+    let e = c.show_provider("nope").await.unwrap_err();
+    assert_eq!(api_class(&e).0, &ErrorClass::ProviderNotFound);
+    let e = c.create_customer("dup").await.and(c.create_customer("dup").await).unwrap_err();
+    assert_eq!(api_class(&e), (&ErrorClass::DuplicatedCustomer, 409));
+}
