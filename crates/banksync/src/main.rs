@@ -1,1 +1,46 @@
-fn main(){}
+//! `banksync`: the command-line entry point. Each subcommand lives in `commands/`.
+
+mod commands;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "banksync", version, about = "Keeps accounting bank journals in step with bank accounts through Salt Edge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Salt Edge simulator as a standalone HTTP server.
+    Simulator(commands::simulator::Args),
+    /// Apply the database migrations.
+    Migrate(commands::migrate::Args),
+    /// Offline tour: simulator, a linked bank through the Connect page, data fetched.
+    Demo(commands::demo::Args),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulator(a) => commands::simulator::run(a).await,
+        Command::Migrate(a) => commands::migrate::run(a).await,
+        Command::Demo(a) => commands::demo::run(a).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

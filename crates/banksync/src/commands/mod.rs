@@ -1,0 +1,3 @@
+pub mod demo;
+pub mod migrate;
+pub mod simulator;

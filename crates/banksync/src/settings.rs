@@ -1,0 +1,104 @@
+//! Layered configuration: `config/default.toml` < `config/$BANKSYNC_ENV.toml` < environment
+//! (`BANKSYNC__SECTION__KEY`, plus `DATABASE_URL`). Secrets are read from the environment or
+//! from files, and `Debug` never shows them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use saltedge_client::models::Sensitive;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: Database,
+    pub saltedge: SaltEdge,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Database {
+    pub url: Sensitive,
+    #[serde(default = "ten")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SaltEdge {
+    pub base_url: url::Url,
+    pub app_id: String,
+    #[serde(default)]
+    pub secret: Option<Sensitive>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    pub callback_public_key_file: PathBuf,
+    #[serde(default = "two")]
+    pub fetches_per_second: u32,
+    #[serde(default = "thirty")]
+    pub timeout_secs: u64,
+    #[serde(default = "four")]
+    pub max_retries: u32,
+}
+
+fn ten() -> u32 {
+    10
+}
+fn two() -> u32 {
+    2
+}
+fn thirty() -> u64 {
+    30
+}
+fn four() -> u32 {
+    4
+}
+
+impl Settings {
+    /// Reads the layers from `dir` (default `config/`, or `$BANKSYNC_CONFIG_DIR`).
+    pub fn load() -> anyhow::Result<Settings> {
+        let dir = std::env::var("BANKSYNC_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        Self::load_from(Path::new(&dir))
+    }
+
+    pub fn load_from(dir: &Path) -> anyhow::Result<Settings> {
+        let env_name = std::env::var("BANKSYNC_ENV").unwrap_or_else(|_| "local".into());
+        let mut b = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true))
+            .add_source(config::File::from(dir.join(format!("{env_name}.toml"))).required(false))
+            .add_source(config::Environment::with_prefix("BANKSYNC").prefix_separator("__").separator("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            b = b.set_override("database.url", url)?;
+        }
+        let cfg = b
+            .build()
+            .with_context(|| format!("cannot read configuration from {}/default.toml", dir.display()))?;
+        let s: Settings = cfg.try_deserialize().context("configuration is invalid")?;
+        Ok(s)
+    }
+
+    /// The Salt Edge `Secret`: from the environment or `secret_file`.
+    pub fn saltedge_secret(&self) -> anyhow::Result<String> {
+        if let Some(s) = &self.saltedge.secret {
+            return Ok(s.expose().to_string());
+        }
+        match self.saltedge.secret_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => Ok(std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read saltedge.secret_file {}", p.display()))?
+                .trim()
+                .to_string()),
+            None => anyhow::bail!("the Salt Edge secret is not set: export BANKSYNC__SALTEDGE__SECRET or set saltedge.secret_file"),
+        }
+    }
+
+    pub fn client_config(&self) -> anyhow::Result<saltedge_client::ClientConfig> {
+        let mut c = saltedge_client::ClientConfig::new(self.saltedge.base_url.clone(), &self.saltedge.app_id, self.saltedge_secret()?);
+        if let Some(p) = self.saltedge.private_key_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.private_key_file {}", p.display()))?;
+            c.signer = Some(saltedge_client::Signer::from_pem(&pem).with_context(|| format!("{} is not an RSA private key", p.display()))?);
+        }
+        c.fetches_per_second = self.saltedge.fetches_per_second;
+        c.timeout = std::time::Duration::from_secs(self.saltedge.timeout_secs);
+        c.max_retries = self.saltedge.max_retries;
+        Ok(c)
+    }
+}
