@@ -1,5 +1,25 @@
-//! The sync engine: Salt Edge connections and accounts become journals, transactions
-//! become deduplicated statement lines in Postgres.
+//! The sync engine: Salt Edge connections and accounts become journals, transactions become
+//! deduplicated statement lines in Postgres.
+//!
+//! * [`sync`]: one sync run of a connection, page by page;
+//! * [`dedup`]: the deduplication rules (read its doc first);
+//! * [`mapping`]: bank accounts → journals;
+//! * [`balance`]: the balance check after each sync;
+//! * [`lock`]: one sync per connection at a time, across processes;
+//! * [`runs`], [`connections`], [`companies`]: the records.
+
+pub mod balance;
+pub mod companies;
+pub mod connections;
+pub mod dedup;
+pub mod error;
+pub mod lock;
+pub mod mapping;
+pub mod runs;
+pub mod sync;
+
+pub use error::{Result, SyncError};
+pub use sync::{sync_connection, SyncOptions, SyncReport};
 
 /// The schema, embedded from the workspace's `migrations/` folder.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -1,0 +1,76 @@
+//! Companies (tenants) and their Salt Edge customer.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Company {
+    pub id: Uuid,
+    pub name: String,
+}
+
+pub async fn create(pool: &PgPool, name: &str) -> Result<Company> {
+    Ok(sqlx::query_as("INSERT INTO companies (name) VALUES ($1) RETURNING id, name")
+        .bind(name)
+        .fetch_one(pool)
+        .await?)
+}
+
+pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Company>> {
+    Ok(sqlx::query_as("SELECT id, name FROM companies WHERE id = $1").bind(id).fetch_optional(pool).await?)
+}
+
+/// A company by id, or by exact name when `key` is not a UUID.
+pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Company>> {
+    if let Ok(id) = key.parse::<Uuid>() {
+        return find(pool, id).await;
+    }
+    Ok(sqlx::query_as("SELECT id, name FROM companies WHERE name = $1 ORDER BY created_at LIMIT 1")
+        .bind(key)
+        .fetch_optional(pool)
+        .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Customer {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub saltedge_id: String,
+    pub identifier: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+pub async fn customer_of(pool: &PgPool, company_id: Uuid) -> Result<Option<Customer>> {
+    Ok(sqlx::query_as(
+        "SELECT id, company_id, saltedge_id, identifier, email, phone FROM saltedge_customers WHERE company_id = $1",
+    )
+    .bind(company_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn save_customer(
+    pool: &PgPool,
+    company_id: Uuid,
+    saltedge_id: &str,
+    identifier: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<Customer> {
+    Ok(sqlx::query_as(
+        "INSERT INTO saltedge_customers (company_id, saltedge_id, identifier, email, phone)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (company_id) DO UPDATE SET email = EXCLUDED.email, phone = EXCLUDED.phone
+         RETURNING id, company_id, saltedge_id, identifier, email, phone",
+    )
+    .bind(company_id)
+    .bind(saltedge_id)
+    .bind(identifier)
+    .bind(email)
+    .bind(phone)
+    .fetch_one(pool)
+    .await?)
+}

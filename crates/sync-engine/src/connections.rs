@@ -1,0 +1,130 @@
+//! Local connection records, kept in step with Salt Edge's view of each connection.
+
+use chrono::{DateTime, Utc};
+use saltedge_client::models::Connection as SeConnection;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Connection {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub saltedge_id: String,
+    pub provider_code: String,
+    pub provider_name: String,
+    pub country_code: String,
+    pub status: String,
+    pub stage: Option<String>,
+    pub daily_refresh: bool,
+    pub consent_id: Option<String>,
+    pub consent_expires_at: Option<DateTime<Utc>>,
+    pub consent_revoked_at: Option<DateTime<Utc>>,
+    pub saltedge_last_success_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub next_refresh_possible_at: Option<DateTime<Utc>>,
+    pub last_error_class: Option<String>,
+    pub last_error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, company_id, saltedge_id, provider_code, provider_name, country_code, status, stage,
+    daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at,
+    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, created_at, updated_at";
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Connection> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(SyncError::not_found("connection"))
+}
+
+pub async fn find_by_saltedge_id(pool: &PgPool, saltedge_id: &str) -> Result<Option<Connection>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE saltedge_id = $1"))
+        .bind(saltedge_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// A connection by local id or Salt Edge id.
+pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Connection>> {
+    match key.parse::<Uuid>() {
+        Ok(id) => match get(pool, id).await {
+            Ok(c) => Ok(Some(c)),
+            Err(SyncError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(_) => find_by_saltedge_id(pool, key).await,
+    }
+}
+
+/// Creates or refreshes the local record from Salt Edge's connection object. A record
+/// marked `removed` stays removed.
+pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnection) -> Result<Connection> {
+    let customer_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM saltedge_customers WHERE saltedge_id = $1")
+        .bind(&c.customer_id)
+        .fetch_optional(pool)
+        .await?;
+    let last_error = c.last_attempt.as_ref().filter(|a| a.fail_at.is_some() && a.success_at.is_none());
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
+             status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
+             last_error_class, last_error_message, stage)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (saltedge_id) DO UPDATE SET
+             provider_code = EXCLUDED.provider_code,
+             provider_name = EXCLUDED.provider_name,
+             country_code = EXCLUDED.country_code,
+             status = CASE WHEN connections.status = 'removed' THEN 'removed' ELSE EXCLUDED.status END,
+             daily_refresh = EXCLUDED.daily_refresh,
+             consent_id = COALESCE(EXCLUDED.consent_id, connections.consent_id),
+             consent_revoked_at = CASE WHEN EXCLUDED.consent_id IS DISTINCT FROM connections.consent_id
+                                       THEN NULL ELSE connections.consent_revoked_at END,
+             saltedge_last_success_at = EXCLUDED.saltedge_last_success_at,
+             next_refresh_possible_at = EXCLUDED.next_refresh_possible_at,
+             last_error_class = EXCLUDED.last_error_class,
+             last_error_message = EXCLUDED.last_error_message,
+             stage = COALESCE(EXCLUDED.stage, connections.stage),
+             updated_at = now()
+         WHERE connections.company_id = EXCLUDED.company_id
+         RETURNING {COLUMNS}"
+    ))
+    .bind(company_id)
+    .bind(customer_id)
+    .bind(&c.id)
+    .bind(&c.provider_code)
+    .bind(&c.provider_name)
+    .bind(&c.country_code)
+    .bind(c.status.as_str())
+    .bind(c.daily_refresh)
+    .bind(&c.last_consent_id)
+    .bind(c.last_success_at)
+    .bind(c.next_refresh_possible_at)
+    .bind(last_error.and_then(|a| a.fail_error_class.clone()))
+    .bind(last_error.and_then(|a| a.fail_message.clone()))
+    .bind(c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()))
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))?)
+}
+
+pub async fn set_error(pool: &PgPool, id: Uuid, class: &str, message: &str) -> Result<()> {
+    sqlx::query("UPDATE connections SET last_error_class = $2, last_error_message = $3, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(class)
+        .bind(message)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_removed(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE connections SET status = 'removed', updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Deduplication: where Salt Edge transactions become statement lines, exactly once.
+//!
+//! The rules, each with a test in `tests/engine.rs`:
+//!
+//! 1. **One line per Salt Edge transaction id.** Lines are upserted on
+//!    `(bank_account_id, saltedge_transaction_id)`; seeing the same transaction again changes
+//!    nothing unless Salt Edge changed its content, which updates the line in place.
+//! 2. **Pending that posts under a new id updates its line.** A posted transaction whose id
+//!    we have not seen is matched against the account's pending lines: same amount and
+//!    currency, booking dates at most `pending_match_days` apart, then the most similar
+//!    description (token overlap of the normalised text). A match is taken when the
+//!    similarity reaches `min_similarity` or the candidate is the only one. The pending line
+//!    becomes posted, keeps its line id and remembers the pending id.
+//! 3. **Pending lines that vanish are removed, posted lines never.** After a complete pending
+//!    list, pending lines of the connection that Salt Edge no longer lists are deleted; the
+//!    delete is restricted to `status = 'pending'`.
+//! 4. **`duplicated` transactions do not become lines.** They are counted in the sync run
+//!    (`flagged_duplicated`) so they stay visible.
+//! 5. **Overlapping or whole-history re-fetches never double**: a consequence of rule 1.
+//! 6. **Concurrent syncs of one connection serialize** on a Postgres advisory lock
+//!    ([`crate::lock`]); rule 1's unique key is the backstop.
+//! 7. **Look-alikes are flagged, not dropped.** Each line stores a fingerprint (booking date,
+//!    amount, currency, normalised description, counterparty). A new line whose fingerprint
+//!    equals another line's in the same account gets `suspect_duplicate_of` set: two real
+//!    coffees on one day are both kept, and a person can review them.
+//!
+//! Each page is written in one database transaction, so a crash loses at most the page in
+//! flight, which the next run fetches again.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use saltedge_client::models::{Transaction, TransactionStatus};
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// Where a bank account's lines go.
+#[derive(Debug, Clone)]
+pub struct AccountTarget {
+    pub bank_account_id: Uuid,
+    pub journal_id: Uuid,
+    pub currency: String,
+    pub sync_start_date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DedupOptions {
+    pub pending_match_days: i64,
+    pub min_similarity: f64,
+}
+
+impl Default for DedupOptions {
+    fn default() -> Self {
+        DedupOptions { pending_match_days: 5, min_similarity: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineStatus {
+    Pending,
+    Posted,
+}
+
+impl LineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Pending => "pending",
+            LineStatus::Posted => "posted",
+        }
+    }
+}
+
+/// What one page did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PageOutcome {
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub skipped_duplicate: i32,
+    pub flagged_duplicated: i32,
+    pub skipped_before_start: i32,
+    pub suspects: i32,
+    pub unknown_account: i32,
+}
+
+/// Lower-case words without digits: drops references, card numbers and dates that differ
+/// between a pending and a posted version of one payment.
+pub fn normalise_description(s: &str) -> String {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_numeric()))
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Jaccard similarity of the normalised descriptions' words, 0.0 to 1.0.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    let na = normalise_description(a);
+    let nb = normalise_description(b);
+    let wa: HashSet<&str> = na.split(' ').filter(|w| !w.is_empty()).collect();
+    let wb: HashSet<&str> = nb.split(' ').filter(|w| !w.is_empty()).collect();
+    if wa.is_empty() && wb.is_empty() {
+        return 1.0;
+    }
+    let inter = wa.intersection(&wb).count() as f64;
+    let union = wa.union(&wb).count() as f64;
+    inter / union
+}
+
+pub fn fingerprint(date: NaiveDate, amount: Decimal, currency: &str, description: &str, counterparty: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{date}|{}|{currency}|{}|{}",
+        amount.normalize(),
+        normalise_description(description),
+        counterparty.unwrap_or("").trim().to_lowercase()
+    ));
+    let d = h.finalize();
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn looks_like_iban(s: &str) -> bool {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    s.len() >= 15
+        && s.len() <= 34
+        && s[..2].chars().all(|c| c.is_ascii_uppercase())
+        && s[2..4].chars().all(|c| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// One statement line as written.
+struct Row {
+    bank_account_id: Uuid,
+    journal_id: Uuid,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    amount: Decimal,
+    currency: String,
+    description: String,
+    payee: Option<String>,
+    counterparty_iban: Option<String>,
+    saltedge_id: String,
+    fingerprint: String,
+    extra: serde_json::Value,
+}
+
+fn row(t: &Transaction, target: &AccountTarget) -> Row {
+    let extra = t.extra_typed().unwrap_or_default();
+    let outgoing = t.amount.is_sign_negative();
+    let payee = if outgoing { extra.payee.clone().or(extra.payer.clone()) } else { extra.payer.clone().or(extra.payee.clone()) };
+    let info = if outgoing { extra.payee_information.as_deref() } else { extra.payer_information.as_deref() };
+    let counterparty_iban = info.filter(|i| looks_like_iban(i)).map(|i| i.replace(' ', ""));
+    Row {
+        bank_account_id: target.bank_account_id,
+        journal_id: target.journal_id,
+        booking_date: t.made_on,
+        value_date: extra.posting_date,
+        amount: t.amount,
+        currency: t.currency_code.clone(),
+        description: t.description.clone(),
+        fingerprint: fingerprint(t.made_on, t.amount, &t.currency_code, &t.description, payee.as_deref()),
+        payee,
+        counterparty_iban,
+        saltedge_id: t.id.clone(),
+        extra: t.extra.clone(),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingLine {
+    id: i64,
+    bank_account_id: Uuid,
+    booking_date: NaiveDate,
+    amount: Decimal,
+    currency: String,
+    description: String,
+}
+
+/// Rule 2: picks the pending line a new posted row replaces, if any.
+fn match_pending<'a>(r: &Row, candidates: &'a [PendingLine], used: &HashSet<i64>, opts: &DedupOptions) -> Option<&'a PendingLine> {
+    let mut fits: Vec<(&PendingLine, f64)> = candidates
+        .iter()
+        .filter(|p| !used.contains(&p.id))
+        .filter(|p| p.bank_account_id == r.bank_account_id && p.amount == r.amount && p.currency == r.currency)
+        .filter(|p| (p.booking_date - r.booking_date).num_days().abs() <= opts.pending_match_days)
+        .map(|p| (p, similarity(&p.description, &r.description)))
+        .collect();
+    let only_one = fits.len() == 1;
+    fits.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| (a.0.booking_date - r.booking_date).num_days().abs().cmp(&(b.0.booking_date - r.booking_date).num_days().abs()))
+            .then_with(|| a.0.id.cmp(&b.0.id))
+    });
+    fits.first().filter(|(_, s)| only_one || *s >= opts.min_similarity).map(|(p, _)| *p)
+}
+
+/// Writes one page of transactions in one database transaction and adds its counts to the
+/// sync run.
+pub async fn write_page(
+    pool: &PgPool,
+    run_id: Uuid,
+    targets: &HashMap<String, AccountTarget>,
+    txs: &[Transaction],
+    status: LineStatus,
+    opts: &DedupOptions,
+) -> Result<PageOutcome> {
+    let mut out = PageOutcome { fetched: txs.len() as i32, ..Default::default() };
+    let mut rows = Vec::with_capacity(txs.len());
+    let mut in_page = HashSet::with_capacity(txs.len());
+    for t in txs {
+        // The same id twice in one page would trip the upsert; the second is a duplicate.
+        if !in_page.insert(t.id.as_str()) {
+            continue;
+        }
+        if t.duplicated {
+            out.flagged_duplicated += 1;
+            continue;
+        }
+        if status == LineStatus::Posted && t.status == TransactionStatus::Pending {
+            continue;
+        }
+        let Some(target) = targets.get(&t.account_id) else {
+            out.unknown_account += 1;
+            tracing::warn!(account = %t.account_id, "transaction of an account not known locally; skipped");
+            continue;
+        };
+        if target.sync_start_date.is_some_and(|d| t.made_on < d) {
+            out.skipped_before_start += 1;
+            continue;
+        }
+        rows.push(row(t, target));
+    }
+
+    let mut db = pool.begin().await?;
+    if status == LineStatus::Posted && !rows.is_empty() {
+        out.updated += replace_pending(&mut db, &mut rows, run_id, opts).await?;
+    }
+    let (inserted_ids, updated) = upsert(&mut db, &rows, status, run_id).await?;
+    out.inserted += inserted_ids.len() as i32;
+    out.updated += updated;
+    out.skipped_duplicate = rows.len() as i32 - inserted_ids.len() as i32 - updated;
+    if !inserted_ids.is_empty() {
+        out.suspects = sqlx::query(
+            "UPDATE statement_lines n SET suspect_duplicate_of = o.id
+             FROM statement_lines o
+             WHERE n.id = ANY($1) AND o.bank_account_id = n.bank_account_id AND o.fingerprint = n.fingerprint
+               AND o.id < n.id AND n.suspect_duplicate_of IS NULL",
+        )
+        .bind(&inserted_ids)
+        .execute(&mut *db)
+        .await?
+        .rows_affected() as i32;
+    }
+    crate::runs::add_page(&mut db, run_id, &out).await?;
+    db.commit().await?;
+    Ok(out)
+}
+
+/// Rule 2, applied: turns matched pending lines into the posted rows and removes those rows
+/// from `rows`. Returns how many lines it updated.
+async fn replace_pending(db: &mut sqlx::Transaction<'_, Postgres>, rows: &mut Vec<Row>, run_id: Uuid, opts: &DedupOptions) -> Result<i32> {
+    let accounts: Vec<Uuid> = rows.iter().map(|r| r.bank_account_id).collect::<HashSet<_>>().into_iter().collect();
+    let pending: Vec<PendingLine> = sqlx::query_as(
+        "SELECT id, bank_account_id, booking_date, amount, currency, description FROM statement_lines
+         WHERE status = 'pending' AND bank_account_id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&accounts)
+    .fetch_all(&mut **db)
+    .await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
+    let known: HashSet<String> = sqlx::query_scalar(
+        "SELECT saltedge_transaction_id FROM statement_lines WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2)",
+    )
+    .bind(&accounts)
+    .bind(&ids)
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .collect();
+    let mut used = HashSet::new();
+    let mut replaced = 0;
+    let mut keep = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        let m = if known.contains(&r.saltedge_id) { None } else { match_pending(&r, &pending, &used, opts) };
+        let Some(p) = m else {
+            keep.push(r);
+            continue;
+        };
+        used.insert(p.id);
+        sqlx::query(
+            "UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
+                 saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
+                 description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
+                 sync_run_id = $12, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(p.id)
+        .bind(&r.saltedge_id)
+        .bind(r.journal_id)
+        .bind(r.booking_date)
+        .bind(r.value_date)
+        .bind(r.amount)
+        .bind(&r.description)
+        .bind(&r.payee)
+        .bind(&r.counterparty_iban)
+        .bind(&r.fingerprint)
+        .bind(&r.extra)
+        .bind(run_id)
+        .execute(&mut **db)
+        .await?;
+        replaced += 1;
+    }
+    *rows = keep;
+    Ok(replaced)
+}
+
+/// Rule 1: one bulk upsert per page. Returns the ids of inserted lines and how many existing
+/// lines changed. A posted line never goes back to pending.
+async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: LineStatus, run_id: Uuid) -> Result<(Vec<i64>, i32)> {
+    if rows.is_empty() {
+        return Ok((vec![], 0));
+    }
+    let n = rows.len();
+    let mut journal = Vec::with_capacity(n);
+    let mut account = Vec::with_capacity(n);
+    let mut booking = Vec::with_capacity(n);
+    let mut value = Vec::with_capacity(n);
+    let mut amount = Vec::with_capacity(n);
+    let mut currency = Vec::with_capacity(n);
+    let mut description = Vec::with_capacity(n);
+    let mut payee = Vec::with_capacity(n);
+    let mut iban = Vec::with_capacity(n);
+    let mut se_id = Vec::with_capacity(n);
+    let mut fp = Vec::with_capacity(n);
+    let mut extra = Vec::with_capacity(n);
+    for r in rows {
+        journal.push(r.journal_id);
+        account.push(r.bank_account_id);
+        booking.push(r.booking_date);
+        value.push(r.value_date);
+        amount.push(r.amount);
+        currency.push(r.currency.as_str());
+        description.push(r.description.as_str());
+        payee.push(r.payee.as_deref());
+        iban.push(r.counterparty_iban.as_deref());
+        se_id.push(r.saltedge_id.as_str());
+        fp.push(r.fingerprint.as_str());
+        extra.push(&r.extra);
+    }
+    let returned: Vec<(i64, bool)> = sqlx::query_as(
+        "INSERT INTO statement_lines AS l (journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
+             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id)
+         SELECT u.*, $11, u.fp, u.extra, $14
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[])
+              AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
+                   counterparty_iban, saltedge_transaction_id, fp, extra)
+         ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
+             booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
+             currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
+             counterparty_iban = EXCLUDED.counterparty_iban, fingerprint = EXCLUDED.fingerprint, extra = EXCLUDED.extra,
+             status = CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END,
+             sync_run_id = EXCLUDED.sync_run_id, updated_at = now()
+         WHERE (l.booking_date, l.value_date, l.amount, l.description, l.payee, l.counterparty_iban, l.extra, l.status)
+               IS DISTINCT FROM
+               (EXCLUDED.booking_date, EXCLUDED.value_date, EXCLUDED.amount, EXCLUDED.description, EXCLUDED.payee,
+                EXCLUDED.counterparty_iban, EXCLUDED.extra, CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END)
+         RETURNING l.id, (l.xmax = 0)",
+    )
+    .bind(&journal)
+    .bind(&account)
+    .bind(&booking)
+    .bind(&value)
+    .bind(&amount)
+    .bind(&currency)
+    .bind(&description)
+    .bind(&payee)
+    .bind(&iban)
+    .bind(&se_id)
+    .bind(status.as_str())
+    .bind(&fp)
+    .bind(&extra)
+    .bind(run_id)
+    .fetch_all(&mut **db)
+    .await?;
+    let inserted: Vec<i64> = returned.iter().filter(|(_, ins)| *ins).map(|(id, _)| *id).collect();
+    let updated = (returned.len() - inserted.len()) as i32;
+    Ok((inserted, updated))
+}
+
+/// Rule 3: deletes the connection's pending lines that Salt Edge no longer lists.
+pub async fn remove_vanished_pending(pool: &PgPool, connection_id: Uuid, still_pending: &[String]) -> Result<i32> {
+    Ok(sqlx::query(
+        "DELETE FROM statement_lines l USING bank_accounts a
+         WHERE l.bank_account_id = a.id AND a.connection_id = $1 AND l.status = 'pending'
+           AND NOT (l.saltedge_transaction_id = ANY($2))",
+    )
+    .bind(connection_id)
+    .bind(still_pending)
+    .execute(pool)
+    .await?
+    .rows_affected() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_normalise_and_compare() {
+        assert_eq!(normalise_description("COFFEE SHOP REF4711 12/03"), "coffee shop");
+        assert_eq!(similarity("Coffee Shop", "COFFEE SHOP REF4711"), 1.0);
+        assert!(similarity("Coffee Shop", "Rent City Flats") < 0.1);
+    }
+
+    #[test]
+    fn fingerprint_ignores_case_and_references_but_not_amount() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let a = fingerprint(d, Decimal::new(-350, 2), "EUR", "Coffee Shop 123", Some("Bean There"));
+        assert_eq!(a, fingerprint(d, Decimal::new(-3500, 3), "EUR", "COFFEE SHOP 999", Some("bean there")));
+        assert_ne!(a, fingerprint(d, Decimal::new(-351, 2), "EUR", "Coffee Shop", Some("Bean There")));
+        assert_ne!(a, fingerprint(d, Decimal::new(-350, 2), "USD", "Coffee Shop", Some("Bean There")));
+    }
+
+    #[test]
+    fn ibans_are_recognised() {
+        assert!(looks_like_iban("DE89 3704 0044 0532 0130 00"));
+        assert!(!looks_like_iban("Bean There"));
+    }
+}

@@ -1,0 +1,33 @@
+//! The sync engine's one error type; the HTTP crate maps it to problem JSON in one place.
+
+use saltedge_client::ErrorClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    SaltEdge(#[from] saltedge_client::Error),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("journal currency {journal} does not match bank account currency {account}")]
+    CurrencyMismatch { journal: String, account: String },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl SyncError {
+    pub fn not_found(what: &'static str) -> Self {
+        SyncError::NotFound { what }
+    }
+
+    /// Salt Edge's error class, when the failure came from Salt Edge.
+    pub fn saltedge_class(&self) -> Option<&ErrorClass> {
+        match self {
+            SyncError::SaltEdge(e) => e.class(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;

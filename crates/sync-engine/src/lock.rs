@@ -1,0 +1,34 @@
+//! One sync per connection at a time, across tasks and processes: a session-level Postgres
+//! advisory lock held on a connection taken out of the pool. If the process dies or the
+//! future is dropped, that connection closes and Postgres releases the lock.
+
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+pub struct ConnectionLock {
+    conn: PgConnection,
+    key: i64,
+}
+
+/// The lock key of a connection: the first 8 bytes of its UUID (random for v4).
+pub fn key(connection_id: Uuid) -> i64 {
+    let b = connection_id.as_bytes();
+    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl ConnectionLock {
+    /// Waits until no one else syncs this connection.
+    pub async fn acquire(pool: &PgPool, connection_id: Uuid) -> Result<ConnectionLock> {
+        let mut conn = pool.acquire().await?.detach();
+        let key = key(connection_id);
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut conn).await?;
+        Ok(ConnectionLock { conn, key })
+    }
+
+    pub async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
+}

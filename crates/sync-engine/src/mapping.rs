@@ -1,0 +1,208 @@
+//! Bank accounts → journals. A new bank account gets its own journal (named after the bank
+//! and account, in the account's currency) unless it is mapped to an existing journal of the
+//! same company and currency. Accounts that disappear from the bank are only marked: their
+//! journal and lines stay.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use saltedge_client::models::Account as SeAccount;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Journal {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub sync_start_date: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct BankAccount {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub connection_id: Option<Uuid>,
+    pub journal_id: Uuid,
+    pub saltedge_id: String,
+    pub name: String,
+    pub nature: String,
+    pub iban: Option<String>,
+    pub account_number: Option<String>,
+    pub currency: String,
+    pub bank_balance: Option<Decimal>,
+    pub bank_balance_at: Option<DateTime<Utc>>,
+    pub opening_balance: Option<Decimal>,
+    pub balance_mismatch: Option<Decimal>,
+    pub disappeared_at: Option<DateTime<Utc>>,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
+    currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at";
+const JOURNAL_COLUMNS: &str = "id, company_id, name, currency, sync_start_date, created_at";
+
+fn valid_currency(c: &str) -> bool {
+    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+pub async fn create_journal(
+    pool: &PgPool,
+    company_id: Uuid,
+    name: &str,
+    currency: &str,
+    sync_start_date: Option<NaiveDate>,
+) -> Result<Journal> {
+    if !valid_currency(currency) {
+        return Err(SyncError::Invalid(format!("{currency:?} is not an ISO 4217 currency code")));
+    }
+    if name.trim().is_empty() {
+        return Err(SyncError::Invalid("a journal needs a name".into()));
+    }
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO journals (company_id, name, currency, sync_start_date) VALUES ($1, $2, $3, $4) RETURNING {JOURNAL_COLUMNS}"
+    ))
+    .bind(company_id)
+    .bind(name.trim())
+    .bind(currency)
+    .bind(sync_start_date)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn journals(pool: &PgPool, company_id: Uuid) -> Result<Vec<Journal>> {
+    Ok(sqlx::query_as(&format!("SELECT {JOURNAL_COLUMNS} FROM journals WHERE company_id = $1 ORDER BY created_at, id")).bind(company_id).fetch_all(pool).await?)
+}
+
+pub async fn journal(pool: &PgPool, company_id: Uuid, id: Uuid) -> Result<Journal> {
+    sqlx::query_as(&format!("SELECT {JOURNAL_COLUMNS} FROM journals WHERE id = $1 AND company_id = $2"))
+        .bind(id)
+        .bind(company_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(SyncError::not_found("journal"))
+}
+
+pub async fn accounts_of_connection(pool: &PgPool, connection_id: Uuid) -> Result<Vec<BankAccount>> {
+    Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"))
+        .bind(connection_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn accounts_of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<BankAccount>> {
+    Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE company_id = $1 ORDER BY created_at, saltedge_id"))
+        .bind(company_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Moves a bank account's future lines to another journal of the same company and currency.
+/// Lines already imported stay where they are.
+pub async fn map_account(pool: &PgPool, company_id: Uuid, account_id: Uuid, journal_id: Uuid) -> Result<BankAccount> {
+    let journal = journal(pool, company_id, journal_id).await?;
+    let account: BankAccount = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE id = $1 AND company_id = $2"))
+        .bind(account_id)
+        .bind(company_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(SyncError::not_found("bank account"))?;
+    if journal.currency != account.currency {
+        return Err(SyncError::CurrencyMismatch { journal: journal.currency, account: account.currency });
+    }
+    Ok(sqlx::query_as(&format!("UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"))
+        .bind(account_id)
+        .bind(journal_id)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// What [`sync_accounts`] changed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AccountsOutcome {
+    pub new_accounts: Vec<Uuid>,
+    pub disappeared: usize,
+}
+
+/// Upserts the connection's accounts as Salt Edge lists them, creating a journal for each new
+/// one, and marks the ones no longer listed as disappeared. One transaction.
+pub async fn sync_accounts(
+    pool: &PgPool,
+    company_id: Uuid,
+    connection_id: Uuid,
+    provider_name: &str,
+    accounts: &[SeAccount],
+) -> Result<AccountsOutcome> {
+    let mut tx = pool.begin().await?;
+    let mut out = AccountsOutcome::default();
+    let mut seen = Vec::with_capacity(accounts.len());
+    for a in accounts {
+        seen.push(a.id.clone());
+        if upsert_existing(&mut tx, connection_id, a).await? {
+            continue;
+        }
+        if !valid_currency(&a.currency_code) {
+            return Err(SyncError::Invalid(format!("account {} has currency {:?}", a.id, a.currency_code)));
+        }
+        let journal_name = format!("{provider_name} · {}", a.name);
+        let journal_id: Uuid = sqlx::query_scalar("INSERT INTO journals (company_id, name, currency) VALUES ($1, $2, $3) RETURNING id")
+            .bind(company_id)
+            .bind(journal_name.trim())
+            .bind(&a.currency_code)
+            .fetch_one(&mut *tx)
+            .await?;
+        let extra = a.extra_typed().unwrap_or_default();
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO bank_accounts (company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
+                 currency, bank_balance, bank_balance_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING id",
+        )
+        .bind(company_id)
+        .bind(connection_id)
+        .bind(journal_id)
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(&a.nature)
+        .bind(extra.iban)
+        .bind(extra.account_number)
+        .bind(&a.currency_code)
+        .bind(a.balance)
+        .fetch_one(&mut *tx)
+        .await?;
+        out.new_accounts.push(id);
+    }
+    out.disappeared = sqlx::query(
+        "UPDATE bank_accounts SET disappeared_at = now(), updated_at = now()
+         WHERE connection_id = $1 AND disappeared_at IS NULL AND NOT (saltedge_id = ANY($2))",
+    )
+    .bind(connection_id)
+    .bind(&seen)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as usize;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Refreshes an account we already know; false when it is new.
+async fn upsert_existing(tx: &mut Transaction<'_, Postgres>, connection_id: Uuid, a: &SeAccount) -> Result<bool> {
+    let extra = a.extra_typed().unwrap_or_default();
+    let n = sqlx::query(
+        "UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),
+             bank_balance = $7, bank_balance_at = now(), disappeared_at = NULL, connection_id = $2, updated_at = now()
+         WHERE saltedge_id = $1",
+    )
+    .bind(&a.id)
+    .bind(connection_id)
+    .bind(&a.name)
+    .bind(&a.nature)
+    .bind(extra.iban)
+    .bind(extra.account_number)
+    .bind(a.balance)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}

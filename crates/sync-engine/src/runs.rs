@@ -1,0 +1,146 @@
+//! Sync runs: one row per sync of a connection, with what it did. Counters are added in the
+//! same transaction as the page they describe, so they never disagree with the lines.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::dedup::PageOutcome;
+use crate::error::{Result, SyncError};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct SyncRun {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub connection_id: Option<Uuid>,
+    pub trigger: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub from_id: Option<String>,
+    pub pages: i32,
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub skipped_duplicate: i32,
+    pub flagged_duplicated: i32,
+    pub skipped_before_start: i32,
+    pub pending_removed: i32,
+    pub suspects: i32,
+    pub balance_mismatches: serde_json::Value,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+}
+
+const COLUMNS: &str = "id, company_id, connection_id, trigger, status, started_at, finished_at, from_id, pages, fetched,
+    inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects,
+    balance_mismatches, error_class, error_message";
+
+/// A queued run, to be picked up by a worker (the API's "sync now").
+pub async fn enqueue(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {
+    Ok(sqlx::query_scalar("INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id")
+        .bind(company_id)
+        .bind(connection_id)
+        .bind(trigger)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Starts a run while holding the connection's lock: runs left `running` by a dead process
+/// are closed as failed first.
+pub async fn start(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str, queued: Option<Uuid>) -> Result<Uuid> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_message = 'interrupted (the process stopped mid-sync)'
+         WHERE connection_id = $1 AND status = 'running'",
+    )
+    .bind(connection_id)
+    .execute(pool)
+    .await?;
+    if let Some(id) = queued {
+        let n = sqlx::query("UPDATE sync_runs SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            return Ok(id);
+        }
+    }
+    Ok(sqlx::query_scalar("INSERT INTO sync_runs (company_id, connection_id, trigger) VALUES ($1, $2, $3) RETURNING id")
+        .bind(company_id)
+        .bind(connection_id)
+        .bind(trigger)
+        .fetch_one(pool)
+        .await?)
+}
+
+pub async fn set_from_id(pool: &PgPool, id: Uuid, from_id: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE sync_runs SET from_id = $2 WHERE id = $1").bind(id).bind(from_id).execute(pool).await?;
+    Ok(())
+}
+
+pub async fn add_page(db: &mut sqlx::Transaction<'_, Postgres>, id: Uuid, p: &PageOutcome) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_runs SET pages = pages + 1, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
+             skipped_duplicate = skipped_duplicate + $5, flagged_duplicated = flagged_duplicated + $6,
+             skipped_before_start = skipped_before_start + $7, suspects = suspects + $8
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(p.fetched)
+    .bind(p.inserted)
+    .bind(p.updated)
+    .bind(p.skipped_duplicate)
+    .bind(p.flagged_duplicated)
+    .bind(p.skipped_before_start)
+    .bind(p.suspects)
+    .execute(&mut **db)
+    .await?;
+    Ok(())
+}
+
+pub async fn add_counts(pool: &PgPool, id: Uuid, pending_removed: i32, flagged_duplicated: i32) -> Result<()> {
+    sqlx::query("UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3 WHERE id = $1")
+        .bind(id)
+        .bind(pending_removed)
+        .bind(flagged_duplicated)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn succeed(pool: &PgPool, id: Uuid, mismatches: &serde_json::Value) -> Result<SyncRun> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), balance_mismatches = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(mismatches)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn fail(pool: &PgPool, id: Uuid, class: Option<&str>, message: &str) -> Result<()> {
+    sqlx::query("UPDATE sync_runs SET status = 'failed', finished_at = now(), error_class = $2, error_message = $3 WHERE id = $1")
+        .bind(id)
+        .bind(class)
+        .bind(message)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<SyncRun> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(SyncError::not_found("sync run"))
+}
+
+pub async fn for_connection(pool: &PgPool, connection_id: Uuid, limit: i64) -> Result<Vec<SyncRun>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id LIMIT $2"))
+        .bind(connection_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
