@@ -357,7 +357,8 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     let returned: Vec<(i64, bool)> = sqlx::query_as(
         "INSERT INTO statement_lines AS l (journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id)
-         SELECT u.*, $11, u.fp, u.extra, $14
+         SELECT u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
+                u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
                      $9::text[], $10::text[], $12::text[], $13::jsonb[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,

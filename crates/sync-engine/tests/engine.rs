@@ -1,0 +1,372 @@
+//! The sync engine against real Postgres (a fresh database per test) and the simulator over
+//! real HTTP. Every test ends by comparing the statement lines with the simulator's ground
+//! truth where that applies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use saltedge_client::models::{Transaction, TransactionStatus};
+use saltedge_client::Client;
+use saltedge_sim::{FaultAction, FaultRule, SimConfig, Simulator};
+use sqlx::PgPool;
+use sync_engine::dedup::{self, AccountTarget, DedupOptions, LineStatus};
+use sync_engine::{companies, connections, mapping, sync_connection, SyncError, SyncOptions};
+use uuid::Uuid;
+
+struct Fixture {
+    sim: Simulator,
+    client: Client,
+    company: Uuid,
+    conn: Uuid,
+    se_conn: String,
+}
+
+fn client_for(sim: &Simulator, retries: u32) -> Client {
+    let mut c = sim.client_config();
+    c.max_retries = retries;
+    c.backoff_base = Duration::from_millis(5);
+    c.fetches_per_second = 0;
+    Client::new(c).unwrap()
+}
+
+async fn fixture(pool: &PgPool, f: impl FnOnce(&mut SimConfig)) -> Fixture {
+    let mut cfg = SimConfig::default();
+    f(&mut cfg);
+    let sim = Simulator::start(cfg).await.unwrap();
+    let client = client_for(&sim, 3);
+    let company = companies::create(pool, "ACME Books").await.unwrap().id;
+    let (_, se_conn) = sim.seed_connection("acme", "fake_client_xf");
+    let se = client.show_connection(&se_conn).await.unwrap();
+    let conn = connections::upsert_from_saltedge(pool, company, &se).await.unwrap().id;
+    Fixture { sim, client, company, conn, se_conn }
+}
+
+async fn sync(pool: &PgPool, f: &Fixture, full: bool) -> sync_engine::SyncReport {
+    sync_connection(pool, &f.client, f.conn, &SyncOptions { full, ..Default::default() }).await.unwrap()
+}
+
+/// (saltedge id → status) of the connection's lines, asserting no id appears twice.
+async fn lines(pool: &PgPool, conn: Uuid) -> BTreeMap<String, String> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.saltedge_transaction_id, l.status FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+         WHERE a.connection_id = $1",
+    )
+    .bind(conn)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let n = rows.len();
+    let map: BTreeMap<String, String> = rows.into_iter().collect();
+    assert_eq!(map.len(), n, "an id appears on two lines");
+    map
+}
+
+/// Every posted (non-duplicated) transaction and every current pending one is exactly one
+/// line; nothing else is.
+async fn assert_matches_truth(pool: &PgPool, f: &Fixture) {
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let mut expected = BTreeMap::new();
+    for a in &truth.accounts {
+        for t in &a.posted {
+            expected.insert(t.id.clone(), "posted".to_string());
+        }
+        for t in &a.pending {
+            expected.insert(t.id.clone(), "pending".to_string());
+        }
+    }
+    assert_eq!(lines(pool, f.conn).await, expected);
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule1_resync_of_the_whole_history_changes_nothing(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    let first = sync(&pool, &f, false).await;
+    assert_eq!(first.run.status, "succeeded");
+    assert_eq!(first.new_accounts.len(), 2);
+    assert!(first.run.inserted > 80);
+    assert_matches_truth(&pool, &f).await;
+    let before = lines(&pool, f.conn).await;
+
+    let again = sync(&pool, &f, true).await;
+    assert_eq!((again.run.inserted, again.run.updated), (0, 0));
+    assert_eq!(again.run.skipped_duplicate, first.run.inserted);
+    assert!(again.new_accounts.is_empty());
+    assert_eq!(lines(&pool, f.conn).await, before);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule2_pending_that_posts_under_a_new_id_updates_its_line(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
+    sync(&pool, &f, false).await;
+    let line_ids: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("SELECT saltedge_transaction_id, id FROM statement_lines WHERE status = 'pending'")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(line_ids.len(), 8);
+
+    f.sim.advance(&f.se_conn);
+    let report = sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let pairs: Vec<(String, String)> = truth.accounts.iter().flat_map(|a| a.posted_from_pending.clone()).collect();
+    assert_eq!(pairs.len(), 6, "three of four pending posted per account");
+    for (pending_id, posted_id) in &pairs {
+        let (line_id, was): (i64, Option<String>) = sqlx::query_as(
+            "SELECT id, pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1 AND status = 'posted'",
+        )
+        .bind(posted_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(was.as_deref(), Some(pending_id.as_str()));
+        assert_eq!(line_id, line_ids[pending_id], "the pending line itself became posted");
+    }
+    assert!(report.run.updated >= 6);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
+    sync(&pool, &f, false).await;
+    f.sim.advance(&f.se_conn);
+    let report = sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let vanished = &truth.accounts[0].vanished_pending;
+    assert_eq!(vanished.len(), 2);
+    assert_eq!(report.run.pending_removed, 2);
+    let all = lines(&pool, f.conn).await;
+    assert!(vanished.iter().all(|v| !all.contains_key(v)));
+    assert_matches_truth(&pool, &f).await;
+
+    // Even an empty pending list deletes only pending lines.
+    let posted_before = all.values().filter(|s| *s == "posted").count();
+    let removed = dedup::remove_vanished_pending(&pool, f.conn, &[]).await.unwrap();
+    assert_eq!(removed as usize, all.values().filter(|s| *s == "pending").count());
+    let after = lines(&pool, f.conn).await;
+    assert_eq!(after.len(), posted_before);
+    assert!(after.values().all(|s| s == "posted"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule4_duplicated_transactions_are_counted_not_imported(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.duplicated_per_account = 3).await;
+    let report = sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let dup_ids: Vec<String> = truth.accounts.iter().flat_map(|a| a.duplicated_ids.clone()).collect();
+    assert_eq!(dup_ids.len(), 6);
+    assert_eq!(report.run.flagged_duplicated, 6);
+    let all = lines(&pool, f.conn).await;
+    assert!(dup_ids.iter().all(|d| !all.contains_key(d)));
+
+    // A transaction flagged `duplicated` inside the posted list is skipped too.
+    let target = target_of(&pool, f.conn).await;
+    let mut t = tx("900000000000000001", &target.0, "2026-01-05", "-12.50", "Coffee Shop");
+    t.duplicated = true;
+    let out = write(&pool, &f, &target, vec![t]).await;
+    assert_eq!((out.flagged_duplicated, out.inserted), (1, 0));
+    assert!(!lines(&pool, f.conn).await.contains_key("900000000000000001"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule5_incremental_and_overlapping_windows_never_double(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    for _ in 0..3 {
+        f.sim.advance(&f.se_conn);
+        let r = sync(&pool, &f, false).await;
+        assert!(r.run.from_id.is_some(), "incremental");
+        assert!(r.run.skipped_duplicate > 0, "the overlap window re-fetched known lines");
+        assert_matches_truth(&pool, &f).await;
+    }
+    let whole = sync(&pool, &f, true).await;
+    assert_eq!(whole.run.inserted, 0);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule6_two_concurrent_syncs_serialize(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 1500).await;
+    // A second pool stands for a second process: its own sessions, same database.
+    let other = sqlx::postgres::PgPoolOptions::new().connect_with((*pool.connect_options()).clone()).await.unwrap();
+    let opts = SyncOptions::default();
+    let (a, b) = tokio::join!(
+        sync_connection(&pool, &f.client, f.conn, &opts),
+        sync_connection(&other, &f.client, f.conn, &opts),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.run.status, "succeeded");
+    assert_eq!(b.run.status, "succeeded");
+    let total = lines(&pool, f.conn).await.len() as i32;
+    assert_eq!(a.run.inserted + b.run.inserted, total, "each line inserted by exactly one of the two");
+    assert!(a.run.inserted == 0 || b.run.inserted == 0, "one ran after the other");
+    // Their runs did not overlap in time.
+    let (first, second) = if a.run.started_at < b.run.started_at { (&a.run, &b.run) } else { (&b.run, &a.run) };
+    assert!(first.finished_at.unwrap() <= second.started_at);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule7_look_alikes_with_other_ids_are_flagged_not_dropped(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let a = tx("900000000000000010", &target.0, "2026-02-01", "-3.50", "Coffee Shop");
+    let b = tx("900000000000000011", &target.0, "2026-02-01", "-3.50", "COFFEE SHOP 0042");
+    let c = tx("900000000000000012", &target.0, "2026-02-01", "-3.60", "Coffee Shop");
+    let out = write(&pool, &f, &target, vec![a, b, c]).await;
+    assert_eq!((out.inserted, out.suspects), (3, 1));
+    let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT saltedge_transaction_id, suspect_duplicate_of, id FROM statement_lines
+         WHERE saltedge_transaction_id LIKE '9000000000000000%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].1, None);
+    assert_eq!(rows[1].1, Some(rows[0].2));
+    assert_eq!(rows[2].1, None, "a different amount is not a look-alike");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn crash_between_pages_loses_only_the_page_in_flight(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.accounts_per_connection = 1;
+        c.data.transactions_per_account = 2500;
+    })
+    .await;
+    // The second transactions page dies mid-answer, and this client does not retry.
+    f.sim.set_faults(vec![FaultRule::new(FaultAction::Drop).on_path("/transactions").nth(2)]);
+    let fragile = client_for(&f.sim, 0);
+    let err = sync_connection(&pool, &fragile, f.conn, &SyncOptions::default()).await.unwrap_err();
+    assert!(matches!(err, SyncError::SaltEdge(saltedge_client::Error::Transport(_))), "{err:?}");
+    let after_crash = lines(&pool, f.conn).await;
+    assert_eq!(after_crash.len(), 1000, "exactly the first page was stored");
+    let failed: (String, i32) = sqlx::query_as("SELECT status, inserted FROM sync_runs ORDER BY started_at LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, ("failed".to_string(), 1000));
+
+    f.sim.set_faults(vec![]);
+    let rerun = sync(&pool, &f, false).await;
+    assert_eq!(rerun.run.status, "succeeded");
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn accounts_get_journals_and_mapping_checks_currency(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let accounts = mapping::accounts_of_connection(&pool, f.conn).await.unwrap();
+    let journals = mapping::journals(&pool, f.company).await.unwrap();
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(journals.len(), 2, "one journal per new account");
+    for a in &accounts {
+        let j = journals.iter().find(|j| j.id == a.journal_id).unwrap();
+        assert_eq!(j.currency, a.currency);
+    }
+    // Map the first account to a fresh journal: wrong currency is refused, nothing changes.
+    let acc = &accounts[0];
+    let other_ccy = if acc.currency == "EUR" { "USD" } else { "EUR" };
+    let wrong = mapping::create_journal(&pool, f.company, "Other", other_ccy, None).await.unwrap();
+    let e = mapping::map_account(&pool, f.company, acc.id, wrong.id).await.unwrap_err();
+    assert!(matches!(e, SyncError::CurrencyMismatch { .. }), "{e:?}");
+    assert_eq!(mapping::accounts_of_connection(&pool, f.conn).await.unwrap()[0].journal_id, acc.journal_id);
+    // Another company's journal is not found.
+    let stranger = companies::create(&pool, "Stranger").await.unwrap();
+    let theirs = mapping::create_journal(&pool, stranger.id, "Theirs", &acc.currency, None).await.unwrap();
+    assert!(matches!(mapping::map_account(&pool, f.company, acc.id, theirs.id).await, Err(SyncError::NotFound { .. })));
+    // Same currency works, and new lines go there.
+    let right = mapping::create_journal(&pool, f.company, "Main bank", &acc.currency, None).await.unwrap();
+    mapping::map_account(&pool, f.company, acc.id, right.id).await.unwrap();
+    f.sim.advance(&f.se_conn);
+    let r = sync(&pool, &f, false).await;
+    assert!(r.run.inserted > 0);
+    let in_new: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE journal_id = $1").bind(right.id).fetch_one(&pool).await.unwrap();
+    assert!(in_new > 0);
+
+    // An account that disappears keeps its journal and lines.
+    let se_accounts = f.client.list_accounts(&f.se_conn).await.unwrap();
+    let out = mapping::sync_accounts(&pool, f.company, f.conn, "Bank", &se_accounts[..1]).await.unwrap();
+    assert_eq!(out.disappeared, 1);
+    let gone = mapping::accounts_of_connection(&pool, f.conn).await.unwrap().into_iter().find(|a| a.disappeared_at.is_some()).unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE bank_account_id = $1").bind(gone.id).fetch_one(&pool).await.unwrap();
+    assert!(kept > 0);
+    assert_eq!(mapping::journals(&pool, f.company).await.unwrap().len(), 4, "two automatic, two made by hand; none deleted");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn balance_mismatch_is_recorded_not_fixed(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    let first = sync(&pool, &f, false).await;
+    assert_eq!(first.run.balance_mismatches, serde_json::json!([]));
+    f.sim.advance(&f.se_conn);
+    let second = sync(&pool, &f, false).await;
+    assert_eq!(second.run.balance_mismatches, serde_json::json!([]), "journal follows the bank");
+
+    // Someone edits the opening balance: the next sync reports the difference and changes no line.
+    let acc = mapping::accounts_of_connection(&pool, f.conn).await.unwrap().remove(0);
+    sqlx::query("UPDATE bank_accounts SET opening_balance = opening_balance + 1 WHERE id = $1").bind(acc.id).execute(&pool).await.unwrap();
+    let before = lines(&pool, f.conn).await;
+    let third = sync(&pool, &f, false).await;
+    let m = third.run.balance_mismatches.as_array().unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["bank_account_id"], acc.id.to_string());
+    assert_eq!(m[0]["difference"].as_str().unwrap().parse::<Decimal>().unwrap(), Decimal::from(-1));
+    let acc = mapping::accounts_of_connection(&pool, f.conn).await.unwrap().into_iter().find(|a| a.id == acc.id).unwrap();
+    assert_eq!(acc.balance_mismatch, Some(Decimal::from(-1)));
+    assert_eq!(lines(&pool, f.conn).await, before);
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn lines_before_the_journal_start_date_are_skipped(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let (se_account, mut target) = target_of(&pool, f.conn).await;
+    target.sync_start_date = NaiveDate::from_ymd_opt(2026, 3, 1);
+    let old = tx("900000000000000020", &se_account, "2026-02-28", "10.00", "Old");
+    let new = tx("900000000000000021", &se_account, "2026-03-01", "10.00", "New");
+    let out = write(&pool, &f, &(se_account, target), vec![old, new]).await;
+    assert_eq!((out.inserted, out.skipped_before_start), (1, 1));
+    let all = lines(&pool, f.conn).await;
+    assert!(all.contains_key("900000000000000021") && !all.contains_key("900000000000000020"));
+}
+
+// ----- helpers for direct page writes -----
+
+async fn target_of(pool: &PgPool, conn: Uuid) -> (String, AccountTarget) {
+    let a = mapping::accounts_of_connection(pool, conn).await.unwrap().remove(0);
+    (a.saltedge_id.clone(), AccountTarget { bank_account_id: a.id, journal_id: a.journal_id, currency: a.currency, sync_start_date: None })
+}
+
+fn tx(id: &str, account: &str, date: &str, amount: &str, description: &str) -> Transaction {
+    Transaction {
+        id: id.into(),
+        account_id: account.into(),
+        duplicated: false,
+        mode: "normal".into(),
+        status: TransactionStatus::Posted,
+        made_on: date.parse().unwrap(),
+        amount: amount.parse().unwrap(),
+        currency_code: "EUR".into(),
+        description: description.into(),
+        category: String::new(),
+        extra: serde_json::json!({ "payee": "Bean There" }),
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+async fn write(pool: &PgPool, f: &Fixture, target: &(String, AccountTarget), txs: Vec<Transaction>) -> dedup::PageOutcome {
+    let run = sync_engine::runs::start(pool, f.company, f.conn, "test", None).await.unwrap();
+    let targets = HashMap::from([target.clone()]);
+    let txs: Vec<Transaction> = txs.into_iter().map(|mut t| { t.currency_code = target.1.currency.clone(); t }).collect();
+    dedup::write_page(pool, run, &targets, &txs, LineStatus::Posted, &DedupOptions::default()).await.unwrap()
+}
