@@ -1,6 +1,7 @@
 //! `banksync`: the command-line entry point. Each subcommand lives in `commands/`.
 
 mod commands;
+mod db;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,10 @@ enum Command {
     Simulator(commands::simulator::Args),
     /// Apply the database migrations.
     Migrate(commands::migrate::Args),
+    /// Sync one connection now and print what it did.
+    Sync(commands::sync::Args),
+    /// Benchmarks that print JSON figures.
+    Bench(commands::bench::Args),
     /// Offline tour: simulator, a linked bank through the Connect page, data fetched.
     Demo(commands::demo::Args),
 }
@@ -35,6 +40,8 @@ async fn main() -> std::process::ExitCode {
         Command::Simulator(a) => commands::simulator::run(a).await,
         Command::Migrate(a) => commands::migrate::run(a).await,
         Command::Demo(a) => commands::demo::run(a).await,
+        Command::Sync(a) => commands::sync::run(a).await,
+        Command::Bench(a) => commands::bench::run(a).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -368,6 +368,27 @@ impl Client {
         self.call::<(), T>(Method::GET, path, query, None, Kind::Idempotent).await
     }
 
+    /// One page of a list: `from_id` (inclusive) as given, `next_id` for the following one.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        pairs: &[(&str, String)],
+        from_id: Option<&str>,
+    ) -> Result<Page<T>, Error> {
+        let mut q: Vec<(&str, &str)> = pairs.iter().filter(|(k, _)| *k != "from_id").map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(f) = from_id {
+            q.push(("from_id", f));
+        }
+        let env: Envelope<Vec<T>> = self.get(path, &q).await?;
+        let next_id = env.meta.and_then(|m| m.next_id).filter(|s| !s.is_empty());
+        Ok(Page { items: env.data, next_id })
+    }
+
+    /// One page of posted transactions, for callers that drive pagination themselves.
+    pub async fn transactions_page(&self, q: &TransactionQuery) -> Result<Page<Transaction>, Error> {
+        self.page("transactions", &q.pairs(), q.from_id.as_deref()).await
+    }
+
     /// Follows `meta.next_id` until it is null, yielding one page per request.
     pub fn pages<T: DeserializeOwned + 'static>(
         &self,
@@ -375,19 +396,13 @@ impl Client {
         pairs: Vec<(&'static str, String)>,
     ) -> impl Stream<Item = Result<Page<T>, Error>> + '_ {
         let start_from = pairs.iter().find(|(k, _)| *k == "from_id").map(|(_, v)| v.clone());
-        let base: Vec<_> = pairs.into_iter().filter(|(k, _)| *k != "from_id").collect();
         stream::try_unfold(Some(start_from), move |state| {
-            let base = base.clone();
+            let pairs = pairs.clone();
             async move {
                 let Some(from_id) = state else { return Ok(None) };
-                let mut q: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                if let Some(f) = &from_id {
-                    q.push(("from_id", f));
-                }
-                let env: Envelope<Vec<T>> = self.get(path, &q).await?;
-                let next_id = env.meta.and_then(|m| m.next_id).filter(|s| !s.is_empty());
-                let next_state = next_id.clone().map(Some);
-                Ok(Some((Page { items: env.data, next_id }, next_state)))
+                let page: Page<T> = self.page(path, &pairs, from_id.as_deref()).await?;
+                let next_state = page.next_id.clone().map(Some);
+                Ok(Some((page, next_state)))
             }
         })
     }

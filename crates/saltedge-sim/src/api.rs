@@ -66,11 +66,8 @@ fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Result<&'a str, SimE
 
 /// `from_id` (inclusive) + `per_page` over id-ordered items; `meta.next_id` points at the
 /// first item of the next page.
-fn paginate<T: Serialize>(state: &SimState, q: &HashMap<String, String>, items: Vec<(u64, T)>) -> Result<Response, SimError> {
-    let from: u64 = match q.get("from_id") {
-        Some(f) => f.parse().map_err(|_| SimError::new(ErrorClass::WrongRequestFormat, "from_id must be an id"))?,
-        None => 0,
-    };
+fn paginate<T: Serialize>(state: &SimState, q: &HashMap<String, String>, items: impl IntoIterator<Item = (u64, T)>) -> Result<Response, SimError> {
+    let from = from_id(q)?;
     let per_page = q
         .get("per_page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -80,7 +77,42 @@ fn paginate<T: Serialize>(state: &SimState, q: &HashMap<String, String>, items: 
     let next_id = if page.len() > per_page { page.pop().map(|(id, _)| id.to_string()) } else { None };
     let next_page = next_id.as_ref().map(|n| format!("{}?from_id={n}", state.api_base()));
     let data: Vec<T> = page.into_iter().map(|(_, t)| t).collect();
-    Ok(Json(json!({ "data": data, "meta": { "next_id": next_id, "next_page": next_page } })).into_response())
+    Ok(Json(PageBody { data, meta: PageMeta { next_id, next_page } }).into_response())
+}
+
+/// Serialised straight to the response (no detour through `serde_json::Value`).
+#[derive(Serialize)]
+struct PageBody<T> {
+    data: Vec<T>,
+    meta: PageMeta,
+}
+
+/// A transaction's JSON, rendered once: pages of long histories are then mostly copying.
+#[derive(Clone)]
+pub struct CachedJson(std::sync::Arc<serde_json::value::RawValue>);
+
+impl Serialize for CachedJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+fn cached(s: &SimState, t: &Transaction) -> CachedJson {
+    let mut cache = s.tx_json.lock().unwrap();
+    cache
+        .entry(t.id.clone())
+        .or_insert_with(|| {
+            let raw = serde_json::value::to_raw_value(t).expect("transactions serialise");
+            CachedJson(std::sync::Arc::from(raw))
+        })
+        .clone()
+}
+
+fn from_id(q: &HashMap<String, String>) -> Result<u64, SimError> {
+    match q.get("from_id") {
+        Some(f) => f.parse().map_err(|_| SimError::new(ErrorClass::WrongRequestFormat, "from_id must be an id")),
+        None => Ok(0),
+    }
 }
 
 fn id_num(s: &str) -> u64 {
@@ -131,7 +163,7 @@ async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
         .values()
         .filter(|c| q.get("identifier").is_none_or(|i| &c.identifier == i))
         .map(|c| (id_num(&c.id), c.clone()))
-        .collect();
+        ;
     paginate(&s, &q, items)
 }
 
@@ -251,7 +283,7 @@ async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
         .values()
         .filter(|c| !c.removed && c.conn.customer_id == customer)
         .map(|c| (id_num(&c.conn.id), c.conn.clone()))
-        .collect();
+        ;
     paginate(&s, &q, items)
 }
 
@@ -428,11 +460,13 @@ async fn list_accounts(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
     let rec = w.conn(param(&q, "connection_id")?)?;
     consent_usable(&w, rec)?;
-    let items = rec.accounts.iter().map(|a| (id_num(&a.id), a.clone())).collect();
+    let items = rec.accounts.iter().map(|a| (id_num(&a.id), a.clone()));
     paginate(&s, &q, items)
 }
 
-fn transactions(s: &SimState, q: &HashMap<String, String>, pick: fn(&ConnRec) -> Box<dyn Iterator<Item = &Transaction> + '_>) -> ApiResult {
+/// `pick` gets the connection and the index in `posted` where ids reach `from_id`, so a page
+/// costs O(page), not O(history).
+fn transactions(s: &SimState, q: &HashMap<String, String>, pick: fn(&ConnRec, usize) -> Box<dyn Iterator<Item = &Transaction> + '_>) -> ApiResult {
     let w = s.world.lock().unwrap();
     let rec = w.conn(param(q, "connection_id")?)?;
     consent_usable(&w, rec)?;
@@ -442,23 +476,24 @@ fn transactions(s: &SimState, q: &HashMap<String, String>, pick: fn(&ConnRec) ->
             return Err(SimError::new(ErrorClass::AccountNotFound, format!("Account with id: '{a}' was not found.")));
         }
     }
-    let items = pick(rec)
+    let from = from_id(q)?;
+    let start = rec.posted.partition_point(|t| id_num(&t.id) < from);
+    let items = pick(rec, start)
         .filter(|t| account.is_none_or(|a| &t.account_id == a))
-        .map(|t| (id_num(&t.id), t))
-        .collect();
+        .map(|t| (id_num(&t.id), cached(s, t)));
     paginate(s, q, items)
 }
 
 async fn list_posted(State(s): St, Query(q): Q) -> ApiResult {
-    transactions(&s, &q, |r| Box::new(r.posted.iter().filter(|t| !t.duplicated)))
+    transactions(&s, &q, |r, start| Box::new(r.posted[start..].iter().filter(|t| !t.duplicated)))
 }
 
 async fn list_pending(State(s): St, Query(q): Q) -> ApiResult {
-    transactions(&s, &q, |r| Box::new(r.pending.iter()))
+    transactions(&s, &q, |r, _| Box::new(r.pending.iter()))
 }
 
 async fn list_duplicates(State(s): St, Query(q): Q) -> ApiResult {
-    transactions(&s, &q, |r| Box::new(r.posted.iter().filter(|t| t.duplicated)))
+    transactions(&s, &q, |r, start| Box::new(r.posted[start..].iter().filter(|t| t.duplicated)))
 }
 
 async fn set_duplicated(s: &SimState, b: &Bytes, flag: bool) -> ApiResult {
@@ -470,6 +505,7 @@ async fn set_duplicated(s: &SimState, b: &Bytes, flag: bool) -> ApiResult {
     for rec in w.connections.values_mut().filter(|c| c.conn.customer_id == customer) {
         for t in rec.posted.iter_mut().filter(|t| req.transaction_ids.contains(&t.id)) {
             t.duplicated = flag;
+            s.tx_json.lock().unwrap().remove(&t.id);
             found += 1;
         }
     }
@@ -498,7 +534,7 @@ async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
         .filter(|(_, spec)| include_fake || !spec.fake)
         .filter(|(p, _)| country.is_none_or(|c| &p.country_code == c))
         .map(|(p, _)| (id_num(p.id.as_deref().unwrap_or("0")), p))
-        .collect();
+        ;
     paginate(&s, &q, items)
 }
 
@@ -554,6 +590,10 @@ pub fn seed_connection(s: &SimState, identifier: &str, provider_code: &str) -> R
     };
     let conn_id = w.new_connection_shell(&customer_id, provider_code, Some(catalogue::LOGIN), true, None)?;
     w.succeed(&conn_id, Some(&ConsentRequest::default()), false, false)?;
+    // Render the history now, so that serving it costs the same on every fetch.
+    for t in &w.conn(&conn_id)?.posted {
+        cached(s, t);
+    }
     Ok((customer_id, conn_id))
 }
 

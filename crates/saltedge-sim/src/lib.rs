@@ -86,6 +86,8 @@ pub struct SimState {
     pub world: Mutex<World>,
     pub faults: Mutex<(Vec<FaultRule>, world::SplitMix64)>,
     pub requests: Mutex<Vec<RequestRecord>>,
+    /// Rendered JSON of transactions by id (see `api::cached`).
+    pub tx_json: Mutex<std::collections::HashMap<String, api::CachedJson>>,
     pub callbacks: callbacks::CallbackSender,
     pub callback_base: Arc<Mutex<Option<Url>>>,
     pub client_key: Option<Verifier>,
@@ -131,6 +133,7 @@ impl Simulator {
             world: Mutex::new(World::new(cfg.data.clone())),
             faults: Mutex::new((cfg.faults.clone(), world::SplitMix64::new(cfg.data.seed ^ 0xFA017))),
             requests: Mutex::new(vec![]),
+            tx_json: Mutex::new(Default::default()),
             callbacks: callbacks::CallbackSender::start(callback_base.clone(), signer),
             callback_base,
             client_key,

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use saltedge_client::models::{Transaction, TransactionStatus};
+use saltedge_client::models::{Transaction, TransactionExtra, TransactionStatus};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
@@ -145,16 +145,31 @@ struct Row {
     counterparty_iban: Option<String>,
     saltedge_id: String,
     fingerprint: String,
+    content_hash: String,
     extra: serde_json::Value,
 }
 
-fn row(t: &Transaction, target: &AccountTarget) -> Row {
-    let extra = t.extra_typed().unwrap_or_default();
+fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
+    let extra = if t.extra.is_null() {
+        Default::default()
+    } else {
+        use serde::Deserialize;
+        TransactionExtra::deserialize(&t.extra).unwrap_or_default()
+    };
     let outgoing = t.amount.is_sign_negative();
     let payee = if outgoing { extra.payee.clone().or(extra.payer.clone()) } else { extra.payer.clone().or(extra.payee.clone()) };
     let info = if outgoing { extra.payee_information.as_deref() } else { extra.payer_information.as_deref() };
     let counterparty_iban = info.filter(|i| looks_like_iban(i)).map(|i| i.replace(' ', ""));
+    // Change detection without re-serialising `extra`: Salt Edge bumps `updated_at` whenever
+    // it changes a transaction; the visible fields are hashed too, for sources that do not.
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{}|{:?}|{}|{}|{}|{}|{:?}",
+        t.made_on, t.updated_at, t.amount.normalize(), t.currency_code, t.description, status.as_str(), extra.posting_date
+    ));
+    let content_hash = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
     Row {
+        content_hash,
         bank_account_id: target.bank_account_id,
         journal_id: target.journal_id,
         booking_date: t.made_on,
@@ -167,6 +182,32 @@ fn row(t: &Transaction, target: &AccountTarget) -> Row {
         counterparty_iban,
         saltedge_id: t.id.clone(),
         extra: t.extra.clone(),
+    }
+}
+
+/// The connection's pending lines, read once per sync (the sync holds the connection's lock,
+/// so nobody else changes them) and consumed as posted transactions replace them.
+#[derive(Default)]
+pub struct PendingLines {
+    lines: Vec<PendingLine>,
+    used: HashSet<i64>,
+}
+
+impl PendingLines {
+    pub async fn load(pool: &PgPool, connection_id: Uuid) -> Result<PendingLines> {
+        let lines = sqlx::query_as(
+            "SELECT l.id, l.bank_account_id, l.booking_date, l.amount, l.currency, l.description
+             FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+             WHERE a.connection_id = $1 AND l.status = 'pending' ORDER BY l.id",
+        )
+        .bind(connection_id)
+        .fetch_all(pool)
+        .await?;
+        Ok(PendingLines { lines, used: HashSet::new() })
+    }
+
+    fn any_left(&self) -> bool {
+        self.used.len() < self.lines.len()
     }
 }
 
@@ -198,22 +239,22 @@ fn match_pending<'a>(r: &Row, candidates: &'a [PendingLine], used: &HashSet<i64>
     fits.first().filter(|(_, s)| only_one || *s >= opts.min_similarity).map(|(p, _)| *p)
 }
 
-/// Writes one page of transactions in one database transaction and adds its counts to the
-/// sync run.
-pub async fn write_page(
-    pool: &PgPool,
-    run_id: Uuid,
-    targets: &HashMap<String, AccountTarget>,
-    txs: &[Transaction],
+/// A page turned into rows, ready to write. Building it is CPU work that needs no database,
+/// so the sync does it on the fetching task.
+pub struct PreparedPage {
+    rows: Vec<Row>,
+    out: PageOutcome,
     status: LineStatus,
-    opts: &DedupOptions,
-) -> Result<PageOutcome> {
+}
+
+pub fn prepare(targets: &HashMap<String, AccountTarget>, txs: &[Transaction], status: LineStatus) -> PreparedPage {
     let mut out = PageOutcome { fetched: txs.len() as i32, ..Default::default() };
     let mut rows = Vec::with_capacity(txs.len());
     let mut in_page = HashSet::with_capacity(txs.len());
     for t in txs {
         // The same id twice in one page would trip the upsert; the second is a duplicate.
         if !in_page.insert(t.id.as_str()) {
+            out.skipped_duplicate += 1;
             continue;
         }
         if t.duplicated {
@@ -232,76 +273,101 @@ pub async fn write_page(
             out.skipped_before_start += 1;
             continue;
         }
-        rows.push(row(t, target));
+        rows.push(row(t, target, status));
     }
+    PreparedPage { rows, out, status }
+}
 
+/// Writes one page of transactions in one database transaction and adds its counts to the
+/// sync run. `may_exist` = false skips the look-up of known lines (first import).
+pub async fn write_page(
+    pool: &PgPool,
+    run_id: Uuid,
+    targets: &HashMap<String, AccountTarget>,
+    txs: &[Transaction],
+    status: LineStatus,
+    pending: &mut PendingLines,
+    opts: &DedupOptions,
+) -> Result<PageOutcome> {
+    write_prepared(pool, run_id, prepare(targets, txs, status), true, pending, opts).await
+}
+
+pub async fn write_prepared(
+    pool: &PgPool,
+    run_id: Uuid,
+    page: PreparedPage,
+    may_exist: bool,
+    pending: &mut PendingLines,
+    opts: &DedupOptions,
+) -> Result<PageOutcome> {
+    let PreparedPage { mut rows, mut out, status } = page;
     let mut db = pool.begin().await?;
-    if status == LineStatus::Posted && !rows.is_empty() {
-        out.updated += replace_pending(&mut db, &mut rows, run_id, opts).await?;
+    // Rule 1, cheaply: lines we already hold with identical content are not sent again.
+    let known = if may_exist && !rows.is_empty() { known_lines(&mut db, &rows).await? } else { HashMap::new() };
+    rows.retain(|r| match known.get(&r.saltedge_id) {
+        Some(hash) if *hash == r.content_hash => {
+            out.skipped_duplicate += 1;
+            false
+        }
+        _ => true,
+    });
+    if status == LineStatus::Posted && !rows.is_empty() && pending.any_left() {
+        out.updated += replace_pending(&mut db, &mut rows, &known, run_id, pending, opts).await?;
     }
-    let (inserted_ids, updated) = upsert(&mut db, &rows, status, run_id).await?;
-    out.inserted += inserted_ids.len() as i32;
-    out.updated += updated;
-    out.skipped_duplicate = rows.len() as i32 - inserted_ids.len() as i32 - updated;
-    if !inserted_ids.is_empty() {
-        out.suspects = sqlx::query(
-            "UPDATE statement_lines n SET suspect_duplicate_of = o.id
-             FROM statement_lines o
-             WHERE n.id = ANY($1) AND o.bank_account_id = n.bank_account_id AND o.fingerprint = n.fingerprint
-               AND o.id < n.id AND n.suspect_duplicate_of IS NULL",
-        )
-        .bind(&inserted_ids)
-        .execute(&mut *db)
-        .await?
-        .rows_affected() as i32;
-    }
+    let up = upsert(&mut db, &rows, status, run_id).await?;
+    out.inserted += up.inserted.len() as i32;
+    out.updated += up.updated;
+    out.skipped_duplicate += rows.len() as i32 - up.inserted.len() as i32 - up.updated;
+    out.suspects = up.suspects + flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?;
     crate::runs::add_page(&mut db, run_id, &out).await?;
     db.commit().await?;
     Ok(out)
 }
 
-/// Rule 2, applied: turns matched pending lines into the posted rows and removes those rows
-/// from `rows`. Returns how many lines it updated.
-async fn replace_pending(db: &mut sqlx::Transaction<'_, Postgres>, rows: &mut Vec<Row>, run_id: Uuid, opts: &DedupOptions) -> Result<i32> {
+/// Salt Edge id → content hash of the page's transactions that already are lines.
+async fn known_lines(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row]) -> Result<HashMap<String, String>> {
     let accounts: Vec<Uuid> = rows.iter().map(|r| r.bank_account_id).collect::<HashSet<_>>().into_iter().collect();
-    let pending: Vec<PendingLine> = sqlx::query_as(
-        "SELECT id, bank_account_id, booking_date, amount, currency, description FROM statement_lines
-         WHERE status = 'pending' AND bank_account_id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&accounts)
-    .fetch_all(&mut **db)
-    .await?;
-    if pending.is_empty() {
-        return Ok(0);
-    }
     let ids: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
-    let known: HashSet<String> = sqlx::query_scalar(
-        "SELECT saltedge_transaction_id FROM statement_lines WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2)",
+    Ok(sqlx::query_as(
+        "SELECT saltedge_transaction_id, content_hash FROM statement_lines
+         WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2)",
     )
     .bind(&accounts)
     .bind(&ids)
     .fetch_all(&mut **db)
     .await?
     .into_iter()
-    .collect();
-    let mut used = HashSet::new();
+    .collect())
+}
+
+/// Rule 2, applied: turns matched pending lines into the posted rows and removes those rows
+/// from `rows`. Returns how many lines it updated.
+async fn replace_pending(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &mut Vec<Row>,
+    known: &HashMap<String, String>,
+    run_id: Uuid,
+    pending: &mut PendingLines,
+    opts: &DedupOptions,
+) -> Result<i32> {
     let mut replaced = 0;
     let mut keep = Vec::with_capacity(rows.len());
     for r in rows.drain(..) {
-        let m = if known.contains(&r.saltedge_id) { None } else { match_pending(&r, &pending, &used, opts) };
+        let m = if known.contains_key(&r.saltedge_id) { None } else { match_pending(&r, &pending.lines, &pending.used, opts) };
         let Some(p) = m else {
             keep.push(r);
             continue;
         };
-        used.insert(p.id);
+        let pid = p.id;
+        pending.used.insert(pid);
         sqlx::query(
             "UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
                  saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
                  description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
-                 sync_run_id = $12, updated_at = now()
+                 sync_run_id = $12, content_hash = $13, updated_at = now()
              WHERE id = $1",
         )
-        .bind(p.id)
+        .bind(pid)
         .bind(&r.saltedge_id)
         .bind(r.journal_id)
         .bind(r.booking_date)
@@ -313,6 +379,7 @@ async fn replace_pending(db: &mut sqlx::Transaction<'_, Postgres>, rows: &mut Ve
         .bind(&r.fingerprint)
         .bind(&r.extra)
         .bind(run_id)
+        .bind(&r.content_hash)
         .execute(&mut **db)
         .await?;
         replaced += 1;
@@ -321,11 +388,19 @@ async fn replace_pending(db: &mut sqlx::Transaction<'_, Postgres>, rows: &mut Ve
     Ok(replaced)
 }
 
-/// Rule 1: one bulk upsert per page. Returns the ids of inserted lines and how many existing
-/// lines changed. A posted line never goes back to pending.
-async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: LineStatus, run_id: Uuid) -> Result<(Vec<i64>, i32)> {
+struct Upserted {
+    /// Salt Edge id → line id of the lines inserted.
+    inserted: HashMap<String, i64>,
+    updated: i32,
+    /// Inserted lines that got `suspect_duplicate_of` (rule 7, against earlier lines).
+    suspects: i32,
+}
+
+/// Rule 1: one bulk upsert per page; a posted line never goes back to pending. Rule 7 rides
+/// along: each new line looks up the oldest earlier line of its account with its fingerprint.
+async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: LineStatus, run_id: Uuid) -> Result<Upserted> {
     if rows.is_empty() {
-        return Ok((vec![], 0));
+        return Ok(Upserted { inserted: HashMap::new(), updated: 0, suspects: 0 });
     }
     let n = rows.len();
     let mut journal = Vec::with_capacity(n);
@@ -339,6 +414,7 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     let mut iban = Vec::with_capacity(n);
     let mut se_id = Vec::with_capacity(n);
     let mut fp = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
     let mut extra = Vec::with_capacity(n);
     for r in rows {
         journal.push(r.journal_id);
@@ -352,28 +428,28 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
         iban.push(r.counterparty_iban.as_deref());
         se_id.push(r.saltedge_id.as_str());
         fp.push(r.fingerprint.as_str());
+        hash.push(r.content_hash.as_str());
         extra.push(&r.extra);
     }
-    let returned: Vec<(i64, bool)> = sqlx::query_as(
+    let returned: Vec<(i64, bool, bool, String)> = sqlx::query_as(
         "INSERT INTO statement_lines AS l (journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
-             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id)
+             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash)
          SELECT u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
-                u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14
+                u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14,
+                (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
+                 ORDER BY o.id LIMIT 1), u.hash
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[])
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
              counterparty_iban = EXCLUDED.counterparty_iban, fingerprint = EXCLUDED.fingerprint, extra = EXCLUDED.extra,
              status = CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END,
-             sync_run_id = EXCLUDED.sync_run_id, updated_at = now()
-         WHERE (l.booking_date, l.value_date, l.amount, l.description, l.payee, l.counterparty_iban, l.extra, l.status)
-               IS DISTINCT FROM
-               (EXCLUDED.booking_date, EXCLUDED.value_date, EXCLUDED.amount, EXCLUDED.description, EXCLUDED.payee,
-                EXCLUDED.counterparty_iban, EXCLUDED.extra, CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END)
-         RETURNING l.id, (l.xmax = 0)",
+             sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash, updated_at = now()
+         WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND NOT (l.status = 'posted' AND EXCLUDED.status = 'pending')
+         RETURNING l.id, (l.xmax = 0), (l.suspect_duplicate_of IS NOT NULL), l.saltedge_transaction_id",
     )
     .bind(&journal)
     .bind(&account)
@@ -389,11 +465,50 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     .bind(&fp)
     .bind(&extra)
     .bind(run_id)
+    .bind(&hash)
     .fetch_all(&mut **db)
     .await?;
-    let inserted: Vec<i64> = returned.iter().filter(|(_, ins)| *ins).map(|(id, _)| *id).collect();
-    let updated = (returned.len() - inserted.len()) as i32;
-    Ok((inserted, updated))
+    let mut up = Upserted { inserted: HashMap::with_capacity(returned.len()), updated: 0, suspects: 0 };
+    for (id, was_inserted, suspect, se_id) in returned {
+        if was_inserted {
+            up.suspects += suspect as i32;
+            up.inserted.insert(se_id, id);
+        } else {
+            up.updated += 1;
+        }
+    }
+    Ok(up)
+}
+
+/// Rule 7 within one page: look-alikes inserted together cannot see each other in the upsert,
+/// so later ones are pointed at the first here.
+async fn flag_look_alikes_in_page(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], inserted: &HashMap<String, i64>) -> Result<i32> {
+    let mut first: HashMap<(Uuid, &str), i64> = HashMap::new();
+    let (mut ids, mut of) = (vec![], vec![]);
+    for r in rows {
+        let Some(&id) = inserted.get(&r.saltedge_id) else { continue };
+        match first.get(&(r.bank_account_id, r.fingerprint.as_str())) {
+            Some(&o) => {
+                ids.push(id);
+                of.push(o);
+            }
+            None => {
+                first.insert((r.bank_account_id, r.fingerprint.as_str()), id);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE statement_lines l SET suspect_duplicate_of = u.of FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, of)
+         WHERE l.id = u.id AND l.suspect_duplicate_of IS NULL",
+    )
+    .bind(&ids)
+    .bind(&of)
+    .execute(&mut **db)
+    .await?
+    .rows_affected() as i32)
 }
 
 /// Rule 3: deletes the connection's pending lines that Salt Edge no longer lists.

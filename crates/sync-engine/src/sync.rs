@@ -1,7 +1,9 @@
 //! One sync of one connection: lock, refresh the connection and its accounts, stream posted
 //! transactions page by page from the incremental cursor, then the pending list, then check
-//! balances. Every page is stored before the next is fetched, so memory stays bounded by a
-//! page and a crash loses at most the page in flight.
+//! balances. Each page is stored in its own transaction while the next one is being fetched
+//! (one page ahead, never more): memory stays bounded by two pages, the bank's latency hides
+//! behind the database's, and a crash loses at most the pages in flight, which the next run
+//! fetches again because the cursor only moves over stored lines.
 
 use std::collections::HashMap;
 
@@ -77,21 +79,47 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
 
     let accounts = client.list_accounts(&conn.saltedge_id).await?;
     let acc = mapping::sync_accounts(pool, conn.company_id, conn.id, &conn.provider_name, &accounts).await?;
-    let targets = targets(pool, conn.id).await?;
+    let targets = std::sync::Arc::new(targets(pool, conn.id).await?);
+    // A connection without lines yet cannot hold any of the page's ids: skip that look-up.
+    let may_exist: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1)",
+    )
+    .bind(conn.id)
+    .fetch_one(pool)
+    .await?;
 
     let from_id = if opts.full { None } else { cursor(pool, conn.id, opts.overlap_days).await? };
     runs::set_from_id(pool, run_id, from_id.as_deref()).await?;
+    let mut pending_lines = dedup::PendingLines::load(pool, conn.id).await?;
     let query = TransactionQuery { from_id, ..TransactionQuery::connection(&conn.saltedge_id) };
-    let mut pages = std::pin::pin!(client.transaction_pages(query));
-    while let Some(page) = pages.try_next().await? {
-        dedup::write_page(pool, run_id, &targets, &page.items, LineStatus::Posted, &opts.dedup).await?;
+    // The next page is fetched (and turned into rows) on its own task while this one is
+    // written: one page ahead.
+    let fetch = |q: TransactionQuery| {
+        let client = client.clone();
+        let targets = targets.clone();
+        tokio::spawn(async move {
+            let page = client.transactions_page(&q).await?;
+            Ok::<_, saltedge_client::Error>((page.next_id.clone(), dedup::prepare(&targets, &page.items, LineStatus::Posted)))
+        })
+    };
+    let mut ahead = Some(fetch(query.clone()));
+    while let Some(handle) = ahead.take() {
+        let (next_id, page) = handle.await.map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
+        ahead = next_id.map(|next| fetch(TransactionQuery { from_id: Some(next), ..query.clone() }));
+        let written = dedup::write_prepared(pool, run_id, page, may_exist, &mut pending_lines, &opts.dedup).await;
+        if let Err(e) = written {
+            if let Some(h) = ahead {
+                h.abort();
+            }
+            return Err(e);
+        }
     }
 
     let mut still_pending = vec![];
     let mut pending = std::pin::pin!(client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
     while let Some(page) = pending.try_next().await? {
         still_pending.extend(page.items.iter().map(|t| t.id.clone()));
-        dedup::write_page(pool, run_id, &targets, &page.items, LineStatus::Pending, &opts.dedup).await?;
+        dedup::write_page(pool, run_id, &targets, &page.items, LineStatus::Pending, &mut pending_lines, &opts.dedup).await?;
     }
     let removed = dedup::remove_vanished_pending(pool, conn.id, &still_pending).await?;
 

@@ -368,5 +368,6 @@ async fn write(pool: &PgPool, f: &Fixture, target: &(String, AccountTarget), txs
     let run = sync_engine::runs::start(pool, f.company, f.conn, "test", None).await.unwrap();
     let targets = HashMap::from([target.clone()]);
     let txs: Vec<Transaction> = txs.into_iter().map(|mut t| { t.currency_code = target.1.currency.clone(); t }).collect();
-    dedup::write_page(pool, run, &targets, &txs, LineStatus::Posted, &DedupOptions::default()).await.unwrap()
+    let mut pending = dedup::PendingLines::load(pool, f.conn).await.unwrap();
+    dedup::write_page(pool, run, &targets, &txs, LineStatus::Posted, &mut pending, &DedupOptions::default()).await.unwrap()
 }

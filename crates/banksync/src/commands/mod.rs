@@ -1,3 +1,5 @@
+pub mod bench;
 pub mod demo;
 pub mod migrate;
 pub mod simulator;
+pub mod sync;

@@ -25,6 +25,15 @@ pub struct Args {
     pub accounts: u32,
     #[arg(long, default_value_t = 40)]
     pub transactions: u32,
+    /// Pending transactions per account.
+    #[arg(long, default_value_t = 3)]
+    pub pending: u32,
+    /// Transactions per account flagged `duplicated`.
+    #[arg(long, default_value_t = 1)]
+    pub duplicated: u32,
+    /// Days of history the transactions spread over.
+    #[arg(long, default_value_t = 90)]
+    pub history_days: u32,
     /// Fault rule, repeatable: ACTION[@path][#skip][xtimes][%fraction], where ACTION is
     /// drop, delay=MS, an HTTP status or an error class. E.g. 500@transactions#2x1.
     #[arg(long = "fault")]
@@ -39,7 +48,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "live" => ClientStatus::Live,
             _ => ClientStatus::Test,
         },
-        data: DataConfig { seed: a.seed, accounts_per_connection: a.accounts, transactions_per_account: a.transactions, ..Default::default() },
+        data: DataConfig {
+            seed: a.seed,
+            accounts_per_connection: a.accounts,
+            transactions_per_account: a.transactions,
+            pending_per_account: a.pending,
+            duplicated_per_account: a.duplicated,
+            history_days: a.history_days,
+            ..Default::default()
+        },
         ..Default::default()
     };
     if let Some(path) = a.client_public_key {

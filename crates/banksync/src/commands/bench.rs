@@ -1,0 +1,187 @@
+//! `banksync bench ingest --transactions N`: import throughput against a scratch database
+//! and a simulator child process (so this process's peak RSS is the service's alone).
+//! Prints one JSON object. Run it in a release build: `scripts/dev bench ingest`.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use saltedge_client::{Client, ClientConfig, Signer};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use sync_engine::{companies, connections, SyncOptions};
+use tokio::io::AsyncWriteExt;
+
+use crate::settings::Settings;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::Subcommand)]
+pub enum What {
+    /// First import, re-sync and a COPY baseline of N transactions.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub transactions: u32,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    match a.what {
+        What::Ingest(i) => ingest(i).await,
+    }
+}
+
+/// CPU seconds (user + system) this process has used, from /proc (Linux).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
+    }
+    let n = a.transactions;
+    let settings = Settings::load()?;
+    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose()).context("database.url is not a Postgres URL")?;
+    let db_name = format!("banksync_bench_{}", std::process::id());
+    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
+    let opts = admin_opts.clone().database(&db_name);
+    let result = ingest_into(&opts, n).await;
+    if !a.keep {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+    }
+    let report = result?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_json::Value> {
+    let pool = PgPoolOptions::new().max_connections(4).connect_with(opts.clone()).await?;
+    sync_engine::MIGRATOR.run(&pool).await?;
+
+    // The simulator runs as a child process on a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["simulator", "--port", &port.to_string(), "--accounts", "1", "--pending", "0", "--duplicated", "0"])
+        .args(["--transactions", &n.to_string(), "--history-days", "3650"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the simulator")?;
+    let base = format!("http://127.0.0.1:{port}/");
+    let http = reqwest::Client::new();
+    let ready = Instant::now();
+    while http.get(format!("{base}sim/requests")).send().await.is_err() {
+        if ready.elapsed() > Duration::from_secs(30) {
+            bail!("the simulator did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seeded: serde_json::Value = http
+        .post(format!("{base}sim/connections"))
+        .json(&serde_json::json!({ "identifier": "bench", "provider_code": "fakebank_simple_xf" }))
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let se_conn = seeded["connection_id"].as_str().context("simulator did not seed")?.to_string();
+
+    let mut cfg = ClientConfig::new(url::Url::parse(&format!("{base}api/v5/"))?, "sim-app-id", "sim-secret");
+    cfg.signer = Some(Signer::from_pem(saltedge_sim::keys::CLIENT_PRIVATE_PEM)?);
+    let client = Client::new(cfg)?;
+    let company = companies::create(&pool, "Bench Ltd").await?;
+    let se = client.show_connection(&se_conn).await?;
+    let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await?;
+    let full = SyncOptions { full: true, trigger: "bench".into(), ..Default::default() };
+
+    let (t, c) = (Instant::now(), cpu_s());
+    let first = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
+    let first_s = t.elapsed().as_secs_f64();
+    let first_cpu = cpu_s() - c;
+    if first.run.inserted != n as i32 {
+        bail!("first import inserted {} lines, expected {n}", first.run.inserted);
+    }
+    let (t, c) = (Instant::now(), cpu_s());
+    let again = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
+    let resync_s = t.elapsed().as_secs_f64();
+    let resync_cpu = cpu_s() - c;
+    if again.run.inserted != 0 || again.run.skipped_duplicate != n as i32 {
+        bail!("re-sync was not all duplicates: {:?}", again.run);
+    }
+    let rss = peak_rss_mib();
+    child.kill().await.ok();
+
+    let copy_bare_s = copy_baseline(opts, "").await?;
+    let copy_s = copy_baseline(opts, "INCLUDING ALL").await?;
+    let rate = |s: f64| n as f64 / s;
+    Ok(serde_json::json!({
+        "transactions": n,
+        "pages": first.run.pages,
+        "first_import_s": first_s,
+        "resync_s": resync_s,
+        "first_import_cpu_s": first_cpu,
+        "resync_cpu_s": resync_cpu,
+        "copy_s": copy_s,
+        "copy_bare_s": copy_bare_s,
+        "first_import_rows_per_s": rate(first_s).round(),
+        "resync_rows_per_s": rate(resync_s).round(),
+        "copy_rows_per_s": rate(copy_s).round(),
+        "copy_bare_rows_per_s": rate(copy_bare_s).round(),
+        "ratio_first_import_vs_copy_bare": (copy_bare_s / first_s * 1000.0).round() / 1000.0,
+        "ratio_first_import_vs_copy": (copy_s / first_s * 1000.0).round() / 1000.0,
+        "ratio_resync_vs_first_import": (first_s / resync_s * 1000.0).round() / 1000.0,
+        "peak_rss_mib": rss.map(|r| (r * 10.0).round() / 10.0),
+    }))
+}
+
+/// The same rows loaded with COPY into a scratch table: dumped to a file first (untimed), then
+/// streamed in 1 MiB chunks (timed). `like` = "INCLUDING ALL" gives the scratch table the
+/// lines table's indexes, defaults and checks (the fair baseline, reported as `copy_*`); ""
+/// gives a bare table with the same columns (`copy_bare_*`). Foreign keys are never copied.
+async fn copy_baseline(opts: &PgConnectOptions, like: &str) -> anyhow::Result<f64> {
+    let mut conn = PgConnection::connect_with(opts).await?;
+    let path = std::env::temp_dir().join(format!("banksync-bench-{}.tsv", std::process::id()));
+    {
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut out = conn.copy_out_raw("COPY statement_lines TO STDOUT").await?;
+        while let Some(chunk) = out.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+    }
+    sqlx::query("DROP TABLE IF EXISTS bench_scratch").execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE TABLE bench_scratch (LIKE statement_lines INCLUDING DEFAULTS {like})")).execute(&mut conn).await?;
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY bench_scratch FROM STDIN").await?;
+    let file = tokio::fs::File::open(&path).await?;
+    copy.read_from(tokio::io::BufReader::with_capacity(1 << 20, file)).await?;
+    copy.finish().await?;
+    let secs = t.elapsed().as_secs_f64();
+    let _ = tokio::fs::remove_file(&path).await;
+    Ok(secs)
+}
