@@ -26,13 +26,14 @@ pub struct Connection {
     pub next_refresh_possible_at: Option<DateTime<Utc>>,
     pub last_error_class: Option<String>,
     pub last_error_message: Option<String>,
+    pub last_event_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, company_id, saltedge_id, provider_code, provider_name, country_code, status, stage,
     daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at,
-    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, created_at, updated_at";
+    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, created_at, updated_at";
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Connection> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))

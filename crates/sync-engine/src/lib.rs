@@ -6,17 +6,27 @@
 //! * [`mapping`]: bank accounts → journals;
 //! * [`balance`]: the balance check after each sync;
 //! * [`lock`]: one sync per connection at a time, across processes;
+//! * [`inbox`] stores verified callbacks once; [`events`] applies them to connections;
+//! * [`jobs`] is the durable queue, [`worker`] runs it;
+//! * [`catalogue`] (institutions), [`tokens`] (API tokens), [`guidance`] (what to tell users);
 //! * [`runs`], [`connections`], [`companies`]: the records.
 
 pub mod balance;
+pub mod catalogue;
 pub mod companies;
 pub mod connections;
 pub mod dedup;
 pub mod error;
+pub mod events;
+pub mod guidance;
+pub mod inbox;
+pub mod jobs;
 pub mod lock;
 pub mod mapping;
 pub mod runs;
 pub mod sync;
+pub mod tokens;
+pub mod worker;
 
 pub use error::{Result, SyncError};
 pub use sync::{sync_connection, SyncOptions, SyncReport};

@@ -1,0 +1,166 @@
+//! Applies a stored Salt Edge callback to our records. Only events at least as new as the
+//! last one applied change a connection's stage or error, so late or out-of-order deliveries
+//! never move it backwards; `destroy` is final.
+
+use chrono::{DateTime, Utc};
+use saltedge_client::models::CallbackBody;
+use saltedge_client::{Client, ErrorClass};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+use crate::{connections, jobs};
+
+#[derive(sqlx::FromRow)]
+struct InboxRow {
+    kind: String,
+    body: String,
+    event_time: Option<DateTime<Utc>>,
+}
+
+/// Processes inbox row `id`. Idempotent: processing twice gives the same state.
+pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
+    let row: InboxRow = sqlx::query_as("SELECT kind, body, event_time FROM callback_inbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(SyncError::not_found("callback"))?;
+    let outcome = apply(pool, client, &row).await;
+    let note = match &outcome {
+        Ok(note) => note.clone(),
+        Err(e) => Some(e.to_string()),
+    };
+    if outcome.is_ok() {
+        sqlx::query("UPDATE callback_inbox SET processed_at = now(), error = $2 WHERE id = $1").bind(id).bind(note).execute(pool).await?;
+    }
+    outcome.map(|_| ())
+}
+
+async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<String>> {
+    let body: CallbackBody = serde_json::from_str(&row.body).map_err(|e| SyncError::Invalid(format!("callback body: {e}")))?;
+    let data = &body.data;
+    let event_time = row.event_time.unwrap_or(body.meta.time);
+    let mut conn = connections::find_by_saltedge_id(pool, &data.connection_id).await?;
+
+    if row.kind == "destroy" {
+        if let Some(c) = &conn {
+            connections::mark_removed(pool, c.id).await?;
+        }
+        return Ok(None);
+    }
+    if conn.is_none() {
+        // First news of a connection made through the Connect page: adopt it for the company
+        // that owns the customer.
+        let Some(company) = company_for(pool, &data.customer_id, data.custom_fields.as_ref()).await? else {
+            return Ok(Some("callback for a customer we do not know; ignored".into()));
+        };
+        match client.show_connection(&data.connection_id).await {
+            Ok(se) => conn = Some(connections::upsert_from_saltedge(pool, company, &se).await?),
+            Err(e) if e.class() == Some(&ErrorClass::ConnectionNotFound) => return Ok(Some("connection no longer at Salt Edge".into())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let conn = conn.expect("set above");
+    if conn.status == "removed" {
+        return Ok(Some("connection removed; ignored".into()));
+    }
+    let newer = conn.last_event_at.is_none_or(|t| event_time >= t);
+    if !newer {
+        return Ok(Some("older than the last event applied; ignored".into()));
+    }
+    match row.kind.as_str() {
+        "success" => {
+            if let Ok(se) = client.show_connection(&conn.saltedge_id).await {
+                connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+            }
+            sqlx::query("UPDATE connections SET stage = 'finish', last_error_class = NULL, last_error_message = NULL WHERE id = $1")
+                .bind(conn.id)
+                .execute(pool)
+                .await?;
+            enqueue_sync(pool, conn.company_id, conn.id, "callback").await?;
+        }
+        "fail" => {
+            let class = data.error_class.clone().unwrap_or_else(|| "Unknown".into());
+            let status = if class == "InvalidCredentials" { Some("inactive") } else { None };
+            sqlx::query(
+                "UPDATE connections SET last_error_class = $2, last_error_message = $3, stage = 'finish',
+                     status = COALESCE($4, status), updated_at = now() WHERE id = $1",
+            )
+            .bind(conn.id)
+            .bind(&class)
+            .bind(data.error_message.clone().unwrap_or_default())
+            .bind(status)
+            .execute(pool)
+            .await?;
+        }
+        "notify" | "interactive" => {
+            let stage = if row.kind == "interactive" { Some("interactive".to_string()) } else { data.stage.clone() };
+            sqlx::query("UPDATE connections SET stage = COALESCE($2, stage), updated_at = now() WHERE id = $1")
+                .bind(conn.id)
+                .bind(stage)
+                .execute(pool)
+                .await?;
+        }
+        _ => return Ok(Some(format!("callback kind {} needs no action", row.kind))),
+    }
+    sqlx::query("UPDATE connections SET last_event_at = greatest(coalesce(last_event_at, $2), $2) WHERE id = $1")
+        .bind(conn.id)
+        .bind(event_time)
+        .execute(pool)
+        .await?;
+    Ok(None)
+}
+
+async fn company_for(pool: &PgPool, customer_id: &str, custom_fields: Option<&serde_json::Value>) -> Result<Option<Uuid>> {
+    if let Some(c) = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+        .bind(customer_id)
+        .fetch_optional(pool)
+        .await?
+    {
+        return Ok(Some(c));
+    }
+    // Custom fields are set by us when creating the session; trust them only for a company
+    // that exists and has no customer of its own yet.
+    let Some(id) = custom_fields.and_then(|f| f.get("company_id")).and_then(|v| v.as_str()).and_then(|s| s.parse::<Uuid>().ok()) else {
+        return Ok(None);
+    };
+    Ok(sqlx::query_scalar(
+        "SELECT c.id FROM companies c WHERE c.id = $1 AND NOT EXISTS (SELECT 1 FROM saltedge_customers s WHERE s.company_id = c.id)",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Queues a sync of a connection, unless one is already queued; returns the queued run's id.
+pub async fn enqueue_sync(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {
+    let key = format!("sync:{connection_id}");
+    for _ in 0..3 {
+        if let Some(run) = sqlx::query_scalar::<_, String>("SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'")
+            .bind(&key)
+            .fetch_optional(pool)
+            .await?
+        {
+            if let Ok(id) = run.parse() {
+                return Ok(id);
+            }
+        }
+        let mut tx = pool.begin().await?;
+        let run_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id",
+        )
+        .bind(company_id)
+        .bind(connection_id)
+        .bind(trigger)
+        .fetch_one(&mut *tx)
+        .await?;
+        let payload = serde_json::json!({ "connection_id": connection_id, "run_id": run_id });
+        if jobs::enqueue(&mut *tx, jobs::SYNC_CONNECTION, payload, Some(&key)).await?.is_some() {
+            tx.commit().await?;
+            return Ok(run_id);
+        }
+        // Someone queued one meanwhile: drop ours and return theirs.
+        tx.rollback().await?;
+    }
+    Err(SyncError::Invalid("could not queue a sync".into()))
+}

@@ -1,0 +1,123 @@
+//! A durable job queue in Postgres. Jobs are claimed with `FOR UPDATE SKIP LOCKED` under a
+//! lease; a job whose worker died is claimed again once its lease expires. Failed jobs are
+//! retried with exponential backoff up to `max_attempts`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+
+use crate::error::Result;
+
+pub const SYNC_CONNECTION: &str = "sync_connection";
+pub const PROCESS_CALLBACK: &str = "process_callback";
+pub const REFRESH_CATALOGUE: &str = "refresh_catalogue";
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub dedupe_key: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, payload, dedupe_key, status, attempts, max_attempts, run_after, lease_until, locked_by,
+    last_error, created_at, finished_at";
+
+/// Queues a job; with a `dedupe_key` that already has a queued job, nothing is added and
+/// `None` is returned.
+pub async fn enqueue<'e>(
+    db: impl PgExecutor<'e>,
+    kind: &str,
+    payload: serde_json::Value,
+    dedupe_key: Option<&str>,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, dedupe_key) VALUES ($1, $2, $3)
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(dedupe_key)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Takes the oldest ready job (queued, or running with an expired lease).
+pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Job>> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
+             lease_until = now() + make_interval(secs => $2)
+         WHERE id = (SELECT id FROM jobs
+                     WHERE (status = 'queued' AND run_after <= now()) OR (status = 'running' AND lease_until < now())
+                     ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Keeps a long job's lease alive. False when the lease was lost (another worker took it).
+pub async fn heartbeat(pool: &PgPool, id: i64, worker: &str, lease: Duration) -> Result<bool> {
+    Ok(sqlx::query("UPDATE jobs SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND locked_by = $2 AND status = 'running'")
+        .bind(id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+pub async fn complete(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET status = 'done', finished_at = now(), lease_until = NULL WHERE id = $1 AND locked_by = $2")
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records a failure: retried after a backoff unless `permanent` or out of attempts.
+pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent: bool) -> Result<()> {
+    let retry = !permanent && job.attempts < job.max_attempts;
+    let backoff = 5.0 * 2f64.powi(job.attempts.clamp(0, 10)); // 10 s, 20 s, 40 s…
+    sqlx::query(
+        "UPDATE jobs SET status = CASE WHEN $3 THEN 'queued' ELSE 'failed' END, last_error = $4, lease_until = NULL,
+             run_after = now() + make_interval(secs => $5), finished_at = CASE WHEN $3 THEN NULL ELSE now() END
+         WHERE id = $1 AND locked_by = $2",
+    )
+    .bind(job.id)
+    .bind(worker)
+    .bind(retry)
+    .bind(error)
+    .bind(backoff.min(3600.0))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts a claimed job back untouched (graceful shutdown).
+pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, locked_by = NULL WHERE id = $1 AND locked_by = $2")
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(pool).await?)
+}

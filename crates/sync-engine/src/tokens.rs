@@ -1,0 +1,36 @@
+//! API tokens: random, shown once, stored as SHA-256. Looking a token up by its hash means no
+//! secret is ever compared byte by byte in our code.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new token for `company_id`; returns (token id, the token). Only the hash is stored.
+pub async fn create(pool: &PgPool, company_id: Uuid, name: &str) -> Result<(Uuid, String)> {
+    // Two v4 UUIDs: 244 bits from the OS random source.
+    let token = format!("bs_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let id = sqlx::query_scalar("INSERT INTO api_tokens (company_id, token_hash, name) VALUES ($1, $2, $3) RETURNING id")
+        .bind(company_id)
+        .bind(hash(&token))
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok((id, token))
+}
+
+/// The company a live token belongs to.
+pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE api_tokens SET last_used_at = now()
+         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING company_id",
+    )
+    .bind(hash(token))
+    .fetch_optional(pool)
+    .await?)
+}

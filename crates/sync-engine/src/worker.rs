@@ -1,0 +1,158 @@
+//! The job worker: claims jobs from the queue and runs them, keeping each lease alive while
+//! it works. On shutdown it stops claiming, lets running jobs finish within a grace period and
+//! puts the rest back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use saltedge_client::{Client, ErrorClass};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::SyncError;
+use crate::jobs::{self, Job};
+use crate::{catalogue, events, SyncOptions};
+
+#[derive(Clone)]
+pub struct Worker {
+    pub pool: PgPool,
+    pub client: Client,
+    pub id: String,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub sync: SyncOptions,
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, client: Client) -> Self {
+        Worker {
+            pool,
+            client,
+            id: format!("{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]),
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(200),
+            sync: SyncOptions::default(),
+        }
+    }
+
+    /// Runs `concurrency` job loops until `shutdown` turns true; in-flight jobs then get
+    /// `grace` to finish before they are released for another worker.
+    pub async fn run(self, concurrency: usize, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let me = Arc::new(self);
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..concurrency.max(1) {
+            let me = me.clone();
+            let stop = shutdown.clone();
+            loops.spawn(async move { me.job_loop(stop, grace).await });
+        }
+        let _ = shutdown.wait_for(|s| *s).await;
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn job_loop(&self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let job = match jobs::claim(&self.pool, &self.id, self.lease).await {
+                Ok(Some(j)) => j,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.poll) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim jobs");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let work = self.run_job(&job);
+            tokio::pin!(work);
+            let result = tokio::select! {
+                r = &mut work => Some(r),
+                _ = wait_stop_then(&mut stop, grace) => None,
+            };
+            match result {
+                Some(Ok(())) => {
+                    let _ = jobs::complete(&self.pool, job.id, &self.id).await;
+                }
+                Some(Err(e)) => {
+                    let permanent = is_permanent(&e);
+                    tracing::warn!(job = job.id, kind = %job.kind, error = %e, permanent, "job failed");
+                    let _ = jobs::fail(&self.pool, &job, &self.id, &e.to_string(), permanent).await;
+                }
+                None => {
+                    tracing::info!(job = job.id, "shutting down: job released");
+                    let _ = jobs::release(&self.pool, job.id, &self.id).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one job while renewing its lease.
+    async fn run_job(&self, job: &Job) -> Result<(), SyncError> {
+        let work = self.execute(job);
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval(self.lease / 3);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = beat.tick() => {
+                    let _ = jobs::heartbeat(&self.pool, job.id, &self.id, self.lease).await;
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> Result<(), SyncError> {
+        let p = &job.payload;
+        match job.kind.as_str() {
+            jobs::SYNC_CONNECTION => {
+                let conn: Uuid = uuid_field(p, "connection_id")?;
+                let run_id = p.get("run_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok());
+                let opts = SyncOptions { run_id, trigger: "job".into(), ..self.sync.clone() };
+                crate::sync_connection(&self.pool, &self.client, conn, &opts).await.map(|_| ())
+            }
+            jobs::PROCESS_CALLBACK => {
+                let id = p.get("inbox_id").and_then(|v| v.as_i64()).ok_or_else(|| SyncError::Invalid("inbox_id missing".into()))?;
+                events::process(&self.pool, &self.client, id).await
+            }
+            jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
+            other => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
+        }
+    }
+}
+
+async fn wait_stop_then(stop: &mut watch::Receiver<bool>, grace: Duration) {
+    let _ = stop.wait_for(|s| *s).await;
+    tokio::time::sleep(grace).await;
+}
+
+fn uuid_field(p: &serde_json::Value, name: &str) -> Result<Uuid, SyncError> {
+    p.get(name).and_then(|v| v.as_str()).and_then(|s| s.parse().ok()).ok_or_else(|| SyncError::Invalid(format!("{name} missing")))
+}
+
+/// Failures that retrying cannot fix until a person acts.
+fn is_permanent(e: &SyncError) -> bool {
+    match e {
+        SyncError::SaltEdge(se) => matches!(
+            se.class(),
+            Some(
+                ErrorClass::InvalidCredentials
+                    | ErrorClass::ConnectionNotFound
+                    | ErrorClass::AispConsentRevoked
+                    | ErrorClass::AispConsentExpired
+                    | ErrorClass::ConnectionDisabled
+                    | ErrorClass::ProviderDisabled
+            )
+        ),
+        SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } => true,
+        SyncError::Db(_) => false,
+    }
+}
