@@ -1,1 +1,102 @@
-// placeholder
+//! The HTTP surface of banksync.
+//!
+//! * [`routes`]: the REST API under `/api/v1` (one file per area) and operations endpoints;
+//! * [`callbacks`]: Salt Edge callback receivers ([`callbacks::verify`] is where signatures
+//!   are checked);
+//! * [`error`]: the one mapping from errors to problem JSON;
+//! * [`extract`]: token authentication and extractors that reject with problem JSON;
+//! * [`openapi`]: the generated OpenAPI 3.1 document; [`metrics`]: Prometheus.
+
+pub mod callbacks;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use saltedge_client::{Client, Verifier};
+use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use url::Url;
+
+use crate::error::ApiError;
+use crate::routes::{connections, institutions, journals, ops};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub client: Client,
+    /// Salt Edge's public key, for callbacks.
+    pub verifier: Verifier,
+    /// The callback URL base configured at Salt Edge, ending in `/callbacks/saltedge/`.
+    pub callback_base: Url,
+    /// Older callbacks are refused (a replay of a stale event).
+    pub callback_max_age: chrono::Duration,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { body_limit_bytes: 256 * 1024, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/institutions", get(institutions::list))
+        .route("/connections", post(connections::link).get(connections::list))
+        .route("/connections/{id}", get(connections::show).delete(connections::delete))
+        .route("/connections/{id}/update-credentials", post(connections::update_credentials))
+        .route("/connections/{id}/fetch-accounts", post(connections::fetch_accounts))
+        .route("/connections/{id}/sync", post(connections::sync_now))
+        .route("/connections/{id}/sync-runs", get(connections::sync_runs))
+        .route("/connections/{id}/revoke", post(connections::revoke))
+        .route("/journals", get(journals::list))
+        .route("/bank-accounts/{id}/journal", put(journals::map_account))
+        .route("/statement-lines", get(journals::lines))
+        .route("/openapi.json", get(ops::openapi));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/callbacks/saltedge/{kind}", post(callbacks::receive::receive))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, company = tracing::field::Empty)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    st.metrics.request(&method, &route, resp.status().as_u16());
+    resp.into_response()
+}

@@ -19,6 +19,12 @@ enum Command {
     Simulator(commands::simulator::Args),
     /// Apply the database migrations.
     Migrate(commands::migrate::Args),
+    /// Run the REST API, callback receivers and job worker.
+    Serve(commands::serve::Args),
+    /// Manage companies (tenants).
+    Company(commands::admin::CompanyArgs),
+    /// Manage API tokens.
+    Token(commands::admin::TokenArgs),
     /// Sync one connection now and print what it did.
     Sync(commands::sync::Args),
     /// Benchmarks that print JSON figures.
@@ -41,6 +47,9 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(a) => commands::migrate::run(a).await,
         Command::Demo(a) => commands::demo::run(a).await,
         Command::Sync(a) => commands::sync::run(a).await,
+        Command::Serve(a) => commands::serve::run(a).await,
+        Command::Company(a) => commands::admin::company(a).await,
+        Command::Token(a) => commands::admin::token(a).await,
         Command::Bench(a) => commands::bench::run(a).await,
     };
     match result {

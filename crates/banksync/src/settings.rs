@@ -12,6 +12,45 @@ use serde::Deserialize;
 pub struct Settings {
     pub database: Database,
     pub saltedge: SaltEdge,
+    pub server: Server,
+    #[serde(default)]
+    pub worker: Worker,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    pub bind: std::net::SocketAddr,
+    /// How Salt Edge reaches us, e.g. https://banksync.example.com/ ; callbacks are
+    /// `{public_base_url}callbacks/saltedge/{kind}` and must be configured so at Salt Edge.
+    pub public_base_url: url::Url,
+    #[serde(default = "body_limit")]
+    pub body_limit_bytes: usize,
+    #[serde(default = "thirty")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "three_days")]
+    pub callback_max_age_hours: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Worker {
+    /// Jobs run at once by this process; 0 = this replica only serves HTTP.
+    pub concurrency: usize,
+    /// Seconds in-flight jobs get to finish on shutdown before they are released.
+    pub shutdown_grace_secs: u64,
+    pub lease_secs: u64,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker { concurrency: 2, shutdown_grace_secs: 20, lease_secs: 60 }
+    }
+}
+
+fn body_limit() -> usize {
+    256 * 1024
+}
+fn three_days() -> i64 {
+    72
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +127,21 @@ impl Settings {
                 .to_string()),
             None => anyhow::bail!("the Salt Edge secret is not set: export BANKSYNC__SALTEDGE__SECRET or set saltedge.secret_file"),
         }
+    }
+
+    /// Salt Edge's public key, to verify callbacks with.
+    pub fn callback_verifier(&self) -> anyhow::Result<saltedge_client::Verifier> {
+        let p = &self.saltedge.callback_public_key_file;
+        let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.callback_public_key_file {}", p.display()))?;
+        saltedge_client::Verifier::from_pem(&pem).with_context(|| format!("{} is not an RSA public key", p.display()))
+    }
+
+    pub fn callback_base(&self) -> anyhow::Result<url::Url> {
+        let mut base = self.server.public_base_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(base.join("callbacks/saltedge/")?)
     }
 
     pub fn client_config(&self) -> anyhow::Result<saltedge_client::ClientConfig> {

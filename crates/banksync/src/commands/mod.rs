@@ -1,5 +1,7 @@
+pub mod admin;
 pub mod bench;
 pub mod demo;
 pub mod migrate;
+pub mod serve;
 pub mod simulator;
 pub mod sync;

@@ -1,0 +1,201 @@
+//! The REST API's request and response bodies (the OpenAPI schemas). Money is a decimal
+//! string with its currency.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema)]
+pub struct Institution {
+    pub code: String,
+    pub name: String,
+    pub country_code: String,
+    pub mode: String,
+    pub interactive: bool,
+    pub fake: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LinkRequest {
+    /// Institution (Salt Edge provider) code, from `GET /api/v1/institutions`.
+    pub provider_code: String,
+    pub phone: String,
+    /// Used to create the company's Salt Edge account: it must be valid.
+    pub email: String,
+    /// Where Salt Edge Connect sends the user back (http or https).
+    pub return_to: String,
+    /// Link even though the company already has a connection to this institution.
+    #[serde(default)]
+    pub allow_second_connection: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ReturnTo {
+    pub return_to: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectUrl {
+    /// Send the user here (Salt Edge Connect).
+    pub connect_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionError {
+    pub class: String,
+    pub message: Option<String>,
+    /// What to tell the user, after Salt Edge's support guide.
+    pub guidance: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BankAccount {
+    pub id: Uuid,
+    pub saltedge_id: String,
+    pub name: String,
+    pub nature: String,
+    pub iban: Option<String>,
+    pub currency: String,
+    /// Decimal string.
+    pub bank_balance: Option<String>,
+    pub journal_id: Uuid,
+    pub journal_name: String,
+    /// Bank balance minus journal balance at the last check, when not zero.
+    pub balance_mismatch: Option<String>,
+    pub disappeared_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncRun {
+    pub id: Uuid,
+    pub trigger: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub pages: i32,
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub skipped_duplicate: i32,
+    pub flagged_duplicated: i32,
+    pub pending_removed: i32,
+    pub suspects: i32,
+    #[schema(value_type = Object)]
+    pub balance_mismatches: serde_json::Value,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl From<sync_engine::runs::SyncRun> for SyncRun {
+    fn from(r: sync_engine::runs::SyncRun) -> Self {
+        SyncRun {
+            id: r.id,
+            trigger: r.trigger,
+            status: r.status,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            pages: r.pages,
+            fetched: r.fetched,
+            inserted: r.inserted,
+            updated: r.updated,
+            skipped_duplicate: r.skipped_duplicate,
+            flagged_duplicated: r.flagged_duplicated,
+            pending_removed: r.pending_removed,
+            suspects: r.suspects,
+            balance_mismatches: r.balance_mismatches,
+            error_class: r.error_class,
+            error_message: r.error_message,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Connection {
+    pub id: Uuid,
+    pub saltedge_id: String,
+    pub provider_code: String,
+    pub provider_name: String,
+    pub country_code: String,
+    /// active, inactive, disabled, or removed (gone at Salt Edge; record kept).
+    pub status: String,
+    pub stage: Option<String>,
+    pub daily_refresh: bool,
+    pub consent_expires_at: Option<DateTime<Utc>>,
+    pub consent_revoked_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub next_refresh_possible_at: Option<DateTime<Utc>>,
+    pub error: Option<ConnectionError>,
+    pub accounts: Vec<BankAccount>,
+    pub last_sync: Option<SyncRun>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncQueued {
+    pub sync_run_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Journal {
+    pub id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub sync_start_date: Option<NaiveDate>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MapAccount {
+    pub journal_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatementLine {
+    pub id: i64,
+    pub journal_id: Uuid,
+    pub bank_account_id: Uuid,
+    pub booking_date: NaiveDate,
+    pub value_date: Option<NaiveDate>,
+    /// Decimal string, negative for money leaving the account.
+    pub amount: String,
+    pub currency: String,
+    pub description: String,
+    pub payee: Option<String>,
+    pub counterparty_iban: Option<String>,
+    pub saltedge_transaction_id: String,
+    pub pending_transaction_id: Option<String>,
+    /// pending or posted
+    pub status: String,
+    /// Another line that looks the same (same fingerprint): worth a look.
+    pub suspect_duplicate_of: Option<i64>,
+    pub imported_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinesPage {
+    pub items: Vec<StatementLine>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// ISO 4217 minor-unit digits, for showing amounts the way accountants expect ("10.50").
+fn minor_units(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "PYG" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
+        _ => 2,
+    }
+}
+
+/// An exact decimal string with at least the currency's minor digits and never fewer than
+/// the value needs.
+pub fn money(amount: rust_decimal::Decimal, currency: &str) -> String {
+    let mut n = amount.normalize();
+    let want = minor_units(currency);
+    if n.scale() < want {
+        n.rescale(want);
+    }
+    n.to_string()
+}

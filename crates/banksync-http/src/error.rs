@@ -1,0 +1,138 @@
+//! The one place where errors become HTTP: RFC 9457 problem JSON with a stable `code`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use saltedge_client::ErrorClass;
+use serde_json::{json, Map, Value};
+use sync_engine::{guidance, SyncError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API token")]
+    Unauthorized,
+    #[error("callback signature rejected: {0}")]
+    BadSignature(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String, extra: Map<String, Value> },
+    #[error("request body too large")]
+    TooLarge,
+    #[error(transparent)]
+    SaltEdge(#[from] saltedge_client::Error),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Sync(SyncError::Db(e))
+    }
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Invalid { code, detail: detail.into() }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict { code, detail: detail.into(), extra: Map::new() }
+    }
+
+    /// (status, code, title, extra members)
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+        let none = Map::new;
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API token", none()),
+            ApiError::BadSignature(code) => (StatusCode::UNAUTHORIZED, code, "Callback signature rejected", none()),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request", none()),
+            ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input", none()),
+            ApiError::Conflict { code, extra, .. } => (StatusCode::CONFLICT, code, "Conflict", extra.clone()),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large", none()),
+            ApiError::SaltEdge(e) => saltedge_parts(e),
+            ApiError::Sync(SyncError::SaltEdge(e)) => saltedge_parts(e),
+            ApiError::Sync(SyncError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
+            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch", "Currencies differ", none())
+            }
+            ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
+            ApiError::Sync(SyncError::Db(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
+        }
+    }
+}
+
+fn saltedge_parts(e: &saltedge_client::Error) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+    let mut extra = Map::new();
+    match e {
+        saltedge_client::Error::Api { class, .. } => {
+            extra.insert("saltedge_error_class".into(), json!(class.as_str()));
+            if let Some(g) = guidance::for_class(class.as_str()) {
+                extra.insert("guidance".into(), json!(g));
+            }
+            if *class == ErrorClass::ConnectionDuplicated {
+                return (StatusCode::CONFLICT, "already_synchronized", "Already synchronized", extra);
+            }
+            (StatusCode::BAD_GATEWAY, "saltedge_error", "Salt Edge refused the request", extra)
+        }
+        saltedge_client::Error::Timeout | saltedge_client::Error::Transport(_) => {
+            (StatusCode::BAD_GATEWAY, "saltedge_unreachable", "Salt Edge could not be reached", extra)
+        }
+        _ => (StatusCode::BAD_GATEWAY, "saltedge_error", "Unexpected answer from Salt Edge", extra),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title, extra) = self.parts();
+        // Internal details stay in the logs; secrets never reach either.
+        let detail = match &self {
+            ApiError::Sync(SyncError::Db(e)) => {
+                tracing::error!(error = %e, "database error");
+                "An internal error occurred.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("https://banksync.dev/problems/{code}"),
+            "title": title,
+            "status": status.as_u16(),
+            "code": code,
+            "detail": detail,
+        });
+        if let Value::Object(m) = &mut body {
+            m.extend(extra);
+        }
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest { code: "unsupported_media_type", detail: "send Content-Type: application/json".into() },
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::invalid("invalid_body", r.body_text()),
+            _ => ApiError::BadRequest { code: "malformed_json", detail: r.body_text() },
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::invalid("invalid_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::NotFound("resource")
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,360 @@
+//! The bookkeeper's flows: link, list/show, update credentials, fetch new accounts, sync now,
+//! sync history, revoke consent, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use saltedge_client::models::{
+    AttemptRequest, ConsentRequest, CreateConnectSession, ReconnectConnectSession, RefreshConnectSession,
+};
+use saltedge_client::ErrorClass;
+use serde_json::json;
+use sync_engine::{catalogue, companies, connections, events, guidance, mapping, runs};
+use uuid::Uuid;
+
+use crate::dto::{self, BankAccount, ConnectUrl, Connection, ConnectionError, LinkRequest, ReturnTo, SyncQueued, SyncRun};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Company, Json, Path};
+use crate::AppState;
+
+pub fn account_dto(a: mapping::BankAccount, journal_name: &str) -> BankAccount {
+    BankAccount {
+        id: a.id,
+        saltedge_id: a.saltedge_id,
+        name: a.name,
+        nature: a.nature,
+        iban: a.iban,
+        bank_balance: a.bank_balance.map(|b| dto::money(b, &a.currency)),
+        balance_mismatch: a.balance_mismatch.map(|b| dto::money(b, &a.currency)),
+        currency: a.currency,
+        journal_id: a.journal_id,
+        journal_name: journal_name.to_string(),
+        disappeared_at: a.disappeared_at,
+    }
+}
+
+async fn load(st: &AppState, company: Uuid, id: Uuid) -> ApiResult<connections::Connection> {
+    let c = connections::get(&st.pool, id).await.map_err(|_| ApiError::NotFound("connection"))?;
+    // Another company's connection does not exist, as far as this caller knows.
+    if c.company_id != company {
+        return Err(ApiError::NotFound("connection"));
+    }
+    Ok(c)
+}
+
+async fn view(st: &AppState, c: connections::Connection) -> ApiResult<Connection> {
+    let journals = mapping::journals(&st.pool, c.company_id).await?;
+    let accounts = mapping::accounts_of_connection(&st.pool, c.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let name = journals.iter().find(|j| j.id == a.journal_id).map(|j| j.name.clone()).unwrap_or_default();
+            account_dto(a, &name)
+        })
+        .collect();
+    let last_sync = runs::for_connection(&st.pool, c.id, 1).await?.into_iter().next().map(SyncRun::from);
+    let error = c.last_error_class.clone().map(|class| ConnectionError {
+        guidance: guidance::for_class(&class).map(str::to_string),
+        class,
+        message: c.last_error_message.clone(),
+    });
+    Ok(Connection {
+        id: c.id,
+        saltedge_id: c.saltedge_id,
+        provider_code: c.provider_code,
+        provider_name: c.provider_name,
+        country_code: c.country_code,
+        status: c.status,
+        stage: c.stage,
+        daily_refresh: c.daily_refresh,
+        consent_expires_at: c.consent_expires_at,
+        consent_revoked_at: c.consent_revoked_at,
+        last_synced_at: c.last_synced_at,
+        next_refresh_possible_at: c.next_refresh_possible_at,
+        error,
+        accounts,
+        last_sync,
+    })
+}
+
+fn valid_email(e: &str) -> bool {
+    let e = e.trim();
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    e.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// E.164-ish: an optional +, then 7 to 15 digits; spaces, dots, dashes and brackets allowed.
+fn normalise_phone(p: &str) -> Option<String> {
+    let kept: String = p.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    (digits.len() >= 7 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit())).then_some(kept)
+}
+
+fn valid_return_to(u: &str) -> ApiResult<()> {
+    match url::Url::parse(u) {
+        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => Ok(()),
+        _ => Err(ApiError::invalid("invalid_return_to", "return_to must be an http(s) URL")),
+    }
+}
+
+fn consent(max_days: Option<i32>) -> ConsentRequest {
+    ConsentRequest {
+        scopes: vec!["account_details".into(), "transactions_details".into()],
+        from_date: None,
+        period_days: Some(max_days.unwrap_or(90).clamp(1, 365) as u32),
+    }
+}
+
+fn attempt(return_to: &str, company: Uuid) -> AttemptRequest {
+    AttemptRequest {
+        fetch_scopes: vec!["accounts".into(), "transactions".into()],
+        return_to: Some(return_to.to_string()),
+        custom_fields: Some(json!({ "company_id": company })),
+        ..Default::default()
+    }
+}
+
+/// Link a bank: returns the Salt Edge Connect URL to send the user to.
+#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
+    responses((status = 201, body = ConnectUrl), (status = 409, description = "already_synchronized (with guidance) or email_in_use"),
+              (status = 422, description = "invalid_email, invalid_phone, unknown_institution, invalid_return_to")),
+    security(("token" = [])))]
+pub async fn link(State(st): State<AppState>, Company(company): Company, Json(req): Json<LinkRequest>) -> ApiResult<impl IntoResponse> {
+    // Everything is checked before anything is sent to Salt Edge.
+    if !valid_email(&req.email) {
+        return Err(ApiError::invalid("invalid_email", "the email address is not valid; it creates your Salt Edge account"));
+    }
+    let phone = normalise_phone(&req.phone).ok_or_else(|| ApiError::invalid("invalid_phone", "the phone number is not valid (7 to 15 digits, optional +)"))?;
+    valid_return_to(&req.return_to)?;
+    let inst = catalogue::get(&st.pool, &req.provider_code)
+        .await?
+        .filter(|i| i.status == "active")
+        .ok_or_else(|| ApiError::invalid("unknown_institution", format!("no active institution {:?}", req.provider_code)))?;
+    if !req.allow_second_connection {
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1",
+        )
+        .bind(company)
+        .bind(&inst.code)
+        .fetch_optional(&st.pool)
+        .await?;
+        if let Some(id) = existing {
+            let mut extra = serde_json::Map::new();
+            extra.insert("guidance".into(), json!(guidance::ALREADY_SYNCHRONIZED));
+            extra.insert("connection_id".into(), json!(id));
+            return Err(ApiError::Conflict {
+                code: "already_synchronized",
+                detail: "this company already has a connection to this institution; use Update credentials on it".into(),
+                extra,
+            });
+        }
+    }
+    let email = req.email.trim().to_lowercase();
+    let customer = match companies::customer_of(&st.pool, company).await? {
+        Some(c) => c,
+        None => {
+            let se = match st.client.create_customer(&email).await {
+                Ok(c) => c,
+                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => {
+                    let found = st.client.find_customers(&email).await?.into_iter().next().ok_or(ApiError::SaltEdge(e))?;
+                    let taken: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+                        .bind(&found.id)
+                        .fetch_optional(&st.pool)
+                        .await?;
+                    if taken.is_some_and(|c| c != company) {
+                        return Err(ApiError::conflict("email_in_use", "this email already belongs to another company's Salt Edge account"));
+                    }
+                    found
+                }
+                Err(e) => return Err(e.into()),
+            };
+            companies::save_customer(&st.pool, company, &se.id, &email, Some(&email), Some(&phone)).await?
+        }
+    };
+    let session = st
+        .client
+        .create_connect_session(&CreateConnectSession {
+            customer_id: customer.saltedge_id,
+            consent: consent(inst.max_consent_days),
+            attempt: attempt(&req.return_to, company),
+            provider_code: Some(inst.code.clone()),
+            country_code: None,
+            daily_refresh: Some(true),
+            include_fake_providers: Some(inst.fake),
+            return_connection_id: Some(true),
+            credentials_strategy: None,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(ConnectUrl { connect_url: session.connect_url, expires_at: session.expires_at })))
+}
+
+/// The company's connections with accounts, journals, last sync and errors.
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", responses((status = 200, body = Vec<Connection>)), security(("token" = [])))]
+pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiResult<Json<Vec<Connection>>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM connections WHERE company_id = $1 ORDER BY created_at, id")
+        .bind(company)
+        .fetch_all(&st.pool)
+        .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(view(&st, connections::get(&st.pool, id).await?).await?);
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Connection), (status = 404)), security(("token" = [])))]
+pub async fn show(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Connection>> {
+    let c = load(&st, company, id).await?;
+    Ok(Json(view(&st, c).await?))
+}
+
+fn usable(c: &connections::Connection) -> ApiResult<()> {
+    if c.status == "removed" {
+        return Err(ApiError::conflict("connection_removed", "the connection no longer exists at Salt Edge; link the bank again"));
+    }
+    Ok(())
+}
+
+/// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
+pub async fn update_credentials(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
+    valid_return_to(&req.return_to)?;
+    let c = load(&st, company, id).await?;
+    usable(&c)?;
+    let inst = catalogue::get(&st.pool, &c.provider_code).await?;
+    let s = st
+        .client
+        .reconnect_connect_session(&ReconnectConnectSession {
+            connection_id: c.saltedge_id,
+            consent: consent(inst.as_ref().and_then(|i| i.max_consent_days)),
+            attempt: attempt(&req.return_to, company),
+            daily_refresh: Some(true),
+            include_fake_providers: Some(inst.map(|i| i.fake).unwrap_or(false)),
+            return_connection_id: Some(true),
+            override_credentials_strategy: Some("ask".into()),
+        })
+        .await?;
+    Ok(Json(ConnectUrl { connect_url: s.connect_url, expires_at: s.expires_at }))
+}
+
+/// Fetch new accounts (refresh through Connect): returns a Connect URL.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", tag = "connections", params(("id" = Uuid, Path)),
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
+pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
+    valid_return_to(&req.return_to)?;
+    let c = load(&st, company, id).await?;
+    usable(&c)?;
+    let fake = catalogue::get(&st.pool, &c.provider_code).await?.map(|i| i.fake).unwrap_or(false);
+    let s = st
+        .client
+        .refresh_connect_session(&RefreshConnectSession {
+            connection_id: c.saltedge_id,
+            attempt: attempt(&req.return_to, company),
+            daily_refresh: Some(true),
+            include_fake_providers: Some(fake),
+            return_connection_id: Some(true),
+        })
+        .await?;
+    Ok(Json(ConnectUrl { connect_url: s.connect_url, expires_at: s.expires_at }))
+}
+
+/// Sync now: queues a sync (or returns the one already queued).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/sync", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 202, body = SyncQueued), (status = 404), (status = 409)), security(("token" = [])))]
+pub async fn sync_now(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<impl IntoResponse> {
+    let c = load(&st, company, id).await?;
+    usable(&c)?;
+    let run = events::enqueue_sync(&st.pool, company, c.id, "api").await?;
+    Ok((StatusCode::ACCEPTED, Json(SyncQueued { sync_run_id: run })))
+}
+
+/// Sync history, newest first.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/sync-runs", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<SyncRun>), (status = 404)), security(("token" = [])))]
+pub async fn sync_runs(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<SyncRun>>> {
+    let c = load(&st, company, id).await?;
+    Ok(Json(runs::for_connection(&st.pool, c.id, 100).await?.into_iter().map(SyncRun::from).collect()))
+}
+
+/// Revokes every active consent of the connection at Salt Edge.
+async fn revoke_all(st: &AppState, c: &connections::Connection) -> ApiResult<()> {
+    let consents = st.client.list_consents(&c.saltedge_id).await?;
+    for consent in consents.iter().filter(|x| x.revoked_at.is_none()) {
+        match st.client.revoke_consent(&consent.id, &c.saltedge_id).await {
+            Ok(_) => {}
+            Err(e) if e.class() == Some(&ErrorClass::AispConsentAlreadyRevoked) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    sqlx::query("UPDATE connections SET consent_revoked_at = coalesce(consent_revoked_at, now()), updated_at = now() WHERE id = $1")
+        .bind(c.id)
+        .execute(&st.pool)
+        .await?;
+    Ok(())
+}
+
+/// Revoke consent: the bank data is no longer accessed. Idempotent.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/revoke", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Connection), (status = 404)), security(("token" = [])))]
+pub async fn revoke(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Connection>> {
+    let c = load(&st, company, id).await?;
+    usable(&c)?;
+    revoke_all(&st, &c).await?;
+    Ok(Json(view(&st, connections::get(&st.pool, id).await?).await?))
+}
+
+/// Delete: revoke, remove at Salt Edge, and delete the record only once Salt Edge no longer
+/// holds the connection; otherwise 409 with the FAQ's explanation and the record kept.
+/// Journals and their lines are never deleted.
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "deleted"), (status = 404), (status = 409, description = "still_held_by_saltedge: consent revoked, record kept")),
+    security(("token" = [])))]
+pub async fn delete(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    let c = load(&st, company, id).await?;
+    let gone = |e: &saltedge_client::Error| e.class() == Some(&ErrorClass::ConnectionNotFound);
+    if c.status != "removed" {
+        match revoke_all(&st, &c).await {
+            Ok(()) => {}
+            Err(ApiError::SaltEdge(e)) if gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+        match st.client.remove_connection(&c.saltedge_id).await {
+            Ok(_) => {}
+            Err(e) if gone(&e) => {}
+            Err(e) => {
+                tracing::warn!(connection = %c.id, error = %e, "Salt Edge kept the connection");
+                return Err(kept(e));
+            }
+        }
+    }
+    // Only delete once Salt Edge confirms it no longer holds the connection.
+    match st.client.show_connection(&c.saltedge_id).await {
+        Err(e) if gone(&e) => {}
+        Ok(_) => return Err(kept(saltedge_client::Error::Config("the connection is still listed".into()))),
+        Err(e) => return Err(kept(e)),
+    }
+    connections::mark_removed(&st.pool, c.id).await?;
+    sqlx::query("DELETE FROM connections WHERE id = $1").bind(c.id).execute(&st.pool).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn kept(cause: saltedge_client::Error) -> ApiError {
+    let mut extra = serde_json::Map::new();
+    extra.insert("guidance".into(), json!(guidance::DELETE_KEPT));
+    if let Some(c) = cause.class() {
+        extra.insert("saltedge_error_class".into(), json!(c.as_str()));
+    }
+    ApiError::Conflict {
+        code: "still_held_by_saltedge",
+        detail: "the consent was revoked, but the record could not be deleted as it still exists within Salt Edge".into(),
+        extra,
+    }
+}

@@ -1,0 +1,151 @@
+use axum::extract::State;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use sync_engine::mapping;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::dto::{BankAccount, Journal, LinesPage, MapAccount, StatementLine};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Company, Json, Path, Query};
+use crate::AppState;
+
+/// The company's bank journals.
+#[utoipa::path(get, path = "/api/v1/journals", tag = "journals", responses((status = 200, body = Vec<Journal>)), security(("token" = [])))]
+pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiResult<Json<Vec<Journal>>> {
+    let js = mapping::journals(&st.pool, company).await?;
+    Ok(Json(js.into_iter().map(|j| Journal { id: j.id, name: j.name, currency: j.currency, sync_start_date: j.sync_start_date }).collect()))
+}
+
+/// Sends a bank account's future lines to another journal of the same currency.
+#[utoipa::path(put, path = "/api/v1/bank-accounts/{id}/journal", tag = "journals", params(("id" = Uuid, Path)),
+    request_body = MapAccount,
+    responses((status = 200, body = BankAccount), (status = 404), (status = 422, description = "currency_mismatch")), security(("token" = [])))]
+pub async fn map_account(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<Uuid>,
+    Json(body): Json<MapAccount>,
+) -> ApiResult<Json<BankAccount>> {
+    let a = mapping::map_account(&st.pool, company, id, body.journal_id).await?;
+    let j = mapping::journal(&st.pool, company, a.journal_id).await?;
+    Ok(Json(crate::routes::connections::account_dto(a, &j.name)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LinesQuery {
+    pub journal_id: Option<Uuid>,
+    /// Booking date from (inclusive), YYYY-MM-DD.
+    pub from: Option<NaiveDate>,
+    /// Booking date to (inclusive).
+    pub to: Option<NaiveDate>,
+    /// pending or posted
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    id: i64,
+    journal_id: Uuid,
+    bank_account_id: Uuid,
+    booking_date: NaiveDate,
+    value_date: Option<NaiveDate>,
+    amount: Decimal,
+    currency: String,
+    description: String,
+    payee: Option<String>,
+    counterparty_iban: Option<String>,
+    saltedge_transaction_id: String,
+    pending_transaction_id: Option<String>,
+    status: String,
+    suspect_duplicate_of: Option<i64>,
+    imported_at: chrono::DateTime<chrono::Utc>,
+    extra: serde_json::Value,
+}
+
+fn encode_cursor(date: NaiveDate, id: i64) -> String {
+    B64.encode(format!("{date}|{id}"))
+}
+
+fn decode_cursor(c: &str) -> Option<(NaiveDate, i64)> {
+    let raw = String::from_utf8(B64.decode(c).ok()?).ok()?;
+    let (d, i) = raw.split_once('|')?;
+    Some((d.parse().ok()?, i.parse().ok()?))
+}
+
+/// Statement lines of the company's journals, by booking date; cursor pagination.
+#[utoipa::path(get, path = "/api/v1/statement-lines", tag = "journals", params(LinesQuery),
+    responses((status = 200, body = LinesPage), (status = 422)), security(("token" = [])))]
+pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(q): Query<LinesQuery>) -> ApiResult<Json<LinesPage>> {
+    if let Some(s) = &q.status {
+        if s != "pending" && s != "posted" {
+            return Err(ApiError::invalid("invalid_status", "status must be pending or posted"));
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
+    }
+    let after = match &q.cursor {
+        Some(c) => Some(decode_cursor(c).ok_or(ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?),
+        None => None,
+    };
+    let mut rows: Vec<LineRow> = sqlx::query_as(
+        "SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
+                l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
+                l.suspect_duplicate_of, l.imported_at, l.extra
+         FROM statement_lines l JOIN journals j ON j.id = l.journal_id
+         WHERE j.company_id = $1
+           AND ($2::uuid IS NULL OR l.journal_id = $2)
+           AND ($3::date IS NULL OR l.booking_date >= $3)
+           AND ($4::date IS NULL OR l.booking_date <= $4)
+           AND ($5::text IS NULL OR l.status = $5)
+           AND ($6::date IS NULL OR (l.booking_date, l.id) > ($6, $7))
+         ORDER BY l.booking_date, l.id
+         LIMIT $8",
+    )
+    .bind(company)
+    .bind(q.journal_id)
+    .bind(q.from)
+    .bind(q.to)
+    .bind(&q.status)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or(0))
+    .bind(limit + 1)
+    .fetch_all(&st.pool)
+    .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(r.booking_date, r.id))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| StatementLine {
+            id: r.id,
+            journal_id: r.journal_id,
+            bank_account_id: r.bank_account_id,
+            booking_date: r.booking_date,
+            value_date: r.value_date,
+            amount: crate::dto::money(r.amount, &r.currency),
+            currency: r.currency,
+            description: r.description,
+            payee: r.payee,
+            counterparty_iban: r.counterparty_iban,
+            saltedge_transaction_id: r.saltedge_transaction_id,
+            pending_transaction_id: r.pending_transaction_id,
+            status: r.status,
+            suspect_duplicate_of: r.suspect_duplicate_of,
+            imported_at: r.imported_at,
+            extra: r.extra,
+        })
+        .collect();
+    Ok(Json(LinesPage { items, next_cursor }))
+}

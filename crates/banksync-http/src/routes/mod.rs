@@ -1,0 +1,4 @@
+pub mod connections;
+pub mod institutions;
+pub mod journals;
+pub mod ops;

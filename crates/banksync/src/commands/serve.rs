@@ -1,0 +1,81 @@
+//! `banksync serve`: the REST API, callback receivers and the job worker in one process.
+//! Several replicas may run over one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::future::IntoFuture;
+
+use anyhow::Context;
+use banksync_http::{AppState, HttpLimits};
+use sync_engine::worker::Worker;
+use sync_engine::{catalogue, jobs};
+
+use crate::settings::Settings;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(_: Args) -> anyhow::Result<()> {
+    let s = Settings::load()?;
+    let pool = crate::db::connect(&s).await?;
+    let client = saltedge_client::Client::new(s.client_config()?)?;
+    let state = AppState {
+        pool: pool.clone(),
+        client: client.clone(),
+        verifier: s.callback_verifier()?,
+        callback_base: s.callback_base()?,
+        callback_max_age: chrono::Duration::hours(s.server.callback_max_age_hours),
+        metrics: Arc::new(Default::default()),
+    };
+    let limits = HttpLimits { body_limit_bytes: s.server.body_limit_bytes, request_timeout: Duration::from_secs(s.server.request_timeout_secs) };
+    if catalogue::is_empty(&pool).await.unwrap_or(false) {
+        jobs::enqueue(&pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let mut w = Worker::new(pool.clone(), client);
+        w.lease = Duration::from_secs(s.worker.lease_secs);
+        let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
+        let n = s.worker.concurrency;
+        let rx = stop_rx.clone();
+        tokio::spawn(async move {
+            if n > 0 {
+                w.run(n, rx, grace).await
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind(s.server.bind).await.with_context(|| format!("cannot listen on {}", s.server.bind))?;
+    tracing::info!(addr = %s.server.bind, callbacks = %state.callback_base, "banksync serving");
+    println!("banksync listening on http://{}  (callbacks: {}{{kind}})", s.server.bind, state.callback_base);
+    let app = banksync_http::router(state, &limits);
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|v| *v).await;
+            })
+            .into_future(),
+    );
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: no new jobs; in-flight work gets the grace period");
+    let _ = stop_tx.send(true);
+    server.await??;
+    let _ = worker.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
