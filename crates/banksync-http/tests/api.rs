@@ -1,0 +1,425 @@
+//! The HTTP surface over real HTTP: the simulator, this server, its job worker and Postgres.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use banksync_http::{AppState, HttpLimits};
+use reqwest::{Method, StatusCode};
+use saltedge_client::{Client, Signer, Verifier};
+use saltedge_sim::{keys, FaultAction, FaultRule, SimConfig, Simulator};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use sync_engine::worker::Worker;
+use sync_engine::{catalogue, companies, tokens};
+use uuid::Uuid;
+
+struct Stack {
+    sim: Simulator,
+    base: String,
+    callback_base: String,
+    http: reqwest::Client,
+    token: String,
+    pool: PgPool,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn stack(pool: PgPool) -> Stack {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut cfg = sim.client_config();
+    cfg.backoff_base = Duration::from_millis(5);
+    cfg.fetches_per_second = 0;
+    let client = Client::new(cfg).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap();
+    sim.set_callback_base(Some(callback_base.clone()));
+    let state = AppState {
+        pool: pool.clone(),
+        client: client.clone(),
+        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
+        callback_base: callback_base.clone(),
+        callback_max_age: chrono::Duration::hours(72),
+        metrics: Arc::new(Default::default()),
+    };
+    let limits = HttpLimits { body_limit_bytes: 64 * 1024, ..Default::default() };
+    let app = banksync_http::router(state, &limits);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut worker = Worker::new(pool.clone(), client.clone());
+    worker.poll = Duration::from_millis(20);
+    tokio::spawn(worker.run(2, rx, Duration::from_secs(1)));
+    catalogue::refresh(&pool, &client).await.unwrap();
+    let company = companies::create(&pool, "ACME Books").await.unwrap();
+    let (_, token) = tokens::create(&pool, company.id, "test").await.unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Stack { sim, base: format!("http://{addr}"), callback_base: callback_base.to_string(), http, token, pool, _stop: stop }
+}
+
+impl Stack {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        if status.is_client_error() || status.is_server_error() {
+            assert_eq!(ct, "application/problem+json", "{status} {text}");
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Submits the simulator's Connect page as a browser would; returns the redirect target.
+    async fn complete_connect(&self, connect_url: &str, consent: bool) -> String {
+        let mut form = vec![("login", "username"), ("password", "secret")];
+        if consent {
+            form.push(("consent", "on"));
+        }
+        let r = self.http.post(connect_url).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        r.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    async fn post_callback(&self, kind: &str, body: &str, signature: Option<String>) -> (StatusCode, Value) {
+        let mut r = self.http.post(format!("{}{kind}", self.callback_base)).header("content-type", "application/json").body(body.to_string());
+        if let Some(s) = signature {
+            r = r.header("Signature", s);
+        }
+        let resp = r.send().await.unwrap();
+        let s = resp.status();
+        (s, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn inbox_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM callback_inbox").fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn first_connection(s: &Stack) -> String {
+    eventually("the connection appears", || async {
+        let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
+        list.as_array().and_then(|l| l.first()).map(|c| c["id"].as_str().unwrap().to_string())
+    })
+    .await
+}
+
+/// Waits until the connection's newest sync run succeeded after `after` runs, returns it.
+async fn wait_sync(s: &Stack, conn: &str, runs_before: usize) -> Value {
+    eventually("a successful sync", || async {
+        let (_, runs) = s.call(Method::GET, &format!("/api/v1/connections/{conn}/sync-runs"), None).await;
+        let runs = runs.as_array().cloned().unwrap_or_default();
+        let done = runs.iter().filter(|r| r["status"] == "succeeded").count();
+        (done > runs_before && runs.iter().all(|r| r["status"] != "running" && r["status"] != "queued")).then(|| runs[0].clone())
+    })
+    .await
+}
+
+async fn all_lines(s: &Stack) -> Vec<Value> {
+    let mut out = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/api/v1/statement-lines?limit=50&cursor={c}"),
+            None => "/api/v1/statement-lines?limit=50".to_string(),
+        };
+        let (st, page) = s.call(Method::GET, &q, None).await;
+        assert_eq!(st, 200);
+        out.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+fn link_body(provider: &str) -> Value {
+    json!({ "provider_code": provider, "phone": "+49 30 1234567", "email": "Books@ACME.example", "return_to": "https://books.example/back" })
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
+    let s = stack(pool).await;
+
+    // Institutions: fake ones only when asked.
+    let (_, real) = s.call(Method::GET, "/api/v1/institutions", None).await;
+    assert!(real.as_array().unwrap().iter().all(|i| i["fake"] == false));
+    let (_, fake) = s.call(Method::GET, "/api/v1/institutions?include_fake=true&q=fake%20bank%20with", None).await;
+    assert!(fake.as_array().unwrap().iter().any(|i| i["code"] == "fake_client_xf"));
+
+    // Link → Connect page → signed success callback → sync → lines.
+    let (st, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fake_client_xf"))).await;
+    assert_eq!(st, 201, "{link}");
+    let back = s.complete_connect(link["connect_url"].as_str().unwrap(), true).await;
+    assert!(back.starts_with("https://books.example/back?connection_id="));
+    let conn_id = first_connection(&s).await;
+    let run = wait_sync(&s, &conn_id, 0).await;
+    assert!(run["inserted"].as_i64().unwrap() > 0);
+    let (_, conn) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(conn["status"], "active");
+    assert_eq!(conn["accounts"].as_array().unwrap().len(), 2);
+    let se_conn = conn["saltedge_id"].as_str().unwrap().to_string();
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum();
+    let lines = all_lines(&s).await;
+    assert_eq!(lines.len(), expected, "each transaction exactly once through the API");
+    let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(journals.as_array().unwrap().len(), 2);
+
+    // Filters: posted only, one journal, a date window.
+    let j0 = conn["accounts"][0]["journal_id"].as_str().unwrap();
+    let (_, posted) = s.call(Method::GET, &format!("/api/v1/statement-lines?journal_id={j0}&status=posted&limit=1000"), None).await;
+    assert!(posted["items"].as_array().unwrap().iter().all(|l| l["status"] == "posted" && l["journal_id"] == j0));
+    let (st, _) = s.call(Method::GET, "/api/v1/statement-lines?status=weird", None).await;
+    assert_eq!(st, 422);
+
+    // Update credentials: reconnect through Connect; a new success callback syncs again.
+    let (st, upd) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/update-credentials"), Some(json!({ "return_to": "https://books.example/back" }))).await;
+    assert_eq!(st, 200, "{upd}");
+    s.complete_connect(upd["connect_url"].as_str().unwrap(), true).await;
+    wait_sync(&s, &conn_id, 1).await;
+
+    // Fetch new accounts: a new account appears with its own journal.
+    let (st, fetch) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/fetch-accounts"), Some(json!({ "return_to": "https://books.example/back" }))).await;
+    assert_eq!(st, 200, "{fetch}");
+    let r = s.http.post(fetch["connect_url"].as_str().unwrap()).form(&[("login", "username"), ("password", "secret")]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    wait_sync(&s, &conn_id, 2).await;
+    let (_, conn) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(conn["accounts"].as_array().unwrap().len(), 3);
+    let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(journals.as_array().unwrap().len(), 3);
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum();
+    assert_eq!(all_lines(&s).await.len(), expected);
+
+    // Sync now + history.
+    let (st, q) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/sync"), None).await;
+    assert_eq!(st, 202);
+    assert!(q["sync_run_id"].as_str().unwrap().parse::<Uuid>().is_ok());
+    wait_sync(&s, &conn_id, 3).await;
+
+    // Linking the same bank again: the FAQ's "already synchronized".
+    let (st, dup) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fake_client_xf"))).await;
+    assert_eq!(st, 409);
+    assert_eq!(dup["code"], "already_synchronized");
+    assert!(dup["guidance"].as_str().unwrap().contains("Update credentials"));
+
+    // Revoke.
+    let (st, revoked) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/revoke"), None).await;
+    assert_eq!(st, 200, "{revoked}");
+    assert!(revoked["consent_revoked_at"].is_string());
+
+    // Delete while Salt Edge still holds it: 409, record kept.
+    s.sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass("ActionNotAllowed".into())).on_path("/connections/").on_method("DELETE")]);
+    let (st, kept) = s.call(Method::DELETE, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(st, 409, "{kept}");
+    assert_eq!(kept["code"], "still_held_by_saltedge");
+    assert!(kept["guidance"].as_str().unwrap().contains("Salt Edge account"));
+    let (st, _) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(st, 200);
+
+    // Then it goes: record deleted, journals and lines stay.
+    s.sim.set_faults(vec![]);
+    let lines_before = all_lines(&s).await.len();
+    let (st, _) = s.call(Method::DELETE, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(st, 204);
+    let (st, _) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(st, 404);
+    assert_eq!(all_lines(&s).await.len(), lines_before);
+    let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(journals.as_array().unwrap().len(), 3);
+}
+
+fn signed(s: &Stack, kind: &str, body: &str) -> String {
+    Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap().sign_callback(&format!("{}{kind}", s.callback_base), body.as_bytes())
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn forged_missing_replayed_and_duplicate_callbacks(pool: PgPool) {
+    let s = stack(pool).await;
+    let body = json!({ "data": { "connection_id": "100000000000000999", "customer_id": "1", "stage": "start" },
+                       "meta": { "version": "5", "time": chrono::Utc::now() } })
+    .to_string();
+
+    // Missing signature.
+    let (st, p) = s.post_callback("notify", &body, None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("missing_signature")));
+    // Forged: signed with a key that is not Salt Edge's.
+    let forged = Signer::from_pem(keys::CLIENT_PRIVATE_PEM).unwrap().sign_callback(&format!("{}notify", s.callback_base), body.as_bytes());
+    let (st, p) = s.post_callback("notify", &body, Some(forged)).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("invalid_signature")));
+    // Valid signature for another kind's URL.
+    let (st, _) = s.post_callback("success", &body, Some(signed(&s, "notify", &body))).await;
+    assert_eq!(st, 401);
+    // A changed body.
+    let (st, _) = s.post_callback("notify", &body.replace("start", "finish"), Some(signed(&s, "notify", &body))).await;
+    assert_eq!(st, 401);
+    assert_eq!(s.inbox_count().await, 0, "rejected callbacks leave no trace");
+
+    // Valid, then replayed: stored once.
+    let (st, p) = s.post_callback("notify", &body, Some(signed(&s, "notify", &body))).await;
+    assert_eq!((st.as_u16(), p["status"].as_str()), (200, Some("accepted")));
+    let (st, p) = s.post_callback("notify", &body, Some(signed(&s, "notify", &body))).await;
+    assert_eq!((st.as_u16(), p["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(s.inbox_count().await, 1);
+
+    // Stale events are refused.
+    let old = json!({ "data": { "connection_id": "1", "customer_id": "1" }, "meta": { "version": "5", "time": "2020-11-12T21:00:19.000Z" } }).to_string();
+    let (st, p) = s.post_callback("success", &old, Some(signed(&s, "success", &old))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("stale_callback")));
+    // Signed but not a callback.
+    let junk = "{\"nope\":1}";
+    let (st, p) = s.post_callback("success", junk, Some(signed(&s, "success", junk))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (400, Some("malformed_callback")));
+
+    // A real flow with every callback delivered twice changes nothing compared to once.
+    s.sim.state.callbacks.copies.store(2, std::sync::atomic::Ordering::Relaxed);
+    let (_, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fakebank_simple_xf"))).await;
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true).await;
+    eventually("all deliveries answered", || async { (s.sim.deliveries().iter().filter(|d| d.status == Some(200)).count() >= 8).then_some(()) }).await;
+    let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
+    let conn_id = list[0]["id"].as_str().unwrap().to_string();
+    wait_sync(&s, &conn_id, 0).await;
+    let dup_answers = s.sim.deliveries().iter().filter(|d| d.status == Some(200)).count();
+    assert_eq!(dup_answers, 8, "4 callbacks × 2 deliveries, all acknowledged");
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox WHERE kind IN ('success', 'notify')").fetch_one(&s.pool).await.unwrap();
+    assert_eq!(inbox, 4 + 1, "each event stored once (plus the notify above)");
+    let (_, runs) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}/sync-runs"), None).await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "one success event, one sync");
+    let truth = s.sim.ground_truth(list[0]["saltedge_id"].as_str().unwrap()).unwrap();
+    let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum();
+    assert_eq!(all_lines(&s).await.len(), expected);
+
+    // Out of order: a late, older notify does not move the stage back.
+    let (_, before) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(before["stage"], "finish");
+    let late = json!({ "data": { "connection_id": list[0]["saltedge_id"], "customer_id": "x", "stage": "start" },
+                       "meta": { "version": "5", "time": chrono::Utc::now() - chrono::Duration::minutes(5) } })
+    .to_string();
+    let (st, _) = s.post_callback("notify", &late, Some(signed(&s, "notify", &late))).await;
+    assert_eq!(st, 200);
+    eventually("the late event is processed", || async {
+        (sqlx::query_scalar::<_, i64>("SELECT count(*) FROM callback_inbox WHERE processed_at IS NULL").fetch_one(&s.pool).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    let (_, after) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(after["stage"], "finish");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn auth_scoping_and_bad_input(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let (_, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fake_client_xf"))).await;
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true).await;
+    let conn_id = first_connection(&s).await;
+
+    // No token, a wrong token.
+    let r = s.http.get(format!("{}/api/v1/connections", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (st, p) = s.call_as("bs_nope", Method::GET, "/api/v1/connections", None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("unauthorized")));
+
+    // Another company sees nothing of ours.
+    let other = companies::create(&pool, "Other Ltd").await.unwrap();
+    let (_, other_token) = tokens::create(&pool, other.id, "t").await.unwrap();
+    for (m, path) in [
+        (Method::GET, format!("/api/v1/connections/{conn_id}")),
+        (Method::POST, format!("/api/v1/connections/{conn_id}/sync")),
+        (Method::DELETE, format!("/api/v1/connections/{conn_id}")),
+        (Method::GET, format!("/api/v1/connections/{conn_id}/sync-runs")),
+    ] {
+        let (st, p) = s.call_as(&other_token, m, &path, None).await;
+        assert_eq!((st.as_u16(), p["code"].as_str()), (404, Some("not_found")), "{path}");
+    }
+    let (_, lines) = s.call_as(&other_token, Method::GET, "/api/v1/statement-lines", None).await;
+    assert!(lines["items"].as_array().unwrap().is_empty());
+    let (st, _) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(st, 200, "still there for its owner");
+
+    // Bad input: problem JSON, nothing sent to Salt Edge, nothing changed.
+    let before = s.sim.requests().len();
+    let r = s.http.post(format!("{}/api/v1/connections", s.base)).bearer_auth(&s.token).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "malformed_json");
+    let big = json!({ "provider_code": "x".repeat(100 * 1024), "phone": "1", "email": "a@b.c", "return_to": "https://x" });
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(big)).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (413, Some("payload_too_large")));
+    let mut bad_email = link_body("demobank_de");
+    bad_email["email"] = json!("not-an-email");
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(bad_email)).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_email")));
+    let mut bad_phone = link_body("demobank_de");
+    bad_phone["phone"] = json!("call me");
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(bad_phone)).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_phone")));
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(link_body("no_such_bank"))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("unknown_institution")));
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(json!({ "provider_code": 5 }))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_body")));
+    let (st, _) = s.call(Method::GET, "/api/v1/connections/not-a-uuid", None).await;
+    assert_eq!(st, 404);
+    let (st, p) = s.call(Method::GET, "/api/v1/statement-lines?cursor=zzz", None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_cursor")));
+    assert_eq!(s.sim.requests().len(), before, "no request reached Salt Edge");
+
+    // Mapping to a journal of another currency is refused.
+    let (_, conn) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    let a0 = &conn["accounts"][0];
+    let a1 = &conn["accounts"][1];
+    assert_ne!(a0["currency"], a1["currency"]);
+    let (st, p) = s.call(Method::PUT, &format!("/api/v1/bank-accounts/{}/journal", a0["id"].as_str().unwrap()), Some(json!({ "journal_id": a1["journal_id"] }))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("currency_mismatch")));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn openapi_health_metrics(pool: PgPool) {
+    let s = stack(pool).await;
+    let doc: Value = s.http.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/institutions", "/api/v1/connections", "/api/v1/connections/{id}", "/api/v1/connections/{id}/update-credentials",
+        "/api/v1/connections/{id}/fetch-accounts", "/api/v1/connections/{id}/sync", "/api/v1/connections/{id}/sync-runs",
+        "/api/v1/connections/{id}/revoke", "/api/v1/journals", "/api/v1/bank-accounts/{id}/journal", "/api/v1/statement-lines",
+        "/callbacks/saltedge/{kind}", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json",
+    ] {
+        assert!(paths.contains_key(p), "OpenAPI lacks {p}");
+    }
+    // Every documented path is served (not the fallback 404 for unknown routes).
+    for p in paths.keys() {
+        let url = format!("{}{}", s.base, p.replace("{id}", &Uuid::nil().to_string()).replace("{kind}", "success"));
+        let r = s.http.request(Method::OPTIONS, url).send().await.unwrap();
+        assert_ne!(r.status(), 404, "{p} is documented but not routed");
+    }
+    assert_eq!(s.http.get(format!("{}/healthz", s.base)).send().await.unwrap().status(), 200);
+    let r = s.http.get(format!("{}/readyz", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let body = "{}";
+    s.post_callback("success", body, None).await;
+    let m = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("banksync_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"), "{m}");
+    assert!(m.contains("banksync_callbacks_total{kind=\"success\",verdict=\"missing_signature\"} 1"), "{m}");
+    assert!(m.contains("banksync_lines_imported"));
+}
