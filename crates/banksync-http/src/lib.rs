@@ -5,7 +5,8 @@
 //!   are checked);
 //! * [`error`]: the one mapping from errors to problem JSON;
 //! * [`extract`]: token authentication and extractors that reject with problem JSON;
-//! * [`openapi`]: the generated OpenAPI 3.1 document; [`metrics`]: Prometheus.
+//! * [`openapi`]: the generated OpenAPI 3.1 document; [`metrics`]: Prometheus;
+//! * [`serve`]: plain HTTP or HTTPS (rustls) with graceful shutdown.
 
 pub mod callbacks;
 pub mod dto;
@@ -14,6 +15,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;

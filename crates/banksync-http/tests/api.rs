@@ -357,7 +357,9 @@ async fn auth_scoping_and_bad_input(pool: PgPool) {
     assert_eq!(st, 200, "still there for its owner");
 
     // Bad input: problem JSON, nothing sent to Salt Edge, nothing changed.
-    let before = s.sim.requests().len();
+    wait_sync(&s, &conn_id, 0).await;
+    let link_calls = || s.sim.requests().iter().filter(|r| r.path.contains("customers") || r.path.contains("connect_sessions")).count();
+    let before = link_calls();
     let r = s.http.post(format!("{}/api/v1/connections", s.base)).bearer_auth(&s.token).header("content-type", "application/json").body("{not json").send().await.unwrap();
     assert_eq!(r.status(), 400);
     let p: Value = r.json().await.unwrap();
@@ -381,7 +383,7 @@ async fn auth_scoping_and_bad_input(pool: PgPool) {
     assert_eq!(st, 404);
     let (st, p) = s.call(Method::GET, "/api/v1/statement-lines?cursor=zzz", None).await;
     assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_cursor")));
-    assert_eq!(s.sim.requests().len(), before, "no request reached Salt Edge");
+    assert_eq!(link_calls(), before, "no request reached Salt Edge");
 
     // Mapping to a journal of another currency is refused.
     let (_, conn) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
@@ -422,4 +424,50 @@ async fn openapi_health_metrics(pool: PgPool) {
     assert!(m.contains("banksync_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"), "{m}");
     assert!(m.contains("banksync_callbacks_total{kind=\"success\",verdict=\"missing_signature\"} 1"), "{m}");
     assert!(m.contains("banksync_lines_imported"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn https_callbacks_with_rustls(pool: PgPool) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("banksync-tls-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tls = banksync_http::serve::Tls { cert_file: dir.join("cert.pem"), key_file: dir.join("key.pem") };
+    std::fs::write(&tls.cert_file, ck.cert.pem()).unwrap();
+    std::fs::write(&tls.key_file, ck.key_pair.serialize_pem()).unwrap();
+
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let callback_base = url::Url::parse(&format!("https://localhost:{port}/callbacks/saltedge/")).unwrap();
+    let state = AppState {
+        pool: pool.clone(),
+        client: Client::new(sim.client_config()).unwrap(),
+        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
+        callback_base: callback_base.clone(),
+        callback_max_age: chrono::Duration::hours(72),
+        metrics: Arc::new(Default::default()),
+    };
+    let app = banksync_http::router(state, &HttpLimits::default());
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        banksync_http::serve::serve(listener, app, Some(&tls), shutdown, Duration::from_secs(1)).await
+    });
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let body = json!({ "data": { "connection_id": "1", "customer_id": "1" }, "meta": { "version": "5", "time": chrono::Utc::now() } }).to_string();
+    let url = format!("{callback_base}success");
+    let sig = Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap().sign_callback(&url, body.as_bytes());
+    let r = https.post(&url).header("Signature", sig).body(body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "accepted");
+    // Plain HTTP to the HTTPS port fails.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.map(|r| r.status() != 200).unwrap_or(true));
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
 }

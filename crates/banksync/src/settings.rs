@@ -29,6 +29,22 @@ pub struct Server {
     pub request_timeout_secs: u64,
     #[serde(default = "three_days")]
     pub callback_max_age_hours: i64,
+    /// PEM certificate chain and key: when both are set, the server speaks HTTPS itself.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Server {
+    pub fn tls(&self) -> Option<banksync_http::serve::Tls> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(c), Some(k)) if !c.as_os_str().is_empty() && !k.as_os_str().is_empty() => {
+                Some(banksync_http::serve::Tls { cert_file: c.clone(), key_file: k.clone() })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::IntoFuture;
-
 use anyhow::Context;
 use banksync_http::{AppState, HttpLimits};
 use sync_engine::worker::Worker;
@@ -45,18 +43,20 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind(s.server.bind).await.with_context(|| format!("cannot listen on {}", s.server.bind))?;
-    tracing::info!(addr = %s.server.bind, callbacks = %state.callback_base, "banksync serving");
-    println!("banksync listening on http://{}  (callbacks: {}{{kind}})", s.server.bind, state.callback_base);
+    let listener = std::net::TcpListener::bind(s.server.bind).with_context(|| format!("cannot listen on {}", s.server.bind))?;
+    let tls = s.server.tls();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %s.server.bind, scheme, callbacks = %state.callback_base, "banksync serving");
+    println!("banksync listening on {scheme}://{}  (callbacks: {}{{kind}})", s.server.bind, state.callback_base);
     let app = banksync_http::router(state, &limits);
     let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|v| *v).await;
-            })
-            .into_future(),
-    );
+    let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = http_stop.wait_for(|v| *v).await;
+        };
+        banksync_http::serve::serve(listener, app, tls.as_ref(), stop, grace).await
+    });
     shutdown_signal().await;
     tracing::info!("shutdown requested: no new jobs; in-flight work gets the grace period");
     let _ = stop_tx.send(true);
