@@ -76,6 +76,17 @@ pub async fn sync_connection(pool: &PgPool, client: &Client, connection_id: Uuid
 async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run_id: Uuid, opts: &SyncOptions) -> Result<SyncReport> {
     let se_conn = client.show_connection(&conn.saltedge_id).await?;
     let conn = connections::upsert_from_saltedge(pool, conn.company_id, &se_conn).await?;
+    if let Some(consent_id) = &se_conn.last_consent_id {
+        let consents = client.list_consents(&conn.saltedge_id).await?;
+        if let Some(c) = consents.iter().find(|c| &c.id == consent_id) {
+            sqlx::query("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = $3 WHERE id = $1")
+                .bind(conn.id)
+                .bind(c.expires_at)
+                .bind(c.revoked_at)
+                .execute(pool)
+                .await?;
+        }
+    }
 
     let accounts = client.list_accounts(&conn.saltedge_id).await?;
     let acc = mapping::sync_accounts(pool, conn.company_id, conn.id, &conn.provider_name, &accounts).await?;
