@@ -199,3 +199,36 @@ pub fn money(amount: rust_decimal::Decimal, currency: &str) -> String {
     }
     n.to_string()
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// queued, running, done or failed
+    pub status: String,
+    pub attempts: i32,
+    pub run_after: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<sync_engine::jobs::Job> for Job {
+    fn from(j: sync_engine::jobs::Job) -> Self {
+        Job {
+            id: j.id,
+            kind: j.kind,
+            payload: j.payload,
+            status: j.status,
+            attempts: j.attempts,
+            run_after: j.run_after,
+            locked_by: j.locked_by,
+            last_error: j.last_error,
+            created_at: j.created_at,
+            finished_at: j.finished_at,
+        }
+    }
+}

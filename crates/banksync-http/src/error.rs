@@ -11,6 +11,8 @@ use sync_engine::{guidance, SyncError};
 pub enum ApiError {
     #[error("missing or invalid API token")]
     Unauthorized,
+    #[error("this needs an admin token")]
+    Forbidden,
     #[error("callback signature rejected: {0}")]
     BadSignature(&'static str),
     #[error("{0} not found")]
@@ -49,6 +51,7 @@ impl ApiError {
         let none = Map::new;
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API token", none()),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Admin token required", none()),
             ApiError::BadSignature(code) => (StatusCode::UNAUTHORIZED, code, "Callback signature rejected", none()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request", none()),

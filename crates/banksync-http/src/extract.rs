@@ -41,8 +41,28 @@ impl FromRequestParts<AppState> for Company {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let company = sync_engine::tokens::authenticate(&state.pool, token).await?.ok_or(ApiError::Unauthorized)?;
+        let (company, admin) = sync_engine::tokens::authenticate(&state.pool, token).await?.ok_or(ApiError::Unauthorized)?;
         tracing::Span::current().record("company", tracing::field::display(company));
+        parts.extensions.insert(AdminFlag(admin));
         Ok(Company(company))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdminFlag(bool);
+
+/// A caller with an admin token (`banksync token create --admin`).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Company::from_request_parts(parts, state).await?;
+        match parts.extensions.get::<AdminFlag>() {
+            Some(AdminFlag(true)) => Ok(Admin),
+            _ => Err(ApiError::Forbidden),
+        }
     }
 }

@@ -34,7 +34,7 @@ use tower_http::trace::TraceLayer;
 use url::Url;
 
 use crate::error::ApiError;
-use crate::routes::{connections, institutions, journals, ops};
+use crate::routes::{admin, connections, institutions, journals, ops};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -75,6 +75,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/journals", get(journals::list))
         .route("/bank-accounts/{id}/journal", put(journals::map_account))
         .route("/statement-lines", get(journals::lines))
+        .route("/admin/jobs", get(admin::jobs))
         .route("/openapi.json", get(ops::openapi));
     Router::new()
         .nest("/api/v1", api)

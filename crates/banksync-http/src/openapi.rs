@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::callbacks::receive;
 use crate::dto;
-use crate::routes::{connections, institutions, journals, ops};
+use crate::routes::{admin, connections, institutions, journals, ops};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,11 +19,12 @@ use crate::routes::{connections, institutions, journals, ops};
         connections::delete,
         journals::list, journals::map_account, journals::lines,
         receive::receive,
+        admin::jobs,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncQueued, dto::Journal, dto::MapAccount,
-        dto::StatementLine, dto::LinesPage)),
+        dto::StatementLine, dto::LinesPage, dto::Job)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

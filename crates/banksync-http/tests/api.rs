@@ -356,6 +356,15 @@ async fn auth_scoping_and_bad_input(pool: PgPool) {
     let (st, _) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
     assert_eq!(st, 200, "still there for its owner");
 
+    // Job history is for admin tokens.
+    let (st, p) = s.call(Method::GET, "/api/v1/admin/jobs", None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (403, Some("forbidden")));
+    let (_, admin) = tokens::create_with(&pool, other.id, "ops", true).await.unwrap();
+    let (st, jobs) = s.call_as(&admin, Method::GET, "/api/v1/admin/jobs?limit=500", None).await;
+    assert_eq!(st, 200);
+    let kinds: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"process_callback") && kinds.contains(&"sync_connection"), "{kinds:?}");
+
     // Bad input: problem JSON, nothing sent to Salt Edge, nothing changed.
     wait_sync(&s, &conn_id, 0).await;
     let link_calls = || s.sim.requests().iter().filter(|r| r.path.contains("customers") || r.path.contains("connect_sessions")).count();
@@ -404,7 +413,7 @@ async fn openapi_health_metrics(pool: PgPool) {
         "/api/v1/institutions", "/api/v1/connections", "/api/v1/connections/{id}", "/api/v1/connections/{id}/update-credentials",
         "/api/v1/connections/{id}/fetch-accounts", "/api/v1/connections/{id}/sync", "/api/v1/connections/{id}/sync-runs",
         "/api/v1/connections/{id}/revoke", "/api/v1/journals", "/api/v1/bank-accounts/{id}/journal", "/api/v1/statement-lines",
-        "/callbacks/saltedge/{kind}", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json",
+        "/callbacks/saltedge/{kind}", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/admin/jobs",
     ] {
         assert!(paths.contains_key(p), "OpenAPI lacks {p}");
     }

@@ -25,6 +25,8 @@ enum Command {
     Company(commands::admin::CompanyArgs),
     /// Manage API tokens.
     Token(commands::admin::TokenArgs),
+    /// Job history (newest first).
+    Jobs(commands::admin::JobsArgs),
     /// Sync one connection now and print what it did.
     Sync(commands::sync::Args),
     /// Benchmarks that print JSON figures.
@@ -50,6 +52,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(a) => commands::serve::run(a).await,
         Command::Company(a) => commands::admin::company(a).await,
         Command::Token(a) => commands::admin::token(a).await,
+        Command::Jobs(a) => commands::admin::jobs(a).await,
         Command::Bench(a) => commands::bench::run(a).await,
     };
     match result {

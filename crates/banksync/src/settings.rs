@@ -15,6 +15,51 @@ pub struct Settings {
     pub server: Server,
     #[serde(default)]
     pub worker: Worker,
+    #[serde(default)]
+    pub scheduler: Scheduler,
+}
+
+/// Daily automatic refresh (see README, Scheduling).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Scheduler {
+    pub window_start_hour: u32,
+    pub window_end_hour: u32,
+    pub max_retries_per_day: i64,
+    pub provider_unavailable_backoff_mins: i64,
+    /// "provider" (each provider its own 2/s) or "global".
+    pub limit_scope: String,
+    pub tick_secs: u64,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler {
+            window_start_hour: 2,
+            window_end_hour: 6,
+            max_retries_per_day: 2,
+            provider_unavailable_backoff_mins: 30,
+            limit_scope: "provider".into(),
+            tick_secs: 300,
+        }
+    }
+}
+
+impl Settings {
+    pub fn schedule_config(&self) -> anyhow::Result<sync_engine::scheduler::ScheduleConfig> {
+        let s = &self.scheduler;
+        anyhow::ensure!(s.window_start_hour < s.window_end_hour && s.window_end_hour <= 24, "scheduler window must satisfy start < end <= 24");
+        anyhow::ensure!(matches!(s.limit_scope.as_str(), "provider" | "global"), "scheduler.limit_scope must be provider or global");
+        Ok(sync_engine::scheduler::ScheduleConfig {
+            window_start_hour: s.window_start_hour,
+            window_end_hour: s.window_end_hour,
+            max_retries_per_day: s.max_retries_per_day,
+            unavailable_backoff: chrono::Duration::minutes(s.provider_unavailable_backoff_mins),
+            fetches_per_second: self.saltedge.fetches_per_second,
+            limit_per_provider: s.limit_scope == "provider",
+            tick: std::time::Duration::from_secs(s.tick_secs.max(10)),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

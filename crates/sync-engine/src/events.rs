@@ -92,6 +92,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             .bind(status)
             .execute(pool)
             .await?;
+            crate::scheduler::attempt_failed(pool, conn.id, &class).await?;
         }
         "notify" | "interactive" => {
             let stage = if row.kind == "interactive" { Some("interactive".to_string()) } else { data.stage.clone() };

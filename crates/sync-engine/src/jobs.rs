@@ -12,6 +12,8 @@ use crate::error::Result;
 pub const SYNC_CONNECTION: &str = "sync_connection";
 pub const PROCESS_CALLBACK: &str = "process_callback";
 pub const REFRESH_CATALOGUE: &str = "refresh_catalogue";
+pub const REFRESH_CONNECTION: &str = "refresh_connection";
+pub const SCHEDULE: &str = "schedule";
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Job {
@@ -48,6 +50,26 @@ pub async fn enqueue<'e>(
     .bind(kind)
     .bind(payload)
     .bind(dedupe_key)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Like [`enqueue`], to run `delay` from now.
+pub async fn enqueue_at<'e>(
+    db: impl PgExecutor<'e>,
+    kind: &str,
+    payload: serde_json::Value,
+    dedupe_key: Option<&str>,
+    delay: Duration,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, dedupe_key, run_after) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(dedupe_key)
+    .bind(delay.as_secs_f64())
     .fetch_optional(db)
     .await?)
 }

@@ -7,7 +7,8 @@
 //! * [`balance`]: the balance check after each sync;
 //! * [`lock`]: one sync per connection at a time, across processes;
 //! * [`inbox`] stores verified callbacks once; [`events`] applies them to connections;
-//! * [`jobs`] is the durable queue, [`worker`] runs it;
+//! * [`jobs`] is the durable queue, [`worker`] runs it; [`scheduler`] decides daily refreshes
+//!   and [`fetch_limit`] keeps all replicas under Salt Edge's fetch rate;
 //! * [`catalogue`] (institutions), [`tokens`] (API tokens), [`guidance`] (what to tell users);
 //! * [`runs`], [`connections`], [`companies`]: the records.
 
@@ -18,12 +19,14 @@ pub mod connections;
 pub mod dedup;
 pub mod error;
 pub mod events;
+pub mod fetch_limit;
 pub mod guidance;
 pub mod inbox;
 pub mod jobs;
 pub mod lock;
 pub mod mapping;
 pub mod runs;
+pub mod scheduler;
 pub mod sync;
 pub mod tokens;
 pub mod worker;

@@ -13,22 +13,28 @@ pub fn hash(token: &str) -> String {
 
 /// A new token for `company_id`; returns (token id, the token). Only the hash is stored.
 pub async fn create(pool: &PgPool, company_id: Uuid, name: &str) -> Result<(Uuid, String)> {
+    create_with(pool, company_id, name, false).await
+}
+
+/// As [`create`]; an `admin` token may also read operational data such as the job history.
+pub async fn create_with(pool: &PgPool, company_id: Uuid, name: &str, admin: bool) -> Result<(Uuid, String)> {
     // Two v4 UUIDs: 244 bits from the OS random source.
     let token = format!("bs_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let id = sqlx::query_scalar("INSERT INTO api_tokens (company_id, token_hash, name) VALUES ($1, $2, $3) RETURNING id")
+    let id = sqlx::query_scalar("INSERT INTO api_tokens (company_id, token_hash, name, admin) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(company_id)
         .bind(hash(&token))
         .bind(name)
+        .bind(admin)
         .fetch_one(pool)
         .await?;
     Ok((id, token))
 }
 
-/// The company a live token belongs to.
-pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
+/// The company a live token belongs to, and whether it is an admin token.
+pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<(Uuid, bool)>> {
+    Ok(sqlx::query_as(
         "UPDATE api_tokens SET last_used_at = now()
-         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING company_id",
+         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING company_id, admin",
     )
     .bind(hash(token))
     .fetch_optional(pool)

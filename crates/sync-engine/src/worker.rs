@@ -22,6 +22,7 @@ pub struct Worker {
     pub lease: Duration,
     pub poll: Duration,
     pub sync: SyncOptions,
+    pub schedule: crate::scheduler::ScheduleConfig,
 }
 
 impl Worker {
@@ -33,6 +34,7 @@ impl Worker {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
             sync: SyncOptions::default(),
+            schedule: Default::default(),
         }
     }
 
@@ -124,6 +126,19 @@ impl Worker {
                 events::process(&self.pool, &self.client, id).await
             }
             jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
+            jobs::REFRESH_CONNECTION => {
+                let conn: Uuid = uuid_field(p, "connection_id")?;
+                crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn).await
+            }
+            jobs::SCHEDULE => {
+                let n = crate::scheduler::tick(&self.pool, &self.client, &self.schedule, chrono::Utc::now()).await?;
+                tracing::info!(refreshes = n, "scheduler tick");
+                // The next tick; every replica may queue it, the dedupe key keeps one.
+                let mut tx = self.pool.begin().await?;
+                jobs::enqueue_at(&mut *tx, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), self.schedule.tick).await?;
+                tx.commit().await?;
+                Ok(())
+            }
             other => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
         }
     }

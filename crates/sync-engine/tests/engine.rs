@@ -371,3 +371,178 @@ async fn write(pool: &PgPool, f: &Fixture, target: &(String, AccountTarget), txs
     let mut pending = dedup::PendingLines::load(pool, f.conn).await.unwrap();
     dedup::write_page(pool, run, &targets, &txs, LineStatus::Posted, &mut pending, &DedupOptions::default()).await.unwrap()
 }
+
+// ----- job queue and scheduler -----
+
+use sync_engine::jobs;
+use sync_engine::scheduler::{self, Candidate, ScheduleConfig, Verdict};
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn three_workers_drain_1000_jobs_each_exactly_once(pool: PgPool) {
+    for i in 0..1000 {
+        jobs::enqueue(&pool, "test", serde_json::json!({ "i": i }), None).await.unwrap();
+    }
+    let mut tasks = vec![];
+    for w in 0..3 {
+        // Separate pools: separate sessions, as three processes would have.
+        let p = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect_with((*pool.connect_options()).clone()).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let me = format!("worker-{w}");
+            let mut done = vec![];
+            while let Some(job) = jobs::claim(&p, &me, Duration::from_secs(30)).await.unwrap() {
+                done.push(job.id);
+                jobs::complete(&p, job.id, &me).await.unwrap();
+            }
+            done
+        }));
+    }
+    let mut all = vec![];
+    let mut per_worker = vec![];
+    for t in tasks {
+        let d = t.await.unwrap();
+        per_worker.push(d.len());
+        all.extend(d);
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((n, all.len()), (1000, 1000), "every job once, none twice");
+    assert!(per_worker.iter().all(|&k| k > 0), "all three took part: {per_worker:?}");
+    let (done, attempts): (i64, i64) = sqlx::query_as("SELECT count(*) FILTER (WHERE status = 'done'), max(attempts)::bigint FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((done, attempts), (1000, 1));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_dead_workers_job_runs_again_after_its_lease(pool: PgPool) {
+    let id = jobs::enqueue(&pool, "test", serde_json::json!({}), None).await.unwrap().unwrap();
+    let taken = jobs::claim(&pool, "dies", Duration::from_millis(800)).await.unwrap().unwrap();
+    assert_eq!(taken.id, id);
+    // The worker dies: no heartbeat, no completion. Nobody else may take it yet…
+    assert!(jobs::claim(&pool, "alive", Duration::from_secs(30)).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // …but after the lease, another worker does.
+    let again = jobs::claim(&pool, "alive", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (id, 2));
+    // The dead worker cannot complete it any more.
+    jobs::complete(&pool, id, "dies").await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    assert_eq!(status, "running");
+    jobs::complete(&pool, id, "alive").await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    assert_eq!(status, "done");
+}
+
+#[test]
+fn scheduler_picks_exactly_the_qualifying_connections() {
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    // 02:30 in Berlin (winter, UTC+1) is 01:30 UTC.
+    let night = at("2026-01-15T01:30:00Z");
+    let base = Candidate {
+        connection_id: Uuid::nil(),
+        company_id: Uuid::nil(),
+        provider_code: "demobank_de".into(),
+        country_code: "DE".into(),
+        status: "active".into(),
+        daily_refresh: true,
+        provider_mode: Some("oauth".into()),
+        stage: Some("finish".into()),
+        next_refresh_possible_at: Some(at("2026-01-01T00:00:00Z")),
+        last_error_class: None,
+        company_fetches: 0,
+        failures: 0,
+        last_failure_at: None,
+        last_failure_class: None,
+    };
+    let cfg = ScheduleConfig::default();
+    type Case = (&'static str, fn(&mut Candidate), &'static str, Verdict);
+    let cases: Vec<Case> = vec![
+        ("qualifies", |_| {}, "2026-01-15T01:30:00Z", Verdict::Due),
+        ("daily refresh off", |c| c.daily_refresh = false, "2026-01-15T01:30:00Z", Verdict::DailyRefreshOff),
+        ("inactive", |c| c.status = "inactive".into(), "2026-01-15T01:30:00Z", Verdict::Inactive),
+        ("invalid credentials", |c| { c.status = "inactive".into(); c.last_error_class = Some("InvalidCredentials".into()) }, "2026-01-15T01:30:00Z", Verdict::CredentialsInvalid),
+        ("file provider", |c| c.provider_mode = Some("file".into()), "2026-01-15T01:30:00Z", Verdict::FileProvider),
+        ("attempt running", |c| c.stage = Some("fetch_accounts".into()), "2026-01-15T01:30:00Z", Verdict::AttemptRunning),
+        ("refresh timeout", |c| c.next_refresh_possible_at = Some(chrono::DateTime::parse_from_rfc3339("2026-01-15T02:00:00Z").unwrap().into()), "2026-01-15T01:30:00Z", Verdict::RefreshTimeout),
+        ("before the window (00:59 Berlin)", |_| {}, "2026-01-14T23:59:00Z", Verdict::OutsideWindow),
+        ("window start (02:00 Berlin)", |_| {}, "2026-01-15T01:00:00Z", Verdict::Due),
+        ("window end (06:00 Berlin)", |_| {}, "2026-01-15T05:00:00Z", Verdict::OutsideWindow),
+        ("summer time (02:30 Berlin = 00:30 UTC)", |_| {}, "2026-07-15T00:30:00Z", Verdict::Due),
+        ("02:30 UTC is 03:30 Berlin", |_| {}, "2026-01-15T02:30:00Z", Verdict::Due),
+        ("Tokyo at 18:00 UTC is 03:00", |c| c.country_code = "JP".into(), "2026-01-15T18:00:00Z", Verdict::Due),
+        ("Tokyo at 01:30 UTC is 10:30", |c| c.country_code = "JP".into(), "2026-01-15T01:30:00Z", Verdict::OutsideWindow),
+        ("unknown country uses UTC", |c| c.country_code = "XF".into(), "2026-01-15T03:00:00Z", Verdict::Due),
+        ("already fetched for this end user", |c| c.company_fetches = 1, "2026-01-15T01:30:00Z", Verdict::FetchedToday),
+        ("two retries left after failures", |c| c.failures = 2, "2026-01-15T01:30:00Z", Verdict::Due),
+        ("retries used up", |c| c.failures = 3, "2026-01-15T01:30:00Z", Verdict::RetriesUsed),
+        ("provider unavailable: backing off", |c| {
+            c.failures = 1;
+            c.last_failure_class = Some("ProviderUnavailable".into());
+            c.last_failure_at = Some(chrono::DateTime::parse_from_rfc3339("2026-01-15T01:10:00Z").unwrap().into());
+        }, "2026-01-15T01:30:00Z", Verdict::BackingOff),
+        ("provider unavailable: backoff over", |c| {
+            c.failures = 1;
+            c.last_failure_class = Some("ProviderUnavailable".into());
+            c.last_failure_at = Some(chrono::DateTime::parse_from_rfc3339("2026-01-15T00:50:00Z").unwrap().into());
+        }, "2026-01-15T01:30:00Z", Verdict::Due),
+        ("second failure doubles the backoff", |c| {
+            c.failures = 2;
+            c.last_failure_class = Some("ProviderUnavailable".into());
+            c.last_failure_at = Some(chrono::DateTime::parse_from_rfc3339("2026-01-15T00:50:00Z").unwrap().into());
+        }, "2026-01-15T01:30:00Z", Verdict::BackingOff),
+    ];
+    assert_eq!(scheduler::decide(&base, night, &cfg), Verdict::Due);
+    for (name, change, now, expected) in cases {
+        let mut c = base.clone();
+        change(&mut c);
+        assert_eq!(scheduler::decide(&c, at(now), &cfg), expected, "{name}");
+    }
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut conns = vec![];
+    for i in 0..9 {
+        // One end user each: the one-fetch-per-user-per-day rule must not be what spaces them.
+        let (_, se_conn) = sim.seed_connection(&format!("user-{i}"), "fake_client_xf");
+        sim.state.world.lock().unwrap().conn_mut(&se_conn).unwrap().conn.next_refresh_possible_at = None;
+        let company = companies::create(&pool, &format!("Company {i}")).await.unwrap().id;
+        let se = client_for(&sim, 0).show_connection(&se_conn).await.unwrap();
+        conns.push(connections::upsert_from_saltedge(&pool, company, &se).await.unwrap().id);
+    }
+    // Any hour is inside this window; the shared limit is what remains.
+    let cfg = ScheduleConfig { window_start_hour: 0, window_end_hour: 24, ..Default::default() };
+    let mut tasks = vec![];
+    for chunk in conns.chunks(3) {
+        let p = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*pool.connect_options()).clone()).await.unwrap();
+        // Each worker's own client has no local limit: only the shared one counts.
+        let client = client_for(&sim, 0);
+        let cfg = cfg.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for c in chunk {
+                scheduler::refresh(&p, &client, &cfg, c).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut times: Vec<f64> = sim.requests().iter().filter(|r| r.path.ends_with("/refresh")).map(|r| r.at_ms).collect();
+    times.sort_by(f64::total_cmp);
+    assert_eq!(times.len(), 9, "every connection refreshed once");
+    for w in times.windows(3) {
+        assert!(w[2] - w[0] >= 1000.0, "three fetches within a second at the bank: {times:?}");
+    }
+    let requested: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_attempts WHERE outcome = 'requested'").fetch_one(&pool).await.unwrap();
+    assert_eq!(requested, 9);
+    // The same night, nothing qualifies again: one fetch per end user per day.
+    for mut c in scheduler::candidates(&pool).await.unwrap() {
+        assert_ne!(scheduler::decide(&c, chrono::Utc::now(), &cfg), Verdict::Due);
+        c.next_refresh_possible_at = None;
+        assert_eq!(scheduler::decide(&c, chrono::Utc::now(), &cfg), Verdict::FetchedToday);
+    }
+}

@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod connections;
 pub mod institutions;
 pub mod journals;

@@ -33,7 +33,34 @@ pub enum TokenCmd {
         /// A label to recognise the token by.
         #[arg(long, default_value = "")]
         name: String,
+        /// The token may also read operational data (job history).
+        #[arg(long)]
+        admin: bool,
     },
+}
+
+#[derive(clap::Args)]
+pub struct JobsArgs {
+    /// How many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+pub async fn jobs(a: JobsArgs) -> anyhow::Result<()> {
+    let pool = crate::db::connect(&Settings::load()?).await?;
+    println!("{:>8}  {:<18} {:<8} {:>3}  {:<25} {}", "id", "kind", "status", "try", "created", "last error");
+    for j in sync_engine::jobs::recent(&pool, a.limit).await? {
+        println!(
+            "{:>8}  {:<18} {:<8} {:>3}  {:<25} {}",
+            j.id,
+            j.kind,
+            j.status,
+            j.attempts,
+            j.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            j.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
@@ -51,11 +78,11 @@ pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
 pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&Settings::load()?).await?;
     match a.cmd {
-        TokenCmd::Create { company, name } => {
+        TokenCmd::Create { company, name, admin } => {
             let c = companies::find_by_key(&pool, &company)
                 .await?
                 .with_context(|| format!("no company {company:?}: create it with `banksync company create NAME`"))?;
-            let (_, token) = tokens::create(&pool, c.id, &name).await?;
+            let (_, token) = tokens::create_with(&pool, c.id, &name, admin).await?;
             eprintln!("token for company {} ({}); it is shown only now:", c.name, c.id);
             println!("{token}");
         }

@@ -30,10 +30,13 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     if catalogue::is_empty(&pool).await.unwrap_or(false) {
         jobs::enqueue(&pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
     }
+    // The scheduler's first tick; each tick queues the next (one queued at a time).
+    jobs::enqueue(&pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule")).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let mut w = Worker::new(pool.clone(), client);
         w.lease = Duration::from_secs(s.worker.lease_secs);
+        w.schedule = s.schedule_config()?;
         let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
         let n = s.worker.concurrency;
         let rx = stop_rx.clone();

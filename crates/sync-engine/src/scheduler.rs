@@ -1,0 +1,279 @@
+//! Daily automatic refresh inside Salt Edge's access terms.
+//!
+//! A connection is refreshed by us only when every rule holds ([`decide`]):
+//! daily refresh on; status active (`InvalidCredentials` makes it inactive until the user
+//! updates credentials); provider not in `file` mode; its last attempt finished; the
+//! provider's refresh timeout (`next_refresh_possible_at`) passed; local time in the
+//! provider country's capital inside the window (02:00–06:00 by default); no successful
+//! fetch for this end user (company) in the last 20 hours (one per night); at most two
+//! retries after failures in that time; and after `ProviderUnavailable`, a backoff that
+//! doubles per failure. Every fetch also takes a slot from the shared limiter
+//! ([`crate::fetch_limit`]) so that all replicas together stay under 2 per second.
+//!
+//! Salt Edge refreshes qualifying connections itself at night and posts callbacks; the
+//! scheduler's tick also lists each customer's connections and queues a catch-up sync where
+//! Salt Edge's last success is newer than our last sync (a callback was missed).
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono_tz::Tz;
+use saltedge_client::models::AttemptRequest;
+use saltedge_client::{Client, ErrorClass};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::{connections, events, fetch_limit, jobs};
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    pub window_start_hour: u32,
+    pub window_end_hour: u32,
+    pub max_retries_per_day: i64,
+    /// First wait after `ProviderUnavailable`; doubles with each failure.
+    pub unavailable_backoff: Duration,
+    /// Fetches of new data per second across all replicas.
+    pub fetches_per_second: u32,
+    /// The limit's scope: one budget per provider (default), or one for everything.
+    pub limit_per_provider: bool,
+    /// How often the tick runs.
+    pub tick: std::time::Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            window_start_hour: 2,
+            window_end_hour: 6,
+            max_retries_per_day: 2,
+            unavailable_backoff: Duration::minutes(30),
+            fetches_per_second: 2,
+            limit_per_provider: true,
+            tick: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the scheduler knows about one connection.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Candidate {
+    pub connection_id: Uuid,
+    pub company_id: Uuid,
+    pub provider_code: String,
+    pub country_code: String,
+    pub status: String,
+    pub daily_refresh: bool,
+    pub provider_mode: Option<String>,
+    pub stage: Option<String>,
+    pub next_refresh_possible_at: Option<DateTime<Utc>>,
+    pub last_error_class: Option<String>,
+    /// Refreshes Salt Edge accepted for this company in the last 20 hours (not failed).
+    pub company_fetches: i64,
+    /// Failed or refused refreshes of this connection in the last 20 hours.
+    pub failures: i64,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_failure_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Due,
+    DailyRefreshOff,
+    Inactive,
+    CredentialsInvalid,
+    FileProvider,
+    AttemptRunning,
+    RefreshTimeout,
+    OutsideWindow,
+    FetchedToday,
+    RetriesUsed,
+    BackingOff,
+}
+
+/// The IANA zone of a country's capital; unknown countries use UTC (the guide: "in certain
+/// cases the automatic fetching time is from 2AM to 6AM UTC").
+pub fn capital_zone(country: &str) -> Tz {
+    use chrono_tz::*;
+    match country {
+        "DE" => Europe::Berlin,
+        "GB" => Europe::London,
+        "FR" => Europe::Paris,
+        "ES" => Europe::Madrid,
+        "IT" => Europe::Rome,
+        "NL" => Europe::Amsterdam,
+        "BE" => Europe::Brussels,
+        "AT" => Europe::Vienna,
+        "PL" => Europe::Warsaw,
+        "RO" => Europe::Bucharest,
+        "MD" => Europe::Chisinau,
+        "UA" => Europe::Kyiv,
+        "PT" => Europe::Lisbon,
+        "IE" => Europe::Dublin,
+        "CZ" => Europe::Prague,
+        "US" => America::New_York,
+        "CA" => America::Toronto,
+        "JP" => Asia::Tokyo,
+        "AU" => Australia::Sydney,
+        _ => UTC,
+    }
+}
+
+pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdict {
+    if !c.daily_refresh {
+        return Verdict::DailyRefreshOff;
+    }
+    if c.status != "active" {
+        return if c.last_error_class.as_deref() == Some("InvalidCredentials") { Verdict::CredentialsInvalid } else { Verdict::Inactive };
+    }
+    if c.provider_mode.as_deref() == Some("file") {
+        return Verdict::FileProvider;
+    }
+    if c.stage.as_deref().is_some_and(|s| s != "finish") {
+        return Verdict::AttemptRunning;
+    }
+    if c.next_refresh_possible_at.is_some_and(|t| t > now) {
+        return Verdict::RefreshTimeout;
+    }
+    let local_hour = now.with_timezone(&capital_zone(&c.country_code)).hour();
+    if local_hour < cfg.window_start_hour || local_hour >= cfg.window_end_hour {
+        return Verdict::OutsideWindow;
+    }
+    if c.company_fetches >= 1 {
+        return Verdict::FetchedToday;
+    }
+    if c.failures > cfg.max_retries_per_day {
+        return Verdict::RetriesUsed;
+    }
+    if c.last_failure_class.as_deref() == Some("ProviderUnavailable") {
+        let wait = cfg.unavailable_backoff * 2i32.pow(c.failures.clamp(1, 8) as u32 - 1);
+        if c.last_failure_at.is_some_and(|t| t + wait > now) {
+            return Verdict::BackingOff;
+        }
+    }
+    Verdict::Due
+}
+
+pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
+                p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
+                (SELECT count(*) FROM refresh_attempts r WHERE r.company_id = c.company_id AND r.outcome = 'requested'
+                    AND r.requested_at > now() - interval '20 hours') AS company_fetches,
+                (SELECT count(*) FROM refresh_attempts r WHERE r.connection_id = c.id AND r.outcome <> 'requested'
+                    AND r.requested_at > now() - interval '20 hours') AS failures,
+                f.requested_at AS last_failure_at, f.error_class AS last_failure_class
+         FROM connections c
+         LEFT JOIN providers p ON p.code = c.provider_code
+         LEFT JOIN LATERAL (SELECT requested_at, error_class FROM refresh_attempts r
+                            WHERE r.connection_id = c.id AND r.outcome <> 'requested'
+                            ORDER BY requested_at DESC LIMIT 1) f ON true
+         WHERE c.status <> 'removed'",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One scheduler pass: queue due refreshes, catch-up syncs and the daily catalogue refresh.
+/// Returns how many refreshes it queued.
+pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
+    // Salt Edge's own view first: its nightly refreshes may have happened without us
+    // hearing (a lost callback).
+    let customers: Vec<(Uuid, String)> = sqlx::query_as("SELECT company_id, saltedge_id FROM saltedge_customers").fetch_all(pool).await?;
+    for (company, customer) in customers {
+        match client.list_connections(&customer).await {
+            Ok(list) => {
+                for se in list {
+                    if let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? {
+                        if local.company_id == company {
+                            connections::upsert_from_saltedge(pool, company, &se).await?;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%customer, error = %e, "cannot list connections"),
+        }
+    }
+    let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, company_id FROM connections WHERE status = 'active'
+           AND saltedge_last_success_at > coalesce(last_synced_at, '-infinity'::timestamptz)",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (conn, company) in behind {
+        events::enqueue_sync(pool, company, conn, "catch_up").await?;
+    }
+
+    let mut queued = 0;
+    for c in candidates(pool).await? {
+        if decide(&c, now, cfg) == Verdict::Due
+            && jobs::enqueue(pool, jobs::REFRESH_CONNECTION, serde_json::json!({ "connection_id": c.connection_id }), Some(&format!("refresh:{}", c.connection_id)))
+                .await?
+                .is_some()
+        {
+            queued += 1;
+        }
+    }
+
+    let stale: bool = sqlx::query_scalar("SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) FROM providers").fetch_one(pool).await?;
+    if stale {
+        jobs::enqueue(pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
+    }
+    Ok(queued)
+}
+
+/// Asks Salt Edge to refresh one connection, if it still qualifies, inside the fetch limit.
+pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, connection_id: Uuid) -> Result<()> {
+    let Some(c) = candidates(pool).await?.into_iter().find(|c| c.connection_id == connection_id) else {
+        return Ok(());
+    };
+    if decide(&c, Utc::now(), cfg) != Verdict::Due {
+        return Ok(());
+    }
+    let conn = connections::get(pool, connection_id).await?;
+    let scope = if cfg.limit_per_provider { conn.provider_code.as_str() } else { "global" };
+    fetch_limit::wait_for_slot(pool, scope, cfg.fetches_per_second).await?;
+    let attempt = AttemptRequest { fetch_scopes: vec!["accounts".into(), "transactions".into()], ..Default::default() };
+    let (outcome, class) = match client.refresh_connection(&conn.saltedge_id, &attempt).await {
+        Ok(se) => {
+            connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+            ("requested", None)
+        }
+        Err(e) => match e.class().cloned() {
+            Some(ErrorClass::ConnectionCannotBeRefreshed) => ("refused", Some(ErrorClass::ConnectionCannotBeRefreshed)),
+            Some(class) => {
+                if class == ErrorClass::InvalidCredentials {
+                    sqlx::query("UPDATE connections SET status = 'inactive', last_error_class = $2, last_error_message = $3 WHERE id = $1")
+                        .bind(conn.id)
+                        .bind(class.as_str())
+                        .bind(e.to_string())
+                        .execute(pool)
+                        .await?;
+                }
+                ("failed", Some(class))
+            }
+            None => return Err(e.into()),
+        },
+    };
+    sqlx::query("INSERT INTO refresh_attempts (connection_id, company_id, outcome, error_class) VALUES ($1, $2, $3, $4)")
+        .bind(conn.id)
+        .bind(conn.company_id)
+        .bind(outcome)
+        .bind(class.map(|c| c.to_string()))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A fail callback for a connection we asked to refresh turns that attempt into a failure,
+/// which is what the retry rules count.
+pub async fn attempt_failed(pool: &PgPool, connection_id: Uuid, class: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
+         WHERE id = (SELECT id FROM refresh_attempts WHERE connection_id = $1 AND outcome = 'requested'
+                       AND requested_at > now() - interval '20 hours' ORDER BY requested_at DESC LIMIT 1)",
+    )
+    .bind(connection_id)
+    .bind(class)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
