@@ -546,3 +546,48 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
         assert_eq!(scheduler::decide(&c, chrono::Utc::now(), &cfg), Verdict::FetchedToday);
     }
 }
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn shutdown_releases_unfinished_jobs_and_another_worker_finishes_them(pool: PgPool) {
+    use sync_engine::worker::Worker;
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 1500).await;
+    // Slow bank: every transactions page takes a while.
+    f.sim.set_faults(vec![FaultRule::new(FaultAction::Delay(700)).on_path("/transactions")]);
+    sync_engine::events::enqueue_sync(&pool, f.company, f.conn, "test").await.unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut w = Worker::new(pool.clone(), f.client.clone());
+    w.poll = Duration::from_millis(20);
+    let handle = tokio::spawn(w.run(1, rx, Duration::from_millis(300)));
+    for _ in 0..100 {
+        let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE kind = 'sync_connection'").fetch_one(&pool).await.unwrap();
+        if s == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = std::time::Instant::now();
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(3), "stopped within the grace period");
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs WHERE kind = 'sync_connection'").fetch_one(&pool).await.unwrap();
+    assert_eq!((status.as_str(), attempts), ("queued", 0), "released, not lost, not counted as a failure");
+
+    // Another worker (a restart) picks it up and finishes; lines stay single.
+    f.sim.set_faults(vec![]);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut w = Worker::new(pool.clone(), f.client.clone());
+    w.poll = Duration::from_millis(20);
+    let handle = tokio::spawn(w.run(1, rx, Duration::from_secs(5)));
+    for _ in 0..250 {
+        let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE kind = 'sync_connection'").fetch_one(&pool).await.unwrap();
+        if s == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY started_at").fetch_all(&pool).await.unwrap();
+    assert_eq!(statuses.last().map(String::as_str), Some("succeeded"), "{statuses:?}");
+    assert_matches_truth(&pool, &f).await;
+}
