@@ -1,70 +1,190 @@
-//! The offline tour: starts the simulator, links a bank through its Connect page over HTTP
-//! (as a browser would), then reads accounts and transactions back with the signed client.
+//! `banksync demo`: the whole product offline, in one process. It starts the Salt Edge
+//! simulator and banksync (API, callback receivers, worker), links a bank through the REST
+//! API and the Connect page over real HTTP, waits for the signed success callback and the
+//! sync, prints a summary, then keeps running for you to explore with curl (Ctrl-C stops).
 
-use anyhow::Context;
-use futures::TryStreamExt;
-use saltedge_client::models::{AttemptRequest, ConsentRequest, CreateConnectSession};
-use saltedge_client::{Client, TransactionQuery};
-use saltedge_sim::{SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use banksync_http::{AppState, HttpLimits};
+use saltedge_client::{Client, Verifier};
+use saltedge_sim::{keys, SimConfig, Simulator};
+use serde_json::{json, Value};
+use sync_engine::worker::Worker;
+use sync_engine::{catalogue, companies, tokens};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Postgres URL; when given, migrations are applied first.
+    /// Postgres URL (scripts/dev demo passes the harness's).
     #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: String,
+    /// Institution to link (see the simulator's providers).
     #[arg(long, default_value = "fake_client_xf")]
     pub provider: String,
+    /// Port for banksync (0 = any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Exit after the summary instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+fn step(msg: impl std::fmt::Display) {
+    println!("  → {msg}");
+}
+
+fn listener(port: u16) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .context("cannot open a local port")
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    if let Some(url) = &a.database_url {
-        let pool = sqlx::PgPool::connect(url).await.context("cannot reach Postgres (DATABASE_URL)")?;
-        sync_engine::MIGRATOR.run(&pool).await.context("migrations failed")?;
-        println!("✓ database ready at the latest schema");
-    }
-    let sim = Simulator::start(SimConfig::default()).await?;
-    println!("✓ Salt Edge simulator at {}", sim.api_base());
+    println!("banksync demo: everything runs on this machine; nothing calls the real Salt Edge.\n");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&a.database_url)
+        .await
+        .context("cannot reach Postgres: run `scripts/dev demo`, which finds or starts one")?;
+    sync_engine::MIGRATOR.run(&pool).await.context("migrations failed")?;
+    step("database ready (migrations applied)");
+
+    let http_listener = listener(a.port)?;
+    let addr = http_listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let callback_base = url::Url::parse(&format!("{base}/callbacks/saltedge/"))?;
+    let sim = Simulator::start(SimConfig { callback_base_url: Some(callback_base.clone()), ..Default::default() }).await?;
+    step(format!("Salt Edge simulator at {}", sim.api_base()));
+
     let client = Client::new(sim.client_config())?;
-    let customer = client.create_customer("demo-company@example.com").await?;
-    println!("✓ customer {} created (signed request)", customer.id);
-    let session = client
-        .create_connect_session(&CreateConnectSession {
-            customer_id: customer.id.clone(),
-            consent: ConsentRequest::default(),
-            attempt: AttemptRequest::default(),
-            provider_code: Some(a.provider.clone()),
-            include_fake_providers: Some(true),
-            ..Default::default()
-        })
-        .await?;
-    println!("✓ connect session: {}", session.connect_url);
-    let page = reqwest::Client::new()
-        .post(&session.connect_url)
-        .form(&[("login", "username"), ("password", "secret"), ("consent", "on")])
+    let state = AppState {
+        pool: pool.clone(),
+        client: client.clone(),
+        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
+        callback_base: callback_base.clone(),
+        callback_max_age: chrono::Duration::hours(72),
+        metrics: Arc::new(Default::default()),
+    };
+    let app = banksync_http::router(state, &HttpLimits::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = http_stop.wait_for(|v| *v).await;
+        };
+        banksync_http::serve::serve(http_listener, app, None, stop, Duration::from_secs(2)).await
+    });
+    let mut worker = Worker::new(pool.clone(), client.clone());
+    worker.poll = Duration::from_millis(50);
+    let worker = tokio::spawn(worker.run(2, stop_rx.clone(), Duration::from_secs(5)));
+    step(format!("banksync API and callback receivers at {base}"));
+
+    let result = tour(&pool, &client, &base, &a, &sim).await;
+    if let Ok(token) = &result {
+        println!("\nKeep exploring (Ctrl-C stops everything):");
+        println!("  export TOKEN={token}");
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/connections");
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/statement-lines?limit=5'");
+        println!("  curl -s {base}/api/v1/openapi.json");
+        println!("  curl -s {base}/metrics");
+        println!("  simulator ground truth: {}sim/ground_truth/<saltedge connection id>", sim.base_url());
+        if !a.exit {
+            tokio::signal::ctrl_c().await?;
+            println!("\nstopping…");
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let _ = worker.await;
+    sim.stop().await;
+    result.map(|_| ())
+}
+
+/// The bookkeeper's flow over HTTP; returns the API token it made.
+async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &Simulator) -> anyhow::Result<String> {
+    let n = catalogue::refresh(pool, client).await?;
+    step(format!("institution catalogue loaded from Salt Edge ({n} providers)"));
+    let company = companies::create(pool, &format!("Demo Company {}", chrono::Utc::now().format("%H:%M:%S"))).await?;
+    let (_, token) = tokens::create(pool, company.id, "demo").await?;
+    step(format!("company {:?} with an API token", company.name));
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let api = |method: reqwest::Method, path: &str| http.request(method, format!("{base}{path}")).bearer_auth(&token);
+    let link: Value = api(reqwest::Method::POST, "/api/v1/connections")
+        .json(&json!({ "provider_code": a.provider, "phone": "+44 20 7946 0000", "email": "books@demo.example", "return_to": format!("{base}/healthz") }))
         .send()
         .await?
-        .text()
+        .json()
         .await?;
-    let conn_id = page
-        .split("id=\"connection_id\">")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .filter(|s| !s.is_empty())
-        .context("the Connect page did not complete")?
-        .to_string();
-    println!("✓ bank linked through the Connect page: connection {conn_id}");
-    let accounts = client.list_accounts(&conn_id).await?;
-    let mut pages = 0;
-    let mut total = 0;
-    let mut stream = std::pin::pin!(client.transaction_pages(TransactionQuery::connection(&conn_id)));
-    while let Some(p) = stream.try_next().await? {
-        pages += 1;
-        total += p.items.len();
+    let connect_url = link["connect_url"].as_str().with_context(|| format!("link failed: {link}"))?;
+    step(format!("link requested: Connect URL {connect_url}"));
+    let page = http
+        .post(connect_url)
+        .form(&[("login", "username"), ("password", "secret"), ("sms", "123456"), ("consent", "on")])
+        .send()
+        .await?;
+    let mut status = page.status();
+    if status == 200 {
+        // Interactive providers ask for the SMS code on a second page.
+        status = http.post(connect_url).form(&[("sms", "123456")]).send().await?.status();
     }
-    println!("✓ {} accounts, {total} posted transactions in {pages} page(s):", accounts.len());
-    for acc in &accounts {
-        println!("    {:<40} {:>14} {}", acc.name, acc.balance, acc.currency_code);
+    if status != 303 {
+        bail!("the Connect page did not complete (HTTP {status})");
     }
-    sim.stop().await;
-    Ok(())
+    step("Connect page completed with the test credentials and consent");
+
+    let started = Instant::now();
+    let mut last_stage = String::new();
+    let conn = loop {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("no successful sync after 60 s; see the log above");
+        }
+        let list: Value = api(reqwest::Method::GET, "/api/v1/connections").send().await?.json().await?;
+        if let Some(c) = list.as_array().and_then(|l| l.first()) {
+            let stage = c["stage"].as_str().unwrap_or("").to_string();
+            if stage != last_stage {
+                step(format!("callback received: connection {} stage {stage}", c["saltedge_id"].as_str().unwrap_or("")));
+                last_stage = stage;
+            }
+            if c["last_sync"]["status"] == "succeeded" {
+                break c.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let run = &conn["last_sync"];
+    step(format!(
+        "sync finished: {} fetched, {} lines inserted, {} flagged duplicated, {} page(s)",
+        run["fetched"], run["inserted"], run["flagged_duplicated"], run["pages"]
+    ));
+
+    println!("\nSummary");
+    println!("  connection {} · {} · status {}", conn["id"].as_str().unwrap_or(""), conn["provider_name"].as_str().unwrap_or(""), conn["status"].as_str().unwrap_or(""));
+    let lines: Value = api(reqwest::Method::GET, "/api/v1/statement-lines?limit=1000").send().await?.json().await?;
+    let items = lines["items"].as_array().cloned().unwrap_or_default();
+    for acc in conn["accounts"].as_array().cloned().unwrap_or_default() {
+        let jid = acc["journal_id"].as_str().unwrap_or("");
+        let mine: Vec<&Value> = items.iter().filter(|l| l["journal_id"] == jid).collect();
+        let posted = mine.iter().filter(|l| l["status"] == "posted").count();
+        let pending = mine.len() - posted;
+        let check = match acc["balance_mismatch"].as_str() {
+            None => "balance check ✓".to_string(),
+            Some(d) => format!("balance differs by {d}"),
+        };
+        println!(
+            "  journal {:<50} {:>3} posted, {} pending · bank balance {} {} · {check}",
+            acc["journal_name"].as_str().unwrap_or(""),
+            posted,
+            pending,
+            acc["bank_balance"].as_str().unwrap_or("?"),
+            acc["currency"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(truth) = sim.ground_truth(conn["saltedge_id"].as_str().unwrap_or("")) {
+        let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum();
+        println!("  lines {} · the simulator holds {} transactions (posted + pending, not duplicated)", items.len(), expected);
+    }
+    Ok(token)
 }
