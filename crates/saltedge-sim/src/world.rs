@@ -28,6 +28,9 @@ pub struct DataConfig {
     pub new_account_on_refresh_session: bool,
     /// The bank's "today"; `None` = the real date.
     pub today: Option<NaiveDate>,
+    /// First id handed out; `None` = a block chosen from the clock, so that ids stay unique
+    /// across simulator runs against one database, as Salt Edge's are.
+    pub id_base: Option<u64>,
 }
 
 impl Default for DataConfig {
@@ -42,6 +45,7 @@ impl Default for DataConfig {
             new_transactions_per_fetch: 4,
             new_account_on_refresh_session: true,
             today: None,
+            id_base: None,
         }
     }
 }
@@ -196,9 +200,14 @@ pub struct World {
 impl World {
     pub fn new(data: DataConfig) -> Self {
         let rng = SplitMix64::new(data.seed);
+        let base = data.id_base.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            // 18 digits: 1e17 plus a block of 1e9 ids per (tenth of a) second of start time.
+            100_000_000_000_000_000 + (now.as_millis() as u64 / 100 % 800_000_000) * 1_000_000_000
+        });
         World {
             data,
-            next_id: 100_000_000_000_000_000 + 1,
+            next_id: base + 1,
             rng,
             customers: BTreeMap::new(),
             connections: BTreeMap::new(),

@@ -159,6 +159,13 @@ pub async fn link(State(st): State<AppState>, Company(company): Company, Json(re
     let customer = match companies::customer_of(&st.pool, company).await? {
         Some(c) => c,
         None => {
+            let taken: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE identifier = $1")
+                .bind(&email)
+                .fetch_optional(&st.pool)
+                .await?;
+            if taken.is_some() {
+                return Err(ApiError::conflict("email_in_use", "this email already belongs to another company's Salt Edge account"));
+            }
             let se = match st.client.create_customer(&email).await {
                 Ok(c) => c,
                 Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => {

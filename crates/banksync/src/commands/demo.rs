@@ -113,7 +113,7 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let api = |method: reqwest::Method, path: &str| http.request(method, format!("{base}{path}")).bearer_auth(&token);
     let link: Value = api(reqwest::Method::POST, "/api/v1/connections")
-        .json(&json!({ "provider_code": a.provider, "phone": "+44 20 7946 0000", "email": "books@demo.example", "return_to": format!("{base}/healthz") }))
+        .json(&json!({ "provider_code": a.provider, "phone": "+44 20 7946 0000", "email": format!("books+{}@demo.example", company.id.simple()), "return_to": format!("{base}/healthz") }))
         .send()
         .await?
         .json()
