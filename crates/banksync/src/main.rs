@@ -25,6 +25,8 @@ enum Command {
     Company(commands::admin::CompanyArgs),
     /// Manage API tokens.
     Token(commands::admin::TokenArgs),
+    /// Configuration tools: `config check`.
+    Config(commands::config::Args),
     /// Job history (newest first).
     Jobs(commands::admin::JobsArgs),
     /// Sync one connection now and print what it did.
@@ -55,6 +57,7 @@ async fn main() -> std::process::ExitCode {
         Command::Company(a) => commands::admin::company(a).await,
         Command::Token(a) => commands::admin::token(a).await,
         Command::Jobs(a) => commands::admin::jobs(a).await,
+        Command::Config(a) => commands::config::run(a).await,
         Command::Bench(a) => commands::bench::run(a).await,
     };
     match result {

@@ -205,12 +205,20 @@ impl Settings {
         Ok(base.join("callbacks/saltedge/")?)
     }
 
+    /// The request signer, when `saltedge.private_key_file` is set.
+    pub fn signer(&self) -> anyhow::Result<Option<saltedge_client::Signer>> {
+        match self.saltedge.private_key_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => {
+                let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.private_key_file {}", p.display()))?;
+                Ok(Some(saltedge_client::Signer::from_pem(&pem).with_context(|| format!("{} is not an RSA private key", p.display()))?))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn client_config(&self) -> anyhow::Result<saltedge_client::ClientConfig> {
         let mut c = saltedge_client::ClientConfig::new(self.saltedge.base_url.clone(), &self.saltedge.app_id, self.saltedge_secret()?);
-        if let Some(p) = self.saltedge.private_key_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
-            let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.private_key_file {}", p.display()))?;
-            c.signer = Some(saltedge_client::Signer::from_pem(&pem).with_context(|| format!("{} is not an RSA private key", p.display()))?);
-        }
+        c.signer = self.signer()?;
         c.fetches_per_second = self.saltedge.fetches_per_second;
         c.timeout = std::time::Duration::from_secs(self.saltedge.timeout_secs);
         c.max_retries = self.saltedge.max_retries;

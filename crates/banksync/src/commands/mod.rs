@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod migrate;
 pub mod serve;

@@ -1,0 +1,140 @@
+//! `banksync config check`: loads the layered configuration and checks every key, URL and
+//! PEM file, saying what is wrong and how to fix it. Secrets are never printed.
+
+use std::path::Path;
+
+use crate::settings::Settings;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Validate the configuration (exit status 1 when something is wrong).
+    Check,
+}
+
+struct Report {
+    errors: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str) {
+        println!("  ✓ {what}");
+    }
+    fn warn(&self, what: &str) {
+        println!("  ! {what}");
+    }
+    fn err(&mut self, what: &str) {
+        self.errors += 1;
+        println!("  ✗ {what}");
+    }
+}
+
+fn local(url: &url::Url) -> bool {
+    matches!(url.host_str(), Some("127.0.0.1") | Some("localhost") | Some("::1"))
+}
+
+/// A secret written into a TOML file of the config folder is refused: they belong in the
+/// environment or in files of their own.
+fn secret_in_toml(dir: &Path) -> Vec<String> {
+    let mut found = vec![];
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(doc) = text.parse::<toml::Table>() else { continue };
+        if let Some(se) = doc.get("saltedge").and_then(|v| v.as_table()) {
+            if se.get("secret").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()) {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let Cmd::Check = a.cmd;
+    let dir = std::env::var("BANKSYNC_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+    println!("checking configuration from {dir}/ (+ BANKSYNC_ENV file and BANKSYNC__* variables)");
+    let mut r = Report { errors: 0 };
+    let s = match Settings::load() {
+        Ok(s) => {
+            r.ok("configuration files parse and every required key is present");
+            s
+        }
+        Err(e) => {
+            r.err(&format!("{e:#}"));
+            anyhow::bail!("fix the configuration above");
+        }
+    };
+    for f in secret_in_toml(Path::new(&dir)) {
+        r.err(&format!("{f} contains saltedge.secret: move it to BANKSYNC__SALTEDGE__SECRET or saltedge.secret_file"));
+    }
+    match url::Url::parse(s.database.url.expose()) {
+        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => r.ok("database.url is a Postgres URL"),
+        _ => r.err("database.url is not a postgres:// URL"),
+    }
+    if s.saltedge.base_url.scheme() != "https" && !local(&s.saltedge.base_url) {
+        r.err("saltedge.base_url must be https (https://www.saltedge.com/api/v5/)");
+    } else {
+        r.ok(&format!("saltedge.base_url {}", s.saltedge.base_url));
+    }
+    if s.saltedge.app_id.trim().is_empty() {
+        r.err("saltedge.app_id is empty");
+    } else {
+        r.ok("saltedge.app_id is set");
+    }
+    match s.saltedge_secret() {
+        Ok(x) if !x.is_empty() => r.ok("Salt Edge secret is set (not shown)"),
+        Ok(_) => r.err("the Salt Edge secret is empty"),
+        Err(e) => r.err(&format!("{e:#}")),
+    }
+    match s.signer() {
+        Ok(Some(_)) => r.ok("saltedge.private_key_file is an RSA private key (requests will be signed)"),
+        Ok(None) => r.warn("no saltedge.private_key_file: requests are not signed, which only test clients may do"),
+        Err(e) => r.err(&format!("{e:#}")),
+    }
+    match s.callback_verifier() {
+        Ok(_) => r.ok("saltedge.callback_public_key_file is an RSA public key"),
+        Err(e) => r.err(&format!("{e:#}")),
+    }
+    match s.callback_base() {
+        Ok(b) if b.scheme() == "https" => r.ok(&format!("callbacks at {b}{{kind}}")),
+        Ok(b) if local(&b) => r.warn(&format!("callbacks at {b}{{kind}}: fine for the simulator; live Salt Edge clients need https")),
+        Ok(b) => r.err(&format!("callbacks at {b}{{kind}} are not https: Salt Edge requires https for live clients")),
+        Err(e) => r.err(&format!("server.public_base_url: {e:#}")),
+    }
+    match s.server.tls() {
+        Some(t) => {
+            for (what, p) in [("tls_cert_file", &t.cert_file), ("tls_key_file", &t.key_file)] {
+                match std::fs::read_to_string(p) {
+                    Ok(text) if text.contains("-----BEGIN") => r.ok(&format!("server.{what} {} is PEM", p.display())),
+                    Ok(_) => r.err(&format!("server.{what} {} is not PEM", p.display())),
+                    Err(e) => r.err(&format!("server.{what} {}: {e}", p.display())),
+                }
+            }
+        }
+        None if s.server.tls_cert_file.as_ref().is_some_and(|p| !p.as_os_str().is_empty())
+            || s.server.tls_key_file.as_ref().is_some_and(|p| !p.as_os_str().is_empty()) =>
+        {
+            r.err("set both server.tls_cert_file and server.tls_key_file, or neither")
+        }
+        None => r.ok("plain HTTP (put a TLS proxy in front for live Salt Edge callbacks)"),
+    }
+    match s.schedule_config() {
+        Ok(_) => r.ok("scheduler settings are valid"),
+        Err(e) => r.err(&format!("{e:#}")),
+    }
+    if r.errors > 0 {
+        anyhow::bail!("{} problem(s) found", r.errors);
+    }
+    println!("configuration OK");
+    Ok(())
+}
