@@ -19,22 +19,23 @@ pub enum Stored {
 /// one transaction.
 pub async fn store(pool: &PgPool, kind: &str, body: &str, connection_id: Option<&str>, event_time: Option<chrono::DateTime<chrono::Utc>>) -> Result<Stored> {
     let identity: String = Sha256::digest(format!("{kind}|{body}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    let mut tx = pool.begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (identity) DO NOTHING RETURNING id",
+    // One statement, so one round trip and atomic: the event and its job exist together.
+    let job: Option<i64> = sqlx::query_scalar(
+        "WITH ins AS (
+             INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (identity) DO NOTHING RETURNING id)
+         INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins RETURNING id",
     )
     .bind(&identity)
     .bind(kind)
     .bind(connection_id)
     .bind(event_time)
     .bind(body)
-    .fetch_optional(&mut *tx)
+    .bind(jobs::PROCESS_CALLBACK)
+    .fetch_optional(pool)
     .await?;
-    let Some(id) = id else {
+    if job.is_none() {
         return Ok(Stored::Duplicate);
-    };
-    jobs::enqueue(&mut *tx, jobs::PROCESS_CALLBACK, serde_json::json!({ "inbox_id": id }), None).await?;
-    tx.commit().await?;
+    }
     Ok(Stored::Accepted)
 }

@@ -30,13 +30,20 @@ pub async fn create_with(pool: &PgPool, company_id: Uuid, name: &str, admin: boo
     Ok((id, token))
 }
 
-/// The company a live token belongs to, and whether it is an admin token.
+/// The company a live token belongs to, and whether it is an admin token. `last_used_at`
+/// is written at most once a minute, so that reads stay reads.
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<(Uuid, bool)>> {
-    Ok(sqlx::query_as(
-        "UPDATE api_tokens SET last_used_at = now()
-         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING company_id, admin",
+    let hash = hash(token);
+    let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT id, company_id, admin, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
     )
-    .bind(hash(token))
+    .bind(&hash)
     .fetch_optional(pool)
-    .await?)
+    .await?;
+    let Some((id, company, admin, stale)) = row else { return Ok(None) };
+    if stale {
+        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(pool).await?;
+    }
+    Ok(Some((company, admin)))
 }

@@ -25,6 +25,22 @@ pub struct Args {
 pub enum What {
     /// First import, re-sync and a COPY baseline of N transactions.
     Ingest(IngestArgs),
+    /// Load on the callback receivers (signature verification included) and on the
+    /// statement-lines list, over loopback HTTP.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Distinct signed callbacks to send (signed beforehand, untimed).
+    #[arg(long, default_value_t = 20_000)]
+    pub callbacks: usize,
+    /// Statement-lines list requests to send.
+    #[arg(long, default_value_t = 5_000)]
+    pub list_requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
 }
 
 #[derive(clap::Args)]
@@ -39,6 +55,7 @@ pub struct IngestArgs {
 pub async fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
         What::Ingest(i) => ingest(i).await,
+        What::Load(l) => super::load::run(l).await,
     }
 }
 

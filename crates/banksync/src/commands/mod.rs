@@ -2,6 +2,7 @@ pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod load;
 pub mod migrate;
 pub mod serve;
 pub mod simulator;

@@ -1,0 +1,208 @@
+//! `banksync bench load`: sustained signed callbacks per second (with verification) and the
+//! statement-lines list under concurrency, against an in-process server on loopback and a
+//! scratch database. Prints one JSON object.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use banksync_http::{AppState, HttpLimits};
+use saltedge_client::{Signer, Verifier};
+use saltedge_sim::keys;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+use super::bench::LoadArgs;
+use crate::settings::Settings;
+
+struct Sample {
+    ok: usize,
+    failed: usize,
+    secs: f64,
+    latencies_us: Vec<u32>,
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+impl Sample {
+    fn json(mut self) -> serde_json::Value {
+        self.latencies_us.sort_unstable();
+        serde_json::json!({
+            "requests": self.ok + self.failed,
+            "ok": self.ok,
+            "failed": self.failed,
+            "per_second": ((self.ok as f64) / self.secs).round(),
+            "p50_ms": pct(&self.latencies_us, 0.50),
+            "p99_ms": pct(&self.latencies_us, 0.99),
+            "max_ms": pct(&self.latencies_us, 1.0),
+        })
+    }
+}
+
+/// Sends `n` requests built by `make(i)` with `concurrency` in flight.
+async fn drive<F>(n: usize, concurrency: usize, make: F) -> Sample
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..concurrency {
+        let make = make.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = Instant::now();
+                match make(i).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        ok += 1;
+                    }
+                    _ => failed += 1,
+                }
+                lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            (ok, failed, lat)
+        }));
+    }
+    let mut s = Sample { ok: 0, failed: 0, secs: 0.0, latencies_us: vec![] };
+    for t in tasks {
+        let (ok, failed, lat) = t.await.expect("load task");
+        s.ok += ok;
+        s.failed += failed;
+        s.latencies_us.extend(lat);
+    }
+    s.secs = started.elapsed().as_secs_f64();
+    s
+}
+
+pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
+    }
+    let settings = Settings::load()?;
+    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose())?;
+    let db_name = format!("banksync_load_{}", std::process::id());
+    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
+    let result = load(&admin_opts.clone().database(&db_name), &a).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+    println!("{}", serde_json::to_string_pretty(&result?)?);
+    Ok(())
+}
+
+async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_json::Value> {
+    let pool = PgPoolOptions::new().max_connections(16).connect_with(opts.clone()).await?;
+    sync_engine::MIGRATOR.run(&pool).await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/"))?;
+    let sim_cfg = saltedge_client::ClientConfig::new(url::Url::parse("http://127.0.0.1:9/api/v5/")?, "unused", "unused");
+    let state = AppState {
+        pool: pool.clone(),
+        client: saltedge_client::Client::new(sim_cfg)?,
+        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
+        callback_base: callback_base.clone(),
+        callback_max_age: chrono::Duration::hours(72),
+        metrics: Arc::new(Default::default()),
+    };
+    let app = banksync_http::router(state, &HttpLimits::default());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop_rx.wait_for(|v| *v).await;
+        };
+        banksync_http::serve::serve(listener, app, None, stop, Duration::from_secs(2)).await
+    });
+
+    // Distinct callbacks, signed like Salt Edge does, before the clock starts.
+    eprintln!("signing {} callbacks…", a.callbacks);
+    let signer = Arc::new(Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM)?);
+    let url = format!("{callback_base}notify");
+    let now = chrono::Utc::now();
+    let mut handles = vec![];
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    for t in 0..threads {
+        let (signer, url) = (signer.clone(), url.clone());
+        let n = a.callbacks;
+        handles.push(tokio::task::spawn_blocking(move || {
+            (t..n)
+                .step_by(threads)
+                .map(|i| {
+                    let body = serde_json::json!({
+                        "data": { "connection_id": format!("{}", 300_000_000_000_000_000u64 + i as u64), "customer_id": "1", "stage": "fetch_accounts" },
+                        "meta": { "version": "5", "time": now },
+                    })
+                    .to_string();
+                    let sig = signer.sign_callback(&url, body.as_bytes());
+                    (i, body, sig)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut signed = vec![(String::new(), String::new()); a.callbacks];
+    for h in handles {
+        for (i, body, sig) in h.await? {
+            signed[i] = (body, sig);
+        }
+    }
+    let signed = Arc::new(signed);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+
+    let (h, u, s) = (http.clone(), url.clone(), signed.clone());
+    let callbacks = drive(a.callbacks, a.concurrency, move |i| {
+        h.post(&u).header("Signature", &s[i].1).header("content-type", "application/json").body(s[i].0.clone())
+    })
+    .await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT identity) FROM callback_inbox").fetch_one(&pool).await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox").fetch_one(&pool).await?;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'process_callback'").fetch_one(&pool).await?;
+
+    // The statement-lines list: one company with 10,000 lines.
+    let company = sync_engine::companies::create(&pool, "Load Ltd").await?;
+    let (_, token) = sync_engine::tokens::create(&pool, company.id, "load").await?;
+    let journal = sync_engine::mapping::create_journal(&pool, company.id, "Bank", "EUR", None).await?;
+    sqlx::query(
+        "INSERT INTO bank_accounts (id, company_id, journal_id, saltedge_id, currency) VALUES (gen_random_uuid(), $1, $2, 'load-acc', 'EUR')",
+    )
+    .bind(company.id)
+    .bind(journal.id)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO statement_lines (journal_id, bank_account_id, booking_date, amount, currency, description, saltedge_transaction_id,
+             status, fingerprint, content_hash)
+         SELECT $1, a.id, date '2026-01-01' + (g % 300), (g % 10000)::numeric / 100, 'EUR', 'Line ' || g, g::text, 'posted', md5(g::text), md5(g::text)
+         FROM generate_series(1, 10000) g, bank_accounts a WHERE a.saltedge_id = 'load-acc'",
+    )
+    .bind(journal.id)
+    .execute(&pool)
+    .await?;
+    let list_url = format!("http://{addr}/api/v1/statement-lines?limit=100&from=2026-03-01");
+    let (h, t) = (http.clone(), token.clone());
+    let list = drive(a.list_requests, a.concurrency, move |_| h.get(&list_url).bearer_auth(&t)).await;
+
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    Ok(serde_json::json!({
+        "concurrency": a.concurrency,
+        "callbacks": callbacks.json(),
+        "callbacks_stored_once": stored == rows && rows as usize == a.callbacks && jobs == rows,
+        "callback_inbox_rows": rows,
+        "statement_lines_list": list.json(),
+    }))
+}
