@@ -1,0 +1,109 @@
+//! The `banksync` binary as an operator runs it, against Postgres and the simulator.
+
+use std::path::PathBuf;
+// tokio's Command: the simulator runs on this test's runtime and must keep answering.
+use tokio::process::Command;
+use std::time::Duration;
+
+use saltedge_sim::{FaultAction, FaultRule, SimConfig, Simulator};
+use sqlx::PgPool;
+use sync_engine::{companies, connections};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The test database's URL: the harness's server with this test's database name.
+fn db_url(pool: &PgPool) -> String {
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL")).unwrap();
+    url.set_path(&format!("/{}", pool.connect_options().get_database().unwrap()));
+    url.to_string()
+}
+
+fn banksync(pool: &PgPool, sim: &Simulator) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_banksync"));
+    c.current_dir(workspace())
+        .env("DATABASE_URL", db_url(pool))
+        .env("BANKSYNC_CONFIG_DIR", workspace().join("config"))
+        .env("BANKSYNC__SALTEDGE__BASE_URL", sim.api_base().as_str())
+        .env("BANKSYNC__SALTEDGE__SECRET", "sim-secret")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+async fn line_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM statement_lines").fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
+    let mut cfg = SimConfig::default();
+    cfg.data.transactions_per_account = 2500;
+    let sim = Simulator::start(cfg).await.unwrap();
+    let (_, se_conn) = sim.seed_connection("kill", "fake_client_xf");
+    let company = companies::create(&pool, "Kill Ltd").await.unwrap();
+    let se = saltedge_client::Client::new(sim.client_config()).unwrap().show_connection(&se_conn).await.unwrap();
+    let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await.unwrap();
+    // A slow bank, so that the kill lands between pages.
+    sim.set_faults(vec![FaultRule::new(FaultAction::Delay(400)).on_path("/transactions")]);
+
+    let mut child = banksync(&pool, &sim).args(["sync", "--connection", &conn.id.to_string()]).spawn().unwrap();
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = line_count(&pool).await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(seen > 0, "the sync started writing");
+    child.kill().await.unwrap(); // SIGKILL
+    let status = child.wait().await.unwrap();
+    assert!(!status.success());
+    let after_kill = line_count(&pool).await;
+    assert!(after_kill < 5000 + 6, "killed mid-sync ({after_kill} lines)");
+
+    sim.set_faults(vec![]);
+    let out = banksync(&pool, &sim).args(["sync", "--connection", &se_conn]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("succeeded"), "{printed}");
+
+    let truth = sim.ground_truth(&se_conn).unwrap();
+    let mut expected: Vec<String> = truth.accounts.iter().flat_map(|a| a.posted.iter().chain(&a.pending).map(|t| t.id.clone())).collect();
+    expected.sort();
+    let mut got: Vec<String> = sqlx::query_scalar("SELECT saltedge_transaction_id FROM statement_lines").fetch_all(&pool).await.unwrap();
+    got.sort();
+    assert_eq!(got, expected, "each transaction exactly once");
+    let runs: Vec<String> = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY started_at").fetch_all(&pool).await.unwrap();
+    assert_eq!(runs, ["failed", "succeeded"], "the killed run is closed as interrupted");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn cli_errors_name_the_fix(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let out = banksync(&pool, &sim).args(["sync", "--connection", "123456789012345678"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("link it through the API first, or pass --company"), "{err}");
+
+    let out = banksync(&pool, &sim).args(["token", "create", "--company", "Nobody"]).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("banksync company create"));
+
+    let out = banksync(&pool, &sim).args(["company", "create", "Somebody"]).output().await.unwrap();
+    assert!(out.status.success());
+    let out = banksync(&pool, &sim).args(["token", "create", "--company", "Somebody"]).output().await.unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("bs_") && token.len() > 60);
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_one(&pool).await.unwrap();
+    assert_ne!(stored, token, "only the hash is stored");
+
+    // config check: a missing secret is named with its fix, and the secret is never printed.
+    let out = banksync(&pool, &sim).args(["config", "check"]).env_remove("BANKSYNC__SALTEDGE__SECRET").output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("export BANKSYNC__SALTEDGE__SECRET"));
+    let out = banksync(&pool, &sim).args(["config", "check"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sim-secret"));
+}
