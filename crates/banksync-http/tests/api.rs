@@ -480,3 +480,80 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
     stop.send(true).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// Arbitrary JSON, nested a few levels.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::hash_map("[a-z_]{1,12}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Link-shaped bodies with hostile field values.
+fn link_like() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    (any_json(), any_json(), ".{0,64}", ".{0,64}", any::<bool>()).prop_map(|(p, r, email, phone, flag)| {
+        json!({ "provider_code": p, "phone": phone, "email": email, "return_to": r, "allow_second_connection": flag })
+    })
+}
+
+fn samples<S: proptest::strategy::Strategy>(s: S, n: usize) -> Vec<S::Value> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..n).map(|_| s.new_tree(&mut runner).unwrap().current()).collect()
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn arbitrary_payloads_are_refused_with_problem_json_and_change_nothing(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let counts = || async {
+        sqlx::query_as::<_, (i64, i64, i64, i64)>(
+            "SELECT (SELECT count(*) FROM connections), (SELECT count(*) FROM saltedge_customers),
+                    (SELECT count(*) FROM journals), (SELECT count(*) FROM statement_lines)",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap()
+    };
+    let before = counts().await;
+    let endpoints = ["/api/v1/connections", "/api/v1/connections/00000000-0000-0000-0000-000000000000/update-credentials",
+                     "/api/v1/connections/00000000-0000-0000-0000-000000000000/fetch-accounts"];
+    for (i, body) in samples(any_json(), 150).into_iter().chain(samples(link_like(), 150)).enumerate() {
+        let path = endpoints[i % endpoints.len()];
+        // `call` asserts that every 4xx/5xx is problem JSON.
+        let (st, p) = s.call(Method::POST, path, Some(body.clone())).await;
+        assert!(st.is_client_error(), "{path} {body} → {st} {p}");
+        assert!(p["code"].is_string(), "{p}");
+    }
+    // Raw bytes that are not JSON at all.
+    for junk in samples(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 50) {
+        let r = s.http.post(format!("{}/api/v1/connections", s.base)).bearer_auth(&s.token).header("content-type", "application/json").body(junk).send().await.unwrap();
+        // Mostly not JSON (400); the odd byte string that is JSON has the wrong shape (422).
+        assert!(r.status() == 400 || r.status() == 422, "{}", r.status());
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(counts().await, before, "nothing changed");
+    let link_calls = s.sim.requests().iter().filter(|r| r.path.contains("customers") || r.path.contains("connect_sessions")).count();
+    assert_eq!(link_calls, 0, "nothing reached Salt Edge");
+
+    // Callbacks: arbitrary bodies, unsigned → 401; correctly signed → 200 or 400, never 5xx.
+    for body in samples(any_json(), 100) {
+        let text = body.to_string();
+        let (st, _) = s.post_callback("notify", &text, None).await;
+        assert_eq!(st, 401);
+        let (st, p) = s.post_callback("notify", &text, Some(signed(&s, "notify", &text))).await;
+        assert!(st == 400 || st == 401 || st == 200, "{text} → {st} {p}");
+    }
+    // The server is still healthy.
+    assert_eq!(s.http.get(format!("{}/readyz", s.base)).send().await.unwrap().status(), 200);
+}
