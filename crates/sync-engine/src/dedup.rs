@@ -32,7 +32,6 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use saltedge_client::models::{Transaction, TransactionExtra, TransactionStatus};
-use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
@@ -112,15 +111,13 @@ pub fn similarity(a: &str, b: &str) -> f64 {
 }
 
 pub fn fingerprint(date: NaiveDate, amount: Decimal, currency: &str, description: &str, counterparty: Option<&str>) -> String {
-    let mut h = Sha256::new();
-    h.update(format!(
+    let text = format!(
         "{date}|{}|{currency}|{}|{}",
         amount.normalize(),
         normalise_description(description),
         counterparty.unwrap_or("").trim().to_lowercase()
-    ));
-    let d = h.finalize();
-    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+    );
+    crate::digest::sha256_hex(text, 16)
 }
 
 fn looks_like_iban(s: &str) -> bool {
@@ -162,12 +159,13 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
     let counterparty_iban = info.filter(|i| looks_like_iban(i)).map(|i| i.replace(' ', ""));
     // Change detection without re-serialising `extra`: Salt Edge bumps `updated_at` whenever
     // it changes a transaction; the visible fields are hashed too, for sources that do not.
-    let mut h = Sha256::new();
-    h.update(format!(
-        "{}|{:?}|{}|{}|{}|{}|{:?}",
-        t.made_on, t.updated_at, t.amount.normalize(), t.currency_code, t.description, status.as_str(), extra.posting_date
-    ));
-    let content_hash = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let content_hash = crate::digest::sha256_hex(
+        format!(
+            "{}|{:?}|{}|{}|{}|{}|{:?}",
+            t.made_on, t.updated_at, t.amount.normalize(), t.currency_code, t.description, status.as_str(), extra.posting_date
+        ),
+        16,
+    );
     Row {
         content_hash,
         bank_account_id: target.bank_account_id,

@@ -1,7 +1,6 @@
 //! The callback inbox: a verified callback is stored (with a job to process it) before it is
 //! acknowledged, so nothing is lost, and stored once, so a redelivery is a no-op.
 
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::error::Result;
@@ -18,7 +17,7 @@ pub enum Stored {
 /// Stores a verified callback of `kind` with its raw `body` and queues its processing, in
 /// one transaction.
 pub async fn store(pool: &PgPool, kind: &str, body: &str, connection_id: Option<&str>, event_time: Option<chrono::DateTime<chrono::Utc>>) -> Result<Stored> {
-    let identity: String = Sha256::digest(format!("{kind}|{body}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let identity = crate::digest::sha256_hex(format!("{kind}|{body}"), 32);
     // One statement, so one round trip and atomic: the event and its job exist together.
     let job: Option<i64> = sqlx::query_scalar(
         "WITH ins AS (

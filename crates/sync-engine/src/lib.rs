@@ -17,6 +17,7 @@ pub mod catalogue;
 pub mod companies;
 pub mod connections;
 pub mod dedup;
+pub mod digest;
 pub mod error;
 pub mod events;
 pub mod fetch_limit;

@@ -1,14 +1,13 @@
 //! API tokens: random, shown once, stored as SHA-256. Looking a token up by its hash means no
 //! secret is ever compared byte by byte in our code.
 
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::Result;
 
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(token, 32)
 }
 
 /// A new token for `company_id`; returns (token id, the token). Only the hash is stored.

@@ -80,19 +80,28 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
     }
     let n = a.transactions;
-    let settings = Settings::load()?;
-    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose()).context("database.url is not a Postgres URL")?;
-    let db_name = format!("banksync_bench_{}", std::process::id());
-    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
-    let opts = admin_opts.clone().database(&db_name);
-    let result = ingest_into(&opts, n).await;
-    if !a.keep {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
-    }
-    let report = result?;
+    let report = with_scratch_db("banksync_bench", a.keep, |opts| async move { ingest_into(&opts, n).await }).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Runs `f` against a fresh database on the configured server, dropped afterwards unless
+/// `keep`.
+pub async fn with_scratch_db<F, Fut, T>(prefix: &str, keep: bool, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(PgConnectOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let settings = Settings::load()?;
+    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose()).context("database.url is not a Postgres URL")?;
+    let db_name = format!("{prefix}_{}", std::process::id());
+    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
+    let result = f(admin_opts.clone().database(&db_name)).await;
+    if !keep {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+    }
+    result
 }
 
 async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_json::Value> {

@@ -2,20 +2,16 @@
 //! statement-lines list under concurrency, against an in-process server on loopback and a
 //! scratch database. Prints one JSON object.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use banksync_http::{AppState, HttpLimits};
 use saltedge_client::{Signer, Verifier};
 use saltedge_sim::keys;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::ConnectOptions;
 
 use super::bench::LoadArgs;
-use crate::settings::Settings;
 
 struct Sample {
     ok: usize,
@@ -94,14 +90,8 @@ pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
     }
-    let settings = Settings::load()?;
-    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose())?;
-    let db_name = format!("banksync_load_{}", std::process::id());
-    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
-    let result = load(&admin_opts.clone().database(&db_name), &a).await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
-    println!("{}", serde_json::to_string_pretty(&result?)?);
+    let report = super::bench::with_scratch_db("banksync_load", false, |opts| async move { load(&opts, &a).await }).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 

@@ -1,0 +1,15 @@
+//! SHA-256 in hex, the one way the engine names content (fingerprints, content hashes,
+//! callback identities, token hashes).
+
+use sha2::{Digest, Sha256};
+
+/// Hex of the first `bytes` bytes (at most 32) of SHA-256 of `input`.
+pub fn sha256_hex(input: impl AsRef<[u8]>, bytes: usize) -> String {
+    use std::fmt::Write;
+    let d = Sha256::digest(input.as_ref());
+    let mut s = String::with_capacity(bytes * 2);
+    for b in &d[..bytes.min(32)] {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
