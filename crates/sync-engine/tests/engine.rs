@@ -12,7 +12,7 @@ use saltedge_client::Client;
 use saltedge_sim::{FaultAction, FaultRule, SimConfig, Simulator};
 use sqlx::PgPool;
 use sync_engine::dedup::{self, AccountTarget, DedupOptions, LineStatus};
-use sync_engine::{companies, connections, mapping, sync_connection, SyncError, SyncOptions};
+use sync_engine::{catalogue, companies, connections, mapping, sync_connection, SyncError, SyncOptions};
 use uuid::Uuid;
 
 struct Fixture {
@@ -672,4 +672,36 @@ async fn fault_matrix_postgres_connections_cut_mid_sync(pool: PgPool) {
     }
     sync_until_ok(&pool, &f.client, f.conn, 3).await;
     assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    companies::save_customer(&pool, f.company, &f.client.show_connection(&f.se_conn).await.unwrap().customer_id, "acme", None, None)
+        .await
+        .unwrap();
+    // Salt Edge refreshed at night and its callback was lost: the bank moved on.
+    f.sim.advance(&f.se_conn);
+    f.sim.state.world.lock().unwrap().conn_mut(&f.se_conn).unwrap().conn.next_refresh_possible_at = None;
+    catalogue::refresh(&pool, &f.client).await.unwrap();
+    let anytime = ScheduleConfig { window_start_hour: 0, window_end_hour: 24, ..Default::default() };
+    let queued = scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now()).await.unwrap();
+    assert_eq!(queued, 1, "the connection qualifies for our own refresh");
+    let kinds: Vec<(String, String)> = sqlx::query_as("SELECT kind, payload::text FROM jobs WHERE status = 'queued' ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(kinds.iter().any(|(k, p)| k == "sync_connection" && p.contains(&f.conn.to_string())), "catch-up sync: {kinds:?}");
+    assert!(kinds.iter().any(|(k, _)| k == "refresh_connection"), "{kinds:?}");
+    assert!(!kinds.iter().any(|(k, _)| k == "refresh_catalogue"), "the catalogue is fresh");
+    // A second tick queues nothing new: each kind of work is queued once.
+    scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'").fetch_one(&pool).await.unwrap();
+    assert_eq!(n as usize, kinds.len());
+    // Outside the window nothing is refreshed.
+    let night_only = ScheduleConfig::default();
+    let c = scheduler::candidates(&pool).await.unwrap().remove(0);
+    let noon_utc = chrono::DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    assert_eq!(scheduler::decide(&c, noon_utc, &night_only), Verdict::OutsideWindow);
 }
