@@ -34,6 +34,11 @@ pub struct ClientConfig {
     pub fetches_per_second: u32,
     /// Seconds added to "now" for `Expires-at`.
     pub expires_in_secs: i64,
+    /// For *app* keys only: the `Customer-secret` / `Connection-secret` headers that
+    /// identify the customer and connection. banksync uses a *service* key and leaves
+    /// them unset; [`Client::as_app`] makes a client that sends them.
+    pub customer_secret: Option<Sensitive>,
+    pub connection_secret: Option<Sensitive>,
 }
 
 impl ClientConfig {
@@ -49,6 +54,8 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(10),
             fetches_per_second: 2,
             expires_in_secs: 60,
+            customer_secret: None,
+            connection_secret: None,
         }
     }
 }
@@ -95,6 +102,14 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
+    }
+
+    /// A client for an *app* key, sending `Customer-secret` (and `Connection-secret`).
+    pub fn as_app(&self, customer_secret: &Sensitive, connection_secret: Option<&Sensitive>) -> Result<Client, Error> {
+        let mut cfg = self.inner.cfg.clone();
+        cfg.customer_secret = Some(customer_secret.clone());
+        cfg.connection_secret = connection_secret.cloned();
+        Client::new(cfg)
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, Error> {
@@ -172,6 +187,12 @@ impl Client {
             .header("Content-Type", "application/json")
             .header("App-id", &cfg.app_id)
             .header("Secret", cfg.secret.expose());
+        if let Some(cs) = &cfg.customer_secret {
+            req = req.header("Customer-secret", cs.expose());
+        }
+        if let Some(cs) = &cfg.connection_secret {
+            req = req.header("Connection-secret", cs.expose());
+        }
         if let Some(signer) = &cfg.signer {
             let expires_at = chrono::Utc::now().timestamp() + cfg.expires_in_secs;
             let sig = signer.sign_request(expires_at, method.as_str(), url.as_str(), body);

@@ -38,8 +38,14 @@ async fn signed_requests_are_accepted_by_a_live_client() {
     assert_eq!(customer.identifier, "acme-1");
     assert_eq!(customer.id.len(), 18);
     let found = c.find_customers("acme-1").await.unwrap();
-    assert_eq!(found, vec![customer]);
-    assert!(sim.requests().iter().all(|r| r.signed));
+    assert_eq!(found, vec![customer.clone()]);
+    assert!(sim.requests().iter().all(|r| r.signed && !r.customer_secret));
+
+    // An app key sends the customer's and connection's secrets too.
+    let app = c.as_app(&customer.secret, Some(&Sensitive("conn-secret".into()))).unwrap();
+    app.list_countries().await.unwrap();
+    let last = sim.requests().pop().unwrap();
+    assert!(last.customer_secret && last.connection_secret && last.signed);
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub async fn guard(State(state): State<Arc<SimState>>, req: Request, next: Next)
         path: path.clone(),
         at_ms: state.started.elapsed().as_secs_f64() * 1000.0,
         signed,
+        customer_secret: req.headers().contains_key("customer-secret"),
+        connection_secret: req.headers().contains_key("connection-secret"),
     });
 
     let actions = {

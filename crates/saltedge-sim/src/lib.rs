@@ -79,6 +79,9 @@ pub struct RequestRecord {
     /// Milliseconds since the simulator started.
     pub at_ms: f64,
     pub signed: bool,
+    /// The app-key headers `Customer-secret` / `Connection-secret` were present.
+    pub customer_secret: bool,
+    pub connection_secret: bool,
 }
 
 pub struct SimState {
