@@ -50,9 +50,14 @@ fi
 
 url="postgres://postgres@127.0.0.1:$port/postgres"
 if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 2; then
-  say "reusing the private cluster on port $port"
-  echo "$url"
-  exit 0
+  # Something answers: make sure it really serves queries before handing it out.
+  if PGCONNECT_TIMEOUT=5 timeout 10 "$bin/psql" -q -At "$url" -c 'select 1' >/dev/null 2>&1; then
+    say "reusing the private cluster on port $port"
+    echo "$url"
+    exit 0
+  fi
+  say "a server answers on port $port but does not run queries: stop it (scripts/pg.sh stop) or pick another port with BANKSYNC_PG_PORT"
+  exit 1
 fi
 
 # initdb and postgres refuse to run as root: run them as the `postgres` user.
