@@ -182,7 +182,8 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
     .bind(journal.id)
     .execute(&pool)
     .await?;
-    let list_url = format!("http://{addr}/api/v1/statement-lines?limit=100&from=2026-03-01");
+    // A journal's lines from a date, as a bookkeeping frontend pages through them.
+    let list_url = format!("http://{addr}/api/v1/statement-lines?journal_id={}&limit=100&from=2026-03-01", journal.id);
     let (h, t) = (http.clone(), token.clone());
     let list = drive(a.list_requests, a.concurrency, move |_| h.get(&list_url).bearer_auth(&t)).await;
 
