@@ -131,12 +131,10 @@ impl Worker {
                 crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn).await
             }
             jobs::SCHEDULE => {
+                // Queue the next tick first, so that a failing tick never stops the schedule.
+                jobs::enqueue_at(&self.pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), self.schedule.tick).await?;
                 let n = crate::scheduler::tick(&self.pool, &self.client, &self.schedule, chrono::Utc::now()).await?;
                 tracing::info!(refreshes = n, "scheduler tick");
-                // The next tick; every replica may queue it, the dedupe key keeps one.
-                let mut tx = self.pool.begin().await?;
-                jobs::enqueue_at(&mut *tx, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), self.schedule.tick).await?;
-                tx.commit().await?;
                 Ok(())
             }
             other => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
