@@ -111,14 +111,21 @@ pub async fn complete(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
     Ok(())
 }
 
-/// Records a failure: retried after a backoff unless `permanent` or out of attempts.
+/// Records a failure: retried after a backoff unless `permanent` or out of attempts. A job
+/// whose dedupe key already has a queued successor is not retried: the successor does the
+/// same work.
 pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent: bool) -> Result<()> {
     let retry = !permanent && job.attempts < job.max_attempts;
     let backoff = 5.0 * 2f64.powi(job.attempts.clamp(0, 10)); // 10 s, 20 s, 40 s…
     sqlx::query(
-        "UPDATE jobs SET status = CASE WHEN $3 THEN 'queued' ELSE 'failed' END, last_error = $4, lease_until = NULL,
-             run_after = now() + make_interval(secs => $5), finished_at = CASE WHEN $3 THEN NULL ELSE now() END
-         WHERE id = $1 AND locked_by = $2",
+        "WITH me AS (
+             SELECT $3 AND NOT EXISTS (SELECT 1 FROM jobs o, jobs j WHERE j.id = $1 AND o.dedupe_key = j.dedupe_key
+                                         AND o.status = 'queued' AND o.id <> j.id) AS retry)
+         UPDATE jobs SET status = CASE WHEN me.retry THEN 'queued' ELSE 'failed' END,
+             last_error = $4, lease_until = NULL,
+             run_after = now() + make_interval(secs => $5),
+             finished_at = CASE WHEN me.retry THEN NULL ELSE now() END
+         FROM me WHERE id = $1 AND locked_by = $2",
     )
     .bind(job.id)
     .bind(worker)

@@ -83,7 +83,8 @@ impl Worker {
                     let _ = jobs::complete(&self.pool, job.id, &self.id).await;
                 }
                 Some(Err(e)) => {
-                    let permanent = is_permanent(&e);
+                    // A scheduler tick has already queued its successor: never retry it.
+                    let permanent = is_permanent(&e) || job.kind == jobs::SCHEDULE;
                     tracing::warn!(job = job.id, kind = %job.kind, error = %e, permanent, "job failed");
                     let _ = jobs::fail(&self.pool, &job, &self.id, &e.to_string(), permanent).await;
                 }

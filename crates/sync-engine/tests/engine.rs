@@ -705,3 +705,29 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     let noon_utc = chrono::DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
     assert_eq!(scheduler::decide(&c, noon_utc, &night_only), Verdict::OutsideWindow);
 }
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn failed_jobs_retry_with_backoff_unless_a_successor_is_queued(pool: PgPool) {
+    let a = jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k")).await.unwrap().unwrap();
+    assert!(jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k")).await.unwrap().is_none(), "one queued per key");
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30)).await.unwrap().unwrap();
+    jobs::fail(&pool, &job, "w", "boom", false).await.unwrap();
+    let (status, wait): (String, f64) =
+        sqlx::query_as("SELECT status, extract(epoch FROM run_after - now())::float8 FROM jobs WHERE id = $1").bind(a).fetch_one(&pool).await.unwrap();
+    assert_eq!(status, "queued");
+    assert!(wait > 5.0, "retried after a backoff, not at once ({wait} s)");
+    assert!(jobs::claim(&pool, "w", Duration::from_secs(30)).await.unwrap().is_none(), "not before its time");
+
+    // While it runs again, the same work is queued anew: its failure then is final.
+    sqlx::query("UPDATE jobs SET run_after = now() WHERE id = $1").bind(a).execute(&pool).await.unwrap();
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let b = jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k")).await.unwrap().unwrap();
+    jobs::fail(&pool, &job, "w", "boom again", false).await.unwrap();
+    let statuses: Vec<(i64, String)> = sqlx::query_as("SELECT id, status FROM jobs ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(statuses, vec![(a, "failed".to_string()), (b, "queued".to_string())]);
+    // Permanent failures are final at once.
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30)).await.unwrap().unwrap();
+    jobs::fail(&pool, &job, "w", "InvalidCredentials", true).await.unwrap();
+    let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(b).fetch_one(&pool).await.unwrap();
+    assert_eq!(s, "failed");
+}
