@@ -41,6 +41,8 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     let data = &body.data;
     let event_time = row.event_time.unwrap_or(body.meta.time);
     let mut conn = connections::find_by_saltedge_id(pool, &data.connection_id).await?;
+    // Set when Salt Edge's view was just read, so it is not read twice.
+    let mut fresh = false;
 
     if row.kind == "destroy" {
         if let Some(c) = &conn {
@@ -55,7 +57,10 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             return Ok(Some("callback for a customer we do not know; ignored".into()));
         };
         match client.show_connection(&data.connection_id).await {
-            Ok(se) => conn = Some(connections::upsert_from_saltedge(pool, company, &se).await?),
+            Ok(se) => {
+                conn = Some(connections::upsert_from_saltedge(pool, company, &se).await?);
+                fresh = true;
+            }
             Err(e) if e.class() == Some(&ErrorClass::ConnectionNotFound) => return Ok(Some("connection no longer at Salt Edge".into())),
             Err(e) => return Err(e.into()),
         }
@@ -70,8 +75,10 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     }
     match row.kind.as_str() {
         "success" => {
-            if let Ok(se) = client.show_connection(&conn.saltedge_id).await {
-                connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+            if !fresh {
+                if let Ok(se) = client.show_connection(&conn.saltedge_id).await {
+                    connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+                }
             }
             sqlx::query("UPDATE connections SET stage = 'finish', last_error_class = NULL, last_error_message = NULL WHERE id = $1")
                 .bind(conn.id)

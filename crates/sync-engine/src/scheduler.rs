@@ -153,6 +153,11 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
 }
 
 pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
+    candidates_where(pool, None).await
+}
+
+/// All connections, or just `only`.
+async fn candidates_where(pool: &PgPool, only: Option<Uuid>) -> Result<Vec<Candidate>> {
     Ok(sqlx::query_as(
         "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
                 p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
@@ -166,8 +171,9 @@ pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
          LEFT JOIN LATERAL (SELECT requested_at, error_class FROM refresh_attempts r
                             WHERE r.connection_id = c.id AND r.outcome <> 'requested'
                             ORDER BY requested_at DESC LIMIT 1) f ON true
-         WHERE c.status <> 'removed'",
+         WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)",
     )
+    .bind(only)
     .fetch_all(pool)
     .await?)
 }
@@ -222,7 +228,7 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
 
 /// Asks Salt Edge to refresh one connection, if it still qualifies, inside the fetch limit.
 pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, connection_id: Uuid) -> Result<()> {
-    let Some(c) = candidates(pool).await?.into_iter().find(|c| c.connection_id == connection_id) else {
+    let Some(c) = candidates_where(pool, Some(connection_id)).await?.pop() else {
         return Ok(());
     };
     if decide(&c, Utc::now(), cfg) != Verdict::Due {
