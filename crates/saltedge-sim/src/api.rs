@@ -99,13 +99,13 @@ impl Serialize for CachedJson {
 
 fn cached(s: &SimState, t: &Transaction) -> CachedJson {
     let mut cache = s.tx_json.lock().unwrap();
-    cache
-        .entry(t.id.clone())
-        .or_insert_with(|| {
-            let raw = serde_json::value::to_raw_value(t).expect("transactions serialise");
-            CachedJson(std::sync::Arc::from(raw))
-        })
-        .clone()
+    if let Some(c) = cache.get(&t.id) {
+        return c.clone();
+    }
+    let raw = serde_json::value::to_raw_value(t).expect("transactions serialise");
+    let c = CachedJson(std::sync::Arc::from(raw));
+    cache.insert(t.id.clone(), c.clone());
+    c
 }
 
 fn from_id(q: &HashMap<String, String>) -> Result<u64, SimError> {
