@@ -25,7 +25,7 @@ struct Stack {
 
 async fn stack(pool: PgPool) -> Stack {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut cfg = sim.client_config();
+    let mut cfg = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key");
     cfg.backoff_base = Duration::from_millis(5);
     cfg.fetches_per_second = 0;
     let client = Client::new(cfg).unwrap();
@@ -450,7 +450,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
     let callback_base = url::Url::parse(&format!("https://localhost:{port}/callbacks/saltedge/")).unwrap();
     let state = AppState {
         pool: pool.clone(),
-        client: Client::new(sim.client_config()).unwrap(),
+        client: Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key")).unwrap(),
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         callback_base: callback_base.clone(),
         callback_max_age: chrono::Duration::hours(72),

@@ -58,6 +58,13 @@ impl ClientConfig {
             connection_secret: None,
         }
     }
+
+    /// A configuration that signs every request with `private_key_pem`.
+    pub fn signed(base_url: Url, app_id: &str, secret: &str, private_key_pem: &str) -> Result<Self, Error> {
+        let mut c = ClientConfig::new(base_url, app_id, secret);
+        c.signer = Some(Signer::from_pem(private_key_pem).map_err(|e| Error::Config(e.to_string()))?);
+        Ok(c)
+    }
 }
 
 /// How a request may be treated by the retry and rate-limit machinery.
@@ -94,6 +101,9 @@ impl Client {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("banksync/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: the `Secret` header (and a signature over the original
+            // URL) must never reach another host. A 3xx is reported as an unexpected status.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
         let limiter = FetchLimiter::new(cfg.fetches_per_second);

@@ -7,6 +7,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod lenient;
+
 /// A string that must never reach logs: `Debug` prints a placeholder, serde is transparent.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(transparent)]
@@ -52,7 +54,7 @@ pub struct Page<T> {
 pub struct Customer {
     pub id: String,
     pub identifier: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub secret: Sensitive,
     #[serde(default)]
     pub blocked_at: Option<DateTime<Utc>>,
@@ -108,7 +110,7 @@ pub struct AttemptRequest {
 pub struct CreateConnectSession {
     pub customer_id: String,
     pub consent: ConsentRequest,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub attempt: AttemptRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_code: Option<String>,
@@ -129,7 +131,7 @@ pub struct CreateConnectSession {
 pub struct ReconnectConnectSession {
     pub connection_id: String,
     pub consent: ConsentRequest,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub attempt: AttemptRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_refresh: Option<bool>,
@@ -145,7 +147,7 @@ pub struct ReconnectConnectSession {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct RefreshConnectSession {
     pub connection_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub attempt: AttemptRequest,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_refresh: Option<bool>,
@@ -198,19 +200,19 @@ pub struct Stage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Attempt {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub automatic_fetch: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub daily_refresh: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub finished: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub finished_recent: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub partial: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub interactive: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub store_credentials: bool,
     #[serde(default)]
     pub success_at: Option<DateTime<Utc>>,
@@ -220,7 +222,7 @@ pub struct Attempt {
     pub fail_error_class: Option<String>,
     #[serde(default)]
     pub fail_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub fetch_scopes: Vec<String>,
     #[serde(default)]
     pub from_date: Option<NaiveDate>,
@@ -235,20 +237,20 @@ pub struct Attempt {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Connection {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub secret: Sensitive,
     pub customer_id: String,
     pub provider_code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub provider_name: String,
     #[serde(default)]
     pub provider_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub country_code: String,
     pub status: ConnectionStatus,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub daily_refresh: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub store_credentials: bool,
     #[serde(default)]
     pub categorization: Option<String>,
@@ -264,6 +266,43 @@ pub struct Connection {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// How the last attempt ended, read from `last_attempt.success_at` / `fail_at` /
+/// `fail_error_class` — never from the stage name: a real connection can end at stage
+/// `finish` with `ProviderAccessNotGranted` (corpus `connection-show.1.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded { at: DateTime<Utc> },
+    Failed { at: Option<DateTime<Utc>>, class: String, message: Option<String> },
+    /// Not finished yet (fetching, or waiting for interactive input).
+    InProgress,
+    /// No attempt known.
+    Unknown,
+}
+
+impl Attempt {
+    pub fn outcome(&self) -> AttemptOutcome {
+        match (self.success_at, self.fail_at, &self.fail_error_class) {
+            // The later of the two wins when both are set.
+            (Some(s), Some(f), _) if s >= f => AttemptOutcome::Succeeded { at: s },
+            (_, Some(f), class) => AttemptOutcome::Failed {
+                at: Some(f),
+                class: class.clone().unwrap_or_else(|| "Unknown".into()),
+                message: self.fail_message.clone(),
+            },
+            (None, None, Some(class)) => AttemptOutcome::Failed { at: None, class: class.clone(), message: self.fail_message.clone() },
+            (Some(s), None, _) => AttemptOutcome::Succeeded { at: s },
+            (None, None, None) if self.finished => AttemptOutcome::Unknown,
+            (None, None, None) => AttemptOutcome::InProgress,
+        }
+    }
+}
+
+impl Connection {
+    pub fn last_outcome(&self) -> AttemptOutcome {
+        self.last_attempt.as_ref().map(Attempt::outcome).unwrap_or(AttemptOutcome::Unknown)
+    }
 }
 
 /// `PUT /connections/{id}`.
@@ -290,7 +329,7 @@ pub struct Consent {
     pub connection_id: Option<String>,
     #[serde(default)]
     pub customer_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub scopes: Vec<String>,
     #[serde(default)]
     pub period_days: Option<u32>,
@@ -316,10 +355,11 @@ pub struct Consent {
 pub struct Account {
     pub id: String,
     pub connection_id: String,
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub nature: String,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "lenient::amount")]
     pub balance: Decimal,
     pub currency_code: String,
     /// Raw `extra`, kept whole; [`Account::extra_typed`] reads the documented fields.
@@ -345,10 +385,15 @@ pub struct AccountExtra {
     pub client_name: Option<String>,
     #[serde(default)]
     pub account_name: Option<String>,
-    #[serde(default, with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(default, with = "lenient::amount_opt")]
     pub available_amount: Option<Decimal>,
-    #[serde(default, with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(default, with = "lenient::amount_opt")]
     pub credit_limit: Option<Decimal>,
+    #[serde(default, with = "lenient::amount_opt")]
+    pub blocked_amount: Option<Decimal>,
+    /// Some providers report an available rather than a booked balance (`"available"`).
+    #[serde(default)]
+    pub balance_type: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -359,9 +404,9 @@ pub struct AccountExtra {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct TransactionsCount {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub posted: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub pending: u64,
 }
 
@@ -387,19 +432,19 @@ pub enum TransactionStatus {
 pub struct Transaction {
     pub id: String,
     pub account_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub duplicated: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub mode: String,
     pub status: TransactionStatus,
     pub made_on: NaiveDate,
     /// Signed: negative is money leaving the account.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "lenient::amount")]
     pub amount: Decimal,
     pub currency_code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub category: String,
     /// Raw `extra`, kept whole; [`Transaction::extra_typed`] reads the documented fields.
     #[serde(default)]
@@ -424,11 +469,11 @@ pub struct TransactionExtra {
     pub payer: Option<String>,
     #[serde(default)]
     pub payer_information: Option<String>,
-    #[serde(default, with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(default, with = "lenient::amount_opt")]
     pub original_amount: Option<Decimal>,
     #[serde(default)]
     pub original_currency_code: Option<String>,
-    #[serde(default, with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[serde(default, with = "lenient::amount_opt")]
     pub account_balance_snapshot: Option<Decimal>,
     #[serde(default)]
     pub information: Option<String>,
@@ -463,25 +508,25 @@ pub struct Provider {
     pub code: String,
     pub name: String,
     pub country_code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub mode: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub automatic_fetch: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub interactive: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub refresh_timeout: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub max_fetch_interval: u32,
     #[serde(default)]
     pub max_consent_days: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub supported_fetch_scopes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub supported_account_natures: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub regulated: bool,
     #[serde(default)]
     pub home_url: Option<String>,
@@ -517,7 +562,7 @@ pub struct CallbackBody {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct CallbackData {
     pub connection_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub customer_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_fields: Option<Value>,
@@ -528,9 +573,14 @@ pub struct CallbackData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interactive_html: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive_fields_names: Option<Vec<String>>,
+    /// Interactive callbacks: the bank's question as HTML (untrusted: shown as data only).
+    #[serde(default, alias = "interactive_html", skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive_fields_options: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -1,7 +1,12 @@
 //! Salt Edge's two signatures, both RSA PKCS#1 v1.5 over SHA-256, base64 without newlines:
 //!
-//! * requests we send: `Expires-at|METHOD|full URL|body|` (plus the uploaded file's SHA-256
-//!   as a fifth field), signed with *our* private key;
+//! * requests we send: `Expires-at|METHOD|full URL|body` — four fields, no trailing bar;
+//!   only a file upload adds the file's SHA-256 as a fifth field and a final bar
+//!   (`…|body|sha256|`) — signed with *our* private key. Evidence: the guide's examples
+//!   (`1413802718|GET|<url>|`, `1413802718|POST|<url>|{"data":…}`) and Salt Edge's sample
+//!   apps (`saltedge/saltedge-examples`, Ruby: `"#{expires_at}|#{method}|#{url}|#{params}"`);
+//!   checked against `../shared/conformance/saltedge-request-signing.json` in
+//!   `tests/conformance.rs`;
 //! * callbacks we receive: `callback_url|raw body`, signed with *Salt Edge's* private key
 //!   and verified with its public key.
 //!
@@ -137,7 +142,7 @@ impl Verifier {
     }
 }
 
-/// `Expires-at|METHOD|original_url|post_body|` or, with a file, `…|post_body|sha256|`.
+/// `Expires-at|METHOD|original_url|post_body` or, with a file, `…|post_body|sha256|`.
 pub fn request_signing_string(
     expires_at: i64,
     method: &str,
@@ -148,7 +153,7 @@ pub fn request_signing_string(
     let method = method.to_ascii_uppercase();
     match file_sha256 {
         Some(digest) => format!("{expires_at}|{method}|{url}|{body}|{digest}|"),
-        None => format!("{expires_at}|{method}|{url}|{body}|"),
+        None => format!("{expires_at}|{method}|{url}|{body}"),
     }
 }
 
@@ -167,7 +172,8 @@ mod tests {
 
     #[test]
     fn signing_strings_match_the_guide() {
-        assert_eq!(request_signing_string(1413802718, "get", "", "", None), "1413802718|GET|||");
+        assert_eq!(request_signing_string(1413802718, "get", "u", "", None), "1413802718|GET|u|");
+        assert_eq!(request_signing_string(1413802718, "POST", "u", "{}", None), "1413802718|POST|u|{}");
         assert_eq!(
             request_signing_string(1413802718, "POST", "", r#"{"data":{"identifier":"my_unique_identifier"}}"#, Some("6979a174280bdf7319940c59fabbd2b8")),
             r#"1413802718|POST||{"data":{"identifier":"my_unique_identifier"}}|6979a174280bdf7319940c59fabbd2b8|"#

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
-use saltedge_client::models::*;
-use saltedge_client::ErrorClass;
+use crate::errors::ErrorClass;
+use crate::wire::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ type Q = Query<HashMap<String, String>>;
 type ApiResult = Result<Response, SimError>;
 
 pub fn error_response(class: &ErrorClass, message: &str) -> Response {
-    let status = StatusCode::from_u16(class.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = StatusCode::from_u16(class.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({
         "error": {
             "class": class.as_str(),
@@ -296,10 +296,10 @@ async fn update_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> Ap
     let mut w = s.world.lock().unwrap();
     let rec = w.conn_mut(&id)?;
     if let Some(st) = req.status {
-        if st != ConnectionStatus::Inactive {
+        if st != "inactive" {
             return Err(SimError::new(ErrorClass::WrongRequestFormat, "status can only be set to inactive"));
         }
-        rec.conn.status = st;
+        rec.conn.status = ConnectionStatus::Inactive;
     }
     if let Some(d) = req.daily_refresh {
         rec.conn.daily_refresh = d;
@@ -307,7 +307,7 @@ async fn update_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> Ap
     if let Some(sc) = req.store_credentials {
         rec.conn.store_credentials = sc;
     }
-    rec.conn.updated_at = Some(Utc::now());
+    rec.conn.updated_at = Utc::now();
     Ok(data(rec.conn.clone()))
 }
 
@@ -366,7 +366,7 @@ async fn interactive(State(s): St, Path(id): Path<String>, b: Bytes) -> ApiResul
         w.fail_attempt(&id, &ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code.")?;
         return Err(SimError::new(ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code."));
     }
-    w.succeed(&id, Some(&ConsentRequest::default()), false, false)?;
+    w.succeed(&id, Some(&ConsentRequest::standard()), false, false)?;
     let conn = w.conn(&id)?.conn.clone();
     drop(w);
     send_fetch_callbacks(&s, &id);
@@ -378,7 +378,7 @@ pub fn send_fetch_callbacks(s: &SimState, id: &str) {
     let (customer_id, custom_fields) = {
         let w = s.world.lock().unwrap();
         match w.connections.get(id) {
-            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone()),
+            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone().unwrap_or_else(|| json!({}))),
             None => return,
         }
     };
@@ -393,7 +393,7 @@ pub fn send_fail_callback(s: &SimState, id: &str, class: &ErrorClass, message: &
     let (customer_id, custom_fields) = {
         let w = s.world.lock().unwrap();
         match w.connections.get(id) {
-            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone()),
+            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone().unwrap_or_else(|| json!({}))),
             None => return,
         }
     };
@@ -448,9 +448,10 @@ async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
     if c.revoked_at.is_some() {
         return Err(SimError::new(ErrorClass::AispConsentAlreadyRevoked, "The consent is already revoked."));
     }
-    c.revoked_at = Some(Utc::now());
+    let now = Utc::now();
+    c.revoked_at = Some(now);
     c.revoke_reason = Some("client".into());
-    c.updated_at = c.revoked_at;
+    c.updated_at = now;
     Ok(data(c.clone()))
 }
 
@@ -533,7 +534,7 @@ async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
         .zip(catalogue::PROVIDERS)
         .filter(|(_, spec)| include_fake || !spec.fake)
         .filter(|(p, _)| country.is_none_or(|c| &p.country_code == c))
-        .map(|(p, _)| (id_num(p.id.as_deref().unwrap_or("0")), p))
+        .map(|(p, _)| (id_num(&p.id), p))
         ;
     paginate(&s, &q, items)
 }
@@ -589,7 +590,7 @@ pub fn seed_connection(s: &SimState, identifier: &str, provider_code: &str) -> R
         None => w.create_customer(identifier)?.id,
     };
     let conn_id = w.new_connection_shell(&customer_id, provider_code, Some(catalogue::LOGIN), true, None)?;
-    w.succeed(&conn_id, Some(&ConsentRequest::default()), false, false)?;
+    w.succeed(&conn_id, Some(&ConsentRequest::standard()), false, false)?;
     // Render the history now, so that serving it costs the same on every fetch.
     for t in &w.conn(&conn_id)?.posted {
         cached(s, t);

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use saltedge_client::models::{CallbackBody, CallbackData, CallbackMeta};
-use saltedge_client::Signer;
+use crate::sigs::SaltEdgeKey;
+use crate::wire::CallbackData;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use url::Url;
@@ -59,7 +59,7 @@ pub struct CallbackSender {
 }
 
 impl CallbackSender {
-    pub fn start(base: Arc<Mutex<Option<Url>>>, signer: Signer) -> Self {
+    pub fn start(base: Arc<Mutex<Option<Url>>>, signer: SaltEdgeKey) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
@@ -71,7 +71,7 @@ impl CallbackSender {
             while let Some(out) = rx.recv().await {
                 let Some(base) = base.lock().unwrap().clone() else { continue };
                 let Ok(url) = base.join(out.kind.path()) else { continue };
-                let sig = signer.sign_callback(url.as_str(), out.body.as_bytes());
+                let sig = signer.sign_callback(url.as_str(), &out.body);
                 for _ in 0..out.copies {
                     let res = http
                         .post(url.clone())
@@ -98,7 +98,9 @@ impl CallbackSender {
     }
 
     pub fn send(&self, kind: CallbackKind, data: CallbackData) {
-        let body = CallbackBody { data, meta: CallbackMeta { version: "5".into(), time: Utc::now() } };
+        // `meta.time` with milliseconds, as in Salt Edge's recorded callbacks.
+        let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = serde_json::json!({ "data": data, "meta": { "version": "5", "time": time } });
         let body = serde_json::to_string(&body).expect("callback serialises");
         let copies = self.copies.load(std::sync::atomic::Ordering::Relaxed).max(1);
         let _ = self.tx.send(Outgoing { kind, body, copies });

@@ -1,7 +1,7 @@
 //! The simulator's provider catalogue: the guide's fake providers (country XF) plus demo
 //! banks in several countries and currencies (JPY has no minor unit, on purpose).
 
-use saltedge_client::models::{Country, Currency, Provider};
+use crate::wire::{Country, Currency, Provider};
 
 /// How a provider authenticates in the Connect page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,26 +48,32 @@ pub fn spec(code: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|p| p.code == code)
 }
 
+/// The provider's numeric id, as `provider_id` on connections.
+pub fn provider_id(code: &str) -> String {
+    let index = PROVIDERS.iter().position(|p| p.code == code).unwrap_or(0);
+    format!("{}", 1000 + index)
+}
+
 pub fn provider(index: usize, p: &ProviderSpec) -> Provider {
     Provider {
-        id: Some(format!("{}", 1000 + index)),
+        id: format!("{}", 1000 + index),
         code: p.code.into(),
         name: p.name.into(),
         country_code: p.country.into(),
         mode: p.mode.into(),
-        status: "active".into(),
+        status: "active",
         automatic_fetch: p.mode != "file",
         interactive: p.auth == AuthKind::Interactive,
         refresh_timeout: 60,
         max_fetch_interval: 365,
         max_consent_days: Some(180),
-        supported_fetch_scopes: vec!["accounts".into(), "transactions".into(), "holder_info".into()],
-        supported_account_natures: vec!["account".into(), "card".into(), "savings".into()],
+        supported_fetch_scopes: vec!["accounts", "transactions", "holder_info"],
+        supported_account_natures: vec!["account", "card", "savings", "credit_card", "credit"],
         regulated: !p.fake,
-        home_url: Some(format!("https://{}.example", p.code)),
-        logo_url: None,
-        created_at: None,
-        updated_at: None,
+        home_url: format!("https://{}.example", p.code),
+        logo_url: format!("https://{}.example/logo.svg", p.code),
+        created_at: chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap_or_default(),
+        updated_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
     }
 }
 
@@ -79,7 +85,7 @@ pub fn countries() -> Vec<Country> {
     [("XF", "Fake Country"), ("DE", "Germany"), ("GB", "United Kingdom"), ("US", "United States"),
      ("RO", "Romania"), ("JP", "Japan"), ("MD", "Moldova")]
         .iter()
-        .map(|(c, n)| Country { code: (*c).into(), name: (*n).into(), refresh_start_time: Some(2) })
+        .map(|(c, n)| Country { code: c, name: n, refresh_start_time: 2 })
         .collect()
 }
 
@@ -87,7 +93,7 @@ pub fn currencies() -> Vec<Currency> {
     [("EUR", "Euro"), ("USD", "US Dollar"), ("GBP", "British Pound"), ("RON", "Romanian Leu"),
      ("JPY", "Japanese Yen"), ("MDL", "Moldovan Leu")]
         .iter()
-        .map(|(c, n)| Currency { code: (*c).into(), name: (*n).into() })
+        .map(|(c, n)| Currency { code: c, name: n })
         .collect()
 }
 

@@ -11,8 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
-use saltedge_client::models::CallbackData;
-use saltedge_client::ErrorClass;
+use crate::errors::ErrorClass;
+use crate::wire::CallbackData;
 
 use crate::api::{send_fail_callback, send_fetch_callbacks};
 use crate::callbacks::CallbackKind;
@@ -208,9 +208,12 @@ async fn submit(State(s): State<Arc<SimState>>, Path(token): Path<String>, Form(
                 CallbackData {
                     connection_id: id,
                     customer_id,
+                    custom_fields: serde_json::json!({}),
                     stage: Some("interactive".into()),
-                    interactive_html: Some("<div>Enter the SMS code sent to your phone</div>".into()),
+                    html: Some(crate::world::SMS_HTML.into()),
+                    session_expires_at: Some(Utc::now() + chrono::Duration::minutes(5)),
                     interactive_fields_names: Some(vec!["sms".into()]),
+                    interactive_fields_options: Some(serde_json::json!({})),
                     ..Default::default()
                 },
             );

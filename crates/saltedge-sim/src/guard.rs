@@ -1,6 +1,6 @@
 //! What every API request passes before its handler, in Salt Edge's order: it is logged,
 //! injected faults fire, `App-id`/`Secret` are checked, then the request signature
-//! (`Expires-at|METHOD|full URL|body|`) is verified against the client's public key.
+//! (`Expires-at|METHOD|full URL|body`, see [`crate::sigs`]) is verified against the client's public key.
 
 use std::sync::Arc;
 
@@ -8,8 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use saltedge_client::signature::request_signing_string;
-use saltedge_client::ErrorClass;
+use crate::errors::ErrorClass;
+use crate::sigs;
 
 use crate::api::error_response;
 use crate::faults::{self, FaultAction};
@@ -127,7 +127,10 @@ fn check_auth(
     let path_q = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}://{host}{path_q}", state.public_base.scheme());
     let body = std::str::from_utf8(body).map_err(|_| (ErrorClass::WrongRequestFormat, "body is not UTF-8".to_string()))?;
-    let signed = request_signing_string(expires, parts.method.as_str(), &url, body, None);
-    key.verify(signed.as_bytes(), &signature)
-        .map_err(|_| (ErrorClass::SignatureNotMatch, "Signature does not match".to_string()))
+    let signed = sigs::request_string(&expires.to_string(), parts.method.as_str(), &url, body, None);
+    if key.verifies(&signed, &signature) {
+        Ok(())
+    } else {
+        Err((ErrorClass::SignatureNotMatch, "Signature does not match".to_string()))
+    }
 }

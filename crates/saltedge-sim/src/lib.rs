@@ -10,16 +10,18 @@ pub mod api;
 pub mod callbacks;
 pub mod catalogue;
 pub mod connect;
+pub mod errors;
 pub mod faults;
 pub mod guard;
 pub mod keys;
+pub mod sigs;
+pub mod wire;
 pub mod world;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use saltedge_client::{Signer, Verifier};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -93,7 +95,7 @@ pub struct SimState {
     pub tx_json: Mutex<std::collections::HashMap<String, api::CachedJson>>,
     pub callbacks: callbacks::CallbackSender,
     pub callback_base: Arc<Mutex<Option<Url>>>,
-    pub client_key: Option<Verifier>,
+    pub client_key: Option<sigs::ClientKey>,
     pub started: std::time::Instant,
     pub public_base: Url,
 }
@@ -122,15 +124,9 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let public_base = Url::parse(&format!("http://{addr}/")).expect("valid url");
-        let signer = Signer::from_pem(&cfg.signing_key_pem)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let client_key = match &cfg.client_public_key_pem {
-            Some(pem) => Some(
-                Verifier::from_pem(pem)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
-            ),
-            None => None,
-        };
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let signer = sigs::SaltEdgeKey::from_pem(&cfg.signing_key_pem).map_err(bad)?;
+        let client_key = cfg.client_public_key_pem.as_deref().map(sigs::ClientKey::from_pem).transpose().map_err(bad)?;
         let callback_base = Arc::new(Mutex::new(cfg.callback_base_url.clone()));
         let state = Arc::new(SimState {
             world: Mutex::new(World::new(cfg.data.clone())),
@@ -165,11 +161,9 @@ impl Simulator {
         self.state.public_base.clone()
     }
 
-    /// A client configuration with this simulator's keys (and the test client key pair).
-    pub fn client_config(&self) -> saltedge_client::ClientConfig {
-        let mut c = saltedge_client::ClientConfig::new(self.api_base(), &self.state.cfg.app_id, &self.state.cfg.secret);
-        c.signer = Some(Signer::from_pem(keys::CLIENT_PRIVATE_PEM).expect("fixture key"));
-        c
+    /// `App-id` and `Secret` this simulator accepts.
+    pub fn app_credentials(&self) -> (&str, &str) {
+        (&self.state.cfg.app_id, &self.state.cfg.secret)
     }
 
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
@@ -225,3 +219,6 @@ pub fn router(state: Arc<SimState>) -> Router {
         .merge(api::control_routes())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod conformance_tests;

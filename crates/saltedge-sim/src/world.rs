@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use saltedge_client::models::*;
-use saltedge_client::ErrorClass;
+use crate::errors::ErrorClass;
+use crate::wire::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -86,6 +86,9 @@ impl SplitMix64 {
         (self.next_u64() as f64 / u64::MAX as f64) < p
     }
 }
+
+/// The bank's question on the interactive stage (the simulator's own text).
+pub const SMS_HTML: &str = "<div>Enter the SMS code sent to your phone</div>";
 
 /// (description, payee, min, max) in minor units.
 const ACTIVITY: &[(&str, &str, i64, i64)] = &[
@@ -246,10 +249,10 @@ impl World {
         let c = Customer {
             id: id.clone(),
             identifier: identifier.to_string(),
-            secret: Sensitive(secret),
+            secret,
             blocked_at: None,
-            created_at: Some(now),
-            updated_at: Some(now),
+            created_at: now,
+            updated_at: now,
         };
         self.customers.insert(id, c.clone());
         Ok(c)
@@ -281,6 +284,8 @@ impl World {
         let now = Utc::now();
         Attempt {
             id: self.new_id(),
+            api_mode: "service",
+            api_version: "5",
             automatic_fetch: automatic,
             daily_refresh: automatic,
             finished: true,
@@ -294,9 +299,13 @@ impl World {
             fail_message: error.map(|(_, m)| m.to_string()),
             fetch_scopes: vec!["accounts".into(), "transactions".into()],
             from_date: None,
-            last_stage: Some(Stage { name: stage.into(), created_at: Some(now), ..Default::default() }),
-            created_at: Some(now),
-            updated_at: Some(now),
+            to_date: Some(now.date_naive()),
+            consent_id: None,
+            custom_fields: json!({}),
+            exclude_accounts: vec![],
+            last_stage: Some(Stage { id: self.new_id(), name: stage.into(), created_at: now, updated_at: now, ..Default::default() }),
+            created_at: now,
+            updated_at: now,
         }
     }
 
@@ -318,22 +327,23 @@ impl World {
         let now = Utc::now();
         let conn = Connection {
             id: id.clone(),
-            secret: Sensitive(secret),
+            secret,
             customer_id: customer_id.into(),
             provider_code: spec.code.into(),
             provider_name: spec.name.into(),
-            provider_id: None,
+            provider_id: catalogue::provider_id(spec.code),
             country_code: spec.country.into(),
             status: ConnectionStatus::Inactive,
             daily_refresh,
             store_credentials: true,
-            categorization: Some("personal".into()),
+            categorization: "personal",
+            show_consent_confirmation: false,
             last_success_at: None,
             next_refresh_possible_at: None,
             last_consent_id: None,
             last_attempt: None,
-            created_at: Some(now),
-            updated_at: Some(now),
+            created_at: now,
+            updated_at: now,
         };
         self.connections.insert(
             id.clone(),
@@ -372,7 +382,7 @@ impl World {
             rec.conn.status = ConnectionStatus::Inactive;
         }
         rec.conn.last_attempt = Some(attempt);
-        rec.conn.updated_at = Some(Utc::now());
+        rec.conn.updated_at = Utc::now();
         Ok(())
     }
 
@@ -382,7 +392,7 @@ impl World {
         attempt.fail_at = None;
         attempt.interactive = true;
         if let Some(s) = attempt.last_stage.as_mut() {
-            s.interactive_html = Some("<div>Enter the SMS code sent to your phone</div>".into());
+            s.interactive_html = Some(SMS_HTML.into());
             s.interactive_fields_names = Some(vec!["sms".into()]);
         }
         self.conn_mut(conn_id)?.conn.last_attempt = Some(attempt);
@@ -412,11 +422,11 @@ impl World {
                 expires_at: Some(now + Duration::days(period as i64)),
                 from_date: req.from_date,
                 to_date: None,
-                collected_by: Some("saltedge".into()),
+                collected_by: "saltedge",
                 revoked_at: None,
                 revoke_reason: None,
-                created_at: Some(now),
-                updated_at: Some(now),
+                created_at: now,
+                updated_at: now,
             };
             self.consents.insert(consent_id.clone(), c);
             self.conn_mut(conn_id)?.conn.last_consent_id = Some(consent_id);
@@ -439,7 +449,7 @@ impl World {
         rec.conn.last_success_at = Some(now);
         rec.conn.next_refresh_possible_at = Some(now + Duration::minutes(60));
         rec.conn.last_attempt = Some(attempt);
-        rec.conn.updated_at = Some(now);
+        rec.conn.updated_at = now;
         self.recompute_balances(conn_id)?;
         Ok(())
     }
@@ -471,8 +481,8 @@ impl World {
                 "payee": payee,
                 "record_number": id,
             }),
-            created_at: Some(now),
-            updated_at: Some(now),
+            created_at: now,
+            updated_at: now,
         }
     }
 
@@ -506,8 +516,8 @@ impl World {
             balance: Decimal::ZERO,
             currency_code: currency.into(),
             extra: json!({ "iban": iban, "account_name": format!("{nature} {}", n_existing + 1), "client_name": "Sim Customer" }),
-            created_at: Some(now),
-            updated_at: Some(now),
+            created_at: now,
+            updated_at: now,
         };
         let opening = Decimal::new(self.rng.range(100_000, 2_000_000), catalogue::scale(currency));
         let today = self.today();

@@ -24,7 +24,7 @@ struct Fixture {
 }
 
 fn client_for(sim: &Simulator, retries: u32) -> Client {
-    let mut c = sim.client_config();
+    let mut c = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key");
     c.max_retries = retries;
     c.backoff_base = Duration::from_millis(5);
     c.fetches_per_second = 0;
@@ -630,7 +630,7 @@ async fn fault_matrix_500s_and_429s_mid_pagination(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn fault_matrix_timeouts_and_drops_mid_pagination(pool: PgPool) {
     let f = matrix_fixture(&pool).await;
-    let mut cfg = f.sim.client_config();
+    let mut cfg = saltedge_client::ClientConfig::signed(f.sim.api_base(), f.sim.app_credentials().0, f.sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key");
     cfg.timeout = Duration::from_millis(400);
     cfg.max_retries = 1;
     cfg.backoff_base = Duration::from_millis(5);

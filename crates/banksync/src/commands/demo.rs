@@ -58,7 +58,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let sim = Simulator::start(SimConfig { callback_base_url: Some(callback_base.clone()), ..Default::default() }).await?;
     step(format!("Salt Edge simulator at {}", sim.api_base()));
 
-    let client = Client::new(sim.client_config())?;
+    let client = Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM)?)?;
     let state = AppState {
         pool: pool.clone(),
         client: client.clone(),
