@@ -171,6 +171,9 @@ pub struct StatementLine {
     pub imported_at: DateTime<Utc>,
     #[schema(value_type = Object)]
     pub extra: serde_json::Value,
+    /// The bank's text held characters that cannot be stored (U+0000, lone UTF-16
+    /// surrogates), replaced by U+FFFD; true whenever the line's text holds U+FFFD.
+    pub text_repaired: bool,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -492,7 +492,8 @@ fn map_transport(e: reqwest::Error) -> Error {
 
 fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Envelope<T>, Error> {
     if status.is_success() {
-        return serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()));
+        let bytes = crate::text::storable_json(bytes);
+        return serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()));
     }
     match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(b) => Err(Error::Api { status: status.as_u16(), class: b.error.class, message: b.error.message }),

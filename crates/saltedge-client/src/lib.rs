@@ -11,6 +11,7 @@ pub mod error;
 pub mod models;
 pub mod ratelimit;
 pub mod signature;
+pub mod text;
 
 pub use client::{Client, ClientConfig, Kind, ProviderQuery, TransactionQuery};
 pub use error::{Error, ErrorClass};

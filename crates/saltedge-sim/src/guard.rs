@@ -68,11 +68,26 @@ pub async fn guard(State(state): State<Arc<SimState>>, req: Request, next: Next)
     if let Err((class, msg)) = check_auth(&state, &parts, &bytes) {
         return error_response(&class, &msg);
     }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let rewrites = state.body_rewrites.lock().unwrap().clone();
+    if !rewrites.is_empty() {
+        response = rewrite(response, &rewrites).await;
+    }
     if drop_after {
         return dropped(response);
     }
     response
+}
+
+async fn rewrite(response: Response, rules: &[(String, String)]) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    for (from, to) in rules {
+        text = text.replace(from.as_str(), to);
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// Keeps the status and headers, sends the first bytes, then fails the body: the client

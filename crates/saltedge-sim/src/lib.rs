@@ -93,6 +93,9 @@ pub struct SimState {
     pub requests: Mutex<Vec<RequestRecord>>,
     /// Rendered JSON of transactions by id (see `api::cached`).
     pub tx_json: Mutex<std::collections::HashMap<String, api::CachedJson>>,
+    /// Text replacements applied to every API response body (hostile-input tests: JSON that
+    /// Rust strings cannot hold, such as `null` for a text or a lone `\ud800` escape).
+    pub body_rewrites: Mutex<Vec<(String, String)>>,
     pub callbacks: callbacks::CallbackSender,
     pub callback_base: Arc<Mutex<Option<Url>>>,
     pub client_key: Option<sigs::ClientKey>,
@@ -133,6 +136,7 @@ impl Simulator {
             faults: Mutex::new((cfg.faults.clone(), world::SplitMix64::new(cfg.data.seed ^ 0xFA017))),
             requests: Mutex::new(vec![]),
             tx_json: Mutex::new(Default::default()),
+            body_rewrites: Mutex::new(vec![]),
             callbacks: callbacks::CallbackSender::start(callback_base.clone(), signer),
             callback_base,
             client_key,
@@ -164,6 +168,20 @@ impl Simulator {
     /// `App-id` and `Secret` this simulator accepts.
     pub fn app_credentials(&self) -> (&str, &str) {
         (&self.state.cfg.app_id, &self.state.cfg.secret)
+    }
+
+    /// Changes a connection's data in place (bank text, amounts…); served from the next request.
+    pub fn edit_connection(&self, connection_id: &str, f: impl FnOnce(&mut world::ConnRec)) {
+        let mut w = self.state.world.lock().unwrap();
+        if let Some(rec) = w.connections.get_mut(connection_id) {
+            f(rec);
+        }
+        self.state.tx_json.lock().unwrap().clear();
+    }
+
+    /// Every API response body has each `from` replaced by `to` (see [`SimState::body_rewrites`]).
+    pub fn set_body_rewrites(&self, rules: Vec<(String, String)>) {
+        *self.state.body_rewrites.lock().unwrap() = rules;
     }
 
     pub fn set_faults(&self, rules: Vec<FaultRule>) {

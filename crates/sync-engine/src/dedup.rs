@@ -120,13 +120,14 @@ pub fn fingerprint(date: NaiveDate, amount: Decimal, currency: &str, description
     crate::digest::sha256_hex(text, 16)
 }
 
+/// Two capital letters, two digits, then letters and digits: 15–34 characters. Works on
+/// characters, never byte offsets, so any bank text ("Müller Consulting GmbH") is safe.
 fn looks_like_iban(s: &str) -> bool {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    s.len() >= 15
-        && s.len() <= 34
-        && s[..2].chars().all(|c| c.is_ascii_uppercase())
-        && s[2..4].chars().all(|c| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric())
+    let chars: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (15..=34).contains(&chars.len())
+        && chars.iter().all(char::is_ascii_alphanumeric)
+        && chars[..2].iter().all(char::is_ascii_uppercase)
+        && chars[2..4].iter().all(char::is_ascii_digit)
 }
 
 /// One statement line as written.
@@ -144,6 +145,17 @@ struct Row {
     fingerprint: String,
     content_hash: String,
     extra: serde_json::Value,
+    /// Some text holds U+FFFD (see `saltedge_client::text`).
+    text_repaired: bool,
+}
+
+fn holds_replacement(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\u{FFFD}'),
+        serde_json::Value::Array(a) => a.iter().any(holds_replacement),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\u{FFFD}') || holds_replacement(v)),
+        _ => false,
+    }
 }
 
 fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
@@ -179,6 +191,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         payee,
         counterparty_iban,
         saltedge_id: t.id.clone(),
+        text_repaired: t.description.contains('\u{FFFD}') || holds_replacement(&t.extra),
         extra: t.extra.clone(),
     }
 }
@@ -362,7 +375,7 @@ async fn replace_pending(
             "UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
                  saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
                  description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
-                 sync_run_id = $12, content_hash = $13, updated_at = now()
+                 sync_run_id = $12, content_hash = $13, text_repaired = $14, updated_at = now()
              WHERE id = $1",
         )
         .bind(pid)
@@ -378,6 +391,7 @@ async fn replace_pending(
         .bind(&r.extra)
         .bind(run_id)
         .bind(&r.content_hash)
+        .bind(r.text_repaired)
         .execute(&mut **db)
         .await?;
         replaced += 1;
@@ -414,7 +428,9 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     let mut fp = Vec::with_capacity(n);
     let mut hash = Vec::with_capacity(n);
     let mut extra = Vec::with_capacity(n);
+    let mut repaired = Vec::with_capacity(n);
     for r in rows {
+        repaired.push(r.text_repaired);
         journal.push(r.journal_id);
         account.push(r.bank_account_id);
         booking.push(r.booking_date);
@@ -431,21 +447,23 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     }
     let returned: Vec<(i64, bool, bool, String)> = sqlx::query_as(
         "INSERT INTO statement_lines AS l (journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
-             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash)
+             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash,
+             text_repaired)
          SELECT u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14,
                 (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
-                 ORDER BY o.id LIMIT 1), u.hash
+                 ORDER BY o.id LIMIT 1), u.hash, u.repaired
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[])
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
              counterparty_iban = EXCLUDED.counterparty_iban, fingerprint = EXCLUDED.fingerprint, extra = EXCLUDED.extra,
              status = CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END,
-             sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash, updated_at = now()
+             sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
+             text_repaired = EXCLUDED.text_repaired, updated_at = now()
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND NOT (l.status = 'posted' AND EXCLUDED.status = 'pending')
          RETURNING l.id, (l.xmax = 0), (l.suspect_duplicate_of IS NOT NULL), l.saltedge_transaction_id",
     )
@@ -464,6 +482,7 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     .bind(&extra)
     .bind(run_id)
     .bind(&hash)
+    .bind(&repaired)
     .fetch_all(&mut **db)
     .await?;
     let mut up = Upserted { inserted: HashMap::with_capacity(returned.len()), updated: 0, suspects: 0 };
@@ -547,5 +566,9 @@ mod tests {
     fn ibans_are_recognised() {
         assert!(looks_like_iban("DE89 3704 0044 0532 0130 00"));
         assert!(!looks_like_iban("Bean There"));
+        // Multi-byte text never panics (this payee stopped connections for good once).
+        for s in ["Müller Consulting GmbH", "ÄÖ12345678901234", "€€€€€€€€€€€€€€€€", "D€12345678901234567", "🏦🏦🏦🏦🏦🏦🏦🏦", "", "é"] {
+            assert!(!looks_like_iban(s), "{s}");
+        }
     }
 }

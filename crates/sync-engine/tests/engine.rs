@@ -731,3 +731,90 @@ async fn failed_jobs_retry_with_backoff_unless_a_successor_is_queued(pool: PgPoo
     let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1").bind(b).fetch_one(&pool).await.unwrap();
     assert_eq!(s, "failed");
 }
+
+/// Hostile bank text: arbitrary Unicode, very long, empty, `null`, U+0000 and lone UTF-16
+/// surrogates in every text field of accounts and transactions, through a full sync against
+/// Postgres. Markers in the simulator's data become the raw JSON (`null`, `\u0000`, `\ud800`)
+/// on the wire. Nothing panics, every transaction becomes exactly one line, and lines whose
+/// text could not be stored carry U+FFFD and `text_repaired`.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn hostile_bank_text_never_stops_a_sync(pool: PgPool) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let text = prop_oneof![
+        Just(String::new()),
+        any::<String>(),
+        "\\PC{0,60}",
+        Just("Müller Consulting GmbH".to_string()),
+        Just("D€12345678901234567 ÄÖÜ".to_string()),
+        Just("é".repeat(20_000)),
+        Just("⟦NULL⟧".to_string()),
+        Just("a⟦NUL⟧b".to_string()),
+        Just("x⟦LONE⟧y".to_string()),
+    ];
+    let f = fixture(&pool, |c| {
+        c.data.transactions_per_account = 6;
+        c.data.pending_per_account = 2;
+    })
+    .await;
+    f.sim.set_body_rewrites(vec![
+        ("\"⟦NULL⟧\"".into(), "null".into()),
+        ("⟦NUL⟧".into(), "\\u0000".into()),
+        ("⟦LONE⟧".into(), "\\ud800".into()),
+    ]);
+    let mut runner = TestRunner::default();
+    for case in 0..12 {
+        let (_, se_conn) = f.sim.seed_connection(&format!("hostile-{case}"), "fake_client_xf");
+        let mut texts = vec![];
+        f.sim.edit_connection(&se_conn, |rec| {
+            let mut next = || {
+                let t = text.new_tree(&mut runner).unwrap().current();
+                texts.push(t.clone());
+                t
+            };
+            for a in rec.accounts.iter_mut() {
+                a.name = next();
+                for k in ["iban", "account_name", "client_name"] {
+                    a.extra[k] = serde_json::Value::String(next());
+                }
+            }
+            for t in rec.posted.iter_mut().chain(rec.pending.iter_mut()) {
+                t.description = next();
+                for k in ["payee", "payee_information", "payer", "information", "additional"] {
+                    t.extra[k] = serde_json::Value::String(next());
+                }
+            }
+        });
+        let se = f.client.show_connection(&se_conn).await.unwrap();
+        let conn = connections::upsert_from_saltedge(&pool, f.company, &se).await.unwrap().id;
+        let report = sync_connection(&pool, &f.client, conn, &SyncOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("case {case}: sync failed: {e}\ntexts: {texts:?}"));
+        assert_eq!(report.run.status, "succeeded");
+        let truth = f.sim.ground_truth(&se_conn).unwrap();
+        let expected: BTreeMap<String, String> = truth
+            .accounts
+            .iter()
+            .flat_map(|a| {
+                a.posted.iter().map(|t| (t.id.clone(), "posted".to_string())).chain(a.pending.iter().map(|t| (t.id.clone(), "pending".to_string())))
+            })
+            .collect();
+        assert_eq!(lines(&pool, conn).await, expected, "case {case}: every transaction is one line");
+        // Texts after the accounts' four each belong to lines.
+        let line_texts = &texts[4 * truth.accounts.len()..];
+        if line_texts.iter().any(|t| t.contains("⟦NUL⟧") || t.contains("⟦LONE⟧")) {
+            let repaired: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+                 WHERE a.connection_id = $1 AND l.text_repaired
+                   AND (strpos(l.description, U&'\\FFFD') > 0 OR strpos(l.extra::text, U&'\\FFFD') > 0)",
+            )
+            .bind(conn)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert!(repaired > 0, "case {case}: lines with unstorable text are marked text_repaired");
+        }
+    }
+}

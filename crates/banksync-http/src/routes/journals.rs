@@ -67,6 +67,7 @@ struct LineRow {
     suspect_duplicate_of: Option<i64>,
     imported_at: chrono::DateTime<chrono::Utc>,
     extra: serde_json::Value,
+    text_repaired: bool,
 }
 
 fn encode_cursor(date: NaiveDate, id: i64) -> String {
@@ -99,7 +100,7 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
     let mut rows: Vec<LineRow> = sqlx::query_as(
         "SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
                 l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
-                l.suspect_duplicate_of, l.imported_at, l.extra
+                l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired
          FROM statement_lines l JOIN journals j ON j.id = l.journal_id
          WHERE j.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)
@@ -145,6 +146,7 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
             suspect_duplicate_of: r.suspect_duplicate_of,
             imported_at: r.imported_at,
             extra: r.extra,
+            text_repaired: r.text_repaired,
         })
         .collect();
     Ok(Json(LinesPage { items, next_cursor }))
