@@ -228,6 +228,9 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
     let (st, revoked) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/revoke"), None).await;
     assert_eq!(st, 200, "{revoked}");
     assert!(revoked["consent_revoked_at"].is_string());
+    let consents = s.sim.consents(&se_conn);
+    assert!(consents.len() >= 2, "update credentials gave a new consent");
+    assert!(consents.last().unwrap().1, "the current consent is revoked");
 
     // Delete while Salt Edge still holds it: 409, record kept.
     s.sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass("ActionNotAllowed".into())).on_path("/connections/").on_method("DELETE")]);
@@ -248,6 +251,45 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
     assert_eq!(all_lines(&s).await.len(), lines_before);
     let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
     assert_eq!(journals.as_array().unwrap().len(), 3);
+}
+
+/// An expired or already revoked consent is not an error for revoke or delete.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn expired_or_revoked_consents_do_not_block_revoke_or_delete(pool: PgPool) {
+    let s = stack(pool).await;
+    let mut ids = vec![];
+    for _ in 0..2 {
+        let (st, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body(if ids.is_empty() { "fake_client_xf" } else { "fakebank_simple_xf" }))).await;
+        assert_eq!(st, 201, "{link}");
+        s.complete_connect(link["connect_url"].as_str().unwrap(), true).await;
+        let id = eventually("the connection appears", || async {
+            let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
+            list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).find(|c| !ids.contains(c))
+        })
+        .await;
+        wait_sync(&s, &id, 0).await;
+        ids.push(id);
+    }
+    async fn se(s: &Stack, id: &str) -> String {
+        let (_, c) = s.call(Method::GET, &format!("/api/v1/connections/{id}"), None).await;
+        c["saltedge_id"].as_str().unwrap().to_string()
+    }
+    // Expired at Salt Edge: revoke answers 200, then delete goes through.
+    let expired = se(&s, &ids[0]).await;
+    s.sim.expire_consent(&expired);
+    let (st, body) = s.call(Method::POST, &format!("/api/v1/connections/{}/revoke", ids[0]), None).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = s.call(Method::DELETE, &format!("/api/v1/connections/{}", ids[0]), None).await;
+    assert_eq!(st, 204, "{body}");
+    // Revoked at the bank's side already: revoke twice, then delete.
+    let second = se(&s, &ids[1]).await;
+    for _ in 0..2 {
+        let (st, body) = s.call(Method::POST, &format!("/api/v1/connections/{}/revoke", ids[1]), None).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    assert!(s.sim.consents(&second).last().unwrap().1);
+    let (st, body) = s.call(Method::DELETE, &format!("/api/v1/connections/{}", ids[1]), None).await;
+    assert_eq!(st, 204, "{body}");
 }
 
 fn signed(s: &Stack, kind: &str, body: &str) -> String {

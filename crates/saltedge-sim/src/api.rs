@@ -448,6 +448,10 @@ async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
     if c.revoked_at.is_some() {
         return Err(SimError::new(ErrorClass::AispConsentAlreadyRevoked, "The consent is already revoked."));
     }
+    // Simulator's choice (not documented by Salt Edge): an expired consent cannot be revoked.
+    if c.expires_at.is_some_and(|e| e < Utc::now()) {
+        return Err(SimError::new(ErrorClass::AispConsentExpired, "The consent has expired."));
+    }
     let now = Utc::now();
     c.revoked_at = Some(now);
     c.revoke_reason = Some("client".into());

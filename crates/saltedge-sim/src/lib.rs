@@ -179,6 +179,21 @@ impl Simulator {
         self.state.tx_json.lock().unwrap().clear();
     }
 
+    /// The connection's current consent expires now (as if its period ran out).
+    pub fn expire_consent(&self, connection_id: &str) {
+        let mut w = self.state.world.lock().unwrap();
+        let current = w.connections.get(connection_id).and_then(|r| r.consent_id().map(str::to_string));
+        if let Some(c) = current.and_then(|id| w.consents.get_mut(&id)) {
+            c.expires_at = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+        }
+    }
+
+    /// (consent id, revoked) of the connection's consents, oldest first.
+    pub fn consents(&self, connection_id: &str) -> Vec<(String, bool)> {
+        let w = self.state.world.lock().unwrap();
+        w.consents.values().filter(|c| c.connection_id.as_deref() == Some(connection_id)).map(|c| (c.id.clone(), c.revoked_at.is_some())).collect()
+    }
+
     /// Every API response body has each `from` replaced by `to` (see [`SimState::body_rewrites`]).
     pub fn set_body_rewrites(&self, rules: Vec<(String, String)>) {
         *self.state.body_rewrites.lock().unwrap() = rules;

@@ -291,13 +291,19 @@ pub async fn sync_runs(State(st): State<AppState>, Company(company): Company, Pa
     Ok(Json(runs::for_connection(&st.pool, c.id, 100).await?.into_iter().map(SyncRun::from).collect()))
 }
 
-/// Revokes every active consent of the connection at Salt Edge.
-async fn revoke_all(st: &AppState, c: &connections::Connection) -> ApiResult<()> {
-    let consents = st.client.list_consents(&c.saltedge_id).await?;
-    for consent in consents.iter().filter(|x| x.revoked_at.is_none()) {
-        match st.client.revoke_consent(&consent.id, &c.saltedge_id).await {
+/// Revokes the connection's current consent (Salt Edge's `last_consent_id`). A consent
+/// that has already expired or was already revoked gives no more access: that is what the
+/// user asked for, so it is not an error.
+async fn revoke_current(st: &AppState, c: &connections::Connection) -> ApiResult<()> {
+    let se = st.client.show_connection(&c.saltedge_id).await?;
+    if let Some(consent_id) = &se.last_consent_id {
+        match st.client.revoke_consent(consent_id, &c.saltedge_id).await {
             Ok(_) => {}
-            Err(e) if e.class() == Some(&ErrorClass::AispConsentAlreadyRevoked) => {}
+            Err(e)
+                if matches!(
+                    e.class(),
+                    Some(ErrorClass::AispConsentAlreadyRevoked | ErrorClass::AispConsentRevoked | ErrorClass::AispConsentExpired)
+                ) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -314,7 +320,7 @@ async fn revoke_all(st: &AppState, c: &connections::Connection) -> ApiResult<()>
 pub async fn revoke(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Connection>> {
     let c = load(&st, company, id).await?;
     usable(&c)?;
-    revoke_all(&st, &c).await?;
+    revoke_current(&st, &c).await?;
     Ok(Json(view(&st, connections::get(&st.pool, id).await?).await?))
 }
 
@@ -328,7 +334,7 @@ pub async fn delete(State(st): State<AppState>, Company(company): Company, Path(
     let c = load(&st, company, id).await?;
     let gone = |e: &saltedge_client::Error| e.class() == Some(&ErrorClass::ConnectionNotFound);
     if c.status != "removed" {
-        match revoke_all(&st, &c).await {
+        match revoke_current(&st, &c).await {
             Ok(()) => {}
             Err(ApiError::SaltEdge(e)) if gone(&e) => {}
             Err(e) => return Err(e),
