@@ -31,7 +31,6 @@ use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use url::Url;
 
 use crate::error::ApiError;
 use crate::routes::{admin, connections, institutions, journals, ops};
@@ -42,8 +41,8 @@ pub struct AppState {
     pub client: Client,
     /// Salt Edge's public key, for callbacks.
     pub verifier: Verifier,
-    /// The callback URL base configured at Salt Edge, ending in `/callbacks/saltedge/`.
-    pub callback_base: Url,
+    /// The callback URLs as registered at Salt Edge, one per kind.
+    pub callbacks: Arc<callbacks::urls::CallbackUrls>,
     /// Older callbacks are refused (a replay of a stale event).
     pub callback_max_age: chrono::Duration,
     pub metrics: Arc<metrics::Metrics>,
@@ -77,9 +76,17 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/statement-lines", get(journals::lines))
         .route("/admin/jobs", get(admin::jobs))
         .route("/openapi.json", get(ops::openapi));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/callbacks/saltedge/{kind}", post(callbacks::receive::receive))
+    let mut app = Router::new().nest("/api/v1", api);
+    for c in state.callbacks.all() {
+        let kind = c.kind;
+        app = app.route(
+            &c.path,
+            post(move |st: State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                callbacks::receive::receive(st, kind, headers, body)
+            }),
+        );
+    }
+    app
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

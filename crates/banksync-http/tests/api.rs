@@ -33,11 +33,15 @@ async fn stack(pool: PgPool) -> Stack {
     let addr = listener.local_addr().unwrap();
     let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap();
     sim.set_callback_base(Some(callback_base.clone()));
+    // `success` registered with a trailing slash on both sides, as real clients often do.
+    let success_url = format!("{callback_base}success/");
+    sim.set_callback_url(saltedge_sim::CallbackKind::Success, &success_url);
+    let registered = [("success".to_string(), success_url)].into_iter().collect();
     let state = AppState {
         pool: pool.clone(),
         client: client.clone(),
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        callback_base: callback_base.clone(),
+        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered).unwrap()),
         callback_max_age: chrono::Duration::hours(72),
         metrics: Arc::new(Default::default()),
     };
@@ -86,8 +90,16 @@ impl Stack {
         r.headers()["location"].to_str().unwrap().to_string()
     }
 
+    /// The URL registered for `kind` (see `stack`: `success` ends in a slash).
+    fn callback_url(&self, kind: &str) -> String {
+        match kind {
+            "success" => format!("{}success/", self.callback_base),
+            _ => format!("{}{kind}", self.callback_base),
+        }
+    }
+
     async fn post_callback(&self, kind: &str, body: &str, signature: Option<String>) -> (StatusCode, Value) {
-        let mut r = self.http.post(format!("{}{kind}", self.callback_base)).header("content-type", "application/json").body(body.to_string());
+        let mut r = self.http.post(self.callback_url(kind)).header("content-type", "application/json").body(body.to_string());
         if let Some(s) = signature {
             r = r.header("Signature", s);
         }
@@ -292,8 +304,49 @@ async fn expired_or_revoked_consents_do_not_block_revoke_or_delete(pool: PgPool)
     assert_eq!(st, 204, "{body}");
 }
 
+/// Salt Edge's real signed callback (`../shared/conformance/saltedge-callback-v5.json`) was
+/// posted to a URL registered with a trailing slash. Registered so here, the receiver answers
+/// at that path and accepts it; a URL that differs by the slash is not that URL.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/saltedge-callback-v5.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (registered, body, sig) = (v["callback_url"].as_str().unwrap(), v["body"].as_str().unwrap(), v["signature"].as_str().unwrap());
+    let mut urls = std::collections::BTreeMap::new();
+    urls.insert("success".to_string(), registered.to_string());
+    let callbacks = banksync_http::callbacks::urls::CallbackUrls::with_overrides(&url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap(), &urls).unwrap();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let state = AppState {
+        pool: pool.clone(),
+        client: Client::new(saltedge_client::ClientConfig::new(sim.api_base(), "a", "b")).unwrap(),
+        verifier: Verifier::from_pem(v["saltedge_public_key_pem"].as_str().unwrap()).unwrap(),
+        callbacks: Arc::new(callbacks),
+        // The recorded callback is from 2020.
+        callback_max_age: chrono::Duration::days(365 * 30),
+        metrics: Arc::new(Default::default()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, banksync_http::router(state, &HttpLimits::default())).await.unwrap() });
+    let http = reqwest::Client::new();
+    let post = |p: &'static str, body: String| {
+        http.post(format!("http://{addr}{p}")).header("content-type", "application/json").header("Signature", sig).body(body).send()
+    };
+    let r = post("/callbacks/success/", body.to_string()).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox WHERE connection_saltedge_id = '349600516445047165'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(post("/callbacks/success", body.to_string()).await.unwrap().status(), 404);
+    assert_eq!(post("/callbacks/saltedge/success", body.to_string()).await.unwrap().status(), 404);
+    let r = post("/callbacks/success/", body.replace("349600516445047165", "349600516445047166")).await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
 fn signed(s: &Stack, kind: &str, body: &str) -> String {
-    Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap().sign_callback(&format!("{}{kind}", s.callback_base), body.as_bytes())
+    Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap().sign_callback(&s.callback_url(kind), body.as_bytes())
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
@@ -307,7 +360,7 @@ async fn forged_missing_replayed_and_duplicate_callbacks(pool: PgPool) {
     let (st, p) = s.post_callback("notify", &body, None).await;
     assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("missing_signature")));
     // Forged: signed with a key that is not Salt Edge's.
-    let forged = Signer::from_pem(keys::CLIENT_PRIVATE_PEM).unwrap().sign_callback(&format!("{}notify", s.callback_base), body.as_bytes());
+    let forged = Signer::from_pem(keys::CLIENT_PRIVATE_PEM).unwrap().sign_callback(&s.callback_url("notify"), body.as_bytes());
     let (st, p) = s.post_callback("notify", &body, Some(forged)).await;
     assert_eq!((st.as_u16(), p["code"].as_str()), (401, Some("invalid_signature")));
     // Valid signature for another kind's URL.
@@ -461,7 +514,7 @@ async fn openapi_health_metrics(pool: PgPool) {
     }
     // Every documented path is served (not the fallback 404 for unknown routes).
     for p in paths.keys() {
-        let url = format!("{}{}", s.base, p.replace("{id}", &Uuid::nil().to_string()).replace("{kind}", "success"));
+        let url = format!("{}{}", s.base, p.replace("{id}", &Uuid::nil().to_string()).replace("{kind}", "notify"));
         let r = s.http.request(Method::OPTIONS, url).send().await.unwrap();
         assert_ne!(r.status(), 404, "{p} is documented but not routed");
     }
@@ -494,7 +547,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         pool: pool.clone(),
         client: Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key")).unwrap(),
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        callback_base: callback_base.clone(),
+        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
         callback_max_age: chrono::Duration::hours(72),
         metrics: Arc::new(Default::default()),
     };

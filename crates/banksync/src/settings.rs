@@ -65,9 +65,15 @@ impl Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Server {
     pub bind: std::net::SocketAddr,
-    /// How Salt Edge reaches us, e.g. https://banksync.example.com/ ; callbacks are
-    /// `{public_base_url}callbacks/saltedge/{kind}` and must be configured so at Salt Edge.
+    /// How Salt Edge reaches us, e.g. https://banksync.example.com/ ; callbacks are by
+    /// default `{public_base_url}callbacks/saltedge/{kind}` and must be registered so at
+    /// Salt Edge.
     pub public_base_url: url::Url,
+    /// Callback URLs exactly as registered at Salt Edge, by kind (success, fail, notify,
+    /// interactive, destroy, service), overriding the default layout; a trailing slash is
+    /// kept, since Salt Edge signs the URL as registered.
+    #[serde(default)]
+    pub callback_urls: std::collections::BTreeMap<String, String>,
     #[serde(default = "body_limit")]
     pub body_limit_bytes: usize,
     #[serde(default = "thirty")]
@@ -203,6 +209,12 @@ impl Settings {
             base.set_path(&format!("{}/", base.path()));
         }
         Ok(base.join("callbacks/saltedge/")?)
+    }
+
+    /// Every callback URL as registered at Salt Edge.
+    pub fn callback_urls(&self) -> anyhow::Result<banksync_http::callbacks::urls::CallbackUrls> {
+        banksync_http::callbacks::urls::CallbackUrls::with_overrides(&self.callback_base()?, &self.server.callback_urls)
+            .map_err(|e| anyhow::anyhow!("server.callback_urls: {e}"))
     }
 
     /// The request signer, when `saltedge.private_key_file` is set.

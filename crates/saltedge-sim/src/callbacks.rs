@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use url::Url;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackKind {
     Success,
@@ -56,6 +56,8 @@ pub struct CallbackSender {
     pub log: Arc<Mutex<Vec<Delivery>>>,
     /// Deliver every callback this many times (redelivery tests); normally 1.
     pub copies: Arc<std::sync::atomic::AtomicU32>,
+    /// URLs registered for single kinds, used exactly as given (they override the base).
+    pub registered: Arc<Mutex<std::collections::HashMap<CallbackKind, String>>>,
 }
 
 impl CallbackSender {
@@ -63,18 +65,28 @@ impl CallbackSender {
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
+        let registered: Arc<Mutex<std::collections::HashMap<CallbackKind, String>>> = Arc::default();
+        let registered2 = registered.clone();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("reqwest client");
         tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
-                let Some(base) = base.lock().unwrap().clone() else { continue };
-                let Ok(url) = base.join(out.kind.path()) else { continue };
-                let sig = signer.sign_callback(url.as_str(), &out.body);
+                // Salt Edge posts to the URL registered for the kind and signs that exact string.
+                let explicit = registered2.lock().unwrap().get(&out.kind).cloned();
+                let url = match explicit {
+                    Some(u) => u,
+                    None => {
+                        let Some(base) = base.lock().unwrap().clone() else { continue };
+                        let Ok(url) = base.join(out.kind.path()) else { continue };
+                        url.to_string()
+                    }
+                };
+                let sig = signer.sign_callback(&url, &out.body);
                 for _ in 0..out.copies {
                     let res = http
-                        .post(url.clone())
+                        .post(url.as_str())
                         .header("Content-Type", "application/json")
                         .header("Signature", &sig)
                         .body(out.body.clone())
@@ -94,7 +106,7 @@ impl CallbackSender {
                 }
             }
         });
-        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)) }
+        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)), registered }
     }
 
     pub fn send(&self, kind: CallbackKind, data: CallbackData) {

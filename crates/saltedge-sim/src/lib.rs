@@ -207,6 +207,11 @@ impl Simulator {
         self.state.faults.lock().unwrap().0.push(rule);
     }
 
+    /// Registers the exact URL for one kind of callback (trailing slash and all).
+    pub fn set_callback_url(&self, kind: CallbackKind, url: &str) {
+        self.state.callbacks.registered.lock().unwrap().insert(kind, url.to_string());
+    }
+
     pub fn set_callback_base(&self, url: Option<Url>) {
         *self.state.callback_base.lock().unwrap() = url;
     }

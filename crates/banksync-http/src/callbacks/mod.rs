@@ -2,4 +2,5 @@
 //! (the sync engine's inbox) and answers at once; processing happens on the job worker.
 
 pub mod receive;
+pub mod urls;
 pub mod verify;

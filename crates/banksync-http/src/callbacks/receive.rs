@@ -1,4 +1,4 @@
-//! `POST /callbacks/saltedge/{kind}`: verify, store once, answer.
+//! `POST` to each registered callback URL: verify, store once, answer.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,37 +9,37 @@ use sync_engine::inbox::{self, Stored};
 
 use crate::callbacks::verify;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::Json;
 use crate::AppState;
 
-/// Receives a Salt Edge callback. Authenticated by its signature only.
+/// Receives a Salt Edge callback. Authenticated by its signature only. Each kind answers at
+/// the URL registered for it at Salt Edge (`server.callback_urls`); by default
+/// `{public_base_url}callbacks/saltedge/{kind}`.
 #[utoipa::path(post, path = "/callbacks/saltedge/{kind}", tag = "callbacks",
     params(("kind" = String, Path, description = "success, fail, notify, interactive, destroy or service")),
     request_body(content = String, description = "Salt Edge's callback JSON, signed in the Signature header", content_type = "application/json"),
     responses((status = 200, description = "stored (or a redelivery, ignored)"), (status = 401, description = "bad or missing signature"),
               (status = 400, description = "signed but malformed")))]
-pub async fn receive(State(st): State<AppState>, Path(kind): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
-    if !verify::KINDS.contains(&kind.as_str()) {
-        return Err(ApiError::NotFound("callback kind"));
-    }
-    if let Err(e) = verify::verify(&st.verifier, &st.callback_base, &kind, &headers, &body) {
+pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    let registered = st.callbacks.url(kind).ok_or(ApiError::NotFound("callback kind"))?;
+    if let Err(e) = verify::verify(&st.verifier, registered, &headers, &body) {
         if let ApiError::BadSignature(code) = &e {
-            st.metrics.callback(&kind, code);
+            st.metrics.callback(kind, code);
         }
         tracing::warn!(kind, error = %e, "callback rejected");
         return Err(e);
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest { code: "malformed_callback", detail: "body is not UTF-8".into() })?;
     let parsed: CallbackBody = serde_json::from_str(text).map_err(|e| {
-        st.metrics.callback(&kind, "malformed");
+        st.metrics.callback(kind, "malformed");
         ApiError::BadRequest { code: "malformed_callback", detail: e.to_string() }
     })?;
     if parsed.meta.time < chrono::Utc::now() - st.callback_max_age {
-        st.metrics.callback(&kind, "stale");
+        st.metrics.callback(kind, "stale");
         return Err(ApiError::BadSignature("stale_callback"));
     }
     let stored = inbox::store(&st.pool, &kind, text, Some(&parsed.data.connection_id), Some(parsed.meta.time)).await?;
-    st.metrics.callback(&kind, match stored {
+    st.metrics.callback(kind, match stored {
         Stored::Accepted => "accepted",
         Stored::Duplicate => "duplicate",
     });

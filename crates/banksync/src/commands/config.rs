@@ -105,11 +105,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         Ok(_) => r.ok("saltedge.callback_public_key_file is an RSA public key"),
         Err(e) => r.err(&format!("{e:#}")),
     }
-    match s.callback_base() {
-        Ok(b) if b.scheme() == "https" => r.ok(&format!("callbacks at {b}{{kind}}")),
-        Ok(b) if local(&b) => r.warn(&format!("callbacks at {b}{{kind}}: fine for the simulator; live Salt Edge clients need https")),
-        Ok(b) => r.err(&format!("callbacks at {b}{{kind}} are not https: Salt Edge requires https for live clients")),
-        Err(e) => r.err(&format!("server.public_base_url: {e:#}")),
+    match s.callback_urls() {
+        Ok(urls) => {
+            for c in urls.all() {
+                let b = url::Url::parse(&c.registered).expect("checked when built");
+                if b.scheme() == "https" {
+                    r.ok(&format!("{} callbacks at {}", c.kind, c.registered));
+                } else if local(&b) {
+                    r.warn(&format!("{} callbacks at {}: fine for the simulator; live Salt Edge clients need https", c.kind, c.registered));
+                } else {
+                    r.err(&format!("{} callbacks at {} are not https: Salt Edge requires https for live clients", c.kind, c.registered));
+                }
+            }
+        }
+        Err(e) => r.err(&format!("{e:#}")),
     }
     match s.server.tls() {
         Some(t) => {

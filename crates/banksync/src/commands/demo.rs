@@ -63,7 +63,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         pool: pool.clone(),
         client: client.clone(),
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
-        callback_base: callback_base.clone(),
+        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
         callback_max_age: chrono::Duration::hours(72),
         metrics: Arc::new(Default::default()),
     };

@@ -106,7 +106,7 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         pool: pool.clone(),
         client: saltedge_client::Client::new(sim_cfg)?,
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
-        callback_base: callback_base.clone(),
+        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
         callback_max_age: chrono::Duration::hours(72),
         metrics: Arc::new(Default::default()),
     };

@@ -22,7 +22,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
         pool: pool.clone(),
         client: client.clone(),
         verifier: s.callback_verifier()?,
-        callback_base: s.callback_base()?,
+        callbacks: Arc::new(s.callback_urls()?),
         callback_max_age: chrono::Duration::hours(s.server.callback_max_age_hours),
         metrics: Arc::new(Default::default()),
     };
@@ -49,8 +49,8 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(s.server.bind).with_context(|| format!("cannot listen on {}", s.server.bind))?;
     let tls = s.server.tls();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %s.server.bind, scheme, callbacks = %state.callback_base, "banksync serving");
-    println!("banksync listening on {scheme}://{}  (callbacks: {}{{kind}})", s.server.bind, state.callback_base);
+    tracing::info!(addr = %s.server.bind, scheme, callbacks = ?state.callbacks.all().iter().map(|c| &c.registered).collect::<Vec<_>>(), "banksync serving");
+    println!("banksync listening on {scheme}://{}  (callbacks: {})", s.server.bind, state.callbacks.url("success").unwrap_or_default());
     let app = banksync_http::router(state, &limits);
     let mut http_stop = stop_rx.clone();
     let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
