@@ -331,3 +331,34 @@ async fn providers_catalogue_and_fake_flag() {
     let e = c.create_customer("dup").await.and(c.create_customer("dup").await).unwrap_err();
     assert_eq!(api_class(&e), (&ErrorClass::DuplicatedCustomer, 409));
 }
+
+/// A redirect is never followed: the `Secret` header must not reach another host.
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    use axum::http::HeaderMap;
+    let leaked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = leaked.clone();
+    let other = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(headers.get("secret").and_then(|v| v.to_str().ok()).unwrap_or("").to_string());
+            "{\"data\":[]}"
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, other).await.unwrap() });
+    for status in [301u16, 302, 307, 308] {
+        let redirector = axum::Router::new().fallback(move || async move {
+            (axum::http::StatusCode::from_u16(status).unwrap(), [("location", format!("http://{other_addr}/api/v5/countries"))])
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, redirector).await.unwrap() });
+        let mut cfg = saltedge_client::ClientConfig::new(url::Url::parse(&format!("http://{addr}/api/v5/")).unwrap(), "app", "TOPSECRET");
+        cfg.max_retries = 0;
+        let e = Client::new(cfg).unwrap().list_countries().await.unwrap_err();
+        assert!(matches!(e, Error::UnexpectedStatus { status: s, .. } if s == status), "{status}: {e:?}");
+    }
+    assert!(leaked.lock().unwrap().is_empty(), "the other host was reached: {:?}", leaked.lock().unwrap());
+}
