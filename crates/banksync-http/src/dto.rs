@@ -127,8 +127,32 @@ pub struct Connection {
     pub last_synced_at: Option<DateTime<Utc>>,
     pub next_refresh_possible_at: Option<DateTime<Utc>>,
     pub error: Option<ConnectionError>,
+    /// Set while the bank waits for the user's answer (an SMS code, a choice of accounts).
+    pub interactive: Option<InteractivePrompt>,
     pub accounts: Vec<BankAccount>,
     pub last_sync: Option<SyncRun>,
+}
+
+/// The bank's question, from Salt Edge's interactive callback. `html` is the bank's own,
+/// untrusted markup: show it as text or in a sandbox, never inject it into a page.
+#[derive(Serialize, ToSchema)]
+pub struct InteractivePrompt {
+    pub html: Option<String>,
+    /// The fields to send back in `credentials`.
+    #[schema(value_type = Vec<String>)]
+    pub fields_names: serde_json::Value,
+    /// Choices per field, when the bank offers some (Salt Edge's `interactive_fields_options`).
+    #[schema(value_type = Object)]
+    pub fields_options: serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The user's answer to the bank's interactive question: one entry per field name.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InteractiveAnswer {
+    #[schema(value_type = Object)]
+    pub credentials: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -71,6 +71,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/connections/{id}/sync", post(connections::sync_now))
         .route("/connections/{id}/sync-runs", get(connections::sync_runs))
         .route("/connections/{id}/revoke", post(connections::revoke))
+        .route("/connections/{id}/interactive", post(connections::answer_interactive))
         .route("/journals", get(journals::list))
         .route("/bank-accounts/{id}/journal", put(journals::map_account))
         .route("/statement-lines", get(journals::lines))

@@ -265,6 +265,51 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
     assert_eq!(journals.as_array().unwrap().len(), 3);
 }
 
+/// The bank asks for an SMS code: the interactive callback's question is shown on the
+/// connection (HTML as data), the answer goes through our API to Salt Edge, the fetch ends
+/// and the lines arrive.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn interactive_questions_are_shown_and_answered_through_the_api(pool: PgPool) {
+    let s = stack(pool).await;
+    let (st, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fake_interactive_client_xf"))).await;
+    assert_eq!(st, 201, "{link}");
+    let r = s
+        .http
+        .post(link["connect_url"].as_str().unwrap())
+        .form(&[("login", "username"), ("password", "secret"), ("consent", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the Connect page asks for the SMS code");
+    let conn_id = first_connection(&s).await;
+    let conn = eventually("the bank's question is on the connection", || async {
+        let (_, c) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+        (!c["interactive"].is_null()).then_some(c)
+    })
+    .await;
+    assert_eq!(conn["stage"], "interactive");
+    assert_eq!(conn["interactive"]["fields_names"], json!(["sms"]));
+    assert!(conn["interactive"]["html"].as_str().unwrap().contains("SMS code"), "{conn}");
+    assert!(conn["interactive"]["expires_at"].is_string());
+
+    let path = format!("/api/v1/connections/{conn_id}/interactive");
+    let (st, e) = s.call(Method::POST, &path, Some(json!({ "credentials": { "otp": "1" } }))).await;
+    assert_eq!((st.as_u16(), e["code"].as_str()), (422, Some("invalid_credentials")));
+    let (st, _) = s.call(Method::POST, &path, Some(json!({ "credentials": {} }))).await;
+    assert_eq!(st, 422);
+    let (st, c) = s.call(Method::POST, &path, Some(json!({ "credentials": { "sms": "123456" } }))).await;
+    assert_eq!(st, 202, "{c}");
+    assert!(c["interactive"].is_null());
+    let run = wait_sync(&s, &conn_id, 0).await;
+    assert!(run["inserted"].as_i64().unwrap() > 0);
+    let (_, c) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    assert_eq!(c["status"], "active");
+    assert!(c["error"].is_null() && c["interactive"].is_null(), "{c}");
+    // Not waiting any more: a late answer is refused.
+    let (st, e) = s.call(Method::POST, &path, Some(json!({ "credentials": { "sms": "123456" } }))).await;
+    assert_eq!((st.as_u16(), e["code"].as_str()), (409, Some("not_waiting_for_input")));
+}
+
 /// An expired or already revoked consent is not an error for revoke or delete.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn expired_or_revoked_consents_do_not_block_revoke_or_delete(pool: PgPool) {

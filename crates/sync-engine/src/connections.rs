@@ -1,7 +1,7 @@
 //! Local connection records, kept in step with Salt Edge's view of each connection.
 
 use chrono::{DateTime, Utc};
-use saltedge_client::models::Connection as SeConnection;
+use saltedge_client::models::{AttemptOutcome, Connection as SeConnection};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -27,13 +27,19 @@ pub struct Connection {
     pub last_error_class: Option<String>,
     pub last_error_message: Option<String>,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The bank's question while an attempt waits for interactive input.
+    pub interactive_html: Option<String>,
+    pub interactive_fields_names: Option<serde_json::Value>,
+    pub interactive_fields_options: Option<serde_json::Value>,
+    pub interactive_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, company_id, saltedge_id, provider_code, provider_name, country_code, status, stage,
     daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at,
-    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, created_at, updated_at";
+    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names,
+    interactive_fields_options, interactive_expires_at, created_at, updated_at";
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Connection> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
@@ -69,7 +75,12 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
         .bind(&c.customer_id)
         .fetch_optional(pool)
         .await?;
-    let last_error = c.last_attempt.as_ref().filter(|a| a.fail_at.is_some() && a.success_at.is_none());
+    // The outcome comes from `last_attempt.success_at` / `fail_at` / `fail_error_class`, never
+    // from the stage: a real connection ends at stage `finish` with ProviderAccessNotGranted.
+    let (error_class, error_message) = match c.last_outcome() {
+        AttemptOutcome::Failed { class, message, .. } => (Some(class), message),
+        _ => (None, None),
+    };
     Ok(sqlx::query_as(&format!(
         "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
              status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
@@ -104,12 +115,40 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     .bind(&c.last_consent_id)
     .bind(c.last_success_at)
     .bind(c.next_refresh_possible_at)
-    .bind(last_error.and_then(|a| a.fail_error_class.clone()))
-    .bind(last_error.and_then(|a| a.fail_message.clone()))
+    .bind(error_class)
+    .bind(error_message)
     .bind(c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()))
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))?)
+}
+
+/// Records the bank's interactive question (from an interactive callback).
+pub async fn set_interactive(pool: &PgPool, id: Uuid, data: &saltedge_client::models::CallbackData) -> Result<()> {
+    sqlx::query(
+        "UPDATE connections SET stage = 'interactive', interactive_html = $2, interactive_fields_names = $3,
+             interactive_fields_options = $4, interactive_expires_at = $5, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&data.html)
+    .bind(data.interactive_fields_names.as_ref().map(|n| serde_json::json!(n)))
+    .bind(&data.interactive_fields_options)
+    .bind(data.session_expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The attempt moved on: the bank's question no longer stands.
+pub async fn clear_interactive(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE connections SET interactive_html = NULL, interactive_fields_names = NULL, interactive_fields_options = NULL,
+             interactive_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_error(pool: &PgPool, id: Uuid, class: &str, message: &str) -> Result<()> {

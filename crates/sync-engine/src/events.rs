@@ -80,10 +80,10 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
                     connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
                 }
             }
-            sqlx::query("UPDATE connections SET stage = 'finish', last_error_class = NULL, last_error_message = NULL WHERE id = $1")
-                .bind(conn.id)
-                .execute(pool)
-                .await?;
+            // A success callback says data is ready, not that the attempt succeeded: the
+            // outcome (and any error) was read from `last_attempt` by the upsert above. A fetch
+            // may send several; the queued sync is shared.
+            connections::clear_interactive(pool, conn.id).await?;
             enqueue_sync(pool, conn.company_id, conn.id, "callback").await?;
         }
         "fail" => {
@@ -99,15 +99,19 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             .bind(status)
             .execute(pool)
             .await?;
+            connections::clear_interactive(pool, conn.id).await?;
             crate::scheduler::attempt_failed(pool, conn.id, &class).await?;
         }
-        "notify" | "interactive" => {
-            let stage = if row.kind == "interactive" { Some("interactive".to_string()) } else { data.stage.clone() };
+        "interactive" => connections::set_interactive(pool, conn.id, data).await?,
+        "notify" => {
             sqlx::query("UPDATE connections SET stage = COALESCE($2, stage), updated_at = now() WHERE id = $1")
                 .bind(conn.id)
-                .bind(stage)
+                .bind(&data.stage)
                 .execute(pool)
                 .await?;
+            if data.stage.as_deref() != Some("interactive") {
+                connections::clear_interactive(pool, conn.id).await?;
+            }
         }
         _ => return Ok(Some(format!("callback kind {} needs no action", row.kind))),
     }

@@ -818,3 +818,23 @@ async fn hostile_bank_text_never_stops_a_sync(pool: PgPool) {
         }
     }
 }
+
+/// Stage `finish` is not success: a real connection (corpus `connection-show.1.json`) ended
+/// at `finish` with ProviderAccessNotGranted; its record shows that error. A later attempt
+/// that succeeded clears it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn connection_state_comes_from_the_last_attempt_not_the_stage(pool: PgPool) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/saltedge-v5-payloads/connection-show.1.json");
+    let env: saltedge_client::models::Envelope<saltedge_client::models::Connection> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut se = env.data;
+    let company = companies::create(&pool, "Real").await.unwrap().id;
+    let c = connections::upsert_from_saltedge(&pool, company, &se).await.unwrap();
+    assert_eq!(c.stage.as_deref(), Some("finish"));
+    assert_eq!(c.last_error_class.as_deref(), Some("ProviderAccessNotGranted"));
+    assert_eq!(c.last_error_message.as_deref(), Some("Unfinished authorization."));
+    let attempt = se.last_attempt.as_mut().unwrap();
+    attempt.success_at = Some(chrono::Utc::now());
+    let c = connections::upsert_from_saltedge(&pool, company, &se).await.unwrap();
+    assert_eq!(c.last_error_class, None, "a success later than the failure clears it");
+}

@@ -58,6 +58,13 @@ async fn view(st: &AppState, c: connections::Connection) -> ApiResult<Connection
         class,
         message: c.last_error_message.clone(),
     });
+    let waiting = c.stage.as_deref() == Some("interactive") && (c.interactive_html.is_some() || c.interactive_fields_names.is_some());
+    let interactive = waiting.then(|| dto::InteractivePrompt {
+        html: c.interactive_html.clone(),
+        fields_names: c.interactive_fields_names.clone().unwrap_or_else(|| json!([])),
+        fields_options: c.interactive_fields_options.clone().unwrap_or_else(|| json!({})),
+        expires_at: c.interactive_expires_at,
+    });
     Ok(Connection {
         id: c.id,
         saltedge_id: c.saltedge_id,
@@ -71,10 +78,43 @@ async fn view(st: &AppState, c: connections::Connection) -> ApiResult<Connection
         consent_revoked_at: c.consent_revoked_at,
         last_synced_at: c.last_synced_at,
         next_refresh_possible_at: c.next_refresh_possible_at,
+        interactive,
         error,
         accounts,
         last_sync,
     })
+}
+
+/// Answers the bank's interactive question (SMS code, chosen accounts…); Salt Edge carries
+/// on with the fetch and calls back as usual.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/interactive", tag = "connections", params(("id" = Uuid, Path)),
+    request_body = dto::InteractiveAnswer,
+    responses((status = 202, body = Connection), (status = 404), (status = 409, description = "not_waiting_for_input"), (status = 422)),
+    security(("token" = [])))]
+pub async fn answer_interactive(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<Uuid>,
+    Json(req): Json<dto::InteractiveAnswer>,
+) -> ApiResult<(StatusCode, Json<Connection>)> {
+    let c = load(&st, company, id).await?;
+    usable(&c)?;
+    if c.stage.as_deref() != Some("interactive") {
+        return Err(ApiError::conflict("not_waiting_for_input", "the bank is not waiting for an answer on this connection"));
+    }
+    let names: Vec<String> = c.interactive_fields_names.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    if req.credentials.is_empty() {
+        return Err(ApiError::invalid("invalid_credentials", "credentials must name at least one field"));
+    }
+    if let Some(unknown) = req.credentials.keys().find(|k| !names.is_empty() && !names.contains(k)) {
+        return Err(ApiError::invalid("invalid_credentials", &format!("the bank did not ask for {unknown:?}; it asked for {}", names.join(", "))));
+    }
+    if req.credentials.values().any(|v| !(v.is_string() || v.as_array().is_some_and(|a| a.iter().all(|x| x.is_string())))) {
+        return Err(ApiError::invalid("invalid_credentials", "each answer is a string or a list of strings"));
+    }
+    st.client.interactive(&c.saltedge_id, &serde_json::Value::Object(req.credentials)).await?;
+    connections::clear_interactive(&st.pool, c.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&st, connections::get(&st.pool, id).await?).await?)))
 }
 
 fn valid_email(e: &str) -> bool {
