@@ -64,6 +64,11 @@ pub struct BankAccount {
     pub journal_name: String,
     /// Bank balance minus journal balance at the last check, when not zero.
     pub balance_mismatch: Option<String>,
+    /// How the bank balance was compared with the journal: `booked`, `credit_card_spend`
+    /// (a card's balance is the sum of its negative transactions) or `not_comparable`.
+    pub balance_check: Option<String>,
+    /// Why the balance could not be compared.
+    pub balance_note: Option<String>,
     pub disappeared_at: Option<DateTime<Utc>>,
 }
 

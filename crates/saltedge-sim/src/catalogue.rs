@@ -34,6 +34,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
     ProviderSpec { code: "fake_interactive_client_xf", name: "Fake Interactive Bank with Client Keys", country: "XF", auth: AuthKind::Interactive, fake: true, currencies: &["EUR", "GBP"], mode: "web" },
     ProviderSpec { code: "fakebank_simple_xf", name: "Fakebank Simple", country: "XF", auth: AuthKind::Credentials, fake: true, currencies: &["EUR"], mode: "web" },
     ProviderSpec { code: "fakebank_interactive_xf", name: "Fakebank Interactive", country: "XF", auth: AuthKind::Interactive, fake: true, currencies: &["USD"], mode: "web" },
+    ProviderSpec { code: "fakebank_available_xf", name: "Fakebank Available Balance", country: "XF", auth: AuthKind::Credentials, fake: true, currencies: &["EUR"], mode: "web" },
     ProviderSpec { code: "fakebank_oauth_xf", name: "Fakebank OAuth", country: "XF", auth: AuthKind::OAuth, fake: true, currencies: &["GBP"], mode: "oauth" },
     ProviderSpec { code: "demobank_de", name: "Demobank Deutschland", country: "DE", auth: AuthKind::OAuth, fake: false, currencies: &["EUR"], mode: "oauth" },
     ProviderSpec { code: "demobank_gb", name: "Demobank United Kingdom", country: "GB", auth: AuthKind::OAuth, fake: false, currencies: &["GBP"], mode: "oauth" },
@@ -43,6 +44,11 @@ pub const PROVIDERS: &[ProviderSpec] = &[
     ProviderSpec { code: "demobank_md", name: "Demobank Moldova", country: "MD", auth: AuthKind::Credentials, fake: false, currencies: &["MDL", "USD"], mode: "web" },
     ProviderSpec { code: "demobank_files_de", name: "Demobank Statement Upload", country: "DE", auth: AuthKind::Credentials, fake: false, currencies: &["EUR"], mode: "file" },
 ];
+
+/// Providers that report an available balance (`extra.balance_type = "available"`): the
+/// booked balance plus the credit limit, less blocked amounts. The simulator's stand-in for
+/// such banks; Salt Edge names neither providers nor a formula.
+pub const AVAILABLE_BALANCE: &[&str] = &["fakebank_available_xf"];
 
 pub fn spec(code: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|p| p.code == code)

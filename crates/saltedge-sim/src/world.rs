@@ -87,6 +87,11 @@ impl SplitMix64 {
     }
 }
 
+/// A JSON number with the decimal's digits (`5000.00`), as Salt Edge writes money.
+fn num(d: Decimal) -> serde_json::Value {
+    d.to_string().parse::<serde_json::Number>().map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+}
+
 /// The bank's question on the interactive stage (the simulator's own text).
 pub const SMS_HTML: &str = "<div>Enter the SMS code sent to your phone</div>";
 
@@ -504,7 +509,9 @@ impl World {
         let spec = catalogue::spec(&provider_code).expect("connections have known providers");
         let currency = spec.currencies[n_existing % spec.currencies.len()];
         let id = self.new_id();
-        let natures = ["account", "card", "savings"];
+        // Current account, credit card (balance = sum of its negative transactions), savings,
+        // credit line, debit card: the natures of the corpus (`accounts-list.1.json`).
+        let natures = ["account", "credit_card", "savings", "credit", "card"];
         let nature = natures[n_existing % natures.len()];
         let iban = format!("{}{:02}SIM{:015}", if spec.country == "XF" { "XF" } else { spec.country }, n_existing + 10, self.rng.next_u64() % 1_000_000_000_000_000);
         let now = Utc::now();
@@ -609,13 +616,32 @@ impl World {
             c.0 += 1;
             c.1 = Some(t.id.clone());
         }
+        let available = catalogue::AVAILABLE_BALANCE.contains(&rec.conn.provider_code.as_str());
         for (a, opening) in rec.accounts.iter_mut().zip(&rec.openings) {
-            a.balance = *opening + sums.get(&a.id).copied().unwrap_or_default();
+            let booked = *opening + sums.get(&a.id).copied().unwrap_or_default();
+            a.balance = if a.nature == "credit_card" {
+                // Salt Edge's account model: a card's balance is the sum of its negative
+                // transactions; payments to the card do not count.
+                rec.posted.iter().filter(|t| !t.duplicated && t.account_id == a.id && t.amount.is_sign_negative()).map(|t| t.amount).sum()
+            } else {
+                booked
+            };
+            if a.nature == "credit_card" || a.nature == "credit" {
+                a.extra["credit_limit"] = num(Decimal::new(500_000, 2));
+            }
+            if available {
+                let blocked: Decimal = rec.pending.iter().filter(|p| p.account_id == a.id).map(|p| p.amount.abs()).sum();
+                let limit = Decimal::new(100_000, 2);
+                a.balance = booked + limit - blocked;
+                a.extra["balance_type"] = json!("available");
+                a.extra["credit_limit"] = num(limit);
+                a.extra["blocked_amount"] = num(blocked);
+            }
             let (posted, last) = counts.get(&a.id).cloned().unwrap_or_default();
             let pending = rec.pending.iter().filter(|p| p.account_id == a.id).count();
             a.extra["transactions_count"] = json!({ "posted": posted, "pending": pending });
             a.extra["last_posted_transaction_id"] = json!(last);
-            a.extra["available_amount"] = serde_json::to_value(a.balance).unwrap_or_default();
+            a.extra["available_amount"] = num(a.balance);
         }
         Ok(())
     }

@@ -1,7 +1,22 @@
-//! Balance check: after a sync, each account's running balance (opening balance + posted
-//! lines) is compared with the balance the bank reports. A difference is recorded on the
-//! sync run and the account, never "fixed". The opening balance is fixed once, at the end of
-//! the account's first complete sync (bank balance minus the lines imported then).
+//! Balance check: after a sync, each account's bank balance is compared with its journal the
+//! way the account's nature and the provider's balance type call for. A difference is
+//! recorded on the sync run and the account, never "fixed"; an account whose reported
+//! balance cannot be derived from its lines is recorded as `not_comparable`, with the
+//! reason, so that no false mismatch is ever reported.
+//!
+//! * `booked` (current accounts, cards, savings, credit lines): bank balance against the
+//!   opening balance plus every posted line.
+//! * `credit_card_spend`: Salt Edge's account model gives a `credit_card` balance as the sum
+//!   of its negative transactions (payments to the card do not count), so the journal side
+//!   is the opening balance plus the negative posted lines only.
+//! * `not_comparable`: the provider reports an available rather than a booked balance
+//!   (`extra.balance_type = "available"`: credit limit and blocked amounts are in it, as on
+//!   the corpus card with `available_amount`, `blocked_amount`, `credit_limit`), or the
+//!   nature's value moves without transactions (investment, insurance, bonus points, loans
+//!   and mortgages accruing interest).
+//!
+//! The opening balance is fixed once, at the end of the account's first complete sync
+//! (bank balance minus the lines counted then).
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -21,19 +36,56 @@ pub struct Mismatch {
     pub difference: Decimal,
 }
 
+/// How an account's bank balance relates to its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    Booked,
+    CreditCardSpend,
+    NotComparable(&'static str),
+}
+
+impl Basis {
+    pub fn of(nature: &str, balance_type: Option<&str>) -> Basis {
+        if balance_type.is_some_and(|t| t.eq_ignore_ascii_case("available")) {
+            return Basis::NotComparable(
+                "the bank reports an available balance (credit limit and blocked amounts included), not a booked one",
+            );
+        }
+        match nature {
+            "credit_card" => Basis::CreditCardSpend,
+            "investment" | "insurance" | "bonus" => Basis::NotComparable("the value of this kind of account moves without transactions"),
+            "loan" | "mortgage" => Basis::NotComparable("interest accrues on this kind of account without transactions"),
+            _ => Basis::Booked,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Booked => "booked",
+            Basis::CreditCardSpend => "credit_card_spend",
+            Basis::NotComparable(_) => "not_comparable",
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     currency: String,
+    nature: String,
+    balance_type: Option<String>,
     bank_balance: Option<Decimal>,
     opening_balance: Option<Decimal>,
     posted: Option<Decimal>,
+    posted_negative: Option<Decimal>,
 }
 
 pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT a.id, a.currency, a.bank_balance, a.opening_balance,
-                (SELECT sum(l.amount) FROM statement_lines l WHERE l.bank_account_id = a.id AND l.status = 'posted') AS posted
+        "SELECT a.id, a.currency, a.nature, a.balance_type, a.bank_balance, a.opening_balance,
+                (SELECT sum(l.amount) FROM statement_lines l WHERE l.bank_account_id = a.id AND l.status = 'posted') AS posted,
+                (SELECT sum(l.amount) FROM statement_lines l
+                  WHERE l.bank_account_id = a.id AND l.status = 'posted' AND l.amount < 0) AS posted_negative
          FROM bank_accounts a WHERE a.connection_id = $1 AND a.disappeared_at IS NULL",
     )
     .bind(connection_id)
@@ -41,21 +93,43 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
     .await?;
     let mut out = vec![];
     for r in rows {
-        let Some(bank) = r.bank_balance else { continue };
-        let posted = r.posted.unwrap_or_default();
-        match r.opening_balance {
-            None => {
-                sqlx::query("UPDATE bank_accounts SET opening_balance = $2, balance_mismatch = NULL WHERE id = $1")
+        let basis = Basis::of(&r.nature, r.balance_type.as_deref());
+        let counted = match basis {
+            Basis::Booked => r.posted.unwrap_or_default(),
+            Basis::CreditCardSpend => r.posted_negative.unwrap_or_default(),
+            Basis::NotComparable(reason) => {
+                sqlx::query("UPDATE bank_accounts SET balance_check = $2, balance_note = $3, balance_mismatch = NULL WHERE id = $1")
                     .bind(r.id)
-                    .bind(bank - posted)
+                    .bind(basis.as_str())
+                    .bind(reason)
                     .execute(pool)
                     .await?;
+                continue;
+            }
+        };
+        let Some(bank) = r.bank_balance else { continue };
+        match r.opening_balance {
+            None => {
+                sqlx::query(
+                    "UPDATE bank_accounts SET opening_balance = $2, balance_mismatch = NULL, balance_check = $3, balance_note = NULL
+                     WHERE id = $1",
+                )
+                .bind(r.id)
+                .bind(bank - counted)
+                .bind(basis.as_str())
+                .execute(pool)
+                .await?;
             }
             Some(opening) => {
-                let journal = opening + posted;
+                let journal = opening + counted;
                 let diff = bank - journal;
                 let mismatch = (!diff.is_zero()).then_some(diff);
-                sqlx::query("UPDATE bank_accounts SET balance_mismatch = $2 WHERE id = $1").bind(r.id).bind(mismatch).execute(pool).await?;
+                sqlx::query("UPDATE bank_accounts SET balance_mismatch = $2, balance_check = $3, balance_note = NULL WHERE id = $1")
+                    .bind(r.id)
+                    .bind(mismatch)
+                    .bind(basis.as_str())
+                    .execute(pool)
+                    .await?;
                 if let Some(difference) = mismatch {
                     out.push(Mismatch { bank_account_id: r.id, currency: r.currency, bank_balance: bank, journal_balance: journal, difference });
                 }
@@ -63,4 +137,20 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basis_by_nature_and_balance_type() {
+        // The corpus card (`accounts-list.1.json`): nature credit_card, no balance_type.
+        assert_eq!(Basis::of("credit_card", None), Basis::CreditCardSpend);
+        assert_eq!(Basis::of("account", None), Basis::Booked);
+        assert_eq!(Basis::of("credit", None), Basis::Booked);
+        assert!(matches!(Basis::of("account", Some("available")), Basis::NotComparable(_)));
+        assert!(matches!(Basis::of("credit_card", Some("Available")), Basis::NotComparable(_)));
+        assert!(matches!(Basis::of("investment", None), Basis::NotComparable(_)));
+    }
 }

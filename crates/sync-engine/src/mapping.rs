@@ -38,10 +38,13 @@ pub struct BankAccount {
     pub opening_balance: Option<Decimal>,
     pub balance_mismatch: Option<Decimal>,
     pub disappeared_at: Option<DateTime<Utc>>,
+    /// `booked`, `credit_card_spend` or `not_comparable` (see [`crate::balance`]).
+    pub balance_check: Option<String>,
+    pub balance_note: Option<String>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
-    currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at";
+    currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note";
 const JOURNAL_COLUMNS: &str = "id, company_id, name, currency, sync_start_date, created_at";
 
 fn valid_currency(c: &str) -> bool {
@@ -156,8 +159,8 @@ pub async fn sync_accounts(
         let extra = a.extra_typed().unwrap_or_default();
         let id: Uuid = sqlx::query_scalar(
             "INSERT INTO bank_accounts (company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
-                 currency, bank_balance, bank_balance_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING id",
+                 currency, bank_balance, bank_balance_at, balance_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11) RETURNING id",
         )
         .bind(company_id)
         .bind(connection_id)
@@ -169,6 +172,7 @@ pub async fn sync_accounts(
         .bind(extra.account_number)
         .bind(&a.currency_code)
         .bind(a.balance)
+        .bind(extra.balance_type)
         .fetch_one(&mut *tx)
         .await?;
         out.new_accounts.push(id);
@@ -191,7 +195,8 @@ async fn upsert_existing(tx: &mut Transaction<'_, Postgres>, connection_id: Uuid
     let extra = a.extra_typed().unwrap_or_default();
     let n = sqlx::query(
         "UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),
-             bank_balance = $7, bank_balance_at = now(), disappeared_at = NULL, connection_id = $2, updated_at = now()
+             bank_balance = $7, bank_balance_at = now(), disappeared_at = NULL, connection_id = $2, balance_type = $8,
+             updated_at = now()
          WHERE saltedge_id = $1",
     )
     .bind(&a.id)
@@ -201,6 +206,7 @@ async fn upsert_existing(tx: &mut Transaction<'_, Postgres>, connection_id: Uuid
     .bind(extra.iban)
     .bind(extra.account_number)
     .bind(a.balance)
+    .bind(extra.balance_type)
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -838,3 +838,44 @@ async fn connection_state_comes_from_the_last_attempt_not_the_stage(pool: PgPool
     let c = connections::upsert_from_saltedge(&pool, company, &se).await.unwrap();
     assert_eq!(c.last_error_class, None, "a success later than the failure clears it");
 }
+
+/// Balances by nature and balance type: a credit card's balance is the sum of its negative
+/// transactions; an available balance cannot be derived from lines and is recorded as not
+/// comparable, with the reason. Neither yields a false mismatch, sync after sync.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn balances_are_compared_by_nature_and_balance_type(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.accounts_per_connection = 4).await;
+    for _ in 0..3 {
+        let r = sync(&pool, &f, false).await;
+        assert_eq!(r.run.balance_mismatches, serde_json::json!([]), "no false mismatch");
+        f.sim.advance(&f.se_conn);
+    }
+    let accounts = mapping::accounts_of_connection(&pool, f.conn).await.unwrap();
+    let by_nature = |n: &str| accounts.iter().find(|a| a.nature == n).unwrap_or_else(|| panic!("no {n} account"));
+    let card = by_nature("credit_card");
+    assert_eq!(card.balance_check.as_deref(), Some("credit_card_spend"));
+    assert!(card.bank_balance.unwrap() < Decimal::ZERO);
+    let has_payments: bool = sqlx::query_scalar("SELECT bool_or(amount > 0) FROM statement_lines WHERE bank_account_id = $1")
+        .bind(card.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(has_payments, "the card has payments, which a booked comparison would wrongly count");
+    assert_eq!(by_nature("account").balance_check.as_deref(), Some("booked"));
+    assert_eq!(by_nature("credit").balance_check.as_deref(), Some("booked"));
+
+    // A provider that reports available balances.
+    let (_, se_conn) = f.sim.seed_connection("acme-available", "fakebank_available_xf");
+    let se = f.client.show_connection(&se_conn).await.unwrap();
+    let conn = connections::upsert_from_saltedge(&pool, f.company, &se).await.unwrap().id;
+    for _ in 0..2 {
+        let r = sync_connection(&pool, &f.client, conn, &SyncOptions::default()).await.unwrap();
+        assert_eq!(r.run.balance_mismatches, serde_json::json!([]));
+        f.sim.advance(&se_conn);
+    }
+    for a in mapping::accounts_of_connection(&pool, conn).await.unwrap() {
+        assert_eq!(a.balance_check.as_deref(), Some("not_comparable"), "{}", a.nature);
+        assert!(a.balance_note.unwrap().contains("available balance"));
+        assert_eq!(a.balance_mismatch, None);
+    }
+}

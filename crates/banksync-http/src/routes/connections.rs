@@ -30,6 +30,8 @@ pub fn account_dto(a: mapping::BankAccount, journal_name: &str) -> BankAccount {
         journal_id: a.journal_id,
         journal_name: journal_name.to_string(),
         disappeared_at: a.disappeared_at,
+        balance_check: a.balance_check,
+        balance_note: a.balance_note,
     }
 }
 
