@@ -65,6 +65,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch", "Currencies differ", none())
             }
             ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
+            ApiError::Sync(SyncError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
             ApiError::Sync(SyncError::Db(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
         }
     }

@@ -310,6 +310,36 @@ async fn interactive_questions_are_shown_and_answered_through_the_api(pool: PgPo
     assert_eq!((st.as_u16(), e["code"].as_str()), (409, Some("not_waiting_for_input")));
 }
 
+/// A Salt Edge customer belongs to exactly one company: linking with the identifier of a
+/// customer adopted by another company, or of one that exists at Salt Edge outside banksync,
+/// is a 409 that names neither, and nothing is handed over.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_salt_edge_customer_is_never_handed_to_a_second_company(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let client = Client::new(
+        saltedge_client::ClientConfig::signed(s.sim.api_base(), s.sim.app_credentials().0, s.sim.app_credentials().1, keys::CLIENT_PRIVATE_PEM).unwrap(),
+    )
+    .unwrap();
+    let (_, adopted) = s.sim.seed_connection("shared@acme.example", "fake_client_xf");
+    let owner = companies::create(&pool, "Secret Owner GmbH").await.unwrap().id;
+    sync_engine::connections::adopt(&pool, &client, owner, &adopted).await.unwrap();
+    s.sim.seed_connection("outside@acme.example", "fake_client_xf");
+    for email in ["shared@acme.example", "Outside@ACME.example"] {
+        let mut body = link_body("fakebank_simple_xf");
+        body["email"] = json!(email);
+        let (st, e) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+        assert_eq!(st, 409, "{email}: {e}");
+        assert_eq!(e["code"], "email_in_use");
+        assert!(e["detail"].as_str().unwrap().contains("choose another"), "{e}");
+        assert!(!e.to_string().contains("Secret Owner"), "the owner is not revealed: {e}");
+    }
+    let mine: Option<String> = sqlx::query_scalar("SELECT s.saltedge_id FROM saltedge_customers s JOIN companies c ON c.id = s.company_id WHERE c.name = 'ACME Books'")
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert_eq!(mine, None, "no customer was handed to the linking company");
+}
+
 /// An expired or already revoked consent is not an error for revoke or delete.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn expired_or_revoked_consents_do_not_block_revoke_or_delete(pool: PgPool) {

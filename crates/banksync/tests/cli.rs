@@ -87,6 +87,26 @@ async fn cli_errors_name_the_fix(pool: PgPool) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("link it through the API first, or pass --company"), "{err}");
 
+    // Adoption with a key Salt Edge does not have: the refusal is named, not "unknown".
+    let (_, se_conn) = sim.seed_connection("adopt@x.example", "fake_client_xf");
+    companies::create(&pool, "Adopter").await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["sync", "--connection", &se_conn, "--company", "Adopter"])
+        .env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", workspace().join("crates/saltedge-sim/keys/simulator_private.pem"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SignatureNotMatch") && !err.contains("does not know"), "{err}");
+    let out = banksync(&pool, &sim).args(["sync", "--connection", "999999999999999999", "--company", "Adopter"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Salt Edge does not know connection 999999999999999999"));
+    // A good adoption records the company's Salt Edge customer.
+    let out = banksync(&pool, &sim).args(["sync", "--connection", &se_conn, "--company", "Adopter"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ident: String = sqlx::query_scalar("SELECT identifier FROM saltedge_customers").fetch_one(&pool).await.unwrap();
+    assert_eq!(ident, "adopt@x.example");
+
     let out = banksync(&pool, &sim).args(["token", "create", "--company", "Nobody"]).output().await.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("banksync company create"));

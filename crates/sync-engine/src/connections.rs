@@ -151,6 +151,33 @@ pub async fn clear_interactive(pool: &PgPool, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Adopts a Salt Edge connection made outside banksync for `company_id`, recording its Salt
+/// Edge customer for the company (so the lost-callback catch-up lists it, as it lists linked
+/// ones). A Salt Edge customer belongs to exactly one company: one recorded for another
+/// company, or a company that already has a different customer, is a conflict.
+pub async fn adopt(pool: &PgPool, client: &saltedge_client::Client, company_id: Uuid, se_connection_id: &str) -> Result<Connection> {
+    let se = client.show_connection(se_connection_id).await?;
+    let owner: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+        .bind(&se.customer_id)
+        .fetch_optional(pool)
+        .await?;
+    match owner {
+        Some(c) if c == company_id => {}
+        Some(_) => return Err(SyncError::Conflict("this connection's Salt Edge customer belongs to another company".into())),
+        None => {
+            if let Some(mine) = crate::companies::customer_of(pool, company_id).await? {
+                return Err(SyncError::Conflict(format!(
+                    "the company already has Salt Edge customer {}; this connection belongs to customer {}",
+                    mine.saltedge_id, se.customer_id
+                )));
+            }
+            let customer = client.show_customer(&se.customer_id).await?;
+            crate::companies::save_customer(pool, company_id, &customer.id, &customer.identifier, None, None).await?;
+        }
+    }
+    upsert_from_saltedge(pool, company_id, &se).await
+}
+
 pub async fn set_error(pool: &PgPool, id: Uuid, class: &str, message: &str) -> Result<()> {
     sqlx::query("UPDATE connections SET last_error_class = $2, last_error_message = $3, updated_at = now() WHERE id = $1")
         .bind(id)

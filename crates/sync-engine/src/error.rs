@@ -14,6 +14,9 @@ pub enum SyncError {
     CurrencyMismatch { journal: String, account: String },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The request contradicts what is recorded (another tenant's resource, say).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl SyncError {

@@ -74,6 +74,18 @@ pub async fn enqueue_at<'e>(
     .await?)
 }
 
+/// At start-up: the queued scheduler tick runs now and then re-queues itself with this
+/// process's interval, so a changed `tick_secs` applies from the first tick on (a tick queued
+/// by the previous process would otherwise keep its old time).
+pub async fn start_schedule(pool: &PgPool) -> Result<()> {
+    sqlx::query("UPDATE jobs SET run_after = now() WHERE kind = $1 AND status = 'queued' AND run_after > now()")
+        .bind(SCHEDULE)
+        .execute(pool)
+        .await?;
+    enqueue(pool, SCHEDULE, serde_json::json!({}), Some("schedule")).await?;
+    Ok(())
+}
+
 /// Takes the oldest ready job (queued, or running with an expired lease).
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Job>> {
     Ok(sqlx::query_as(&format!(

@@ -166,7 +166,7 @@ fn is_permanent(e: &SyncError) -> bool {
                     | ErrorClass::ProviderDisabled
             )
         ),
-        SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } => true,
+        SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } | SyncError::Conflict(_) => true,
         SyncError::Db(_) => false,
     }
 }

@@ -879,3 +879,55 @@ async fn balances_are_compared_by_nature_and_balance_type(pool: PgPool) {
         assert_eq!(a.balance_mismatch, None);
     }
 }
+
+/// An adopted connection records its Salt Edge customer, so the lost-callback catch-up covers
+/// it as it covers a linked one; a customer belongs to one company only.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    let (se_customer, se_conn) = sim.seed_connection("adopted@acme.example", "fake_client_xf");
+    let company = companies::create(&pool, "Adopter").await.unwrap().id;
+    let conn = connections::adopt(&pool, &client, company, &se_conn).await.unwrap();
+    let customer = companies::customer_of(&pool, company).await.unwrap().expect("the customer is recorded");
+    assert_eq!((customer.saltedge_id.as_str(), customer.identifier.as_str()), (se_customer.as_str(), "adopted@acme.example"));
+    sync_connection(&pool, &client, conn.id, &SyncOptions::default()).await.unwrap();
+
+    // Salt Edge fetched at night; the callback never came.
+    sim.advance(&se_conn);
+    let cfg = sync_engine::scheduler::ScheduleConfig { window_start_hour: 0, window_end_hour: 0, ..Default::default() };
+    sync_engine::scheduler::tick(&pool, &client, &cfg, chrono::Utc::now()).await.unwrap();
+    let catch_up: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE connection_id = $1 AND trigger = 'catch_up' AND status = 'queued'")
+        .bind(conn.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(catch_up, 1, "the adopted connection is caught up");
+
+    // Another company cannot adopt a connection of that customer…
+    let other = companies::create(&pool, "Other").await.unwrap().id;
+    let (_, second_conn) = sim.seed_connection("adopted@acme.example", "fakebank_simple_xf");
+    let e = connections::adopt(&pool, &client, other, &second_conn).await.unwrap_err();
+    assert!(matches!(e, SyncError::Conflict(_)), "{e:?}");
+    // …nor can the first company take a second customer.
+    let (_, foreign) = sim.seed_connection("someone-else@x.example", "fake_client_xf");
+    assert!(matches!(connections::adopt(&pool, &client, company, &foreign).await, Err(SyncError::Conflict(_))));
+    assert!(companies::customer_of(&pool, other).await.unwrap().is_none());
+}
+
+/// A changed `scheduler.tick_secs` applies at restart: the tick queued by the previous
+/// process is due at once and re-queues itself with the new interval.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_restart_applies_a_new_tick_interval(pool: PgPool) {
+    jobs::enqueue_at(&pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), Duration::from_secs(3600)).await.unwrap();
+    jobs::start_schedule(&pool).await.unwrap();
+    let (n, wait): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), coalesce(max(extract(epoch FROM run_after - now())), 0)::float8 FROM jobs WHERE kind = $1 AND status = 'queued'",
+    )
+    .bind(jobs::SCHEDULE)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1, "one tick queued");
+    assert!(wait <= 0.0, "due now, not in an hour ({wait} s)");
+}

@@ -162,6 +162,12 @@ fn attempt(return_to: &str, company: Uuid) -> AttemptRequest {
     }
 }
 
+/// The email (our Salt Edge customer identifier) is used by another company or outside
+/// banksync; which one is not said.
+fn email_in_use() -> ApiError {
+    ApiError::conflict("email_in_use", "this email is already used with this service; choose another email address")
+}
+
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
     responses((status = 201, body = ConnectUrl), (status = 409, description = "already_synchronized (with guidance) or email_in_use"),
@@ -206,21 +212,14 @@ pub async fn link(State(st): State<AppState>, Company(company): Company, Json(re
                 .fetch_optional(&st.pool)
                 .await?;
             if taken.is_some() {
-                return Err(ApiError::conflict("email_in_use", "this email already belongs to another company's Salt Edge account"));
+                return Err(email_in_use());
             }
             let se = match st.client.create_customer(&email).await {
                 Ok(c) => c,
-                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => {
-                    let found = st.client.find_customers(&email).await?.into_iter().next().ok_or(ApiError::SaltEdge(e))?;
-                    let taken: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-                        .bind(&found.id)
-                        .fetch_optional(&st.pool)
-                        .await?;
-                    if taken.is_some_and(|c| c != company) {
-                        return Err(ApiError::conflict("email_in_use", "this email already belongs to another company's Salt Edge account"));
-                    }
-                    found
-                }
+                // Salt Edge already has a customer with this identifier, and it is not this
+                // company's (that one would be recorded): a Salt Edge customer belongs to
+                // exactly one company, so it is never handed over.
+                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => return Err(email_in_use()),
                 Err(e) => return Err(e.into()),
             };
             companies::save_customer(&st.pool, company, &se.id, &email, Some(&email), Some(&phone)).await?

@@ -31,7 +31,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
         jobs::enqueue(&pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
     }
     // The scheduler's first tick; each tick queues the next (one queued at a time).
-    jobs::enqueue(&pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule")).await?;
+    jobs::start_schedule(&pool).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
         let mut w = Worker::new(pool.clone(), client);

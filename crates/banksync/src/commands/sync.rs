@@ -29,8 +29,14 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 "unknown connection: link it through the API first, or pass --company to adopt an existing Salt Edge connection",
             )?;
             let company = companies::find_by_key(&pool, company).await?.with_context(|| format!("no company {company:?}"))?;
-            let se = client.show_connection(&a.connection).await.context("Salt Edge does not know this connection")?;
-            connections::upsert_from_saltedge(&pool, company.id, &se).await?
+            match connections::adopt(&pool, &client, company.id, &a.connection).await {
+                Ok(c) => c,
+                Err(e) if e.saltedge_class() == Some(&saltedge_client::ErrorClass::ConnectionNotFound) => {
+                    anyhow::bail!("Salt Edge does not know connection {}", a.connection)
+                }
+                // Anything else (a refused signature, an outage) is reported as what it is.
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("could not adopt connection {} from Salt Edge", a.connection))),
+            }
         }
     };
     let opts = SyncOptions { full: a.full, trigger: "cli".into(), ..Default::default() };
