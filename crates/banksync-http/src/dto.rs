@@ -87,6 +87,8 @@ pub struct SyncRun {
     pub flagged_duplicated: i32,
     pub pending_removed: i32,
     pub suspects: i32,
+    /// Lines moved to the id under which the bank re-issued their transaction.
+    pub rekeyed: i32,
     #[schema(value_type = Object)]
     pub balance_mismatches: serde_json::Value,
     pub error_class: Option<String>,
@@ -109,6 +111,7 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
             flagged_duplicated: r.flagged_duplicated,
             pending_removed: r.pending_removed,
             suspects: r.suspects,
+            rekeyed: r.rekeyed,
             balance_mismatches: r.balance_mismatches,
             error_class: r.error_class,
             error_message: r.error_message,

@@ -22,7 +22,12 @@ pub struct DataConfig {
     pub transactions_per_account: u32,
     pub history_days: u32,
     pub pending_per_account: u32,
-    pub duplicated_per_account: u32,
+    /// Genuine twins per account: a second real transaction with the same amount, date,
+    /// currency and text (two coffees), carrying Salt Edge's `extra.possible_duplicate` hint.
+    pub twins_per_account: u32,
+    /// Transactions the bank re-issues under a new id on each fetch (the old id is gone; the
+    /// new one carries `possible_duplicate`).
+    pub reissued_per_fetch: u32,
     pub new_transactions_per_fetch: u32,
     /// A widget refresh session finds one more account at the bank ("fetch new accounts").
     pub new_account_on_refresh_session: bool,
@@ -41,7 +46,8 @@ impl Default for DataConfig {
             transactions_per_account: 40,
             history_days: 90,
             pending_per_account: 3,
-            duplicated_per_account: 1,
+            twins_per_account: 1,
+            reissued_per_fetch: 1,
             new_transactions_per_fetch: 4,
             new_account_on_refresh_session: true,
             today: None,
@@ -152,6 +158,10 @@ pub struct ConnRec {
     pub pending: Vec<Transaction>,
     pub posted_from_pending: Vec<(String, String)>,
     pub vanished_pending: Vec<String>,
+    /// (old id, new id): the bank re-issued a transaction; the old id is gone.
+    pub reissued: Vec<(String, String)>,
+    /// (first id, twin id): two real transactions that look alike.
+    pub twins: Vec<(String, String)>,
 }
 
 impl ConnRec {
@@ -183,6 +193,10 @@ pub struct AccountTruth {
     pub posted_from_pending: Vec<(String, String)>,
     /// Pending ids that disappeared without posting.
     pub vanished_pending: Vec<String>,
+    /// (old id, new id): re-issued by the bank; only the new id is listed.
+    pub reissued: Vec<(String, String)>,
+    /// (first id, twin id): both real and listed.
+    pub twins: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -363,6 +377,8 @@ impl World {
                 pending: vec![],
                 posted_from_pending: vec![],
                 vanished_pending: vec![],
+                reissued: vec![],
+                twins: vec![],
             },
         );
         Ok(id)
@@ -536,13 +552,14 @@ impl World {
             let (amount, desc, payee) = self.random_activity(currency);
             txs.push(self.make_tx(&account, made_on, amount, desc, payee, TransactionStatus::Posted));
         }
-        // Salt Edge-style duplicates: same data, new id, flagged `duplicated`.
-        for _ in 0..self.data.duplicated_per_account.min(m as u32) {
+        // Genuine twins: both real, both listed; Salt Edge only hints (`possible_duplicate`).
+        // `duplicated` is never set here: only a client sets it (PUT /transactions/duplicate).
+        let mut twins = vec![];
+        for _ in 0..self.data.twins_per_account.min(m as u32) {
             let src = txs[(self.rng.next_u64() % m as u64) as usize].clone();
-            let payee = src.extra["payee"].as_str().unwrap_or("").to_string();
-            let mut dup = self.make_tx(&account, src.made_on, src.amount, &src.description, &payee, TransactionStatus::Posted);
-            dup.duplicated = true;
-            txs.push(dup);
+            let twin = self.copy_tx(&src);
+            twins.push((src.id.clone(), twin.id.clone()));
+            txs.push(twin);
         }
         let pending = self.new_pending(&account);
         let rec = self.conn_mut(conn_id)?;
@@ -550,8 +567,20 @@ impl World {
         rec.openings.push(opening);
         rec.posted.extend(txs);
         rec.pending.extend(pending);
+        rec.twins.extend(twins);
         self.recompute_balances(conn_id)?;
         Ok(id)
+    }
+
+    /// The same transaction under a new id, with Salt Edge's `possible_duplicate` hint.
+    fn copy_tx(&mut self, src: &Transaction) -> Transaction {
+        let mut t = src.clone();
+        t.id = self.new_id();
+        t.extra["record_number"] = json!(t.id);
+        t.extra["possible_duplicate"] = json!(true);
+        let now = Utc::now();
+        (t.created_at, t.updated_at) = (now, now);
+        t
     }
 
     fn new_pending(&mut self, account: &Account) -> Vec<Transaction> {
@@ -598,8 +627,20 @@ impl World {
             }
             new_pending.extend(self.new_pending(account));
         }
+        // The bank re-issues its newest transactions under new ids: the old ids are gone.
+        let mut reissued = vec![];
+        for _ in 0..self.data.reissued_per_fetch {
+            let rec = self.conn_mut(conn_id)?;
+            let taken: Vec<&String> = reissued.iter().map(|(o, _): &(String, String)| o).collect();
+            let Some(pos) = rec.posted.iter().rposition(|t| !t.duplicated && !taken.contains(&&t.id)) else { break };
+            let old = rec.posted.remove(pos);
+            let new = self.copy_tx(&old);
+            reissued.push((old.id.clone(), new.id.clone()));
+            posted.push(new);
+        }
         let rec = self.conn_mut(conn_id)?;
         rec.posted.extend(posted);
+        rec.reissued.extend(reissued);
         rec.pending = new_pending;
         rec.posted_from_pending.extend(from_pending);
         rec.vanished_pending.extend(vanished);
@@ -610,7 +651,9 @@ impl World {
         let rec = self.conn_mut(conn_id)?;
         let mut sums: HashMap<String, Decimal> = HashMap::new();
         let mut counts: HashMap<String, (u64, Option<String>)> = HashMap::new();
-        for t in rec.posted.iter().filter(|t| !t.duplicated) {
+        // The bank's balance counts its real transactions, whatever a client marked
+        // `duplicated` at Salt Edge.
+        for t in rec.posted.iter() {
             *sums.entry(t.account_id.clone()).or_default() += t.amount;
             let c = counts.entry(t.account_id.clone()).or_default();
             c.0 += 1;
@@ -622,7 +665,7 @@ impl World {
             a.balance = if a.nature == "credit_card" {
                 // Salt Edge's account model: a card's balance is the sum of its negative
                 // transactions; payments to the card do not count.
-                rec.posted.iter().filter(|t| !t.duplicated && t.account_id == a.id && t.amount.is_sign_negative()).map(|t| t.amount).sum()
+                rec.posted.iter().filter(|t| t.account_id == a.id && t.amount.is_sign_negative()).map(|t| t.amount).sum()
             } else {
                 booked
             };
@@ -667,6 +710,8 @@ impl World {
                     pending: rec.pending.iter().filter(mine).map(truth).collect(),
                     posted_from_pending: rec.posted_from_pending.iter().filter(|(_, p)| is_mine(p)).cloned().collect(),
                     vanished_pending: rec.vanished_pending.clone(),
+                    reissued: rec.reissued.iter().filter(|(_, n)| is_mine(n)).cloned().collect(),
+                    twins: rec.twins.iter().filter(|(_, n)| is_mine(n)).cloned().collect(),
                 }
             })
             .collect();

@@ -14,15 +14,26 @@
 //! 3. **Pending lines that vanish are removed, posted lines never.** After a complete pending
 //!    list, pending lines of the connection that Salt Edge no longer lists are deleted; the
 //!    delete is restricted to `status = 'pending'`.
-//! 4. **`duplicated` transactions do not become lines.** They are counted in the sync run
-//!    (`flagged_duplicated`) so they stay visible.
+//! 4. **`duplicated` transactions do not become lines.** Only a client sets `duplicated`
+//!    (`PUT /transactions/duplicate`, which banksync does when a bookkeeper confirms a
+//!    flagged line); such transactions leave `/transactions`. Any that still arrive are
+//!    counted in the sync run (`flagged_duplicated`) so they stay visible.
 //! 5. **Overlapping or whole-history re-fetches never double**: a consequence of rule 1.
 //! 6. **Concurrent syncs of one connection serialize** on a Postgres advisory lock
 //!    ([`crate::lock`]); rule 1's unique key is the backstop.
 //! 7. **Look-alikes are flagged, not dropped.** Each line stores a fingerprint (booking date,
 //!    amount, currency, normalised description, counterparty). A new line whose fingerprint
 //!    equals another line's in the same account gets `suspect_duplicate_of` set: two real
-//!    coffees on one day are both kept, and a person can review them.
+//!    coffees on one day are both kept, and a person can review them. Salt Edge's own hint,
+//!    `extra.possible_duplicate` (same amount, date and currency as a transaction of the
+//!    previous attempt), flags a line too, against the first line with that amount, date
+//!    and currency: a hint, never a reason to drop anything.
+//! 8. **Re-issued transactions are re-keyed only when the old id is confirmed gone.** A bank
+//!    may re-issue a transaction under a new id; the new one arrives as a flagged look-alike.
+//!    When a complete listing that covers the old id (its id is at or above the listing's
+//!    `from_id`) no longer holds it, the old line takes the new id (keeping its line id and
+//!    remembering `rekeyed_from`) and the new line goes. Until then both stand, the new one
+//!    flagged for review ([`rekey_reissued`]).
 //!
 //! Each page is written in one database transaction, so a crash loses at most the page in
 //! flight, which the next run fetches again.
@@ -147,6 +158,8 @@ struct Row {
     extra: serde_json::Value,
     /// Some text holds U+FFFD (see `saltedge_client::text`).
     text_repaired: bool,
+    /// Salt Edge's `extra.possible_duplicate` hint.
+    possible_duplicate: bool,
 }
 
 fn holds_replacement(v: &serde_json::Value) -> bool {
@@ -192,6 +205,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         counterparty_iban,
         saltedge_id: t.id.clone(),
         text_repaired: t.description.contains('\u{FFFD}') || holds_replacement(&t.extra),
+        possible_duplicate: extra.possible_duplicate == Some(true),
         extra: t.extra.clone(),
     }
 }
@@ -429,8 +443,10 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     let mut hash = Vec::with_capacity(n);
     let mut extra = Vec::with_capacity(n);
     let mut repaired = Vec::with_capacity(n);
+    let mut possible = Vec::with_capacity(n);
     for r in rows {
         repaired.push(r.text_repaired);
+        possible.push(r.possible_duplicate);
         journal.push(r.journal_id);
         account.push(r.bank_account_id);
         booking.push(r.booking_date);
@@ -451,12 +467,18 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
              text_repaired)
          SELECT u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14,
-                (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
-                 ORDER BY o.id LIMIT 1), u.hash, u.repaired
+                coalesce(
+                    (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
+                     ORDER BY o.id LIMIT 1),
+                    CASE WHEN u.possible THEN
+                        (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id
+                           AND o.booking_date = u.booking_date AND o.amount = u.amount AND o.currency = u.currency
+                         ORDER BY o.id LIMIT 1) END),
+                u.hash, u.repaired
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[])
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
@@ -483,6 +505,7 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     .bind(run_id)
     .bind(&hash)
     .bind(&repaired)
+    .bind(&possible)
     .fetch_all(&mut **db)
     .await?;
     let mut up = Upserted { inserted: HashMap::with_capacity(returned.len()), updated: 0, suspects: 0 };
@@ -526,6 +549,91 @@ async fn flag_look_alikes_in_page(db: &mut sqlx::Transaction<'_, Postgres>, rows
     .execute(&mut **db)
     .await?
     .rows_affected() as i32)
+}
+
+/// Rule 8: after a complete posted listing that started at `from_id` (`None`: the whole
+/// history) and held the ids in `seen`, every posted line of the connection whose id the
+/// listing covered but did not hold is gone at Salt Edge. Where a line flagged as its
+/// look-alike came in that listing, the bank re-issued the transaction: the old line takes
+/// the new id and content (its line id stays), the new line is removed. Returns how many
+/// lines were re-keyed. Lines a bookkeeper confirmed as duplicates are not "gone": Salt Edge
+/// lists them under `/transactions/duplicates`.
+pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<&str>, seen: &HashSet<String>) -> Result<i32> {
+    let covered_from: Option<u64> = match from_id {
+        Some(f) => match f.parse() {
+            Ok(v) => Some(v),
+            Err(_) => return Ok(0),
+        },
+        None => None,
+    };
+    // Posted lines whose ids this listing covered (a non-numeric id cannot be placed).
+    let covered: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT l.id, l.saltedge_transaction_id FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+         WHERE a.connection_id = $1 AND l.status = 'posted' AND l.duplicate_confirmed_at IS NULL
+           AND ($2::numeric IS NULL OR (l.saltedge_transaction_id ~ '^[0-9]{1,30}$' AND l.saltedge_transaction_id::numeric >= $2::numeric))",
+    )
+    .bind(connection_id)
+    .bind(covered_from.map(|f| Decimal::from_i128_with_scale(f as i128, 0)))
+    .fetch_all(pool)
+    .await?;
+    let mut used: HashSet<i64> = HashSet::new();
+    let mut rekeyed = 0;
+    for (old_line, old_id) in covered.into_iter().filter(|(_, id)| !seen.contains(id)) {
+        // The re-issue: a later flagged look-alike of the gone line that this listing held.
+        let candidates: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT n.id, n.saltedge_transaction_id FROM statement_lines l JOIN statement_lines n
+               ON n.bank_account_id = l.bank_account_id AND n.id > l.id AND n.status = 'posted'
+              AND n.duplicate_confirmed_at IS NULL AND n.suspect_duplicate_of IS NOT NULL
+              AND (n.suspect_duplicate_of = l.id OR n.fingerprint = l.fingerprint)
+             WHERE l.id = $1 ORDER BY n.id",
+        )
+        .bind(old_line)
+        .fetch_all(pool)
+        .await?;
+        let Some((new_line, new_id)) = candidates.into_iter().find(|(id, se)| seen.contains(se) && !used.contains(id)) else {
+            continue;
+        };
+        used.insert(new_line);
+        let mut tx = pool.begin().await?;
+        type Content = (String, NaiveDate, Option<NaiveDate>, Decimal, String, Option<String>, Option<String>, String, serde_json::Value, Option<String>, bool);
+        let new: Content = sqlx::query_as(
+            "DELETE FROM statement_lines WHERE id = $1
+             RETURNING saltedge_transaction_id, booking_date, value_date, amount, description, payee, counterparty_iban,
+                       fingerprint, extra, content_hash, text_repaired",
+        )
+        .bind(new_line)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
+                 description = $6, payee = $7, counterparty_iban = $8, fingerprint = $9, extra = $10, content_hash = $11,
+                 text_repaired = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(old_line)
+        .bind(&new.0)
+        .bind(new.1)
+        .bind(new.2)
+        .bind(new.3)
+        .bind(&new.4)
+        .bind(&new.5)
+        .bind(&new.6)
+        .bind(&new.7)
+        .bind(&new.8)
+        .bind(&new.9)
+        .bind(new.10)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE statement_lines SET suspect_duplicate_of = $1 WHERE suspect_duplicate_of = $2")
+            .bind(old_line)
+            .bind(new_line)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(line = old_line, from = %old_id, to = %new_id, "re-keyed a re-issued transaction");
+        rekeyed += 1;
+    }
+    Ok(rekeyed)
 }
 
 /// Rule 3: deletes the connection's pending lines that Salt Edge no longer lists.

@@ -27,6 +27,8 @@ pub struct SyncRun {
     pub skipped_before_start: i32,
     pub pending_removed: i32,
     pub suspects: i32,
+    /// Lines moved to the id under which the bank re-issued their transaction.
+    pub rekeyed: i32,
     pub balance_mismatches: serde_json::Value,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
@@ -34,7 +36,7 @@ pub struct SyncRun {
 
 const COLUMNS: &str = "id, company_id, connection_id, trigger, status, started_at, finished_at, from_id, pages, fetched,
     inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects,
-    balance_mismatches, error_class, error_message";
+    rekeyed, balance_mismatches, error_class, error_message";
 
 /// A queued run, to be picked up by a worker (the API's "sync now").
 pub async fn enqueue(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {
@@ -99,11 +101,15 @@ pub async fn add_page(db: &mut sqlx::Transaction<'_, Postgres>, id: Uuid, p: &Pa
     Ok(())
 }
 
-pub async fn add_counts(pool: &PgPool, id: Uuid, pending_removed: i32, flagged_duplicated: i32) -> Result<()> {
-    sqlx::query("UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3 WHERE id = $1")
+pub async fn add_counts(pool: &PgPool, id: Uuid, pending_removed: i32, flagged_duplicated: i32, rekeyed: i32) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3,
+             rekeyed = rekeyed + $4 WHERE id = $1",
+    )
         .bind(id)
         .bind(pending_removed)
         .bind(flagged_duplicated)
+        .bind(rekeyed)
         .execute(pool)
         .await?;
     Ok(())

@@ -110,13 +110,17 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
         let targets = targets.clone();
         tokio::spawn(async move {
             let page = client.transactions_page(&q).await?;
-            Ok::<_, saltedge_client::Error>((page.next_id.clone(), dedup::prepare(&targets, &page.items, LineStatus::Posted)))
+            let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).collect();
+            Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, dedup::prepare(&targets, &page.items, LineStatus::Posted)))
         })
     };
     let mut ahead = Some(fetch(query.clone()));
+    // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
+    let mut seen = std::collections::HashSet::new();
     while let Some(handle) = ahead.take() {
-        let (next_id, page) = handle.await.map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
+        let (next_id, ids, page) = handle.await.map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
         ahead = next_id.map(|next| fetch(TransactionQuery { from_id: Some(next), ..query.clone() }));
+        seen.extend(ids);
         let written = dedup::write_prepared(pool, run_id, page, may_exist, &mut pending_lines, &opts.dedup).await;
         if let Err(e) = written {
             if let Some(h) = ahead {
@@ -125,6 +129,9 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
             return Err(e);
         }
     }
+
+    let rekeyed = dedup::rekey_reissued(pool, conn.id, query.from_id.as_deref(), &seen).await?;
+    drop(seen);
 
     let mut still_pending = vec![];
     let mut pending = std::pin::pin!(client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
@@ -139,7 +146,7 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
     while let Some(page) = dups.try_next().await? {
         flagged += page.items.len() as i32;
     }
-    runs::add_counts(pool, run_id, removed, flagged).await?;
+    runs::add_counts(pool, run_id, removed, flagged, rekeyed).await?;
 
     let mismatches = balance::check(pool, conn.id).await?;
     let run = runs::succeed(pool, run_id, &serde_json::to_value(&mismatches).unwrap_or_default()).await?;

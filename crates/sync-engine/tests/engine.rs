@@ -155,14 +155,22 @@ async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn rule4_duplicated_transactions_are_counted_not_imported(pool: PgPool) {
-    let f = fixture(&pool, |c| c.data.duplicated_per_account = 3).await;
-    let report = sync(&pool, &f, false).await;
+    let f = fixture(&pool, |_| {}).await;
+    // Only a client sets `duplicated` (here, as a bookkeeper's confirmation would).
     let truth = f.sim.ground_truth(&f.se_conn).unwrap();
-    let dup_ids: Vec<String> = truth.accounts.iter().flat_map(|a| a.duplicated_ids.clone()).collect();
-    assert_eq!(dup_ids.len(), 6);
-    assert_eq!(report.run.flagged_duplicated, 6);
+    let dup_ids: Vec<String> = truth.accounts.iter().flat_map(|a| a.twins.iter().map(|(_, twin)| twin.clone())).collect();
+    assert_eq!(dup_ids.len(), 2, "one genuine twin per account, and nothing flagged by the simulator");
+    assert!(truth.accounts.iter().all(|a| a.duplicated_ids.is_empty()));
+    let customer = f.client.show_connection(&f.se_conn).await.unwrap().customer_id;
+    f.client
+        .mark_duplicated(&saltedge_client::models::DuplicateRequest { customer_id: customer, transaction_ids: dup_ids.clone() })
+        .await
+        .unwrap();
+    let report = sync(&pool, &f, false).await;
+    assert_eq!(report.run.flagged_duplicated, 2);
     let all = lines(&pool, f.conn).await;
     assert!(dup_ids.iter().all(|d| !all.contains_key(d)));
+    assert_matches_truth(&pool, &f).await;
 
     // A transaction flagged `duplicated` inside the posted list is skipped too.
     let target = target_of(&pool, f.conn).await;

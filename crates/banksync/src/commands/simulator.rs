@@ -28,9 +28,12 @@ pub struct Args {
     /// Pending transactions per account.
     #[arg(long, default_value_t = 3)]
     pub pending: u32,
-    /// Transactions per account flagged `duplicated`.
+    /// Genuine look-alike twins per account (Salt Edge's `possible_duplicate` hint).
     #[arg(long, default_value_t = 1)]
-    pub duplicated: u32,
+    pub twins: u32,
+    /// Transactions re-issued under a new id on each fetch.
+    #[arg(long, default_value_t = 1)]
+    pub reissued: u32,
     /// Days of history the transactions spread over.
     #[arg(long, default_value_t = 90)]
     pub history_days: u32,
@@ -53,7 +56,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             accounts_per_connection: a.accounts,
             transactions_per_account: a.transactions,
             pending_per_account: a.pending,
-            duplicated_per_account: a.duplicated,
+            twins_per_account: a.twins,
+            reissued_per_fetch: a.reissued,
             history_days: a.history_days,
             ..Default::default()
         },
