@@ -198,8 +198,16 @@ pub struct StatementLine {
     pub pending_transaction_id: Option<String>,
     /// pending or posted
     pub status: String,
-    /// Another line that looks the same (same fingerprint): worth a look.
+    /// Another line that looks the same (same fingerprint, or Salt Edge's
+    /// `possible_duplicate` hint with the same amount, date and currency): worth a look.
     pub suspect_duplicate_of: Option<i64>,
+    /// The bookkeeper's review of the flag: flagged, confirmed (a duplicate: out of the
+    /// journal, marked `duplicated` at Salt Edge) or dismissed; absent when not flagged.
+    pub duplicate_review: Option<String>,
+    /// False once confirmed as a duplicate: the line no longer counts in the journal.
+    pub in_journal: bool,
+    /// The Salt Edge id this line had before the bank re-issued its transaction.
+    pub rekeyed_from: Option<String>,
     pub imported_at: DateTime<Utc>,
     #[schema(value_type = Object)]
     pub extra: serde_json::Value,

@@ -75,6 +75,9 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/journals", get(journals::list))
         .route("/bank-accounts/{id}/journal", put(journals::map_account))
         .route("/statement-lines", get(journals::lines))
+        .route("/statement-lines/{id}/confirm-duplicate", post(journals::confirm_duplicate))
+        .route("/statement-lines/{id}/dismiss-duplicate", post(journals::dismiss_duplicate))
+        .route("/statement-lines/{id}/undo-review", post(journals::undo_review))
         .route("/admin/jobs", get(admin::jobs))
         .route("/openapi.json", get(ops::openapi));
     let mut app = Router::new().nest("/api/v1", api);

@@ -18,6 +18,7 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         connections::fetch_accounts, connections::sync_now, connections::sync_runs, connections::revoke,
         connections::answer_interactive, connections::delete,
         journals::list, journals::map_account, journals::lines,
+        journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
         receive::receive,
         admin::jobs,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

@@ -340,6 +340,57 @@ async fn a_salt_edge_customer_is_never_handed_to_a_second_company(pool: PgPool) 
     assert_eq!(mine, None, "no customer was handed to the linking company");
 }
 
+/// A bookkeeper reviews a flagged look-alike: confirming marks it `duplicated` at Salt Edge
+/// and takes it out of the journal; dismissing keeps it; both can be undone.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn flagged_lines_are_confirmed_dismissed_and_undone(pool: PgPool) {
+    let s = stack(pool).await;
+    let (_, link) = s.call(Method::POST, "/api/v1/connections", Some(link_body("fake_client_xf"))).await;
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true).await;
+    let conn_id = first_connection(&s).await;
+    wait_sync(&s, &conn_id, 0).await;
+    let (_, conn) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
+    let se_conn = conn["saltedge_id"].as_str().unwrap().to_string();
+    let lines = all_lines(&s).await;
+    let flagged: Vec<&Value> = lines.iter().filter(|l| l["duplicate_review"] == "flagged").collect();
+    assert_eq!(flagged.len(), 2, "the two genuine twins are flagged, nothing dropped");
+    let twin = flagged[0];
+    let (id, se_id) = (twin["id"].as_i64().unwrap(), twin["saltedge_transaction_id"].as_str().unwrap().to_string());
+    let unflagged = lines.iter().find(|l| l["duplicate_review"].is_null() && l["status"] == "posted").unwrap()["id"].as_i64().unwrap();
+    let (st, e) = s.call(Method::POST, &format!("/api/v1/statement-lines/{unflagged}/confirm-duplicate"), None).await;
+    assert_eq!(st, 409, "{e}");
+
+    let (st, l) = s.call(Method::POST, &format!("/api/v1/statement-lines/{id}/confirm-duplicate"), None).await;
+    assert_eq!(st, 200, "{l}");
+    assert_eq!((l["duplicate_review"].as_str(), l["in_journal"].as_bool()), (Some("confirmed"), Some(false)));
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    assert!(truth.accounts.iter().any(|a| a.duplicated_ids.contains(&se_id)), "marked duplicated at Salt Edge");
+    let (st, _) = s.call(Method::POST, &format!("/api/v1/statement-lines/{id}/dismiss-duplicate"), None).await;
+    assert_eq!(st, 409, "already reviewed");
+    // The next sync keeps the line (out of the journal) and does not mistake it for gone.
+    let (_, q) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/sync"), None).await;
+    assert!(q["sync_run_id"].is_string());
+    let run = wait_sync(&s, &conn_id, 1).await;
+    assert_eq!(run["rekeyed"], 0);
+    // The twin was genuine: the bank still counts it, so the journal now differs by its amount.
+    let amount: rust_decimal::Decimal = twin["amount"].as_str().unwrap().parse().unwrap();
+    let mismatch = run["balance_mismatches"].as_array().unwrap();
+    assert_eq!(mismatch.len(), 1, "{run}");
+    assert_eq!(mismatch[0]["difference"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap(), amount);
+
+    let (st, l) = s.call(Method::POST, &format!("/api/v1/statement-lines/{id}/undo-review"), None).await;
+    assert_eq!(st, 200, "{l}");
+    assert_eq!((l["duplicate_review"].as_str(), l["in_journal"].as_bool()), (Some("flagged"), Some(true)));
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    assert!(truth.accounts.iter().all(|a| a.duplicated_ids.is_empty()), "unduplicated at Salt Edge");
+    let (st, l) = s.call(Method::POST, &format!("/api/v1/statement-lines/{id}/dismiss-duplicate"), None).await;
+    assert_eq!((st.as_u16(), l["duplicate_review"].as_str(), l["in_journal"].as_bool()), (200, Some("dismissed"), Some(true)));
+    let (_, l) = s.call(Method::POST, &format!("/api/v1/statement-lines/{id}/undo-review"), None).await;
+    assert_eq!(l["duplicate_review"], "flagged");
+    let (st, _) = s.call(Method::POST, "/api/v1/statement-lines/999999999/undo-review", None).await;
+    assert_eq!(st, 404);
+}
+
 /// An expired or already revoked consent is not an error for revoke or delete.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn expired_or_revoked_consents_do_not_block_revoke_or_delete(pool: PgPool) {

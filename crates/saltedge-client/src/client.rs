@@ -365,6 +365,12 @@ impl Client {
         Ok(self.call(Method::PUT, "transactions/duplicate", &[], Some(&body), Kind::Idempotent).await?.data)
     }
 
+    /// Undoes [`Client::mark_duplicated`]: the transactions return to `/transactions`.
+    pub async fn mark_unduplicated(&self, req: &DuplicateRequest) -> Result<serde_json::Value, Error> {
+        let body = serde_json::json!({ "data": req });
+        Ok(self.call(Method::PUT, "transactions/unduplicate", &[], Some(&body), Kind::Idempotent).await?.data)
+    }
+
     // ----- catalogue -----
 
     pub async fn list_providers(&self, q: &ProviderQuery) -> Result<Vec<Provider>, Error> {

@@ -179,6 +179,14 @@ impl Simulator {
         self.state.tx_json.lock().unwrap().clear();
     }
 
+    /// The bank re-issues one posted transaction under a new id (the old id is gone); returns
+    /// the new id.
+    pub fn reissue(&self, connection_id: &str, transaction_id: &str) -> String {
+        let id = self.state.world.lock().unwrap().reissue(connection_id, transaction_id).expect("reissue");
+        self.state.tx_json.lock().unwrap().remove(transaction_id);
+        id
+    }
+
     /// The connection's current consent expires now (as if its period ran out).
     pub fn expire_consent(&self, connection_id: &str) {
         let mut w = self.state.world.lock().unwrap();

@@ -572,6 +572,24 @@ impl World {
         Ok(id)
     }
 
+    /// The bank re-issues posted transaction `tx_id` under a new id; the old id is gone.
+    pub fn reissue(&mut self, conn_id: &str, tx_id: &str) -> Result<String, SimError> {
+        let rec = self.conn_mut(conn_id)?;
+        let pos = rec
+            .posted
+            .iter()
+            .position(|t| t.id == tx_id)
+            .ok_or_else(|| SimError::new(ErrorClass::TransactionNotFound, format!("Transaction {tx_id} was not found.")))?;
+        let old = rec.posted.remove(pos);
+        let new = self.copy_tx(&old);
+        let new_id = new.id.clone();
+        let rec = self.conn_mut(conn_id)?;
+        rec.posted.push(new);
+        rec.reissued.push((old.id, new_id.clone()));
+        self.recompute_balances(conn_id)?;
+        Ok(new_id)
+    }
+
     /// The same transaction under a new id, with Salt Edge's `possible_duplicate` hint.
     fn copy_tx(&mut self, src: &Transaction) -> Transaction {
         let mut t = src.clone();

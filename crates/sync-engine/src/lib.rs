@@ -10,6 +10,7 @@
 //! * [`jobs`] is the durable queue, [`worker`] runs it; [`scheduler`] decides daily refreshes
 //!   and [`fetch_limit`] keeps all replicas under Salt Edge's fetch rate;
 //! * [`catalogue`] (institutions), [`tokens`] (API tokens), [`guidance`] (what to tell users);
+//! * [`review`]: a bookkeeper confirms or dismisses a flagged look-alike line;
 //! * [`runs`], [`connections`], [`companies`]: the records.
 
 pub mod balance;
@@ -26,6 +27,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod lock;
 pub mod mapping;
+pub mod review;
 pub mod runs;
 pub mod scheduler;
 pub mod sync;

@@ -939,3 +939,62 @@ async fn a_restart_applies_a_new_tick_interval(pool: PgPool) {
     assert_eq!(n, 1, "one tick queued");
     assert!(wait <= 0.0, "due now, not in an hour ({wait} s)");
 }
+
+/// (line id, Salt Edge id, flagged-of, rekeyed_from) of the connection's posted lines.
+async fn review_rows(pool: &PgPool, conn: Uuid) -> Vec<(i64, String, Option<i64>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT l.id, l.saltedge_transaction_id, l.suspect_duplicate_of, l.rekeyed_from FROM statement_lines l
+         JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1 AND l.status = 'posted' ORDER BY l.id",
+    )
+    .bind(conn)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Rule 8 and Salt Edge's duplicate semantics: a genuine twin (both ids listed) stays a line
+/// of its own, flagged; a transaction re-issued under a new id is re-keyed (same line id, new
+/// Salt Edge id, the old one remembered) only once a listing covering the old id lacks it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_reissued_transactions_are_rekeyed_only_when_the_old_id_is_gone(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 1;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let rows = review_rows(&pool, f.conn).await;
+    let id_of = |se: &str| rows.iter().find(|r| r.1 == se).unwrap_or_else(|| panic!("no line for {se}")).0;
+    for (first, twin) in truth.accounts.iter().flat_map(|a| a.twins.clone()) {
+        let twin_row = rows.iter().find(|r| r.1 == twin).unwrap();
+        assert_eq!(twin_row.2, Some(id_of(&first)), "the genuine twin is its own line, flagged");
+    }
+
+    // The bank re-issues a recent transaction: re-keyed in the next (incremental) sync.
+    let recent = truth.accounts[0].posted.iter().max_by_key(|t| (t.made_on, t.id.clone())).unwrap().id.clone();
+    let line_id = id_of(&recent);
+    let new_id = f.sim.reissue(&f.se_conn, &recent);
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    let moved = rows.iter().find(|r| r.0 == line_id).unwrap();
+    assert_eq!((moved.1.as_str(), moved.3.as_deref()), (new_id.as_str(), Some(recent.as_str())), "same line, new id, old id kept");
+    assert_matches_truth(&pool, &f).await;
+
+    // An old transaction re-issued: the incremental listing does not reach its id, so the
+    // new one stands flagged; a full listing confirms the old id gone and re-keys.
+    let oldest = f.sim.ground_truth(&f.se_conn).unwrap().accounts[0].posted[0].id.clone();
+    let old_line = id_of(&oldest);
+    let new_old = f.sim.reissue(&f.se_conn, &oldest);
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(r.run.rekeyed, 0, "not confirmed gone: its id lies below the listing's from_id");
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(rows.iter().find(|r| r.1 == new_old).unwrap().2, Some(old_line), "the re-issue is flagged for review");
+    let r = sync(&pool, &f, true).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(rows.iter().find(|r| r.0 == old_line).unwrap().1, new_old);
+    assert_matches_truth(&pool, &f).await;
+    assert_eq!(r.run.balance_mismatches, serde_json::json!([]));
+}

@@ -68,6 +68,86 @@ struct LineRow {
     imported_at: chrono::DateTime<chrono::Utc>,
     extra: serde_json::Value,
     text_repaired: bool,
+    rekeyed_from: Option<String>,
+    duplicate_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    duplicate_dismissed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const LINE_COLUMNS: &str = "l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
+    l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
+    l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at,
+    l.duplicate_dismissed_at";
+
+fn line_dto(r: LineRow) -> StatementLine {
+    let duplicate_review = match (r.suspect_duplicate_of, r.duplicate_confirmed_at, r.duplicate_dismissed_at) {
+        (_, Some(_), _) => Some("confirmed"),
+        (_, None, Some(_)) => Some("dismissed"),
+        (Some(_), None, None) => Some("flagged"),
+        (None, None, None) => None,
+    };
+    StatementLine {
+        id: r.id,
+        journal_id: r.journal_id,
+        bank_account_id: r.bank_account_id,
+        booking_date: r.booking_date,
+        value_date: r.value_date,
+        amount: crate::dto::money(r.amount, &r.currency),
+        currency: r.currency,
+        description: r.description,
+        payee: r.payee,
+        counterparty_iban: r.counterparty_iban,
+        saltedge_transaction_id: r.saltedge_transaction_id,
+        pending_transaction_id: r.pending_transaction_id,
+        status: r.status,
+        suspect_duplicate_of: r.suspect_duplicate_of,
+        duplicate_review: duplicate_review.map(str::to_string),
+        in_journal: r.duplicate_confirmed_at.is_none(),
+        rekeyed_from: r.rekeyed_from,
+        imported_at: r.imported_at,
+        extra: r.extra,
+        text_repaired: r.text_repaired,
+    }
+}
+
+/// One line of the company's journals.
+pub async fn line(st: &AppState, company: Uuid, id: i64) -> ApiResult<StatementLine> {
+    let row: Option<LineRow> = sqlx::query_as(&format!(
+        "SELECT {LINE_COLUMNS} FROM statement_lines l JOIN journals j ON j.id = l.journal_id WHERE j.company_id = $1 AND l.id = $2"
+    ))
+    .bind(company)
+    .bind(id)
+    .fetch_optional(&st.pool)
+    .await?;
+    row.map(line_dto).ok_or(ApiError::NotFound("statement line"))
+}
+
+async fn review(st: AppState, company: Uuid, id: i64, decision: sync_engine::review::Decision) -> ApiResult<Json<StatementLine>> {
+    sync_engine::review::decide(&st.pool, &st.client, company, id, decision).await?;
+    Ok(Json(line(&st, company, id).await?))
+}
+
+/// Confirms a flagged look-alike as a duplicate: banksync marks the transaction `duplicated`
+/// at Salt Edge and the line leaves the journal (`in_journal: false`, out of the balance).
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", tag = "journals", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 404), (status = 409, description = "not flagged, already reviewed, or pending")),
+    security(("token" = [])))]
+pub async fn confirm_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, sync_engine::review::Decision::ConfirmDuplicate).await
+}
+
+/// Dismisses the look-alike flag: the line is a genuine transaction of its own.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", tag = "journals", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 404), (status = 409)), security(("token" = [])))]
+pub async fn dismiss_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, sync_engine::review::Decision::Dismiss).await
+}
+
+/// Undoes a confirmation (the transaction is `unduplicate`d at Salt Edge and the line returns
+/// to the journal) or a dismissal (the flag stands again).
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "journals", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 404), (status = 409)), security(("token" = [])))]
+pub async fn undo_review(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, sync_engine::review::Decision::Undo).await
 }
 
 fn encode_cursor(date: NaiveDate, id: i64) -> String {
@@ -97,10 +177,8 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
         Some(c) => Some(decode_cursor(c).ok_or(ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?),
         None => None,
     };
-    let mut rows: Vec<LineRow> = sqlx::query_as(
-        "SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
-                l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
-                l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired
+    let mut rows: Vec<LineRow> = sqlx::query_as(&format!(
+        "SELECT {LINE_COLUMNS}
          FROM statement_lines l JOIN journals j ON j.id = l.journal_id
          WHERE j.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)
@@ -109,8 +187,8 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
            AND ($5::text IS NULL OR l.status = $5)
            AND ($6::date IS NULL OR (l.booking_date, l.id) > ($6, $7))
          ORDER BY l.booking_date, l.id
-         LIMIT $8",
-    )
+         LIMIT $8"
+    ))
     .bind(company)
     .bind(q.journal_id)
     .bind(q.from)
@@ -127,27 +205,7 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
     } else {
         None
     };
-    let items = rows
-        .into_iter()
-        .map(|r| StatementLine {
-            id: r.id,
-            journal_id: r.journal_id,
-            bank_account_id: r.bank_account_id,
-            booking_date: r.booking_date,
-            value_date: r.value_date,
-            amount: crate::dto::money(r.amount, &r.currency),
-            currency: r.currency,
-            description: r.description,
-            payee: r.payee,
-            counterparty_iban: r.counterparty_iban,
-            saltedge_transaction_id: r.saltedge_transaction_id,
-            pending_transaction_id: r.pending_transaction_id,
-            status: r.status,
-            suspect_duplicate_of: r.suspect_duplicate_of,
-            imported_at: r.imported_at,
-            extra: r.extra,
-            text_repaired: r.text_repaired,
-        })
+    let items = rows.into_iter().map(line_dto)
         .collect();
     Ok(Json(LinesPage { items, next_cursor }))
 }
