@@ -39,7 +39,7 @@ impl Default for Scheduler {
             window_end_hour: 6,
             max_retries_per_day: 2,
             provider_unavailable_backoff_mins: 30,
-            limit_scope: "provider".into(),
+            limit_scope: "global".into(),
             tick_secs: 300,
         }
     }
@@ -226,6 +226,17 @@ impl Settings {
             }
             None => Ok(None),
         }
+    }
+
+    /// The Salt Edge client; with `scheduler.limit_scope = "global"` (the default) every
+    /// request that starts a fetch takes a slot of one budget shared by all replicas.
+    pub fn client(&self, pool: &sqlx::PgPool) -> anyhow::Result<saltedge_client::Client> {
+        let mut cfg = self.client_config()?;
+        if self.scheduler.limit_scope == "global" {
+            let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", self.saltedge.fetches_per_second);
+            cfg.fetch_gate = Some(std::sync::Arc::new(gate));
+        }
+        Ok(saltedge_client::Client::new(cfg)?)
     }
 
     pub fn client_config(&self) -> anyhow::Result<saltedge_client::ClientConfig> {

@@ -16,8 +16,16 @@ use crate::models::*;
 use crate::ratelimit::FetchLimiter;
 use crate::signature::Signer;
 
+/// A limit on requests that start a fetch of new data, shared beyond this process (banksync
+/// keeps its slots in Postgres so that every replica shares one budget). When set, it
+/// replaces the client's in-process limiter.
+pub trait FetchGate: Send + Sync {
+    /// Waits until one more fetch may start.
+    fn acquire(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
 /// Everything the client needs. `secret` and the private key never show in `Debug`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// API root ending in `/`, e.g. `https://www.saltedge.com/api/v5/`.
     pub base_url: Url,
@@ -39,6 +47,23 @@ pub struct ClientConfig {
     /// them unset; [`Client::as_app`] makes a client that sends them.
     pub customer_secret: Option<Sensitive>,
     pub connection_secret: Option<Sensitive>,
+    /// The shared fetch limit; `None` = the in-process limiter (`fetches_per_second`).
+    pub fetch_gate: Option<Arc<dyn FetchGate>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("app_id", &self.app_id)
+            .field("secret", &self.secret)
+            .field("signer", &self.signer)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("fetches_per_second", &self.fetches_per_second)
+            .field("shared_fetch_gate", &self.fetch_gate.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientConfig {
@@ -56,6 +81,7 @@ impl ClientConfig {
             expires_in_secs: 60,
             customer_secret: None,
             connection_secret: None,
+            fetch_gate: None,
         }
     }
 
@@ -157,7 +183,10 @@ impl Client {
         let mut attempt = 0;
         loop {
             if kind == Kind::Fetch {
-                self.inner.limiter.acquire().await;
+                match &self.inner.cfg.fetch_gate {
+                    Some(gate) => gate.acquire().await,
+                    None => self.inner.limiter.acquire().await,
+                }
             }
             let result = self.send_once(&method, &url, &body).await;
             match result {

@@ -13,6 +13,6 @@ pub mod ratelimit;
 pub mod signature;
 pub mod text;
 
-pub use client::{Client, ClientConfig, Kind, ProviderQuery, TransactionQuery};
+pub use client::{Client, ClientConfig, FetchGate, Kind, ProviderQuery, TransactionQuery};
 pub use error::{Error, ErrorClass};
 pub use signature::{SignatureError, Signer, Verifier};

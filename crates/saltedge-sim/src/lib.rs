@@ -187,6 +187,22 @@ impl Simulator {
         id
     }
 
+    /// Moves the connection's last fetch back in time by `by` (as if it happened then).
+    pub fn age_connection(&self, connection_id: &str, by: chrono::Duration) {
+        let mut w = self.state.world.lock().unwrap();
+        if let Some(rec) = w.connections.get_mut(connection_id) {
+            let c = &mut rec.conn;
+            c.last_success_at = c.last_success_at.map(|t| t - by);
+            c.next_refresh_possible_at = c.next_refresh_possible_at.map(|t| t - by);
+            if let Some(a) = c.last_attempt.as_mut() {
+                a.success_at = a.success_at.map(|t| t - by);
+                a.fail_at = a.fail_at.map(|t| t - by);
+                a.created_at -= by;
+                a.updated_at -= by;
+            }
+        }
+    }
+
     /// The connection's current consent expires now (as if its period ran out).
     pub fn expire_consent(&self, connection_id: &str) {
         let mut w = self.state.world.lock().unwrap();

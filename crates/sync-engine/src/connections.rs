@@ -84,8 +84,9 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     Ok(sqlx::query_as(&format!(
         "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
              status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
-             last_error_class, last_error_message, stage)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             last_error_class, last_error_message, stage, saltedge_last_attempt_at, saltedge_last_attempt_automatic,
+             saltedge_last_attempt_failed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (saltedge_id) DO UPDATE SET
              provider_code = EXCLUDED.provider_code,
              provider_name = EXCLUDED.provider_name,
@@ -100,6 +101,9 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
              last_error_class = EXCLUDED.last_error_class,
              last_error_message = EXCLUDED.last_error_message,
              stage = COALESCE(EXCLUDED.stage, connections.stage),
+             saltedge_last_attempt_at = EXCLUDED.saltedge_last_attempt_at,
+             saltedge_last_attempt_automatic = EXCLUDED.saltedge_last_attempt_automatic,
+             saltedge_last_attempt_failed = EXCLUDED.saltedge_last_attempt_failed,
              updated_at = now()
          WHERE connections.company_id = EXCLUDED.company_id
          RETURNING {COLUMNS}"
@@ -118,6 +122,9 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     .bind(error_class)
     .bind(error_message)
     .bind(c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()))
+    .bind(c.last_attempt.as_ref().and_then(|a| a.success_at.or(a.fail_at).or(a.created_at)))
+    .bind(c.last_attempt.as_ref().is_some_and(|a| a.automatic_fetch))
+    .bind(matches!(c.last_outcome(), AttemptOutcome::Failed { .. }))
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))?)

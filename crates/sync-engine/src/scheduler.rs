@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
-use saltedge_client::models::AttemptRequest;
+use saltedge_client::models::{AttemptOutcome, AttemptRequest};
 use saltedge_client::{Client, ErrorClass};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -33,7 +33,9 @@ pub struct ScheduleConfig {
     pub unavailable_backoff: Duration,
     /// Fetches of new data per second across all replicas.
     pub fetches_per_second: u32,
-    /// The limit's scope: one budget per provider (default), or one for everything.
+    /// The limit's scope: one budget for everything (default: the client's shared fetch gate,
+    /// [`crate::fetch_limit::PgFetchGate`], spaces refreshes and connect sessions alike), or
+    /// one per provider, taken here for refreshes.
     pub limit_per_provider: bool,
     /// How often the tick runs.
     pub tick: std::time::Duration,
@@ -47,7 +49,7 @@ impl Default for ScheduleConfig {
             max_retries_per_day: 2,
             unavailable_backoff: Duration::minutes(30),
             fetches_per_second: 2,
-            limit_per_provider: true,
+            limit_per_provider: false,
             tick: std::time::Duration::from_secs(300),
         }
     }
@@ -68,6 +70,8 @@ pub struct Candidate {
     pub last_error_class: Option<String>,
     /// Refreshes Salt Edge accepted for this company in the last 20 hours (not failed).
     pub company_fetches: i64,
+    /// Salt Edge fetched this connection itself (or any fetch succeeded) in the last 20 hours.
+    pub saltedge_fetched: bool,
     /// Failed or refused refreshes of this connection in the last 20 hours.
     pub failures: i64,
     pub last_failure_at: Option<DateTime<Utc>>,
@@ -137,7 +141,7 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
     if local_hour < cfg.window_start_hour || local_hour >= cfg.window_end_hour {
         return Verdict::OutsideWindow;
     }
-    if c.company_fetches >= 1 {
+    if c.company_fetches >= 1 || c.saltedge_fetched {
         return Verdict::FetchedToday;
     }
     if c.failures > cfg.max_retries_per_day {
@@ -153,18 +157,23 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
 }
 
 pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
-    candidates_where(pool, None).await
+    candidates_where(pool, None, Utc::now()).await
 }
 
-/// All connections, or just `only`.
-async fn candidates_where(pool: &PgPool, only: Option<Uuid>) -> Result<Vec<Candidate>> {
+/// All connections, or just `only`, as of `now`. A day is the 20 hours before `now`.
+async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>) -> Result<Vec<Candidate>> {
     Ok(sqlx::query_as(
         "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
                 p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
                 (SELECT count(*) FROM refresh_attempts r WHERE r.company_id = c.company_id AND r.outcome = 'requested'
-                    AND r.requested_at > now() - interval '20 hours') AS company_fetches,
+                    AND r.requested_at > $2 - interval '20 hours') AS company_fetches,
+                (coalesce(c.saltedge_last_success_at > $2 - interval '20 hours', false)
+                 OR (c.saltedge_last_attempt_automatic AND NOT c.saltedge_last_attempt_failed
+                     AND coalesce(c.saltedge_last_attempt_at > $2 - interval '20 hours', false))) AS saltedge_fetched,
                 (SELECT count(*) FROM refresh_attempts r WHERE r.connection_id = c.id AND r.outcome <> 'requested'
-                    AND r.requested_at > now() - interval '20 hours') AS failures,
+                    AND r.requested_at > $2 - interval '20 hours')
+                  + CASE WHEN c.saltedge_last_attempt_automatic AND c.saltedge_last_attempt_failed
+                          AND c.saltedge_last_attempt_at > $2 - interval '20 hours' THEN 1 ELSE 0 END AS failures,
                 f.requested_at AS last_failure_at, f.error_class AS last_failure_class
          FROM connections c
          LEFT JOIN providers p ON p.code = c.provider_code
@@ -174,7 +183,8 @@ async fn candidates_where(pool: &PgPool, only: Option<Uuid>) -> Result<Vec<Candi
          WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)",
     )
     .bind(only)
-    .fetch_all(pool)
+    .bind(now)
+    .fetch_all(db)
     .await?)
 }
 
@@ -191,6 +201,12 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
                     if let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? {
                         if local.company_id == company {
                             connections::upsert_from_saltedge(pool, company, &se).await?;
+                            // Our refresh failed at the bank and the fail callback was lost.
+                            if let (Some(a), AttemptOutcome::Failed { at: Some(at), class, .. }) = (&se.last_attempt, se.last_outcome()) {
+                                if !a.automatic_fetch {
+                                    attempt_failed_by(pool, local.id, &class, at).await?;
+                                }
+                            }
                         }
                     }
                 }
@@ -209,7 +225,7 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
     }
 
     let mut queued = 0;
-    for c in candidates(pool).await? {
+    for c in candidates_where(pool, None, now).await? {
         if decide(&c, now, cfg) == Verdict::Due
             && jobs::enqueue(pool, jobs::REFRESH_CONNECTION, serde_json::json!({ "connection_id": c.connection_id }), Some(&format!("refresh:{}", c.connection_id)))
                 .await?
@@ -227,24 +243,47 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
 }
 
 /// Asks Salt Edge to refresh one connection, if it still qualifies, inside the fetch limit.
-pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, connection_id: Uuid) -> Result<()> {
-    let Some(c) = candidates_where(pool, Some(connection_id)).await?.pop() else {
+/// Checking the allowance and recording the attempt are one step across replicas: the
+/// company's rows are serialised by a transaction-scoped advisory lock, and the attempt is
+/// recorded as `requested` before Salt Edge is asked (then corrected if Salt Edge refuses).
+pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, connection_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    let conn = connections::get(pool, connection_id).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('refresh:' || $1::text, 0))")
+        .bind(conn.company_id)
+        .execute(&mut *tx)
+        .await?;
+    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now).await?.pop() else {
         return Ok(());
     };
-    if decide(&c, Utc::now(), cfg) != Verdict::Due {
+    if decide(&c, now, cfg) != Verdict::Due {
         return Ok(());
     }
-    let conn = connections::get(pool, connection_id).await?;
-    let scope = if cfg.limit_per_provider { conn.provider_code.as_str() } else { "global" };
-    fetch_limit::wait_for_slot(pool, scope, cfg.fetches_per_second).await?;
+    let attempt_id: i64 = sqlx::query_scalar(
+        "INSERT INTO refresh_attempts (connection_id, company_id, outcome, requested_at) VALUES ($1, $2, 'requested', $3) RETURNING id",
+    )
+    .bind(conn.id)
+    .bind(conn.company_id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    if cfg.limit_per_provider {
+        fetch_limit::wait_for_slot(pool, &conn.provider_code, cfg.fetches_per_second).await?;
+    }
     let attempt = AttemptRequest { fetch_scopes: vec!["accounts".into(), "transactions".into()], ..Default::default() };
     let (outcome, class) = match client.refresh_connection(&conn.saltedge_id, &attempt).await {
         Ok(se) => {
             connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
-            ("requested", None)
+            // Salt Edge may answer with an attempt that already failed.
+            match se.last_outcome() {
+                AttemptOutcome::Failed { class, .. } => ("failed", Some(class)),
+                _ => ("requested", None),
+            }
         }
         Err(e) => match e.class().cloned() {
-            Some(ErrorClass::ConnectionCannotBeRefreshed) => ("refused", Some(ErrorClass::ConnectionCannotBeRefreshed)),
+            Some(ErrorClass::ConnectionCannotBeRefreshed) => ("refused", Some(ErrorClass::ConnectionCannotBeRefreshed.to_string())),
             Some(class) => {
                 if class == ErrorClass::InvalidCredentials {
                     sqlx::query("UPDATE connections SET status = 'inactive', last_error_class = $2, last_error_message = $3 WHERE id = $1")
@@ -254,18 +293,41 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
                         .execute(pool)
                         .await?;
                 }
-                ("failed", Some(class))
+                ("failed", Some(class.to_string()))
             }
-            None => return Err(e.into()),
+            None => {
+                // Not known to have reached the bank; the reservation stands as a failure.
+                sqlx::query("UPDATE refresh_attempts SET outcome = 'failed', error_class = 'Transport' WHERE id = $1")
+                    .bind(attempt_id)
+                    .execute(pool)
+                    .await?;
+                return Err(e.into());
+            }
         },
     };
-    sqlx::query("INSERT INTO refresh_attempts (connection_id, company_id, outcome, error_class) VALUES ($1, $2, $3, $4)")
-        .bind(conn.id)
-        .bind(conn.company_id)
-        .bind(outcome)
-        .bind(class.map(|c| c.to_string()))
-        .execute(pool)
-        .await?;
+    if outcome != "requested" {
+        sqlx::query("UPDATE refresh_attempts SET outcome = $2, error_class = $3 WHERE id = $1")
+            .bind(attempt_id)
+            .bind(outcome)
+            .bind(class)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Our latest refresh of the connection requested before `at` failed with `class`.
+async fn attempt_failed_by(pool: &PgPool, connection_id: Uuid, class: &str, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
+         WHERE id = (SELECT id FROM refresh_attempts WHERE connection_id = $1 AND outcome = 'requested'
+                       AND requested_at <= $3 AND requested_at > $3 - interval '20 hours' ORDER BY requested_at DESC LIMIT 1)",
+    )
+    .bind(connection_id)
+    .bind(class)
+    .bind(at)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -129,7 +129,7 @@ impl Worker {
             jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
             jobs::REFRESH_CONNECTION => {
                 let conn: Uuid = uuid_field(p, "connection_id")?;
-                crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn).await
+                crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn, chrono::Utc::now()).await
             }
             jobs::SCHEDULE => {
                 // Queue the next tick first, so that a failing tick never stops the schedule.

@@ -460,6 +460,7 @@ fn scheduler_picks_exactly_the_qualifying_connections() {
         next_refresh_possible_at: Some(at("2026-01-01T00:00:00Z")),
         last_error_class: None,
         company_fetches: 0,
+        saltedge_fetched: false,
         failures: 0,
         last_failure_at: None,
         last_failure_class: None,
@@ -483,6 +484,7 @@ fn scheduler_picks_exactly_the_qualifying_connections() {
         ("Tokyo at 01:30 UTC is 10:30", |c| c.country_code = "JP".into(), "2026-01-15T01:30:00Z", Verdict::OutsideWindow),
         ("unknown country uses UTC", |c| c.country_code = "XF".into(), "2026-01-15T03:00:00Z", Verdict::Due),
         ("already fetched for this end user", |c| c.company_fetches = 1, "2026-01-15T01:30:00Z", Verdict::FetchedToday),
+        ("Salt Edge fetched it itself tonight", |c| c.saltedge_fetched = true, "2026-01-15T01:30:00Z", Verdict::FetchedToday),
         ("two retries left after failures", |c| c.failures = 2, "2026-01-15T01:30:00Z", Verdict::Due),
         ("retries used up", |c| c.failures = 3, "2026-01-15T01:30:00Z", Verdict::RetriesUsed),
         ("provider unavailable: backing off", |c| {
@@ -516,7 +518,7 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
     for i in 0..9 {
         // One end user each: the one-fetch-per-user-per-day rule must not be what spaces them.
         let (_, se_conn) = sim.seed_connection(&format!("user-{i}"), "fake_client_xf");
-        sim.state.world.lock().unwrap().conn_mut(&se_conn).unwrap().conn.next_refresh_possible_at = None;
+        sim.age_connection(&se_conn, chrono::Duration::days(1));
         let company = companies::create(&pool, &format!("Company {i}")).await.unwrap().id;
         let se = client_for(&sim, 0).show_connection(&se_conn).await.unwrap();
         conns.push(connections::upsert_from_saltedge(&pool, company, &se).await.unwrap().id);
@@ -526,13 +528,17 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
     let mut tasks = vec![];
     for chunk in conns.chunks(3) {
         let p = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*pool.connect_options()).clone()).await.unwrap();
-        // Each worker's own client has no local limit: only the shared one counts.
-        let client = client_for(&sim, 0);
+        // Each worker's own client has no local limit: only the shared one (its fetch gate,
+        // as every replica installs it) counts.
+        let mut cfg_c = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).unwrap();
+        cfg_c.fetches_per_second = 0;
+        cfg_c.fetch_gate = Some(std::sync::Arc::new(sync_engine::fetch_limit::PgFetchGate::new(p.clone(), "global", 2)));
+        let client = Client::new(cfg_c).unwrap();
         let cfg = cfg.clone();
         let chunk = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
             for c in chunk {
-                scheduler::refresh(&p, &client, &cfg, c).await.unwrap();
+                scheduler::refresh(&p, &client, &cfg, c, chrono::Utc::now()).await.unwrap();
             }
         }));
     }
@@ -689,9 +695,11 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     companies::save_customer(&pool, f.company, &f.client.show_connection(&f.se_conn).await.unwrap().customer_id, "acme", None, None)
         .await
         .unwrap();
-    // Salt Edge refreshed at night and its callback was lost: the bank moved on.
+    // We last synced two days ago; Salt Edge refreshed yesterday night and its callback was
+    // lost: the bank moved on. Yesterday's fetch is more than a day ago, so tonight we may ask.
+    sqlx::query("UPDATE connections SET last_synced_at = now() - interval '2 days'").execute(&pool).await.unwrap();
     f.sim.advance(&f.se_conn);
-    f.sim.state.world.lock().unwrap().conn_mut(&f.se_conn).unwrap().conn.next_refresh_possible_at = None;
+    f.sim.age_connection(&f.se_conn, chrono::Duration::days(1));
     catalogue::refresh(&pool, &f.client).await.unwrap();
     let anytime = ScheduleConfig { window_start_hour: 0, window_end_hour: 24, ..Default::default() };
     let queued = scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now()).await.unwrap();
@@ -710,7 +718,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     // Outside the window nothing is refreshed.
     let night_only = ScheduleConfig::default();
     let c = scheduler::candidates(&pool).await.unwrap().remove(0);
-    let noon_utc = chrono::DateTime::parse_from_rfc3339("2026-01-15T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let noon_utc = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
     assert_eq!(scheduler::decide(&c, noon_utc, &night_only), Verdict::OutsideWindow);
 }
 

@@ -17,7 +17,7 @@ pub struct Args {}
 pub async fn run(_: Args) -> anyhow::Result<()> {
     let s = Settings::load()?;
     let pool = crate::db::connect(&s).await?;
-    let client = saltedge_client::Client::new(s.client_config()?)?;
+    let client = s.client(&pool)?;
     let state = AppState {
         pool: pool.clone(),
         client: client.clone(),

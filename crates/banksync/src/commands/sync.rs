@@ -21,7 +21,7 @@ pub struct Args {
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let pool = crate::db::connect(&settings).await?;
-    let client = saltedge_client::Client::new(settings.client_config()?)?;
+    let client = settings.client(&pool)?;
     let conn = match connections::find_by_key(&pool, &a.connection).await? {
         Some(c) => c,
         None => {
