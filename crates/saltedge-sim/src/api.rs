@@ -322,15 +322,51 @@ async fn remove_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
     Ok(data(RemovedConnection { id, removed: true }))
 }
 
-/// A background fetch: Salt Edge refreshes the connection and posts callbacks.
+/// A background fetch: Salt Edge refreshes the connection and posts callbacks. When the bank
+/// fails (see [`World::failing_fetches`]) the attempt fails with ProviderUnavailable and a
+/// fail callback goes out instead; the answer still carries the connection, as Salt Edge
+/// answers once the attempt has started.
 pub fn background_fetch(s: &SimState, id: &str, automatic: bool) -> Result<Connection, SimError> {
-    let conn = {
+    let (conn, answered) = {
         let mut w = s.world.lock().unwrap();
-        w.succeed(id, None, false, automatic)?;
-        w.conn(id)?.conn.clone()
+        w.conn(id)?;
+        let answered = w.bank_answers(id, automatic);
+        if answered {
+            w.succeed(id, None, false, automatic)?;
+        } else {
+            w.fail_attempt_as(id, &ErrorClass::ProviderUnavailable, UNAVAILABLE, automatic)?;
+        }
+        (w.conn(id)?.conn.clone(), answered)
     };
-    send_fetch_callbacks(s, id);
+    if answered {
+        send_fetch_callbacks(s, id);
+    } else {
+        send_fail_callback(s, id, &ErrorClass::ProviderUnavailable, UNAVAILABLE);
+    }
     Ok(conn)
+}
+
+const UNAVAILABLE: &str = "Provider unavailable, try again later.";
+
+/// Salt Edge's nightly automatic fetch at `now` (the simulator's clock is set to it): every
+/// connection that qualifies ([`World::nightly_due`]) is fetched once that local night, and
+/// the callbacks go out. Returns the connections fetched.
+pub fn run_nightly(s: &SimState, now: chrono::DateTime<Utc>) -> Vec<String> {
+    let due = {
+        let mut w = s.world.lock().unwrap();
+        w.clock = Some(now);
+        let due = w.nightly_due(now);
+        for id in &due {
+            if let Some(rec) = w.connections.get_mut(id) {
+                rec.last_automatic_on = Some(now.with_timezone(&catalogue::capital(&rec.conn.country_code)).date_naive());
+            }
+        }
+        due
+    };
+    for id in &due {
+        let _ = background_fetch(s, id, true);
+    }
+    due
 }
 
 async fn refresh_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> ApiResult {
@@ -344,7 +380,7 @@ async fn refresh_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> A
         if rec.conn.status != ConnectionStatus::Active {
             return Err(SimError::new(ErrorClass::ConnectionCannotBeRefreshed, "Connection is inactive."));
         }
-        if rec.conn.next_refresh_possible_at.is_some_and(|t| t > Utc::now()) {
+        if rec.conn.next_refresh_possible_at.is_some_and(|t| t > w.now()) {
             return Err(SimError::new(ErrorClass::ConnectionCannotBeRefreshed, "Connection cannot be refreshed yet; see next_refresh_possible_at."));
         }
     }
@@ -417,7 +453,7 @@ fn consent_usable(w: &World, rec: &ConnRec) -> Result<(), SimError> {
         if c.revoked_at.is_some() {
             return Err(SimError::new(ErrorClass::AispConsentRevoked, "The consent was revoked."));
         }
-        if c.expires_at.is_some_and(|e| e < Utc::now()) {
+        if c.expires_at.is_some_and(|e| e < w.now()) {
             return Err(SimError::new(ErrorClass::AispConsentExpired, "The consent has expired."));
         }
     }

@@ -50,6 +50,21 @@ pub const PROVIDERS: &[ProviderSpec] = &[
 /// such banks; Salt Edge names neither providers nor a formula.
 pub const AVAILABLE_BALANCE: &[&str] = &["fakebank_available_xf"];
 
+/// The time zone of a country's capital, where Salt Edge's nightly fetch runs 02:00–06:00
+/// (the guide's access terms). The simulator's own table, for its own countries; others UTC.
+pub fn capital(country: &str) -> chrono_tz::Tz {
+    use chrono_tz::*;
+    match country {
+        "DE" => Europe::Berlin,
+        "GB" => Europe::London,
+        "US" => America::New_York,
+        "RO" => Europe::Bucharest,
+        "JP" => Asia::Tokyo,
+        "MD" => Europe::Chisinau,
+        _ => UTC,
+    }
+}
+
 pub fn spec(code: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|p| p.code == code)
 }

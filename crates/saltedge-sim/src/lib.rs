@@ -203,6 +203,27 @@ impl Simulator {
         }
     }
 
+    /// Sets the simulator's clock (`None`: real time). Attempts, fetch times, refresh
+    /// timeouts and consent expiry follow it.
+    pub fn set_clock(&self, now: Option<chrono::DateTime<chrono::Utc>>) {
+        self.state.world.lock().unwrap().clock = now;
+    }
+
+    /// Runs Salt Edge's nightly automatic fetch at `now` (see [`api::run_nightly`]).
+    pub fn run_nightly(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        api::run_nightly(&self.state, now)
+    }
+
+    /// Every fetch of new data the bank saw.
+    pub fn fetch_log(&self) -> Vec<world::FetchRecord> {
+        self.state.world.lock().unwrap().fetch_log.clone()
+    }
+
+    /// The bank fails the connection's next `n` fetches (ProviderUnavailable).
+    pub fn fail_next_fetches(&self, connection_id: &str, n: u32) {
+        self.state.world.lock().unwrap().failing_fetches.insert(connection_id.to_string(), n);
+    }
+
     /// The connection's current consent expires now (as if its period ran out).
     pub fn expire_consent(&self, connection_id: &str) {
         let mut w = self.state.world.lock().unwrap();

@@ -162,6 +162,8 @@ pub struct ConnRec {
     pub reissued: Vec<(String, String)>,
     /// (first id, twin id): two real transactions that look alike.
     pub twins: Vec<(String, String)>,
+    /// Local date (provider's capital) of Salt Edge's last nightly fetch.
+    pub last_automatic_on: Option<NaiveDate>,
 }
 
 impl ConnRec {
@@ -217,6 +219,22 @@ pub struct World {
     pub connections: BTreeMap<String, ConnRec>,
     pub consents: BTreeMap<String, Consent>,
     pub sessions: HashMap<String, Session>,
+    /// A clock set by a test; `None` = real time.
+    pub clock: Option<DateTime<Utc>>,
+    /// Every fetch of new data, as the bank saw it.
+    pub fetch_log: Vec<FetchRecord>,
+    /// Connection id → how many of its next fetches fail at the bank (ProviderUnavailable).
+    pub failing_fetches: HashMap<String, u32>,
+}
+
+/// One fetch of new data from the bank.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct FetchRecord {
+    pub connection_id: String,
+    pub at: DateTime<Utc>,
+    /// Salt Edge's own nightly fetch (not asked for by the client).
+    pub automatic: bool,
+    pub succeeded: bool,
 }
 
 impl World {
@@ -235,6 +253,9 @@ impl World {
             connections: BTreeMap::new(),
             consents: BTreeMap::new(),
             sessions: HashMap::new(),
+            clock: None,
+            fetch_log: vec![],
+            failing_fetches: HashMap::new(),
         }
     }
 
@@ -249,8 +270,13 @@ impl World {
         format!("{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64())
     }
 
+    /// The simulator's clock: real time unless a test set it ([`World::clock`]).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.unwrap_or_else(Utc::now)
+    }
+
     pub fn today(&self) -> NaiveDate {
-        self.data.today.unwrap_or_else(|| Utc::now().date_naive())
+        self.data.today.unwrap_or_else(|| self.now().date_naive())
     }
 
     // ----- customers -----
@@ -264,7 +290,7 @@ impl World {
         }
         let id = self.new_id();
         let secret = format!("cs-{}", self.token());
-        let now = Utc::now();
+        let now = self.now();
         let c = Customer {
             id: id.clone(),
             identifier: identifier.to_string(),
@@ -300,7 +326,7 @@ impl World {
     }
 
     fn attempt(&mut self, success: bool, error: Option<(&ErrorClass, &str)>, stage: &str, automatic: bool) -> Attempt {
-        let now = Utc::now();
+        let now = self.now();
         Attempt {
             id: self.new_id(),
             api_mode: "service",
@@ -343,7 +369,7 @@ impl World {
             .ok_or_else(|| SimError::new(ErrorClass::ProviderNotFound, format!("Provider with code: '{provider_code}' was not found.")))?;
         let id = self.new_id();
         let secret = format!("cn-{}", self.token());
-        let now = Utc::now();
+        let now = self.now();
         let conn = Connection {
             id: id.clone(),
             secret,
@@ -379,6 +405,7 @@ impl World {
                 vanished_pending: vec![],
                 reissued: vec![],
                 twins: vec![],
+                last_automatic_on: None,
             },
         );
         Ok(id)
@@ -397,13 +424,19 @@ impl World {
     }
 
     pub fn fail_attempt(&mut self, conn_id: &str, class: &ErrorClass, message: &str) -> Result<(), SimError> {
-        let attempt = self.attempt(false, Some((class, message)), "finish", false);
+        self.fail_attempt_as(conn_id, class, message, false)
+    }
+
+    pub fn fail_attempt_as(&mut self, conn_id: &str, class: &ErrorClass, message: &str, automatic: bool) -> Result<(), SimError> {
+        let attempt = self.attempt(false, Some((class, message)), "finish", automatic);
+        let now = self.now();
         let rec = self.conn_mut(conn_id)?;
+        rec.conn.next_refresh_possible_at = Some(now + Duration::minutes(60));
         if *class == ErrorClass::InvalidCredentials {
             rec.conn.status = ConnectionStatus::Inactive;
         }
         rec.conn.last_attempt = Some(attempt);
-        rec.conn.updated_at = Utc::now();
+        rec.conn.updated_at = now;
         Ok(())
     }
 
@@ -431,7 +464,7 @@ impl World {
     ) -> Result<(), SimError> {
         if let Some(req) = consent {
             let consent_id = self.new_id();
-            let now = Utc::now();
+            let now = self.now();
             let period = req.period_days.unwrap_or(90);
             let rec = self.conn(conn_id)?;
             let c = Consent {
@@ -464,8 +497,8 @@ impl World {
             }
         }
         let attempt = self.attempt(true, None, "finish", automatic);
+        let now = self.now();
         let rec = self.conn_mut(conn_id)?;
-        let now = Utc::now();
         rec.conn.status = ConnectionStatus::Active;
         rec.conn.last_success_at = Some(now);
         rec.conn.next_refresh_possible_at = Some(now + Duration::minutes(60));
@@ -485,7 +518,7 @@ impl World {
         status: TransactionStatus,
     ) -> Transaction {
         let id = self.new_id();
-        let now = Utc::now();
+        let now = self.now();
         Transaction {
             id: id.clone(),
             account_id: account.id.clone(),
@@ -530,7 +563,7 @@ impl World {
         let natures = ["account", "credit_card", "savings", "credit", "card"];
         let nature = natures[n_existing % natures.len()];
         let iban = format!("{}{:02}SIM{:015}", if spec.country == "XF" { "XF" } else { spec.country }, n_existing + 10, self.rng.next_u64() % 1_000_000_000_000_000);
-        let now = Utc::now();
+        let now = self.now();
         let account = Account {
             id: id.clone(),
             connection_id: conn_id.into(),
@@ -596,7 +629,7 @@ impl World {
         t.id = self.new_id();
         t.extra["record_number"] = json!(t.id);
         t.extra["possible_duplicate"] = json!(true);
-        let now = Utc::now();
+        let now = self.now();
         (t.created_at, t.updated_at) = (now, now);
         t
     }
@@ -734,6 +767,35 @@ impl World {
             })
             .collect();
         Ok(GroundTruth { connection_id: conn_id.into(), accounts })
+    }
+
+    /// A fetch of new data starts at the bank for this connection: true when the bank
+    /// answers, false when it fails (a queued failure from [`World::failing_fetches`]).
+    /// Recorded in the fetch log either way.
+    pub fn bank_answers(&mut self, conn_id: &str, automatic: bool) -> bool {
+        let failing = self.failing_fetches.get_mut(conn_id).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+        let at = self.now();
+        self.fetch_log.push(FetchRecord { connection_id: conn_id.to_string(), at, automatic, succeeded: !failing });
+        !failing
+    }
+
+    /// Connections Salt Edge fetches by itself now: daily refresh on, active, credentials
+    /// stored, provider not file-based, consent usable, 02:00–06:00 in the provider
+    /// country's capital, and not yet fetched automatically that local night.
+    pub fn nightly_due(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.connections
+            .values()
+            .filter(|r| !r.removed && r.conn.daily_refresh && r.conn.status == ConnectionStatus::Active && r.conn.store_credentials)
+            .filter(|r| catalogue::spec(&r.conn.provider_code).is_some_and(|s| s.mode != "file"))
+            .filter(|r| {
+                r.consent_id().and_then(|id| self.consents.get(id)).is_none_or(|c| c.revoked_at.is_none() && c.expires_at.is_none_or(|e| e > now))
+            })
+            .filter(|r| {
+                let local = now.with_timezone(&catalogue::capital(&r.conn.country_code));
+                (2..6).contains(&chrono::Timelike::hour(&local)) && r.last_automatic_on != Some(local.date_naive())
+            })
+            .map(|r| r.conn.id.clone())
+            .collect()
     }
 
     /// The auth kind of a provider, for the Connect page.

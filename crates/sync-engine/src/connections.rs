@@ -84,9 +84,8 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     Ok(sqlx::query_as(&format!(
         "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
              status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
-             last_error_class, last_error_message, stage, saltedge_last_attempt_at, saltedge_last_attempt_automatic,
-             saltedge_last_attempt_failed)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             last_error_class, last_error_message, stage, saltedge_auto_fetch_at, saltedge_auto_fetch_failed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, coalesce($16, false))
          ON CONFLICT (saltedge_id) DO UPDATE SET
              provider_code = EXCLUDED.provider_code,
              provider_name = EXCLUDED.provider_name,
@@ -101,9 +100,10 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
              last_error_class = EXCLUDED.last_error_class,
              last_error_message = EXCLUDED.last_error_message,
              stage = COALESCE(EXCLUDED.stage, connections.stage),
-             saltedge_last_attempt_at = EXCLUDED.saltedge_last_attempt_at,
-             saltedge_last_attempt_automatic = EXCLUDED.saltedge_last_attempt_automatic,
-             saltedge_last_attempt_failed = EXCLUDED.saltedge_last_attempt_failed,
+             saltedge_auto_fetch_at = COALESCE(EXCLUDED.saltedge_auto_fetch_at, connections.saltedge_auto_fetch_at),
+             saltedge_auto_fetch_failed = CASE WHEN EXCLUDED.saltedge_auto_fetch_at IS NULL
+                                               THEN connections.saltedge_auto_fetch_failed
+                                               ELSE EXCLUDED.saltedge_auto_fetch_failed END,
              updated_at = now()
          WHERE connections.company_id = EXCLUDED.company_id
          RETURNING {COLUMNS}"
@@ -122,9 +122,9 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     .bind(error_class)
     .bind(error_message)
     .bind(c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()))
-    .bind(c.last_attempt.as_ref().and_then(|a| a.success_at.or(a.fail_at).or(a.created_at)))
-    .bind(c.last_attempt.as_ref().is_some_and(|a| a.automatic_fetch))
-    .bind(matches!(c.last_outcome(), AttemptOutcome::Failed { .. }))
+    // Salt Edge's own nightly fetch, when that is what `last_attempt` shows.
+    .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).and_then(|a| a.success_at.or(a.fail_at).or(a.created_at)))
+    .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))?)

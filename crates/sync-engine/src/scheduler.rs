@@ -168,12 +168,12 @@ async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>,
                 (SELECT count(*) FROM refresh_attempts r WHERE r.company_id = c.company_id AND r.outcome = 'requested'
                     AND r.requested_at > $2 - interval '20 hours') AS company_fetches,
                 (coalesce(c.saltedge_last_success_at > $2 - interval '20 hours', false)
-                 OR (c.saltedge_last_attempt_automatic AND NOT c.saltedge_last_attempt_failed
-                     AND coalesce(c.saltedge_last_attempt_at > $2 - interval '20 hours', false))) AS saltedge_fetched,
+                 OR (NOT c.saltedge_auto_fetch_failed
+                     AND coalesce(c.saltedge_auto_fetch_at > $2 - interval '20 hours', false))) AS saltedge_fetched,
                 (SELECT count(*) FROM refresh_attempts r WHERE r.connection_id = c.id AND r.outcome <> 'requested'
                     AND r.requested_at > $2 - interval '20 hours')
-                  + CASE WHEN c.saltedge_last_attempt_automatic AND c.saltedge_last_attempt_failed
-                          AND c.saltedge_last_attempt_at > $2 - interval '20 hours' THEN 1 ELSE 0 END AS failures,
+                  + CASE WHEN c.saltedge_auto_fetch_failed
+                          AND c.saltedge_auto_fetch_at > $2 - interval '20 hours' THEN 1 ELSE 0 END AS failures,
                 f.requested_at AS last_failure_at, f.error_class AS last_failure_class
          FROM connections c
          LEFT JOIN providers p ON p.code = c.provider_code

@@ -1006,3 +1006,151 @@ async fn rule8_reissued_transactions_are_rekeyed_only_when_the_old_id_is_gone(po
     assert_matches_truth(&pool, &f).await;
     assert_eq!(r.run.balance_mismatches, serde_json::json!([]));
 }
+
+/// A simulated week on one clock shared by the simulator and the scheduler: Salt Edge
+/// fetches every qualifying connection once a night (02:00–06:00 in the capital), banksync
+/// never asks for a second fetch that night, and after failures it retries at most twice.
+/// Counted at the simulator, per connection per local day.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_simulated_week_has_one_fetch_per_connection_per_night_plus_two_retries(pool: PgPool) {
+    use chrono::{Duration as D, Timelike};
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    catalogue::refresh(&pool, &client).await.unwrap();
+    let start = (chrono::Utc::now() + D::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    sim.set_clock(Some(start - D::days(2)));
+    let mut conns = vec![];
+    for (i, provider) in ["fake_client_xf", "demobank_de", "demobank_jp"].into_iter().enumerate() {
+        let (_, se) = sim.seed_connection(&format!("week-{i}@x.example"), provider);
+        let company = companies::create(&pool, &format!("Week {i}")).await.unwrap().id;
+        let local = connections::adopt(&pool, &client, company, &se).await.unwrap();
+        conns.push((se, local.id, provider));
+    }
+    let flaky = conns[1].0.clone();
+    let cfg = ScheduleConfig::default();
+    let mut now = start;
+    while now < start + D::days(7) {
+        let day = (now - start).num_days();
+        if now.hour() == 0 && now.minute() == 0 {
+            // The bank fails: on day 1 Salt Edge's fetch and our first retry; on day 3
+            // everything, so the retries run out.
+            match day {
+                1 => sim.fail_next_fetches(&flaky, 2),
+                3 => sim.fail_next_fetches(&flaky, 10),
+                _ => sim.fail_next_fetches(&flaky, 0),
+            }
+        }
+        sim.run_nightly(now);
+        scheduler::tick(&pool, &client, &cfg, now).await.unwrap();
+        let queued: Vec<(i64, String)> = sqlx::query_as("SELECT id, payload->>'connection_id' FROM jobs WHERE kind = 'refresh_connection' AND status = 'queued'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        for (job, conn) in queued {
+            scheduler::refresh(&pool, &client, &cfg, conn.parse().unwrap(), now).await.unwrap();
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job).execute(&pool).await.unwrap();
+        }
+        now += D::minutes(20);
+    }
+    sim.set_clock(None);
+
+    let log = sim.fetch_log();
+    let mut per_day: BTreeMap<(String, NaiveDate), (usize, usize, usize)> = BTreeMap::new();
+    for f in log.iter().filter(|f| f.at >= start) {
+        let provider = conns.iter().find(|c| c.0 == f.connection_id).unwrap().2;
+        let tz = scheduler::capital_zone(if provider.ends_with("_de") { "DE" } else if provider.ends_with("_jp") { "JP" } else { "XF" });
+        let e = per_day.entry((f.connection_id.clone(), f.at.with_timezone(&tz).date_naive())).or_default();
+        e.0 += 1;
+        e.1 += f.succeeded as usize;
+        e.2 += f.automatic as usize;
+    }
+    for ((conn, date), (fetches, ok, automatic)) in &per_day {
+        assert!(*fetches <= 3, "{conn} on {date}: {fetches} fetches");
+        assert!(*ok <= 1, "{conn} on {date}: {ok} successful fetches");
+        assert!(*automatic <= 1, "{conn} on {date}: {automatic} automatic fetches");
+        if fetches > ok {
+            assert!(fetches - 1 <= 2, "at most two retries after failures");
+        }
+        if *conn != flaky {
+            assert_eq!((*fetches, *automatic), (1, 1), "{conn} on {date}: Salt Edge's own fetch, and none of ours");
+        }
+    }
+    let flaky_days: Vec<(usize, usize)> = per_day.iter().filter(|((c, _), _)| *c == flaky).map(|(_, v)| (v.0, v.1)).collect();
+    assert!(flaky_days.contains(&(3, 1)), "a failed night is retried until it succeeds: {flaky_days:?}");
+    assert!(flaky_days.contains(&(3, 0)), "retries stop after two: {flaky_days:?}");
+    assert!(per_day.len() >= 3 * 6, "every connection was fetched on most nights: {}", per_day.len());
+    let ours: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_attempts").fetch_one(&pool).await.unwrap();
+    assert_eq!(ours, 4, "banksync asked only for the four retries");
+}
+
+/// Three replicas run one tick's refreshes for three connections of one company at the same
+/// moment: the allowance check and the record are one step, so exactly one reaches Salt Edge.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn three_replicas_refreshing_one_company_send_one_fetch(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    let company = companies::create(&pool, "One end user").await.unwrap().id;
+    let mut ids = vec![];
+    for provider in ["fake_client_xf", "fakebank_simple_xf", "fake_oauth_client_xf"] {
+        let (_, se) = sim.seed_connection("one-user@x.example", provider);
+        sim.age_connection(&se, chrono::Duration::days(1));
+        let conn = if ids.is_empty() {
+            connections::adopt(&pool, &client, company, &se).await.unwrap()
+        } else {
+            connections::upsert_from_saltedge(&pool, company, &client.show_connection(&se).await.unwrap()).await.unwrap()
+        };
+        ids.push(conn.id);
+    }
+    let cfg = ScheduleConfig { window_start_hour: 0, window_end_hour: 24, ..Default::default() };
+    let now = chrono::Utc::now();
+    let mut tasks = vec![];
+    for id in ids {
+        let p = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*pool.connect_options()).clone()).await.unwrap();
+        let (client, cfg) = (client_for(&sim, 0), cfg.clone());
+        tasks.push(tokio::spawn(async move { scheduler::refresh(&p, &client, &cfg, id, now).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let at_bank = sim.requests().iter().filter(|r| r.path.ends_with("/refresh")).count();
+    assert_eq!(at_bank, 1, "one fetch per end user per night, across replicas");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_attempts").fetch_one(&pool).await.unwrap();
+    assert_eq!(recorded, 1);
+}
+
+/// Connect sessions (link, reconnect, fetch accounts) and refreshes share one fetch budget
+/// across replicas: three replicas opening six sessions at once stay at two per second.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn connect_sessions_share_the_fetch_budget_across_replicas(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let (customer, _) = sim.seed_connection("budget@x.example", "fake_client_xf");
+    let mut tasks = vec![];
+    for _ in 0..3 {
+        let p = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*pool.connect_options()).clone()).await.unwrap();
+        let mut cfg = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).unwrap();
+        cfg.fetch_gate = Some(std::sync::Arc::new(sync_engine::fetch_limit::PgFetchGate::new(p, "global", 2)));
+        let client = Client::new(cfg).unwrap();
+        let customer = customer.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..2 {
+                let req = saltedge_client::models::CreateConnectSession {
+                    customer_id: customer.clone(),
+                    consent: Default::default(),
+                    provider_code: Some("fake_client_xf".into()),
+                    include_fake_providers: Some(true),
+                    ..Default::default()
+                };
+                client.create_connect_session(&req).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut times: Vec<f64> = sim.requests().iter().filter(|r| r.path.contains("/connect_sessions/")).map(|r| r.at_ms).collect();
+    times.sort_by(f64::total_cmp);
+    assert_eq!(times.len(), 6);
+    for w in times.windows(3) {
+        assert!(w[2] - w[0] >= 1000.0, "three fetch-starting requests within a second: {times:?}");
+    }
+}
