@@ -230,14 +230,17 @@ async fn simulator_callbacks_are_signed_and_verifiable() {
     let (_, conn) = sim.seed_connection("cb", "fake_client_xf");
     sim.advance(&conn);
     for _ in 0..100 {
-        if seen.lock().unwrap().len() >= 4 {
+        if seen.lock().unwrap().len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seen = seen.lock().unwrap().clone();
     let paths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
-    assert_eq!(paths, ["/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/success"]);
+    assert_eq!(
+        paths,
+        ["/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/success", "/callbacks/saltedge/notify", "/callbacks/saltedge/success"]
+    );
     let v = Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap();
     for (path, sig, body) in &seen {
         let url = format!("http://{}{}", base.host_str().unwrap().to_owned() + ":" + &base.port().unwrap().to_string(), path);

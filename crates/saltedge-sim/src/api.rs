@@ -409,7 +409,10 @@ async fn interactive(State(s): St, Path(id): Path<String>, b: Bytes) -> ApiResul
     Ok(data(conn))
 }
 
-/// notify(start) → notify(fetch_accounts) → notify(finish) → success, as Salt Edge sends.
+/// notify(start) → notify(fetch_accounts) → success → notify(finish) → success: Salt Edge
+/// may send success more than once in one fetch (the guide: "expect 1–3 per fetch"), the
+/// first when part of the data is ready. The success bodies carry no `stage` (as in the
+/// recorded `callback-success.2.json`).
 pub fn send_fetch_callbacks(s: &SimState, id: &str) {
     let (customer_id, custom_fields) = {
         let w = s.world.lock().unwrap();
@@ -419,9 +422,11 @@ pub fn send_fetch_callbacks(s: &SimState, id: &str) {
         }
     };
     let base = CallbackData { connection_id: id.into(), customer_id, custom_fields, ..Default::default() };
-    for stage in ["start", "fetch_accounts", "finish"] {
+    for stage in ["start", "fetch_accounts"] {
         s.callbacks.send(CallbackKind::Notify, CallbackData { stage: Some(stage.into()), ..base.clone() });
     }
+    s.callbacks.send(CallbackKind::Success, base.clone());
+    s.callbacks.send(CallbackKind::Notify, CallbackData { stage: Some("finish".into()), ..base.clone() });
     s.callbacks.send(CallbackKind::Success, base);
 }
 

@@ -58,6 +58,7 @@ pub struct CallbackSender {
     pub copies: Arc<std::sync::atomic::AtomicU32>,
     /// URLs registered for single kinds, used exactly as given (they override the base).
     pub registered: Arc<Mutex<std::collections::HashMap<CallbackKind, String>>>,
+    last_time: Arc<Mutex<Option<chrono::DateTime<Utc>>>>,
 }
 
 impl CallbackSender {
@@ -106,12 +107,23 @@ impl CallbackSender {
                 }
             }
         });
-        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)), registered }
+        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)), registered, last_time: Arc::default() }
     }
 
     pub fn send(&self, kind: CallbackKind, data: CallbackData) {
-        // `meta.time` with milliseconds, as in Salt Edge's recorded callbacks.
-        let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // `meta.time` with milliseconds, as in Salt Edge's recorded callbacks; events in
+        // sequence have increasing times (two events in one millisecond are still two).
+        let time = {
+            let mut last = self.last_time.lock().unwrap();
+            let mut t = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+            if let Some(l) = *last {
+                if t <= l {
+                    t = l + chrono::Duration::milliseconds(1);
+                }
+            }
+            *last = Some(t);
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
         let body = serde_json::json!({ "data": data, "meta": { "version": "5", "time": time } });
         let body = serde_json::to_string(&body).expect("callback serialises");
         let copies = self.copies.load(std::sync::atomic::Ordering::Relaxed).max(1);
