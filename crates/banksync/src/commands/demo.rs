@@ -154,10 +154,18 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let run = &conn["last_sync"];
+    // One fetch may send success more than once: give the syncs a moment, then add them up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let id = conn["id"].as_str().unwrap_or_default();
+    let runs: Value = api(reqwest::Method::GET, &format!("/api/v1/connections/{id}/sync-runs")).send().await?.json().await?;
+    let runs = runs.as_array().cloned().unwrap_or_default();
+    let total = |k: &str| runs.iter().filter(|r| r["status"] == "succeeded").map(|r| r[k].as_i64().unwrap_or(0)).sum::<i64>();
     step(format!(
-        "sync finished: {} fetched, {} lines inserted, {} flagged duplicated, {} page(s)",
-        run["fetched"], run["inserted"], run["flagged_duplicated"], run["pages"]
+        "{} sync run(s) finished: {} lines inserted, {} look-alikes flagged for review, {} page(s)",
+        runs.iter().filter(|r| r["status"] == "succeeded").count(),
+        total("inserted"),
+        total("suspects"),
+        total("pages")
     ));
 
     println!("\nSummary");
