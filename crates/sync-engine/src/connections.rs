@@ -150,7 +150,8 @@ pub async fn set_interactive(pool: &PgPool, id: Uuid, data: &saltedge_client::mo
 pub async fn clear_interactive(pool: &PgPool, id: Uuid) -> Result<()> {
     sqlx::query(
         "UPDATE connections SET interactive_html = NULL, interactive_fields_names = NULL, interactive_fields_options = NULL,
-             interactive_expires_at = NULL WHERE id = $1",
+             interactive_expires_at = NULL
+         WHERE id = $1 AND (interactive_html IS NOT NULL OR interactive_fields_names IS NOT NULL OR interactive_fields_options IS NOT NULL)"
     )
     .bind(id)
     .execute(pool)

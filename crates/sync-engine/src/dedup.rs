@@ -566,33 +566,35 @@ pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<
         },
         None => None,
     };
-    // Posted lines whose ids this listing covered (a non-numeric id cannot be placed).
-    let covered: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT l.id, l.saltedge_transaction_id FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-         WHERE a.connection_id = $1 AND l.status = 'posted' AND l.duplicate_confirmed_at IS NULL
-           AND ($2::numeric IS NULL OR (l.saltedge_transaction_id ~ '^[0-9]{1,30}$' AND l.saltedge_transaction_id::numeric >= $2::numeric))",
+    // Flagged look-alikes and the earlier lines they resemble: few rows, found through the
+    // flag, whatever the size of the history. For each gone line the newest look-alike is
+    // taken: a re-issue gets a newer id than a genuine twin seen before it (and any of them
+    // carries the same date, amount, text and payee).
+    let pairs: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT l.id, l.saltedge_transaction_id, n.id, n.saltedge_transaction_id
+         FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
+         JOIN statement_lines l ON l.bank_account_id = n.bank_account_id AND l.id < n.id AND l.status = 'posted'
+              AND l.duplicate_confirmed_at IS NULL AND (l.id = n.suspect_duplicate_of OR l.fingerprint = n.fingerprint)
+         WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.status = 'posted'
+           AND n.duplicate_confirmed_at IS NULL
+         ORDER BY l.id, n.id DESC",
     )
     .bind(connection_id)
-    .bind(covered_from.map(|f| Decimal::from_i128_with_scale(f as i128, 0)))
     .fetch_all(pool)
     .await?;
+    // Covered: the listing started at or below the old id (a non-numeric id cannot be placed).
+    let covered = |id: &str| match (covered_from, id.parse::<u64>()) {
+        (None, _) => true,
+        (Some(from), Ok(id)) => id >= from,
+        (Some(_), Err(_)) => false,
+    };
     let mut used: HashSet<i64> = HashSet::new();
     let mut rekeyed = 0;
-    for (old_line, old_id) in covered.into_iter().filter(|(_, id)| !seen.contains(id)) {
-        // The re-issue: a later flagged look-alike of the gone line that this listing held.
-        let candidates: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT n.id, n.saltedge_transaction_id FROM statement_lines l JOIN statement_lines n
-               ON n.bank_account_id = l.bank_account_id AND n.id > l.id AND n.status = 'posted'
-              AND n.duplicate_confirmed_at IS NULL AND n.suspect_duplicate_of IS NOT NULL
-              AND (n.suspect_duplicate_of = l.id OR n.fingerprint = l.fingerprint)
-             WHERE l.id = $1 ORDER BY n.id",
-        )
-        .bind(old_line)
-        .fetch_all(pool)
-        .await?;
-        let Some((new_line, new_id)) = candidates.into_iter().find(|(id, se)| seen.contains(se) && !used.contains(id)) else {
+    for (old_line, old_id, new_line, new_id) in pairs {
+        if used.contains(&old_line) || used.contains(&new_line) || seen.contains(&old_id) || !seen.contains(&new_id) || !covered(&old_id) {
             continue;
-        };
+        }
+        used.insert(old_line);
         used.insert(new_line);
         let mut tx = pool.begin().await?;
         type Content = (String, NaiveDate, Option<NaiveDate>, Decimal, String, Option<String>, Option<String>, String, serde_json::Value, Option<String>, bool);

@@ -1154,3 +1154,27 @@ async fn connect_sessions_share_the_fetch_budget_across_replicas(pool: PgPool) {
         assert!(w[2] - w[0] >= 1000.0, "three fetch-starting requests within a second: {times:?}");
     }
 }
+
+/// A transaction with a genuine twin is re-issued: the old line takes the re-issue's id, the
+/// twin stays a line of its own.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_a_reissue_next_to_a_genuine_twin_keeps_the_twin(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 1;
+    })
+    .await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let (first, twin) = truth.accounts[0].twins[0].clone();
+    sync(&pool, &f, true).await;
+    let rows = review_rows(&pool, f.conn).await;
+    let first_line = rows.iter().find(|r| r.1 == first).unwrap().0;
+    let twin_line = rows.iter().find(|r| r.1 == twin).unwrap().0;
+    let reissued = f.sim.reissue(&f.se_conn, &first);
+    let r = sync(&pool, &f, true).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(rows.iter().find(|r| r.0 == first_line).unwrap().1, reissued, "the old line carries the re-issue's id");
+    assert_eq!(rows.iter().find(|r| r.0 == twin_line).unwrap().1, twin, "the twin is untouched");
+    assert_matches_truth(&pool, &f).await;
+}
