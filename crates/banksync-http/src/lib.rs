@@ -79,6 +79,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/statement-lines/{id}/dismiss-duplicate", post(journals::dismiss_duplicate))
         .route("/statement-lines/{id}/undo-review", post(journals::undo_review))
         .route("/admin/jobs", get(admin::jobs))
+        .route("/admin/jobs/{id}/rerun", post(admin::rerun))
         .route("/openapi.json", get(ops::openapi));
     let mut app = Router::new().nest("/api/v1", api);
     for c in state.callbacks.all() {

@@ -20,7 +20,7 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         journals::list, journals::map_account, journals::lines,
         journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
         receive::receive,
-        admin::jobs,
+        admin::jobs, admin::rerun,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,

@@ -17,6 +17,9 @@ pub enum SyncError {
     /// The request contradicts what is recorded (another tenant's resource, say).
     #[error("{0}")]
     Conflict(String),
+    /// A job's code panicked; the job failed alone and the worker went on.
+    #[error("panicked: {0}")]
+    Panicked(String),
 }
 
 impl SyncError {

@@ -1,6 +1,9 @@
 //! A durable job queue in Postgres. Jobs are claimed with `FOR UPDATE SKIP LOCKED` under a
 //! lease; a job whose worker died is claimed again once its lease expires. Failed jobs are
-//! retried with exponential backoff up to `max_attempts`.
+//! retried with exponential backoff up to `max_attempts`. The cap holds for every claim: a
+//! job whose lease expired after its last allowed attempt (its worker died, hung or
+//! panicked each time) is not claimed again but declared *dead*, kept with its reason for
+//! operators, who can re-run it ([`rerun`]).
 
 use std::time::Duration;
 
@@ -88,6 +91,15 @@ pub async fn start_schedule(pool: &PgPool) -> Result<()> {
 
 /// Takes the oldest ready job (queued, or running with an expired lease).
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Job>> {
+    // Expired leases past the cap are dead, not claimed again (first in line, forever).
+    sqlx::query(
+        "UPDATE jobs SET status = 'dead', finished_at = now(), lease_until = NULL,
+             last_error = 'lease expired after attempt ' || attempts || ' of ' || max_attempts
+                          || ' (the worker died, hung or panicked)' || coalesce('; before: ' || last_error, '')
+         WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts",
+    )
+    .execute(pool)
+    .await?;
     Ok(sqlx::query_as(&format!(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
              lease_until = now() + make_interval(secs => $2)
@@ -123,9 +135,9 @@ pub async fn complete(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
     Ok(())
 }
 
-/// Records a failure: retried after a backoff unless `permanent` or out of attempts. A job
-/// whose dedupe key already has a queued successor is not retried: the successor does the
-/// same work.
+/// Records a failure: retried after a backoff unless `permanent` (then `failed`) or out of
+/// attempts (then `dead`). A job whose dedupe key already has a queued successor is not
+/// retried: the successor does the same work.
 pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent: bool) -> Result<()> {
     let retry = !permanent && job.attempts < job.max_attempts;
     let backoff = 5.0 * 2f64.powi(job.attempts.clamp(0, 10)); // 10 s, 20 s, 40 s…
@@ -133,7 +145,7 @@ pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent
         "WITH me AS (
              SELECT $3 AND NOT EXISTS (SELECT 1 FROM jobs o, jobs j WHERE j.id = $1 AND o.dedupe_key = j.dedupe_key
                                          AND o.status = 'queued' AND o.id <> j.id) AS retry)
-         UPDATE jobs SET status = CASE WHEN me.retry THEN 'queued' ELSE 'failed' END,
+         UPDATE jobs SET status = CASE WHEN me.retry THEN 'queued' WHEN $6 THEN 'dead' ELSE 'failed' END,
              last_error = $4, lease_until = NULL,
              run_after = now() + make_interval(secs => $5),
              finished_at = CASE WHEN me.retry THEN NULL ELSE now() END
@@ -144,6 +156,7 @@ pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent
     .bind(retry)
     .bind(error)
     .bind(backoff.min(3600.0))
+    .bind(!permanent && job.attempts >= job.max_attempts)
     .execute(pool)
     .await?;
     Ok(())
@@ -161,4 +174,27 @@ pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
 
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
     Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(pool).await?)
+}
+
+/// Dead jobs, newest first.
+pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Queues a dead (or failed) job again with a fresh attempts count. Its last error is kept
+/// until the next run replaces it. Returns false when there is no such finished job.
+pub async fn rerun(pool: &PgPool, id: i64) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET status = 'queued', attempts = 0, run_after = now(), finished_at = NULL, locked_by = NULL, lease_until = NULL
+         WHERE id = $1 AND status IN ('dead', 'failed')
+           AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.dedupe_key = jobs.dedupe_key AND o.status = 'queued')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }

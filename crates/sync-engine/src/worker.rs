@@ -14,6 +14,10 @@ use crate::error::SyncError;
 use crate::jobs::{self, Job};
 use crate::{catalogue, events, SyncOptions};
 
+/// A handler for a job kind the engine does not know itself (see [`Worker::register`]).
+pub type Handler =
+    Arc<dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SyncError>> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Worker {
     pub pool: PgPool,
@@ -23,6 +27,8 @@ pub struct Worker {
     pub poll: Duration,
     pub sync: SyncOptions,
     pub schedule: crate::scheduler::ScheduleConfig,
+    /// Extra job kinds, by name.
+    pub handlers: std::collections::HashMap<String, Handler>,
 }
 
 impl Worker {
@@ -35,7 +41,13 @@ impl Worker {
             poll: Duration::from_millis(200),
             sync: SyncOptions::default(),
             schedule: Default::default(),
+            handlers: Default::default(),
         }
+    }
+
+    /// Runs jobs of `kind` with `handler` (an extension point for embedders and tests).
+    pub fn register(&mut self, kind: &str, handler: Handler) {
+        self.handlers.insert(kind.to_string(), handler);
     }
 
     /// Runs `concurrency` job loops until `shutdown` turns true; in-flight jobs then get
@@ -72,7 +84,7 @@ impl Worker {
                     continue;
                 }
             };
-            let work = self.run_job(&job);
+            let work = self.run_isolated(&job);
             tokio::pin!(work);
             let result = tokio::select! {
                 r = &mut work => Some(r),
@@ -94,6 +106,31 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    /// Runs one job on its own task, so that a panic fails that job alone (recorded with its
+    /// message) and this loop goes on.
+    async fn run_isolated(&self, job: &Job) -> Result<(), SyncError> {
+        let me = self.clone();
+        let owned = job.clone();
+        let handle = tokio::spawn(async move { me.run_job(&owned).await });
+        let abort = handle.abort_handle();
+        // Dropped (shutdown after the grace period): the spawned work is stopped too.
+        let _guard = AbortOnDrop(abort);
+        match handle.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                tracing::error!(job = job.id, kind = %job.kind, panic = %msg, "job panicked");
+                Err(SyncError::Panicked(msg))
+            }
+            Err(e) => Err(SyncError::Panicked(format!("job task ended: {e}"))),
         }
     }
 
@@ -138,8 +175,19 @@ impl Worker {
                 tracing::info!(refreshes = n, "scheduler tick");
                 Ok(())
             }
-            other => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
+            other => match self.handlers.get(other) {
+                Some(h) => h(p.clone()).await,
+                None => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
+            },
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -167,6 +215,6 @@ fn is_permanent(e: &SyncError) -> bool {
             )
         ),
         SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } | SyncError::Conflict(_) => true,
-        SyncError::Db(_) => false,
+        SyncError::Db(_) | SyncError::Panicked(_) => false,
     }
 }

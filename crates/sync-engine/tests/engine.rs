@@ -1178,3 +1178,69 @@ async fn rule8_a_reissue_next_to_a_genuine_twin_keeps_the_twin(pool: PgPool) {
     assert_eq!(rows.iter().find(|r| r.0 == twin_line).unwrap().1, twin, "the twin is untouched");
     assert_matches_truth(&pool, &f).await;
 }
+
+/// A job that panics fails alone, with the panic's message recorded, and the loop goes on
+/// to the next job; past its attempts cap it is dead, and an operator can re-run it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_panicking_job_fails_alone_and_the_worker_goes_on(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut worker = sync_engine::worker::Worker::new(pool.clone(), client_for(&sim, 0));
+    worker.poll = Duration::from_millis(10);
+    worker.register("boom", std::sync::Arc::new(|_| Box::pin(async { panic!("bad record in the bank's data") })));
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = ran.clone();
+    worker.register(
+        "fine",
+        std::sync::Arc::new(move |_| {
+            let c = counter.clone();
+            Box::pin(async move {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        }),
+    );
+    let boom = jobs::enqueue(&pool, "boom", serde_json::json!({}), None).await.unwrap().unwrap();
+    sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE id = $1").bind(boom).execute(&pool).await.unwrap();
+    for _ in 0..3 {
+        jobs::enqueue(&pool, "fine", serde_json::json!({}), None).await.unwrap();
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(worker.run(1, rx, Duration::from_millis(100)));
+    for _ in 0..200 {
+        if ran.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 3, "the loop went on after the panic");
+    let (status, error): (String, String) = sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1").bind(boom).fetch_one(&pool).await.unwrap();
+    assert_eq!(status, "dead");
+    assert!(error.contains("panicked: bad record in the bank's data"), "{error}");
+    assert_eq!(jobs::dead(&pool, 10).await.unwrap().len(), 1);
+    assert!(jobs::rerun(&pool, boom).await.unwrap());
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1").bind(boom).fetch_one(&pool).await.unwrap();
+    assert_eq!((status.as_str(), attempts), ("queued", 0));
+    assert!(!jobs::rerun(&pool, boom).await.unwrap(), "only dead or failed jobs are re-run");
+}
+
+/// A worker that dies mid-job again and again: each expired-lease claim counts as an
+/// attempt, and past the cap the job is dead instead of first in line forever.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_job_whose_worker_keeps_dying_ends_dead(pool: PgPool) {
+    let id = jobs::enqueue(&pool, "sync_connection", serde_json::json!({}), None).await.unwrap().unwrap();
+    let other = jobs::enqueue_at(&pool, "refresh_catalogue", serde_json::json!({}), None, Duration::from_millis(1)).await.unwrap().unwrap();
+    let max: i32 = sqlx::query_scalar("SELECT max_attempts FROM jobs WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    for attempt in 1..=max {
+        // The worker claims it and dies: its lease runs out.
+        let j = jobs::claim(&pool, &format!("w{attempt}"), Duration::from_millis(30)).await.unwrap().unwrap();
+        assert_eq!((j.id, j.attempts), (id, attempt));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let next = jobs::claim(&pool, "w-last", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(next.id, other, "the dead job is not claimed again; other work goes on");
+    let (status, error): (String, String) = sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap();
+    assert_eq!(status, "dead");
+    assert!(error.contains(&format!("lease expired after attempt {max} of {max}")), "{error}");
+}

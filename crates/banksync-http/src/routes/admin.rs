@@ -6,20 +6,40 @@ use sync_engine::jobs;
 use utoipa::IntoParams;
 
 use crate::dto::Job;
-use crate::error::ApiResult;
-use crate::extract::{Admin, Json, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, Json, Path, Query};
 use crate::AppState;
 
 #[derive(Deserialize, IntoParams)]
 pub struct JobsQuery {
     /// 1 to 1000, default 100.
     pub limit: Option<i64>,
+    /// `dead`: only jobs past their attempts cap.
+    pub status: Option<String>,
 }
 
 /// Job history, newest first (admin tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(JobsQuery),
     responses((status = 200, body = Vec<Job>), (status = 403)), security(("token" = [])))]
 pub async fn jobs(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuery>) -> ApiResult<Json<Vec<Job>>> {
-    let list = jobs::recent(&st.pool, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let list = match q.status.as_deref() {
+        None => jobs::recent(&st.pool, limit).await?,
+        Some("dead") => jobs::dead(&st.pool, limit).await?,
+        Some(_) => return Err(ApiError::invalid("invalid_status", "status filter must be dead")),
+    };
     Ok(Json(list.into_iter().map(Job::from).collect()))
+}
+
+/// Queues a dead or failed job again with a fresh attempts count (admin tokens only).
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/rerun", tag = "operations", params(("id" = i64, Path)),
+    responses((status = 202, description = "queued again"), (status = 403), (status = 409, description = "not dead or failed")),
+    security(("token" = [])))]
+pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<axum::http::StatusCode> {
+    if jobs::rerun(&st.pool, id).await? {
+        tracing::info!(job = id, "job queued again by an operator");
+        Ok(axum::http::StatusCode::ACCEPTED)
+    } else {
+        Err(ApiError::conflict("not_rerunnable", "the job is not dead or failed, or the same work is already queued"))
+    }
 }

@@ -44,12 +44,27 @@ pub struct JobsArgs {
     /// How many, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
+    /// Only dead jobs (past their attempts cap), with their reasons.
+    #[arg(long)]
+    pub dead: bool,
+    /// Queue a dead or failed job again, with a fresh attempts count.
+    #[arg(long, value_name = "JOB_ID")]
+    pub rerun: Option<i64>,
 }
 
 pub async fn jobs(a: JobsArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&Settings::load()?).await?;
+    if let Some(id) = a.rerun {
+        anyhow::ensure!(
+            sync_engine::jobs::rerun(&pool, id).await?,
+            "job {id} is not dead or failed (or the same work is already queued): see `banksync jobs --dead`"
+        );
+        println!("job {id} queued again");
+        return Ok(());
+    }
+    let list = if a.dead { sync_engine::jobs::dead(&pool, a.limit).await? } else { sync_engine::jobs::recent(&pool, a.limit).await? };
     println!("{:>8}  {:<18} {:<8} {:>3}  {:<25} {}", "id", "kind", "status", "try", "created", "last error");
-    for j in sync_engine::jobs::recent(&pool, a.limit).await? {
+    for j in list {
         println!(
             "{:>8}  {:<18} {:<8} {:>3}  {:<25} {}",
             j.id,
