@@ -89,6 +89,9 @@ pub struct SyncRun {
     pub suspects: i32,
     /// Lines moved to the id under which the bank re-issued their transaction.
     pub rekeyed: i32,
+    /// Records that could not be parsed or stored, kept with the reason (see
+    /// `GET /api/v1/connections/{id}/quarantine`).
+    pub quarantined: i32,
     #[schema(value_type = Object)]
     pub balance_mismatches: serde_json::Value,
     pub error_class: Option<String>,
@@ -112,6 +115,7 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
             pending_removed: r.pending_removed,
             suspects: r.suspects,
             rekeyed: r.rekeyed,
+            quarantined: r.quarantined,
             balance_mismatches: r.balance_mismatches,
             error_class: r.error_class,
             error_message: r.error_message,
@@ -161,6 +165,26 @@ pub struct InteractivePrompt {
 pub struct InteractiveAnswer {
     #[schema(value_type = Object)]
     pub credentials: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A record from Salt Edge that could not be parsed or stored.
+#[derive(Serialize, ToSchema)]
+pub struct QuarantinedRecord {
+    pub id: i64,
+    pub sync_run_id: Uuid,
+    /// transaction or account
+    pub kind: String,
+    pub saltedge_id: Option<String>,
+    /// The record's JSON exactly as Salt Edge sent it (the bank's data: untrusted).
+    pub raw: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<sync_engine::quarantine::QuarantinedRecord> for QuarantinedRecord {
+    fn from(q: sync_engine::quarantine::QuarantinedRecord) -> Self {
+        QuarantinedRecord { id: q.id, sync_run_id: q.sync_run_id, kind: q.kind, saltedge_id: q.saltedge_id, raw: q.raw, reason: q.reason, created_at: q.created_at }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

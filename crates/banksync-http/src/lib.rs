@@ -70,6 +70,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/connections/{id}/fetch-accounts", post(connections::fetch_accounts))
         .route("/connections/{id}/sync", post(connections::sync_now))
         .route("/connections/{id}/sync-runs", get(connections::sync_runs))
+        .route("/connections/{id}/quarantine", get(connections::quarantine))
         .route("/connections/{id}/revoke", post(connections::revoke))
         .route("/connections/{id}/interactive", post(connections::answer_interactive))
         .route("/journals", get(journals::list))

@@ -16,7 +16,7 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         institutions::list,
         connections::link, connections::list, connections::show, connections::update_credentials,
         connections::fetch_accounts, connections::sync_now, connections::sync_runs, connections::revoke,
-        connections::answer_interactive, connections::delete,
+        connections::answer_interactive, connections::quarantine, connections::delete,
         journals::list, journals::map_account, journals::lines,
         journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
         receive::receive,
@@ -25,7 +25,7 @@ use crate::routes::{admin, connections, institutions, journals, ops};
     ),
     components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncQueued, dto::Journal, dto::MapAccount,
-        dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt, dto::InteractiveAnswer)),
+        dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt, dto::InteractiveAnswer, dto::QuarantinedRecord)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

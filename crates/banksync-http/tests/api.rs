@@ -792,3 +792,64 @@ async fn arbitrary_payloads_are_refused_with_problem_json_and_change_nothing(poo
     // The server is still healthy.
     assert_eq!(s.http.get(format!("{}/readyz", s.base)).send().await.unwrap().status(), 200);
 }
+
+/// Poison records among good ones: a transaction whose amount no decimal can hold, one with
+/// an impossible date, one whose currency is no code, and an account in a crypto currency.
+/// The bad ones are quarantined with their raw JSON and reason, visible through the API;
+/// every other line imports, and the crypto account is stored as given.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
+    let s = stack(pool).await;
+    let (_, se_conn) = s.sim.seed_connection("poison@x.example", "fake_client_xf");
+    let mut victims = vec![];
+    s.sim.edit_connection(&se_conn, |rec| {
+        rec.accounts[1].currency_code = "USDT".into();
+        let acc0 = rec.accounts[0].id.clone();
+        let mut mine = rec.posted.iter_mut().filter(|t| t.account_id == acc0);
+        let big = mine.next().unwrap();
+        big.amount = "12345.6789".parse().unwrap();
+        victims.push(big.id.clone());
+        let bad_date = mine.next().unwrap();
+        bad_date.made_on = chrono::NaiveDate::from_ymd_opt(1901, 1, 1).unwrap();
+        victims.push(bad_date.id.clone());
+        let bad_currency = mine.next().unwrap();
+        bad_currency.currency_code = "€uro!".into();
+        victims.push(bad_currency.id.clone());
+        for t in rec.posted.iter_mut().chain(rec.pending.iter_mut()).filter(|t| t.account_id != acc0) {
+            t.currency_code = "USDT".into();
+        }
+    });
+    // The wire gets what no Rust type would produce.
+    s.sim.set_body_rewrites(vec![
+        ("\"amount\":12345.6789".into(), "\"amount\":1e400".into()),
+        ("\"made_on\":\"1901-01-01\"".into(), "\"made_on\":\"2024-02-30\"".into()),
+    ]);
+    let client = Client::new(
+        saltedge_client::ClientConfig::signed(s.sim.api_base(), s.sim.app_credentials().0, s.sim.app_credentials().1, keys::CLIENT_PRIVATE_PEM).unwrap(),
+    )
+    .unwrap();
+    let company: Uuid = sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'").fetch_one(&s.pool).await.unwrap();
+    let conn = sync_engine::connections::adopt(&s.pool, &client, company, &se_conn).await.unwrap();
+    let report = sync_engine::sync_connection(&s.pool, &client, conn.id, &Default::default()).await.unwrap();
+    assert_eq!(report.run.status, "succeeded");
+    assert_eq!(report.run.quarantined, 3, "{:?}", report.run);
+
+    let (st, q) = s.call(Method::GET, &format!("/api/v1/connections/{}/quarantine", conn.id), None).await;
+    assert_eq!(st, 200, "{q}");
+    let q = q.as_array().unwrap();
+    assert_eq!(q.len(), 3);
+    let mut ids: Vec<&str> = q.iter().map(|r| r["saltedge_id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = victims.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(q.iter().any(|r| r["raw"].as_str().unwrap().contains("1e400") && r["reason"].as_str().unwrap().contains("amount")), "{q:?}");
+    assert!(q.iter().any(|r| r["reason"].as_str().unwrap().contains("\"€uro!\" is not a currency code")), "{q:?}");
+    assert!(q.iter().all(|r| r["kind"] == "transaction" && r["sync_run_id"] == json!(report.run.id)));
+
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum::<usize>() - 3;
+    assert_eq!(all_lines(&s).await.len(), expected, "every other line imported");
+    let (_, c) = s.call(Method::GET, &format!("/api/v1/connections/{}", conn.id), None).await;
+    assert!(c["accounts"].as_array().unwrap().iter().any(|a| a["currency"] == "USDT"), "{c}");
+}

@@ -445,9 +445,18 @@ impl Client {
         if let Some(f) = from_id {
             q.push(("from_id", f));
         }
-        let env: Envelope<Vec<T>> = self.get(path, &q).await?;
+        // Items are parsed one by one, so that one bad record never fails its page.
+        let env: Envelope<Vec<Box<serde_json::value::RawValue>>> = self.get(path, &q).await?;
         let next_id = env.meta.and_then(|m| m.next_id).filter(|s| !s.is_empty());
-        Ok(Page { items: env.data, next_id })
+        let mut items = Vec::with_capacity(env.data.len());
+        let mut rejected = vec![];
+        for raw in env.data {
+            match serde_json::from_str::<T>(raw.get()) {
+                Ok(item) => items.push(item),
+                Err(e) => rejected.push(Rejected::of(raw.get(), e.to_string())),
+            }
+        }
+        Ok(Page { items, next_id, rejected })
     }
 
     /// One page of posted transactions, for callers that drive pagination themselves.
@@ -476,6 +485,9 @@ impl Client {
     async fn collect<T>(&self, s: impl Stream<Item = Result<Page<T>, Error>>) -> Result<Vec<T>, Error> {
         use futures::TryStreamExt;
         let pages: Vec<Page<T>> = s.try_collect().await?;
+        for r in pages.iter().flat_map(|p| &p.rejected) {
+            tracing::warn!(id = ?r.id, reason = %r.reason, "Salt Edge list item skipped: it does not parse");
+        }
         Ok(pages.into_iter().flat_map(|p| p.items).collect())
     }
 }

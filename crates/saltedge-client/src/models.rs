@@ -48,6 +48,34 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// `from_id` of the following page, `None` on the last page.
     pub next_id: Option<String>,
+    /// Items of the page that did not parse: one bad record never fails its page.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A list item that did not parse, kept whole with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its `id`, when that much could be read.
+    pub id: Option<String>,
+    /// The item's raw JSON text.
+    pub raw: String,
+    pub reason: String,
+}
+
+impl Rejected {
+    pub fn of(raw: &str, reason: String) -> Self {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            #[serde(default)]
+            id: Option<Value>,
+        }
+        let id = serde_json::from_str::<IdOnly>(raw).ok().and_then(|i| i.id).and_then(|v| match v {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        Rejected { id, raw: raw.to_string(), reason }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

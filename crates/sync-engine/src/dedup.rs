@@ -47,6 +47,7 @@ use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::quarantine::Quarantined;
 
 /// Where a bank account's lines go.
 #[derive(Debug, Clone)]
@@ -270,13 +271,45 @@ pub struct PreparedPage {
     rows: Vec<Row>,
     out: PageOutcome,
     status: LineStatus,
+    quarantined: Vec<Quarantined>,
+}
+
+impl PreparedPage {
+    /// Adds the page's items that did not parse, to be quarantined with the page.
+    pub fn reject(&mut self, rejected: &[saltedge_client::models::Rejected]) {
+        self.out.fetched += rejected.len() as i32;
+        self.quarantined.extend(rejected.iter().map(|r| Quarantined::rejected("transaction", r)));
+    }
+}
+
+/// Why a parsed transaction cannot be stored, if it cannot.
+fn unstorable(t: &Transaction) -> Option<String> {
+    if t.id.trim().is_empty() {
+        return Some("the transaction has no id".into());
+    }
+    if !crate::quarantine::storable_currency(&t.currency_code) {
+        return Some(format!("currency code {:?} is not a currency code", t.currency_code));
+    }
+    if !crate::quarantine::plausible_date(t.made_on) {
+        return Some(format!("booking date {} is not plausible", t.made_on));
+    }
+    let posting = t.extra.get("posting_date").and_then(|v| v.as_str()).and_then(|s| s.parse::<NaiveDate>().ok());
+    if posting.is_some_and(|d| !crate::quarantine::plausible_date(d)) {
+        return Some(format!("posting date {} is not plausible", posting.unwrap_or_default()));
+    }
+    None
 }
 
 pub fn prepare(targets: &HashMap<String, AccountTarget>, txs: &[Transaction], status: LineStatus) -> PreparedPage {
     let mut out = PageOutcome { fetched: txs.len() as i32, ..Default::default() };
     let mut rows = Vec::with_capacity(txs.len());
     let mut in_page = HashSet::with_capacity(txs.len());
+    let mut quarantined = vec![];
     for t in txs {
+        if let Some(reason) = unstorable(t) {
+            quarantined.push(Quarantined::unstorable("transaction", &t.id, t, reason));
+            continue;
+        }
         // The same id twice in one page would trip the upsert; the second is a duplicate.
         if !in_page.insert(t.id.as_str()) {
             out.skipped_duplicate += 1;
@@ -300,7 +333,7 @@ pub fn prepare(targets: &HashMap<String, AccountTarget>, txs: &[Transaction], st
         }
         rows.push(row(t, target, status));
     }
-    PreparedPage { rows, out, status }
+    PreparedPage { rows, out, status, quarantined }
 }
 
 /// Writes one page of transactions in one database transaction and adds its counts to the
@@ -317,6 +350,21 @@ pub async fn write_page(
     write_prepared(pool, run_id, prepare(targets, txs, status), true, pending, opts).await
 }
 
+/// [`write_page`] for a page fetched from Salt Edge, with the items that did not parse.
+pub async fn write_fetched(
+    pool: &PgPool,
+    run_id: Uuid,
+    targets: &HashMap<String, AccountTarget>,
+    page: &saltedge_client::models::Page<Transaction>,
+    status: LineStatus,
+    pending: &mut PendingLines,
+    opts: &DedupOptions,
+) -> Result<PageOutcome> {
+    let mut prepared = prepare(targets, &page.items, status);
+    prepared.reject(&page.rejected);
+    write_prepared(pool, run_id, prepared, true, pending, opts).await
+}
+
 pub async fn write_prepared(
     pool: &PgPool,
     run_id: Uuid,
@@ -325,8 +373,9 @@ pub async fn write_prepared(
     pending: &mut PendingLines,
     opts: &DedupOptions,
 ) -> Result<PageOutcome> {
-    let PreparedPage { mut rows, mut out, status } = page;
+    let PreparedPage { mut rows, mut out, status, quarantined } = page;
     let mut db = pool.begin().await?;
+    crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     // Rule 1, cheaply: lines we already hold with identical content are not sent again.
     let known = if may_exist && !rows.is_empty() { known_lines(&mut db, &rows).await? } else { HashMap::new() };
     rows.retain(|r| match known.get(&r.saltedge_id) {

@@ -27,6 +27,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod lock;
 pub mod mapping;
+pub mod quarantine;
 pub mod review;
 pub mod runs;
 pub mod scheduler;

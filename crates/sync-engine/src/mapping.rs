@@ -47,8 +47,9 @@ const ACCOUNT_COLUMNS: &str = "id, company_id, connection_id, journal_id, salted
     currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note";
 const JOURNAL_COLUMNS: &str = "id, company_id, name, currency, sync_start_date, created_at";
 
+/// ISO 4217 and beyond (crypto, four letters): stored as given.
 fn valid_currency(c: &str) -> bool {
-    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+    crate::quarantine::storable_currency(c)
 }
 
 pub async fn create_journal(
@@ -127,6 +128,8 @@ pub async fn map_account(pool: &PgPool, company_id: Uuid, account_id: Uuid, jour
 pub struct AccountsOutcome {
     pub new_accounts: Vec<Uuid>,
     pub disappeared: usize,
+    /// Accounts that cannot be stored (their transactions then count as unknown-account).
+    pub quarantined: Vec<crate::quarantine::Quarantined>,
 }
 
 /// Upserts the connection's accounts as Salt Edge lists them, creating a journal for each new
@@ -147,7 +150,9 @@ pub async fn sync_accounts(
             continue;
         }
         if !valid_currency(&a.currency_code) {
-            return Err(SyncError::Invalid(format!("account {} has currency {:?}", a.id, a.currency_code)));
+            let reason = format!("currency code {:?} is not a currency code", a.currency_code);
+            out.quarantined.push(crate::quarantine::Quarantined::unstorable("account", &a.id, a, reason));
+            continue;
         }
         let journal_name = format!("{provider_name} · {}", a.name);
         let journal_id: Uuid = sqlx::query_scalar("INSERT INTO journals (company_id, name, currency) VALUES ($1, $2, $3) RETURNING id")

@@ -29,6 +29,8 @@ pub struct SyncRun {
     pub suspects: i32,
     /// Lines moved to the id under which the bank re-issued their transaction.
     pub rekeyed: i32,
+    /// Records that could not be parsed or stored (see [`crate::quarantine`]).
+    pub quarantined: i32,
     pub balance_mismatches: serde_json::Value,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
@@ -36,7 +38,7 @@ pub struct SyncRun {
 
 const COLUMNS: &str = "id, company_id, connection_id, trigger, status, started_at, finished_at, from_id, pages, fetched,
     inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects,
-    rekeyed, balance_mismatches, error_class, error_message";
+    rekeyed, quarantined, balance_mismatches, error_class, error_message";
 
 /// A queued run, to be picked up by a worker (the API's "sync now").
 pub async fn enqueue(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {

@@ -88,8 +88,16 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
         }
     }
 
-    let accounts = client.list_accounts(&conn.saltedge_id).await?;
+    let mut accounts = vec![];
+    let mut bad_accounts = vec![];
+    let mut account_pages = std::pin::pin!(client.account_pages(&conn.saltedge_id));
+    while let Some(page) = account_pages.try_next().await? {
+        accounts.extend(page.items);
+        bad_accounts.extend(page.rejected.iter().map(|r| crate::quarantine::Quarantined::rejected("account", r)));
+    }
     let acc = mapping::sync_accounts(pool, conn.company_id, conn.id, &conn.provider_name, &accounts).await?;
+    bad_accounts.extend(acc.quarantined.iter().cloned());
+    crate::quarantine::record(pool, run_id, &bad_accounts).await?;
     let targets = std::sync::Arc::new(targets(pool, conn.id).await?);
     // A connection without lines yet cannot hold any of the page's ids: skip that look-up.
     let may_exist: bool = sqlx::query_scalar(
@@ -110,8 +118,10 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
         let targets = targets.clone();
         tokio::spawn(async move {
             let page = client.transactions_page(&q).await?;
-            let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).collect();
-            Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, dedup::prepare(&targets, &page.items, LineStatus::Posted)))
+            let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).chain(page.rejected.iter().filter_map(|r| r.id.clone())).collect();
+            let mut prepared = dedup::prepare(&targets, &page.items, LineStatus::Posted);
+            prepared.reject(&page.rejected);
+            Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, prepared))
         })
     };
     let mut ahead = Some(fetch(query.clone()));
@@ -136,8 +146,8 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
     let mut still_pending = vec![];
     let mut pending = std::pin::pin!(client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
     while let Some(page) = pending.try_next().await? {
-        still_pending.extend(page.items.iter().map(|t| t.id.clone()));
-        dedup::write_page(pool, run_id, &targets, &page.items, LineStatus::Pending, &mut pending_lines, &opts.dedup).await?;
+        still_pending.extend(page.items.iter().map(|t| t.id.clone()).chain(page.rejected.iter().filter_map(|r| r.id.clone())));
+        dedup::write_fetched(pool, run_id, &targets, &page, LineStatus::Pending, &mut pending_lines, &opts.dedup).await?;
     }
     let removed = dedup::remove_vanished_pending(pool, conn.id, &still_pending).await?;
 

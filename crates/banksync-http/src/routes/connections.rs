@@ -332,6 +332,16 @@ pub async fn sync_runs(State(st): State<AppState>, Company(company): Company, Pa
     Ok(Json(runs::for_connection(&st.pool, c.id, 100).await?.into_iter().map(SyncRun::from).collect()))
 }
 
+/// Records of the connection that could not be parsed or stored, newest first, with the
+/// raw JSON and the reason; the rest of the connection imported.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", tag = "connections", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<dto::QuarantinedRecord>), (status = 404)), security(("token" = [])))]
+pub async fn quarantine(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<dto::QuarantinedRecord>>> {
+    let c = load(&st, company, id).await?;
+    let list = sync_engine::quarantine::for_connection(&st.pool, c.id, 500).await?;
+    Ok(Json(list.into_iter().map(dto::QuarantinedRecord::from).collect()))
+}
+
 /// Revokes the connection's current consent (Salt Edge's `last_consent_id`). A consent
 /// that has already expired or was already revoked gives no more access: that is what the
 /// user asked for, so it is not an error.
