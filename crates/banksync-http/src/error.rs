@@ -66,7 +66,7 @@ impl ApiError {
             }
             ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
             ApiError::Sync(SyncError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
-            ApiError::Sync(SyncError::Panicked(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
+            ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
             ApiError::Sync(SyncError::Db(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
         }
     }

@@ -434,12 +434,15 @@ async fn replace_pending(
         };
         let pid = p.id;
         pending.used.insert(pid);
-        sqlx::query(
+        // Guarded: the line must still be pending. Whatever two syncs do (a lost lock), a
+        // pending line is consumed by at most one posted transaction; if it is gone, this
+        // transaction becomes a line of its own.
+        let n = sqlx::query(
             "UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
                  saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
                  description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
                  sync_run_id = $12, content_hash = $13, text_repaired = $14, updated_at = now()
-             WHERE id = $1",
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(pid)
         .bind(&r.saltedge_id)
@@ -456,8 +459,14 @@ async fn replace_pending(
         .bind(&r.content_hash)
         .bind(r.text_repaired)
         .execute(&mut **db)
-        .await?;
-        replaced += 1;
+        .await?
+        .rows_affected();
+        if n == 1 {
+            replaced += 1;
+        } else {
+            tracing::warn!(line = pid, transaction = %r.saltedge_id, "pending line already consumed; the posted transaction gets its own line");
+            keep.push(r);
+        }
     }
     *rows = keep;
     Ok(replaced)

@@ -17,6 +17,9 @@ pub enum SyncError {
     /// The request contradicts what is recorded (another tenant's resource, say).
     #[error("{0}")]
     Conflict(String),
+    /// The per-connection lock's session ended mid-sync; the sync stopped writing.
+    #[error("the connection's sync lock was lost (its database session ended); the sync stopped and will run again")]
+    LockLost,
     /// A job's code panicked; the job failed alone and the worker went on.
     #[error("panicked: {0}")]
     Panicked(String),

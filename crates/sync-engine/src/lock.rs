@@ -27,6 +27,18 @@ impl ConnectionLock {
         Ok(ConnectionLock { conn, key })
     }
 
+    /// Fails when the lock's session is gone (the server ended it, the network cut it): the
+    /// lock went with it and another sync may run, so this one must stop writing.
+    pub async fn ensure_held(&mut self) -> Result<()> {
+        match sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted)")
+            .fetch_one(&mut self.conn)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(crate::error::SyncError::LockLost),
+        }
+    }
+
     pub async fn release(mut self) {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
         let _ = self.conn.close().await;

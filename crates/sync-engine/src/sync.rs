@@ -50,10 +50,10 @@ pub async fn sync_connection(pool: &PgPool, client: &Client, connection_id: Uuid
     if conn.status == "removed" {
         return Err(SyncError::Invalid("the connection was removed at Salt Edge".into()));
     }
-    let lock = ConnectionLock::acquire(pool, connection_id).await?;
+    let mut lock = ConnectionLock::acquire(pool, connection_id).await?;
     let result = async {
         let run_id = runs::start(pool, conn.company_id, conn.id, &opts.trigger, opts.run_id).await?;
-        match run(pool, client, &conn, run_id, opts).await {
+        match run(pool, client, &conn, run_id, opts, &mut lock).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 let class = e.saltedge_class().map(|c| c.to_string());
@@ -73,7 +73,14 @@ pub async fn sync_connection(pool: &PgPool, client: &Client, connection_id: Uuid
     result
 }
 
-async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run_id: Uuid, opts: &SyncOptions) -> Result<SyncReport> {
+async fn run(
+    pool: &PgPool,
+    client: &Client,
+    conn: &connections::Connection,
+    run_id: Uuid,
+    opts: &SyncOptions,
+    lock: &mut ConnectionLock,
+) -> Result<SyncReport> {
     let se_conn = client.show_connection(&conn.saltedge_id).await?;
     let conn = connections::upsert_from_saltedge(pool, conn.company_id, &se_conn).await?;
     if let Some(consent_id) = &se_conn.last_consent_id {
@@ -131,7 +138,11 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
         let (next_id, ids, page) = handle.await.map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
         ahead = next_id.map(|next| fetch(TransactionQuery { from_id: Some(next), ..query.clone() }));
         seen.extend(ids);
-        let written = dedup::write_prepared(pool, run_id, page, may_exist, &mut pending_lines, &opts.dedup).await;
+        // Another sync may run once our lock is gone: stop before writing anything more.
+        let written = match lock.ensure_held().await {
+            Ok(()) => dedup::write_prepared(pool, run_id, page, may_exist, &mut pending_lines, &opts.dedup).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = written {
             if let Some(h) = ahead {
                 h.abort();
@@ -146,9 +157,11 @@ async fn run(pool: &PgPool, client: &Client, conn: &connections::Connection, run
     let mut still_pending = vec![];
     let mut pending = std::pin::pin!(client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
     while let Some(page) = pending.try_next().await? {
+        lock.ensure_held().await?;
         still_pending.extend(page.items.iter().map(|t| t.id.clone()).chain(page.rejected.iter().filter_map(|r| r.id.clone())));
         dedup::write_fetched(pool, run_id, &targets, &page, LineStatus::Pending, &mut pending_lines, &opts.dedup).await?;
     }
+    lock.ensure_held().await?;
     let removed = dedup::remove_vanished_pending(pool, conn.id, &still_pending).await?;
 
     let mut flagged = 0;

@@ -215,6 +215,6 @@ fn is_permanent(e: &SyncError) -> bool {
             )
         ),
         SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } | SyncError::Conflict(_) => true,
-        SyncError::Db(_) | SyncError::Panicked(_) => false,
+        SyncError::Db(_) | SyncError::Panicked(_) | SyncError::LockLost => false,
     }
 }

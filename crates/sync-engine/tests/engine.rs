@@ -1244,3 +1244,72 @@ async fn a_job_whose_worker_keeps_dying_ends_dead(pool: PgPool) {
     assert_eq!(status, "dead");
     assert!(error.contains(&format!("lease expired after attempt {max} of {max}")), "{error}");
 }
+
+/// Two syncs that both believe they hold the lock (one lost it) see the same pending line:
+/// it is consumed by at most one posted transaction; the other becomes a line of its own.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let mut p = tx("900000000000000100", &target.0, "2026-03-01", "-42.00", "Hardware store");
+    p.status = TransactionStatus::Pending;
+    p.currency_code = target.1.currency.clone();
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None).await.unwrap();
+    let targets = HashMap::from([target.clone()]);
+    dedup::write_page(&pool, run, &targets, &[p], LineStatus::Pending, &mut dedup::PendingLines::default(), &DedupOptions::default()).await.unwrap();
+    // Both "syncs" loaded the pending lines before either wrote.
+    let mut first = dedup::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut second = dedup::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut a = tx("900000000000000101", &target.0, "2026-03-02", "-42.00", "HARDWARE STORE 1");
+    a.currency_code = target.1.currency.clone();
+    let mut b = tx("900000000000000102", &target.0, "2026-03-02", "-42.00", "HARDWARE STORE 2");
+    b.currency_code = target.1.currency.clone();
+    let o1 = dedup::write_page(&pool, run, &targets, &[a], LineStatus::Posted, &mut first, &DedupOptions::default()).await.unwrap();
+    let o2 = dedup::write_page(&pool, run, &targets, &[b], LineStatus::Posted, &mut second, &DedupOptions::default()).await.unwrap();
+    assert_eq!((o1.updated, o1.inserted), (1, 0), "the first consumes the pending line");
+    assert_eq!((o2.updated, o2.inserted), (0, 1), "the second finds it consumed and gets its own line");
+    let from_pending: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id IN ('900000000000000101', '900000000000000102') ORDER BY saltedge_transaction_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(from_pending, [Some("900000000000000100".to_string()), None]);
+}
+
+/// The lock's database session is ended mid-sync: the sync stops before writing another
+/// page, and the next sync completes with every transaction exactly once.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_sync_that_loses_its_lock_stops_writing(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.accounts_per_connection = 1;
+        c.data.transactions_per_account = 3000;
+    })
+    .await;
+    f.sim.set_faults(vec![FaultRule::new(FaultAction::Delay(300)).on_path("/transactions")]);
+    let (p2, client, conn) = (pool.clone(), f.client.clone(), f.conn);
+    let task = tokio::spawn(async move { sync_connection(&p2, &client, conn, &SyncOptions::default()).await });
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines").fetch_one(&pool).await.unwrap();
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "the lock's session was ended");
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines").fetch_one(&pool).await.unwrap();
+    let e = task.await.unwrap().unwrap_err();
+    assert!(matches!(e, SyncError::LockLost), "{e:?}");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines").fetch_one(&pool).await.unwrap();
+    assert!(after <= written + 1000, "at most the page in flight was written after the lock went ({written} → {after})");
+    f.sim.set_faults(vec![]);
+    sync(&pool, &f, false).await;
+    assert_matches_truth(&pool, &f).await;
+}
