@@ -144,6 +144,9 @@ pub struct SaltEdge {
     pub timeout_secs: u64,
     #[serde(default = "four")]
     pub max_retries: u32,
+    /// Salt Edge is the bundled simulator: its public test keys and secret are then allowed.
+    #[serde(default)]
+    pub simulator: bool,
 }
 
 fn ten() -> u32 {
@@ -180,6 +183,43 @@ impl Settings {
             .with_context(|| format!("cannot read configuration from {}/default.toml", dir.display()))?;
         let s: Settings = cfg.try_deserialize().context("configuration is invalid")?;
         Ok(s)
+    }
+
+    /// The configuration folder in use.
+    pub fn config_dir() -> PathBuf {
+        PathBuf::from(std::env::var("BANKSYNC_CONFIG_DIR").unwrap_or_else(|_| "config".into()))
+    }
+
+    /// What makes this configuration unsafe to serve with: the simulator's public test keys
+    /// or secret while `saltedge.simulator` is not set, a secret written into a TOML file, or
+    /// an RSA key under 2048 bits. Empty when safe.
+    pub fn unsafe_reasons(&self) -> Vec<String> {
+        let mut out = vec![];
+        for f in secret_in_toml(&Self::config_dir()) {
+            out.push(format!("{f} contains saltedge.secret: move it to BANKSYNC__SALTEDGE__SECRET or saltedge.secret_file"));
+        }
+        if !self.saltedge.simulator {
+            let same = |path: Option<&PathBuf>, bundled: &str| {
+                path.and_then(|p| std::fs::read_to_string(p).ok()).is_some_and(|t| t.trim() == bundled.trim())
+            };
+            let hint = "(set saltedge.simulator = true only when Salt Edge is the simulator)";
+            if same(self.saltedge.private_key_file.as_ref(), saltedge_sim::keys::CLIENT_PRIVATE_PEM) {
+                out.push(format!("saltedge.private_key_file is the simulator's public test key: generate your own {hint}"));
+            }
+            if same(Some(&self.saltedge.callback_public_key_file), saltedge_sim::keys::SIMULATOR_PUBLIC_PEM) {
+                out.push(format!("saltedge.callback_public_key_file is the simulator's key, not Salt Edge's {hint}"));
+            }
+            if self.saltedge_secret().is_ok_and(|s| s == saltedge_sim::SimConfig::default().secret) {
+                out.push(format!("the Salt Edge secret is the simulator's {hint}"));
+            }
+        }
+        if let Err(e) = self.signer() {
+            out.push(format!("{e:#}"));
+        }
+        if let Err(e) = self.callback_verifier() {
+            out.push(format!("{e:#}"));
+        }
+        out
     }
 
     /// The Salt Edge `Secret`: from the environment or `secret_file`.
@@ -247,4 +287,25 @@ impl Settings {
         c.max_retries = self.saltedge.max_retries;
         Ok(c)
     }
+}
+
+/// TOML files of the config folder that hold `saltedge.secret`: secrets belong in the
+/// environment or in files of their own.
+pub fn secret_in_toml(dir: &Path) -> Vec<String> {
+    let mut found = vec![];
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(doc) = text.parse::<toml::Table>() else { continue };
+        if let Some(se) = doc.get("saltedge").and_then(|v| v.as_table()) {
+            if se.get("secret").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()) {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
 }

@@ -27,6 +27,7 @@ fn banksync(pool: &PgPool, sim: &Simulator) -> Command {
         .env("BANKSYNC_CONFIG_DIR", workspace().join("config"))
         .env("BANKSYNC__SALTEDGE__BASE_URL", sim.api_base().as_str())
         .env("BANKSYNC__SALTEDGE__SECRET", "sim-secret")
+        .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
         .env("RUST_LOG", "warn");
     c
 }
@@ -126,4 +127,39 @@ async fn cli_errors_name_the_fix(pool: PgPool) {
     let out = banksync(&pool, &sim).args(["config", "check"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sim-secret"));
+}
+
+/// `serve` refuses the simulator's public keys and secret unless the configuration says
+/// Salt Edge is the simulator, refuses a secret written into TOML and keys under 2048 bits.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn serve_refuses_unsafe_configurations(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let refuse = |out: std::process::Output, what: &str| {
+        assert!(!out.status.success(), "{what}: started");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains("refusing to serve") && err.contains(what), "{what}: {err}");
+        assert!(!err.contains("sim-secret"), "the secret is never printed");
+    };
+    let serve = || {
+        let mut c = banksync(&pool, &sim);
+        c.args(["serve"]).env("BANKSYNC__SALTEDGE__SIMULATOR", "false").env("BANKSYNC__SERVER__BIND", "127.0.0.1:0");
+        c
+    };
+    refuse(serve().output().await.unwrap(), "simulator's public test key");
+    refuse(serve().output().await.unwrap(), "the Salt Edge secret is the simulator's");
+
+    // A secret in TOML, in a config folder of its own.
+    let dir = std::env::temp_dir().join(format!("banksync-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let default = std::fs::read_to_string(workspace().join("config/default.toml")).unwrap();
+    std::fs::write(dir.join("default.toml"), default.replace("secret_file = \"\"", "secret = \"from-toml\"")).unwrap();
+    refuse(serve().env("BANKSYNC_CONFIG_DIR", &dir).env_remove("BANKSYNC__SALTEDGE__SECRET").output().await.unwrap(), "contains saltedge.secret");
+
+    // A 1024-bit signing key.
+    let weak = dir.join("weak.pem");
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    std::fs::write(&weak, rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, Default::default()).unwrap().as_bytes()).unwrap();
+    let out = serve().env("BANKSYNC__SALTEDGE__SIMULATOR", "true").env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", &weak).output().await.unwrap();
+    refuse(out, "under 2048 bits");
+    std::fs::remove_dir_all(&dir).ok();
 }

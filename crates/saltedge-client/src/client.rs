@@ -22,6 +22,11 @@ use crate::signature::Signer;
 pub trait FetchGate: Send + Sync {
     /// Waits until one more fetch may start.
     fn acquire(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+
+    /// The slot just acquired was not used: the request never left (no connection).
+    fn give_back(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// Everything the client needs. `secret` and the private key never show in `Debug`.
@@ -189,6 +194,13 @@ impl Client {
                 }
             }
             let result = self.send_once(&method, &url, &body).await;
+            if kind == Kind::Fetch {
+                if let (Err(Error::Transport(e)), Some(gate)) = (&result, &self.inner.cfg.fetch_gate) {
+                    if e.is_connect() || e.is_builder() {
+                        gate.give_back().await;
+                    }
+                }
+            }
             match result {
                 Err(e) if attempt < retries && e.is_transient() => {
                     let delay = self.backoff(attempt, &e);

@@ -32,6 +32,8 @@ pub enum SignatureError {
     BadPrivateKey,
     #[error("not a usable RSA public key in PEM form (SPKI or PKCS#1 expected)")]
     BadPublicKey,
+    #[error("RSA keys under 2048 bits are refused")]
+    WeakKey,
     #[error("signature missing")]
     Missing,
     #[error("signature is not valid base64")]
@@ -66,6 +68,10 @@ impl Signer {
         let key = RsaPrivateKey::from_pkcs8_pem(pem)
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
             .map_err(|_| SignatureError::BadPrivateKey)?;
+        // Under 2048 bits is not a key anyone should sign with.
+        if rsa::traits::PublicKeyParts::size(&key) < 256 {
+            return Err(SignatureError::WeakKey);
+        }
         let ring_key = key.to_pkcs8_der().ok().and_then(|der| ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok());
         Ok(Signer {
             key: match ring_key {
@@ -116,7 +122,7 @@ impl Verifier {
             .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
             .map_err(|_| SignatureError::BadPublicKey)?;
         if key.size() < 256 {
-            return Err(SignatureError::BadPublicKey);
+            return Err(SignatureError::WeakKey);
         }
         Ok(Verifier { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() })
     }

@@ -39,6 +39,24 @@ pub async fn wait_for_slot(pool: &PgPool, scope: &str, per_second: u32) -> Resul
     Ok(())
 }
 
+/// Returns the last slot handed out in `scope` when its request was never sent (the
+/// connection failed): the next caller may take it. Never moves the queue into the past.
+pub async fn give_back(pool: &PgPool, scope: &str, per_second: u32) -> Result<()> {
+    if per_second == 0 {
+        return Ok(());
+    }
+    let spacing = 1.02 / per_second as f64;
+    sqlx::query(
+        "UPDATE fetch_slots SET next_slot = greatest(next_slot - make_interval(secs => $2), clock_timestamp())
+         WHERE scope = $1",
+    )
+    .bind(scope)
+    .bind(spacing)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The Salt Edge client's fetch gate backed by [`wait_for_slot`]: one budget across replicas.
 pub struct PgFetchGate {
     pool: PgPool,
@@ -53,6 +71,14 @@ impl PgFetchGate {
 }
 
 impl saltedge_client::FetchGate for PgFetchGate {
+    fn give_back(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Err(e) = give_back(&self.pool, &self.scope, self.per_second).await {
+                tracing::warn!(error = %e, "could not give a fetch slot back");
+            }
+        })
+    }
+
     fn acquire(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             if let Err(e) = wait_for_slot(&self.pool, &self.scope, self.per_second).await {

@@ -1313,3 +1313,26 @@ async fn a_sync_that_loses_its_lock_stops_writing(pool: PgPool) {
     sync(&pool, &f, false).await;
     assert_matches_truth(&pool, &f).await;
 }
+
+/// A fetch whose request never left (no connection) gives its slot back: the next fetch
+/// does not wait for it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn an_unsent_fetch_gives_its_slot_back(pool: PgPool) {
+    let gate = std::sync::Arc::new(sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 1));
+    // Nothing listens on port 9.
+    let mut cfg = saltedge_client::ClientConfig::new("http://127.0.0.1:9/api/v5/".parse().unwrap(), "a", "b");
+    cfg.fetch_gate = Some(gate.clone());
+    cfg.max_retries = 0;
+    let dead = Client::new(cfg).unwrap();
+    let req = saltedge_client::models::RefreshConnectSession { connection_id: "1".into(), ..Default::default() };
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert!(dead.refresh_connect_session(&req).await.is_err());
+    }
+    let wait: f64 = sqlx::query_scalar("SELECT extract(epoch FROM next_slot - clock_timestamp())::float8 FROM fetch_slots WHERE scope = 'global'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1500), "unsent fetches did not queue behind each other: {:?}", started.elapsed());
+    assert!(wait <= 0.05, "no slot is held by a request that never left ({wait} s)");
+}

@@ -1,8 +1,6 @@
 //! `banksync config check`: loads the layered configuration and checks every key, URL and
 //! PEM file, saying what is wrong and how to fix it. Secrets are never printed.
 
-use std::path::Path;
-
 use crate::settings::Settings;
 
 #[derive(clap::Args)]
@@ -38,27 +36,6 @@ fn local(url: &url::Url) -> bool {
     matches!(url.host_str(), Some("127.0.0.1") | Some("localhost") | Some("::1"))
 }
 
-/// A secret written into a TOML file of the config folder is refused: they belong in the
-/// environment or in files of their own.
-fn secret_in_toml(dir: &Path) -> Vec<String> {
-    let mut found = vec![];
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(&p) else { continue };
-        let Ok(doc) = text.parse::<toml::Table>() else { continue };
-        if let Some(se) = doc.get("saltedge").and_then(|v| v.as_table()) {
-            if se.get("secret").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()) {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
-}
-
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let Cmd::Check = a.cmd;
     let dir = std::env::var("BANKSYNC_CONFIG_DIR").unwrap_or_else(|_| "config".into());
@@ -74,8 +51,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             anyhow::bail!("fix the configuration above");
         }
     };
-    for f in secret_in_toml(Path::new(&dir)) {
-        r.err(&format!("{f} contains saltedge.secret: move it to BANKSYNC__SALTEDGE__SECRET or saltedge.secret_file"));
+    // The same checks `serve` refuses to start on.
+    for reason in s.unsafe_reasons() {
+        r.err(&reason);
     }
     match url::Url::parse(s.database.url.expose()) {
         Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => r.ok("database.url is a Postgres URL"),

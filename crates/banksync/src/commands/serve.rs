@@ -16,6 +16,10 @@ pub struct Args {}
 
 pub async fn run(_: Args) -> anyhow::Result<()> {
     let s = Settings::load()?;
+    let refused = s.unsafe_reasons();
+    if !refused.is_empty() {
+        anyhow::bail!("refusing to serve with an unsafe configuration:\n  - {}\n(`banksync config check` shows every check)", refused.join("\n  - "));
+    }
     let pool = crate::db::connect(&s).await?;
     let client = s.client(&pool)?;
     let state = AppState {
