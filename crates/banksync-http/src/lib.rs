@@ -45,6 +45,9 @@ pub struct AppState {
     pub callbacks: Arc<callbacks::urls::CallbackUrls>,
     /// Older callbacks are refused (a replay of a stale event).
     pub callback_max_age: chrono::Duration,
+    /// Origins (`https://books.example`) every company may send users back to after
+    /// Connect; each company may add its own.
+    pub return_to_origins: Arc<Vec<String>>,
     pub metrics: Arc<metrics::Metrics>,
 }
 

@@ -43,6 +43,7 @@ async fn stack(pool: PgPool) -> Stack {
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered).unwrap()),
         callback_max_age: chrono::Duration::hours(72),
+        return_to_origins: Arc::new(vec!["https://books.example".into()]),
         metrics: Arc::new(Default::default()),
     };
     let limits = HttpLimits { body_limit_bytes: 64 * 1024, ..Default::default() };
@@ -462,6 +463,7 @@ async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
         callbacks: Arc::new(callbacks),
         // The recorded callback is from 2020.
         callback_max_age: chrono::Duration::days(365 * 30),
+        return_to_origins: Arc::new(vec![]),
         metrics: Arc::new(Default::default()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -689,6 +691,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
         callback_max_age: chrono::Duration::hours(72),
+        return_to_origins: Arc::new(vec!["https://books.example".into()]),
         metrics: Arc::new(Default::default()),
     };
     let app = banksync_http::router(state, &HttpLimits::default());
@@ -852,4 +855,33 @@ async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
     assert_eq!(all_lines(&s).await.len(), expected, "every other line imported");
     let (_, c) = s.call(Method::GET, &format!("/api/v1/connections/{}", conn.id), None).await;
     assert!(c["accounts"].as_array().unwrap().iter().any(|a| a["currency"] == "USDT"), "{c}");
+}
+
+/// `return_to` must match an allowed origin (service-wide or the company's own); anything
+/// else is refused before Salt Edge hears of it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn return_to_outside_the_allow_list_is_refused(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let before = s.sim.requests().len();
+    for bad in ["https://evil.example/steal", "https://books.example.evil.example/", "http://books.example/", "https://books.example:8443/"] {
+        let mut body = link_body("fake_client_xf");
+        body["return_to"] = json!(bad);
+        let (st, e) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+        assert_eq!((st.as_u16(), e["code"].as_str()), (422, Some("return_to_not_allowed")), "{bad}: {e}");
+    }
+    assert_eq!(s.sim.requests().len(), before, "nothing was sent to Salt Edge");
+    // The company's own origin.
+    let company: Uuid = sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'").fetch_one(&pool).await.unwrap();
+    sync_engine::companies::allow_origin(&pool, company, "https://app.acme.example").await.unwrap();
+    let mut body = link_body("fake_client_xf");
+    body["return_to"] = json!("https://app.acme.example/bank/done?x=1");
+    let (st, e) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+    assert_eq!(st, 201, "{e}");
+    // Another company's origin is not this one's.
+    let other = companies::create(&pool, "Other").await.unwrap();
+    sync_engine::companies::allow_origin(&pool, other.id, "https://other.example").await.unwrap();
+    let mut body = link_body("fakebank_simple_xf");
+    body["return_to"] = json!("https://other.example/");
+    let (st, _) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+    assert_eq!(st, 422);
 }

@@ -74,6 +74,10 @@ pub struct Server {
     /// kept, since Salt Edge signs the URL as registered.
     #[serde(default)]
     pub callback_urls: std::collections::BTreeMap<String, String>,
+    /// Origins every company's frontend may receive users back at after Connect
+    /// (`return_to`); companies add their own with `banksync company allow-origin`.
+    #[serde(default)]
+    pub return_to_origins: Vec<String>,
     #[serde(default = "body_limit")]
     pub body_limit_bytes: usize,
     #[serde(default = "thirty")]

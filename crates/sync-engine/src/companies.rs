@@ -33,6 +33,28 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Company>> {
         .await?)
 }
 
+/// The company's own allowed `return_to` origins.
+pub async fn return_to_origins(pool: &PgPool, company_id: Uuid) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT return_to_origins FROM companies WHERE id = $1")
+        .bind(company_id)
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Adds an allowed `return_to` origin for the company.
+pub async fn allow_origin(pool: &PgPool, company_id: Uuid, origin: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE companies SET return_to_origins = array_append(return_to_origins, $2)
+         WHERE id = $1 AND NOT ($2 = ANY(return_to_origins))",
+    )
+    .bind(company_id)
+    .bind(origin)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Customer {
     pub id: Uuid,

@@ -53,7 +53,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     if conn.is_none() {
         // First news of a connection made through the Connect page: adopt it for the company
         // that owns the customer.
-        let Some(company) = company_for(pool, &data.customer_id, data.custom_fields.as_ref()).await? else {
+        let Some(company) = company_for(pool, &data.customer_id).await? else {
             return Ok(Some("callback for a customer we do not know; ignored".into()));
         };
         match client.show_connection(&data.connection_id).await {
@@ -123,25 +123,15 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     Ok(None)
 }
 
-async fn company_for(pool: &PgPool, customer_id: &str, custom_fields: Option<&serde_json::Value>) -> Result<Option<Uuid>> {
-    if let Some(c) = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+/// The company that owns Salt Edge customer `customer_id`: only a customer recorded for a
+/// company (link records it before the Connect session; adoption checks it at Salt Edge).
+/// `custom_fields` are never trusted on their own: anyone who can open a Connect session
+/// for our app could write them.
+async fn company_for(pool: &PgPool, customer_id: &str) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
         .bind(customer_id)
         .fetch_optional(pool)
-        .await?
-    {
-        return Ok(Some(c));
-    }
-    // Custom fields are set by us when creating the session; trust them only for a company
-    // that exists and has no customer of its own yet.
-    let Some(id) = custom_fields.and_then(|f| f.get("company_id")).and_then(|v| v.as_str()).and_then(|s| s.parse::<Uuid>().ok()) else {
-        return Ok(None);
-    };
-    Ok(sqlx::query_scalar(
-        "SELECT c.id FROM companies c WHERE c.id = $1 AND NOT EXISTS (SELECT 1 FROM saltedge_customers s WHERE s.company_id = c.id)",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?)
+        .await?)
 }
 
 /// Queues a sync of a connection, unless one is already queued; returns the queued run's id.

@@ -138,11 +138,23 @@ fn normalise_phone(p: &str) -> Option<String> {
     (digits.len() >= 7 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit())).then_some(kept)
 }
 
-fn valid_return_to(u: &str) -> ApiResult<()> {
-    match url::Url::parse(u) {
-        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => Ok(()),
-        _ => Err(ApiError::invalid("invalid_return_to", "return_to must be an http(s) URL")),
+/// `return_to` must be an http(s) URL whose origin is on the service-wide allow-list or the
+/// company's own: Connect sends the user there with the connection id.
+async fn valid_return_to(st: &AppState, company: Uuid, u: &str) -> ApiResult<()> {
+    let url = match url::Url::parse(u) {
+        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => url,
+        _ => return Err(ApiError::invalid("invalid_return_to", "return_to must be an http(s) URL")),
+    };
+    let origin = url.origin().ascii_serialization();
+    let same = |o: &String| url::Url::parse(o).is_ok_and(|a| a.origin().ascii_serialization() == origin);
+    if st.return_to_origins.iter().any(same) {
+        return Ok(());
     }
+    let own = companies::return_to_origins(&st.pool, company).await?;
+    if own.iter().any(same) {
+        return Ok(());
+    }
+    Err(ApiError::invalid("return_to_not_allowed", format!("return_to's origin {origin} is not on the allow-list; an operator adds it")))
 }
 
 fn consent(max_days: Option<i32>) -> ConsentRequest {
@@ -179,7 +191,7 @@ pub async fn link(State(st): State<AppState>, Company(company): Company, Json(re
         return Err(ApiError::invalid("invalid_email", "the email address is not valid; it creates your Salt Edge account"));
     }
     let phone = normalise_phone(&req.phone).ok_or_else(|| ApiError::invalid("invalid_phone", "the phone number is not valid (7 to 15 digits, optional +)"))?;
-    valid_return_to(&req.return_to)?;
+    valid_return_to(&st, company, &req.return_to).await?;
     let inst = catalogue::get(&st.pool, &req.provider_code)
         .await?
         .filter(|i| i.status == "active")
@@ -274,7 +286,7 @@ fn usable(c: &connections::Connection) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
     request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
 pub async fn update_credentials(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
-    valid_return_to(&req.return_to)?;
+    valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
     usable(&c)?;
     let inst = catalogue::get(&st.pool, &c.provider_code).await?;
@@ -297,7 +309,7 @@ pub async fn update_credentials(State(st): State<AppState>, Company(company): Co
 #[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", tag = "connections", params(("id" = Uuid, Path)),
     request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
 pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
-    valid_return_to(&req.return_to)?;
+    valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
     usable(&c)?;
     let fake = catalogue::get(&st.pool, &c.provider_code).await?.map(|i| i.fake).unwrap_or(false);

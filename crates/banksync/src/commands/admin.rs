@@ -15,6 +15,12 @@ pub struct CompanyArgs {
 pub enum CompanyCmd {
     /// Create a company (a tenant) and print its id.
     Create { name: String },
+    /// Allow the company's frontend origin (`https://books.example`) as a `return_to`.
+    AllowOrigin {
+        /// Company id or exact name.
+        company: String,
+        origin: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,6 +91,16 @@ pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
             anyhow::ensure!(!name.trim().is_empty(), "give the company a name");
             let c = companies::create(&pool, name.trim()).await?;
             println!("{}", c.id);
+        }
+        CompanyCmd::AllowOrigin { company, origin } => {
+            let url = url::Url::parse(&origin).with_context(|| format!("{origin:?} is not a URL like https://books.example"))?;
+            anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "an origin is http(s)://host[:port]");
+            let c = companies::find_by_key(&pool, &company)
+                .await?
+                .with_context(|| format!("no company {company:?}: create it with `banksync company create NAME`"))?;
+            let origin = url.origin().ascii_serialization();
+            companies::allow_origin(&pool, c.id, &origin).await?;
+            println!("{} may send users back to {origin}", c.name);
         }
     }
     Ok(())

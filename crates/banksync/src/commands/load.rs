@@ -108,6 +108,7 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
         callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
         callback_max_age: chrono::Duration::hours(72),
+        return_to_origins: Arc::new(vec![]),
         metrics: Arc::new(Default::default()),
     };
     let app = banksync_http::router(state, &HttpLimits::default());

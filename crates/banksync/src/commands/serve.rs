@@ -28,6 +28,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
         verifier: s.callback_verifier()?,
         callbacks: Arc::new(s.callback_urls()?),
         callback_max_age: chrono::Duration::hours(s.server.callback_max_age_hours),
+        return_to_origins: Arc::new(s.server.return_to_origins.clone()),
         metrics: Arc::new(Default::default()),
     };
     let limits = HttpLimits { body_limit_bytes: s.server.body_limit_bytes, request_timeout: Duration::from_secs(s.server.request_timeout_secs) };
