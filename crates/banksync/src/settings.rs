@@ -17,6 +17,41 @@ pub struct Settings {
     pub worker: Worker,
     #[serde(default)]
     pub scheduler: Scheduler,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// How long processed callbacks, finished jobs and old sync runs are kept (see README,
+/// Operations); pruned once a day in batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Retention {
+    pub callback_inbox_days: i64,
+    pub jobs_days: i64,
+    pub sync_runs_days: i64,
+    pub batch: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { callback_inbox_days: 30, jobs_days: 14, sync_runs_days: 180, batch: 1000 }
+    }
+}
+
+impl Retention {
+    pub fn engine(&self) -> anyhow::Result<sync_engine::retention::Retention> {
+        anyhow::ensure!(
+            self.callback_inbox_days >= 1 && self.jobs_days >= 1 && self.sync_runs_days >= 1 && self.batch >= 1,
+            "retention: every age is at least 1 day and the batch at least 1"
+        );
+        Ok(sync_engine::retention::Retention {
+            callback_inbox: chrono::Duration::days(self.callback_inbox_days),
+            jobs: chrono::Duration::days(self.jobs_days),
+            sync_runs: chrono::Duration::days(self.sync_runs_days),
+            batch: self.batch,
+            ..Default::default()
+        })
+    }
 }
 
 /// Daily automatic refresh (see README, Scheduling).

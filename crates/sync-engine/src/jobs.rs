@@ -17,6 +17,7 @@ pub const PROCESS_CALLBACK: &str = "process_callback";
 pub const REFRESH_CATALOGUE: &str = "refresh_catalogue";
 pub const REFRESH_CONNECTION: &str = "refresh_connection";
 pub const SCHEDULE: &str = "schedule";
+pub const PRUNE: &str = "prune";
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Job {

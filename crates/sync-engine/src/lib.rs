@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod lock;
 pub mod mapping;
 pub mod quarantine;
+pub mod retention;
 pub mod review;
 pub mod runs;
 pub mod scheduler;

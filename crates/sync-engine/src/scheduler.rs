@@ -235,6 +235,14 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
         }
     }
 
+    // Retention once a day (the job's own dedupe key keeps one queued).
+    jobs::enqueue_at(pool, jobs::PRUNE, serde_json::json!({}), Some("prune"), std::time::Duration::ZERO).await?;
+    sqlx::query(
+        "UPDATE jobs SET run_after = greatest(run_after, coalesce((SELECT max(finished_at) FROM jobs WHERE kind = 'prune' AND status = 'done'), '-infinity') + interval '1 day')
+         WHERE kind = 'prune' AND status = 'queued'",
+    )
+    .execute(pool)
+    .await?;
     let stale: bool = sqlx::query_scalar("SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) FROM providers").fetch_one(pool).await?;
     if stale {
         jobs::enqueue(pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;

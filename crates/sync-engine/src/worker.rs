@@ -27,6 +27,7 @@ pub struct Worker {
     pub poll: Duration,
     pub sync: SyncOptions,
     pub schedule: crate::scheduler::ScheduleConfig,
+    pub retention: crate::retention::Retention,
     /// Extra job kinds, by name.
     pub handlers: std::collections::HashMap<String, Handler>,
 }
@@ -42,6 +43,7 @@ impl Worker {
             sync: SyncOptions::default(),
             schedule: Default::default(),
             handlers: Default::default(),
+            retention: Default::default(),
         }
     }
 
@@ -164,6 +166,7 @@ impl Worker {
                 events::process(&self.pool, &self.client, id).await
             }
             jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
+            jobs::PRUNE => crate::retention::prune(&self.pool, &self.retention).await.map(|_| ()),
             jobs::REFRESH_CONNECTION => {
                 let conn: Uuid = uuid_field(p, "connection_id")?;
                 crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn, chrono::Utc::now()).await

@@ -1336,3 +1336,34 @@ async fn an_unsent_fetch_gives_its_slot_back(pool: PgPool) {
     assert!(started.elapsed() < Duration::from_millis(1500), "unsent fetches did not queue behind each other: {:?}", started.elapsed());
     assert!(wait <= 0.05, "no slot is held by a request that never left ({wait} s)");
 }
+
+/// Retention deletes by age in batches and keeps what must stay: unprocessed callbacks,
+/// unfinished jobs and each connection's newest sync run.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn retention_prunes_old_records_in_batches(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    for _ in 0..3 {
+        sync(&pool, &f, false).await;
+    }
+    sqlx::query("UPDATE sync_runs SET started_at = started_at - interval '400 days', finished_at = finished_at - interval '400 days'").execute(&pool).await.unwrap();
+    for i in 0..25 {
+        sync_engine::inbox::store(&pool, "notify", &format!("{{\"n\":{i}}}"), None, None).await.unwrap();
+    }
+    sqlx::query("UPDATE callback_inbox SET processed_at = now() - interval '40 days' WHERE id % 5 <> 0").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE jobs SET status = 'done', finished_at = now() - interval '20 days' WHERE id % 2 = 0").execute(&pool).await.unwrap();
+    let (jobs_before, open_jobs): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE finished_at IS NULL) FROM jobs").fetch_one(&pool).await.unwrap();
+    let r = sync_engine::retention::Retention { batch: 7, pause: Duration::ZERO, ..Default::default() };
+    let pruned = sync_engine::retention::prune(&pool, &r).await.unwrap();
+    assert_eq!(pruned.callbacks, 20);
+    assert_eq!(pruned.jobs as i64, jobs_before - open_jobs);
+    assert_eq!(pruned.sync_runs, 2, "the newest run of the connection stays");
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM callback_inbox), (SELECT count(*) FROM jobs), (SELECT count(*) FROM sync_runs)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, (5, open_jobs, 1));
+    assert_eq!(sync_engine::retention::prune(&pool, &r).await.unwrap(), Default::default(), "nothing more to prune");
+}

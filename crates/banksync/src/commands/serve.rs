@@ -42,6 +42,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
         let mut w = Worker::new(pool.clone(), client);
         w.lease = Duration::from_secs(s.worker.lease_secs);
         w.schedule = s.schedule_config()?;
+        w.retention = s.retention.engine()?;
         let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
         let n = s.worker.concurrency;
         let rx = stop_rx.clone();

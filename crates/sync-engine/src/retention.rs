@@ -1,0 +1,88 @@
+//! Retention: processed callbacks, finished jobs and old sync runs are deleted by age, in
+//! small batches (each its own short statement), so pruning never holds long locks. Dead
+//! jobs are kept as long as finished ones, for operators. A connection's newest sync run is
+//! always kept (it is what the API shows as `last_sync`).
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub callback_inbox: chrono::Duration,
+    pub jobs: chrono::Duration,
+    pub sync_runs: chrono::Duration,
+    /// Rows per delete statement.
+    pub batch: i64,
+    /// Pause between batches, to leave room for other work.
+    pub pause: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            callback_inbox: chrono::Duration::days(30),
+            jobs: chrono::Duration::days(14),
+            sync_runs: chrono::Duration::days(180),
+            batch: 1000,
+            pause: Duration::from_millis(50),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub callbacks: u64,
+    pub jobs: u64,
+    pub sync_runs: u64,
+}
+
+/// Deletes what is older than the retention, batch by batch.
+pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
+    let now = chrono::Utc::now();
+    let mut out = Pruned::default();
+    out.callbacks = in_batches(
+        pool,
+        r,
+        "DELETE FROM callback_inbox WHERE id IN (
+             SELECT id FROM callback_inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)",
+        now - r.callback_inbox,
+    )
+    .await?;
+    out.jobs = in_batches(
+        pool,
+        r,
+        "DELETE FROM jobs WHERE id IN (
+             SELECT id FROM jobs WHERE finished_at < $1 AND status IN ('done', 'failed', 'dead') ORDER BY finished_at LIMIT $2)",
+        now - r.jobs,
+    )
+    .await?;
+    out.sync_runs = in_batches(
+        pool,
+        r,
+        "DELETE FROM sync_runs WHERE id IN (
+             SELECT s.id FROM sync_runs s WHERE s.finished_at < $1
+               AND EXISTS (SELECT 1 FROM sync_runs n WHERE n.connection_id = s.connection_id AND n.started_at > s.started_at)
+             ORDER BY s.finished_at LIMIT $2)",
+        now - r.sync_runs,
+    )
+    .await?;
+    if out != Pruned::default() {
+        tracing::info!(?out, "retention: pruned");
+    }
+    Ok(out)
+}
+
+async fn in_batches(pool: &PgPool, r: &Retention, sql: &str, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(sql).bind(before).bind(r.batch).execute(pool).await?.rows_affected();
+        total += n;
+        if n < r.batch as u64 {
+            return Ok(total);
+        }
+        tokio::time::sleep(r.pause).await;
+    }
+}
