@@ -299,3 +299,54 @@ impl From<sync_engine::jobs::Job> for Job {
         }
     }
 }
+
+/// An API token as operators see it; the token itself is never stored.
+#[derive(Serialize, ToSchema)]
+pub struct Token {
+    pub id: Uuid,
+    /// company or operator
+    pub kind: String,
+    pub company_id: Option<Uuid>,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<sync_engine::tokens::TokenInfo> for Token {
+    fn from(t: sync_engine::tokens::TokenInfo) -> Self {
+        Token {
+            id: t.id,
+            kind: t.kind,
+            company_id: t.company_id,
+            name: t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// One state-changing API call or admin command.
+#[derive(Serialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub token_id: Option<Uuid>,
+    pub company_id: Option<Uuid>,
+    /// token:ID, operator:ID, cli:USER or anonymous
+    pub actor: String,
+    /// METHOD path, or the CLI command
+    pub action: String,
+    /// The HTTP status (0 for CLI commands that succeeded)
+    pub status: Option<i32>,
+    pub detail: Option<String>,
+}
+
+impl From<sync_engine::audit::Record> for AuditRecord {
+    fn from(r: sync_engine::audit::Record) -> Self {
+        AuditRecord { id: r.id, at: r.at, token_id: r.token_id, company_id: r.company_id, actor: r.actor, action: r.action, status: r.status, detail: r.detail }
+    }
+}

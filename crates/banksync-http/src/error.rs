@@ -11,8 +11,12 @@ use sync_engine::{guidance, SyncError};
 pub enum ApiError {
     #[error("missing or invalid API token")]
     Unauthorized,
-    #[error("this needs an admin token")]
+    #[error("this needs an operator token")]
     Forbidden,
+    #[error("operator tokens cannot read or change a company's data; use a company token")]
+    OperatorOnCompanyData,
+    #[error("too many requests for this token; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("callback signature rejected: {0}")]
     BadSignature(&'static str),
     #[error("{0} not found")]
@@ -51,7 +55,9 @@ impl ApiError {
         let none = Map::new;
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API token", none()),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Admin token required", none()),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Operator token required", none()),
+            ApiError::OperatorOnCompanyData => (StatusCode::FORBIDDEN, "company_token_required", "Company token required", none()),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests", none()),
             ApiError::BadSignature(code) => (StatusCode::UNAUTHORIZED, code, "Callback signature rejected", none()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request", none()),
@@ -113,7 +119,14 @@ impl IntoResponse for ApiError {
         if let Value::Object(m) = &mut body {
             m.extend(extra);
         }
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        let mut resp = (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+        if let ApiError::RateLimited { retry_after } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 }
 

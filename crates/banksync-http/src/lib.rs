@@ -49,6 +49,25 @@ pub struct AppState {
     /// Connect; each company may add its own.
     pub return_to_origins: Arc<Vec<String>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Requests per token per minute (this replica's count).
+    pub rate: Arc<extract::RateLimiter>,
+}
+
+impl AppState {
+    /// The state with defaults: callbacks up to 72 hours old, no service-wide `return_to`
+    /// origins, no per-token rate limit. Callers set what their configuration says.
+    pub fn new(pool: PgPool, client: Client, verifier: Verifier, callbacks: callbacks::urls::CallbackUrls) -> Self {
+        AppState {
+            pool,
+            client,
+            verifier,
+            callbacks: Arc::new(callbacks),
+            callback_max_age: chrono::Duration::hours(72),
+            return_to_origins: Arc::new(vec![]),
+            metrics: Arc::new(Default::default()),
+            rate: Arc::new(extract::RateLimiter::new(0)),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -84,7 +103,11 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/statement-lines/{id}/undo-review", post(journals::undo_review))
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}/rerun", post(admin::rerun))
+        .route("/admin/tokens", get(admin::tokens))
+        .route("/admin/tokens/{id}", axum::routing::delete(admin::revoke_token))
+        .route("/admin/audit", get(admin::audit))
         .route("/openapi.json", get(ops::openapi));
+    let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
     let mut app = Router::new().nest("/api/v1", api);
     for c in state.callbacks.all() {
         let kind = c.kind;
@@ -110,6 +133,36 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Records every state-changing API call (method, path, result, token) in the audit log.
+async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    if !changes {
+        return next.run(req).await;
+    }
+    let slot = extract::AuditSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let action = format!("{} {}", req.method(), req.extensions().get::<axum::extract::OriginalUri>().map(|u| u.0.path().to_string()).unwrap_or_else(|| req.uri().path().to_string()));
+    let resp = next.run(req).await;
+    let who = *slot.0.lock().unwrap();
+    let (token_id, company_id, actor) = match who {
+        Some(sync_engine::tokens::Principal::Company { token_id, company_id }) => (Some(token_id), Some(company_id), format!("token:{token_id}")),
+        Some(sync_engine::tokens::Principal::Operator { token_id }) => (Some(token_id), None, format!("operator:{token_id}")),
+        None => (None, None, "anonymous".to_string()),
+    };
+    let entry = sync_engine::audit::Entry {
+        token_id,
+        company_id,
+        actor: &actor,
+        action: &action,
+        status: Some(resp.status().as_u16() as i32),
+        detail: None,
+    };
+    if let Err(e) = sync_engine::audit::record(&st.pool, &entry).await {
+        tracing::error!(error = %e, %action, "audit log write failed");
+    }
+    resp
 }
 
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {

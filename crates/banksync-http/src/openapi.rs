@@ -20,12 +20,12 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         journals::list, journals::map_account, journals::lines,
         journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
         receive::receive,
-        admin::jobs, admin::rerun,
+        admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncQueued, dto::Journal, dto::MapAccount,
-        dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt, dto::InteractiveAnswer, dto::QuarantinedRecord)),
+        dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt, dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

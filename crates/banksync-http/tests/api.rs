@@ -37,15 +37,9 @@ async fn stack(pool: PgPool) -> Stack {
     let success_url = format!("{callback_base}success/");
     sim.set_callback_url(saltedge_sim::CallbackKind::Success, &success_url);
     let registered = [("success".to_string(), success_url)].into_iter().collect();
-    let state = AppState {
-        pool: pool.clone(),
-        client: client.clone(),
-        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered).unwrap()),
-        callback_max_age: chrono::Duration::hours(72),
-        return_to_origins: Arc::new(vec!["https://books.example".into()]),
-        metrics: Arc::new(Default::default()),
-    };
+    let mut state = AppState::new(pool.clone(), client.clone(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(), banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered).unwrap());
+    state.callback_max_age = chrono::Duration::hours(72);
+    state.return_to_origins = Arc::new(vec!["https://books.example".into()]);
     let limits = HttpLimits { body_limit_bytes: 64 * 1024, ..Default::default() };
     let app = banksync_http::router(state, &limits);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -456,16 +450,9 @@ async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
     urls.insert("success".to_string(), registered.to_string());
     let callbacks = banksync_http::callbacks::urls::CallbackUrls::with_overrides(&url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap(), &urls).unwrap();
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let state = AppState {
-        pool: pool.clone(),
-        client: Client::new(saltedge_client::ClientConfig::new(sim.api_base(), "a", "b")).unwrap(),
-        verifier: Verifier::from_pem(v["saltedge_public_key_pem"].as_str().unwrap()).unwrap(),
-        callbacks: Arc::new(callbacks),
-        // The recorded callback is from 2020.
-        callback_max_age: chrono::Duration::days(365 * 30),
-        return_to_origins: Arc::new(vec![]),
-        metrics: Arc::new(Default::default()),
-    };
+    let mut state = AppState::new(pool.clone(), Client::new(saltedge_client::ClientConfig::new(sim.api_base(), "a", "b")).unwrap(), Verifier::from_pem(v["saltedge_public_key_pem"].as_str().unwrap()).unwrap(), callbacks);
+    state.callback_max_age = chrono::Duration::days(365 * 30);
+    state.return_to_origins = Arc::new(vec![]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, banksync_http::router(state, &HttpLimits::default())).await.unwrap() });
@@ -593,14 +580,19 @@ async fn auth_scoping_and_bad_input(pool: PgPool) {
     let (st, _) = s.call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None).await;
     assert_eq!(st, 200, "still there for its owner");
 
-    // Job history is for admin tokens.
+    // Job history is for operator tokens; a company token never sees it, and an operator
+    // token never reads a company's data.
     let (st, p) = s.call(Method::GET, "/api/v1/admin/jobs", None).await;
     assert_eq!((st.as_u16(), p["code"].as_str()), (403, Some("forbidden")));
-    let (_, admin) = tokens::create_with(&pool, other.id, "ops", true).await.unwrap();
-    let (st, jobs) = s.call_as(&admin, Method::GET, "/api/v1/admin/jobs?limit=500", None).await;
+    let (_, operator) = tokens::insert(&pool, None, "ops", None).await.unwrap();
+    let (st, jobs) = s.call_as(&operator, Method::GET, "/api/v1/admin/jobs?limit=500", None).await;
     assert_eq!(st, 200);
     let kinds: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"process_callback") && kinds.contains(&"sync_connection"), "{kinds:?}");
+    for path in ["/api/v1/connections", "/api/v1/statement-lines", "/api/v1/journals"] {
+        let (st, p) = s.call_as(&operator, Method::GET, path, None).await;
+        assert_eq!((st.as_u16(), p["code"].as_str()), (403, Some("company_token_required")), "{path}");
+    }
 
     // Bad input: problem JSON, nothing sent to Salt Edge, nothing changed.
     wait_sync(&s, &conn_id, 0).await;
@@ -685,15 +677,9 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let callback_base = url::Url::parse(&format!("https://localhost:{port}/callbacks/saltedge/")).unwrap();
-    let state = AppState {
-        pool: pool.clone(),
-        client: Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key")).unwrap(),
-        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
-        callback_max_age: chrono::Duration::hours(72),
-        return_to_origins: Arc::new(vec!["https://books.example".into()]),
-        metrics: Arc::new(Default::default()),
-    };
+    let mut state = AppState::new(pool.clone(), Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key")).unwrap(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(), banksync_http::callbacks::urls::CallbackUrls::under(&callback_base));
+    state.callback_max_age = chrono::Duration::hours(72);
+    state.return_to_origins = Arc::new(vec!["https://books.example".into()]);
     let app = banksync_http::router(state, &HttpLimits::default());
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
@@ -884,4 +870,66 @@ async fn return_to_outside_the_allow_list_is_refused(pool: PgPool) {
     body["return_to"] = json!("https://other.example/");
     let (st, _) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
     assert_eq!(st, 422);
+}
+
+/// Tokens expire and are revoked (401 with `WWW-Authenticate`); a per-token rate limit
+/// answers 429 with `Retry-After`; every state-changing call is in the audit log, listed
+/// for operators only.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let company: Uuid = sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'").fetch_one(&pool).await.unwrap();
+    let (_, expiring) = tokens::insert(&pool, Some(company), "short", Some(chrono::Duration::days(1))).await.unwrap();
+    let (st, _) = s.call_as(&expiring, Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(st, 200);
+    sqlx::query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'short'").execute(&pool).await.unwrap();
+    let r = s.http.get(format!("{}/api/v1/journals", s.base)).bearer_auth(&expiring).send().await.unwrap();
+    assert_eq!(r.status(), 401, "expired");
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+
+    let (id, revoked) = tokens::insert(&pool, Some(company), "to revoke", None).await.unwrap();
+    let (_, operator) = tokens::insert(&pool, None, "ops", None).await.unwrap();
+    let (st, list) = s.call_as(&operator, Method::GET, "/api/v1/admin/tokens", None).await;
+    assert_eq!(st, 200);
+    assert!(list.as_array().unwrap().iter().all(|t| t.get("token_hash").is_none() && t.get("token").is_none()));
+    let (st, _) = s.call_as(&operator, Method::DELETE, &format!("/api/v1/admin/tokens/{id}"), None).await;
+    assert_eq!(st, 204);
+    let (st, _) = s.call_as(&revoked, Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(st, 401, "revoked");
+    let (st, _) = s.call(Method::DELETE, &format!("/api/v1/admin/tokens/{id}"), None).await;
+    assert_eq!(st, 403, "a company token cannot manage tokens");
+
+    // Audit: the state-changing calls above, with their token and result; reads are not.
+    let mut body = link_body("fake_client_xf");
+    body["return_to"] = json!("https://evil.example/");
+    s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+    let (st, log) = s.call_as(&operator, Method::GET, "/api/v1/admin/audit", None).await;
+    assert_eq!(st, 200);
+    let log = log.as_array().unwrap();
+    assert!(log.iter().any(|r| r["action"] == "POST /api/v1/connections" && r["status"] == 422 && r["company_id"] == json!(company)), "{log:?}");
+    assert!(log.iter().any(|r| r["action"] == format!("DELETE /api/v1/admin/tokens/{id}") && r["status"] == 204 && r["actor"].as_str().unwrap().starts_with("operator:")));
+    assert!(!log.iter().any(|r| r["action"].as_str().unwrap().starts_with("GET")));
+    let (st, _) = s.call(Method::GET, "/api/v1/admin/audit", None).await;
+    assert_eq!(st, 403);
+
+    // The per-token rate limit (this replica's count).
+    let mut state = AppState::new(pool.clone(), Client::new(saltedge_client::ClientConfig::new(s.sim.api_base(), "a", "b")).unwrap(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(), banksync_http::callbacks::urls::CallbackUrls::under(&url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap()));
+    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(5));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, banksync_http::router(state, &HttpLimits::default())).await.unwrap() });
+    let mut statuses = vec![];
+    for _ in 0..7 {
+        let r = s.http.get(format!("http://{addr}/api/v1/journals")).bearer_auth(&s.token).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&after));
+            let p: Value = r.json().await.unwrap();
+            assert_eq!(p["code"], "rate_limited");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    let r = s.http.get(format!("http://{addr}/api/v1/journals")).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(r.status(), 403, "another token has its own budget (and operators read no company data)");
 }

@@ -27,8 +27,10 @@ enum Command {
     Token(commands::admin::TokenArgs),
     /// Configuration tools: `config check`.
     Config(commands::config::Args),
-    /// Job history (newest first).
+    /// Job history (newest first); dead jobs; re-run one.
     Jobs(commands::admin::JobsArgs),
+    /// The audit log: state-changing API calls and admin commands.
+    Audit(commands::admin::AuditArgs),
     /// Sync one connection now and print what it did.
     Sync(commands::sync::Args),
     /// Benchmarks that print JSON figures.
@@ -57,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         Command::Company(a) => commands::admin::company(a).await,
         Command::Token(a) => commands::admin::token(a).await,
         Command::Jobs(a) => commands::admin::jobs(a).await,
+        Command::Audit(a) => commands::admin::audit_log(a).await,
         Command::Config(a) => commands::config::run(a).await,
         Command::Bench(a) => commands::bench::run(a).await,
     };

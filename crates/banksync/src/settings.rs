@@ -113,6 +113,9 @@ pub struct Server {
     /// (`return_to`); companies add their own with `banksync company allow-origin`.
     #[serde(default)]
     pub return_to_origins: Vec<String>,
+    /// API requests per token per minute, counted by each replica on its own; 0 = no limit.
+    #[serde(default = "six_hundred")]
+    pub rate_limit_per_minute: u32,
     #[serde(default = "body_limit")]
     pub body_limit_bytes: usize,
     #[serde(default = "thirty")]
@@ -188,6 +191,9 @@ pub struct SaltEdge {
     pub simulator: bool,
 }
 
+fn six_hundred() -> u32 {
+    600
+}
 fn ten() -> u32 {
     10
 }

@@ -13,6 +13,7 @@
 //! * [`review`]: a bookkeeper confirms or dismisses a flagged look-alike line;
 //! * [`runs`], [`connections`], [`companies`]: the records.
 
+pub mod audit;
 pub mod balance;
 pub mod catalogue;
 pub mod companies;

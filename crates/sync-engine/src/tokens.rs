@@ -1,6 +1,12 @@
 //! API tokens: random, shown once, stored as SHA-256. Looking a token up by its hash means no
 //! secret is ever compared byte by byte in our code.
+//!
+//! A *company* token acts for one company, on that company's data only. An *operator* token
+//! reads operational data (jobs, tokens, the audit log) and can re-run jobs; it can never
+//! read a company's data through the company endpoints. Either may expire and be revoked;
+//! `last_used_at` is kept (written at most once a minute, so that reads stay reads).
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -10,39 +16,89 @@ pub fn hash(token: &str) -> String {
     crate::digest::sha256_hex(token, 32)
 }
 
-/// A new token for `company_id`; returns (token id, the token). Only the hash is stored.
-pub async fn create(pool: &PgPool, company_id: Uuid, name: &str) -> Result<(Uuid, String)> {
-    create_with(pool, company_id, name, false).await
+/// Who a live token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    Company { token_id: Uuid, company_id: Uuid },
+    Operator { token_id: Uuid },
 }
 
-/// As [`create`]; an `admin` token may also read operational data such as the job history.
-pub async fn create_with(pool: &PgPool, company_id: Uuid, name: &str, admin: bool) -> Result<(Uuid, String)> {
+impl Principal {
+    pub fn token_id(&self) -> Uuid {
+        match self {
+            Principal::Company { token_id, .. } | Principal::Operator { token_id } => *token_id,
+        }
+    }
+}
+
+/// A new company token; returns (token id, the token). Only the hash is stored.
+pub async fn create(pool: &PgPool, company_id: Uuid, name: &str) -> Result<(Uuid, String)> {
+    insert(pool, Some(company_id), name, None).await
+}
+
+/// A new token: for `company_id`, or an operator token when `None`; it expires after
+/// `valid_for` when given.
+pub async fn insert(pool: &PgPool, company_id: Option<Uuid>, name: &str, valid_for: Option<chrono::Duration>) -> Result<(Uuid, String)> {
     // Two v4 UUIDs: 244 bits from the OS random source.
     let token = format!("bs_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let id = sqlx::query_scalar("INSERT INTO api_tokens (company_id, token_hash, name, admin) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(company_id)
-        .bind(hash(&token))
-        .bind(name)
-        .bind(admin)
-        .fetch_one(pool)
-        .await?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO api_tokens (company_id, token_hash, name, kind, admin, expires_at)
+         VALUES ($1, $2, $3, CASE WHEN $1::uuid IS NULL THEN 'operator' ELSE 'company' END, $1::uuid IS NULL,
+                 now() + make_interval(secs => $4)) RETURNING id",
+    )
+    .bind(company_id)
+    .bind(hash(&token))
+    .bind(name)
+    .bind(valid_for.map(|d| d.num_seconds() as f64))
+    .fetch_one(pool)
+    .await?;
     Ok((id, token))
 }
 
-/// The company a live token belongs to, and whether it is an admin token. `last_used_at`
-/// is written at most once a minute, so that reads stay reads.
-pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<(Uuid, bool)>> {
+/// The principal of a live token: not revoked, not expired.
+pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
     let hash = hash(token);
-    let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT id, company_id, admin, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    let row: Option<(Uuid, Option<Uuid>, String, bool)> = sqlx::query_as(
+        "SELECT id, company_id, kind, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
     )
     .bind(&hash)
     .fetch_optional(pool)
     .await?;
-    let Some((id, company, admin, stale)) = row else { return Ok(None) };
+    let Some((id, company, kind, stale)) = row else { return Ok(None) };
     if stale {
         sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(pool).await?;
     }
-    Ok(Some((company, admin)))
+    Ok(Some(match (kind.as_str(), company) {
+        ("company", Some(company_id)) => Principal::Company { token_id: id, company_id },
+        _ => Principal::Operator { token_id: id },
+    }))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub kind: String,
+    pub company_id: Option<Uuid>,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Tokens, newest first (never the token itself: it is not stored).
+pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TokenInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, company_id, name, created_at, expires_at, last_used_at, revoked_at FROM api_tokens
+         ORDER BY created_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes a token at once; false when there is no such live token.
+pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL").bind(id).execute(pool).await?.rows_affected() == 1)
 }

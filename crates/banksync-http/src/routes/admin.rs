@@ -43,3 +43,31 @@ pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) ->
         Err(ApiError::conflict("not_rerunnable", "the job is not dead or failed, or the same work is already queued"))
     }
 }
+
+/// API tokens (never the tokens themselves) with last use, expiry and revocation (operator
+/// tokens only).
+#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "operations",
+    responses((status = 200, body = Vec<crate::dto::Token>), (status = 403)), security(("token" = [])))]
+pub async fn tokens(State(st): State<AppState>, _: Admin) -> ApiResult<Json<Vec<crate::dto::Token>>> {
+    let list = sync_engine::tokens::list(&st.pool, 1000).await?;
+    Ok(Json(list.into_iter().map(crate::dto::Token::from).collect()))
+}
+
+/// Revokes a token at once (operator tokens only).
+#[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "operations", params(("id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 403), (status = 404)), security(("token" = [])))]
+pub async fn revoke_token(State(st): State<AppState>, _: Admin, Path(id): Path<uuid::Uuid>) -> ApiResult<axum::http::StatusCode> {
+    if sync_engine::tokens::revoke(&st.pool, id).await? {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("token"))
+    }
+}
+
+/// The audit log, newest first (operator tokens only).
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(JobsQuery),
+    responses((status = 200, body = Vec<crate::dto::AuditRecord>), (status = 403)), security(("token" = [])))]
+pub async fn audit(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuery>) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
+    let list = sync_engine::audit::recent(&st.pool, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(list.into_iter().map(crate::dto::AuditRecord::from).collect()))
+}

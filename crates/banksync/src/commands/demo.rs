@@ -59,15 +59,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     step(format!("Salt Edge simulator at {}", sim.api_base()));
 
     let client = Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM)?)?;
-    let state = AppState {
-        pool: pool.clone(),
-        client: client.clone(),
-        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
-        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
-        callback_max_age: chrono::Duration::hours(72),
-        return_to_origins: Arc::new(vec![base.clone()]),
-        metrics: Arc::new(Default::default()),
-    };
+    let mut state = AppState::new(pool.clone(), client.clone(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?, banksync_http::callbacks::urls::CallbackUrls::under(&callback_base));
+    state.return_to_origins = Arc::new(vec![base.clone()]);
     let app = banksync_http::router(state, &HttpLimits::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();

@@ -102,15 +102,8 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
     let addr = listener.local_addr()?;
     let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/"))?;
     let sim_cfg = saltedge_client::ClientConfig::new(url::Url::parse("http://127.0.0.1:9/api/v5/")?, "unused", "unused");
-    let state = AppState {
-        pool: pool.clone(),
-        client: saltedge_client::Client::new(sim_cfg)?,
-        verifier: Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
-        callbacks: Arc::new(banksync_http::callbacks::urls::CallbackUrls::under(&callback_base)),
-        callback_max_age: chrono::Duration::hours(72),
-        return_to_origins: Arc::new(vec![]),
-        metrics: Arc::new(Default::default()),
-    };
+    // No per-token rate limit here: the benchmark measures the machine, not the limit.
+    let state = AppState::new(pool.clone(), saltedge_client::Client::new(sim_cfg)?, Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?, banksync_http::callbacks::urls::CallbackUrls::under(&callback_base));
     let app = banksync_http::router(state, &HttpLimits::default());
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {

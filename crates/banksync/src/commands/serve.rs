@@ -22,15 +22,10 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     }
     let pool = crate::db::connect(&s).await?;
     let client = s.client(&pool)?;
-    let state = AppState {
-        pool: pool.clone(),
-        client: client.clone(),
-        verifier: s.callback_verifier()?,
-        callbacks: Arc::new(s.callback_urls()?),
-        callback_max_age: chrono::Duration::hours(s.server.callback_max_age_hours),
-        return_to_origins: Arc::new(s.server.return_to_origins.clone()),
-        metrics: Arc::new(Default::default()),
-    };
+    let mut state = AppState::new(pool.clone(), client.clone(), s.callback_verifier()?, s.callback_urls()?);
+    state.callback_max_age = chrono::Duration::hours(s.server.callback_max_age_hours);
+    state.return_to_origins = Arc::new(s.server.return_to_origins.clone());
+    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(s.server.rate_limit_per_minute));
     let limits = HttpLimits { body_limit_bytes: s.server.body_limit_bytes, request_timeout: Duration::from_secs(s.server.request_timeout_secs) };
     if catalogue::is_empty(&pool).await.unwrap_or(false) {
         jobs::enqueue(&pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
