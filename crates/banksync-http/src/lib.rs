@@ -51,6 +51,14 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Requests per token per minute (this replica's count).
     pub rate: Arc<extract::RateLimiter>,
+    /// This process's job loops, for `/livez` (none when it runs no worker).
+    pub worker_health: Option<Arc<sync_engine::worker::Health>>,
+    /// A job loop silent for longer than this is stuck.
+    pub livez_stale: Duration,
+    /// `/metrics` requires `Authorization: Bearer <this>` when set.
+    pub metrics_token: Option<Arc<String>>,
+    /// `/metrics` is served on its own listener ([`metrics_router`]), not with the API.
+    pub metrics_separate: bool,
 }
 
 impl AppState {
@@ -66,8 +74,28 @@ impl AppState {
             return_to_origins: Arc::new(vec![]),
             metrics: Arc::new(Default::default()),
             rate: Arc::new(extract::RateLimiter::new(0)),
+            worker_health: None,
+            livez_stale: Duration::from_secs(300),
+            metrics_token: None,
+            metrics_separate: false,
         }
     }
+}
+
+/// Refreshes the metrics' database gauges every `every` while the process runs.
+pub fn spawn_metrics_refresher(state: &AppState, every: Duration) {
+    let (metrics, pool) = (state.metrics.clone(), state.pool.clone());
+    tokio::spawn(async move {
+        loop {
+            metrics.refresh(&pool).await;
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+/// `/metrics` alone, for `server.metrics_bind`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(ops::metrics)).with_state(state)
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +137,9 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/openapi.json", get(ops::openapi));
     let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
     let mut app = Router::new().nest("/api/v1", api);
+    if !state.metrics_separate {
+        app = app.route("/metrics", get(ops::metrics));
+    }
     for c in state.callbacks.all() {
         let kind = c.kind;
         app = app.route(
@@ -121,7 +152,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     app
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/livez", get(ops::livez))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))

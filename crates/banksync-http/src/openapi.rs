@@ -21,7 +21,7 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
         receive::receive,
         admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::livez, ops::metrics, ops::openapi,
     ),
     components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncQueued, dto::Journal, dto::MapAccount,

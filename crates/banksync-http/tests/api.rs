@@ -40,6 +40,7 @@ async fn stack(pool: PgPool) -> Stack {
     let mut state = AppState::new(pool.clone(), client.clone(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(), banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered).unwrap());
     state.callback_max_age = chrono::Duration::hours(72);
     state.return_to_origins = Arc::new(vec!["https://books.example".into()]);
+    banksync_http::spawn_metrics_refresher(&state, Duration::from_millis(100));
     let limits = HttpLimits { body_limit_bytes: 64 * 1024, ..Default::default() };
     let app = banksync_http::router(state, &limits);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -661,7 +662,7 @@ async fn openapi_health_metrics(pool: PgPool) {
     let m = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("banksync_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"), "{m}");
     assert!(m.contains("banksync_callbacks_total{kind=\"success\",verdict=\"missing_signature\"} 1"), "{m}");
-    assert!(m.contains("banksync_lines_imported"));
+    assert!(m.contains("banksync_statement_lines"), "{m}");
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
@@ -932,4 +933,86 @@ async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     let r = s.http.get(format!("http://{addr}/api/v1/journals")).bearer_auth(&operator).send().await.unwrap();
     assert_eq!(r.status(), 403, "another token has its own budget (and operators read no company data)");
+}
+
+/// `/metrics` reads no table per scrape (gauges come from a timer), even in a storm of
+/// scrapes during a sync, and can require a token; `/livez` fails when a job loop is silent
+/// for too long while `/readyz` still says the API can serve.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn metrics_storm_token_and_liveness(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = Client::new(
+        saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, keys::CLIENT_PRIVATE_PEM).unwrap(),
+    )
+    .unwrap();
+    let mut state = AppState::new(pool.clone(), client.clone(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(), banksync_http::callbacks::urls::CallbackUrls::under(&url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap()));
+    state.metrics_token = Some(Arc::new("scrape-secret".into()));
+    let health = Arc::new(sync_engine::worker::Health::default());
+    state.worker_health = Some(health.clone());
+    state.livez_stale = Duration::from_millis(400);
+    state.metrics.refresh(&pool).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app_state = state.clone();
+    tokio::spawn(async move { axum::serve(listener, banksync_http::router(app_state, &HttpLimits::default())).await.unwrap() });
+    let http = reqwest::Client::new();
+    let scrape = |token: Option<&'static str>| {
+        let mut r = http.get(format!("http://{addr}/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), 401);
+    assert_eq!(scrape(Some("wrong")).await.unwrap().status(), 401);
+    let first = scrape(Some("scrape-secret")).await.unwrap().text().await.unwrap();
+    assert!(first.contains("banksync_statement_lines"), "{first}");
+
+    // New jobs and a running sync; a storm of scrapes shows the gauges of the last refresh.
+    for _ in 0..5 {
+        sync_engine::jobs::enqueue(&pool, "noop", json!({}), None).await.unwrap();
+    }
+    let company = companies::create(&pool, "Storm").await.unwrap().id;
+    let (_, se_conn) = sim.seed_connection("storm@x.example", "fake_client_xf");
+    let conn = sync_engine::connections::adopt(&pool, &client, company, &se_conn).await.unwrap();
+    let (p2, c2) = (pool.clone(), client.clone());
+    let sync = tokio::spawn(async move { sync_engine::sync_connection(&p2, &c2, conn.id, &Default::default()).await });
+    let storm: Vec<_> = (0..300).map(|_| scrape(Some("scrape-secret"))).collect();
+    let bodies = futures::future::join_all(storm).await;
+    let gauges = |m: &str| m.lines().filter(|l| l.starts_with("banksync_jobs") || l.starts_with("banksync_sync_runs")).map(str::to_string).collect::<Vec<_>>();
+    for b in bodies {
+        let b = b.unwrap();
+        assert_eq!(b.status(), 200);
+        assert_eq!(gauges(&b.text().await.unwrap()), gauges(&first), "no database read per scrape");
+    }
+    assert_eq!(sync.await.unwrap().unwrap().run.status, "succeeded");
+    state.metrics.refresh(&pool).await;
+    let after = scrape(Some("scrape-secret")).await.unwrap().text().await.unwrap();
+    assert!(after.contains("banksync_jobs{status=\"queued\"} 5"), "{after}");
+    assert!(after.contains("banksync_sync_runs{status=\"succeeded\"} 1"), "{after}");
+
+    // Liveness follows the job loops: a worker whose only loop runs a long job and beats
+    // rarely (lease 30 s → a beat every 10 s) goes silent past the allowed 400 ms.
+    let livez = || http.get(format!("http://{addr}/livez")).send();
+    let mut worker = sync_engine::worker::Worker::new(pool.clone(), client.clone());
+    worker.health = health.clone();
+    worker.lease = Duration::from_secs(30);
+    worker.poll = Duration::from_millis(20);
+    worker.register("slow", Arc::new(|_| Box::pin(async { tokio::time::sleep(Duration::from_secs(3)).await; Ok(()) })));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(worker.run(1, rx, Duration::from_millis(10)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(livez().await.unwrap().status(), 200, "polling loops beat");
+    sync_engine::jobs::enqueue(&pool, "slow", json!({}), None).await.unwrap();
+    sqlx::query("DELETE FROM jobs WHERE kind = 'noop'").execute(&pool).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let r = livez().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let p: Value = r.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("job loop 0 silent"), "{p}");
+    assert_eq!(http.get(format!("http://{addr}/readyz")).send().await.unwrap().status(), 200, "the API can still serve");
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    let r = livez().await.unwrap();
+    assert_eq!(r.status(), 503, "a loop that ended is not live");
 }

@@ -113,6 +113,13 @@ pub struct Server {
     /// (`return_to`); companies add their own with `banksync company allow-origin`.
     #[serde(default)]
     pub return_to_origins: Vec<String>,
+    /// Serve `/metrics` on this address instead of with the API.
+    #[serde(default)]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+    /// `/metrics` requires `Authorization: Bearer <token>` (set it from the environment:
+    /// BANKSYNC__SERVER__METRICS_TOKEN).
+    #[serde(default)]
+    pub metrics_token: Option<Sensitive>,
     /// API requests per token per minute, counted by each replica on its own; 0 = no limit.
     #[serde(default = "six_hundred")]
     pub rate_limit_per_minute: u32,
@@ -147,11 +154,14 @@ pub struct Worker {
     /// Seconds in-flight jobs get to finish on shutdown before they are released.
     pub shutdown_grace_secs: u64,
     pub lease_secs: u64,
+    /// `/livez` fails when a job loop has been silent this long (a running job beats every
+    /// lease/3); default three leases.
+    pub livez_stale_secs: Option<u64>,
 }
 
 impl Default for Worker {
     fn default() -> Self {
-        Worker { concurrency: 2, shutdown_grace_secs: 20, lease_secs: 60 }
+        Worker { concurrency: 2, shutdown_grace_secs: 20, lease_secs: 60, livez_stale_secs: None }
     }
 }
 

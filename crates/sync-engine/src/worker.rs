@@ -14,6 +14,47 @@ use crate::error::SyncError;
 use crate::jobs::{self, Job};
 use crate::{catalogue, events, SyncOptions};
 
+/// The job loops' vital signs, shared with the HTTP server's `/livez`: each loop beats
+/// while it polls and while its job runs. A loop that ended is restarted by the worker; a
+/// loop whose last beat is too old is stuck.
+#[derive(Debug, Default)]
+pub struct Health {
+    beats: std::sync::Mutex<Vec<Option<std::time::Instant>>>,
+    pub restarts: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    fn beat(&self, slot: usize) {
+        let mut b = self.beats.lock().unwrap();
+        if b.len() <= slot {
+            b.resize(slot + 1, None);
+        }
+        b[slot] = Some(std::time::Instant::now());
+    }
+
+    fn ended(&self, slot: usize) {
+        if let Some(b) = self.beats.lock().unwrap().get_mut(slot) {
+            *b = None;
+        }
+    }
+
+    /// Loops that are dead or have not beaten for `stale`; empty when all is well.
+    pub fn problems(&self, stale: Duration) -> Vec<String> {
+        let now = std::time::Instant::now();
+        self.beats
+            .lock()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match b {
+                None => Some(format!("job loop {i} is not running")),
+                Some(t) if now.duration_since(*t) > stale => Some(format!("job loop {i} silent for {} s", now.duration_since(*t).as_secs())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A handler for a job kind the engine does not know itself (see [`Worker::register`]).
 pub type Handler =
     Arc<dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SyncError>> + Send>> + Send + Sync>;
@@ -28,6 +69,7 @@ pub struct Worker {
     pub sync: SyncOptions,
     pub schedule: crate::scheduler::ScheduleConfig,
     pub retention: crate::retention::Retention,
+    pub health: Arc<Health>,
     /// Extra job kinds, by name.
     pub handlers: std::collections::HashMap<String, Handler>,
 }
@@ -44,6 +86,7 @@ impl Worker {
             schedule: Default::default(),
             handlers: Default::default(),
             retention: Default::default(),
+            health: Default::default(),
         }
     }
 
@@ -54,20 +97,39 @@ impl Worker {
 
     /// Runs `concurrency` job loops until `shutdown` turns true; in-flight jobs then get
     /// `grace` to finish before they are released for another worker.
-    pub async fn run(self, concurrency: usize, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    /// A loop that ends before shutdown (a panic outside a job) is restarted.
+    pub async fn run(self, concurrency: usize, shutdown: watch::Receiver<bool>, grace: Duration) {
         let me = Arc::new(self);
         let mut loops = tokio::task::JoinSet::new();
-        for _ in 0..concurrency.max(1) {
+        let mut slots: std::collections::HashMap<tokio::task::Id, usize> = std::collections::HashMap::new();
+        let spawn = |loops: &mut tokio::task::JoinSet<()>, slot: usize| {
             let me = me.clone();
             let stop = shutdown.clone();
-            loops.spawn(async move { me.job_loop(stop, grace).await });
+            me.health.beat(slot);
+            loops.spawn(async move { me.job_loop(slot, stop, grace).await }).id()
+        };
+        for slot in 0..concurrency.max(1) {
+            slots.insert(spawn(&mut loops, slot), slot);
         }
-        let _ = shutdown.wait_for(|s| *s).await;
-        while loops.join_next().await.is_some() {}
+        while let Some(ended) = loops.join_next_with_id().await {
+            let (id, why) = match &ended {
+                Ok((id, ())) => (*id, "it returned".to_string()),
+                Err(e) => (e.id(), e.to_string()),
+            };
+            let Some(slot) = slots.remove(&id) else { continue };
+            if *shutdown.borrow() {
+                continue;
+            }
+            tracing::error!(slot, why, "job loop ended; restarting it");
+            me.health.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            slots.insert(spawn(&mut loops, slot), slot);
+        }
     }
 
-    async fn job_loop(&self, mut stop: watch::Receiver<bool>, grace: Duration) {
+    async fn job_loop(&self, slot: usize, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let _ended = LoopEnd(self.health.clone(), slot);
         loop {
+            self.health.beat(slot);
             if *stop.borrow() {
                 return;
             }
@@ -86,7 +148,7 @@ impl Worker {
                     continue;
                 }
             };
-            let work = self.run_isolated(&job);
+            let work = self.run_isolated(&job, slot);
             tokio::pin!(work);
             let result = tokio::select! {
                 r = &mut work => Some(r),
@@ -113,10 +175,10 @@ impl Worker {
 
     /// Runs one job on its own task, so that a panic fails that job alone (recorded with its
     /// message) and this loop goes on.
-    async fn run_isolated(&self, job: &Job) -> Result<(), SyncError> {
+    async fn run_isolated(&self, job: &Job, slot: usize) -> Result<(), SyncError> {
         let me = self.clone();
         let owned = job.clone();
-        let handle = tokio::spawn(async move { me.run_job(&owned).await });
+        let handle = tokio::spawn(async move { me.run_job(&owned, slot).await });
         let abort = handle.abort_handle();
         // Dropped (shutdown after the grace period): the spawned work is stopped too.
         let _guard = AbortOnDrop(abort);
@@ -137,7 +199,7 @@ impl Worker {
     }
 
     /// Runs one job while renewing its lease.
-    async fn run_job(&self, job: &Job) -> Result<(), SyncError> {
+    async fn run_job(&self, job: &Job, slot: usize) -> Result<(), SyncError> {
         let work = self.execute(job);
         tokio::pin!(work);
         let mut beat = tokio::time::interval(self.lease / 3);
@@ -146,6 +208,7 @@ impl Worker {
             tokio::select! {
                 r = &mut work => return r,
                 _ = beat.tick() => {
+                    self.health.beat(slot);
                     let _ = jobs::heartbeat(&self.pool, job.id, &self.id, self.lease).await;
                 }
             }
@@ -183,6 +246,15 @@ impl Worker {
                 None => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
             },
         }
+    }
+}
+
+/// Marks the loop's slot as not running when the loop ends, however it ends.
+struct LoopEnd(Arc<Health>, usize);
+
+impl Drop for LoopEnd {
+    fn drop(&mut self) {
+        self.0.ended(self.1);
     }
 }
 

@@ -29,10 +29,35 @@ pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
     }
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&st.pool).await)
+/// Prometheus metrics. No database work per scrape; with `server.metrics_token` set, the
+/// scraper sends `Authorization: Bearer <token>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
+pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(want) = &st.metrics_token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        // Digests compared, not the secrets: equal length, nothing to learn from timing.
+        if sync_engine::tokens::hash(given) != sync_engine::tokens::hash(want) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.worker_health.as_deref())).into_response()
+}
+
+/// Liveness of the work, for an orchestrator: 503 when a job loop is dead or silent for
+/// longer than allowed (the process should be restarted); `/readyz` says whether the API
+/// can serve.
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200), (status = 503)))]
+pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
+    let problems = st.worker_health.as_ref().map(|h| h.problems(st.livez_stale)).unwrap_or_default();
+    if problems.is_empty() {
+        return axum::Json(json!({ "status": "live" })).into_response();
+    }
+    tracing::error!(?problems, "not live");
+    let body = json!({
+        "type": "https://banksync.dev/problems/not_live", "title": "Not live", "status": 503,
+        "code": "not_live", "detail": problems.join("; "),
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }
 
 /// This document.
