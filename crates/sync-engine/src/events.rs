@@ -87,6 +87,13 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             enqueue_sync(pool, conn.company_id, conn.id, "callback").await?;
         }
         "fail" => {
+            // Salt Edge's view of the attempt (was it its nightly fetch?) counts for the
+            // scheduler's allowance.
+            if !fresh {
+                if let Ok(se) = client.show_connection(&conn.saltedge_id).await {
+                    connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+                }
+            }
             let class = data.error_class.clone().unwrap_or_else(|| "Unknown".into());
             let status = if class == "InvalidCredentials" { Some("inactive") } else { None };
             sqlx::query(

@@ -18,6 +18,7 @@ pub const REFRESH_CATALOGUE: &str = "refresh_catalogue";
 pub const REFRESH_CONNECTION: &str = "refresh_connection";
 pub const SCHEDULE: &str = "schedule";
 pub const PRUNE: &str = "prune";
+pub const LIST_CUSTOMER: &str = "list_customer";
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Job {

@@ -157,11 +157,13 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
 }
 
 pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
-    candidates_where(pool, None, Utc::now()).await
+    candidates_where(pool, None, Utc::now(), false).await
 }
 
-/// All connections, or just `only`, as of `now`. A day is the 20 hours before `now`.
-async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>) -> Result<Vec<Candidate>> {
+/// All connections, or just `only`, as of `now`. A day is the 20 hours before `now`. With
+/// `maybe_due`, only connections that can be due (daily refresh on, active, past their
+/// refresh timeout: the `connections_refresh_due` index) are read.
+async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>, maybe_due: bool) -> Result<Vec<Candidate>> {
     Ok(sqlx::query_as(
         "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
                 p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
@@ -180,39 +182,60 @@ async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>,
          LEFT JOIN LATERAL (SELECT requested_at, error_class FROM refresh_attempts r
                             WHERE r.connection_id = c.id AND r.outcome <> 'requested'
                             ORDER BY requested_at DESC LIMIT 1) f ON true
-         WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)",
+         WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)
+           AND (NOT $3 OR (c.daily_refresh AND c.status = 'active'
+                           AND (c.next_refresh_possible_at IS NULL OR c.next_refresh_possible_at <= $2)))",
     )
     .bind(only)
     .bind(now)
+    .bind(maybe_due)
     .fetch_all(db)
     .await?)
 }
 
-/// One scheduler pass: queue due refreshes, catch-up syncs and the daily catalogue refresh.
-/// Returns how many refreshes it queued.
+/// The advisory lock key that lets one scheduler tick run at a time across replicas.
+const TICK_LOCK: i64 = 0x6261_6e6b_7379_6e63; // "banksync"
+
+/// One scheduler pass: queue due refreshes, catch-up listings and syncs, retention and the
+/// daily catalogue refresh. One tick runs at a time across replicas (a tick that finds
+/// another running returns `Ok(None)` at once). Returns how many refreshes it queued.
 pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
-    // Salt Edge's own view first: its nightly refreshes may have happened without us
-    // hearing (a lost callback).
-    let customers: Vec<(Uuid, String)> = sqlx::query_as("SELECT company_id, saltedge_id FROM saltedge_customers").fetch_all(pool).await?;
-    for (company, customer) in customers {
-        match client.list_connections(&customer).await {
-            Ok(list) => {
-                for se in list {
-                    if let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? {
-                        if local.company_id == company {
-                            connections::upsert_from_saltedge(pool, company, &se).await?;
-                            // Our refresh failed at the bank and the fail callback was lost.
-                            if let (Some(a), AttemptOutcome::Failed { at: Some(at), class, .. }) = (&se.last_attempt, se.last_outcome()) {
-                                if !a.automatic_fetch {
-                                    attempt_failed_by(pool, local.id, &class, at).await?;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(%customer, error = %e, "cannot list connections"),
-        }
+    Ok(tick_once(pool, client, cfg, now).await?.unwrap_or(0))
+}
+
+/// [`tick`], saying whether it ran (`None`: another replica's tick holds the lock).
+pub async fn tick_once(pool: &PgPool, _client: &Client, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<Option<usize>> {
+    let mut lock_conn = pool.acquire().await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(TICK_LOCK).fetch_one(&mut *lock_conn).await?;
+    if !got {
+        return Ok(None);
+    }
+    let result = tick_locked(pool, cfg, now).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(TICK_LOCK).execute(&mut *lock_conn).await;
+    result.map(Some)
+}
+
+/// How many customers a tick lists so that each is listed once a day.
+fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
+    let ticks_per_day = (86_400.0 / tick.as_secs_f64().max(1.0)).max(1.0);
+    ((customers as f64 / ticks_per_day).ceil() as i64).max(1)
+}
+
+async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
+    // Salt Edge's own view, for lost callbacks: each customer's connections are listed at
+    // most once a day, a slice per tick, by jobs that take fetch-limit slots.
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM saltedge_customers").fetch_one(pool).await?;
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT saltedge_id FROM saltedge_customers WHERE listed_at IS NULL OR listed_at <= $1 - interval '1 day'
+         ORDER BY listed_at NULLS FIRST LIMIT $2",
+    )
+    .bind(now)
+    .bind(listings_per_tick(customers, cfg.tick))
+    .fetch_all(pool)
+    .await?;
+    for customer in due {
+        jobs::enqueue(pool, jobs::LIST_CUSTOMER, serde_json::json!({ "customer_id": customer }), Some(&format!("list:{customer}"))).await?;
+        sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1").bind(&customer).bind(now).execute(pool).await?;
     }
     let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT id, company_id FROM connections WHERE status = 'active'
@@ -225,7 +248,7 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
     }
 
     let mut queued = 0;
-    for c in candidates_where(pool, None, now).await? {
+    for c in candidates_where(pool, None, now, true).await? {
         if decide(&c, now, cfg) == Verdict::Due
             && jobs::enqueue(pool, jobs::REFRESH_CONNECTION, serde_json::json!({ "connection_id": c.connection_id }), Some(&format!("refresh:{}", c.connection_id)))
                 .await?
@@ -250,6 +273,35 @@ pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: Dat
     Ok(queued)
 }
 
+/// The lost-callback catch-up for one Salt Edge customer: lists its connections (inside the
+/// fetch limit), refreshes our records from them and queues a sync wherever Salt Edge's last
+/// success is newer than our last sync.
+pub async fn list_customer(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, customer: &str) -> Result<()> {
+    let company: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+        .bind(customer)
+        .fetch_optional(pool)
+        .await?;
+    let Some(company) = company else { return Ok(()) };
+    fetch_limit::wait_for_slot(pool, "global", cfg.fetches_per_second).await?;
+    for se in client.list_connections(customer).await? {
+        let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? else { continue };
+        if local.company_id != company {
+            continue;
+        }
+        let local = connections::upsert_from_saltedge(pool, company, &se).await?;
+        // Our refresh failed at the bank and the fail callback was lost.
+        if let (Some(a), AttemptOutcome::Failed { at: Some(at), class, .. }) = (&se.last_attempt, se.last_outcome()) {
+            if !a.automatic_fetch {
+                attempt_failed_by(pool, local.id, &class, at).await?;
+            }
+        }
+        if local.status == "active" && local.saltedge_last_success_at > local.last_synced_at {
+            events::enqueue_sync(pool, company, local.id, "catch_up").await?;
+        }
+    }
+    Ok(())
+}
+
 /// Asks Salt Edge to refresh one connection, if it still qualifies, inside the fetch limit.
 /// Checking the allowance and recording the attempt are one step across replicas: the
 /// company's rows are serialised by a transaction-scoped advisory lock, and the attempt is
@@ -261,7 +313,7 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
         .bind(conn.company_id)
         .execute(&mut *tx)
         .await?;
-    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now).await?.pop() else {
+    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, false).await?.pop() else {
         return Ok(());
     };
     if decide(&c, now, cfg) != Verdict::Due {

@@ -229,6 +229,10 @@ impl Worker {
                 events::process(&self.pool, &self.client, id).await
             }
             jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
+            jobs::LIST_CUSTOMER => {
+                let customer = p.get("customer_id").and_then(|v| v.as_str()).ok_or_else(|| SyncError::Invalid("customer_id missing".into()))?;
+                crate::scheduler::list_customer(&self.pool, &self.client, &self.schedule, customer).await
+            }
             jobs::PRUNE => crate::retention::prune(&self.pool, &self.retention).await.map(|_| ()),
             jobs::REFRESH_CONNECTION => {
                 let conn: Uuid = uuid_field(p, "connection_id")?;
@@ -237,8 +241,10 @@ impl Worker {
             jobs::SCHEDULE => {
                 // Queue the next tick first, so that a failing tick never stops the schedule.
                 jobs::enqueue_at(&self.pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), self.schedule.tick).await?;
-                let n = crate::scheduler::tick(&self.pool, &self.client, &self.schedule, chrono::Utc::now()).await?;
-                tracing::info!(refreshes = n, "scheduler tick");
+                match crate::scheduler::tick_once(&self.pool, &self.client, &self.schedule, chrono::Utc::now()).await? {
+                    Some(n) => tracing::info!(refreshes = n, "scheduler tick"),
+                    None => tracing::info!("scheduler tick skipped: another replica's tick is running"),
+                }
                 Ok(())
             }
             other => match self.handlers.get(other) {

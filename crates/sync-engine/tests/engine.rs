@@ -382,6 +382,19 @@ async fn write(pool: &PgPool, f: &Fixture, target: &(String, AccountTarget), txs
 
 // ----- job queue and scheduler -----
 
+/// Runs the queued catch-up listings as a worker would.
+async fn run_listings(pool: &PgPool, client: &Client, cfg: &sync_engine::scheduler::ScheduleConfig) -> usize {
+    let queued: Vec<(i64, String)> = sqlx::query_as("SELECT id, payload->>'customer_id' FROM jobs WHERE kind = 'list_customer' AND status = 'queued'")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    for (job, customer) in &queued {
+        sync_engine::scheduler::list_customer(pool, client, cfg, customer).await.unwrap();
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job).execute(pool).await.unwrap();
+    }
+    queued.len()
+}
+
 use sync_engine::jobs;
 use sync_engine::scheduler::{self, Candidate, ScheduleConfig, Verdict};
 
@@ -702,6 +715,8 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     f.sim.age_connection(&f.se_conn, chrono::Duration::days(1));
     catalogue::refresh(&pool, &f.client).await.unwrap();
     let anytime = ScheduleConfig { window_start_hour: 0, window_end_hour: 24, ..Default::default() };
+    scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now()).await.unwrap();
+    assert_eq!(run_listings(&pool, &f.client, &anytime).await, 1, "the customer's connections are listed");
     let queued = scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now()).await.unwrap();
     assert_eq!(queued, 1, "the connection qualifies for our own refresh");
     let kinds: Vec<(String, String)> = sqlx::query_as("SELECT kind, payload::text FROM jobs WHERE status = 'queued' ORDER BY id")
@@ -913,6 +928,7 @@ async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(p
     sim.advance(&se_conn);
     let cfg = sync_engine::scheduler::ScheduleConfig { window_start_hour: 0, window_end_hour: 0, ..Default::default() };
     sync_engine::scheduler::tick(&pool, &client, &cfg, chrono::Utc::now()).await.unwrap();
+    assert_eq!(run_listings(&pool, &client, &cfg).await, 1, "the adopted connection's customer is listed");
     let catch_up: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE connection_id = $1 AND trigger = 'catch_up' AND status = 'queued'")
         .bind(conn.id)
         .fetch_one(&pool)
@@ -1040,8 +1056,16 @@ async fn a_simulated_week_has_one_fetch_per_connection_per_night_plus_two_retrie
                 _ => sim.fail_next_fetches(&flaky, 0),
             }
         }
-        sim.run_nightly(now);
+        // Salt Edge's callbacks for its nightly fetches: each makes banksync re-read the
+        // connection (what the success and fail handlers do).
+        for se in sim.run_nightly(now) {
+            let c = client.show_connection(&se).await.unwrap();
+            let company = conns.iter().find(|x| x.0 == se).map(|x| x.1).unwrap();
+            let company = connections::get(&pool, company).await.unwrap().company_id;
+            connections::upsert_from_saltedge(&pool, company, &c).await.unwrap();
+        }
         scheduler::tick(&pool, &client, &cfg, now).await.unwrap();
+        run_listings(&pool, &client, &cfg).await;
         let queued: Vec<(i64, String)> = sqlx::query_as("SELECT id, payload->>'connection_id' FROM jobs WHERE kind = 'refresh_connection' AND status = 'queued'")
             .fetch_all(&pool)
             .await
@@ -1366,4 +1390,48 @@ async fn retention_prunes_old_records_in_batches(pool: PgPool) {
     .unwrap();
     assert_eq!(left, (5, open_jobs, 1));
     assert_eq!(sync_engine::retention::prune(&pool, &r).await.unwrap(), Default::default(), "nothing more to prune");
+}
+
+/// One scheduler tick at a time across replicas: a tick that finds another running skips.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn two_replicas_scheduling_at_once_run_one_tick(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    let cfg = ScheduleConfig::default();
+    // Replica A holds the tick lock (as if mid-tick); replica B's tick skips.
+    let mut a = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(x'62616e6b73796e63'::bigint)").execute(&mut *a).await.unwrap();
+    assert_eq!(scheduler::tick_once(&pool, &client, &cfg, chrono::Utc::now()).await.unwrap(), None);
+    sqlx::query("SELECT pg_advisory_unlock(x'62616e6b73796e63'::bigint)").execute(&mut *a).await.unwrap();
+    assert_eq!(scheduler::tick_once(&pool, &client, &cfg, chrono::Utc::now()).await.unwrap(), Some(0));
+    // Two at once: exactly one runs.
+    let (p1, p2, c1, c2) = (pool.clone(), pool.clone(), client.clone(), client.clone());
+    let (x, y) = tokio::join!(
+        async move { scheduler::tick_once(&p1, &c1, &ScheduleConfig::default(), chrono::Utc::now()).await.unwrap() },
+        async move { scheduler::tick_once(&p2, &c2, &ScheduleConfig::default(), chrono::Utc::now()).await.unwrap() },
+    );
+    assert!(x.is_some() || y.is_some());
+}
+
+/// The catch-up lists each customer at most once a day, a slice per tick.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn catch_up_lists_each_customer_once_a_day_spread_over_ticks(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    for i in 0..10 {
+        let (_, se) = sim.seed_connection(&format!("c{i}@x.example"), "fake_client_xf");
+        let company = companies::create(&pool, &format!("C{i}")).await.unwrap().id;
+        connections::adopt(&pool, &client, company, &se).await.unwrap();
+    }
+    // 4 ticks a day: 3 customers per tick (ceil(10 / 4)).
+    let cfg = ScheduleConfig { tick: Duration::from_secs(6 * 3600), fetches_per_second: 0, ..Default::default() };
+    let start = chrono::Utc::now();
+    let mut per_tick = vec![];
+    for k in 0..8 {
+        scheduler::tick(&pool, &client, &cfg, start + chrono::Duration::hours(6 * k)).await.unwrap();
+        per_tick.push(run_listings(&pool, &client, &cfg).await);
+    }
+    assert_eq!(per_tick, [3, 3, 3, 1, 3, 3, 3, 1], "each customer once a day, spread over the ticks");
+    let lists = sim.requests().iter().filter(|r| r.path.ends_with("/connections")).count();
+    assert_eq!(lists, 20, "two days, ten customers");
 }
