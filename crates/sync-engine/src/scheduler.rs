@@ -95,6 +95,21 @@ pub enum Verdict {
 
 /// The IANA zone of a country's capital; unknown countries use UTC (the guide: "in certain
 /// cases the automatic fetching time is from 2AM to 6AM UTC").
+/// Countries with a known capital zone (others use UTC).
+const KNOWN_COUNTRIES: &[&str] =
+    &["DE", "GB", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "RO", "MD", "UA", "PT", "IE", "CZ", "US", "CA", "JP", "AU"];
+
+/// (known countries inside the refresh window at `now`, whether UTC is inside it): lets the
+/// due query read only connections whose capital is in its night.
+fn countries_in_window(now: DateTime<Utc>, cfg: &ScheduleConfig) -> (Vec<String>, bool) {
+    let inside = |tz: Tz| {
+        let h = now.with_timezone(&tz).hour();
+        h >= cfg.window_start_hour && h < cfg.window_end_hour
+    };
+    let known = KNOWN_COUNTRIES.iter().filter(|c| inside(capital_zone(c))).map(|c| c.to_string()).collect();
+    (known, inside(chrono_tz::UTC))
+}
+
 pub fn capital_zone(country: &str) -> Tz {
     use chrono_tz::*;
     match country {
@@ -157,13 +172,18 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
 }
 
 pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
-    candidates_where(pool, None, Utc::now(), false).await
+    candidates_where(pool, None, Utc::now(), None).await
 }
 
 /// All connections, or just `only`, as of `now`. A day is the 20 hours before `now`. With
-/// `maybe_due`, only connections that can be due (daily refresh on, active, past their
-/// refresh timeout: the `connections_refresh_due` index) are read.
-async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>, maybe_due: bool) -> Result<Vec<Candidate>> {
+/// `due_under`, only connections that can be due under that schedule are read: daily
+/// refresh on, active, past their refresh timeout (the `connections_refresh_due` index),
+/// not fetched by Salt Edge in the last 20 hours, and in a country whose capital is inside
+/// the window now.
+async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>, due_under: Option<&ScheduleConfig>) -> Result<Vec<Candidate>> {
+    let maybe_due = due_under.is_some();
+    let (in_window, utc_inside) = due_under.map(|cfg| countries_in_window(now, cfg)).unwrap_or_default();
+    let known: Vec<String> = KNOWN_COUNTRIES.iter().map(|c| c.to_string()).collect();
     Ok(sqlx::query_as(
         "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
                 p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
@@ -184,11 +204,16 @@ async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>,
                             ORDER BY requested_at DESC LIMIT 1) f ON true
          WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)
            AND (NOT $3 OR (c.daily_refresh AND c.status = 'active'
-                           AND (c.next_refresh_possible_at IS NULL OR c.next_refresh_possible_at <= $2)))",
+                           AND (c.next_refresh_possible_at IS NULL OR c.next_refresh_possible_at <= $2)
+                           AND NOT coalesce(c.saltedge_last_success_at > $2 - interval '20 hours', false)
+                           AND (c.country_code = ANY($4) OR ($5 AND NOT c.country_code = ANY($6)))))",
     )
     .bind(only)
     .bind(now)
     .bind(maybe_due)
+    .bind(&in_window)
+    .bind(utc_inside)
+    .bind(&known)
     .fetch_all(db)
     .await?)
 }
@@ -248,7 +273,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     }
 
     let mut queued = 0;
-    for c in candidates_where(pool, None, now, true).await? {
+    for c in candidates_where(pool, None, now, Some(cfg)).await? {
         if decide(&c, now, cfg) == Verdict::Due
             && jobs::enqueue(pool, jobs::REFRESH_CONNECTION, serde_json::json!({ "connection_id": c.connection_id }), Some(&format!("refresh:{}", c.connection_id)))
                 .await?
@@ -313,7 +338,7 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
         .bind(conn.company_id)
         .execute(&mut *tx)
         .await?;
-    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, false).await?.pop() else {
+    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, None).await?.pop() else {
         return Ok(());
     };
     if decide(&c, now, cfg) != Verdict::Due {

@@ -28,6 +28,8 @@ pub enum What {
     /// Load on the callback receivers (signature verification included) and on the
     /// statement-lines list, over loopback HTTP.
     Load(LoadArgs),
+    /// The scheduler over a simulated day with many companies and connections.
+    Scale(super::scale::ScaleArgs),
 }
 
 #[derive(clap::Args)]
@@ -56,6 +58,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
         What::Ingest(i) => ingest(i).await,
         What::Load(l) => super::load::run(l).await,
+        What::Scale(s) => super::scale::run(s).await,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod config;
 pub mod demo;
 pub mod load;
 pub mod migrate;
+pub mod scale;
 pub mod serve;
 pub mod simulator;
 pub mod sync;
