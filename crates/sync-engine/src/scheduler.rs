@@ -263,8 +263,9 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
         sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1").bind(&customer).bind(now).execute(pool).await?;
     }
     let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT id, company_id FROM connections WHERE status = 'active'
-           AND saltedge_last_success_at > coalesce(last_synced_at, '-infinity'::timestamptz)",
+        "SELECT c.id, c.company_id FROM connections c WHERE c.status = 'active'
+           AND c.saltedge_last_success_at > coalesce(c.last_synced_at, '-infinity'::timestamptz)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'sync:' || c.id AND j.status = 'queued')",
     )
     .fetch_all(pool)
     .await?;
