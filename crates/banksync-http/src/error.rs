@@ -73,9 +73,18 @@ impl ApiError {
             ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
             ApiError::Sync(SyncError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
             ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
+            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_text", "Text that cannot be stored", none())
+            }
             ApiError::Sync(SyncError::Db(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
         }
     }
+}
+
+/// Postgres refused the text of the request (a NUL character: SQLSTATE 22021 / 22P05):
+/// the caller's input, not our failure; the statement changed nothing.
+fn text_refused(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "22021" || c == "22P05")
 }
 
 fn saltedge_parts(e: &saltedge_client::Error) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
@@ -103,6 +112,7 @@ impl IntoResponse for ApiError {
         let (status, code, title, extra) = self.parts();
         // Internal details stay in the logs; secrets never reach either.
         let detail = match &self {
+            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => "text must not contain the NUL character (U+0000)".to_string(),
             ApiError::Sync(SyncError::Db(e)) => {
                 tracing::error!(error = %e, "database error");
                 "An internal error occurred.".to_string()

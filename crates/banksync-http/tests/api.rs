@@ -1016,3 +1016,26 @@ async fn metrics_storm_token_and_liveness(pool: PgPool) {
     let r = livez().await.unwrap();
     assert_eq!(r.status(), 503, "a loop that ended is not live");
 }
+
+/// Text Postgres cannot store (U+0000) in a query or a body is the caller's 422, not our
+/// 500; `%` and `_` in an institution search are letters, not wildcards.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn nul_bytes_are_refused_and_search_has_no_wildcards(pool: PgPool) {
+    let s = stack(pool).await;
+    let (st, p) = s.call(Method::GET, "/api/v1/institutions?q=%00", None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_text")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("U+0000"));
+    let mut body = link_body("fake_client_xf\u{0}");
+    body["return_to"] = json!("https://books.example/back");
+    let (st, p) = s.call(Method::POST, "/api/v1/connections", Some(body)).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (422, Some("invalid_text")), "{p}");
+    let (_, all) = s.call(Method::GET, "/api/v1/institutions?include_fake=true", None).await;
+    assert!(!all.as_array().unwrap().is_empty());
+    for q in ["%25", "%25%25", "fake%25", "fake_c%25", "fakeXclient"] {
+        let (st, found) = s.call(Method::GET, &format!("/api/v1/institutions?include_fake=true&q={q}"), None).await;
+        assert_eq!(st, 200);
+        assert!(found.as_array().unwrap().is_empty(), "{q} matched {found}");
+    }
+    let (_, found) = s.call(Method::GET, "/api/v1/institutions?include_fake=true&q=fake_client", None).await;
+    assert!(found.as_array().unwrap().iter().any(|i| i["code"] == "fake_client_xf"), "an underscore matches itself");
+}

@@ -77,12 +77,13 @@ pub async fn search(pool: &PgPool, country: Option<&str>, q: Option<&str>, inclu
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM providers
          WHERE status = 'active' AND ($1::text IS NULL OR country_code = upper($1))
-           AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR code ILIKE '%' || $2 || '%')
+           AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' ESCAPE '\\' OR code ILIKE '%' || $2 || '%' ESCAPE '\\')
            AND ($3 OR NOT fake)
          ORDER BY country_code, name LIMIT $4"
     ))
     .bind(country)
-    .bind(q)
+    // `%` and `_` in a search are letters, not wildcards.
+    .bind(q.map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
     .bind(include_fake)
     .bind(limit)
     .fetch_all(pool)
