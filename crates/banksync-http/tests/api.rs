@@ -251,6 +251,15 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
     let consents = s.sim.consents(&se_conn);
     assert!(consents.len() >= 2, "update credentials gave a new consent");
     assert!(consents.last().unwrap().1, "the current consent is revoked");
+    // Revoked: no sync and no refresh session until consent is given again.
+    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&s.pool).await.unwrap();
+    let (st, p) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/sync"), None).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (409, Some("consent_revoked")), "{p}");
+    assert!(p["guidance"].as_str().unwrap().contains("Update credentials"));
+    let (st, p) = s.call(Method::POST, &format!("/api/v1/connections/{conn_id}/fetch-accounts"), Some(json!({ "return_to": "https://books.example/back" }))).await;
+    assert_eq!((st.as_u16(), p["code"].as_str()), (409, Some("consent_revoked")), "{p}");
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&s.pool).await.unwrap();
+    assert_eq!(jobs_after, jobs_before, "nothing queued");
 
     // Delete while Salt Edge still holds it: 409, record kept.
     s.sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass("ActionNotAllowed".into())).on_path("/connections/").on_method("DELETE")]);

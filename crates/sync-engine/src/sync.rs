@@ -86,7 +86,8 @@ async fn run(
     if let Some(consent_id) = &se_conn.last_consent_id {
         let consents = client.list_consents(&conn.saltedge_id).await?;
         if let Some(c) = consents.iter().find(|c| &c.id == consent_id) {
-            sqlx::query("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = $3 WHERE id = $1")
+            // Our own revocation time stands; Salt Edge's only fills it in.
+            sqlx::query("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = coalesce(consent_revoked_at, $3) WHERE id = $1")
                 .bind(conn.id)
                 .bind(c.expires_at)
                 .bind(c.revoked_at)

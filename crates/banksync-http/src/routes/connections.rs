@@ -275,6 +275,21 @@ pub async fn show(State(st): State<AppState>, Company(company): Company, Path(id
     Ok(Json(view(&st, c).await?))
 }
 
+/// After a revoke the bank's data is not read again until the user gives consent anew
+/// (update credentials): a sync or a refresh session would only fail at Salt Edge.
+fn consent_given(c: &connections::Connection) -> ApiResult<()> {
+    if c.consent_revoked_at.is_some() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("guidance".into(), json!("The consent was revoked. Use Update credentials to give your consent again."));
+        return Err(ApiError::Conflict {
+            code: "consent_revoked",
+            detail: "the consent to read this bank's data was revoked".into(),
+            extra,
+        });
+    }
+    Ok(())
+}
+
 fn usable(c: &connections::Connection) -> ApiResult<()> {
     if c.status == "removed" {
         return Err(ApiError::conflict("connection_removed", "the connection no longer exists at Salt Edge; link the bank again"));
@@ -312,6 +327,7 @@ pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Compan
     valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
     usable(&c)?;
+    consent_given(&c)?;
     let fake = catalogue::get(&st.pool, &c.provider_code).await?.map(|i| i.fake).unwrap_or(false);
     let s = st
         .client
@@ -332,6 +348,7 @@ pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Compan
 pub async fn sync_now(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<impl IntoResponse> {
     let c = load(&st, company, id).await?;
     usable(&c)?;
+    consent_given(&c)?;
     let run = events::enqueue_sync(&st.pool, company, c.id, "api").await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { sync_run_id: run })))
 }
