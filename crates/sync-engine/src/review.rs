@@ -62,8 +62,17 @@ pub async fn decide(pool: &PgPool, client: &Client, company_id: Uuid, line_id: i
     };
     if let Some(duplicated) = at_saltedge {
         let connection_id = facts.connection_id.ok_or(SyncError::Conflict("the line's connection is gone".into()))?;
-        let conn = crate::connections::get(pool, connection_id).await?;
-        let customer_id = client.show_connection(&conn.saltedge_id).await?.customer_id;
+        // The recorded customer; Salt Edge is asked only when none is recorded.
+        let recorded: Option<String> = sqlx::query_scalar(
+            "SELECT s.saltedge_id FROM connections c JOIN saltedge_customers s ON s.id = c.customer_id WHERE c.id = $1",
+        )
+        .bind(connection_id)
+        .fetch_optional(pool)
+        .await?;
+        let customer_id = match recorded {
+            Some(id) => id,
+            None => client.show_connection(&crate::connections::get(pool, connection_id).await?.saltedge_id).await?.customer_id,
+        };
         let req = DuplicateRequest { customer_id, transaction_ids: vec![facts.saltedge_transaction_id.clone()] };
         if duplicated {
             client.mark_duplicated(&req).await?;

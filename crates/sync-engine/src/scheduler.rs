@@ -420,14 +420,5 @@ async fn attempt_failed_by(pool: &PgPool, connection_id: Uuid, class: &str, at: 
 /// A fail callback for a connection we asked to refresh turns that attempt into a failure,
 /// which is what the retry rules count.
 pub async fn attempt_failed(pool: &PgPool, connection_id: Uuid, class: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
-         WHERE id = (SELECT id FROM refresh_attempts WHERE connection_id = $1 AND outcome = 'requested'
-                       AND requested_at > now() - interval '20 hours' ORDER BY requested_at DESC LIMIT 1)",
-    )
-    .bind(connection_id)
-    .bind(class)
-    .execute(pool)
-    .await?;
-    Ok(())
+    attempt_failed_by(pool, connection_id, class, Utc::now()).await
 }
