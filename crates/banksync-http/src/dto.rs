@@ -16,14 +16,44 @@ pub struct Institution {
     pub fake: bool,
 }
 
+/// An RFC 9457 problem document: every error answer of the service.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// `https://banksync.dev/problems/{code}`
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable, machine-readable: `not_found`, `invalid_body`, `consent_revoked`…
+    pub code: String,
+    /// For a person; never echoes a secret.
+    pub detail: String,
+    /// What to tell the user, when there is something they can do.
+    #[schema(nullable = false)]
+    pub guidance: Option<String>,
+    /// Salt Edge's error class, when Salt Edge refused.
+    #[schema(nullable = false)]
+    pub saltedge_error_class: Option<String>,
+    /// The existing connection, for `already_synchronized`.
+    #[schema(nullable = false)]
+    pub connection_id: Option<Uuid>,
+}
+
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     /// Institution (Salt Edge provider) code, from `GET /api/v1/institutions`.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00]*$")]
     pub provider_code: String,
+    /// An optional `+`, 7 to 15 digits; spaces, dots, dashes and brackets allowed.
+    #[schema(pattern = r"^[ ().-]*\+?(?:[ ().-]*[0-9]){7,15}[ ().-]*$")]
     pub phone: String,
     /// Used to create the company's Salt Edge account: it must be valid.
+    #[schema(max_length = 254, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
     pub email: String,
-    /// Where Salt Edge Connect sends the user back (http or https).
+    /// Where Salt Edge Connect sends the user back (http or https); its origin must be on
+    /// the allow-list (403 `return_to_not_allowed` otherwise).
+    #[schema(max_length = 2048, pattern = r"^https?://\S+$")]
     pub return_to: String,
     /// Link even though the company already has a connection to this institution.
     #[serde(default)]
@@ -31,8 +61,24 @@ pub struct LinkRequest {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReturnTo {
+    /// Where Salt Edge Connect sends the user back (http or https); its origin must be on
+    /// the allow-list (403 `return_to_not_allowed` otherwise).
+    #[schema(max_length = 2048, pattern = r"^https?://\S+$")]
     pub return_to: String,
+}
+
+/// Paging of a list: `limit` 1 to 1000 (else 422 `invalid_limit`), `cursor` from the
+/// previous page's `next_cursor` (else 422 `invalid_cursor`).
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -92,8 +138,8 @@ pub struct SyncRun {
     /// Records that could not be parsed or stored, kept with the reason (see
     /// `GET /api/v1/connections/{id}/quarantine`).
     pub quarantined: i32,
-    #[schema(value_type = Object)]
-    pub balance_mismatches: serde_json::Value,
+    /// Accounts whose bank balance differed from the journal's when the run ended.
+    pub balance_mismatches: Vec<BalanceMismatch>,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
 }
@@ -116,11 +162,49 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
             suspects: r.suspects,
             rekeyed: r.rekeyed,
             quarantined: r.quarantined,
-            balance_mismatches: r.balance_mismatches,
+            balance_mismatches: BalanceMismatch::list(&r.balance_mismatches),
             error_class: r.error_class,
             error_message: r.error_message,
         }
     }
+}
+
+/// A bank account whose bank balance and journal balance differed at the end of a sync;
+/// recorded, never "fixed". Amounts are decimal strings.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceMismatch {
+    pub bank_account_id: Uuid,
+    pub currency: String,
+    pub bank_balance: String,
+    pub journal_balance: String,
+    /// Bank balance minus journal balance.
+    pub difference: String,
+}
+
+impl BalanceMismatch {
+    fn list(stored: &serde_json::Value) -> Vec<BalanceMismatch> {
+        let parsed: Vec<sync_engine::balance::Mismatch> = serde_json::from_value(stored.clone()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a sync run's balance_mismatches could not be read");
+            vec![]
+        });
+        parsed
+            .into_iter()
+            .map(|m| BalanceMismatch {
+                bank_account_id: m.bank_account_id,
+                bank_balance: money(m.bank_balance, &m.currency),
+                journal_balance: money(m.journal_balance, &m.currency),
+                difference: money(m.difference, &m.currency),
+                currency: m.currency,
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncRunsPage {
+    pub items: Vec<SyncRun>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -163,8 +247,22 @@ pub struct InteractivePrompt {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InteractiveAnswer {
-    #[schema(value_type = Object)]
+    /// One entry per field the bank asked for: a string, or a list of strings for a choice.
+    #[schema(schema_with = credentials_schema)]
     pub credentials: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `{ "<field>": "answer" | ["choice", …] }`, at least one field.
+fn credentials_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let answer = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::input::TEXT_PATTERN)))
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::input::TEXT_PATTERN))));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .additional_properties(Some(AdditionalProperties::RefOr(answer.into())))
+        .build()
 }
 
 /// A record from Salt Edge that could not be parsed or stored.
@@ -201,6 +299,7 @@ pub struct Journal {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MapAccount {
     pub journal_id: Uuid,
 }
@@ -349,4 +448,12 @@ impl From<sync_engine::audit::Record> for AuditRecord {
     fn from(r: sync_engine::audit::Record) -> Self {
         AuditRecord { id: r.id, at: r.at, token_id: r.token_id, company_id: r.company_id, actor: r.actor, action: r.action, status: r.status, detail: r.detail }
     }
+}
+
+/// What the callback receiver did with a verified callback.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackAck {
+    /// `accepted`, or `duplicate` for a redelivery (ignored).
+    #[schema(pattern = "^(accepted|duplicate)$")]
+    pub status: String,
 }

@@ -1,6 +1,6 @@
 //! The one place where errors become HTTP: RFC 9457 problem JSON with a stable `code`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use saltedge_client::ErrorClass;
@@ -21,6 +21,9 @@ pub enum ApiError {
     BadSignature(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// `return_to` points outside the origins the company may send users back to.
+    #[error("{0}")]
+    ReturnToNotAllowed(String),
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("{detail}")]
@@ -29,6 +32,13 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String, extra: Map<String, Value> },
     #[error("request body too large")]
     TooLarge,
+    /// A body sent with another content type than `application/json`.
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// An operation the connection's state forbids (revoked consent, removed, inactive…):
+    /// 409 with what the user should do instead.
+    #[error("{detail}")]
+    State { code: &'static str, detail: String, guidance: &'static str },
     #[error(transparent)]
     SaltEdge(#[from] saltedge_client::Error),
     #[error(transparent)]
@@ -60,16 +70,22 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests", none()),
             ApiError::BadSignature(code) => (StatusCode::UNAUTHORIZED, code, "Callback signature rejected", none()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
+            ApiError::ReturnToNotAllowed(_) => (StatusCode::FORBIDDEN, "return_to_not_allowed", "Origin not allowed", none()),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request", none()),
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input", none()),
             ApiError::Conflict { code, extra, .. } => (StatusCode::CONFLICT, code, "Conflict", extra.clone()),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large", none()),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", none()),
+            ApiError::State { code, guidance, .. } => {
+                let mut extra = Map::new();
+                extra.insert("guidance".into(), json!(guidance));
+                (StatusCode::CONFLICT, code, "Not possible in the connection's state", extra)
+            }
             ApiError::SaltEdge(e) => saltedge_parts(e),
             ApiError::Sync(SyncError::SaltEdge(e)) => saltedge_parts(e),
             ApiError::Sync(SyncError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
-            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch", "Currencies differ", none())
-            }
+            // The journal's currency is its state: mapping into it conflicts with it.
+            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => (StatusCode::CONFLICT, "currency_mismatch", "Currencies differ", none()),
             ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
             ApiError::Sync(SyncError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
             ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
@@ -119,17 +135,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
-            "type": format!("https://banksync.dev/problems/{code}"),
-            "title": title,
-            "status": status.as_u16(),
-            "code": code,
-            "detail": detail,
-        });
-        if let Value::Object(m) = &mut body {
-            m.extend(extra);
-        }
-        let mut resp = (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+        let mut resp = problem(status, code, title, &detail, extra);
         if let ApiError::RateLimited { retry_after } = &self {
             resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
         }
@@ -140,27 +146,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest { code: "unsupported_media_type", detail: "send Content-Type: application/json".into() },
-            StatusCode::UNPROCESSABLE_ENTITY => ApiError::invalid("invalid_body", r.body_text()),
-            _ => ApiError::BadRequest { code: "malformed_json", detail: r.body_text() },
-        }
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::invalid("invalid_query", r.body_text())
-    }
-}
-
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         ApiError::NotFound("resource")
     }
+}
+
+/// The problem JSON for a status that left the router without one (405 from the method
+/// router, 408 from the timeout layer, 413 from a body limit, 414): every error answer of
+/// the service has the same shape.
+pub fn bare_status_problem(status: StatusCode) -> Response {
+    let (code, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this path does not answer this method; see the Allow header"),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long and was stopped; nothing was committed unless it said so"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request URI is too long"),
+        StatusCode::NOT_FOUND => ("not_found", "route not found"),
+        s if s.is_server_error() => ("internal", "An internal error occurred."),
+        _ => ("bad_request", "the request was refused"),
+    };
+    problem(status, code, status.canonical_reason().unwrap_or("Error"), detail, Map::new())
+}
+
+/// An RFC 9457 problem document.
+pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str, extra: Map<String, Value>) -> Response {
+    let mut body = json!({
+        "type": format!("https://banksync.dev/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    if let Value::Object(m) = &mut body {
+        m.extend(extra);
+    }
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

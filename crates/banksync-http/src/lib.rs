@@ -12,8 +12,10 @@ pub mod callbacks;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod input;
 pub mod metrics;
 pub mod openapi;
+pub mod paging;
 pub mod routes;
 pub mod serve;
 
@@ -59,6 +61,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<String>>,
     /// `/metrics` is served on its own listener ([`metrics_router`]), not with the API.
     pub metrics_separate: bool,
+    /// The page cursors' MAC key, read once from the database ([`paging`]).
+    pub cursor_key: Arc<tokio::sync::OnceCell<ring::hmac::Key>>,
 }
 
 impl AppState {
@@ -78,6 +82,7 @@ impl AppState {
             livez_stale: Duration::from_secs(300),
             metrics_token: None,
             metrics_separate: false,
+            cursor_key: Default::default(),
         }
     }
 }
@@ -144,7 +149,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         let kind = c.kind;
         app = app.route(
             &c.path,
-            post(move |st: State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            post(move |st: State<AppState>, headers: axum::http::HeaderMap, extract::RawBody(body): extract::RawBody| {
                 callbacks::receive::receive(st, kind, headers, body)
             }),
         );
@@ -157,6 +162,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::from_fn(problems_for_bare_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -194,6 +200,31 @@ async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
         tracing::error!(error = %e, %action, "audit log write failed");
     }
     resp
+}
+
+/// Longer request URIs are refused with 414 (hyper's own limit is far higher and answers
+/// without a body).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Every error answer is problem JSON: a 4xx/5xx without a body type (axum's 405, the
+/// timeout's 408, a body limit's 413) is given one, keeping `Allow` and `Retry-After`.
+async fn problems_for_bare_errors(req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    if uri_len > MAX_URI_BYTES {
+        return error::bare_status_problem(StatusCode::URI_TOO_LONG);
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || resp.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+        return resp;
+    }
+    let mut problem = error::bare_status_problem(status);
+    for h in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER, axum::http::header::WWW_AUTHENTICATE] {
+        if let Some(v) = resp.headers().get(&h) {
+            problem.headers_mut().insert(h, v.clone());
+        }
+    }
+    problem
 }
 
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -1,9 +1,24 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and completed here
+//! with what every operation shares, so that it lists every status an operation can
+//! return:
+//! * secured operations: 401 (no or bad token, with `WWW-Authenticate`), 403 (the other
+//!   kind of token), 429 (the token's rate limit, with `Retry-After`);
+//! * operations with a body: 400 (not JSON), 413 (too large), 415 (not `application/json`),
+//!   422 (JSON of the wrong shape); with query parameters: 422; with path parameters: 404;
+//! * every operation: 408 (request timeout), 414 (URI too long), 500;
+//! * every error answer is `application/problem+json` with the [`dto::Problem`] schema.
+//!
+//! The callback receivers are documented at the paths registered at Salt Edge
+//! ([`with_callback_paths`]). `scripts/dev api-check` validates the document and runs
+//! schemathesis against a live server.
 
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::{ResponseBuilder, Responses};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, HttpMethod, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::callbacks::receive;
+use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{admin, connections, institutions, journals, ops};
 
@@ -11,7 +26,9 @@ use crate::routes::{admin, connections, institutions, journals, ops};
 #[openapi(
     info(title = "banksync", description = "Bank journals kept in step with bank accounts through Salt Edge. \
         Errors are RFC 9457 problem JSON with a stable `code`. Authenticate with `Authorization: Bearer <token>` \
-        (`banksync token create`)."),
+        (`banksync token create`). Lists take `limit` from 1 to 1000 (default 100); a value outside is 422 \
+        `invalid_limit`. Cursors are opaque, valid for the list and filters they came from."),
+    servers((url = "/", description = "This server")),
     paths(
         institutions::list,
         connections::link, connections::list, connections::show, connections::update_credentials,
@@ -23,10 +40,11 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
         ops::healthz, ops::readyz, ops::livez, ops::metrics, ops::openapi,
     ),
-    components(schemas(dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
-        dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncQueued, dto::Journal, dto::MapAccount,
-        dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt, dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord)),
-    modifiers(&TokenAuth),
+    components(schemas(dto::Problem, dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
+        dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncRunsPage, dto::BalanceMismatch, dto::SyncQueued,
+        dto::Journal, dto::MapAccount, dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt,
+        dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord, dto::CallbackAck)),
+    modifiers(&TokenAuth, &CommonAnswers, &Links),
 )]
 pub struct ApiDoc;
 
@@ -35,6 +53,181 @@ struct TokenAuth;
 impl Modify for TokenAuth {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A company or operator token from `banksync token create`")).build(),
+            ),
+        );
     }
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn problem_content() -> Content {
+    Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+}
+
+struct CommonAnswers;
+
+impl CommonAnswers {
+    fn add(responses: &mut Responses, status: &str, description: &str) {
+        responses.responses.entry(status.to_string()).or_insert_with(|| {
+            RefOr::T(ResponseBuilder::new().description(description).content(PROBLEM, problem_content()).build())
+        });
+    }
+
+    fn complete(op: &mut Operation, path: &str) {
+        let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+        let params = op.parameters.as_deref().unwrap_or_default();
+        let has_query = params.iter().any(|p| p.parameter_in == ParameterIn::Query);
+        let has_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+        let has_body = op.request_body.is_some();
+        let r = &mut op.responses;
+        if secured {
+            Self::add(r, "401", "unauthorized: no token, an unknown, expired or revoked one (`WWW-Authenticate: Bearer`)");
+            let other = if path.starts_with("/api/v1/admin/") {
+                "forbidden: this needs an operator token"
+            } else {
+                "company_token_required: an operator token cannot read or change a company's data"
+            };
+            Self::add(r, "403", other);
+            Self::add(r, "429", "rate_limited: too many requests for this token (`Retry-After` says when to retry)");
+        }
+        if has_body {
+            Self::add(r, "400", "malformed_json: the body is not JSON");
+            Self::add(r, "413", "payload_too_large: the body is over the limit");
+            Self::add(r, "415", "unsupported_media_type: send `Content-Type: application/json`");
+        }
+        if has_body || has_query {
+            Self::add(r, "422", "invalid_body, invalid_query, invalid_limit, invalid_cursor, invalid_text (a NUL character): the input breaks the schema");
+        }
+        if has_path {
+            Self::add(r, "404", "not_found: no such resource for this caller");
+        }
+        Self::add(r, "408", "request_timeout: the request took too long");
+        Self::add(r, "414", "uri_too_long: the URI is over 8 KiB");
+        Self::add(r, "500", "internal: an error of ours; details are in the logs");
+        // Every error answer is a problem document.
+        for (status, resp) in r.responses.iter_mut() {
+            if let (true, RefOr::T(resp)) = (status.starts_with('4') || status.starts_with('5'), resp) {
+                if resp.content.is_empty() {
+                    resp.content.insert(PROBLEM.to_string(), problem_content());
+                }
+            }
+        }
+    }
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in api.paths.paths.iter_mut() {
+            for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Put, HttpMethod::Delete, HttpMethod::Patch] {
+                let op = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Put => item.put.as_mut(),
+                    HttpMethod::Delete => item.delete.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    _ => None,
+                };
+                if let Some(op) = op {
+                    Self::complete(op, path);
+                }
+            }
+        }
+    }
+}
+
+/// OpenAPI links: where the ids an answer holds can be used next (a generated client's
+/// navigation, and schemathesis's stateful phase: list → show, sync → its runs, lines →
+/// their review).
+struct Links;
+
+impl Links {
+    const TABLE: &'static [(&'static str, HttpMethod, &'static str, &'static str, &'static str, &'static str)] = &[
+        // (path, method, status, target operationId, parameter, value)
+        ("/api/v1/connections", HttpMethod::Get, "200", "show", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "sync_now", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "list_sync_runs", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "quarantine", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "update_credentials", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "fetch_accounts", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "answer_interactive", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "revoke", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "delete", "id", "$response.body#/0/id"),
+        ("/api/v1/connections", HttpMethod::Get, "200", "map_account", "id", "$response.body#/0/accounts/0/id"),
+        ("/api/v1/connections/{id}/sync", HttpMethod::Post, "202", "list_sync_runs", "id", "$request.path.id"),
+        ("/api/v1/connections/{id}/sync", HttpMethod::Post, "202", "show", "id", "$request.path.id"),
+        ("/api/v1/journals", HttpMethod::Get, "200", "lines", "journal_id", "$response.body#/0/id"),
+        ("/api/v1/statement-lines", HttpMethod::Get, "200", "confirm_duplicate", "id", "$response.body#/items/0/id"),
+        ("/api/v1/statement-lines", HttpMethod::Get, "200", "dismiss_duplicate", "id", "$response.body#/items/0/id"),
+        ("/api/v1/statement-lines", HttpMethod::Get, "200", "undo_review", "id", "$response.body#/items/0/id"),
+        ("/api/v1/admin/jobs", HttpMethod::Get, "200", "rerun", "id", "$response.body#/0/id"),
+    ];
+}
+
+impl Modify for Links {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, method, status, target, param, value) in Self::TABLE {
+            let op = api.paths.paths.get_mut(*path).and_then(|item| match method {
+                HttpMethod::Get => item.get.as_mut(),
+                HttpMethod::Post => item.post.as_mut(),
+                _ => None,
+            });
+            let Some(RefOr::T(resp)) = op.and_then(|op| op.responses.responses.get_mut(*status)) else {
+                panic!("OpenAPI link from {path} {status}: no such documented answer");
+            };
+            let link = utoipa::openapi::link::LinkBuilder::new().operation_id(*target).parameter(*param, *value).build();
+            resp.links.insert(format!("{target}_{param}"), RefOr::T(link));
+        }
+    }
+}
+
+/// The template path of the callback receiver.
+pub const CALLBACK_TEMPLATE: &str = "/callbacks/saltedge/{kind}";
+
+/// The JSON document as this server serves it.
+pub fn document(callbacks: &CallbackUrls) -> serde_json::Value {
+    let mut doc = serde_json::to_value(with_callback_paths(callbacks)).expect("the OpenAPI document serializes");
+    // utoipa 5.5 writes a Link's `operationId` as `operation_id` (no serde rename on
+    // `utoipa::openapi::link::Link`): renamed here so that the document is valid.
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths.values_mut().filter_map(|i| i.as_object_mut()).flat_map(|i| i.values_mut()) {
+            let responses = op.get_mut("responses").and_then(|r| r.as_object_mut());
+            for resp in responses.into_iter().flat_map(|r| r.values_mut()) {
+                let links = resp.get_mut("links").and_then(|l| l.as_object_mut());
+                for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(|l| l.as_object_mut()) {
+                    if let Some(id) = link.remove("operation_id") {
+                        link.insert("operationId".into(), id);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The document as this server answers: the callback receiver at each path registered at
+/// Salt Edge (`server.callback_urls`), one operation per kind.
+pub fn with_callback_paths(callbacks: &CallbackUrls) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if let Some(template) = doc.paths.paths.remove(CALLBACK_TEMPLATE) {
+        for c in callbacks.all() {
+            let mut item = template.clone();
+            if let Some(op) = item.post.as_mut() {
+                op.operation_id = Some(format!("receive_{}_callback", c.kind));
+                op.summary = Some(format!("Receives Salt Edge's {} callback", c.kind));
+                if let Some(params) = op.parameters.as_mut() {
+                    params.retain(|p| p.name != "kind");
+                }
+                if op.parameters.as_ref().is_some_and(|p| p.is_empty()) {
+                    op.parameters = None;
+                }
+                op.responses.responses.remove("404");
+            }
+            doc.paths.paths.insert(c.path.clone(), item);
+        }
+    }
+    doc
 }

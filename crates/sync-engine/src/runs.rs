@@ -145,8 +145,24 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<SyncRun> {
         .ok_or(SyncError::not_found("sync run"))
 }
 
+/// A connection's runs, newest first, after `after` (the last row of the previous page:
+/// started_at, id).
+pub async fn page(pool: &PgPool, connection_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<SyncRun>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sync_runs
+         WHERE connection_id = $1 AND ($2::timestamptz IS NULL OR (started_at, id) < ($2, $3))
+         ORDER BY started_at DESC, id DESC LIMIT $4"
+    ))
+    .bind(connection_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn for_connection(pool: &PgPool, connection_id: Uuid, limit: i64) -> Result<Vec<SyncRun>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id LIMIT $2"))
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"))
         .bind(connection_id)
         .bind(limit)
         .fetch_all(pool)

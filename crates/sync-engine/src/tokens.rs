@@ -102,3 +102,11 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TokenInfo>> {
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool> {
     Ok(sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL").bind(id).execute(pool).await?.rows_affected() == 1)
 }
+
+/// A secret the service keeps for itself (migration 0015), shared by every replica.
+pub async fn service_secret(pool: &PgPool, name: &str) -> Result<Vec<u8>> {
+    Ok(sqlx::query_scalar("SELECT secret FROM service_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await?)
+}

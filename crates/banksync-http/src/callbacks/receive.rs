@@ -4,7 +4,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use saltedge_client::models::CallbackBody;
-use serde_json::json;
 use sync_engine::inbox::{self, Stored};
 
 use crate::callbacks::verify;
@@ -18,9 +17,11 @@ use crate::AppState;
 #[utoipa::path(post, path = "/callbacks/saltedge/{kind}", tag = "callbacks",
     params(("kind" = String, Path, description = "success, fail, notify, interactive, destroy or service")),
     request_body(content = String, description = "Salt Edge's callback JSON, signed in the Signature header", content_type = "application/json"),
-    responses((status = 200, description = "stored (or a redelivery, ignored)"), (status = 401, description = "bad or missing signature"),
-              (status = 400, description = "signed but malformed")))]
-pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    responses((status = 200, description = "stored (or a redelivery, ignored)", body = crate::dto::CallbackAck),
+              (status = 401, description = "missing_signature, signature_not_match, stale_callback…: not from Salt Edge, or too old"),
+              (status = 400, description = "malformed_callback: signed but not a callback"),
+              (status = 413, description = "payload_too_large")))]
+pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: HeaderMap, body: Bytes) -> ApiResult<Json<crate::dto::CallbackAck>> {
     let registered = st.callbacks.url(kind).ok_or(ApiError::NotFound("callback kind"))?;
     if let Err(e) = verify::verify(&st.verifier, registered, &headers, &body) {
         if let ApiError::BadSignature(code) = &e {
@@ -32,7 +33,8 @@ pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: He
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest { code: "malformed_callback", detail: "body is not UTF-8".into() })?;
     let parsed: CallbackBody = serde_json::from_str(text).map_err(|e| {
         st.metrics.callback(kind, "malformed");
-        ApiError::BadRequest { code: "malformed_callback", detail: e.to_string() }
+        tracing::warn!(kind, error = %e, "signed callback does not parse");
+        ApiError::BadRequest { code: "malformed_callback", detail: format!("the body is not a Salt Edge callback (line {}, column {})", e.line(), e.column()) }
     })?;
     if parsed.meta.time < chrono::Utc::now() - st.callback_max_age {
         st.metrics.callback(kind, "stale");
@@ -44,5 +46,9 @@ pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: He
         Stored::Duplicate => "duplicate",
     });
     tracing::info!(kind, connection = %parsed.data.connection_id, ?stored, "callback stored");
-    Ok(Json(json!({ "status": stored })))
+    let status = match stored {
+        Stored::Accepted => "accepted",
+        Stored::Duplicate => "duplicate",
+    };
+    Ok(Json(crate::dto::CallbackAck { status: status.into() }))
 }

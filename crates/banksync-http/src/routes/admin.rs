@@ -12,28 +12,42 @@ use crate::AppState;
 
 #[derive(Deserialize, IntoParams)]
 pub struct JobsQuery {
-    /// 1 to 1000, default 100.
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     pub limit: Option<i64>,
     /// `dead`: only jobs past their attempts cap.
-    pub status: Option<String>,
+    #[param(inline, nullable = false)]
+    pub status: Option<JobFilter>,
+}
+
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobFilter {
+    Dead,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    pub limit: Option<i64>,
 }
 
 /// Job history, newest first (admin tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(JobsQuery),
-    responses((status = 200, body = Vec<Job>), (status = 403)), security(("token" = [])))]
+    responses((status = 200, body = Vec<Job>)), security(("token" = [])))]
 pub async fn jobs(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuery>) -> ApiResult<Json<Vec<Job>>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let list = match q.status.as_deref() {
+    let limit = crate::paging::limit(q.limit)?;
+    let list = match q.status {
         None => jobs::recent(&st.pool, limit).await?,
-        Some("dead") => jobs::dead(&st.pool, limit).await?,
-        Some(_) => return Err(ApiError::invalid("invalid_status", "status filter must be dead")),
+        Some(JobFilter::Dead) => jobs::dead(&st.pool, limit).await?,
     };
     Ok(Json(list.into_iter().map(Job::from).collect()))
 }
 
 /// Queues a dead or failed job again with a fresh attempts count (admin tokens only).
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/rerun", tag = "operations", params(("id" = i64, Path)),
-    responses((status = 202, description = "queued again"), (status = 403), (status = 409, description = "not dead or failed")),
+    responses((status = 202, description = "queued again"), (status = 409, description = "not_rerunnable: not dead or failed, or the same work is queued")),
     security(("token" = [])))]
 pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<axum::http::StatusCode> {
     if jobs::rerun(&st.pool, id).await? {
@@ -47,7 +61,7 @@ pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) ->
 /// API tokens (never the tokens themselves) with last use, expiry and revocation (operator
 /// tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "operations",
-    responses((status = 200, body = Vec<crate::dto::Token>), (status = 403)), security(("token" = [])))]
+    responses((status = 200, body = Vec<crate::dto::Token>)), security(("token" = [])))]
 pub async fn tokens(State(st): State<AppState>, _: Admin) -> ApiResult<Json<Vec<crate::dto::Token>>> {
     let list = sync_engine::tokens::list(&st.pool, 1000).await?;
     Ok(Json(list.into_iter().map(crate::dto::Token::from).collect()))
@@ -55,7 +69,7 @@ pub async fn tokens(State(st): State<AppState>, _: Admin) -> ApiResult<Json<Vec<
 
 /// Revokes a token at once (operator tokens only).
 #[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "operations", params(("id" = uuid::Uuid, Path)),
-    responses((status = 204), (status = 403), (status = 404)), security(("token" = [])))]
+    responses((status = 204, description = "revoked")), security(("token" = [])))]
 pub async fn revoke_token(State(st): State<AppState>, _: Admin, Path(id): Path<uuid::Uuid>) -> ApiResult<axum::http::StatusCode> {
     if sync_engine::tokens::revoke(&st.pool, id).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
@@ -65,9 +79,9 @@ pub async fn revoke_token(State(st): State<AppState>, _: Admin, Path(id): Path<u
 }
 
 /// The audit log, newest first (operator tokens only).
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(JobsQuery),
-    responses((status = 200, body = Vec<crate::dto::AuditRecord>), (status = 403)), security(("token" = [])))]
-pub async fn audit(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuery>) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
-    let list = sync_engine::audit::recent(&st.pool, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(AuditQuery),
+    responses((status = 200, body = Vec<crate::dto::AuditRecord>)), security(("token" = [])))]
+pub async fn audit(State(st): State<AppState>, _: Admin, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
+    let list = sync_engine::audit::recent(&st.pool, crate::paging::limit(q.limit)?).await?;
     Ok(Json(list.into_iter().map(crate::dto::AuditRecord::from).collect()))
 }

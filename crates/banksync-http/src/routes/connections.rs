@@ -9,12 +9,13 @@ use saltedge_client::models::{
 };
 use saltedge_client::ErrorClass;
 use serde_json::json;
-use sync_engine::{catalogue, companies, connections, events, guidance, mapping, runs};
+use sync_engine::{catalogue, companies, connections, events, guidance, mapping, runs, SyncError};
 use uuid::Uuid;
 
 use crate::dto::{self, BankAccount, ConnectUrl, Connection, ConnectionError, LinkRequest, ReturnTo, SyncQueued, SyncRun};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Company, Json, Path};
+use crate::extract::{Company, Json, Path, Query};
+use crate::{input, paging};
 use crate::AppState;
 
 pub fn account_dto(a: mapping::BankAccount, journal_name: &str) -> BankAccount {
@@ -36,7 +37,11 @@ pub fn account_dto(a: mapping::BankAccount, journal_name: &str) -> BankAccount {
 }
 
 async fn load(st: &AppState, company: Uuid, id: Uuid) -> ApiResult<connections::Connection> {
-    let c = connections::get(&st.pool, id).await.map_err(|_| ApiError::NotFound("connection"))?;
+    let c = match connections::get(&st.pool, id).await {
+        Ok(c) => c,
+        Err(SyncError::NotFound { .. }) => return Err(ApiError::NotFound("connection")),
+        Err(e) => return Err(e.into()),
+    };
     // Another company's connection does not exist, as far as this caller knows.
     if c.company_id != company {
         return Err(ApiError::NotFound("connection"));
@@ -91,7 +96,7 @@ async fn view(st: &AppState, c: connections::Connection) -> ApiResult<Connection
 /// on with the fetch and calls back as usual.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/interactive", tag = "connections", params(("id" = Uuid, Path)),
     request_body = dto::InteractiveAnswer,
-    responses((status = 202, body = Connection), (status = 404), (status = 409, description = "not_waiting_for_input"), (status = 422)),
+    responses((status = 202, body = Connection), (status = 409, description = "not_waiting_for_input, connection_removed or connection_disabled"), (status = 422, description = "invalid_credentials: not a field the bank asked for"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
 pub async fn answer_interactive(
     State(st): State<AppState>,
@@ -114,37 +119,24 @@ pub async fn answer_interactive(
     if req.credentials.values().any(|v| !(v.is_string() || v.as_array().is_some_and(|a| a.iter().all(|x| x.is_string())))) {
         return Err(ApiError::invalid("invalid_credentials", "each answer is a string or a list of strings"));
     }
+    let strings = req.credentials.values().flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]));
+    if strings.filter_map(|v| v.as_str().map(str::to_string)).any(|t| t.contains('\0')) {
+        return Err(ApiError::invalid("invalid_text", "text must not contain the NUL character (U+0000)"));
+    }
     st.client.interactive(&c.saltedge_id, &serde_json::Value::Object(req.credentials)).await?;
     connections::clear_interactive(&st.pool, c.id).await?;
     Ok((StatusCode::ACCEPTED, Json(view(&st, connections::get(&st.pool, id).await?).await?)))
 }
 
-fn valid_email(e: &str) -> bool {
-    let e = e.trim();
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    e.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// E.164-ish: an optional +, then 7 to 15 digits; spaces, dots, dashes and brackets allowed.
-fn normalise_phone(p: &str) -> Option<String> {
-    let kept: String = p.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
-    let digits = kept.strip_prefix('+').unwrap_or(&kept);
-    (digits.len() >= 7 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit())).then_some(kept)
-}
-
-/// `return_to` must be an http(s) URL whose origin is on the service-wide allow-list or the
-/// company's own: Connect sends the user there with the connection id.
+/// `return_to` must match the schema (`http://` or `https://`, no white space, at most
+/// 2048 characters: else 422) and be a URL whose origin is on the service-wide allow-list
+/// or the company's own (else 403): Connect sends the user there with the connection id.
 async fn valid_return_to(st: &AppState, company: Uuid, u: &str) -> ApiResult<()> {
-    let url = match url::Url::parse(u) {
-        Ok(url) if url.scheme() == "https" || url.scheme() == "http" => url,
-        _ => return Err(ApiError::invalid("invalid_return_to", "return_to must be an http(s) URL")),
-    };
+    if !input::return_to_shaped(u) {
+        return Err(ApiError::invalid("invalid_return_to", "return_to must be an http(s) URL"));
+    }
+    let not_allowed = |origin: &str| ApiError::ReturnToNotAllowed(format!("return_to's origin {origin} is not on the allow-list; an operator adds it"));
+    let Ok(url) = url::Url::parse(u) else { return Err(not_allowed("(not a URL)")) };
     let origin = url.origin().ascii_serialization();
     let same = |o: &String| url::Url::parse(o).is_ok_and(|a| a.origin().ascii_serialization() == origin);
     if st.return_to_origins.iter().any(same) {
@@ -154,7 +146,7 @@ async fn valid_return_to(st: &AppState, company: Uuid, u: &str) -> ApiResult<()>
     if own.iter().any(same) {
         return Ok(());
     }
-    Err(ApiError::invalid("return_to_not_allowed", format!("return_to's origin {origin} is not on the allow-list; an operator adds it")))
+    Err(not_allowed(&origin))
 }
 
 fn consent(max_days: Option<i32>) -> ConsentRequest {
@@ -182,20 +174,23 @@ fn email_in_use() -> ApiError {
 
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
-    responses((status = 201, body = ConnectUrl), (status = 409, description = "already_synchronized (with guidance) or email_in_use"),
+    responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id) or email_in_use"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
               (status = 422, description = "invalid_email, invalid_phone, unknown_institution, invalid_return_to")),
     security(("token" = [])))]
 pub async fn link(State(st): State<AppState>, Company(company): Company, Json(req): Json<LinkRequest>) -> ApiResult<impl IntoResponse> {
     // Everything is checked before anything is sent to Salt Edge.
-    if !valid_email(&req.email) {
+    if !input::valid_email(&req.email) {
         return Err(ApiError::invalid("invalid_email", "the email address is not valid; it creates your Salt Edge account"));
     }
-    let phone = normalise_phone(&req.phone).ok_or_else(|| ApiError::invalid("invalid_phone", "the phone number is not valid (7 to 15 digits, optional +)"))?;
+    let phone = input::normalise_phone(&req.phone).ok_or_else(|| ApiError::invalid("invalid_phone", "the phone number is not valid (7 to 15 digits, optional +)"))?;
+    if !(1..=200).contains(&req.provider_code.chars().count()) {
+        return Err(ApiError::invalid("invalid_body", "`provider_code` must be 1 to 200 characters"));
+    }
     valid_return_to(&st, company, &req.return_to).await?;
     let inst = catalogue::get(&st.pool, &req.provider_code)
         .await?
         .filter(|i| i.status == "active")
-        .ok_or_else(|| ApiError::invalid("unknown_institution", format!("no active institution {:?}", req.provider_code)))?;
+        .ok_or(ApiError::NotFound("institution"))?;
     if !req.allow_second_connection {
         let existing: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1",
@@ -255,7 +250,7 @@ pub async fn link(State(st): State<AppState>, Company(company): Company, Json(re
 }
 
 /// The company's connections with accounts, journals, last sync and errors.
-#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", responses((status = 200, body = Vec<Connection>)), security(("token" = [])))]
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", operation_id = "list_connections", responses((status = 200, body = Vec<Connection>)), security(("token" = [])))]
 pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiResult<Json<Vec<Connection>>> {
     let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM connections WHERE company_id = $1 ORDER BY created_at, id")
         .bind(company)
@@ -269,37 +264,47 @@ pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiR
 }
 
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Connection), (status = 404)), security(("token" = [])))]
+    responses((status = 200, body = Connection)), security(("token" = [])))]
 pub async fn show(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Connection>> {
     let c = load(&st, company, id).await?;
     Ok(Json(view(&st, c).await?))
 }
 
-/// After a revoke the bank's data is not read again until the user gives consent anew
-/// (update credentials): a sync or a refresh session would only fail at Salt Edge.
-fn consent_given(c: &connections::Connection) -> ApiResult<()> {
-    if c.consent_revoked_at.is_some() {
-        let mut extra = serde_json::Map::new();
-        extra.insert("guidance".into(), json!("The consent was revoked. Use Update credentials to give your consent again."));
-        return Err(ApiError::Conflict {
-            code: "consent_revoked",
-            detail: "the consent to read this bank's data was revoked".into(),
-            extra,
-        });
-    }
-    Ok(())
+fn refused(code: &'static str, detail: &str, guidance: &'static str) -> ApiError {
+    ApiError::State { code, detail: detail.to_string(), guidance }
 }
 
+/// A connection gone from Salt Edge or disabled there is of no further use: only a new
+/// link helps.
 fn usable(c: &connections::Connection) -> ApiResult<()> {
-    if c.status == "removed" {
-        return Err(ApiError::conflict("connection_removed", "the connection no longer exists at Salt Edge; link the bank again"));
+    match c.status.as_str() {
+        "removed" => Err(refused("connection_removed", "the connection no longer exists at Salt Edge", guidance::CONNECTION_REMOVED)),
+        "disabled" => Err(refused("connection_disabled", "the connection is disabled at Salt Edge", guidance::CONNECTION_DISABLED)),
+        _ => Ok(()),
+    }
+}
+
+/// Reading the bank again (sync now, fetch new accounts) needs a usable, active connection
+/// with a live consent; otherwise the request would only fail at Salt Edge. Update
+/// credentials (a reconnect with a new consent) is the way out of a revoked or expired
+/// consent and of an inactive connection, so it is not refused for them.
+fn readable(c: &connections::Connection) -> ApiResult<()> {
+    usable(c)?;
+    if c.consent_revoked_at.is_some() {
+        return Err(refused("consent_revoked", "the consent to read this bank's data was revoked", guidance::CONSENT_REVOKED));
+    }
+    if c.consent_expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+        return Err(refused("consent_expired", "the consent to read this bank's data has expired", guidance::CONSENT_EXPIRED));
+    }
+    if c.status == "inactive" {
+        return Err(refused("connection_inactive", "the connection is inactive at Salt Edge", guidance::CONNECTION_INACTIVE));
     }
     Ok(())
 }
 
 /// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
-    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed or connection_disabled, with guidance"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn update_credentials(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
     valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
@@ -322,12 +327,11 @@ pub async fn update_credentials(State(st): State<AppState>, Company(company): Co
 
 /// Fetch new accounts (refresh through Connect): returns a Connect URL.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", tag = "connections", params(("id" = Uuid, Path)),
-    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 404), (status = 409)), security(("token" = [])))]
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>, Json(req): Json<ReturnTo>) -> ApiResult<Json<ConnectUrl>> {
     valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
-    usable(&c)?;
-    consent_given(&c)?;
+    readable(&c)?;
     let fake = catalogue::get(&st.pool, &c.provider_code).await?.map(|i| i.fake).unwrap_or(false);
     let s = st
         .client
@@ -344,27 +348,52 @@ pub async fn fetch_accounts(State(st): State<AppState>, Company(company): Compan
 
 /// Sync now: queues a sync (or returns the one already queued).
 #[utoipa::path(post, path = "/api/v1/connections/{id}/sync", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 202, body = SyncQueued), (status = 404), (status = 409)), security(("token" = [])))]
+    responses((status = 202, body = SyncQueued), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead")), security(("token" = [])))]
 pub async fn sync_now(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<impl IntoResponse> {
     let c = load(&st, company, id).await?;
-    usable(&c)?;
-    consent_given(&c)?;
+    readable(&c)?;
     let run = events::enqueue_sync(&st.pool, company, c.id, "api").await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { sync_run_id: run })))
 }
 
-/// Sync history, newest first.
-#[utoipa::path(get, path = "/api/v1/connections/{id}/sync-runs", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<SyncRun>), (status = 404)), security(("token" = [])))]
-pub async fn sync_runs(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<SyncRun>>> {
+/// Sync history, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/sync-runs", tag = "connections", operation_id = "list_sync_runs",
+    params(("id" = Uuid, Path), dto::PageQuery),
+    responses((status = 200, body = dto::SyncRunsPage)), security(("token" = [])))]
+pub async fn sync_runs(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<Uuid>,
+    Query(q): Query<dto::PageQuery>,
+) -> ApiResult<Json<dto::SyncRunsPage>> {
+    let limit = paging::limit(q.limit)?;
     let c = load(&st, company, id).await?;
-    Ok(Json(runs::for_connection(&st.pool, c.id, 100).await?.into_iter().map(SyncRun::from).collect()))
+    let scope = format!("sync-runs|{company}|{}", c.id);
+    let after = match &q.cursor {
+        Some(cur) => {
+            let pos = paging::decode(&st, &scope, cur).await?;
+            let parsed = pos.split_once('|').and_then(|(t, i)| Some((chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc(), i.parse::<Uuid>().ok()?)));
+            Some(parsed.ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?)
+        }
+        None => None,
+    };
+    let mut items = runs::page(&st.pool, c.id, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        match items.last() {
+            Some(r) => Some(paging::encode(&st, &scope, &format!("{}|{}", r.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), r.id)).await?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Json(dto::SyncRunsPage { items: items.into_iter().map(SyncRun::from).collect(), next_cursor }))
 }
 
 /// Records of the connection that could not be parsed or stored, newest first, with the
 /// raw JSON and the reason; the rest of the connection imported.
 #[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<dto::QuarantinedRecord>), (status = 404)), security(("token" = [])))]
+    responses((status = 200, body = Vec<dto::QuarantinedRecord>)), security(("token" = [])))]
 pub async fn quarantine(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Vec<dto::QuarantinedRecord>>> {
     let c = load(&st, company, id).await?;
     let list = sync_engine::quarantine::for_connection(&st.pool, c.id, 500).await?;
@@ -396,10 +425,12 @@ async fn revoke_current(st: &AppState, c: &connections::Connection) -> ApiResult
 
 /// Revoke consent: the bank data is no longer accessed. Idempotent.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/revoke", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Connection), (status = 404)), security(("token" = [])))]
+    responses((status = 200, body = Connection), (status = 409, description = "connection_removed"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn revoke(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<Json<Connection>> {
     let c = load(&st, company, id).await?;
-    usable(&c)?;
+    if c.status == "removed" {
+        return Err(refused("connection_removed", "the connection no longer exists at Salt Edge", guidance::CONNECTION_REMOVED));
+    }
     revoke_current(&st, &c).await?;
     Ok(Json(view(&st, connections::get(&st.pool, id).await?).await?))
 }
@@ -408,7 +439,7 @@ pub async fn revoke(State(st): State<AppState>, Company(company): Company, Path(
 /// holds the connection; otherwise 409 with the FAQ's explanation and the record kept.
 /// Journals and their lines are never deleted.
 #[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "deleted"), (status = 404), (status = 409, description = "still_held_by_saltedge: consent revoked, record kept")),
+    responses((status = 204, description = "deleted"), (status = 409, description = "still_held_by_saltedge: consent revoked, record kept (with guidance)"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
 pub async fn delete(State(st): State<AppState>, Company(company): Company, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     let c = load(&st, company, id).await?;

@@ -1,6 +1,4 @@
 use axum::extract::State;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -11,10 +9,11 @@ use uuid::Uuid;
 use crate::dto::{BankAccount, Journal, LinesPage, MapAccount, StatementLine};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Company, Json, Path, Query};
+use crate::paging;
 use crate::AppState;
 
 /// The company's bank journals.
-#[utoipa::path(get, path = "/api/v1/journals", tag = "journals", responses((status = 200, body = Vec<Journal>)), security(("token" = [])))]
+#[utoipa::path(get, path = "/api/v1/journals", tag = "journals", operation_id = "list_journals", responses((status = 200, body = Vec<Journal>)), security(("token" = [])))]
 pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiResult<Json<Vec<Journal>>> {
     let js = mapping::journals(&st.pool, company).await?;
     Ok(Json(js.into_iter().map(|j| Journal { id: j.id, name: j.name, currency: j.currency, sync_start_date: j.sync_start_date }).collect()))
@@ -23,7 +22,7 @@ pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiR
 /// Sends a bank account's future lines to another journal of the same currency.
 #[utoipa::path(put, path = "/api/v1/bank-accounts/{id}/journal", tag = "journals", params(("id" = Uuid, Path)),
     request_body = MapAccount,
-    responses((status = 200, body = BankAccount), (status = 404), (status = 422, description = "currency_mismatch")), security(("token" = [])))]
+    responses((status = 200, body = BankAccount), (status = 409, description = "currency_mismatch: the journal holds another currency")), security(("token" = [])))]
 pub async fn map_account(
     State(st): State<AppState>,
     Company(company): Company,
@@ -37,16 +36,38 @@ pub async fn map_account(
 
 #[derive(Deserialize, IntoParams)]
 pub struct LinesQuery {
+    #[param(nullable = false)]
     pub journal_id: Option<Uuid>,
     /// Booking date from (inclusive), YYYY-MM-DD.
+    #[param(nullable = false)]
     pub from: Option<NaiveDate>,
     /// Booking date to (inclusive).
+    #[param(nullable = false)]
     pub to: Option<NaiveDate>,
-    /// pending or posted
-    pub status: Option<String>,
+    #[param(inline, nullable = false)]
+    pub status: Option<LineStatus>,
+    /// `next_cursor` of the previous page, with the same filters.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
     pub cursor: Option<String>,
-    /// 1 to 1000, default 100.
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStatus {
+    Pending,
+    Posted,
+}
+
+impl LineStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Pending => "pending",
+            LineStatus::Posted => "posted",
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -129,7 +150,7 @@ async fn review(st: AppState, company: Uuid, id: i64, decision: sync_engine::rev
 /// Confirms a flagged look-alike as a duplicate: banksync marks the transaction `duplicated`
 /// at Salt Edge and the line leaves the journal (`in_journal: false`, out of the balance).
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", tag = "journals", params(("id" = i64, Path)),
-    responses((status = 200, body = StatementLine), (status = 404), (status = 409, description = "not flagged, already reviewed, or pending")),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not flagged, already reviewed, or pending"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
 pub async fn confirm_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
     review(st, company, id, sync_engine::review::Decision::ConfirmDuplicate).await
@@ -137,7 +158,7 @@ pub async fn confirm_duplicate(State(st): State<AppState>, Company(company): Com
 
 /// Dismisses the look-alike flag: the line is a genuine transaction of its own.
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", tag = "journals", params(("id" = i64, Path)),
-    responses((status = 200, body = StatementLine), (status = 404), (status = 409)), security(("token" = [])))]
+    responses((status = 200, body = StatementLine), (status = 409, description = "not flagged or already reviewed")), security(("token" = [])))]
 pub async fn dismiss_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
     review(st, company, id, sync_engine::review::Decision::Dismiss).await
 }
@@ -145,36 +166,28 @@ pub async fn dismiss_duplicate(State(st): State<AppState>, Company(company): Com
 /// Undoes a confirmation (the transaction is `unduplicate`d at Salt Edge and the line returns
 /// to the journal) or a dismissal (the flag stands again).
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "journals", params(("id" = i64, Path)),
-    responses((status = 200, body = StatementLine), (status = 404), (status = 409)), security(("token" = [])))]
+    responses((status = 200, body = StatementLine), (status = 409, description = "nothing to undo"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn undo_review(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
     review(st, company, id, sync_engine::review::Decision::Undo).await
 }
 
-fn encode_cursor(date: NaiveDate, id: i64) -> String {
-    B64.encode(format!("{date}|{id}"))
-}
-
-fn decode_cursor(c: &str) -> Option<(NaiveDate, i64)> {
-    let raw = String::from_utf8(B64.decode(c).ok()?).ok()?;
-    let (d, i) = raw.split_once('|')?;
-    Some((d.parse().ok()?, i.parse().ok()?))
+/// What a statement-lines cursor is valid for: this company and these filters.
+fn lines_scope(company: Uuid, q: &LinesQuery) -> String {
+    format!("statement-lines|{company}|{:?}|{:?}|{:?}|{:?}", q.journal_id, q.from, q.to, q.status.map(LineStatus::as_str))
 }
 
 /// Statement lines of the company's journals, by booking date; cursor pagination.
 #[utoipa::path(get, path = "/api/v1/statement-lines", tag = "journals", params(LinesQuery),
-    responses((status = 200, body = LinesPage), (status = 422)), security(("token" = [])))]
+    responses((status = 200, body = LinesPage)), security(("token" = [])))]
 pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(q): Query<LinesQuery>) -> ApiResult<Json<LinesPage>> {
-    if let Some(s) = &q.status {
-        if s != "pending" && s != "posted" {
-            return Err(ApiError::invalid("invalid_status", "status must be pending or posted"));
+    let limit = paging::limit(q.limit)?;
+    let scope = lines_scope(company, &q);
+    let after: Option<(NaiveDate, i64)> = match &q.cursor {
+        Some(c) => {
+            let pos = paging::decode(&st, &scope, c).await?;
+            let parsed = pos.split_once('|').and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
+            Some(parsed.ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?)
         }
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 1000"));
-    }
-    let after = match &q.cursor {
-        Some(c) => Some(decode_cursor(c).ok_or(ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?),
         None => None,
     };
     let mut rows: Vec<LineRow> = sqlx::query_as(&format!(
@@ -193,7 +206,7 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
     .bind(q.journal_id)
     .bind(q.from)
     .bind(q.to)
-    .bind(&q.status)
+    .bind(q.status.map(LineStatus::as_str))
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1).unwrap_or(0))
     .bind(limit + 1)
@@ -201,7 +214,10 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
     .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.booking_date, r.id))
+        match rows.last() {
+            Some(r) => Some(paging::encode(&st, &scope, &format!("{}|{}", r.booking_date, r.id)).await?),
+            None => None,
+        }
     } else {
         None
     };

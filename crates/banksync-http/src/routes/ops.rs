@@ -4,19 +4,18 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
-use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::AppState;
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`", content_type = "application/json")))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: Postgres answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", content_type = "application/json"), (status = 503, description = "not_ready: Postgres does not answer")))]
 pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
     match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&st.pool).await {
         Ok(_) => axum::Json(json!({ "status": "ready", "database": "ok" })).into_response(),
@@ -31,7 +30,7 @@ pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
 
 /// Prometheus metrics. No database work per scrape; with `server.metrics_token` set, the
 /// scraper sends `Authorization: Bearer <token>`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "unauthorized: `server.metrics_token` is set and was not sent")))]
 pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
     if let Some(want) = &st.metrics_token {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
@@ -46,7 +45,7 @@ pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap)
 /// Liveness of the work, for an orchestrator: 503 when a job loop is dead or silent for
 /// longer than allowed (the process should be restarted); `/readyz` says whether the API
 /// can serve.
-#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "live", content_type = "application/json"), (status = 503, description = "not_live: a job loop is dead or silent")))]
 pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
     let problems = st.worker_health.as_ref().map(|h| h.problems(st.livez_stale)).unwrap_or_default();
     if problems.is_empty() {
@@ -61,7 +60,8 @@ pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200)))]
-pub async fn openapi() -> impl IntoResponse {
-    axum::Json(crate::openapi::ApiDoc::openapi())
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi_document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
+    axum::Json(crate::openapi::document(&st.callbacks))
 }

@@ -28,6 +28,10 @@ pub struct Args {
     /// Exit after the summary instead of waiting for Ctrl-C.
     #[arg(long)]
     pub exit: bool,
+    /// Once the demo is ready, write `BASE=`, `TOKEN=` (the demo company's) and
+    /// `OPERATOR_TOKEN=` lines to this file (for `scripts/dev api-check`).
+    #[arg(long)]
+    pub env_file: Option<std::path::PathBuf>,
 }
 
 fn step(msg: impl std::fmt::Display) {
@@ -84,6 +88,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         println!("  curl -s {base}/api/v1/openapi.json");
         println!("  curl -s {base}/metrics");
         println!("  simulator ground truth: {}sim/ground_truth/<saltedge connection id>", sim.base_url());
+        if let Some(path) = &a.env_file {
+            let (_, operator) = tokens::insert(&pool, None, "demo operator", Some(chrono::Duration::days(1))).await?;
+            // Written whole, then renamed: a reader never sees half a file.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, format!("BASE={base}\nTOKEN={token}\nOPERATOR_TOKEN={operator}\n"))?;
+            std::fs::rename(&tmp, path)?;
+        }
         if !a.exit {
             tokio::signal::ctrl_c().await?;
             println!("\nstopping…");
@@ -152,7 +163,7 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let id = conn["id"].as_str().unwrap_or_default();
     let runs: Value = api(reqwest::Method::GET, &format!("/api/v1/connections/{id}/sync-runs")).send().await?.json().await?;
-    let runs = runs.as_array().cloned().unwrap_or_default();
+    let runs = runs["items"].as_array().cloned().unwrap_or_default();
     let total = |k: &str| runs.iter().filter(|r| r["status"] == "succeeded").map(|r| r[k].as_i64().unwrap_or(0)).sum::<i64>();
     step(format!(
         "{} sync run(s) finished: {} lines inserted, {} look-alikes flagged for review, {} page(s)",
