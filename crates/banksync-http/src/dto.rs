@@ -49,11 +49,11 @@ pub struct LinkRequest {
     #[schema(pattern = r"^[ ().-]*\+?(?:[ ().-]*[0-9]){7,15}[ ().-]*$")]
     pub phone: String,
     /// Used to create the company's Salt Edge account: it must be valid.
-    #[schema(max_length = 254, pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
+    #[schema(max_length = 254, pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
     pub email: String,
     /// Where Salt Edge Connect sends the user back (http or https); its origin must be on
     /// the allow-list (403 `return_to_not_allowed` otherwise).
-    #[schema(max_length = 2048, pattern = r"^https?://\S+$")]
+    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
     pub return_to: String,
     /// Link even though the company already has a connection to this institution.
     #[serde(default)]
@@ -65,7 +65,7 @@ pub struct LinkRequest {
 pub struct ReturnTo {
     /// Where Salt Edge Connect sends the user back (http or https); its origin must be on
     /// the allow-list (403 `return_to_not_allowed` otherwise).
-    #[schema(max_length = 2048, pattern = r"^https?://\S+$")]
+    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
     pub return_to: String,
 }
 

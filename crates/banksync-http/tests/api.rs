@@ -1348,9 +1348,9 @@ async fn the_openapi_document_describes_the_server(pool: PgPool) {
     let texts = prop_oneof![
         any::<String>(),
         "[a-zA-Z0-9@. \t\u{0}\u{1}\u{85}é+_()-]{0,12}",
-        "[a-z\u{0}\u{7f} é.]{0,4}@[a-zA-Z0-9.-]{0,8}",
+        "[a-z\u{0}\u{7f}\u{85} é.!~?A]{0,4}@[a-zA-Z0-9.-]{0,8}",
         "[ ().+-]{0,3}[0-9 ().+-]{0,20}",
-        "(https?|HTTP|ftp)://[a-z \u{a0}.]{0,6}",
+        "(https?|HTTP|ftp)://[a-z \u{a0}\u{85}\u{feff}\u{7f}~!.]{0,6}",
     ];
     runner
         .run(&texts, |t| {
