@@ -49,7 +49,10 @@ pub struct LinkRequest {
     #[schema(pattern = r"^[ ().-]*\+?(?:[ ().-]*[0-9]){7,15}[ ().-]*$")]
     pub phone: String,
     /// Used to create the company's Salt Edge account: it must be valid.
-    #[schema(max_length = 254, pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: String,
     /// Where Salt Edge Connect sends the user back (http or https); its origin must be on
     /// the allow-list (403 `return_to_not_allowed` otherwise).
@@ -183,10 +186,11 @@ pub struct BalanceMismatch {
 
 impl BalanceMismatch {
     fn list(stored: &serde_json::Value) -> Vec<BalanceMismatch> {
-        let parsed: Vec<sync_engine::balance::Mismatch> = serde_json::from_value(stored.clone()).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a sync run's balance_mismatches could not be read");
-            vec![]
-        });
+        let parsed: Vec<sync_engine::balance::Mismatch> = serde_json::from_value(stored.clone())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a sync run's balance_mismatches could not be read");
+                vec![]
+            });
         parsed
             .into_iter()
             .map(|m| BalanceMismatch {
@@ -254,10 +258,22 @@ pub struct InteractiveAnswer {
 
 /// `{ "<field>": "answer" | ["choice", …] }`, at least one field.
 fn credentials_schema() -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+    };
     let answer = OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::input::TEXT_PATTERN)))
-        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::input::TEXT_PATTERN))));
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(crate::input::TEXT_PATTERN)),
+        )
+        .item(
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(crate::input::TEXT_PATTERN)),
+            ),
+        );
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .min_properties(Some(1))
@@ -281,7 +297,15 @@ pub struct QuarantinedRecord {
 
 impl From<sync_engine::quarantine::QuarantinedRecord> for QuarantinedRecord {
     fn from(q: sync_engine::quarantine::QuarantinedRecord) -> Self {
-        QuarantinedRecord { id: q.id, sync_run_id: q.sync_run_id, kind: q.kind, saltedge_id: q.saltedge_id, raw: q.raw, reason: q.reason, created_at: q.created_at }
+        QuarantinedRecord {
+            id: q.id,
+            sync_run_id: q.sync_run_id,
+            kind: q.kind,
+            saltedge_id: q.saltedge_id,
+            raw: q.raw,
+            reason: q.reason,
+            created_at: q.created_at,
+        }
     }
 }
 
@@ -446,7 +470,16 @@ pub struct AuditRecord {
 
 impl From<sync_engine::audit::Record> for AuditRecord {
     fn from(r: sync_engine::audit::Record) -> Self {
-        AuditRecord { id: r.id, at: r.at, token_id: r.token_id, company_id: r.company_id, actor: r.actor, action: r.action, status: r.status, detail: r.detail }
+        AuditRecord {
+            id: r.id,
+            at: r.at,
+            token_id: r.token_id,
+            company_id: r.company_id,
+            actor: r.actor,
+            action: r.action,
+            status: r.status,
+            detail: r.detail,
+        }
     }
 }
 

@@ -29,7 +29,11 @@ pub enum ApiError {
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String, extra: Map<String, Value> },
+    Conflict {
+        code: &'static str,
+        detail: String,
+        extra: Map<String, Value>,
+    },
     #[error("request body too large")]
     TooLarge,
     /// A body sent with another content type than `application/json`.
@@ -38,7 +42,11 @@ pub enum ApiError {
     /// An operation the connection's state forbids (revoked consent, removed, inactive…):
     /// 409 with what the user should do instead.
     #[error("{detail}")]
-    State { code: &'static str, detail: String, guidance: &'static str },
+    State {
+        code: &'static str,
+        detail: String,
+        guidance: &'static str,
+    },
     #[error(transparent)]
     SaltEdge(#[from] saltedge_client::Error),
     #[error(transparent)]
@@ -53,46 +61,134 @@ impl From<sqlx::Error> for ApiError {
 
 impl ApiError {
     pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::Invalid { code, detail: detail.into() }
+        ApiError::Invalid {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::Conflict { code, detail: detail.into(), extra: Map::new() }
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
     }
 
     /// (status, code, title, extra members)
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
         let none = Map::new;
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API token", none()),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Operator token required", none()),
-            ApiError::OperatorOnCompanyData => (StatusCode::FORBIDDEN, "company_token_required", "Company token required", none()),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests", none()),
-            ApiError::BadSignature(code) => (StatusCode::UNAUTHORIZED, code, "Callback signature rejected", none()),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or invalid API token",
+                none(),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Operator token required",
+                none(),
+            ),
+            ApiError::OperatorOnCompanyData => (
+                StatusCode::FORBIDDEN,
+                "company_token_required",
+                "Company token required",
+                none(),
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                none(),
+            ),
+            ApiError::BadSignature(code) => (
+                StatusCode::UNAUTHORIZED,
+                code,
+                "Callback signature rejected",
+                none(),
+            ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
-            ApiError::ReturnToNotAllowed(_) => (StatusCode::FORBIDDEN, "return_to_not_allowed", "Origin not allowed", none()),
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request", none()),
-            ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input", none()),
-            ApiError::Conflict { code, extra, .. } => (StatusCode::CONFLICT, code, "Conflict", extra.clone()),
-            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large", none()),
-            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", none()),
+            ApiError::ReturnToNotAllowed(_) => (
+                StatusCode::FORBIDDEN,
+                "return_to_not_allowed",
+                "Origin not allowed",
+                none(),
+            ),
+            ApiError::BadRequest { code, .. } => {
+                (StatusCode::BAD_REQUEST, code, "Bad request", none())
+            }
+            ApiError::Invalid { code, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "Invalid input",
+                none(),
+            ),
+            ApiError::Conflict { code, extra, .. } => {
+                (StatusCode::CONFLICT, code, "Conflict", extra.clone())
+            }
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request body too large",
+                none(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                none(),
+            ),
             ApiError::State { code, guidance, .. } => {
                 let mut extra = Map::new();
                 extra.insert("guidance".into(), json!(guidance));
-                (StatusCode::CONFLICT, code, "Not possible in the connection's state", extra)
+                (
+                    StatusCode::CONFLICT,
+                    code,
+                    "Not possible in the connection's state",
+                    extra,
+                )
             }
             ApiError::SaltEdge(e) => saltedge_parts(e),
             ApiError::Sync(SyncError::SaltEdge(e)) => saltedge_parts(e),
-            ApiError::Sync(SyncError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
-            // The journal's currency is its state: mapping into it conflicts with it.
-            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => (StatusCode::CONFLICT, "currency_mismatch", "Currencies differ", none()),
-            ApiError::Sync(SyncError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid input", none()),
-            ApiError::Sync(SyncError::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
-            ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
-            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_text", "Text that cannot be stored", none())
+            ApiError::Sync(SyncError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, "not_found", "Not found", none())
             }
-            ApiError::Sync(SyncError::Db(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", none()),
+            // The journal's currency is its state: mapping into it conflicts with it.
+            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => (
+                StatusCode::CONFLICT,
+                "currency_mismatch",
+                "Currencies differ",
+                none(),
+            ),
+            ApiError::Sync(SyncError::Invalid(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Invalid input",
+                none(),
+            ),
+            ApiError::Sync(SyncError::Conflict(_)) => {
+                (StatusCode::CONFLICT, "conflict", "Conflict", none())
+            }
+            ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                none(),
+            ),
+            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_text",
+                "Text that cannot be stored",
+                none(),
+            ),
+            ApiError::Sync(SyncError::Db(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                none(),
+            ),
         }
     }
 }
@@ -100,10 +196,14 @@ impl ApiError {
 /// Postgres refused the text of the request (a NUL character: SQLSTATE 22021 / 22P05):
 /// the caller's input, not our failure; the statement changed nothing.
 fn text_refused(e: &sqlx::Error) -> bool {
-    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "22021" || c == "22P05")
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "22021" || c == "22P05")
 }
 
-fn saltedge_parts(e: &saltedge_client::Error) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+fn saltedge_parts(
+    e: &saltedge_client::Error,
+) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
     let mut extra = Map::new();
     match e {
         saltedge_client::Error::Api { class, .. } => {
@@ -112,14 +212,32 @@ fn saltedge_parts(e: &saltedge_client::Error) -> (StatusCode, &'static str, &'st
                 extra.insert("guidance".into(), json!(g));
             }
             if *class == ErrorClass::ConnectionDuplicated {
-                return (StatusCode::CONFLICT, "already_synchronized", "Already synchronized", extra);
+                return (
+                    StatusCode::CONFLICT,
+                    "already_synchronized",
+                    "Already synchronized",
+                    extra,
+                );
             }
-            (StatusCode::BAD_GATEWAY, "saltedge_error", "Salt Edge refused the request", extra)
+            (
+                StatusCode::BAD_GATEWAY,
+                "saltedge_error",
+                "Salt Edge refused the request",
+                extra,
+            )
         }
-        saltedge_client::Error::Timeout | saltedge_client::Error::Transport(_) => {
-            (StatusCode::BAD_GATEWAY, "saltedge_unreachable", "Salt Edge could not be reached", extra)
-        }
-        _ => (StatusCode::BAD_GATEWAY, "saltedge_error", "Unexpected answer from Salt Edge", extra),
+        saltedge_client::Error::Timeout | saltedge_client::Error::Transport(_) => (
+            StatusCode::BAD_GATEWAY,
+            "saltedge_unreachable",
+            "Salt Edge could not be reached",
+            extra,
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "saltedge_error",
+            "Unexpected answer from Salt Edge",
+            extra,
+        ),
     }
 }
 
@@ -128,7 +246,9 @@ impl IntoResponse for ApiError {
         let (status, code, title, extra) = self.parts();
         // Internal details stay in the logs; secrets never reach either.
         let detail = match &self {
-            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => "text must not contain the NUL character (U+0000)".to_string(),
+            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => {
+                "text must not contain the NUL character (U+0000)".to_string()
+            }
             ApiError::Sync(SyncError::Db(e)) => {
                 tracing::error!(error = %e, "database error");
                 "An internal error occurred.".to_string()
@@ -137,10 +257,14 @@ impl IntoResponse for ApiError {
         };
         let mut resp = problem(status, code, title, &detail, extra);
         if let ApiError::RateLimited { retry_after } = &self {
-            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
         }
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -157,19 +281,37 @@ impl From<PathRejection> for ApiError {
 /// the service has the same shape.
 pub fn bare_status_problem(status: StatusCode) -> Response {
     let (code, detail) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this path does not answer this method; see the Allow header"),
-        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long and was stopped; nothing was committed unless it said so"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this path does not answer this method; see the Allow header",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request took too long and was stopped; nothing was committed unless it said so",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
         StatusCode::URI_TOO_LONG => ("uri_too_long", "the request URI is too long"),
         StatusCode::NOT_FOUND => ("not_found", "route not found"),
         s if s.is_server_error() => ("internal", "An internal error occurred."),
         _ => ("bad_request", "the request was refused"),
     };
-    problem(status, code, status.canonical_reason().unwrap_or("Error"), detail, Map::new())
+    problem(
+        status,
+        code,
+        status.canonical_reason().unwrap_or("Error"),
+        detail,
+        Map::new(),
+    )
 }
 
 /// An RFC 9457 problem document.
-pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str, extra: Map<String, Value>) -> Response {
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    extra: Map<String, Value>,
+) -> Response {
     let mut body = json!({
         "type": format!("https://banksync.dev/problems/{code}"),
         "title": title,
@@ -180,7 +322,12 @@ pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str, extra:
     if let Value::Object(m) = &mut body {
         m.extend(extra);
     }
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

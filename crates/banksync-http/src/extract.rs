@@ -34,9 +34,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses a JSON object into `T`: 400 for text that is not JSON, 422 for JSON that is not
@@ -45,12 +56,19 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
         return Err(ApiError::BadRequest {
             code: "malformed_json",
-            detail: format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()),
+            detail: format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         });
     }
     // serde would take an array for a struct (its fields in order): refused.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::invalid("invalid_body", "the body must be a JSON object"));
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -70,7 +88,11 @@ fn describe(path: &str, message: &str) -> String {
             format!("{parent}.{name}")
         }
     };
-    let field = if path == "." || path.is_empty() { "the body".to_string() } else { format!("`{path}`") };
+    let field = if path == "." || path.is_empty() {
+        "the body".to_string()
+    } else {
+        format!("`{path}`")
+    };
     if message.starts_with("missing field") {
         format!("`{}` is required", named(path))
     } else if message.starts_with("unknown field") {
@@ -91,16 +113,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(q.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let detail = if message.starts_with("missing field") {
-                format!("query parameter `{}` is required", message.split('`').nth(1).unwrap_or("?"))
-            } else {
-                format!("query parameter `{path}` has an invalid value; see the parameter's schema")
-            };
-            ApiError::invalid("invalid_query", detail)
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let detail = if message.starts_with("missing field") {
+                    format!(
+                        "query parameter `{}` is required",
+                        message.split('`').nth(1).unwrap_or("?")
+                    )
+                } else {
+                    format!(
+                        "query parameter `{path}` has an invalid value; see the parameter's schema"
+                    )
+                };
+                ApiError::invalid("invalid_query", detail)
+            })
     }
 }
 
@@ -119,8 +148,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => Ok(RawBody(b)),
-            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
-            Err(_) => Err(ApiError::BadRequest { code: "unreadable_body", detail: "the request body could not be read".into() }),
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge)
+            }
+            Err(_) => Err(ApiError::BadRequest {
+                code: "unreadable_body",
+                detail: "the request body could not be read".into(),
+            }),
         }
     }
 }
@@ -130,16 +164,25 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 pub struct AuditSlot(pub std::sync::Arc<std::sync::Mutex<Option<sync_engine::tokens::Principal>>>);
 
 /// The live token's principal, rate-limited per token; recorded for the audit log.
-async fn principal(parts: &mut Parts, state: &AppState) -> Result<sync_engine::tokens::Principal, ApiError> {
+async fn principal(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<sync_engine::tokens::Principal, ApiError> {
     let token = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t))
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t)
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    let p = sync_engine::tokens::authenticate(&state.pool, token).await?.ok_or(ApiError::Unauthorized)?;
+    let p = sync_engine::tokens::authenticate(&state.pool, token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     if let Some(slot) = parts.extensions.get::<AuditSlot>() {
         *slot.0.lock().unwrap() = Some(p);
     }
@@ -156,7 +199,10 @@ pub struct Company(pub Uuid);
 impl FromRequestParts<AppState> for Company {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match principal(parts, state).await? {
             sync_engine::tokens::Principal::Company { company_id, .. } => {
                 tracing::Span::current().record("company", tracing::field::display(company_id));
@@ -174,7 +220,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match principal(parts, state).await? {
             sync_engine::tokens::Principal::Operator { .. } => Ok(Admin),
             sync_engine::tokens::Principal::Company { .. } => Err(ApiError::Forbidden),
@@ -192,7 +241,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
-        RateLimiter { per_minute, windows: Default::default() }
+        RateLimiter {
+            per_minute,
+            windows: Default::default(),
+        }
     }
 
     /// Ok, or the seconds to wait.
@@ -210,7 +262,9 @@ impl RateLimiter {
             *e = (now, 0);
         }
         if e.1 >= self.per_minute {
-            return Err(60u64.saturating_sub(now.duration_since(e.0).as_secs()).max(1));
+            return Err(60u64
+                .saturating_sub(now.duration_since(e.0).as_secs())
+                .max(1));
         }
         e.1 += 1;
         Ok(())

@@ -17,28 +17,37 @@ pub const TEXT_PATTERN: &str = r"^[^\x00]*$";
 /// letters, digits and `-`; at most 254 characters. Nothing is trimmed: the caller sends
 /// the address as it is meant.
 pub fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
     e.chars().count() <= 254
         && (1..=64).contains(&local.chars().count())
         && local.chars().all(|c| c.is_ascii_graphic())
         && domain.contains('.')
-        && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// Exactly the schema's pattern for `phone` ([`PHONE_PATTERN`]): an optional `+`, then 7
 /// to 15 digits; spaces, dots, dashes and brackets anywhere. Returns the number without
 /// the separators.
 pub fn normalise_phone(p: &str) -> Option<String> {
-    let kept: String = p.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let kept: String = p
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
     let digits = kept.strip_prefix('+').unwrap_or(&kept);
-    (digits.len() >= 7 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit())).then_some(kept)
+    (digits.len() >= 7 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit()))
+        .then_some(kept)
 }
 
 /// [`RETURN_TO_PATTERN`] and at most 2048 characters: `http://` or `https://`, then one or
 /// more visible ASCII characters (a URL as sent on the wire: anything else percent-encoded).
 pub fn return_to_shaped(u: &str) -> bool {
     u.len() <= 2048
-        && ["http://", "https://"]
-            .iter()
-            .any(|scheme| u.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_graphic())))
+        && ["http://", "https://"].iter().any(|scheme| {
+            u.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_graphic()))
+        })
 }

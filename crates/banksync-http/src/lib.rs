@@ -68,7 +68,12 @@ pub struct AppState {
 impl AppState {
     /// The state with defaults: callbacks up to 72 hours old, no service-wide `return_to`
     /// origins, no per-token rate limit. Callers set what their configuration says.
-    pub fn new(pool: PgPool, client: Client, verifier: Verifier, callbacks: callbacks::urls::CallbackUrls) -> Self {
+    pub fn new(
+        pool: PgPool,
+        client: Client,
+        verifier: Verifier,
+        callbacks: callbacks::urls::CallbackUrls,
+    ) -> Self {
         AppState {
             pool,
             client,
@@ -100,7 +105,9 @@ pub fn spawn_metrics_refresher(state: &AppState, every: Duration) {
 
 /// `/metrics` alone, for `server.metrics_bind`.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(ops::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
 }
 
 #[derive(Clone, Debug)]
@@ -111,7 +118,10 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { body_limit_bytes: 256 * 1024, request_timeout: Duration::from_secs(30) }
+        HttpLimits {
+            body_limit_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -119,25 +129,52 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
         .route("/institutions", get(institutions::list))
-        .route("/connections", post(connections::link).get(connections::list))
-        .route("/connections/{id}", get(connections::show).delete(connections::delete))
-        .route("/connections/{id}/update-credentials", post(connections::update_credentials))
-        .route("/connections/{id}/fetch-accounts", post(connections::fetch_accounts))
+        .route(
+            "/connections",
+            post(connections::link).get(connections::list),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::show).delete(connections::delete),
+        )
+        .route(
+            "/connections/{id}/update-credentials",
+            post(connections::update_credentials),
+        )
+        .route(
+            "/connections/{id}/fetch-accounts",
+            post(connections::fetch_accounts),
+        )
         .route("/connections/{id}/sync", post(connections::sync_now))
         .route("/connections/{id}/sync-runs", get(connections::sync_runs))
         .route("/connections/{id}/quarantine", get(connections::quarantine))
         .route("/connections/{id}/revoke", post(connections::revoke))
-        .route("/connections/{id}/interactive", post(connections::answer_interactive))
+        .route(
+            "/connections/{id}/interactive",
+            post(connections::answer_interactive),
+        )
         .route("/journals", get(journals::list))
         .route("/bank-accounts/{id}/journal", put(journals::map_account))
         .route("/statement-lines", get(journals::lines))
-        .route("/statement-lines/{id}/confirm-duplicate", post(journals::confirm_duplicate))
-        .route("/statement-lines/{id}/dismiss-duplicate", post(journals::dismiss_duplicate))
-        .route("/statement-lines/{id}/undo-review", post(journals::undo_review))
+        .route(
+            "/statement-lines/{id}/confirm-duplicate",
+            post(journals::confirm_duplicate),
+        )
+        .route(
+            "/statement-lines/{id}/dismiss-duplicate",
+            post(journals::dismiss_duplicate),
+        )
+        .route(
+            "/statement-lines/{id}/undo-review",
+            post(journals::undo_review),
+        )
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}/rerun", post(admin::rerun))
         .route("/admin/tokens", get(admin::tokens))
-        .route("/admin/tokens/{id}", axum::routing::delete(admin::revoke_token))
+        .route(
+            "/admin/tokens/{id}",
+            axum::routing::delete(admin::revoke_token),
+        )
         .route("/admin/audit", get(admin::audit))
         .route("/openapi.json", get(ops::openapi));
     let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
@@ -149,9 +186,13 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         let kind = c.kind;
         app = app.route(
             &c.path,
-            post(move |st: State<AppState>, headers: axum::http::HeaderMap, extract::RawBody(body): extract::RawBody| {
-                callbacks::receive::receive(st, kind, headers, body)
-            }),
+            post(
+                move |st: State<AppState>,
+                      headers: axum::http::HeaderMap,
+                      extract::RawBody(body): extract::RawBody| {
+                    callbacks::receive::receive(st, kind, headers, body)
+                },
+            ),
         );
     }
     app
@@ -174,18 +215,37 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
 
 /// Records every state-changing API call (method, path, result, token) in the audit log.
 async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
     if !changes {
         return next.run(req).await;
     }
     let slot = extract::AuditSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let action = format!("{} {}", req.method(), req.extensions().get::<axum::extract::OriginalUri>().map(|u| u.0.path().to_string()).unwrap_or_else(|| req.uri().path().to_string()));
+    let action = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string())
+    );
     let resp = next.run(req).await;
     let who = *slot.0.lock().unwrap();
     let (token_id, company_id, actor) = match who {
-        Some(sync_engine::tokens::Principal::Company { token_id, company_id }) => (Some(token_id), Some(company_id), format!("token:{token_id}")),
-        Some(sync_engine::tokens::Principal::Operator { token_id }) => (Some(token_id), None, format!("operator:{token_id}")),
+        Some(sync_engine::tokens::Principal::Company {
+            token_id,
+            company_id,
+        }) => (
+            Some(token_id),
+            Some(company_id),
+            format!("token:{token_id}"),
+        ),
+        Some(sync_engine::tokens::Principal::Operator { token_id }) => {
+            (Some(token_id), None, format!("operator:{token_id}"))
+        }
         None => (None, None, "anonymous".to_string()),
     };
     let entry = sync_engine::audit::Entry {
@@ -209,17 +269,29 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Every error answer is problem JSON: a 4xx/5xx without a body type (axum's 405, the
 /// timeout's 408, a body limit's 413) is given one, keeping `Allow` and `Retry-After`.
 async fn problems_for_bare_errors(req: Request, next: Next) -> Response {
-    let uri_len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    let uri_len = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
     if uri_len > MAX_URI_BYTES {
         return error::bare_status_problem(StatusCode::URI_TOO_LONG);
     }
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || resp.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+    if !(status.is_client_error() || status.is_server_error())
+        || resp
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
         return resp;
     }
     let mut problem = error::bare_status_problem(status);
-    for h in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER, axum::http::header::WWW_AUTHENTICATE] {
+    for h in [
+        axum::http::header::ALLOW,
+        axum::http::header::RETRY_AFTER,
+        axum::http::header::WWW_AUTHENTICATE,
+    ] {
         if let Some(v) = resp.headers().get(&h) {
             problem.headers_mut().insert(h, v.clone());
         }
@@ -229,7 +301,11 @@ async fn problems_for_bare_errors(req: Request, next: Next) -> Response {
 
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     st.metrics.request(&method, &route, resp.status().as_u16());
     resp.into_response()

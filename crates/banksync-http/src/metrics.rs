@@ -19,27 +19,47 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn request(&self, method: &str, route: &str, status: u16) {
-        *self.requests.lock().unwrap().entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .unwrap()
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
     }
 
     /// `verdict`: accepted, duplicate, missing_signature, invalid_signature, malformed, stale.
     pub fn callback(&self, kind: &str, verdict: &'static str) {
-        *self.callbacks.lock().unwrap().entry((kind.to_string(), verdict)).or_default() += 1;
+        *self
+            .callbacks
+            .lock()
+            .unwrap()
+            .entry((kind.to_string(), verdict))
+            .or_default() += 1;
     }
 
     pub fn render(&self, worker: Option<&sync_engine::worker::Health>) -> String {
         let mut out = String::new();
         out.push_str("# HELP banksync_http_requests_total HTTP requests served by this process.\n# TYPE banksync_http_requests_total counter\n");
         for ((m, r, s), n) in self.requests.lock().unwrap().iter() {
-            let _ = writeln!(out, "banksync_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "banksync_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
+            );
         }
         out.push_str("# HELP banksync_callbacks_total Salt Edge callbacks received by this process, by kind and verdict.\n# TYPE banksync_callbacks_total counter\n");
         for ((k, v), n) in self.callbacks.lock().unwrap().iter() {
-            let _ = writeln!(out, "banksync_callbacks_total{{kind=\"{k}\",verdict=\"{v}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "banksync_callbacks_total{{kind=\"{k}\",verdict=\"{v}\"}} {n}"
+            );
         }
         if let Some(h) = worker {
             out.push_str("# HELP banksync_worker_loop_restarts_total Job loops restarted after ending unexpectedly.\n# TYPE banksync_worker_loop_restarts_total counter\n");
-            let _ = writeln!(out, "banksync_worker_loop_restarts_total {}", h.restarts.load(std::sync::atomic::Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "banksync_worker_loop_restarts_total {}",
+                h.restarts.load(std::sync::atomic::Ordering::Relaxed)
+            );
         }
         out.push_str(&self.gauges.lock().unwrap());
         out
@@ -49,23 +69,37 @@ impl Metrics {
     /// no scan) and keeps them for the scrapes until the next refresh.
     pub async fn refresh(&self, pool: &PgPool) {
         let mut out = String::new();
-        let runs: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM sync_runs GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
+        let runs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, count(*) FROM sync_runs GROUP BY status ORDER BY status",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
         out.push_str("# HELP banksync_sync_runs Sync runs in the database, by status.\n# TYPE banksync_sync_runs gauge\n");
         for (s, n) in runs {
             let _ = writeln!(out, "banksync_sync_runs{{status=\"{s}\"}} {n}");
         }
-        let lines: Option<f64> =
-            sqlx::query_scalar("SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE relname = 'statement_lines'").fetch_optional(pool).await.ok().flatten();
+        let lines: Option<f64> = sqlx::query_scalar(
+            "SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE relname = 'statement_lines'",
+        )
+        .fetch_optional(pool)
+        .await
+        .ok()
+        .flatten();
         out.push_str("# HELP banksync_statement_lines Statement lines stored (the planner's estimate).\n# TYPE banksync_statement_lines gauge\n");
-        let _ = writeln!(out, "banksync_statement_lines {}", lines.unwrap_or(0.0) as i64);
-        let jobs: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
-        out.push_str("# HELP banksync_jobs Jobs in the queue, by status.\n# TYPE banksync_jobs gauge\n");
+        let _ = writeln!(
+            out,
+            "banksync_statement_lines {}",
+            lines.unwrap_or(0.0) as i64
+        );
+        let jobs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
+                .fetch_all(pool)
+                .await
+                .unwrap_or_default();
+        out.push_str(
+            "# HELP banksync_jobs Jobs in the queue, by status.\n# TYPE banksync_jobs gauge\n",
+        );
         for (s, n) in jobs {
             let _ = writeln!(out, "banksync_jobs{{status=\"{s}\"}} {n}");
         }

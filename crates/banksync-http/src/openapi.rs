@@ -56,7 +56,12 @@ impl Modify for TokenAuth {
         components.add_security_scheme(
             "token",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A company or operator token from `banksync token create`")).build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A company or operator token from `banksync token create`",
+                    ))
+                    .build(),
             ),
         );
     }
@@ -72,9 +77,17 @@ struct CommonAnswers;
 
 impl CommonAnswers {
     fn add(responses: &mut Responses, status: &str, description: &str) {
-        responses.responses.entry(status.to_string()).or_insert_with(|| {
-            RefOr::T(ResponseBuilder::new().description(description).content(PROBLEM, problem_content()).build())
-        });
+        responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(PROBLEM, problem_content())
+                        .build(),
+                )
+            });
     }
 
     fn complete(op: &mut Operation, path: &str) {
@@ -92,12 +105,20 @@ impl CommonAnswers {
                 "company_token_required: an operator token cannot read or change a company's data"
             };
             Self::add(r, "403", other);
-            Self::add(r, "429", "rate_limited: too many requests for this token (`Retry-After` says when to retry)");
+            Self::add(
+                r,
+                "429",
+                "rate_limited: too many requests for this token (`Retry-After` says when to retry)",
+            );
         }
         if has_body {
             Self::add(r, "400", "malformed_json: the body is not JSON");
             Self::add(r, "413", "payload_too_large: the body is over the limit");
-            Self::add(r, "415", "unsupported_media_type: send `Content-Type: application/json`");
+            Self::add(
+                r,
+                "415",
+                "unsupported_media_type: send `Content-Type: application/json`",
+            );
         }
         if has_body || has_query {
             Self::add(r, "422", "invalid_body, invalid_query, invalid_limit, invalid_cursor, invalid_text (a NUL character): the input breaks the schema");
@@ -107,10 +128,16 @@ impl CommonAnswers {
         }
         Self::add(r, "408", "request_timeout: the request took too long");
         Self::add(r, "414", "uri_too_long: the URI is over 8 KiB");
-        Self::add(r, "500", "internal: an error of ours; details are in the logs");
+        Self::add(
+            r,
+            "500",
+            "internal: an error of ours; details are in the logs",
+        );
         // Every error answer is a problem document.
         for (status, resp) in r.responses.iter_mut() {
-            if let (true, RefOr::T(resp)) = (status.starts_with('4') || status.starts_with('5'), resp) {
+            if let (true, RefOr::T(resp)) =
+                (status.starts_with('4') || status.starts_with('5'), resp)
+            {
                 if resp.content.is_empty() {
                     resp.content.insert(PROBLEM.to_string(), problem_content());
                 }
@@ -122,7 +149,13 @@ impl CommonAnswers {
 impl Modify for CommonAnswers {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         for (path, item) in api.paths.paths.iter_mut() {
-            for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Put, HttpMethod::Delete, HttpMethod::Patch] {
+            for method in [
+                HttpMethod::Get,
+                HttpMethod::Post,
+                HttpMethod::Put,
+                HttpMethod::Delete,
+                HttpMethod::Patch,
+            ] {
                 let op = match method {
                     HttpMethod::Get => item.get.as_mut(),
                     HttpMethod::Post => item.post.as_mut(),
@@ -145,41 +178,176 @@ impl Modify for CommonAnswers {
 struct Links;
 
 impl Links {
-    const TABLE: &'static [(&'static str, HttpMethod, &'static str, &'static str, &'static str, &'static str)] = &[
+    const TABLE: &'static [(
+        &'static str,
+        HttpMethod,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    )] = &[
         // (path, method, status, target operationId, parameter, value)
-        ("/api/v1/connections", HttpMethod::Get, "200", "show", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "sync_now", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "list_sync_runs", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "quarantine", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "update_credentials", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "fetch_accounts", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "answer_interactive", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "revoke", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "delete", "id", "$response.body#/0/id"),
-        ("/api/v1/connections", HttpMethod::Get, "200", "map_account", "id", "$response.body#/0/accounts/0/id"),
-        ("/api/v1/connections/{id}/sync", HttpMethod::Post, "202", "list_sync_runs", "id", "$request.path.id"),
-        ("/api/v1/connections/{id}/sync", HttpMethod::Post, "202", "show", "id", "$request.path.id"),
-        ("/api/v1/journals", HttpMethod::Get, "200", "lines", "journal_id", "$response.body#/0/id"),
-        ("/api/v1/statement-lines", HttpMethod::Get, "200", "confirm_duplicate", "id", "$response.body#/items/0/id"),
-        ("/api/v1/statement-lines", HttpMethod::Get, "200", "dismiss_duplicate", "id", "$response.body#/items/0/id"),
-        ("/api/v1/statement-lines", HttpMethod::Get, "200", "undo_review", "id", "$response.body#/items/0/id"),
-        ("/api/v1/admin/jobs", HttpMethod::Get, "200", "rerun", "id", "$response.body#/0/id"),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "show",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "sync_now",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "list_sync_runs",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "quarantine",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "update_credentials",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "fetch_accounts",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "answer_interactive",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "revoke",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "delete",
+            "id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/connections",
+            HttpMethod::Get,
+            "200",
+            "map_account",
+            "id",
+            "$response.body#/0/accounts/0/id",
+        ),
+        (
+            "/api/v1/connections/{id}/sync",
+            HttpMethod::Post,
+            "202",
+            "list_sync_runs",
+            "id",
+            "$request.path.id",
+        ),
+        (
+            "/api/v1/connections/{id}/sync",
+            HttpMethod::Post,
+            "202",
+            "show",
+            "id",
+            "$request.path.id",
+        ),
+        (
+            "/api/v1/journals",
+            HttpMethod::Get,
+            "200",
+            "lines",
+            "journal_id",
+            "$response.body#/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "confirm_duplicate",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "dismiss_duplicate",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "undo_review",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/admin/jobs",
+            HttpMethod::Get,
+            "200",
+            "rerun",
+            "id",
+            "$response.body#/0/id",
+        ),
     ];
 }
 
 impl Modify for Links {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         for (path, method, status, target, param, value) in Self::TABLE {
-            let op = api.paths.paths.get_mut(*path).and_then(|item| match method {
-                HttpMethod::Get => item.get.as_mut(),
-                HttpMethod::Post => item.post.as_mut(),
-                _ => None,
-            });
-            let Some(RefOr::T(resp)) = op.and_then(|op| op.responses.responses.get_mut(*status)) else {
+            let op = api
+                .paths
+                .paths
+                .get_mut(*path)
+                .and_then(|item| match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    _ => None,
+                });
+            let Some(RefOr::T(resp)) = op.and_then(|op| op.responses.responses.get_mut(*status))
+            else {
                 panic!("OpenAPI link from {path} {status}: no such documented answer");
             };
-            let link = utoipa::openapi::link::LinkBuilder::new().operation_id(*target).parameter(*param, *value).build();
-            resp.links.insert(format!("{target}_{param}"), RefOr::T(link));
+            let link = utoipa::openapi::link::LinkBuilder::new()
+                .operation_id(*target)
+                .parameter(*param, *value)
+                .build();
+            resp.links
+                .insert(format!("{target}_{param}"), RefOr::T(link));
         }
     }
 }
@@ -189,15 +357,24 @@ pub const CALLBACK_TEMPLATE: &str = "/callbacks/saltedge/{kind}";
 
 /// The JSON document as this server serves it.
 pub fn document(callbacks: &CallbackUrls) -> serde_json::Value {
-    let mut doc = serde_json::to_value(with_callback_paths(callbacks)).expect("the OpenAPI document serializes");
+    let mut doc = serde_json::to_value(with_callback_paths(callbacks))
+        .expect("the OpenAPI document serializes");
     // utoipa 5.5 writes a Link's `operationId` as `operation_id` (no serde rename on
     // `utoipa::openapi::link::Link`): renamed here so that the document is valid.
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
-        for op in paths.values_mut().filter_map(|i| i.as_object_mut()).flat_map(|i| i.values_mut()) {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
             let responses = op.get_mut("responses").and_then(|r| r.as_object_mut());
             for resp in responses.into_iter().flat_map(|r| r.values_mut()) {
                 let links = resp.get_mut("links").and_then(|l| l.as_object_mut());
-                for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(|l| l.as_object_mut()) {
+                for link in links
+                    .into_iter()
+                    .flat_map(|l| l.values_mut())
+                    .filter_map(|l| l.as_object_mut())
+                {
                     if let Some(id) = link.remove("operation_id") {
                         link.insert("operationId".into(), id);
                     }

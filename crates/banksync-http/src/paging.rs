@@ -21,7 +21,10 @@ pub fn limit(asked: Option<i64>) -> ApiResult<i64> {
     match asked {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -38,16 +41,26 @@ async fn key(st: &AppState) -> ApiResult<&hmac::Key> {
 /// what the list query resumes after.
 pub async fn encode(st: &AppState, scope: &str, position: &str) -> ApiResult<String> {
     let tag = hmac::sign(key(st).await?, format!("{scope}\n{position}").as_bytes());
-    Ok(format!("{}.{}", B64.encode(position), B64.encode(tag.as_ref())))
+    Ok(format!(
+        "{}.{}",
+        B64.encode(position),
+        B64.encode(tag.as_ref())
+    ))
 }
 
 /// The position of a cursor this service made for the same scope.
 pub async fn decode(st: &AppState, scope: &str, cursor: &str) -> ApiResult<String> {
-    let refused = || ApiError::invalid("invalid_cursor", "cursor is not one this API gave out for this list and these filters");
+    let refused = || {
+        ApiError::invalid(
+            "invalid_cursor",
+            "cursor is not one this API gave out for this list and these filters",
+        )
+    };
     let (pos, tag) = cursor.split_once('.').ok_or_else(refused)?;
     let pos = String::from_utf8(B64.decode(pos).map_err(|_| refused())?).map_err(|_| refused())?;
     let tag = B64.decode(tag).map_err(|_| refused())?;
     // ring compares the tags in constant time.
-    hmac::verify(key(st).await?, format!("{scope}\n{pos}").as_bytes(), &tag).map_err(|_| refused())?;
+    hmac::verify(key(st).await?, format!("{scope}\n{pos}").as_bytes(), &tag)
+        .map_err(|_| refused())?;
     Ok(pos)
 }

@@ -28,14 +28,29 @@ pub async fn serve(
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         Some(t) => {
             // ring is the provider compiled in; make it the process default once.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert_file, &t.key_file)
-                .await
-                .map_err(|e| std::io::Error::new(e.kind(), format!("TLS certificate or key ({}, {}): {e}", t.cert_file.display(), t.key_file.display())))?;
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert_file, &t.key_file)
+                    .await
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "TLS certificate or key ({}, {}): {e}",
+                                t.cert_file.display(),
+                                t.key_file.display()
+                            ),
+                        )
+                    })?;
             let handle = axum_server::Handle::new();
             let h = handle.clone();
             tokio::spawn(async move {

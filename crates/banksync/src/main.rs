@@ -7,7 +7,11 @@ mod settings;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "banksync", version, about = "Keeps accounting bank journals in step with bank accounts through Salt Edge")]
+#[command(
+    name = "banksync",
+    version,
+    about = "Keeps accounting bank journals in step with bank accounts through Salt Edge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,10 +47,15 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo talks to a person: only warnings unless RUST_LOG asks for more.
-    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "warn" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -34,14 +34,22 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { callback_inbox_days: 30, jobs_days: 14, sync_runs_days: 180, batch: 1000 }
+        Retention {
+            callback_inbox_days: 30,
+            jobs_days: 14,
+            sync_runs_days: 180,
+            batch: 1000,
+        }
     }
 }
 
 impl Retention {
     pub fn engine(&self) -> anyhow::Result<sync_engine::retention::Retention> {
         anyhow::ensure!(
-            self.callback_inbox_days >= 1 && self.jobs_days >= 1 && self.sync_runs_days >= 1 && self.batch >= 1,
+            self.callback_inbox_days >= 1
+                && self.jobs_days >= 1
+                && self.sync_runs_days >= 1
+                && self.batch >= 1,
             "retention: every age is at least 1 day and the batch at least 1"
         );
         Ok(sync_engine::retention::Retention {
@@ -83,8 +91,14 @@ impl Default for Scheduler {
 impl Settings {
     pub fn schedule_config(&self) -> anyhow::Result<sync_engine::scheduler::ScheduleConfig> {
         let s = &self.scheduler;
-        anyhow::ensure!(s.window_start_hour < s.window_end_hour && s.window_end_hour <= 24, "scheduler window must satisfy start < end <= 24");
-        anyhow::ensure!(matches!(s.limit_scope.as_str(), "provider" | "global"), "scheduler.limit_scope must be provider or global");
+        anyhow::ensure!(
+            s.window_start_hour < s.window_end_hour && s.window_end_hour <= 24,
+            "scheduler window must satisfy start < end <= 24"
+        );
+        anyhow::ensure!(
+            matches!(s.limit_scope.as_str(), "provider" | "global"),
+            "scheduler.limit_scope must be provider or global"
+        );
         Ok(sync_engine::scheduler::ScheduleConfig {
             window_start_hour: s.window_start_hour,
             window_end_hour: s.window_end_hour,
@@ -140,7 +154,10 @@ impl Server {
     pub fn tls(&self) -> Option<banksync_http::serve::Tls> {
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(c), Some(k)) if !c.as_os_str().is_empty() && !k.as_os_str().is_empty() => {
-                Some(banksync_http::serve::Tls { cert_file: c.clone(), key_file: k.clone() })
+                Some(banksync_http::serve::Tls {
+                    cert_file: c.clone(),
+                    key_file: k.clone(),
+                })
             }
             _ => None,
         }
@@ -161,7 +178,12 @@ pub struct Worker {
 
 impl Default for Worker {
     fn default() -> Self {
-        Worker { concurrency: 2, shutdown_grace_secs: 20, lease_secs: 60, livez_stale_secs: None }
+        Worker {
+            concurrency: 2,
+            shutdown_grace_secs: 20,
+            lease_secs: 60,
+            livez_stale_secs: None,
+        }
     }
 }
 
@@ -229,13 +251,20 @@ impl Settings {
         let mut b = config::Config::builder()
             .add_source(config::File::from(dir.join("default.toml")).required(true))
             .add_source(config::File::from(dir.join(format!("{env_name}.toml"))).required(false))
-            .add_source(config::Environment::with_prefix("BANKSYNC").prefix_separator("__").separator("__"));
+            .add_source(
+                config::Environment::with_prefix("BANKSYNC")
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             b = b.set_override("database.url", url)?;
         }
-        let cfg = b
-            .build()
-            .with_context(|| format!("cannot read configuration from {}/default.toml", dir.display()))?;
+        let cfg = b.build().with_context(|| {
+            format!(
+                "cannot read configuration from {}/default.toml",
+                dir.display()
+            )
+        })?;
         let s: Settings = cfg.try_deserialize().context("configuration is invalid")?;
         Ok(s)
     }
@@ -255,16 +284,26 @@ impl Settings {
         }
         if !self.saltedge.simulator {
             let same = |path: Option<&PathBuf>, bundled: &str| {
-                path.and_then(|p| std::fs::read_to_string(p).ok()).is_some_and(|t| t.trim() == bundled.trim())
+                path.and_then(|p| std::fs::read_to_string(p).ok())
+                    .is_some_and(|t| t.trim() == bundled.trim())
             };
             let hint = "(set saltedge.simulator = true only when Salt Edge is the simulator)";
-            if same(self.saltedge.private_key_file.as_ref(), saltedge_sim::keys::CLIENT_PRIVATE_PEM) {
+            if same(
+                self.saltedge.private_key_file.as_ref(),
+                saltedge_sim::keys::CLIENT_PRIVATE_PEM,
+            ) {
                 out.push(format!("saltedge.private_key_file is the simulator's public test key: generate your own {hint}"));
             }
-            if same(Some(&self.saltedge.callback_public_key_file), saltedge_sim::keys::SIMULATOR_PUBLIC_PEM) {
+            if same(
+                Some(&self.saltedge.callback_public_key_file),
+                saltedge_sim::keys::SIMULATOR_PUBLIC_PEM,
+            ) {
                 out.push(format!("saltedge.callback_public_key_file is the simulator's key, not Salt Edge's {hint}"));
             }
-            if self.saltedge_secret().is_ok_and(|s| s == saltedge_sim::SimConfig::default().secret) {
+            if self
+                .saltedge_secret()
+                .is_ok_and(|s| s == saltedge_sim::SimConfig::default().secret)
+            {
                 out.push(format!("the Salt Edge secret is the simulator's {hint}"));
             }
         }
@@ -294,8 +333,14 @@ impl Settings {
     /// Salt Edge's public key, to verify callbacks with.
     pub fn callback_verifier(&self) -> anyhow::Result<saltedge_client::Verifier> {
         let p = &self.saltedge.callback_public_key_file;
-        let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.callback_public_key_file {}", p.display()))?;
-        saltedge_client::Verifier::from_pem(&pem).with_context(|| format!("{} is not an RSA public key", p.display()))
+        let pem = std::fs::read_to_string(p).with_context(|| {
+            format!(
+                "cannot read saltedge.callback_public_key_file {}",
+                p.display()
+            )
+        })?;
+        saltedge_client::Verifier::from_pem(&pem)
+            .with_context(|| format!("{} is not an RSA public key", p.display()))
     }
 
     pub fn callback_base(&self) -> anyhow::Result<url::Url> {
@@ -308,16 +353,28 @@ impl Settings {
 
     /// Every callback URL as registered at Salt Edge.
     pub fn callback_urls(&self) -> anyhow::Result<banksync_http::callbacks::urls::CallbackUrls> {
-        banksync_http::callbacks::urls::CallbackUrls::with_overrides(&self.callback_base()?, &self.server.callback_urls)
-            .map_err(|e| anyhow::anyhow!("server.callback_urls: {e}"))
+        banksync_http::callbacks::urls::CallbackUrls::with_overrides(
+            &self.callback_base()?,
+            &self.server.callback_urls,
+        )
+        .map_err(|e| anyhow::anyhow!("server.callback_urls: {e}"))
     }
 
     /// The request signer, when `saltedge.private_key_file` is set.
     pub fn signer(&self) -> anyhow::Result<Option<saltedge_client::Signer>> {
-        match self.saltedge.private_key_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        match self
+            .saltedge
+            .private_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             Some(p) => {
-                let pem = std::fs::read_to_string(p).with_context(|| format!("cannot read saltedge.private_key_file {}", p.display()))?;
-                Ok(Some(saltedge_client::Signer::from_pem(&pem).with_context(|| format!("{} is not an RSA private key", p.display()))?))
+                let pem = std::fs::read_to_string(p).with_context(|| {
+                    format!("cannot read saltedge.private_key_file {}", p.display())
+                })?;
+                Ok(Some(saltedge_client::Signer::from_pem(&pem).with_context(
+                    || format!("{} is not an RSA private key", p.display()),
+                )?))
             }
             None => Ok(None),
         }
@@ -328,14 +385,22 @@ impl Settings {
     pub fn client(&self, pool: &sqlx::PgPool) -> anyhow::Result<saltedge_client::Client> {
         let mut cfg = self.client_config()?;
         if self.scheduler.limit_scope == "global" {
-            let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", self.saltedge.fetches_per_second);
+            let gate = sync_engine::fetch_limit::PgFetchGate::new(
+                pool.clone(),
+                "global",
+                self.saltedge.fetches_per_second,
+            );
             cfg.fetch_gate = Some(std::sync::Arc::new(gate));
         }
         Ok(saltedge_client::Client::new(cfg)?)
     }
 
     pub fn client_config(&self) -> anyhow::Result<saltedge_client::ClientConfig> {
-        let mut c = saltedge_client::ClientConfig::new(self.saltedge.base_url.clone(), &self.saltedge.app_id, self.saltedge_secret()?);
+        let mut c = saltedge_client::ClientConfig::new(
+            self.saltedge.base_url.clone(),
+            &self.saltedge.app_id,
+            self.saltedge_secret()?,
+        );
         c.signer = self.signer()?;
         c.fetches_per_second = self.saltedge.fetches_per_second;
         c.timeout = std::time::Duration::from_secs(self.saltedge.timeout_secs);
@@ -348,16 +413,26 @@ impl Settings {
 /// environment or in files of their own.
 pub fn secret_in_toml(dir: &Path) -> Vec<String> {
     let mut found = vec![];
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().and_then(|x| x.to_str()) != Some("toml") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&p) else { continue };
-        let Ok(doc) = text.parse::<toml::Table>() else { continue };
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            continue;
+        };
         if let Some(se) = doc.get("saltedge").and_then(|v| v.as_table()) {
-            if se.get("secret").and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()) {
+            if se
+                .get("secret")
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| !s.is_empty())
+            {
                 found.push(p.display().to_string());
             }
         }

@@ -2,21 +2,27 @@
 
 use std::path::PathBuf;
 // tokio's Command: the simulator runs on this test's runtime and must keep answering.
-use tokio::process::Command;
 use std::time::Duration;
+use tokio::process::Command;
 
 use saltedge_sim::{FaultAction, FaultRule, SimConfig, Simulator};
 use sqlx::PgPool;
 use sync_engine::{companies, connections};
 
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The test database's URL: the harness's server with this test's database name.
 fn db_url(pool: &PgPool) -> String {
     let mut url = url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL")).unwrap();
-    url.set_path(&format!("/{}", pool.connect_options().get_database().unwrap()));
+    url.set_path(&format!(
+        "/{}",
+        pool.connect_options().get_database().unwrap()
+    ));
     url.to_string()
 }
 
@@ -33,7 +39,10 @@ fn banksync(pool: &PgPool, sim: &Simulator) -> Command {
 }
 
 async fn line_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM statement_lines").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM statement_lines")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
@@ -43,12 +52,31 @@ async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
     let sim = Simulator::start(cfg).await.unwrap();
     let (_, se_conn) = sim.seed_connection("kill", "fake_client_xf");
     let company = companies::create(&pool, "Kill Ltd").await.unwrap();
-    let se = saltedge_client::Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key")).unwrap().show_connection(&se_conn).await.unwrap();
-    let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await.unwrap();
+    let se = saltedge_client::Client::new(
+        saltedge_client::ClientConfig::signed(
+            sim.api_base(),
+            sim.app_credentials().0,
+            sim.app_credentials().1,
+            saltedge_sim::keys::CLIENT_PRIVATE_PEM,
+        )
+        .expect("test key"),
+    )
+    .unwrap()
+    .show_connection(&se_conn)
+    .await
+    .unwrap();
+    let conn = connections::upsert_from_saltedge(&pool, company.id, &se)
+        .await
+        .unwrap();
     // A slow bank, so that the kill lands between pages.
-    sim.set_faults(vec![FaultRule::new(FaultAction::Delay(400)).on_path("/transactions")]);
+    sim.set_faults(vec![
+        FaultRule::new(FaultAction::Delay(400)).on_path("/transactions")
+    ]);
 
-    let mut child = banksync(&pool, &sim).args(["sync", "--connection", &conn.id.to_string()]).spawn().unwrap();
+    let mut child = banksync(&pool, &sim)
+        .args(["sync", "--connection", &conn.id.to_string()])
+        .spawn()
+        .unwrap();
     let mut seen = 0;
     for _ in 0..200 {
         seen = line_count(&pool).await;
@@ -62,70 +90,159 @@ async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
     let status = child.wait().await.unwrap();
     assert!(!status.success());
     let after_kill = line_count(&pool).await;
-    assert!(after_kill < 5000 + 6, "killed mid-sync ({after_kill} lines)");
+    assert!(
+        after_kill < 5000 + 6,
+        "killed mid-sync ({after_kill} lines)"
+    );
 
     sim.set_faults(vec![]);
-    let out = banksync(&pool, &sim).args(["sync", "--connection", &se_conn]).output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = banksync(&pool, &sim)
+        .args(["sync", "--connection", &se_conn])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("succeeded"), "{printed}");
 
     let truth = sim.ground_truth(&se_conn).unwrap();
-    let mut expected: Vec<String> = truth.accounts.iter().flat_map(|a| a.posted.iter().chain(&a.pending).map(|t| t.id.clone())).collect();
+    let mut expected: Vec<String> = truth
+        .accounts
+        .iter()
+        .flat_map(|a| a.posted.iter().chain(&a.pending).map(|t| t.id.clone()))
+        .collect();
     expected.sort();
-    let mut got: Vec<String> = sqlx::query_scalar("SELECT saltedge_transaction_id FROM statement_lines").fetch_all(&pool).await.unwrap();
+    let mut got: Vec<String> =
+        sqlx::query_scalar("SELECT saltedge_transaction_id FROM statement_lines")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     got.sort();
     assert_eq!(got, expected, "each transaction exactly once");
-    let runs: Vec<String> = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY started_at").fetch_all(&pool).await.unwrap();
-    assert_eq!(runs, ["failed", "succeeded"], "the killed run is closed as interrupted");
+    let runs: Vec<String> = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY started_at")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs,
+        ["failed", "succeeded"],
+        "the killed run is closed as interrupted"
+    );
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn cli_errors_name_the_fix(pool: PgPool) {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let out = banksync(&pool, &sim).args(["sync", "--connection", "123456789012345678"]).output().await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["sync", "--connection", "123456789012345678"])
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("link it through the API first, or pass --company"), "{err}");
+    assert!(
+        err.contains("link it through the API first, or pass --company"),
+        "{err}"
+    );
 
     // Adoption with a key Salt Edge does not have: the refusal is named, not "unknown".
     let (_, se_conn) = sim.seed_connection("adopt@x.example", "fake_client_xf");
     companies::create(&pool, "Adopter").await.unwrap();
     let out = banksync(&pool, &sim)
         .args(["sync", "--connection", &se_conn, "--company", "Adopter"])
-        .env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", workspace().join("crates/saltedge-sim/keys/simulator_private.pem"))
+        .env(
+            "BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE",
+            workspace().join("crates/saltedge-sim/keys/simulator_private.pem"),
+        )
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SignatureNotMatch") && !err.contains("does not know"), "{err}");
-    let out = banksync(&pool, &sim).args(["sync", "--connection", "999999999999999999", "--company", "Adopter"]).output().await.unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Salt Edge does not know connection 999999999999999999"));
+    assert!(
+        err.contains("SignatureNotMatch") && !err.contains("does not know"),
+        "{err}"
+    );
+    let out = banksync(&pool, &sim)
+        .args([
+            "sync",
+            "--connection",
+            "999999999999999999",
+            "--company",
+            "Adopter",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("Salt Edge does not know connection 999999999999999999"));
     // A good adoption records the company's Salt Edge customer.
-    let out = banksync(&pool, &sim).args(["sync", "--connection", &se_conn, "--company", "Adopter"]).output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ident: String = sqlx::query_scalar("SELECT identifier FROM saltedge_customers").fetch_one(&pool).await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["sync", "--connection", &se_conn, "--company", "Adopter"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ident: String = sqlx::query_scalar("SELECT identifier FROM saltedge_customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(ident, "adopt@x.example");
 
-    let out = banksync(&pool, &sim).args(["token", "create", "--company", "Nobody"]).output().await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["token", "create", "--company", "Nobody"])
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("banksync company create"));
 
-    let out = banksync(&pool, &sim).args(["company", "create", "Somebody"]).output().await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["company", "create", "Somebody"])
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success());
-    let out = banksync(&pool, &sim).args(["token", "create", "--company", "Somebody"]).output().await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["token", "create", "--company", "Somebody"])
+        .output()
+        .await
+        .unwrap();
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(token.starts_with("bs_") && token.len() > 60);
-    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens").fetch_one(&pool).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_ne!(stored, token, "only the hash is stored");
 
     // config check: a missing secret is named with its fix, and the secret is never printed.
-    let out = banksync(&pool, &sim).args(["config", "check"]).env_remove("BANKSYNC__SALTEDGE__SECRET").output().await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["config", "check"])
+        .env_remove("BANKSYNC__SALTEDGE__SECRET")
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("export BANKSYNC__SALTEDGE__SECRET"));
-    let out = banksync(&pool, &sim).args(["config", "check"]).output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = banksync(&pool, &sim)
+        .args(["config", "check"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sim-secret"));
 }
 
@@ -137,29 +254,63 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
     let refuse = |out: std::process::Output, what: &str| {
         assert!(!out.status.success(), "{what}: started");
         let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(err.contains("refusing to serve") && err.contains(what), "{what}: {err}");
+        assert!(
+            err.contains("refusing to serve") && err.contains(what),
+            "{what}: {err}"
+        );
         assert!(!err.contains("sim-secret"), "the secret is never printed");
     };
     let serve = || {
         let mut c = banksync(&pool, &sim);
-        c.args(["serve"]).env("BANKSYNC__SALTEDGE__SIMULATOR", "false").env("BANKSYNC__SERVER__BIND", "127.0.0.1:0");
+        c.args(["serve"])
+            .env("BANKSYNC__SALTEDGE__SIMULATOR", "false")
+            .env("BANKSYNC__SERVER__BIND", "127.0.0.1:0");
         c
     };
-    refuse(serve().output().await.unwrap(), "simulator's public test key");
-    refuse(serve().output().await.unwrap(), "the Salt Edge secret is the simulator's");
+    refuse(
+        serve().output().await.unwrap(),
+        "simulator's public test key",
+    );
+    refuse(
+        serve().output().await.unwrap(),
+        "the Salt Edge secret is the simulator's",
+    );
 
     // A secret in TOML, in a config folder of its own.
     let dir = std::env::temp_dir().join(format!("banksync-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let default = std::fs::read_to_string(workspace().join("config/default.toml")).unwrap();
-    std::fs::write(dir.join("default.toml"), default.replace("secret_file = \"\"", "secret = \"from-toml\"")).unwrap();
-    refuse(serve().env("BANKSYNC_CONFIG_DIR", &dir).env_remove("BANKSYNC__SALTEDGE__SECRET").output().await.unwrap(), "contains saltedge.secret");
+    std::fs::write(
+        dir.join("default.toml"),
+        default.replace("secret_file = \"\"", "secret = \"from-toml\""),
+    )
+    .unwrap();
+    refuse(
+        serve()
+            .env("BANKSYNC_CONFIG_DIR", &dir)
+            .env_remove("BANKSYNC__SALTEDGE__SECRET")
+            .output()
+            .await
+            .unwrap(),
+        "contains saltedge.secret",
+    );
 
     // A 1024-bit signing key.
     let weak = dir.join("weak.pem");
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
-    std::fs::write(&weak, rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, Default::default()).unwrap().as_bytes()).unwrap();
-    let out = serve().env("BANKSYNC__SALTEDGE__SIMULATOR", "true").env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", &weak).output().await.unwrap();
+    std::fs::write(
+        &weak,
+        rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, Default::default())
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let out = serve()
+        .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
+        .env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", &weak)
+        .output()
+        .await
+        .unwrap();
     refuse(out, "under 2048 bits");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -91,9 +91,15 @@ impl ClientConfig {
     }
 
     /// A configuration that signs every request with `private_key_pem`.
-    pub fn signed(base_url: Url, app_id: &str, secret: &str, private_key_pem: &str) -> Result<Self, Error> {
+    pub fn signed(
+        base_url: Url,
+        app_id: &str,
+        secret: &str,
+        private_key_pem: &str,
+    ) -> Result<Self, Error> {
         let mut c = ClientConfig::new(base_url, app_id, secret);
-        c.signer = Some(Signer::from_pem(private_key_pem).map_err(|e| Error::Config(e.to_string()))?);
+        c.signer =
+            Some(Signer::from_pem(private_key_pem).map_err(|e| Error::Config(e.to_string()))?);
         Ok(c)
     }
 }
@@ -138,7 +144,9 @@ impl Client {
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
         let limiter = FetchLimiter::new(cfg.fetches_per_second);
-        Ok(Client { inner: Arc::new(Inner { http, cfg, limiter }) })
+        Ok(Client {
+            inner: Arc::new(Inner { http, cfg, limiter }),
+        })
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -146,7 +154,11 @@ impl Client {
     }
 
     /// A client for an *app* key, sending `Customer-secret` (and `Connection-secret`).
-    pub fn as_app(&self, customer_secret: &Sensitive, connection_secret: Option<&Sensitive>) -> Result<Client, Error> {
+    pub fn as_app(
+        &self,
+        customer_secret: &Sensitive,
+        connection_secret: Option<&Sensitive>,
+    ) -> Result<Client, Error> {
         let mut cfg = self.inner.cfg.clone();
         cfg.customer_secret = Some(customer_secret.clone());
         cfg.connection_secret = connection_secret.cloned();
@@ -184,7 +196,11 @@ impl Client {
             Some(b) => serde_json::to_string(b).map_err(|e| Error::Config(e.to_string()))?,
             None => String::new(),
         };
-        let retries = if kind == Kind::Idempotent { self.inner.cfg.max_retries } else { 0 };
+        let retries = if kind == Kind::Idempotent {
+            self.inner.cfg.max_retries
+        } else {
+            0
+        };
         let mut attempt = 0;
         loop {
             if kind == Kind::Fetch {
@@ -195,7 +211,9 @@ impl Client {
             }
             let result = self.send_once(&method, &url, &body).await;
             if kind == Kind::Fetch {
-                if let (Err(Error::Transport(e)), Some(gate)) = (&result, &self.inner.cfg.fetch_gate) {
+                if let (Err(Error::Transport(e)), Some(gate)) =
+                    (&result, &self.inner.cfg.fetch_gate)
+                {
                     if e.is_connect() || e.is_builder() {
                         gate.give_back().await;
                     }
@@ -247,7 +265,9 @@ impl Client {
         if let Some(signer) = &cfg.signer {
             let expires_at = chrono::Utc::now().timestamp() + cfg.expires_in_secs;
             let sig = signer.sign_request(expires_at, method.as_str(), url.as_str(), body);
-            req = req.header("Expires-at", expires_at.to_string()).header("Signature", sig);
+            req = req
+                .header("Expires-at", expires_at.to_string())
+                .header("Signature", sig);
         }
         if !body.is_empty() {
             req = req.body(body.to_string());
@@ -263,7 +283,10 @@ impl Client {
 
     pub async fn create_customer(&self, identifier: &str) -> Result<Customer, Error> {
         let body = serde_json::json!({ "data": { "identifier": identifier } });
-        Ok(self.call(Method::POST, "customers", &[], Some(&body), Kind::Mutating).await?.data)
+        Ok(self
+            .call(Method::POST, "customers", &[], Some(&body), Kind::Mutating)
+            .await?
+            .data)
     }
 
     /// Customers whose identifier is `identifier` (0 or 1).
@@ -278,7 +301,13 @@ impl Client {
 
     pub async fn remove_customer(&self, id: &str) -> Result<RemovedCustomer, Error> {
         Ok(self
-            .call::<(), _>(Method::DELETE, &format!("customers/{id}"), &[], None, Kind::Idempotent)
+            .call::<(), _>(
+                Method::DELETE,
+                &format!("customers/{id}"),
+                &[],
+                None,
+                Kind::Idempotent,
+            )
             .await?
             .data)
     }
@@ -308,14 +337,20 @@ impl Client {
 
     async fn session<B: Serialize>(&self, path: &str, req: &B) -> Result<ConnectSession, Error> {
         let body = serde_json::json!({ "data": req });
-        Ok(self.call(Method::POST, path, &[], Some(&body), Kind::Fetch).await?.data)
+        Ok(self
+            .call(Method::POST, path, &[], Some(&body), Kind::Fetch)
+            .await?
+            .data)
     }
 
     // ----- connections -----
 
     pub async fn list_connections(&self, customer_id: &str) -> Result<Vec<Connection>, Error> {
-        self.collect(self.pages("connections", vec![("customer_id", customer_id.to_string())]))
-            .await
+        self.collect(self.pages(
+            "connections",
+            vec![("customer_id", customer_id.to_string())],
+        ))
+        .await
     }
 
     pub async fn show_connection(&self, id: &str) -> Result<Connection, Error> {
@@ -329,7 +364,10 @@ impl Client {
     ) -> Result<Connection, Error> {
         let body = serde_json::json!({ "data": update });
         let path = format!("connections/{id}");
-        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Idempotent).await?.data)
+        Ok(self
+            .call(Method::PUT, &path, &[], Some(&body), Kind::Idempotent)
+            .await?
+            .data)
     }
 
     /// Background refresh; Salt Edge answers 406 `ConnectionCannotBeRefreshed` when "not now".
@@ -340,7 +378,10 @@ impl Client {
     ) -> Result<Connection, Error> {
         let body = serde_json::json!({ "data": { "attempt": attempt } });
         let path = format!("connections/{id}/refresh");
-        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Fetch).await?.data)
+        Ok(self
+            .call(Method::PUT, &path, &[], Some(&body), Kind::Fetch)
+            .await?
+            .data)
     }
 
     /// Answers an interactive stage (SMS code, OTP…).
@@ -351,25 +392,44 @@ impl Client {
     ) -> Result<Connection, Error> {
         let body = serde_json::json!({ "data": { "credentials": credentials } });
         let path = format!("connections/{id}/interactive");
-        Ok(self.call(Method::PUT, &path, &[], Some(&body), Kind::Mutating).await?.data)
+        Ok(self
+            .call(Method::PUT, &path, &[], Some(&body), Kind::Mutating)
+            .await?
+            .data)
     }
 
     pub async fn remove_connection(&self, id: &str) -> Result<RemovedConnection, Error> {
         let path = format!("connections/{id}");
-        Ok(self.call::<(), _>(Method::DELETE, &path, &[], None, Kind::Idempotent).await?.data)
+        Ok(self
+            .call::<(), _>(Method::DELETE, &path, &[], None, Kind::Idempotent)
+            .await?
+            .data)
     }
 
     // ----- consents -----
 
     pub async fn list_consents(&self, connection_id: &str) -> Result<Vec<Consent>, Error> {
-        self.collect(self.pages("consents", vec![("connection_id", connection_id.to_string())]))
-            .await
+        self.collect(self.pages(
+            "consents",
+            vec![("connection_id", connection_id.to_string())],
+        ))
+        .await
     }
 
-    pub async fn revoke_consent(&self, consent_id: &str, connection_id: &str) -> Result<Consent, Error> {
+    pub async fn revoke_consent(
+        &self,
+        consent_id: &str,
+        connection_id: &str,
+    ) -> Result<Consent, Error> {
         let path = format!("consents/{consent_id}/revoke");
         Ok(self
-            .call::<(), _>(Method::PUT, &path, &[("connection_id", connection_id)], None, Kind::Idempotent)
+            .call::<(), _>(
+                Method::PUT,
+                &path,
+                &[("connection_id", connection_id)],
+                None,
+                Kind::Idempotent,
+            )
             .await?
             .data)
     }
@@ -377,8 +437,14 @@ impl Client {
     // ----- accounts and transactions -----
 
     /// Accounts of a connection, one page at a time.
-    pub fn account_pages(&self, connection_id: &str) -> impl Stream<Item = Result<Page<Account>, Error>> + '_ {
-        self.pages("accounts", vec![("connection_id", connection_id.to_string())])
+    pub fn account_pages(
+        &self,
+        connection_id: &str,
+    ) -> impl Stream<Item = Result<Page<Account>, Error>> + '_ {
+        self.pages(
+            "accounts",
+            vec![("connection_id", connection_id.to_string())],
+        )
     }
 
     pub async fn list_accounts(&self, connection_id: &str) -> Result<Vec<Account>, Error> {
@@ -387,29 +453,62 @@ impl Client {
 
     /// Posted, non-duplicated transactions in id order, one page at a time, so that a caller
     /// can store each page before asking for the next.
-    pub fn transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+    pub fn transaction_pages(
+        &self,
+        q: TransactionQuery,
+    ) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
         self.pages("transactions", q.pairs())
     }
 
     /// Pending transactions (a separate list in v5).
-    pub fn pending_transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+    pub fn pending_transaction_pages(
+        &self,
+        q: TransactionQuery,
+    ) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
         self.pages("transactions/pending", q.pairs())
     }
 
     /// Transactions flagged `duplicated`.
-    pub fn duplicate_transaction_pages(&self, q: TransactionQuery) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
+    pub fn duplicate_transaction_pages(
+        &self,
+        q: TransactionQuery,
+    ) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
         self.pages("transactions/duplicates", q.pairs())
     }
 
-    pub async fn mark_duplicated(&self, req: &DuplicateRequest) -> Result<serde_json::Value, Error> {
+    pub async fn mark_duplicated(
+        &self,
+        req: &DuplicateRequest,
+    ) -> Result<serde_json::Value, Error> {
         let body = serde_json::json!({ "data": req });
-        Ok(self.call(Method::PUT, "transactions/duplicate", &[], Some(&body), Kind::Idempotent).await?.data)
+        Ok(self
+            .call(
+                Method::PUT,
+                "transactions/duplicate",
+                &[],
+                Some(&body),
+                Kind::Idempotent,
+            )
+            .await?
+            .data)
     }
 
     /// Undoes [`Client::mark_duplicated`]: the transactions return to `/transactions`.
-    pub async fn mark_unduplicated(&self, req: &DuplicateRequest) -> Result<serde_json::Value, Error> {
+    pub async fn mark_unduplicated(
+        &self,
+        req: &DuplicateRequest,
+    ) -> Result<serde_json::Value, Error> {
         let body = serde_json::json!({ "data": req });
-        Ok(self.call(Method::PUT, "transactions/unduplicate", &[], Some(&body), Kind::Idempotent).await?.data)
+        Ok(self
+            .call(
+                Method::PUT,
+                "transactions/unduplicate",
+                &[],
+                Some(&body),
+                Kind::Idempotent,
+            )
+            .await?
+            .data)
     }
 
     // ----- catalogue -----
@@ -442,8 +541,13 @@ impl Client {
 
     // ----- plumbing -----
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Envelope<T>, Error> {
-        self.call::<(), T>(Method::GET, path, query, None, Kind::Idempotent).await
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Envelope<T>, Error> {
+        self.call::<(), T>(Method::GET, path, query, None, Kind::Idempotent)
+            .await
     }
 
     /// One page of a list: `from_id` (inclusive) as given, `next_id` for the following one.
@@ -453,7 +557,11 @@ impl Client {
         pairs: &[(&str, String)],
         from_id: Option<&str>,
     ) -> Result<Page<T>, Error> {
-        let mut q: Vec<(&str, &str)> = pairs.iter().filter(|(k, _)| *k != "from_id").map(|(k, v)| (*k, v.as_str())).collect();
+        let mut q: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(k, _)| *k != "from_id")
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
         if let Some(f) = from_id {
             q.push(("from_id", f));
         }
@@ -468,12 +576,20 @@ impl Client {
                 Err(e) => rejected.push(Rejected::of(raw.get(), e.to_string())),
             }
         }
-        Ok(Page { items, next_id, rejected })
+        Ok(Page {
+            items,
+            next_id,
+            rejected,
+        })
     }
 
     /// One page of posted transactions, for callers that drive pagination themselves.
-    pub async fn transactions_page(&self, q: &TransactionQuery) -> Result<Page<Transaction>, Error> {
-        self.page("transactions", &q.pairs(), q.from_id.as_deref()).await
+    pub async fn transactions_page(
+        &self,
+        q: &TransactionQuery,
+    ) -> Result<Page<Transaction>, Error> {
+        self.page("transactions", &q.pairs(), q.from_id.as_deref())
+            .await
     }
 
     /// Follows `meta.next_id` until it is null, yielding one page per request.
@@ -482,11 +598,16 @@ impl Client {
         path: &'static str,
         pairs: Vec<(&'static str, String)>,
     ) -> impl Stream<Item = Result<Page<T>, Error>> + '_ {
-        let start_from = pairs.iter().find(|(k, _)| *k == "from_id").map(|(_, v)| v.clone());
+        let start_from = pairs
+            .iter()
+            .find(|(k, _)| *k == "from_id")
+            .map(|(_, v)| v.clone());
         stream::try_unfold(Some(start_from), move |state| {
             let pairs = pairs.clone();
             async move {
-                let Some(from_id) = state else { return Ok(None) };
+                let Some(from_id) = state else {
+                    return Ok(None);
+                };
                 let page: Page<T> = self.page(path, &pairs, from_id.as_deref()).await?;
                 let next_state = page.next_id.clone().map(Some);
                 Ok(Some((page, next_state)))
@@ -494,7 +615,10 @@ impl Client {
         })
     }
 
-    async fn collect<T>(&self, s: impl Stream<Item = Result<Page<T>, Error>>) -> Result<Vec<T>, Error> {
+    async fn collect<T>(
+        &self,
+        s: impl Stream<Item = Result<Page<T>, Error>>,
+    ) -> Result<Vec<T>, Error> {
         use futures::TryStreamExt;
         let pages: Vec<Page<T>> = s.try_collect().await?;
         for r in pages.iter().flat_map(|p| &p.rejected) {
@@ -516,7 +640,10 @@ pub struct TransactionQuery {
 
 impl TransactionQuery {
     pub fn connection(id: impl Into<String>) -> Self {
-        TransactionQuery { connection_id: id.into(), ..Default::default() }
+        TransactionQuery {
+            connection_id: id.into(),
+            ..Default::default()
+        }
     }
 
     fn pairs(&self) -> Vec<(&'static str, String)> {
@@ -555,7 +682,11 @@ fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Envel
         return serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()));
     }
     match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(b) => Err(Error::Api { status: status.as_u16(), class: b.error.class, message: b.error.message }),
+        Ok(b) => Err(Error::Api {
+            status: status.as_u16(),
+            class: b.error.class,
+            message: b.error.message,
+        }),
         Err(_) => Err(Error::UnexpectedStatus {
             status: status.as_u16(),
             snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),

@@ -69,12 +69,19 @@ impl Rejected {
             #[serde(default)]
             id: Option<Value>,
         }
-        let id = serde_json::from_str::<IdOnly>(raw).ok().and_then(|i| i.id).and_then(|v| match v {
-            Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        Rejected { id, raw: raw.to_string(), reason }
+        let id = serde_json::from_str::<IdOnly>(raw)
+            .ok()
+            .and_then(|i| i.id)
+            .and_then(|v| match v {
+                Value::String(s) => Some(s),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        Rejected {
+            id,
+            raw: raw.to_string(),
+            reason,
+        }
     }
 }
 
@@ -301,8 +308,14 @@ pub struct Connection {
 /// `finish` with `ProviderAccessNotGranted` (corpus `connection-show.1.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Succeeded { at: DateTime<Utc> },
-    Failed { at: Option<DateTime<Utc>>, class: String, message: Option<String> },
+    Succeeded {
+        at: DateTime<Utc>,
+    },
+    Failed {
+        at: Option<DateTime<Utc>>,
+        class: String,
+        message: Option<String>,
+    },
     /// Not finished yet (fetching, or waiting for interactive input).
     InProgress,
     /// No attempt known.
@@ -319,7 +332,11 @@ impl Attempt {
                 class: class.clone().unwrap_or_else(|| "Unknown".into()),
                 message: self.fail_message.clone(),
             },
-            (None, None, Some(class)) => AttemptOutcome::Failed { at: None, class: class.clone(), message: self.fail_message.clone() },
+            (None, None, Some(class)) => AttemptOutcome::Failed {
+                at: None,
+                class: class.clone(),
+                message: self.fail_message.clone(),
+            },
             (Some(s), None, _) => AttemptOutcome::Succeeded { at: s },
             (None, None, None) if self.finished => AttemptOutcome::Unknown,
             (None, None, None) => AttemptOutcome::InProgress,
@@ -329,7 +346,10 @@ impl Attempt {
 
 impl Connection {
     pub fn last_outcome(&self) -> AttemptOutcome {
-        self.last_attempt.as_ref().map(Attempt::outcome).unwrap_or(AttemptOutcome::Unknown)
+        self.last_attempt
+            .as_ref()
+            .map(Attempt::outcome)
+            .unwrap_or(AttemptOutcome::Unknown)
     }
 }
 
@@ -603,7 +623,11 @@ pub struct CallbackData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive_fields_names: Option<Vec<String>>,
     /// Interactive callbacks: the bank's question as HTML (untrusted: shown as data only).
-    #[serde(default, alias = "interactive_html", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "interactive_html",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub html: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_expires_at: Option<DateTime<Utc>>,
@@ -631,7 +655,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.amount.to_string(), "-1234567890123.10");
-        assert_eq!(t.extra_typed().unwrap().account_balance_snapshot.unwrap().to_string(), "0.1");
+        assert_eq!(
+            t.extra_typed()
+                .unwrap()
+                .account_balance_snapshot
+                .unwrap()
+                .to_string(),
+            "0.1"
+        );
         assert_eq!(t.id, "987654321098765432");
         let back = serde_json::to_string(&t).unwrap();
         assert!(back.contains("\"amount\":-1234567890123.10"), "{back}");

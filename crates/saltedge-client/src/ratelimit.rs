@@ -21,7 +21,10 @@ impl FetchLimiter {
         } else {
             Duration::from_secs(1) / per_second
         };
-        FetchLimiter { spacing, next_slot: Mutex::new(None) }
+        FetchLimiter {
+            spacing,
+            next_slot: Mutex::new(None),
+        }
     }
 
     /// Waits for this caller's slot. Slots are handed out in arrival order.

@@ -53,7 +53,7 @@ pub struct Signer {
 #[derive(Clone)]
 enum SignerKey {
     Ring(std::sync::Arc<ring::signature::RsaKeyPair>),
-    Rsa(SigningKey<Sha256>),
+    Rsa(Box<SigningKey<Sha256>>),
 }
 
 impl std::fmt::Debug for Signer {
@@ -72,11 +72,14 @@ impl Signer {
         if rsa::traits::PublicKeyParts::size(&key) < 256 {
             return Err(SignatureError::WeakKey);
         }
-        let ring_key = key.to_pkcs8_der().ok().and_then(|der| ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok());
+        let ring_key = key
+            .to_pkcs8_der()
+            .ok()
+            .and_then(|der| ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok());
         Ok(Signer {
             key: match ring_key {
                 Some(k) => SignerKey::Ring(std::sync::Arc::new(k)),
-                None => SignerKey::Rsa(SigningKey::new(key)),
+                None => SignerKey::Rsa(Box::new(SigningKey::new(key))),
             },
         })
     }
@@ -86,8 +89,13 @@ impl Signer {
         match &self.key {
             SignerKey::Ring(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), message, &mut sig)
-                    .expect("RSA signing with a valid key");
+                k.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .expect("RSA signing with a valid key");
                 B64.encode(sig)
             }
             SignerKey::Rsa(k) => {
@@ -124,7 +132,10 @@ impl Verifier {
         if key.size() < 256 {
             return Err(SignatureError::WeakKey);
         }
-        Ok(Verifier { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() })
+        Ok(Verifier {
+            n: key.n().to_bytes_be(),
+            e: key.e().to_bytes_be(),
+        })
     }
 
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> Result<(), SignatureError> {
@@ -133,8 +144,12 @@ impl Verifier {
             return Err(SignatureError::Missing);
         }
         let raw = B64.decode(sig).map_err(|_| SignatureError::NotBase64)?;
-        let key = ring::signature::RsaPublicKeyComponents { n: &self.n, e: &self.e };
-        key.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, message, &raw).map_err(|_| SignatureError::Mismatch)
+        let key = ring::signature::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        };
+        key.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, message, &raw)
+            .map_err(|_| SignatureError::Mismatch)
     }
 
     /// Checks a callback's `Signature` header against the URL it was posted to and its raw body.
@@ -178,10 +193,22 @@ mod tests {
 
     #[test]
     fn signing_strings_match_the_guide() {
-        assert_eq!(request_signing_string(1413802718, "get", "u", "", None), "1413802718|GET|u|");
-        assert_eq!(request_signing_string(1413802718, "POST", "u", "{}", None), "1413802718|POST|u|{}");
         assert_eq!(
-            request_signing_string(1413802718, "POST", "", r#"{"data":{"identifier":"my_unique_identifier"}}"#, Some("6979a174280bdf7319940c59fabbd2b8")),
+            request_signing_string(1413802718, "get", "u", "", None),
+            "1413802718|GET|u|"
+        );
+        assert_eq!(
+            request_signing_string(1413802718, "POST", "u", "{}", None),
+            "1413802718|POST|u|{}"
+        );
+        assert_eq!(
+            request_signing_string(
+                1413802718,
+                "POST",
+                "",
+                r#"{"data":{"identifier":"my_unique_identifier"}}"#,
+                Some("6979a174280bdf7319940c59fabbd2b8")
+            ),
             r#"1413802718|POST||{"data":{"identifier":"my_unique_identifier"}}|6979a174280bdf7319940c59fabbd2b8|"#
         );
     }

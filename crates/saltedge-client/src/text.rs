@@ -74,7 +74,9 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// Cheap pre-check: any `\u0000` or `\uD…` escape at all.
 fn might_need_repair(bytes: &[u8]) -> bool {
-    bytes.windows(3).any(|w| w[0] == b'\\' && w[1] == b'u' && matches!(w[2], b'0' | b'd' | b'D'))
+    bytes
+        .windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && matches!(w[2], b'0' | b'd' | b'D'))
 }
 
 #[cfg(test)]
@@ -92,10 +94,22 @@ mod tests {
         assert_eq!(fix(r#"{"t":"x\ud800y"}"#), "x\u{FFFD}y");
         assert_eq!(fix(r#"{"t":"x\udc00"}"#), "x\u{FFFD}");
         assert_eq!(fix(r#"{"t":"\ud800\ud800\udc00"}"#), "\u{FFFD}\u{10000}");
-        assert_eq!(fix(r#"{"t":"ok \ud83d\ude00 \u00e9 \\u0000"}"#), "ok 😀 é \\u0000");
-        assert!(matches!(storable_json(br#"{"t":"plain"}"#), Cow::Borrowed(_)));
+        assert_eq!(
+            fix(r#"{"t":"ok \ud83d\ude00 \u00e9 \\u0000"}"#),
+            "ok 😀 é \\u0000"
+        );
+        assert!(matches!(
+            storable_json(br#"{"t":"plain"}"#),
+            Cow::Borrowed(_)
+        ));
         // Truncated escapes are left for the parser to refuse; nothing panics.
-        for s in [r#"{"t":"\u00"#, r#"{"t":"\ud800\u"#, "\"\\", "\\u", "\"\\ud8"] {
+        for s in [
+            r#"{"t":"\u00"#,
+            r#"{"t":"\ud800\u"#,
+            "\"\\",
+            "\\u",
+            "\"\\ud8",
+        ] {
             let _ = storable_json(s.as_bytes());
         }
     }

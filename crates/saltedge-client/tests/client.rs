@@ -19,7 +19,13 @@ async fn sim(f: impl FnOnce(&mut SimConfig)) -> Simulator {
 }
 
 fn client(sim: &Simulator, f: impl FnOnce(&mut saltedge_client::ClientConfig)) -> Client {
-    let mut c = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM).expect("test key");
+    let mut c = saltedge_client::ClientConfig::signed(
+        sim.api_base(),
+        sim.app_credentials().0,
+        sim.app_credentials().1,
+        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
+    )
+    .expect("test key");
     c.backoff_base = Duration::from_millis(5);
     c.backoff_max = Duration::from_millis(50);
     c.fetches_per_second = 0;
@@ -43,10 +49,15 @@ async fn signed_requests_are_accepted_by_a_live_client() {
     assert_eq!(customer.id.len(), 18);
     let found = c.find_customers("acme-1").await.unwrap();
     assert_eq!(found, vec![customer.clone()]);
-    assert!(sim.requests().iter().all(|r| r.signed && !r.customer_secret));
+    assert!(sim
+        .requests()
+        .iter()
+        .all(|r| r.signed && !r.customer_secret));
 
     // An app key sends the customer's and connection's secrets too.
-    let app = c.as_app(&customer.secret, Some(&Sensitive("conn-secret".into()))).unwrap();
+    let app = c
+        .as_app(&customer.secret, Some(&Sensitive("conn-secret".into())))
+        .unwrap();
     app.list_countries().await.unwrap();
     let last = sim.requests().pop().unwrap();
     assert!(last.customer_secret && last.connection_secret && last.signed);
@@ -68,7 +79,9 @@ async fn bad_signatures_get_the_guides_error_classes() {
     assert_eq!(api_class(&e).0, &ErrorClass::ExpiresAtInvalid);
 
     // Signed with a key Salt Edge does not have for us.
-    let forged = client(&sim, |c| c.signer = Some(Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap()));
+    let forged = client(&sim, |c| {
+        c.signer = Some(Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM).unwrap())
+    });
     let e = forged.create_customer("x").await.unwrap_err();
     assert_eq!(api_class(&e), (&ErrorClass::SignatureNotMatch, 401));
     // …and nothing was created.
@@ -89,28 +102,73 @@ async fn pagination_returns_every_transaction_once_in_order() {
     .await;
     let (_, conn) = sim.seed_connection("paging", "fake_client_xf");
     let c = client(&sim, |_| {});
-    let pages: Vec<Page<Transaction>> = c.transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
+    let pages: Vec<Page<Transaction>> = c
+        .transaction_pages(TransactionQuery::connection(&conn))
+        .try_collect()
+        .await
+        .unwrap();
     assert!(pages.len() >= 3, "{} pages", pages.len());
     assert!(pages.iter().all(|p| p.items.len() <= 1000));
     assert!(pages.last().unwrap().next_id.is_none());
-    let ids: Vec<u64> = pages.iter().flat_map(|p| &p.items).map(|t| t.id.parse().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids strictly increasing");
+    let ids: Vec<u64> = pages
+        .iter()
+        .flat_map(|p| &p.items)
+        .map(|t| t.id.parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids strictly increasing"
+    );
     let truth = sim.ground_truth(&conn).unwrap();
-    let mut expected: Vec<u64> = truth.accounts.iter().flat_map(|a| &a.posted).map(|t| t.id.parse().unwrap()).collect();
+    let mut expected: Vec<u64> = truth
+        .accounts
+        .iter()
+        .flat_map(|a| &a.posted)
+        .map(|t| t.id.parse().unwrap())
+        .collect();
     expected.sort();
     assert!(expected.len() >= 2500);
     assert_eq!(ids, expected);
     // Only a client marks `duplicated`; those leave the posted list and are listed separately.
-    let dups: Vec<Page<Transaction>> = c.duplicate_transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
-    assert_eq!(dups.iter().map(|p| p.items.len()).sum::<usize>(), 0, "the simulator flags nothing itself");
+    let dups: Vec<Page<Transaction>> = c
+        .duplicate_transaction_pages(TransactionQuery::connection(&conn))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        dups.iter().map(|p| p.items.len()).sum::<usize>(),
+        0,
+        "the simulator flags nothing itself"
+    );
     let marked: Vec<String> = ids[..2].iter().map(|i| i.to_string()).collect();
     let customer = c.show_connection(&conn).await.unwrap().customer_id;
-    c.mark_duplicated(&DuplicateRequest { customer_id: customer, transaction_ids: marked.clone() }).await.unwrap();
-    let dups: Vec<Page<Transaction>> = c.duplicate_transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
-    let dup_ids: Vec<String> = dups.iter().flat_map(|p| &p.items).filter(|t| t.duplicated).map(|t| t.id.clone()).collect();
+    c.mark_duplicated(&DuplicateRequest {
+        customer_id: customer,
+        transaction_ids: marked.clone(),
+    })
+    .await
+    .unwrap();
+    let dups: Vec<Page<Transaction>> = c
+        .duplicate_transaction_pages(TransactionQuery::connection(&conn))
+        .try_collect()
+        .await
+        .unwrap();
+    let dup_ids: Vec<String> = dups
+        .iter()
+        .flat_map(|p| &p.items)
+        .filter(|t| t.duplicated)
+        .map(|t| t.id.clone())
+        .collect();
     assert_eq!(dup_ids, marked);
-    let posted: Vec<Page<Transaction>> = c.transaction_pages(TransactionQuery::connection(&conn)).try_collect().await.unwrap();
-    assert_eq!(posted.iter().map(|p| p.items.len()).sum::<usize>(), ids.len() - 2);
+    let posted: Vec<Page<Transaction>> = c
+        .transaction_pages(TransactionQuery::connection(&conn))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.iter().map(|p| p.items.len()).sum::<usize>(),
+        ids.len() - 2
+    );
     // Accounts stream too.
     let accounts = c.list_accounts(&conn).await.unwrap();
     assert_eq!(accounts.len(), 2);
@@ -124,7 +182,11 @@ async fn every_injected_error_class_maps_to_its_variant() {
     let mut classes: Vec<ErrorClass> = ErrorClass::ALL.to_vec();
     classes.push(ErrorClass::Other("SomethingNewFromSaltEdge".into()));
     for class in classes {
-        sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass(class.to_string())).on_path("countries").nth(1)]);
+        sim.set_faults(vec![FaultRule::new(FaultAction::ErrorClass(
+            class.to_string(),
+        ))
+        .on_path("countries")
+        .nth(1)]);
         let e = c.list_countries().await.unwrap_err();
         // The status is the simulator's (its own table); the class must come through typed.
         let (got, status) = api_class(&e);
@@ -139,25 +201,50 @@ async fn every_injected_error_class_maps_to_its_variant() {
 async fn transient_failures_are_retried_for_idempotent_requests_only() {
     let sim = sim(|_| {}).await;
     let c = client(&sim, |c| c.max_retries = 3);
-    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500)).on_path("countries").times(2)]);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500))
+        .on_path("countries")
+        .times(2)]);
     assert!(!c.list_countries().await.unwrap().is_empty());
-    let n = sim.requests().iter().filter(|r| r.path.ends_with("/countries")).count();
+    let n = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/countries"))
+        .count();
     assert_eq!(n, 3, "two 500s then success");
 
-    sim.set_faults(vec![FaultRule::new(FaultAction::Status(429)).on_path("currencies").times(1)]);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(429))
+        .on_path("currencies")
+        .times(1)]);
     assert!(!c.list_currencies().await.unwrap().is_empty());
 
     // Too many failures: the last error surfaces.
-    sim.set_faults(vec![FaultRule::new(FaultAction::Status(503)).on_path("providers")]);
+    sim.set_faults(vec![
+        FaultRule::new(FaultAction::Status(503)).on_path("providers")
+    ]);
     let e = c.list_providers(&Default::default()).await.unwrap_err();
     assert!(matches!(e, Error::Api { status: 503, .. }), "{e:?}");
-    assert_eq!(sim.requests().iter().filter(|r| r.path.ends_with("/providers")).count(), 4);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/providers"))
+            .count(),
+        4
+    );
 
     // A POST is never repeated, even on a 500.
-    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500)).on_path("customers").on_method("POST").times(1)]);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Status(500))
+        .on_path("customers")
+        .on_method("POST")
+        .times(1)]);
     let e = c.create_customer("once").await.unwrap_err();
     assert!(matches!(e, Error::Api { status: 500, .. }), "{e:?}");
-    assert_eq!(sim.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/customers")).count(), 1);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/customers"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -167,13 +254,25 @@ async fn timeouts_and_dropped_connections_are_distinct_errors() {
         c.max_retries = 0;
         c.timeout = Duration::from_millis(300);
     });
-    sim.set_faults(vec![FaultRule::new(FaultAction::Delay(1500)).on_path("countries").times(1)]);
-    assert!(matches!(c.list_countries().await.unwrap_err(), Error::Timeout));
-    sim.set_faults(vec![FaultRule::new(FaultAction::Drop).on_path("currencies").times(1)]);
-    assert!(matches!(c.list_currencies().await.unwrap_err(), Error::Transport(_)));
+    sim.set_faults(vec![FaultRule::new(FaultAction::Delay(1500))
+        .on_path("countries")
+        .times(1)]);
+    assert!(matches!(
+        c.list_countries().await.unwrap_err(),
+        Error::Timeout
+    ));
+    sim.set_faults(vec![FaultRule::new(FaultAction::Drop)
+        .on_path("currencies")
+        .times(1)]);
+    assert!(matches!(
+        c.list_currencies().await.unwrap_err(),
+        Error::Transport(_)
+    ));
     // With retries the drop is survived.
     let c = client(&sim, |c| c.max_retries = 2);
-    sim.set_faults(vec![FaultRule::new(FaultAction::Drop).on_path("currencies").times(1)]);
+    sim.set_faults(vec![FaultRule::new(FaultAction::Drop)
+        .on_path("currencies")
+        .times(1)]);
     assert!(!c.list_currencies().await.unwrap().is_empty());
 }
 
@@ -198,10 +297,18 @@ async fn fetches_are_held_to_two_per_second() {
     for t in tasks {
         t.await.unwrap();
     }
-    let times: Vec<f64> = sim.requests().iter().filter(|r| r.path.contains("connect_sessions")).map(|r| r.at_ms).collect();
+    let times: Vec<f64> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("connect_sessions"))
+        .map(|r| r.at_ms)
+        .collect();
     assert_eq!(times.len(), 6);
     for w in times.windows(3) {
-        assert!(w[2] - w[0] >= 990.0, "three fetches within one second: {times:?}");
+        assert!(
+            w[2] - w[0] >= 990.0,
+            "three fetches within one second: {times:?}"
+        );
     }
 }
 
@@ -211,16 +318,32 @@ async fn receiver() -> (url::Url, Arc<Mutex<Vec<(String, String, String)>>>) {
     use axum::http::HeaderMap;
     type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
     let seen: Seen = Arc::new(Mutex::new(vec![]));
-    async fn take(State(seen): State<Seen>, OriginalUri(uri): OriginalUri, headers: HeaderMap, body: String) -> &'static str {
-        let sig = headers.get("signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        seen.lock().unwrap().push((uri.path().to_string(), sig, body));
+    async fn take(
+        State(seen): State<Seen>,
+        OriginalUri(uri): OriginalUri,
+        headers: HeaderMap,
+        body: String,
+    ) -> &'static str {
+        let sig = headers
+            .get("signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        seen.lock()
+            .unwrap()
+            .push((uri.path().to_string(), sig, body));
         "ok"
     }
-    let app = axum::Router::new().fallback(axum::routing::post(take)).with_state(seen.clone());
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(take))
+        .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap(), seen)
+    (
+        url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap(),
+        seen,
+    )
 }
 
 #[tokio::test]
@@ -239,15 +362,27 @@ async fn simulator_callbacks_are_signed_and_verifiable() {
     let paths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(
         paths,
-        ["/callbacks/saltedge/notify", "/callbacks/saltedge/notify", "/callbacks/saltedge/success", "/callbacks/saltedge/notify", "/callbacks/saltedge/success"]
+        [
+            "/callbacks/saltedge/notify",
+            "/callbacks/saltedge/notify",
+            "/callbacks/saltedge/success",
+            "/callbacks/saltedge/notify",
+            "/callbacks/saltedge/success"
+        ]
     );
     let v = Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap();
     for (path, sig, body) in &seen {
-        let url = format!("http://{}{}", base.host_str().unwrap().to_owned() + ":" + &base.port().unwrap().to_string(), path);
+        let url = format!(
+            "http://{}{}",
+            base.host_str().unwrap().to_owned() + ":" + &base.port().unwrap().to_string(),
+            path
+        );
         v.verify_callback(&url, body.as_bytes(), sig).unwrap();
         let parsed: CallbackBody = serde_json::from_str(body).unwrap();
         assert_eq!(parsed.data.connection_id, conn);
-        assert!(v.verify_callback(&url, body.replace(&conn, "1").as_bytes(), sig).is_err());
+        assert!(v
+            .verify_callback(&url, body.replace(&conn, "1").as_bytes(), sig)
+            .is_err());
     }
 }
 
@@ -255,12 +390,18 @@ async fn simulator_callbacks_are_signed_and_verifiable() {
 async fn connect_page_completes_fails_and_asks_for_sms() {
     let sim = sim(|_| {}).await;
     let c = client(&sim, |_| {});
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let customer = c.create_customer("connect").await.unwrap();
     let session = |provider: &str| CreateConnectSession {
         customer_id: customer.id.clone(),
         consent: ConsentRequest::default(),
-        attempt: AttemptRequest { return_to: Some("http://frontend.test/done".into()), ..Default::default() },
+        attempt: AttemptRequest {
+            return_to: Some("http://frontend.test/done".into()),
+            ..Default::default()
+        },
         provider_code: Some(provider.into()),
         include_fake_providers: Some(true),
         ..Default::default()
@@ -268,48 +409,124 @@ async fn connect_page_completes_fails_and_asks_for_sms() {
     let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
 
     // Happy path.
-    let s = c.create_connect_session(&session("fake_client_xf")).await.unwrap();
-    let html = browser.get(&s.connect_url).send().await.unwrap().text().await.unwrap();
+    let s = c
+        .create_connect_session(&session("fake_client_xf"))
+        .await
+        .unwrap();
+    let html = browser
+        .get(&s.connect_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("name=\"consent\""));
     // No consent: refused, nothing created.
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret")]).send().await.unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[("login", "username"), ("password", "secret")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     assert!(c.list_connections(&customer.id).await.unwrap().is_empty());
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[
+            ("login", "username"),
+            ("password", "secret"),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let loc = location(&r);
-    assert!(loc.starts_with("http://frontend.test/done?connection_id="), "{loc}");
+    assert!(
+        loc.starts_with("http://frontend.test/done?connection_id="),
+        "{loc}"
+    );
     let conn_id = loc.split('=').nth(1).unwrap();
     let conn = c.show_connection(conn_id).await.unwrap();
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert_eq!(c.list_consents(conn_id).await.unwrap().len(), 1);
 
     // Same credentials again: "already used these credentials".
-    let s = c.create_connect_session(&session("fake_client_xf")).await.unwrap();
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    let s = c
+        .create_connect_session(&session("fake_client_xf"))
+        .await
+        .unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[
+            ("login", "username"),
+            ("password", "secret"),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert!(location(&r).ends_with("error_class=ConnectionDuplicated"));
 
     // Wrong password.
-    let s = c.create_connect_session(&session("fakebank_simple_xf")).await.unwrap();
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "nope"), ("consent", "on")]).send().await.unwrap();
+    let s = c
+        .create_connect_session(&session("fakebank_simple_xf"))
+        .await
+        .unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[
+            ("login", "username"),
+            ("password", "nope"),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert!(location(&r).ends_with("error_class=InvalidCredentials"));
 
     // Interactive: login, then SMS.
-    let s = c.create_connect_session(&session("fake_interactive_client_xf")).await.unwrap();
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret"), ("consent", "on")]).send().await.unwrap();
+    let s = c
+        .create_connect_session(&session("fake_interactive_client_xf"))
+        .await
+        .unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[
+            ("login", "username"),
+            ("password", "secret"),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("name=\"sms\""));
-    let r = browser.post(&s.connect_url).form(&[("sms", "123456")]).send().await.unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[("sms", "123456")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert!(!location(&r).contains("error_class"));
 
     // Reconnect (update credentials) and refresh (fetch new accounts).
     let before = c.list_accounts(conn_id).await.unwrap().len();
     let s = c
-        .refresh_connect_session(&RefreshConnectSession { connection_id: conn_id.into(), ..Default::default() })
+        .refresh_connect_session(&RefreshConnectSession {
+            connection_id: conn_id.into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    let r = browser.post(&s.connect_url).form(&[("login", "username"), ("password", "secret")]).send().await.unwrap();
+    let r = browser
+        .post(&s.connect_url)
+        .form(&[("login", "username"), ("password", "secret")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "no return_to: a page");
     assert_eq!(c.list_accounts(conn_id).await.unwrap().len(), before + 1);
 
@@ -332,13 +549,31 @@ async fn providers_catalogue_and_fake_flag() {
     let c = client(&sim, |_| {});
     let real = c.list_providers(&Default::default()).await.unwrap();
     assert!(real.iter().all(|p| !p.code.contains("fake")));
-    let all = c.list_providers(&saltedge_client::ProviderQuery { include_fake_providers: true, ..Default::default() }).await.unwrap();
-    assert!(all.iter().any(|p| p.code == "fake_interactive_client_xf" && p.interactive));
-    let de = c.list_providers(&saltedge_client::ProviderQuery { country_code: Some("DE".into()), ..Default::default() }).await.unwrap();
+    let all = c
+        .list_providers(&saltedge_client::ProviderQuery {
+            include_fake_providers: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all
+        .iter()
+        .any(|p| p.code == "fake_interactive_client_xf" && p.interactive));
+    let de = c
+        .list_providers(&saltedge_client::ProviderQuery {
+            country_code: Some("DE".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(!de.is_empty() && de.iter().all(|p| p.country_code == "DE"));
     let e = c.show_provider("nope").await.unwrap_err();
     assert_eq!(api_class(&e).0, &ErrorClass::ProviderNotFound);
-    let e = c.create_customer("dup").await.and(c.create_customer("dup").await).unwrap_err();
+    let e = c
+        .create_customer("dup")
+        .await
+        .and(c.create_customer("dup").await)
+        .unwrap_err();
     assert_eq!(api_class(&e), (&ErrorClass::DuplicatedCustomer, 409));
 }
 
@@ -351,7 +586,13 @@ async fn redirects_are_never_followed() {
     let other = axum::Router::new().fallback(move |headers: HeaderMap| {
         let seen = seen.clone();
         async move {
-            seen.lock().unwrap().push(headers.get("secret").and_then(|v| v.to_str().ok()).unwrap_or("").to_string());
+            seen.lock().unwrap().push(
+                headers
+                    .get("secret")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            );
             "{\"data\":[]}"
         }
     });
@@ -360,15 +601,33 @@ async fn redirects_are_never_followed() {
     tokio::spawn(async move { axum::serve(l, other).await.unwrap() });
     for status in [301u16, 302, 307, 308] {
         let redirector = axum::Router::new().fallback(move || async move {
-            (axum::http::StatusCode::from_u16(status).unwrap(), [("location", format!("http://{other_addr}/api/v5/countries"))])
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("location", format!("http://{other_addr}/api/v5/countries"))],
+            )
         });
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(l, redirector).await.unwrap() });
-        let mut cfg = saltedge_client::ClientConfig::new(url::Url::parse(&format!("http://{addr}/api/v5/")).unwrap(), "app", "TOPSECRET");
+        let mut cfg = saltedge_client::ClientConfig::new(
+            url::Url::parse(&format!("http://{addr}/api/v5/")).unwrap(),
+            "app",
+            "TOPSECRET",
+        );
         cfg.max_retries = 0;
-        let e = Client::new(cfg).unwrap().list_countries().await.unwrap_err();
-        assert!(matches!(e, Error::UnexpectedStatus { status: s, .. } if s == status), "{status}: {e:?}");
+        let e = Client::new(cfg)
+            .unwrap()
+            .list_countries()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::UnexpectedStatus { status: s, .. } if s == status),
+            "{status}: {e:?}"
+        );
     }
-    assert!(leaked.lock().unwrap().is_empty(), "the other host was reached: {:?}", leaked.lock().unwrap());
+    assert!(
+        leaked.lock().unwrap().is_empty(),
+        "the other host was reached: {:?}",
+        leaked.lock().unwrap()
+    );
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::errors::ErrorClass;
+use crate::wire::*;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
-use crate::errors::ErrorClass;
-use crate::wire::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -52,32 +52,60 @@ fn data<T: Serialize>(v: T) -> Response {
 /// Parses `{"data": T}` the way Salt Edge does: bad JSON is `JsonParseError`, a wrong
 /// shape is `WrongRequestFormat`.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, SimError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| SimError::new(ErrorClass::JsonParseError, e.to_string()))?;
-    let d = v.get("data").cloned().ok_or_else(|| SimError::new(ErrorClass::WrongRequestFormat, "data is missing"))?;
-    serde_json::from_value(d).map_err(|e| SimError::new(ErrorClass::WrongRequestFormat, e.to_string()))
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| SimError::new(ErrorClass::JsonParseError, e.to_string()))?;
+    let d = v
+        .get("data")
+        .cloned()
+        .ok_or_else(|| SimError::new(ErrorClass::WrongRequestFormat, "data is missing"))?;
+    serde_json::from_value(d)
+        .map_err(|e| SimError::new(ErrorClass::WrongRequestFormat, e.to_string()))
 }
 
 fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Result<&'a str, SimError> {
     q.get(name)
         .map(String::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| SimError::new(ErrorClass::WrongRequestFormat, format!("{name} is required")))
+        .ok_or_else(|| {
+            SimError::new(
+                ErrorClass::WrongRequestFormat,
+                format!("{name} is required"),
+            )
+        })
 }
 
 /// `from_id` (inclusive) + `per_page` over id-ordered items; `meta.next_id` points at the
 /// first item of the next page.
-fn paginate<T: Serialize>(state: &SimState, q: &HashMap<String, String>, items: impl IntoIterator<Item = (u64, T)>) -> Result<Response, SimError> {
+fn paginate<T: Serialize>(
+    state: &SimState,
+    q: &HashMap<String, String>,
+    items: impl IntoIterator<Item = (u64, T)>,
+) -> Result<Response, SimError> {
     let from = from_id(q)?;
     let per_page = q
         .get("per_page")
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(state.cfg.per_page_max)
         .clamp(1, state.cfg.per_page_max);
-    let mut page: Vec<(u64, T)> = items.into_iter().filter(|(id, _)| *id >= from).take(per_page + 1).collect();
-    let next_id = if page.len() > per_page { page.pop().map(|(id, _)| id.to_string()) } else { None };
-    let next_page = next_id.as_ref().map(|n| format!("{}?from_id={n}", state.api_base()));
+    let mut page: Vec<(u64, T)> = items
+        .into_iter()
+        .filter(|(id, _)| *id >= from)
+        .take(per_page + 1)
+        .collect();
+    let next_id = if page.len() > per_page {
+        page.pop().map(|(id, _)| id.to_string())
+    } else {
+        None
+    };
+    let next_page = next_id
+        .as_ref()
+        .map(|n| format!("{}?from_id={n}", state.api_base()));
     let data: Vec<T> = page.into_iter().map(|(_, t)| t).collect();
-    Ok(Json(PageBody { data, meta: PageMeta { next_id, next_page } }).into_response())
+    Ok(Json(PageBody {
+        data,
+        meta: PageMeta { next_id, next_page },
+    })
+    .into_response())
 }
 
 /// Serialised straight to the response (no detour through `serde_json::Value`).
@@ -110,7 +138,9 @@ fn cached(s: &SimState, t: &Transaction) -> CachedJson {
 
 fn from_id(q: &HashMap<String, String>) -> Result<u64, SimError> {
     match q.get("from_id") {
-        Some(f) => f.parse().map_err(|_| SimError::new(ErrorClass::WrongRequestFormat, "from_id must be an id")),
+        Some(f) => f
+            .parse()
+            .map_err(|_| SimError::new(ErrorClass::WrongRequestFormat, "from_id must be an id")),
         None => Ok(0),
     }
 }
@@ -122,12 +152,20 @@ fn id_num(s: &str) -> u64 {
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/customers", post(create_customer).get(list_customers))
-        .route("/customers/{id}", get(show_customer).delete(remove_customer))
+        .route(
+            "/customers/{id}",
+            get(show_customer).delete(remove_customer),
+        )
         .route("/connect_sessions/create", post(session_create))
         .route("/connect_sessions/reconnect", post(session_reconnect))
         .route("/connect_sessions/refresh", post(session_refresh))
         .route("/connections", get(list_connections))
-        .route("/connections/{id}", get(show_connection).put(update_connection).delete(remove_connection))
+        .route(
+            "/connections/{id}",
+            get(show_connection)
+                .put(update_connection)
+                .delete(remove_connection),
+        )
         .route("/connections/{id}/refresh", put(refresh_connection))
         .route("/connections/{id}/interactive", put(interactive))
         .route("/consents", get(list_consents))
@@ -141,7 +179,10 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/providers", get(list_providers))
         .route("/providers/{code}", get(show_provider))
         .route("/countries", get(|| async { data(catalogue::countries()) }))
-        .route("/currencies", get(|| async { data(catalogue::currencies()) }))
+        .route(
+            "/currencies",
+            get(|| async { data(catalogue::currencies()) }),
+        )
 }
 
 // ----- customers -----
@@ -153,7 +194,9 @@ struct NewCustomer {
 
 async fn create_customer(State(s): St, b: Bytes) -> ApiResult {
     let req: NewCustomer = body(&b)?;
-    Ok(data(s.world.lock().unwrap().create_customer(&req.identifier)?))
+    Ok(data(
+        s.world.lock().unwrap().create_customer(&req.identifier)?,
+    ))
 }
 
 async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
@@ -162,8 +205,7 @@ async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
         .customers
         .values()
         .filter(|c| q.get("identifier").is_none_or(|i| &c.identifier == i))
-        .map(|c| (id_num(&c.id), c.clone()))
-        ;
+        .map(|c| (id_num(&c.id), c.clone()));
     paginate(&s, &q, items)
 }
 
@@ -175,7 +217,11 @@ async fn remove_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
     let mut w = s.world.lock().unwrap();
     w.customer(&id)?;
     w.customers.remove(&id);
-    for c in w.connections.values_mut().filter(|c| c.conn.customer_id == id) {
+    for c in w
+        .connections
+        .values_mut()
+        .filter(|c| c.conn.customer_id == id)
+    {
         c.removed = true;
     }
     Ok(data(json!({ "deleted": true, "id": id })))
@@ -185,9 +231,17 @@ async fn remove_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
 
 fn check_provider(s: &SimState, code: &str, include_fake: bool) -> Result<(), SimError> {
     let spec = catalogue::spec(code).filter(|p| include_fake || !p.fake);
-    let spec = spec.ok_or_else(|| SimError::new(ErrorClass::ProviderNotFound, format!("Provider with code: '{code}' was not found.")))?;
+    let spec = spec.ok_or_else(|| {
+        SimError::new(
+            ErrorClass::ProviderNotFound,
+            format!("Provider with code: '{code}' was not found."),
+        )
+    })?;
     if s.cfg.client_status == ClientStatus::Pending && !spec.fake {
-        return Err(SimError::new(ErrorClass::ClientPending, "Pending clients can only use fake providers."));
+        return Err(SimError::new(
+            ErrorClass::ClientPending,
+            "Pending clients can only use fake providers.",
+        ));
     }
     Ok(())
 }
@@ -196,13 +250,22 @@ fn open_session(s: &SimState, w: &mut World, session: Session) -> Response {
     let token = w.token();
     let expires_at = session.expires_at;
     w.sessions.insert(token.clone(), session);
-    let url = s.public_base.join(&format!("connect/{token}")).expect("valid url");
-    data(ConnectSession { expires_at, connect_url: url.to_string() })
+    let url = s
+        .public_base
+        .join(&format!("connect/{token}"))
+        .expect("valid url");
+    data(ConnectSession {
+        expires_at,
+        connect_url: url.to_string(),
+    })
 }
 
 fn check_consent(c: &ConsentRequest) -> Result<(), SimError> {
     if c.scopes.is_empty() {
-        return Err(SimError::new(ErrorClass::WrongRequestFormat, "consent.scopes must not be empty"));
+        return Err(SimError::new(
+            ErrorClass::WrongRequestFormat,
+            "consent.scopes must not be empty",
+        ));
     }
     Ok(())
 }
@@ -216,8 +279,13 @@ async fn session_create(State(s): St, b: Bytes) -> ApiResult {
     }
     let mut w = s.world.lock().unwrap();
     w.customer(&req.customer_id)?;
-    if s.cfg.client_status == ClientStatus::Pending && w.connections.values().filter(|c| !c.removed).count() >= 10 {
-        return Err(SimError::new(ErrorClass::ClientPending, "Pending clients are limited to 10 connections."));
+    if s.cfg.client_status == ClientStatus::Pending
+        && w.connections.values().filter(|c| !c.removed).count() >= 10
+    {
+        return Err(SimError::new(
+            ErrorClass::ClientPending,
+            "Pending clients are limited to 10 connections.",
+        ));
     }
     let session = Session {
         kind: SessionKind::Create,
@@ -235,7 +303,14 @@ async fn session_create(State(s): St, b: Bytes) -> ApiResult {
     Ok(open_session(&s, &mut w, session))
 }
 
-fn session_for(w: &World, conn_id: &str, kind: SessionKind, consent: Option<ConsentRequest>, attempt: AttemptRequest, daily_refresh: Option<bool>) -> Result<Session, SimError> {
+fn session_for(
+    w: &World,
+    conn_id: &str,
+    kind: SessionKind,
+    consent: Option<ConsentRequest>,
+    attempt: AttemptRequest,
+    daily_refresh: Option<bool>,
+) -> Result<Session, SimError> {
     let rec = w.conn(conn_id)?;
     Ok(Session {
         kind,
@@ -256,7 +331,14 @@ async fn session_reconnect(State(s): St, b: Bytes) -> ApiResult {
     let req: ReconnectConnectSession = body(&b)?;
     check_consent(&req.consent)?;
     let mut w = s.world.lock().unwrap();
-    let session = session_for(&w, &req.connection_id, SessionKind::Reconnect(req.connection_id.clone()), Some(req.consent), req.attempt, req.daily_refresh)?;
+    let session = session_for(
+        &w,
+        &req.connection_id,
+        SessionKind::Reconnect(req.connection_id.clone()),
+        Some(req.consent),
+        req.attempt,
+        req.daily_refresh,
+    )?;
     Ok(open_session(&s, &mut w, session))
 }
 
@@ -266,9 +348,19 @@ async fn session_refresh(State(s): St, b: Bytes) -> ApiResult {
     let rec = w.conn(&req.connection_id)?;
     consent_usable(&w, rec)?;
     if rec.conn.status != ConnectionStatus::Active {
-        return Err(SimError::new(ErrorClass::ConnectionCannotBeRefreshed, "Connection is not active; reconnect it first."));
+        return Err(SimError::new(
+            ErrorClass::ConnectionCannotBeRefreshed,
+            "Connection is not active; reconnect it first.",
+        ));
     }
-    let session = session_for(&w, &req.connection_id, SessionKind::Refresh(req.connection_id.clone()), None, req.attempt, req.daily_refresh)?;
+    let session = session_for(
+        &w,
+        &req.connection_id,
+        SessionKind::Refresh(req.connection_id.clone()),
+        None,
+        req.attempt,
+        req.daily_refresh,
+    )?;
     Ok(open_session(&s, &mut w, session))
 }
 
@@ -282,8 +374,7 @@ async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
         .connections
         .values()
         .filter(|c| !c.removed && c.conn.customer_id == customer)
-        .map(|c| (id_num(&c.conn.id), c.conn.clone()))
-        ;
+        .map(|c| (id_num(&c.conn.id), c.conn.clone()));
     paginate(&s, &q, items)
 }
 
@@ -297,7 +388,10 @@ async fn update_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> Ap
     let rec = w.conn_mut(&id)?;
     if let Some(st) = req.status {
         if st != "inactive" {
-            return Err(SimError::new(ErrorClass::WrongRequestFormat, "status can only be set to inactive"));
+            return Err(SimError::new(
+                ErrorClass::WrongRequestFormat,
+                "status can only be set to inactive",
+            ));
         }
         rec.conn.status = ConnectionStatus::Inactive;
     }
@@ -318,7 +412,14 @@ async fn remove_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
         rec.removed = true;
         rec.conn.customer_id.clone()
     };
-    s.callbacks.send(CallbackKind::Destroy, CallbackData { connection_id: id.clone(), customer_id, ..Default::default() });
+    s.callbacks.send(
+        CallbackKind::Destroy,
+        CallbackData {
+            connection_id: id.clone(),
+            customer_id,
+            ..Default::default()
+        },
+    );
     Ok(data(RemovedConnection { id, removed: true }))
 }
 
@@ -358,7 +459,10 @@ pub fn run_nightly(s: &SimState, now: chrono::DateTime<Utc>) -> Vec<String> {
         let due = w.nightly_due(now);
         for id in &due {
             if let Some(rec) = w.connections.get_mut(id) {
-                rec.last_automatic_on = Some(now.with_timezone(&catalogue::capital(&rec.conn.country_code)).date_naive());
+                rec.last_automatic_on = Some(
+                    now.with_timezone(&catalogue::capital(&rec.conn.country_code))
+                        .date_naive(),
+                );
             }
         }
         due
@@ -378,10 +482,20 @@ async fn refresh_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> A
         let rec = w.conn(&id)?;
         consent_usable(&w, rec)?;
         if rec.conn.status != ConnectionStatus::Active {
-            return Err(SimError::new(ErrorClass::ConnectionCannotBeRefreshed, "Connection is inactive."));
+            return Err(SimError::new(
+                ErrorClass::ConnectionCannotBeRefreshed,
+                "Connection is inactive.",
+            ));
         }
-        if rec.conn.next_refresh_possible_at.is_some_and(|t| t > w.now()) {
-            return Err(SimError::new(ErrorClass::ConnectionCannotBeRefreshed, "Connection cannot be refreshed yet; see next_refresh_possible_at."));
+        if rec
+            .conn
+            .next_refresh_possible_at
+            .is_some_and(|t| t > w.now())
+        {
+            return Err(SimError::new(
+                ErrorClass::ConnectionCannotBeRefreshed,
+                "Connection cannot be refreshed yet; see next_refresh_possible_at.",
+            ));
         }
     }
     Ok(data(background_fetch(&s, &id, false)?))
@@ -394,13 +508,28 @@ async fn interactive(State(s): St, Path(id): Path<String>, b: Bytes) -> ApiResul
     }
     let req: Req = body(&b)?;
     let mut w = s.world.lock().unwrap();
-    let waiting = w.conn(&id)?.conn.last_attempt.as_ref().is_some_and(|a| a.interactive && !a.finished);
+    let waiting = w
+        .conn(&id)?
+        .conn
+        .last_attempt
+        .as_ref()
+        .is_some_and(|a| a.interactive && !a.finished);
     if !waiting {
-        return Err(SimError::new(ErrorClass::ActionNotAllowed, "Connection is not waiting for interactive credentials."));
+        return Err(SimError::new(
+            ErrorClass::ActionNotAllowed,
+            "Connection is not waiting for interactive credentials.",
+        ));
     }
     if req.credentials.get("sms").map(String::as_str) != Some(catalogue::SMS_CODE) {
-        w.fail_attempt(&id, &ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code.")?;
-        return Err(SimError::new(ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code."));
+        w.fail_attempt(
+            &id,
+            &ErrorClass::InvalidInteractiveCredentials,
+            "Invalid SMS code.",
+        )?;
+        return Err(SimError::new(
+            ErrorClass::InvalidInteractiveCredentials,
+            "Invalid SMS code.",
+        ));
     }
     w.succeed(&id, Some(&ConsentRequest::standard()), false, false)?;
     let conn = w.conn(&id)?.conn.clone();
@@ -417,16 +546,36 @@ pub fn send_fetch_callbacks(s: &SimState, id: &str) {
     let (customer_id, custom_fields) = {
         let w = s.world.lock().unwrap();
         match w.connections.get(id) {
-            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone().unwrap_or_else(|| json!({}))),
+            Some(r) => (
+                r.conn.customer_id.clone(),
+                r.custom_fields.clone().unwrap_or_else(|| json!({})),
+            ),
             None => return,
         }
     };
-    let base = CallbackData { connection_id: id.into(), customer_id, custom_fields, ..Default::default() };
+    let base = CallbackData {
+        connection_id: id.into(),
+        customer_id,
+        custom_fields,
+        ..Default::default()
+    };
     for stage in ["start", "fetch_accounts"] {
-        s.callbacks.send(CallbackKind::Notify, CallbackData { stage: Some(stage.into()), ..base.clone() });
+        s.callbacks.send(
+            CallbackKind::Notify,
+            CallbackData {
+                stage: Some(stage.into()),
+                ..base.clone()
+            },
+        );
     }
     s.callbacks.send(CallbackKind::Success, base.clone());
-    s.callbacks.send(CallbackKind::Notify, CallbackData { stage: Some("finish".into()), ..base.clone() });
+    s.callbacks.send(
+        CallbackKind::Notify,
+        CallbackData {
+            stage: Some("finish".into()),
+            ..base.clone()
+        },
+    );
     s.callbacks.send(CallbackKind::Success, base);
 }
 
@@ -434,7 +583,10 @@ pub fn send_fail_callback(s: &SimState, id: &str, class: &ErrorClass, message: &
     let (customer_id, custom_fields) = {
         let w = s.world.lock().unwrap();
         match w.connections.get(id) {
-            Some(r) => (r.conn.customer_id.clone(), r.custom_fields.clone().unwrap_or_else(|| json!({}))),
+            Some(r) => (
+                r.conn.customer_id.clone(),
+                r.custom_fields.clone().unwrap_or_else(|| json!({})),
+            ),
             None => return,
         }
     };
@@ -456,10 +608,16 @@ pub fn send_fail_callback(s: &SimState, id: &str, class: &ErrorClass, message: &
 fn consent_usable(w: &World, rec: &ConnRec) -> Result<(), SimError> {
     if let Some(c) = rec.consent_id().and_then(|id| w.consents.get(id)) {
         if c.revoked_at.is_some() {
-            return Err(SimError::new(ErrorClass::AispConsentRevoked, "The consent was revoked."));
+            return Err(SimError::new(
+                ErrorClass::AispConsentRevoked,
+                "The consent was revoked.",
+            ));
         }
         if c.expires_at.is_some_and(|e| e < w.now()) {
-            return Err(SimError::new(ErrorClass::AispConsentExpired, "The consent has expired."));
+            return Err(SimError::new(
+                ErrorClass::AispConsentExpired,
+                "The consent has expired.",
+            ));
         }
     }
     Ok(())
@@ -470,11 +628,19 @@ async fn list_consents(State(s): St, Query(q): Q) -> ApiResult {
     let items: Vec<(u64, Consent)> = match q.get("connection_id") {
         Some(cid) => {
             w.conn(cid)?;
-            w.consents.values().filter(|c| c.connection_id.as_deref() == Some(cid)).map(|c| (id_num(&c.id), c.clone())).collect()
+            w.consents
+                .values()
+                .filter(|c| c.connection_id.as_deref() == Some(cid))
+                .map(|c| (id_num(&c.id), c.clone()))
+                .collect()
         }
         None => {
             let customer = param(&q, "customer_id")?;
-            w.consents.values().filter(|c| c.customer_id.as_deref() == Some(customer)).map(|c| (id_num(&c.id), c.clone())).collect()
+            w.consents
+                .values()
+                .filter(|c| c.customer_id.as_deref() == Some(customer))
+                .map(|c| (id_num(&c.id), c.clone()))
+                .collect()
         }
     };
     paginate(&s, &q, items)
@@ -482,16 +648,24 @@ async fn list_consents(State(s): St, Query(q): Q) -> ApiResult {
 
 async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
     let mut w = s.world.lock().unwrap();
-    let c = w
-        .consents
-        .get_mut(&id)
-        .ok_or_else(|| SimError::new(ErrorClass::AispConsentNotFound, format!("Consent with id: '{id}' was not found.")))?;
+    let c = w.consents.get_mut(&id).ok_or_else(|| {
+        SimError::new(
+            ErrorClass::AispConsentNotFound,
+            format!("Consent with id: '{id}' was not found."),
+        )
+    })?;
     if c.revoked_at.is_some() {
-        return Err(SimError::new(ErrorClass::AispConsentAlreadyRevoked, "The consent is already revoked."));
+        return Err(SimError::new(
+            ErrorClass::AispConsentAlreadyRevoked,
+            "The consent is already revoked.",
+        ));
     }
     // Simulator's choice (not documented by Salt Edge): an expired consent cannot be revoked.
     if c.expires_at.is_some_and(|e| e < Utc::now()) {
-        return Err(SimError::new(ErrorClass::AispConsentExpired, "The consent has expired."));
+        return Err(SimError::new(
+            ErrorClass::AispConsentExpired,
+            "The consent has expired.",
+        ));
     }
     let now = Utc::now();
     c.revoked_at = Some(now);
@@ -512,14 +686,21 @@ async fn list_accounts(State(s): St, Query(q): Q) -> ApiResult {
 
 /// `pick` gets the connection and the index in `posted` where ids reach `from_id`, so a page
 /// costs O(page), not O(history).
-fn transactions(s: &SimState, q: &HashMap<String, String>, pick: fn(&ConnRec, usize) -> Box<dyn Iterator<Item = &Transaction> + '_>) -> ApiResult {
+fn transactions(
+    s: &SimState,
+    q: &HashMap<String, String>,
+    pick: fn(&ConnRec, usize) -> Box<dyn Iterator<Item = &Transaction> + '_>,
+) -> ApiResult {
     let w = s.world.lock().unwrap();
     let rec = w.conn(param(q, "connection_id")?)?;
     consent_usable(&w, rec)?;
     let account = q.get("account_id").filter(|a| !a.is_empty());
     if let Some(a) = account {
         if !rec.accounts.iter().any(|x| &x.id == a) {
-            return Err(SimError::new(ErrorClass::AccountNotFound, format!("Account with id: '{a}' was not found.")));
+            return Err(SimError::new(
+                ErrorClass::AccountNotFound,
+                format!("Account with id: '{a}' was not found."),
+            ));
         }
     }
     let from = from_id(q)?;
@@ -531,7 +712,9 @@ fn transactions(s: &SimState, q: &HashMap<String, String>, pick: fn(&ConnRec, us
 }
 
 async fn list_posted(State(s): St, Query(q): Q) -> ApiResult {
-    transactions(&s, &q, |r, start| Box::new(r.posted[start..].iter().filter(|t| !t.duplicated)))
+    transactions(&s, &q, |r, start| {
+        Box::new(r.posted[start..].iter().filter(|t| !t.duplicated))
+    })
 }
 
 async fn list_pending(State(s): St, Query(q): Q) -> ApiResult {
@@ -539,7 +722,9 @@ async fn list_pending(State(s): St, Query(q): Q) -> ApiResult {
 }
 
 async fn list_duplicates(State(s): St, Query(q): Q) -> ApiResult {
-    transactions(&s, &q, |r, start| Box::new(r.posted[start..].iter().filter(|t| t.duplicated)))
+    transactions(&s, &q, |r, start| {
+        Box::new(r.posted[start..].iter().filter(|t| t.duplicated))
+    })
 }
 
 async fn set_duplicated(s: &SimState, b: &Bytes, flag: bool) -> ApiResult {
@@ -548,17 +733,30 @@ async fn set_duplicated(s: &SimState, b: &Bytes, flag: bool) -> ApiResult {
     w.customer(&req.customer_id)?;
     let customer = req.customer_id.clone();
     let mut found = 0;
-    for rec in w.connections.values_mut().filter(|c| c.conn.customer_id == customer) {
-        for t in rec.posted.iter_mut().filter(|t| req.transaction_ids.contains(&t.id)) {
+    for rec in w
+        .connections
+        .values_mut()
+        .filter(|c| c.conn.customer_id == customer)
+    {
+        for t in rec
+            .posted
+            .iter_mut()
+            .filter(|t| req.transaction_ids.contains(&t.id))
+        {
             t.duplicated = flag;
             s.tx_json.lock().unwrap().remove(&t.id);
             found += 1;
         }
     }
     if found == 0 {
-        return Err(SimError::new(ErrorClass::WrongRequestFormat, "No such transactions."));
+        return Err(SimError::new(
+            ErrorClass::WrongRequestFormat,
+            "No such transactions.",
+        ));
     }
-    Ok(data(json!({ if flag { "duplicated" } else { "unduplicated" }: true })))
+    Ok(data(
+        json!({ if flag { "duplicated" } else { "unduplicated" }: true }),
+    ))
 }
 
 async fn mark_duplicate(State(s): St, b: Bytes) -> ApiResult {
@@ -579,8 +777,7 @@ async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
         .zip(catalogue::PROVIDERS)
         .filter(|(_, spec)| include_fake || !spec.fake)
         .filter(|(p, _)| country.is_none_or(|c| &p.country_code == c))
-        .map(|(p, _)| (id_num(&p.id), p))
-        ;
+        .map(|(p, _)| (id_num(&p.id), p));
     paginate(&s, &q, items)
 }
 
@@ -589,7 +786,12 @@ async fn show_provider(Path(code): Path<String>) -> ApiResult {
         .iter()
         .enumerate()
         .find(|(_, p)| p.code == code)
-        .ok_or_else(|| SimError::new(ErrorClass::ProviderNotFound, format!("Provider with code: '{code}' was not found.")))?;
+        .ok_or_else(|| {
+            SimError::new(
+                ErrorClass::ProviderNotFound,
+                format!("Provider with code: '{code}' was not found."),
+            )
+        })?;
     Ok(data(catalogue::provider(i, spec)))
 }
 
@@ -598,8 +800,14 @@ async fn show_provider(Path(code): Path<String>) -> ApiResult {
 pub fn control_routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/sim/ground_truth/{id}", get(ground_truth))
-        .route("/sim/requests", get(|State(s): St| async move { Json(s.requests.lock().unwrap().clone()) }))
-        .route("/sim/callbacks", get(|State(s): St| async move { Json(s.callbacks.deliveries()) }))
+        .route(
+            "/sim/requests",
+            get(|State(s): St| async move { Json(s.requests.lock().unwrap().clone()) }),
+        )
+        .route(
+            "/sim/callbacks",
+            get(|State(s): St| async move { Json(s.callbacks.deliveries()) }),
+        )
         .route("/sim/faults", post(set_faults).delete(clear_faults))
         .route("/sim/callback_base", post(set_callback_base))
         .route("/sim/connections", post(seed))
@@ -623,18 +831,32 @@ async fn clear_faults(State(s): St) -> impl IntoResponse {
 }
 
 async fn set_callback_base(State(s): St, Json(v): Json<Value>) -> ApiResult {
-    let url = v["url"].as_str().map(url::Url::parse).transpose().map_err(|e| SimError::new(ErrorClass::WrongRequestFormat, e.to_string()))?;
+    let url = v["url"]
+        .as_str()
+        .map(url::Url::parse)
+        .transpose()
+        .map_err(|e| SimError::new(ErrorClass::WrongRequestFormat, e.to_string()))?;
     *s.callback_base.lock().unwrap() = url;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub fn seed_connection(s: &SimState, identifier: &str, provider_code: &str) -> Result<(String, String), SimError> {
+pub fn seed_connection(
+    s: &SimState,
+    identifier: &str,
+    provider_code: &str,
+) -> Result<(String, String), SimError> {
     let mut w = s.world.lock().unwrap();
     let customer_id = match w.customers.values().find(|c| c.identifier == identifier) {
         Some(c) => c.id.clone(),
         None => w.create_customer(identifier)?.id,
     };
-    let conn_id = w.new_connection_shell(&customer_id, provider_code, Some(catalogue::LOGIN), true, None)?;
+    let conn_id = w.new_connection_shell(
+        &customer_id,
+        provider_code,
+        Some(catalogue::LOGIN),
+        true,
+        None,
+    )?;
     w.succeed(&conn_id, Some(&ConsentRequest::standard()), false, false)?;
     // Render the history now, so that serving it costs the same on every fetch.
     for t in &w.conn(&conn_id)?.posted {
@@ -656,8 +878,14 @@ async fn advance(State(s): St, Path(id): Path<String>) -> ApiResult {
 
 async fn fail(State(s): St, Path(id): Path<String>, Json(v): Json<Value>) -> ApiResult {
     let class = ErrorClass::parse(v["error_class"].as_str().unwrap_or("ProviderUnavailable"));
-    let message = v["error_message"].as_str().unwrap_or("Provider unavailable, try again later.").to_string();
-    s.world.lock().unwrap().fail_attempt(&id, &class, &message)?;
+    let message = v["error_message"]
+        .as_str()
+        .unwrap_or("Provider unavailable, try again later.")
+        .to_string();
+    s.world
+        .lock()
+        .unwrap()
+        .fail_attempt(&id, &class, &message)?;
     send_fail_callback(&s, &id, &class, &message);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

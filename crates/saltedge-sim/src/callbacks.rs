@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
 use crate::sigs::SaltEdgeKey;
 use crate::wire::CallbackData;
+use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use url::Url;
@@ -66,7 +66,8 @@ impl CallbackSender {
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
-        let registered: Arc<Mutex<std::collections::HashMap<CallbackKind, String>>> = Arc::default();
+        let registered: Arc<Mutex<std::collections::HashMap<CallbackKind, String>>> =
+            Arc::default();
         let registered2 = registered.clone();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -79,8 +80,12 @@ impl CallbackSender {
                 let url = match explicit {
                     Some(u) => u,
                     None => {
-                        let Some(base) = base.lock().unwrap().clone() else { continue };
-                        let Ok(url) = base.join(out.kind.path()) else { continue };
+                        let Some(base) = base.lock().unwrap().clone() else {
+                            continue;
+                        };
+                        let Ok(url) = base.join(out.kind.path()) else {
+                            continue;
+                        };
                         url.to_string()
                     }
                 };
@@ -107,7 +112,13 @@ impl CallbackSender {
                 }
             }
         });
-        CallbackSender { tx, log, copies: Arc::new(std::sync::atomic::AtomicU32::new(1)), registered, last_time: Arc::default() }
+        CallbackSender {
+            tx,
+            log,
+            copies: Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            registered,
+            last_time: Arc::default(),
+        }
     }
 
     pub fn send(&self, kind: CallbackKind, data: CallbackData) {
@@ -126,7 +137,10 @@ impl CallbackSender {
         };
         let body = serde_json::json!({ "data": data, "meta": { "version": "5", "time": time } });
         let body = serde_json::to_string(&body).expect("callback serialises");
-        let copies = self.copies.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        let copies = self
+            .copies
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1);
         let _ = self.tx.send(Outgoing { kind, body, copies });
     }
 

@@ -29,20 +29,132 @@ pub const PASSWORD: &str = "secret";
 pub const SMS_CODE: &str = "123456";
 
 pub const PROVIDERS: &[ProviderSpec] = &[
-    ProviderSpec { code: "fake_client_xf", name: "Fake Bank with Client Keys", country: "XF", auth: AuthKind::Credentials, fake: true, currencies: &["EUR", "USD", "GBP"], mode: "web" },
-    ProviderSpec { code: "fake_oauth_client_xf", name: "Fake OAuth Bank with Client Keys", country: "XF", auth: AuthKind::OAuth, fake: true, currencies: &["EUR", "USD"], mode: "oauth" },
-    ProviderSpec { code: "fake_interactive_client_xf", name: "Fake Interactive Bank with Client Keys", country: "XF", auth: AuthKind::Interactive, fake: true, currencies: &["EUR", "GBP"], mode: "web" },
-    ProviderSpec { code: "fakebank_simple_xf", name: "Fakebank Simple", country: "XF", auth: AuthKind::Credentials, fake: true, currencies: &["EUR"], mode: "web" },
-    ProviderSpec { code: "fakebank_interactive_xf", name: "Fakebank Interactive", country: "XF", auth: AuthKind::Interactive, fake: true, currencies: &["USD"], mode: "web" },
-    ProviderSpec { code: "fakebank_available_xf", name: "Fakebank Available Balance", country: "XF", auth: AuthKind::Credentials, fake: true, currencies: &["EUR"], mode: "web" },
-    ProviderSpec { code: "fakebank_oauth_xf", name: "Fakebank OAuth", country: "XF", auth: AuthKind::OAuth, fake: true, currencies: &["GBP"], mode: "oauth" },
-    ProviderSpec { code: "demobank_de", name: "Demobank Deutschland", country: "DE", auth: AuthKind::OAuth, fake: false, currencies: &["EUR"], mode: "oauth" },
-    ProviderSpec { code: "demobank_gb", name: "Demobank United Kingdom", country: "GB", auth: AuthKind::OAuth, fake: false, currencies: &["GBP"], mode: "oauth" },
-    ProviderSpec { code: "demobank_us", name: "Demobank USA", country: "US", auth: AuthKind::Credentials, fake: false, currencies: &["USD"], mode: "web" },
-    ProviderSpec { code: "demobank_ro", name: "Demobank România", country: "RO", auth: AuthKind::Interactive, fake: false, currencies: &["RON", "EUR"], mode: "web" },
-    ProviderSpec { code: "demobank_jp", name: "Demobank Japan", country: "JP", auth: AuthKind::Credentials, fake: false, currencies: &["JPY"], mode: "web" },
-    ProviderSpec { code: "demobank_md", name: "Demobank Moldova", country: "MD", auth: AuthKind::Credentials, fake: false, currencies: &["MDL", "USD"], mode: "web" },
-    ProviderSpec { code: "demobank_files_de", name: "Demobank Statement Upload", country: "DE", auth: AuthKind::Credentials, fake: false, currencies: &["EUR"], mode: "file" },
+    ProviderSpec {
+        code: "fake_client_xf",
+        name: "Fake Bank with Client Keys",
+        country: "XF",
+        auth: AuthKind::Credentials,
+        fake: true,
+        currencies: &["EUR", "USD", "GBP"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "fake_oauth_client_xf",
+        name: "Fake OAuth Bank with Client Keys",
+        country: "XF",
+        auth: AuthKind::OAuth,
+        fake: true,
+        currencies: &["EUR", "USD"],
+        mode: "oauth",
+    },
+    ProviderSpec {
+        code: "fake_interactive_client_xf",
+        name: "Fake Interactive Bank with Client Keys",
+        country: "XF",
+        auth: AuthKind::Interactive,
+        fake: true,
+        currencies: &["EUR", "GBP"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "fakebank_simple_xf",
+        name: "Fakebank Simple",
+        country: "XF",
+        auth: AuthKind::Credentials,
+        fake: true,
+        currencies: &["EUR"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "fakebank_interactive_xf",
+        name: "Fakebank Interactive",
+        country: "XF",
+        auth: AuthKind::Interactive,
+        fake: true,
+        currencies: &["USD"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "fakebank_available_xf",
+        name: "Fakebank Available Balance",
+        country: "XF",
+        auth: AuthKind::Credentials,
+        fake: true,
+        currencies: &["EUR"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "fakebank_oauth_xf",
+        name: "Fakebank OAuth",
+        country: "XF",
+        auth: AuthKind::OAuth,
+        fake: true,
+        currencies: &["GBP"],
+        mode: "oauth",
+    },
+    ProviderSpec {
+        code: "demobank_de",
+        name: "Demobank Deutschland",
+        country: "DE",
+        auth: AuthKind::OAuth,
+        fake: false,
+        currencies: &["EUR"],
+        mode: "oauth",
+    },
+    ProviderSpec {
+        code: "demobank_gb",
+        name: "Demobank United Kingdom",
+        country: "GB",
+        auth: AuthKind::OAuth,
+        fake: false,
+        currencies: &["GBP"],
+        mode: "oauth",
+    },
+    ProviderSpec {
+        code: "demobank_us",
+        name: "Demobank USA",
+        country: "US",
+        auth: AuthKind::Credentials,
+        fake: false,
+        currencies: &["USD"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "demobank_ro",
+        name: "Demobank România",
+        country: "RO",
+        auth: AuthKind::Interactive,
+        fake: false,
+        currencies: &["RON", "EUR"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "demobank_jp",
+        name: "Demobank Japan",
+        country: "JP",
+        auth: AuthKind::Credentials,
+        fake: false,
+        currencies: &["JPY"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "demobank_md",
+        name: "Demobank Moldova",
+        country: "MD",
+        auth: AuthKind::Credentials,
+        fake: false,
+        currencies: &["MDL", "USD"],
+        mode: "web",
+    },
+    ProviderSpec {
+        code: "demobank_files_de",
+        name: "Demobank Statement Upload",
+        country: "DE",
+        auth: AuthKind::Credentials,
+        fake: false,
+        currencies: &["EUR"],
+        mode: "file",
+    },
 ];
 
 /// Providers that report an available balance (`extra.balance_type = "available"`): the
@@ -99,23 +211,44 @@ pub fn provider(index: usize, p: &ProviderSpec) -> Provider {
 }
 
 pub fn providers() -> Vec<Provider> {
-    PROVIDERS.iter().enumerate().map(|(i, p)| provider(i, p)).collect()
+    PROVIDERS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| provider(i, p))
+        .collect()
 }
 
 pub fn countries() -> Vec<Country> {
-    [("XF", "Fake Country"), ("DE", "Germany"), ("GB", "United Kingdom"), ("US", "United States"),
-     ("RO", "Romania"), ("JP", "Japan"), ("MD", "Moldova")]
-        .iter()
-        .map(|(c, n)| Country { code: c, name: n, refresh_start_time: 2 })
-        .collect()
+    [
+        ("XF", "Fake Country"),
+        ("DE", "Germany"),
+        ("GB", "United Kingdom"),
+        ("US", "United States"),
+        ("RO", "Romania"),
+        ("JP", "Japan"),
+        ("MD", "Moldova"),
+    ]
+    .iter()
+    .map(|(c, n)| Country {
+        code: c,
+        name: n,
+        refresh_start_time: 2,
+    })
+    .collect()
 }
 
 pub fn currencies() -> Vec<Currency> {
-    [("EUR", "Euro"), ("USD", "US Dollar"), ("GBP", "British Pound"), ("RON", "Romanian Leu"),
-     ("JPY", "Japanese Yen"), ("MDL", "Moldovan Leu")]
-        .iter()
-        .map(|(c, n)| Currency { code: c, name: n })
-        .collect()
+    [
+        ("EUR", "Euro"),
+        ("USD", "US Dollar"),
+        ("GBP", "British Pound"),
+        ("RON", "Romanian Leu"),
+        ("JPY", "Japanese Yen"),
+        ("MDL", "Moldovan Leu"),
+    ]
+    .iter()
+    .map(|(c, n)| Currency { code: c, name: n })
+    .collect()
 }
 
 /// Minor-unit digits for a currency (ISO 4217).

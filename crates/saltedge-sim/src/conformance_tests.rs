@@ -16,7 +16,10 @@ fn conformance() -> PathBuf {
 
 fn read(rel: &str) -> Value {
     let p = conformance().join(rel);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -37,19 +40,27 @@ fn the_simulator_signs_and_verifies_every_vector_by_its_own_code() {
         let sig = c["signature"].as_str().unwrap();
         assert_eq!(signer.sign(s.as_bytes()), sig, "{name}");
         assert!(key.verifies(&s, sig), "{name}");
-        assert!(!key.verifies(&format!("{s}|"), sig), "{name}: a trailing bar must not verify");
+        assert!(
+            !key.verifies(&format!("{s}|"), sig),
+            "{name}: a trailing bar must not verify"
+        );
     }
 }
 
 fn keys_of(v: &Value) -> BTreeSet<String> {
-    v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Every key the simulator writes at this level must appear in the real payload's object.
 fn assert_subset(what: &str, sim: &Value, real: &[&Value]) {
     let real_keys: BTreeSet<String> = real.iter().flat_map(|r| keys_of(r)).collect();
     let extra: Vec<_> = keys_of(sim).difference(&real_keys).cloned().collect();
-    assert!(extra.is_empty(), "{what}: the simulator invents keys {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "{what}: the simulator invents keys {extra:?}"
+    );
 }
 
 #[test]
@@ -62,10 +73,21 @@ fn the_simulators_objects_use_only_keys_real_payloads_have() {
     let tx_real = read(&format!("{dir}transaction.1.fragment.json"));
     let customer_real = read(&format!("{dir}customer-show.1.json"));
 
-    let mut w = World::new(DataConfig { id_base: Some(100_000_000_000_000_000), ..Default::default() });
+    let mut w = World::new(DataConfig {
+        id_base: Some(100_000_000_000_000_000),
+        ..Default::default()
+    });
     let customer = w.create_customer("shape").unwrap();
-    let conn_id = w.new_connection_shell(&customer.id, "fake_client_xf", Some("username"), true, None).unwrap();
-    w.succeed(&conn_id, Some(&crate::wire::ConsentRequest::standard()), false, false).unwrap();
+    let conn_id = w
+        .new_connection_shell(&customer.id, "fake_client_xf", Some("username"), true, None)
+        .unwrap();
+    w.succeed(
+        &conn_id,
+        Some(&crate::wire::ConsentRequest::standard()),
+        false,
+        false,
+    )
+    .unwrap();
     let rec = w.conn(&conn_id).unwrap();
 
     let conn = serde_json::to_value(&rec.conn).unwrap();
@@ -74,7 +96,11 @@ fn the_simulators_objects_use_only_keys_real_payloads_have() {
     let real_attempts: Vec<&Value> = real_conns.iter().map(|c| &c["last_attempt"]).collect();
     assert_subset("last_attempt", &conn["last_attempt"], &real_attempts);
     let real_stages: Vec<&Value> = real_attempts.iter().map(|a| &a["last_stage"]).collect();
-    assert_subset("last_stage", &conn["last_attempt"]["last_stage"], &real_stages);
+    assert_subset(
+        "last_stage",
+        &conn["last_attempt"]["last_stage"],
+        &real_stages,
+    );
 
     let real_accounts: Vec<&Value> = accounts_real["data"].as_array().unwrap().iter().collect();
     for a in &rec.accounts {
@@ -85,5 +111,9 @@ fn the_simulators_objects_use_only_keys_real_payloads_have() {
     for t in rec.posted.iter().take(5) {
         assert_subset("transaction", &serde_json::to_value(t).unwrap(), &real_txs);
     }
-    assert_subset("customer", &serde_json::to_value(&customer).unwrap(), &[&customer_real["data"]]);
+    assert_subset(
+        "customer",
+        &serde_json::to_value(&customer).unwrap(),
+        &[&customer_real["data"]],
+    );
 }

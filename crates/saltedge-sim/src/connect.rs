@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::errors::ErrorClass;
+use crate::wire::CallbackData;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
-use crate::errors::ErrorClass;
-use crate::wire::CallbackData;
 
 use crate::api::{send_fail_callback, send_fetch_callbacks};
 use crate::callbacks::CallbackKind;
@@ -25,7 +25,10 @@ pub fn routes() -> Router<Arc<SimState>> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -49,13 +52,24 @@ fn form(session: &Session, error: Option<&str>) -> Html<String> {
         let auth = match &session.provider_code {
             Some(code) => {
                 let spec = catalogue::spec(code);
-                b.push_str(&format!("<p>Bank: <strong>{}</strong></p>", esc(spec.map(|s| s.name).unwrap_or(code))));
+                b.push_str(&format!(
+                    "<p>Bank: <strong>{}</strong></p>",
+                    esc(spec.map(|s| s.name).unwrap_or(code))
+                ));
                 spec.map(|s| s.auth)
             }
             None => {
                 b.push_str("<label>Bank <select name=\"provider_code\">");
-                for p in catalogue::PROVIDERS.iter().filter(|p| session.include_fake_providers || !p.fake) {
-                    b.push_str(&format!("<option value=\"{}\">{} ({})</option>", p.code, esc(p.name), p.country));
+                for p in catalogue::PROVIDERS
+                    .iter()
+                    .filter(|p| session.include_fake_providers || !p.fake)
+                {
+                    b.push_str(&format!(
+                        "<option value=\"{}\">{} ({})</option>",
+                        p.code,
+                        esc(p.name),
+                        p.country
+                    ));
                 }
                 b.push_str("</select></label>");
                 Some(AuthKind::Credentials)
@@ -75,13 +89,26 @@ fn form(session: &Session, error: Option<&str>) -> Html<String> {
 async fn show(State(s): State<Arc<SimState>>, Path(token): Path<String>) -> Response {
     let w = s.world.lock().unwrap();
     match w.sessions.get(&token) {
-        Some(sess) if !sess.done && sess.expires_at > Utc::now() => form(sess, None).into_response(),
-        _ => (StatusCode::NOT_FOUND, page("Session expired", "<p>This connect session is no longer valid.</p>")).into_response(),
+        Some(sess) if !sess.done && sess.expires_at > Utc::now() => {
+            form(sess, None).into_response()
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            page(
+                "Session expired",
+                "<p>This connect session is no longer valid.</p>",
+            ),
+        )
+            .into_response(),
     }
 }
 
 /// Where the browser goes when the flow ends.
-fn finish(return_to: Option<&str>, connection_id: Option<&str>, error: Option<&ErrorClass>) -> Response {
+fn finish(
+    return_to: Option<&str>,
+    connection_id: Option<&str>,
+    error: Option<&ErrorClass>,
+) -> Response {
     let mut params = vec![];
     if let Some(id) = connection_id {
         params.push(format!("connection_id={id}"));
@@ -100,7 +127,10 @@ fn finish(return_to: Option<&str>, connection_id: Option<&str>, error: Option<&E
                 Some(e) => format!("<p class=\"error\" id=\"error\">Connection failed: {e}</p>"),
                 None => "<p id=\"done\">Connected. You can close this window.</p>".into(),
             };
-            let body = format!("{msg}<p>connection_id: <code id=\"connection_id\">{}</code></p>", connection_id.unwrap_or(""));
+            let body = format!(
+                "{msg}<p>connection_id: <code id=\"connection_id\">{}</code></p>",
+                connection_id.unwrap_or("")
+            );
             page("Salt Edge Connect", &body).into_response()
         }
     }
@@ -112,56 +142,130 @@ enum After {
     Success(String),
 }
 
-async fn submit(State(s): State<Arc<SimState>>, Path(token): Path<String>, Form(f): Form<HashMap<String, String>>) -> Response {
-    let field = |k: &str| f.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+async fn submit(
+    State(s): State<Arc<SimState>>,
+    Path(token): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |k: &str| {
+        f.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let (after, return_to) = {
         let mut w = s.world.lock().unwrap();
-        let Some(session) = w.sessions.get(&token).cloned().filter(|x| !x.done && x.expires_at > Utc::now()) else {
-            return (StatusCode::NOT_FOUND, page("Session expired", "<p>This connect session is no longer valid.</p>")).into_response();
+        let Some(session) = w
+            .sessions
+            .get(&token)
+            .cloned()
+            .filter(|x| !x.done && x.expires_at > Utc::now())
+        else {
+            return (
+                StatusCode::NOT_FOUND,
+                page(
+                    "Session expired",
+                    "<p>This connect session is no longer valid.</p>",
+                ),
+            )
+                .into_response();
         };
         let return_to = session.return_to.clone();
         let after = if let Some(aw) = &session.awaiting_sms {
             if field("sms").as_deref() == Some(catalogue::SMS_CODE) {
-                let add = matches!(session.kind, SessionKind::Refresh(_)) && w.data.new_account_on_refresh_session;
+                let add = matches!(session.kind, SessionKind::Refresh(_))
+                    && w.data.new_account_on_refresh_session;
                 match w.succeed(&aw.connection_id, session.consent.as_ref(), add, false) {
                     Ok(()) => After::Success(aw.connection_id.clone()),
-                    Err(e) => return (StatusCode::BAD_REQUEST, form(&session, Some(&e.message))).into_response(),
+                    Err(e) => {
+                        return (StatusCode::BAD_REQUEST, form(&session, Some(&e.message)))
+                            .into_response()
+                    }
                 }
             } else {
-                let _ = w.fail_attempt(&aw.connection_id, &ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code.");
-                After::Fail(aw.connection_id.clone(), ErrorClass::InvalidInteractiveCredentials, "Invalid SMS code.")
+                let _ = w.fail_attempt(
+                    &aw.connection_id,
+                    &ErrorClass::InvalidInteractiveCredentials,
+                    "Invalid SMS code.",
+                );
+                After::Fail(
+                    aw.connection_id.clone(),
+                    ErrorClass::InvalidInteractiveCredentials,
+                    "Invalid SMS code.",
+                )
             }
         } else {
-            let Some(code) = session.provider_code.clone().or_else(|| field("provider_code")) else {
-                return (StatusCode::UNPROCESSABLE_ENTITY, form(&session, Some("Choose your bank."))).into_response();
+            let Some(code) = session
+                .provider_code
+                .clone()
+                .or_else(|| field("provider_code"))
+            else {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    form(&session, Some("Choose your bank.")),
+                )
+                    .into_response();
             };
-            let Some(spec) = catalogue::spec(&code).filter(|p| session.include_fake_providers || !p.fake) else {
-                return (StatusCode::UNPROCESSABLE_ENTITY, form(&session, Some("Unknown bank."))).into_response();
+            let Some(spec) =
+                catalogue::spec(&code).filter(|p| session.include_fake_providers || !p.fake)
+            else {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    form(&session, Some("Unknown bank.")),
+                )
+                    .into_response();
             };
             if !matches!(session.kind, SessionKind::Refresh(_)) && field("consent").is_none() {
-                return (StatusCode::UNPROCESSABLE_ENTITY, form(&session, Some("Please give your consent by checking the consent checkbox."))).into_response();
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    form(
+                        &session,
+                        Some("Please give your consent by checking the consent checkbox."),
+                    ),
+                )
+                    .into_response();
             }
             let login = match spec.auth {
                 AuthKind::OAuth => None,
                 _ => field("login"),
             };
             let creds_ok = spec.auth == AuthKind::OAuth
-                || (login.as_deref() == Some(catalogue::LOGIN) && field("password").as_deref() == Some(catalogue::PASSWORD));
+                || (login.as_deref() == Some(catalogue::LOGIN)
+                    && field("password").as_deref() == Some(catalogue::PASSWORD));
             let existing = match &session.kind {
                 SessionKind::Create => None,
                 SessionKind::Reconnect(id) | SessionKind::Refresh(id) => Some(id.clone()),
             };
-            let duplicate = existing.is_none() && creds_ok && w.duplicate_of(&session.customer_id, &code, login.as_deref()).is_some();
+            let duplicate = existing.is_none()
+                && creds_ok
+                && w.duplicate_of(&session.customer_id, &code, login.as_deref())
+                    .is_some();
             let conn_id = match &existing {
                 Some(id) => id.clone(),
-                None => match w.new_connection_shell(&session.customer_id, &code, login.as_deref(), session.daily_refresh, session.custom_fields.clone()) {
+                None => match w.new_connection_shell(
+                    &session.customer_id,
+                    &code,
+                    login.as_deref(),
+                    session.daily_refresh,
+                    session.custom_fields.clone(),
+                ) {
                     Ok(id) => id,
-                    Err(e) => return (StatusCode::BAD_REQUEST, form(&session, Some(&e.message))).into_response(),
+                    Err(e) => {
+                        return (StatusCode::BAD_REQUEST, form(&session, Some(&e.message)))
+                            .into_response()
+                    }
                 },
             };
             if !creds_ok {
-                let _ = w.fail_attempt(&conn_id, &ErrorClass::InvalidCredentials, "Invalid login or password.");
-                After::Fail(conn_id, ErrorClass::InvalidCredentials, "Invalid login or password.")
+                let _ = w.fail_attempt(
+                    &conn_id,
+                    &ErrorClass::InvalidCredentials,
+                    "Invalid login or password.",
+                );
+                After::Fail(
+                    conn_id,
+                    ErrorClass::InvalidCredentials,
+                    "Invalid login or password.",
+                )
             } else if duplicate {
                 let msg = "You have already used these credentials to connect with this provider.";
                 let _ = w.fail_attempt(&conn_id, &ErrorClass::ConnectionDuplicated, msg);
@@ -172,16 +276,23 @@ async fn submit(State(s): State<Arc<SimState>>, Path(token): Path<String>, Form(
                 }
                 let _ = w.set_interactive_stage(&conn_id);
                 let sess = w.sessions.get_mut(&token).expect("session exists");
-                sess.awaiting_sms = Some(AwaitingSms { connection_id: conn_id.clone(), provider_code: code.clone(), login: login.unwrap_or_default() });
+                sess.awaiting_sms = Some(AwaitingSms {
+                    connection_id: conn_id.clone(),
+                    provider_code: code.clone(),
+                    login: login.unwrap_or_default(),
+                });
                 After::Interactive(conn_id)
             } else {
                 if let Some(rec) = w.connections.get_mut(&conn_id) {
                     rec.login = login.clone();
                 }
-                let add = matches!(session.kind, SessionKind::Refresh(_)) && w.data.new_account_on_refresh_session;
+                let add = matches!(session.kind, SessionKind::Refresh(_))
+                    && w.data.new_account_on_refresh_session;
                 match w.succeed(&conn_id, session.consent.as_ref(), add, false) {
                     Ok(()) => After::Success(conn_id),
-                    Err(e) => After::Fail(conn_id, e.class, "The connection could not be completed."),
+                    Err(e) => {
+                        After::Fail(conn_id, e.class, "The connection could not be completed.")
+                    }
                 }
             }
         };
@@ -202,7 +313,14 @@ async fn submit(State(s): State<Arc<SimState>>, Path(token): Path<String>, Form(
             finish(return_to.as_deref(), Some(&id), Some(&class))
         }
         After::Interactive(id) => {
-            let customer_id = s.world.lock().unwrap().connections.get(&id).map(|c| c.conn.customer_id.clone()).unwrap_or_default();
+            let customer_id = s
+                .world
+                .lock()
+                .unwrap()
+                .connections
+                .get(&id)
+                .map(|c| c.conn.customer_id.clone())
+                .unwrap_or_default();
             s.callbacks.send(
                 CallbackKind::Interactive,
                 CallbackData {

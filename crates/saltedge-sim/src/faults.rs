@@ -43,7 +43,16 @@ pub struct FaultRule {
 
 impl FaultRule {
     pub fn new(action: FaultAction) -> Self {
-        FaultRule { action, path_contains: None, method: None, skip: 0, times: None, probability: None, matched: 0, applied: 0 }
+        FaultRule {
+            action,
+            path_contains: None,
+            method: None,
+            skip: 0,
+            times: None,
+            probability: None,
+            matched: 0,
+            applied: 0,
+        }
     }
     pub fn on_path(mut self, p: &str) -> Self {
         self.path_contains = Some(p.into());
@@ -82,9 +91,15 @@ impl FaultRule {
             rest = &rest[..i];
             Some(v)
         };
-        let prob = take('%').map(|v| v.parse::<f64>().map_err(|e| e.to_string())).transpose()?;
-        let times = take('x').map(|v| v.parse::<u32>().map_err(|e| e.to_string())).transpose()?;
-        let skip = take('#').map(|v| v.parse::<u32>().map_err(|e| e.to_string())).transpose()?;
+        let prob = take('%')
+            .map(|v| v.parse::<f64>().map_err(|e| e.to_string()))
+            .transpose()?;
+        let times = take('x')
+            .map(|v| v.parse::<u32>().map_err(|e| e.to_string()))
+            .transpose()?;
+        let skip = take('#')
+            .map(|v| v.parse::<u32>().map_err(|e| e.to_string()))
+            .transpose()?;
         let path = take('@');
         let action = if rest == "drop" {
             FaultAction::Drop
@@ -97,15 +112,32 @@ impl FaultRule {
         } else {
             return Err(format!("unknown fault action in {s:?}: use drop, delay=MS, an HTTP status or an error class"));
         };
-        Ok(FaultRule { action, path_contains: path, method: None, skip: skip.unwrap_or(0), times, probability: prob, matched: 0, applied: 0 })
+        Ok(FaultRule {
+            action,
+            path_contains: path,
+            method: None,
+            skip: skip.unwrap_or(0),
+            times,
+            probability: prob,
+            matched: 0,
+            applied: 0,
+        })
     }
 }
 
 /// Picks the action for one request, updating the rules' counters.
-pub fn pick(rules: &mut [FaultRule], method: &str, path: &str, rng: &mut SplitMix64) -> Vec<FaultAction> {
+pub fn pick(
+    rules: &mut [FaultRule],
+    method: &str,
+    path: &str,
+    rng: &mut SplitMix64,
+) -> Vec<FaultAction> {
     let mut actions = vec![];
     for r in rules.iter_mut() {
-        if r.path_contains.as_deref().is_some_and(|p| !path.contains(p)) {
+        if r.path_contains
+            .as_deref()
+            .is_some_and(|p| !path.contains(p))
+        {
             continue;
         }
         if r.method.as_deref().is_some_and(|m| m != method) {
@@ -137,7 +169,10 @@ mod tests {
     fn cli_form_parses() {
         let r = FaultRule::parse_cli("500@transactions#2x1").unwrap();
         assert_eq!(r.action, FaultAction::Status(500));
-        assert_eq!((r.path_contains.as_deref(), r.skip, r.times), (Some("transactions"), 2, Some(1)));
+        assert_eq!(
+            (r.path_contains.as_deref(), r.skip, r.times),
+            (Some("transactions"), 2, Some(1))
+        );
         let r = FaultRule::parse_cli("drop%0.5").unwrap();
         assert_eq!((r.action, r.probability), (FaultAction::Drop, Some(0.5)));
         assert!(FaultRule::parse_cli("what?").is_err());
@@ -147,7 +182,9 @@ mod tests {
     fn nth_applies_once() {
         let mut rules = vec![FaultRule::new(FaultAction::Drop).nth(3)];
         let mut rng = SplitMix64::new(1);
-        let hits: Vec<bool> = (0..5).map(|_| !pick(&mut rules, "GET", "/x", &mut rng).is_empty()).collect();
+        let hits: Vec<bool> = (0..5)
+            .map(|_| !pick(&mut rules, "GET", "/x", &mut rng).is_empty())
+            .collect();
         assert_eq!(hits, vec![false, false, true, false, false]);
     }
 }

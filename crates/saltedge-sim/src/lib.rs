@@ -129,11 +129,19 @@ impl Simulator {
         let public_base = Url::parse(&format!("http://{addr}/")).expect("valid url");
         let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let signer = sigs::SaltEdgeKey::from_pem(&cfg.signing_key_pem).map_err(bad)?;
-        let client_key = cfg.client_public_key_pem.as_deref().map(sigs::ClientKey::from_pem).transpose().map_err(bad)?;
+        let client_key = cfg
+            .client_public_key_pem
+            .as_deref()
+            .map(sigs::ClientKey::from_pem)
+            .transpose()
+            .map_err(bad)?;
         let callback_base = Arc::new(Mutex::new(cfg.callback_base_url.clone()));
         let state = Arc::new(SimState {
             world: Mutex::new(World::new(cfg.data.clone())),
-            faults: Mutex::new((cfg.faults.clone(), world::SplitMix64::new(cfg.data.seed ^ 0xFA017))),
+            faults: Mutex::new((
+                cfg.faults.clone(),
+                world::SplitMix64::new(cfg.data.seed ^ 0xFA017),
+            )),
             requests: Mutex::new(vec![]),
             tx_json: Mutex::new(Default::default()),
             body_rewrites: Mutex::new(vec![]),
@@ -153,7 +161,12 @@ impl Simulator {
                 })
                 .await;
         });
-        Ok(Simulator { addr, state, shutdown: Some(tx), task: Some(task) })
+        Ok(Simulator {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 
     /// The API root to give the client, e.g. `http://127.0.0.1:PORT/api/v5/`.
@@ -182,7 +195,13 @@ impl Simulator {
     /// The bank re-issues one posted transaction under a new id (the old id is gone); returns
     /// the new id.
     pub fn reissue(&self, connection_id: &str, transaction_id: &str) -> String {
-        let id = self.state.world.lock().unwrap().reissue(connection_id, transaction_id).expect("reissue");
+        let id = self
+            .state
+            .world
+            .lock()
+            .unwrap()
+            .reissue(connection_id, transaction_id)
+            .expect("reissue");
         self.state.tx_json.lock().unwrap().remove(transaction_id);
         id
     }
@@ -221,13 +240,21 @@ impl Simulator {
 
     /// The bank fails the connection's next `n` fetches (ProviderUnavailable).
     pub fn fail_next_fetches(&self, connection_id: &str, n: u32) {
-        self.state.world.lock().unwrap().failing_fetches.insert(connection_id.to_string(), n);
+        self.state
+            .world
+            .lock()
+            .unwrap()
+            .failing_fetches
+            .insert(connection_id.to_string(), n);
     }
 
     /// The connection's current consent expires now (as if its period ran out).
     pub fn expire_consent(&self, connection_id: &str) {
         let mut w = self.state.world.lock().unwrap();
-        let current = w.connections.get(connection_id).and_then(|r| r.consent_id().map(str::to_string));
+        let current = w
+            .connections
+            .get(connection_id)
+            .and_then(|r| r.consent_id().map(str::to_string));
         if let Some(c) = current.and_then(|id| w.consents.get_mut(&id)) {
             c.expires_at = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
         }
@@ -236,7 +263,11 @@ impl Simulator {
     /// (consent id, revoked) of the connection's consents, oldest first.
     pub fn consents(&self, connection_id: &str) -> Vec<(String, bool)> {
         let w = self.state.world.lock().unwrap();
-        w.consents.values().filter(|c| c.connection_id.as_deref() == Some(connection_id)).map(|c| (c.id.clone(), c.revoked_at.is_some())).collect()
+        w.consents
+            .values()
+            .filter(|c| c.connection_id.as_deref() == Some(connection_id))
+            .map(|c| (c.id.clone(), c.revoked_at.is_some()))
+            .collect()
     }
 
     /// Every API response body has each `from` replaced by `to` (see [`SimState::body_rewrites`]).
@@ -254,7 +285,12 @@ impl Simulator {
 
     /// Registers the exact URL for one kind of callback (trailing slash and all).
     pub fn set_callback_url(&self, kind: CallbackKind, url: &str) {
-        self.state.callbacks.registered.lock().unwrap().insert(kind, url.to_string());
+        self.state
+            .callbacks
+            .registered
+            .lock()
+            .unwrap()
+            .insert(kind, url.to_string());
     }
 
     pub fn set_callback_base(&self, url: Option<Url>) {
@@ -270,7 +306,12 @@ impl Simulator {
     }
 
     pub fn ground_truth(&self, connection_id: &str) -> Option<GroundTruth> {
-        self.state.world.lock().unwrap().ground_truth(connection_id).ok()
+        self.state
+            .world
+            .lock()
+            .unwrap()
+            .ground_truth(connection_id)
+            .ok()
     }
 
     /// Creates a customer and an active connection with data, skipping the Connect page.
@@ -295,7 +336,10 @@ impl Simulator {
 }
 
 pub fn router(state: Arc<SimState>) -> Router {
-    let api = api::routes().layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard));
+    let api = api::routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::guard,
+    ));
     Router::new()
         .nest("/api/v5", api)
         .merge(connect::routes())

@@ -18,7 +18,13 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 
 /// The string Salt Edge verifies a request signature over.
-pub fn request_string(expires_at: &str, method: &str, url: &str, body: &str, file_sha256: Option<&str>) -> String {
+pub fn request_string(
+    expires_at: &str,
+    method: &str,
+    url: &str,
+    body: &str,
+    file_sha256: Option<&str>,
+) -> String {
     let mut s = format!("{expires_at}|{}|{url}|{body}", method.to_uppercase());
     if let Some(digest) = file_sha256 {
         s.push('|');
@@ -41,8 +47,12 @@ impl ClientKey {
     }
 
     pub fn verifies(&self, message: &str, signature_b64: &str) -> bool {
-        let Ok(raw) = B64.decode(signature_b64.trim()) else { return false };
-        let Ok(sig) = Signature::try_from(raw.as_slice()) else { return false };
+        let Ok(raw) = B64.decode(signature_b64.trim()) else {
+            return false;
+        };
+        let Ok(sig) = Signature::try_from(raw.as_slice()) else {
+            return false;
+        };
         self.0.verify(message.as_bytes(), &sig).is_ok()
     }
 }

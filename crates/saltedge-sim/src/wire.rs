@@ -50,7 +50,11 @@ pub struct ConsentRequest {
 
 impl ConsentRequest {
     pub fn standard() -> Self {
-        ConsentRequest { scopes: vec!["account_details".into(), "transactions_details".into()], from_date: None, period_days: None }
+        ConsentRequest {
+            scopes: vec!["account_details".into(), "transactions_details".into()],
+            from_date: None,
+            period_days: None,
+        }
     }
 }
 

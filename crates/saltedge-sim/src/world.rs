@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rust_decimal::Decimal;
 use crate::errors::ErrorClass;
 use crate::wire::*;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
 
@@ -65,7 +65,10 @@ pub struct SimError {
 
 impl SimError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        SimError { class, message: message.into() }
+        SimError {
+            class,
+            message: message.into(),
+        }
     }
 }
 
@@ -95,7 +98,10 @@ impl SplitMix64 {
 
 /// A JSON number with the decimal's digits (`5000.00`), as Salt Edge writes money.
 fn num(d: Decimal) -> serde_json::Value {
-    d.to_string().parse::<serde_json::Number>().map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+    d.to_string()
+        .parse::<serde_json::Number>()
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// The bank's question on the interactive stage (the simulator's own text).
@@ -241,7 +247,9 @@ impl World {
     pub fn new(data: DataConfig) -> Self {
         let rng = SplitMix64::new(data.seed);
         let base = data.id_base.unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             // 18 digits: 1e17 plus a block of 1e9 ids per (tenth of a) second of start time.
             100_000_000_000_000_000 + (now.as_millis() as u64 / 100 % 800_000_000) * 1_000_000_000
         });
@@ -283,10 +291,16 @@ impl World {
 
     pub fn create_customer(&mut self, identifier: &str) -> Result<Customer, SimError> {
         if identifier.trim().is_empty() {
-            return Err(SimError::new(ErrorClass::WrongRequestFormat, "identifier is required"));
+            return Err(SimError::new(
+                ErrorClass::WrongRequestFormat,
+                "identifier is required",
+            ));
         }
         if self.customers.values().any(|c| c.identifier == identifier) {
-            return Err(SimError::new(ErrorClass::DuplicatedCustomer, "Customer with such identifier already exists."));
+            return Err(SimError::new(
+                ErrorClass::DuplicatedCustomer,
+                "Customer with such identifier already exists.",
+            ));
         }
         let id = self.new_id();
         let secret = format!("cs-{}", self.token());
@@ -304,9 +318,12 @@ impl World {
     }
 
     pub fn customer(&self, id: &str) -> Result<&Customer, SimError> {
-        self.customers
-            .get(id)
-            .ok_or_else(|| SimError::new(ErrorClass::CustomerNotFound, format!("Customer with id: '{id}' was not found.")))
+        self.customers.get(id).ok_or_else(|| {
+            SimError::new(
+                ErrorClass::CustomerNotFound,
+                format!("Customer with id: '{id}' was not found."),
+            )
+        })
     }
 
     // ----- connections -----
@@ -315,17 +332,33 @@ impl World {
         self.connections
             .get(id)
             .filter(|c| !c.removed)
-            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, format!("Connection with id: '{id}' was not found.")))
+            .ok_or_else(|| {
+                SimError::new(
+                    ErrorClass::ConnectionNotFound,
+                    format!("Connection with id: '{id}' was not found."),
+                )
+            })
     }
 
     pub fn conn_mut(&mut self, id: &str) -> Result<&mut ConnRec, SimError> {
         self.connections
             .get_mut(id)
             .filter(|c| !c.removed)
-            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, format!("Connection with id: '{id}' was not found.")))
+            .ok_or_else(|| {
+                SimError::new(
+                    ErrorClass::ConnectionNotFound,
+                    format!("Connection with id: '{id}' was not found."),
+                )
+            })
     }
 
-    fn attempt(&mut self, success: bool, error: Option<(&ErrorClass, &str)>, stage: &str, automatic: bool) -> Attempt {
+    fn attempt(
+        &mut self,
+        success: bool,
+        error: Option<(&ErrorClass, &str)>,
+        stage: &str,
+        automatic: bool,
+    ) -> Attempt {
         let now = self.now();
         Attempt {
             id: self.new_id(),
@@ -348,7 +381,13 @@ impl World {
             consent_id: None,
             custom_fields: json!({}),
             exclude_accounts: vec![],
-            last_stage: Some(Stage { id: self.new_id(), name: stage.into(), created_at: now, updated_at: now, ..Default::default() }),
+            last_stage: Some(Stage {
+                id: self.new_id(),
+                name: stage.into(),
+                created_at: now,
+                updated_at: now,
+                ..Default::default()
+            }),
             created_at: now,
             updated_at: now,
         }
@@ -365,8 +404,12 @@ impl World {
         custom_fields: Option<serde_json::Value>,
     ) -> Result<String, SimError> {
         self.customer(customer_id)?;
-        let spec = catalogue::spec(provider_code)
-            .ok_or_else(|| SimError::new(ErrorClass::ProviderNotFound, format!("Provider with code: '{provider_code}' was not found.")))?;
+        let spec = catalogue::spec(provider_code).ok_or_else(|| {
+            SimError::new(
+                ErrorClass::ProviderNotFound,
+                format!("Provider with code: '{provider_code}' was not found."),
+            )
+        })?;
         let id = self.new_id();
         let secret = format!("cn-{}", self.token());
         let now = self.now();
@@ -412,7 +455,12 @@ impl World {
     }
 
     /// The customer already has a working connection to this provider with this login.
-    pub fn duplicate_of(&self, customer_id: &str, provider_code: &str, login: Option<&str>) -> Option<String> {
+    pub fn duplicate_of(
+        &self,
+        customer_id: &str,
+        provider_code: &str,
+        login: Option<&str>,
+    ) -> Option<String> {
         self.connections.values().find_map(|c| {
             (!c.removed
                 && c.conn.customer_id == customer_id
@@ -423,11 +471,22 @@ impl World {
         })
     }
 
-    pub fn fail_attempt(&mut self, conn_id: &str, class: &ErrorClass, message: &str) -> Result<(), SimError> {
+    pub fn fail_attempt(
+        &mut self,
+        conn_id: &str,
+        class: &ErrorClass,
+        message: &str,
+    ) -> Result<(), SimError> {
         self.fail_attempt_as(conn_id, class, message, false)
     }
 
-    pub fn fail_attempt_as(&mut self, conn_id: &str, class: &ErrorClass, message: &str, automatic: bool) -> Result<(), SimError> {
+    pub fn fail_attempt_as(
+        &mut self,
+        conn_id: &str,
+        class: &ErrorClass,
+        message: &str,
+        automatic: bool,
+    ) -> Result<(), SimError> {
         let attempt = self.attempt(false, Some((class, message)), "finish", automatic);
         let now = self.now();
         let rec = self.conn_mut(conn_id)?;
@@ -523,13 +582,13 @@ impl World {
             id: id.clone(),
             account_id: account.id.clone(),
             duplicated: false,
-            mode: "normal".into(),
+            mode: "normal",
             status,
             made_on,
             amount,
             currency_code: account.currency_code.clone(),
             description: description.into(),
-            category: "uncategorized".into(),
+            category: "uncategorized",
             extra: json!({
                 "posting_date": made_on.succ_opt().unwrap_or(made_on).to_string(),
                 "payee": payee,
@@ -541,7 +600,8 @@ impl World {
     }
 
     fn random_activity(&mut self, currency: &str) -> (Decimal, &'static str, &'static str) {
-        let (desc, payee, lo, hi) = ACTIVITY[(self.rng.next_u64() % ACTIVITY.len() as u64) as usize];
+        let (desc, payee, lo, hi) =
+            ACTIVITY[(self.rng.next_u64() % ACTIVITY.len() as u64) as usize];
         let mut minor = self.rng.range(lo, hi);
         if minor == 0 {
             minor = -1;
@@ -562,7 +622,16 @@ impl World {
         // credit line, debit card: the natures of the corpus (`accounts-list.1.json`).
         let natures = ["account", "credit_card", "savings", "credit", "card"];
         let nature = natures[n_existing % natures.len()];
-        let iban = format!("{}{:02}SIM{:015}", if spec.country == "XF" { "XF" } else { spec.country }, n_existing + 10, self.rng.next_u64() % 1_000_000_000_000_000);
+        let iban = format!(
+            "{}{:02}SIM{:015}",
+            if spec.country == "XF" {
+                "XF"
+            } else {
+                spec.country
+            },
+            n_existing + 10,
+            self.rng.next_u64() % 1_000_000_000_000_000
+        );
         let now = self.now();
         let account = Account {
             id: id.clone(),
@@ -575,7 +644,10 @@ impl World {
             created_at: now,
             updated_at: now,
         };
-        let opening = Decimal::new(self.rng.range(100_000, 2_000_000), catalogue::scale(currency));
+        let opening = Decimal::new(
+            self.rng.range(100_000, 2_000_000),
+            catalogue::scale(currency),
+        );
         let today = self.today();
         let days = self.data.history_days.max(1) as i64;
         let m = self.data.transactions_per_account as i64;
@@ -583,7 +655,14 @@ impl World {
         for k in 0..m {
             let made_on = today - Duration::days(days) + Duration::days(k * days / m.max(1));
             let (amount, desc, payee) = self.random_activity(currency);
-            txs.push(self.make_tx(&account, made_on, amount, desc, payee, TransactionStatus::Posted));
+            txs.push(self.make_tx(
+                &account,
+                made_on,
+                amount,
+                desc,
+                payee,
+                TransactionStatus::Posted,
+            ));
         }
         // Genuine twins: both real, both listed; Salt Edge only hints (`possible_duplicate`).
         // `duplicated` is never set here: only a client sets it (PUT /transactions/duplicate).
@@ -612,7 +691,12 @@ impl World {
             .posted
             .iter()
             .position(|t| t.id == tx_id)
-            .ok_or_else(|| SimError::new(ErrorClass::TransactionNotFound, format!("Transaction {tx_id} was not found.")))?;
+            .ok_or_else(|| {
+                SimError::new(
+                    ErrorClass::TransactionNotFound,
+                    format!("Transaction {tx_id} was not found."),
+                )
+            })?;
         let old = rec.posted.remove(pos);
         let new = self.copy_tx(&old);
         let new_id = new.id.clone();
@@ -640,7 +724,14 @@ impl World {
             .map(|i| {
                 let (amount, desc, payee) = self.random_activity(&account.currency_code);
                 let amount = -amount.abs();
-                self.make_tx(account, today - Duration::days((i % 3) as i64), amount, desc, payee, TransactionStatus::Pending)
+                self.make_tx(
+                    account,
+                    today - Duration::days((i % 3) as i64),
+                    amount,
+                    desc,
+                    payee,
+                    TransactionStatus::Pending,
+                )
             })
             .collect()
     }
@@ -661,11 +752,25 @@ impl World {
                 vanished.push(p.id);
                 continue;
             }
-            let account = accounts.iter().find(|a| a.id == p.account_id).expect("pending belongs to an account");
+            let account = accounts
+                .iter()
+                .find(|a| a.id == p.account_id)
+                .expect("pending belongs to an account");
             let payee = p.extra["payee"].as_str().unwrap_or("").to_string();
-            let desc = format!("{} REF{}", p.description.to_uppercase(), self.rng.range(1000, 9999));
+            let desc = format!(
+                "{} REF{}",
+                p.description.to_uppercase(),
+                self.rng.range(1000, 9999)
+            );
             let made_on = (p.made_on + Duration::days(self.rng.range(0, 1))).min(today);
-            let tx = self.make_tx(account, made_on, p.amount, &desc, &payee, TransactionStatus::Posted);
+            let tx = self.make_tx(
+                account,
+                made_on,
+                p.amount,
+                &desc,
+                &payee,
+                TransactionStatus::Posted,
+            );
             from_pending.push((p.id, tx.id.clone()));
             posted.push(tx);
         }
@@ -674,7 +779,14 @@ impl World {
             for _ in 0..self.data.new_transactions_per_fetch {
                 let (amount, desc, payee) = self.random_activity(&account.currency_code);
                 let made_on = today - Duration::days(self.rng.range(0, 1));
-                posted.push(self.make_tx(account, made_on, amount, desc, payee, TransactionStatus::Posted));
+                posted.push(self.make_tx(
+                    account,
+                    made_on,
+                    amount,
+                    desc,
+                    payee,
+                    TransactionStatus::Posted,
+                ));
             }
             new_pending.extend(self.new_pending(account));
         }
@@ -683,7 +795,13 @@ impl World {
         for _ in 0..self.data.reissued_per_fetch {
             let rec = self.conn_mut(conn_id)?;
             let taken: Vec<&String> = reissued.iter().map(|(o, _): &(String, String)| o).collect();
-            let Some(pos) = rec.posted.iter().rposition(|t| !t.duplicated && !taken.contains(&&t.id)) else { break };
+            let Some(pos) = rec
+                .posted
+                .iter()
+                .rposition(|t| !t.duplicated && !taken.contains(&&t.id))
+            else {
+                break;
+            };
             let old = rec.posted.remove(pos);
             let new = self.copy_tx(&old);
             reissued.push((old.id.clone(), new.id.clone()));
@@ -716,7 +834,11 @@ impl World {
             a.balance = if a.nature == "credit_card" {
                 // Salt Edge's account model: a card's balance is the sum of its negative
                 // transactions; payments to the card do not count.
-                rec.posted.iter().filter(|t| t.account_id == a.id && t.amount.is_sign_negative()).map(|t| t.amount).sum()
+                rec.posted
+                    .iter()
+                    .filter(|t| t.account_id == a.id && t.amount.is_sign_negative())
+                    .map(|t| t.amount)
+                    .sum()
             } else {
                 booked
             };
@@ -724,7 +846,12 @@ impl World {
                 a.extra["credit_limit"] = num(Decimal::new(500_000, 2));
             }
             if available {
-                let blocked: Decimal = rec.pending.iter().filter(|p| p.account_id == a.id).map(|p| p.amount.abs()).sum();
+                let blocked: Decimal = rec
+                    .pending
+                    .iter()
+                    .filter(|p| p.account_id == a.id)
+                    .map(|p| p.amount.abs())
+                    .sum();
                 let limit = Decimal::new(100_000, 2);
                 a.balance = booked + limit - blocked;
                 a.extra["balance_type"] = json!("available");
@@ -745,37 +872,87 @@ impl World {
             .connections
             .get(conn_id)
             .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, "no such connection"))?;
-        let truth = |t: &Transaction| TxTruth { id: t.id.clone(), made_on: t.made_on, amount: t.amount, description: t.description.clone() };
+        let truth = |t: &Transaction| TxTruth {
+            id: t.id.clone(),
+            made_on: t.made_on,
+            amount: t.amount,
+            description: t.description.clone(),
+        };
         let accounts = rec
             .accounts
             .iter()
             .map(|a| {
                 let mine = |t: &&Transaction| t.account_id == a.id;
-                let is_mine = |id: &str| rec.posted.iter().chain(&rec.pending).any(|t| t.id == id && t.account_id == a.id);
+                let is_mine = |id: &str| {
+                    rec.posted
+                        .iter()
+                        .chain(&rec.pending)
+                        .any(|t| t.id == id && t.account_id == a.id)
+                };
                 AccountTruth {
                     account_id: a.id.clone(),
                     currency_code: a.currency_code.clone(),
                     balance: a.balance,
-                    posted: rec.posted.iter().filter(mine).filter(|t| !t.duplicated).map(truth).collect(),
-                    duplicated_ids: rec.posted.iter().filter(mine).filter(|t| t.duplicated).map(|t| t.id.clone()).collect(),
+                    posted: rec
+                        .posted
+                        .iter()
+                        .filter(mine)
+                        .filter(|t| !t.duplicated)
+                        .map(truth)
+                        .collect(),
+                    duplicated_ids: rec
+                        .posted
+                        .iter()
+                        .filter(mine)
+                        .filter(|t| t.duplicated)
+                        .map(|t| t.id.clone())
+                        .collect(),
                     pending: rec.pending.iter().filter(mine).map(truth).collect(),
-                    posted_from_pending: rec.posted_from_pending.iter().filter(|(_, p)| is_mine(p)).cloned().collect(),
+                    posted_from_pending: rec
+                        .posted_from_pending
+                        .iter()
+                        .filter(|(_, p)| is_mine(p))
+                        .cloned()
+                        .collect(),
                     vanished_pending: rec.vanished_pending.clone(),
-                    reissued: rec.reissued.iter().filter(|(_, n)| is_mine(n)).cloned().collect(),
-                    twins: rec.twins.iter().filter(|(_, n)| is_mine(n)).cloned().collect(),
+                    reissued: rec
+                        .reissued
+                        .iter()
+                        .filter(|(_, n)| is_mine(n))
+                        .cloned()
+                        .collect(),
+                    twins: rec
+                        .twins
+                        .iter()
+                        .filter(|(_, n)| is_mine(n))
+                        .cloned()
+                        .collect(),
                 }
             })
             .collect();
-        Ok(GroundTruth { connection_id: conn_id.into(), accounts })
+        Ok(GroundTruth {
+            connection_id: conn_id.into(),
+            accounts,
+        })
     }
 
     /// A fetch of new data starts at the bank for this connection: true when the bank
     /// answers, false when it fails (a queued failure from [`World::failing_fetches`]).
     /// Recorded in the fetch log either way.
     pub fn bank_answers(&mut self, conn_id: &str, automatic: bool) -> bool {
-        let failing = self.failing_fetches.get_mut(conn_id).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+        let failing = self
+            .failing_fetches
+            .get_mut(conn_id)
+            .filter(|n| **n > 0)
+            .map(|n| *n -= 1)
+            .is_some();
         let at = self.now();
-        self.fetch_log.push(FetchRecord { connection_id: conn_id.to_string(), at, automatic, succeeded: !failing });
+        self.fetch_log.push(FetchRecord {
+            connection_id: conn_id.to_string(),
+            at,
+            automatic,
+            succeeded: !failing,
+        });
         !failing
     }
 
@@ -785,14 +962,22 @@ impl World {
     pub fn nightly_due(&self, now: DateTime<Utc>) -> Vec<String> {
         self.connections
             .values()
-            .filter(|r| !r.removed && r.conn.daily_refresh && r.conn.status == ConnectionStatus::Active && r.conn.store_credentials)
+            .filter(|r| {
+                !r.removed
+                    && r.conn.daily_refresh
+                    && r.conn.status == ConnectionStatus::Active
+                    && r.conn.store_credentials
+            })
             .filter(|r| catalogue::spec(&r.conn.provider_code).is_some_and(|s| s.mode != "file"))
             .filter(|r| {
-                r.consent_id().and_then(|id| self.consents.get(id)).is_none_or(|c| c.revoked_at.is_none() && c.expires_at.is_none_or(|e| e > now))
+                r.consent_id()
+                    .and_then(|id| self.consents.get(id))
+                    .is_none_or(|c| c.revoked_at.is_none() && c.expires_at.is_none_or(|e| e > now))
             })
             .filter(|r| {
                 let local = now.with_timezone(&catalogue::capital(&r.conn.country_code));
-                (2..6).contains(&chrono::Timelike::hour(&local)) && r.last_automatic_on != Some(local.date_naive())
+                (2..6).contains(&chrono::Timelike::hour(&local))
+                    && r.last_automatic_on != Some(local.date_naive())
             })
             .map(|r| r.conn.id.clone())
             .collect()

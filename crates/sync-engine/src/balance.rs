@@ -53,8 +53,12 @@ impl Basis {
         }
         match nature {
             "credit_card" => Basis::CreditCardSpend,
-            "investment" | "insurance" | "bonus" => Basis::NotComparable("the value of this kind of account moves without transactions"),
-            "loan" | "mortgage" => Basis::NotComparable("interest accrues on this kind of account without transactions"),
+            "investment" | "insurance" | "bonus" => {
+                Basis::NotComparable("the value of this kind of account moves without transactions")
+            }
+            "loan" | "mortgage" => Basis::NotComparable(
+                "interest accrues on this kind of account without transactions",
+            ),
             _ => Basis::Booked,
         }
     }
@@ -133,7 +137,13 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
                     .execute(pool)
                     .await?;
                 if let Some(difference) = mismatch {
-                    out.push(Mismatch { bank_account_id: r.id, currency: r.currency, bank_balance: bank, journal_balance: journal, difference });
+                    out.push(Mismatch {
+                        bank_account_id: r.id,
+                        currency: r.currency,
+                        bank_balance: bank,
+                        journal_balance: journal,
+                        difference,
+                    });
                 }
             }
         }
@@ -151,8 +161,17 @@ mod tests {
         assert_eq!(Basis::of("credit_card", None), Basis::CreditCardSpend);
         assert_eq!(Basis::of("account", None), Basis::Booked);
         assert_eq!(Basis::of("credit", None), Basis::Booked);
-        assert!(matches!(Basis::of("account", Some("available")), Basis::NotComparable(_)));
-        assert!(matches!(Basis::of("credit_card", Some("Available")), Basis::NotComparable(_)));
-        assert!(matches!(Basis::of("investment", None), Basis::NotComparable(_)));
+        assert!(matches!(
+            Basis::of("account", Some("available")),
+            Basis::NotComparable(_)
+        ));
+        assert!(matches!(
+            Basis::of("credit_card", Some("Available")),
+            Basis::NotComparable(_)
+        ));
+        assert!(matches!(
+            Basis::of("investment", None),
+            Basis::NotComparable(_)
+        ));
     }
 }

@@ -24,7 +24,12 @@ const COLUMNS: &str = "code, name, country_code, mode, status, interactive, auto
 /// Replaces the catalogue with Salt Edge's current providers and countries. Returns how
 /// many providers it holds.
 pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
-    let providers = client.list_providers(&ProviderQuery { include_fake_providers: true, ..Default::default() }).await?;
+    let providers = client
+        .list_providers(&ProviderQuery {
+            include_fake_providers: true,
+            ..Default::default()
+        })
+        .await?;
     let countries = client.list_countries().await?;
     let mut tx = pool.begin().await?;
     for p in &providers {
@@ -52,7 +57,10 @@ pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
         .await?;
     }
     let codes: Vec<&str> = providers.iter().map(|p| p.code.as_str()).collect();
-    sqlx::query("UPDATE providers SET status = 'disabled' WHERE NOT (code = ANY($1))").bind(&codes).execute(&mut *tx).await?;
+    sqlx::query("UPDATE providers SET status = 'disabled' WHERE NOT (code = ANY($1))")
+        .bind(&codes)
+        .execute(&mut *tx)
+        .await?;
     for c in &countries {
         sqlx::query(
             "INSERT INTO countries (code, name, refresh_start_time) VALUES ($1, $2, $3)
@@ -69,11 +77,21 @@ pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
 }
 
 pub async fn is_empty(pool: &PgPool) -> Result<bool> {
-    Ok(!sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM providers)").fetch_one(pool).await?)
+    Ok(
+        !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM providers)")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Active institutions, filtered by country and a name search; fake ones only when asked.
-pub async fn search(pool: &PgPool, country: Option<&str>, q: Option<&str>, include_fake: bool, limit: i64) -> Result<Vec<Institution>> {
+pub async fn search(
+    pool: &PgPool,
+    country: Option<&str>,
+    q: Option<&str>,
+    include_fake: bool,
+    limit: i64,
+) -> Result<Vec<Institution>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM providers
          WHERE status = 'active' AND ($1::text IS NULL OR country_code = upper($1))
@@ -91,5 +109,10 @@ pub async fn search(pool: &PgPool, country: Option<&str>, q: Option<&str>, inclu
 }
 
 pub async fn get(pool: &PgPool, code: &str) -> Result<Option<Institution>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM providers WHERE code = $1")).bind(code).fetch_optional(pool).await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM providers WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(pool)
+            .await?,
+    )
 }

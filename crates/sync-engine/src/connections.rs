@@ -50,10 +50,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Connection> {
 }
 
 pub async fn find_by_saltedge_id(pool: &PgPool, saltedge_id: &str) -> Result<Option<Connection>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE saltedge_id = $1"))
-        .bind(saltedge_id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections WHERE saltedge_id = $1"
+    ))
+    .bind(saltedge_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// A connection by local id or Salt Edge id.
@@ -70,18 +72,23 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Connection>>
 
 /// Creates or refreshes the local record from Salt Edge's connection object. A record
 /// marked `removed` stays removed.
-pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnection) -> Result<Connection> {
-    let customer_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM saltedge_customers WHERE saltedge_id = $1")
-        .bind(&c.customer_id)
-        .fetch_optional(pool)
-        .await?;
+pub async fn upsert_from_saltedge(
+    pool: &PgPool,
+    company_id: Uuid,
+    c: &SeConnection,
+) -> Result<Connection> {
+    let customer_id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM saltedge_customers WHERE saltedge_id = $1")
+            .bind(&c.customer_id)
+            .fetch_optional(pool)
+            .await?;
     // The outcome comes from `last_attempt.success_at` / `fail_at` / `fail_error_class`, never
     // from the stage: a real connection ends at stage `finish` with ProviderAccessNotGranted.
     let (error_class, error_message) = match c.last_outcome() {
         AttemptOutcome::Failed { class, message, .. } => (Some(class), message),
         _ => (None, None),
     };
-    Ok(sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
              status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
              last_error_class, last_error_message, stage, saltedge_auto_fetch_at, saltedge_auto_fetch_failed)
@@ -127,11 +134,15 @@ pub async fn upsert_from_saltedge(pool: &PgPool, company_id: Uuid, c: &SeConnect
     .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))?)
+    .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))
 }
 
 /// Records the bank's interactive question (from an interactive callback).
-pub async fn set_interactive(pool: &PgPool, id: Uuid, data: &saltedge_client::models::CallbackData) -> Result<()> {
+pub async fn set_interactive(
+    pool: &PgPool,
+    id: Uuid,
+    data: &saltedge_client::models::CallbackData,
+) -> Result<()> {
     sqlx::query(
         "UPDATE connections SET stage = 'interactive', interactive_html = $2, interactive_fields_names = $3,
              interactive_fields_options = $4, interactive_expires_at = $5, updated_at = now() WHERE id = $1",
@@ -163,15 +174,25 @@ pub async fn clear_interactive(pool: &PgPool, id: Uuid) -> Result<()> {
 /// Edge customer for the company (so the lost-callback catch-up lists it, as it lists linked
 /// ones). A Salt Edge customer belongs to exactly one company: one recorded for another
 /// company, or a company that already has a different customer, is a conflict.
-pub async fn adopt(pool: &PgPool, client: &saltedge_client::Client, company_id: Uuid, se_connection_id: &str) -> Result<Connection> {
+pub async fn adopt(
+    pool: &PgPool,
+    client: &saltedge_client::Client,
+    company_id: Uuid,
+    se_connection_id: &str,
+) -> Result<Connection> {
     let se = client.show_connection(se_connection_id).await?;
-    let owner: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-        .bind(&se.customer_id)
-        .fetch_optional(pool)
-        .await?;
+    let owner: Option<Uuid> =
+        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+            .bind(&se.customer_id)
+            .fetch_optional(pool)
+            .await?;
     match owner {
         Some(c) if c == company_id => {}
-        Some(_) => return Err(SyncError::Conflict("this connection's Salt Edge customer belongs to another company".into())),
+        Some(_) => {
+            return Err(SyncError::Conflict(
+                "this connection's Salt Edge customer belongs to another company".into(),
+            ))
+        }
         None => {
             if let Some(mine) = crate::companies::customer_of(pool, company_id).await? {
                 return Err(SyncError::Conflict(format!(
@@ -180,7 +201,15 @@ pub async fn adopt(pool: &PgPool, client: &saltedge_client::Client, company_id: 
                 )));
             }
             let customer = client.show_customer(&se.customer_id).await?;
-            crate::companies::save_customer(pool, company_id, &customer.id, &customer.identifier, None, None).await?;
+            crate::companies::save_customer(
+                pool,
+                company_id,
+                &customer.id,
+                &customer.identifier,
+                None,
+                None,
+            )
+            .await?;
         }
     }
     upsert_from_saltedge(pool, company_id, &se).await

@@ -66,7 +66,10 @@ pub struct DedupOptions {
 
 impl Default for DedupOptions {
     fn default() -> Self {
-        DedupOptions { pending_match_days: 5, min_similarity: 0.5 }
+        DedupOptions {
+            pending_match_days: 5,
+            min_similarity: 0.5,
+        }
     }
 }
 
@@ -122,7 +125,13 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     inter / union
 }
 
-pub fn fingerprint(date: NaiveDate, amount: Decimal, currency: &str, description: &str, counterparty: Option<&str>) -> String {
+pub fn fingerprint(
+    date: NaiveDate,
+    amount: Decimal,
+    currency: &str,
+    description: &str,
+    counterparty: Option<&str>,
+) -> String {
     let text = format!(
         "{date}|{}|{currency}|{}|{}",
         amount.normalize(),
@@ -167,7 +176,9 @@ fn holds_replacement(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => s.contains('\u{FFFD}'),
         serde_json::Value::Array(a) => a.iter().any(holds_replacement),
-        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\u{FFFD}') || holds_replacement(v)),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| k.contains('\u{FFFD}') || holds_replacement(v)),
         _ => false,
     }
 }
@@ -180,15 +191,31 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         TransactionExtra::deserialize(&t.extra).unwrap_or_default()
     };
     let outgoing = t.amount.is_sign_negative();
-    let payee = if outgoing { extra.payee.clone().or(extra.payer.clone()) } else { extra.payer.clone().or(extra.payee.clone()) };
-    let info = if outgoing { extra.payee_information.as_deref() } else { extra.payer_information.as_deref() };
-    let counterparty_iban = info.filter(|i| looks_like_iban(i)).map(|i| i.replace(' ', ""));
+    let payee = if outgoing {
+        extra.payee.clone().or(extra.payer.clone())
+    } else {
+        extra.payer.clone().or(extra.payee.clone())
+    };
+    let info = if outgoing {
+        extra.payee_information.as_deref()
+    } else {
+        extra.payer_information.as_deref()
+    };
+    let counterparty_iban = info
+        .filter(|i| looks_like_iban(i))
+        .map(|i| i.replace(' ', ""));
     // Change detection without re-serialising `extra`: Salt Edge bumps `updated_at` whenever
     // it changes a transaction; the visible fields are hashed too, for sources that do not.
     let content_hash = crate::digest::sha256_hex(
         format!(
             "{}|{:?}|{}|{}|{}|{}|{:?}",
-            t.made_on, t.updated_at, t.amount.normalize(), t.currency_code, t.description, status.as_str(), extra.posting_date
+            t.made_on,
+            t.updated_at,
+            t.amount.normalize(),
+            t.currency_code,
+            t.description,
+            status.as_str(),
+            extra.posting_date
         ),
         16,
     );
@@ -201,7 +228,13 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         amount: t.amount,
         currency: t.currency_code.clone(),
         description: t.description.clone(),
-        fingerprint: fingerprint(t.made_on, t.amount, &t.currency_code, &t.description, payee.as_deref()),
+        fingerprint: fingerprint(
+            t.made_on,
+            t.amount,
+            &t.currency_code,
+            &t.description,
+            payee.as_deref(),
+        ),
         payee,
         counterparty_iban,
         saltedge_id: t.id.clone(),
@@ -229,7 +262,10 @@ impl PendingLines {
         .bind(connection_id)
         .fetch_all(pool)
         .await?;
-        Ok(PendingLines { lines, used: HashSet::new() })
+        Ok(PendingLines {
+            lines,
+            used: HashSet::new(),
+        })
     }
 
     fn any_left(&self) -> bool {
@@ -248,21 +284,37 @@ struct PendingLine {
 }
 
 /// Rule 2: picks the pending line a new posted row replaces, if any.
-fn match_pending<'a>(r: &Row, candidates: &'a [PendingLine], used: &HashSet<i64>, opts: &DedupOptions) -> Option<&'a PendingLine> {
+fn match_pending<'a>(
+    r: &Row,
+    candidates: &'a [PendingLine],
+    used: &HashSet<i64>,
+    opts: &DedupOptions,
+) -> Option<&'a PendingLine> {
     let mut fits: Vec<(&PendingLine, f64)> = candidates
         .iter()
         .filter(|p| !used.contains(&p.id))
-        .filter(|p| p.bank_account_id == r.bank_account_id && p.amount == r.amount && p.currency == r.currency)
+        .filter(|p| {
+            p.bank_account_id == r.bank_account_id
+                && p.amount == r.amount
+                && p.currency == r.currency
+        })
         .filter(|p| (p.booking_date - r.booking_date).num_days().abs() <= opts.pending_match_days)
         .map(|p| (p, similarity(&p.description, &r.description)))
         .collect();
     let only_one = fits.len() == 1;
     fits.sort_by(|a, b| {
         b.1.total_cmp(&a.1)
-            .then_with(|| (a.0.booking_date - r.booking_date).num_days().abs().cmp(&(b.0.booking_date - r.booking_date).num_days().abs()))
+            .then_with(|| {
+                (a.0.booking_date - r.booking_date)
+                    .num_days()
+                    .abs()
+                    .cmp(&(b.0.booking_date - r.booking_date).num_days().abs())
+            })
             .then_with(|| a.0.id.cmp(&b.0.id))
     });
-    fits.first().filter(|(_, s)| only_one || *s >= opts.min_similarity).map(|(p, _)| *p)
+    fits.first()
+        .filter(|(_, s)| only_one || *s >= opts.min_similarity)
+        .map(|(p, _)| *p)
 }
 
 /// A page turned into rows, ready to write. Building it is CPU work that needs no database,
@@ -278,7 +330,11 @@ impl PreparedPage {
     /// Adds the page's items that did not parse, to be quarantined with the page.
     pub fn reject(&mut self, rejected: &[saltedge_client::models::Rejected]) {
         self.out.fetched += rejected.len() as i32;
-        self.quarantined.extend(rejected.iter().map(|r| Quarantined::rejected("transaction", r)));
+        self.quarantined.extend(
+            rejected
+                .iter()
+                .map(|r| Quarantined::rejected("transaction", r)),
+        );
     }
 }
 
@@ -288,20 +344,37 @@ fn unstorable(t: &Transaction) -> Option<String> {
         return Some("the transaction has no id".into());
     }
     if !crate::quarantine::storable_currency(&t.currency_code) {
-        return Some(format!("currency code {:?} is not a currency code", t.currency_code));
+        return Some(format!(
+            "currency code {:?} is not a currency code",
+            t.currency_code
+        ));
     }
     if !crate::quarantine::plausible_date(t.made_on) {
         return Some(format!("booking date {} is not plausible", t.made_on));
     }
-    let posting = t.extra.get("posting_date").and_then(|v| v.as_str()).and_then(|s| s.parse::<NaiveDate>().ok());
+    let posting = t
+        .extra
+        .get("posting_date")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse::<NaiveDate>().ok());
     if posting.is_some_and(|d| !crate::quarantine::plausible_date(d)) {
-        return Some(format!("posting date {} is not plausible", posting.unwrap_or_default()));
+        return Some(format!(
+            "posting date {} is not plausible",
+            posting.unwrap_or_default()
+        ));
     }
     None
 }
 
-pub fn prepare(targets: &HashMap<String, AccountTarget>, txs: &[Transaction], status: LineStatus) -> PreparedPage {
-    let mut out = PageOutcome { fetched: txs.len() as i32, ..Default::default() };
+pub fn prepare(
+    targets: &HashMap<String, AccountTarget>,
+    txs: &[Transaction],
+    status: LineStatus,
+) -> PreparedPage {
+    let mut out = PageOutcome {
+        fetched: txs.len() as i32,
+        ..Default::default()
+    };
     let mut rows = Vec::with_capacity(txs.len());
     let mut in_page = HashSet::with_capacity(txs.len());
     let mut quarantined = vec![];
@@ -333,7 +406,12 @@ pub fn prepare(targets: &HashMap<String, AccountTarget>, txs: &[Transaction], st
         }
         rows.push(row(t, target, status));
     }
-    PreparedPage { rows, out, status, quarantined }
+    PreparedPage {
+        rows,
+        out,
+        status,
+        quarantined,
+    }
 }
 
 /// Writes one page of transactions in one database transaction and adds its counts to the
@@ -347,7 +425,15 @@ pub async fn write_page(
     pending: &mut PendingLines,
     opts: &DedupOptions,
 ) -> Result<PageOutcome> {
-    write_prepared(pool, run_id, prepare(targets, txs, status), true, pending, opts).await
+    write_prepared(
+        pool,
+        run_id,
+        prepare(targets, txs, status),
+        true,
+        pending,
+        opts,
+    )
+    .await
 }
 
 /// [`write_page`] for a page fetched from Salt Edge, with the items that did not parse.
@@ -373,11 +459,20 @@ pub async fn write_prepared(
     pending: &mut PendingLines,
     opts: &DedupOptions,
 ) -> Result<PageOutcome> {
-    let PreparedPage { mut rows, mut out, status, quarantined } = page;
+    let PreparedPage {
+        mut rows,
+        mut out,
+        status,
+        quarantined,
+    } = page;
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     // Rule 1, cheaply: lines we already hold with identical content are not sent again.
-    let known = if may_exist && !rows.is_empty() { known_lines(&mut db, &rows).await? } else { HashMap::new() };
+    let known = if may_exist && !rows.is_empty() {
+        known_lines(&mut db, &rows).await?
+    } else {
+        HashMap::new()
+    };
     rows.retain(|r| match known.get(&r.saltedge_id) {
         Some(hash) if *hash == r.content_hash => {
             out.skipped_duplicate += 1;
@@ -399,8 +494,16 @@ pub async fn write_prepared(
 }
 
 /// Salt Edge id → content hash of the page's transactions that already are lines.
-async fn known_lines(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row]) -> Result<HashMap<String, String>> {
-    let accounts: Vec<Uuid> = rows.iter().map(|r| r.bank_account_id).collect::<HashSet<_>>().into_iter().collect();
+async fn known_lines(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+) -> Result<HashMap<String, String>> {
+    let accounts: Vec<Uuid> = rows
+        .iter()
+        .map(|r| r.bank_account_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
     Ok(sqlx::query_as(
         "SELECT saltedge_transaction_id, content_hash FROM statement_lines
@@ -427,7 +530,11 @@ async fn replace_pending(
     let mut replaced = 0;
     let mut keep = Vec::with_capacity(rows.len());
     for r in rows.drain(..) {
-        let m = if known.contains_key(&r.saltedge_id) { None } else { match_pending(&r, &pending.lines, &pending.used, opts) };
+        let m = if known.contains_key(&r.saltedge_id) {
+            None
+        } else {
+            match_pending(&r, &pending.lines, &pending.used, opts)
+        };
         let Some(p) = m else {
             keep.push(r);
             continue;
@@ -482,9 +589,18 @@ struct Upserted {
 
 /// Rule 1: one bulk upsert per page; a posted line never goes back to pending. Rule 7 rides
 /// along: each new line looks up the oldest earlier line of its account with its fingerprint.
-async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: LineStatus, run_id: Uuid) -> Result<Upserted> {
+async fn upsert(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    status: LineStatus,
+    run_id: Uuid,
+) -> Result<Upserted> {
     if rows.is_empty() {
-        return Ok(Upserted { inserted: HashMap::new(), updated: 0, suspects: 0 });
+        return Ok(Upserted {
+            inserted: HashMap::new(),
+            updated: 0,
+            suspects: 0,
+        });
     }
     let n = rows.len();
     let mut journal = Vec::with_capacity(n);
@@ -566,7 +682,11 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
     .bind(&possible)
     .fetch_all(&mut **db)
     .await?;
-    let mut up = Upserted { inserted: HashMap::with_capacity(returned.len()), updated: 0, suspects: 0 };
+    let mut up = Upserted {
+        inserted: HashMap::with_capacity(returned.len()),
+        updated: 0,
+        suspects: 0,
+    };
     for (id, was_inserted, suspect, se_id) in returned {
         if was_inserted {
             up.suspects += suspect as i32;
@@ -580,11 +700,17 @@ async fn upsert(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], status: 
 
 /// Rule 7 within one page: look-alikes inserted together cannot see each other in the upsert,
 /// so later ones are pointed at the first here.
-async fn flag_look_alikes_in_page(db: &mut sqlx::Transaction<'_, Postgres>, rows: &[Row], inserted: &HashMap<String, i64>) -> Result<i32> {
+async fn flag_look_alikes_in_page(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    inserted: &HashMap<String, i64>,
+) -> Result<i32> {
     let mut first: HashMap<(Uuid, &str), i64> = HashMap::new();
     let (mut ids, mut of) = (vec![], vec![]);
     for r in rows {
-        let Some(&id) = inserted.get(&r.saltedge_id) else { continue };
+        let Some(&id) = inserted.get(&r.saltedge_id) else {
+            continue;
+        };
         match first.get(&(r.bank_account_id, r.fingerprint.as_str())) {
             Some(&o) => {
                 ids.push(id);
@@ -616,7 +742,12 @@ async fn flag_look_alikes_in_page(db: &mut sqlx::Transaction<'_, Postgres>, rows
 /// the new id and content (its line id stays), the new line is removed. Returns how many
 /// lines were re-keyed. Lines a bookkeeper confirmed as duplicates are not "gone": Salt Edge
 /// lists them under `/transactions/duplicates`.
-pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<&str>, seen: &HashSet<String>) -> Result<i32> {
+pub async fn rekey_reissued(
+    pool: &PgPool,
+    connection_id: Uuid,
+    from_id: Option<&str>,
+    seen: &HashSet<String>,
+) -> Result<i32> {
     let covered_from: Option<u64> = match from_id {
         Some(f) => match f.parse() {
             Ok(v) => Some(v),
@@ -649,13 +780,30 @@ pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<
     let mut used: HashSet<i64> = HashSet::new();
     let mut rekeyed = 0;
     for (old_line, old_id, new_line, new_id) in pairs {
-        if used.contains(&old_line) || used.contains(&new_line) || seen.contains(&old_id) || !seen.contains(&new_id) || !covered(&old_id) {
+        if used.contains(&old_line)
+            || used.contains(&new_line)
+            || seen.contains(&old_id)
+            || !seen.contains(&new_id)
+            || !covered(&old_id)
+        {
             continue;
         }
         used.insert(old_line);
         used.insert(new_line);
         let mut tx = pool.begin().await?;
-        type Content = (String, NaiveDate, Option<NaiveDate>, Decimal, String, Option<String>, Option<String>, String, serde_json::Value, Option<String>, bool);
+        type Content = (
+            String,
+            NaiveDate,
+            Option<NaiveDate>,
+            Decimal,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            serde_json::Value,
+            Option<String>,
+            bool,
+        );
         let new: Content = sqlx::query_as(
             "DELETE FROM statement_lines WHERE id = $1
              RETURNING saltedge_transaction_id, booking_date, value_date, amount, description, payee, counterparty_iban,
@@ -684,11 +832,13 @@ pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<
         .bind(new.10)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE statement_lines SET suspect_duplicate_of = $1 WHERE suspect_duplicate_of = $2")
-            .bind(old_line)
-            .bind(new_line)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE statement_lines SET suspect_duplicate_of = $1 WHERE suspect_duplicate_of = $2",
+        )
+        .bind(old_line)
+        .bind(new_line)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(line = old_line, from = %old_id, to = %new_id, "re-keyed a re-issued transaction");
         rekeyed += 1;
@@ -697,7 +847,11 @@ pub async fn rekey_reissued(pool: &PgPool, connection_id: Uuid, from_id: Option<
 }
 
 /// Rule 3: deletes the connection's pending lines that Salt Edge no longer lists.
-pub async fn remove_vanished_pending(pool: &PgPool, connection_id: Uuid, still_pending: &[String]) -> Result<i32> {
+pub async fn remove_vanished_pending(
+    pool: &PgPool,
+    connection_id: Uuid,
+    still_pending: &[String],
+) -> Result<i32> {
     Ok(sqlx::query(
         "DELETE FROM statement_lines l USING bank_accounts a
          WHERE l.bank_account_id = a.id AND a.connection_id = $1 AND l.status = 'pending'
@@ -716,7 +870,10 @@ mod tests {
 
     #[test]
     fn descriptions_normalise_and_compare() {
-        assert_eq!(normalise_description("COFFEE SHOP REF4711 12/03"), "coffee shop");
+        assert_eq!(
+            normalise_description("COFFEE SHOP REF4711 12/03"),
+            "coffee shop"
+        );
         assert_eq!(similarity("Coffee Shop", "COFFEE SHOP REF4711"), 1.0);
         assert!(similarity("Coffee Shop", "Rent City Flats") < 0.1);
     }
@@ -724,10 +881,43 @@ mod tests {
     #[test]
     fn fingerprint_ignores_case_and_references_but_not_amount() {
         let d = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
-        let a = fingerprint(d, Decimal::new(-350, 2), "EUR", "Coffee Shop 123", Some("Bean There"));
-        assert_eq!(a, fingerprint(d, Decimal::new(-3500, 3), "EUR", "COFFEE SHOP 999", Some("bean there")));
-        assert_ne!(a, fingerprint(d, Decimal::new(-351, 2), "EUR", "Coffee Shop", Some("Bean There")));
-        assert_ne!(a, fingerprint(d, Decimal::new(-350, 2), "USD", "Coffee Shop", Some("Bean There")));
+        let a = fingerprint(
+            d,
+            Decimal::new(-350, 2),
+            "EUR",
+            "Coffee Shop 123",
+            Some("Bean There"),
+        );
+        assert_eq!(
+            a,
+            fingerprint(
+                d,
+                Decimal::new(-3500, 3),
+                "EUR",
+                "COFFEE SHOP 999",
+                Some("bean there")
+            )
+        );
+        assert_ne!(
+            a,
+            fingerprint(
+                d,
+                Decimal::new(-351, 2),
+                "EUR",
+                "Coffee Shop",
+                Some("Bean There")
+            )
+        );
+        assert_ne!(
+            a,
+            fingerprint(
+                d,
+                Decimal::new(-350, 2),
+                "USD",
+                "Coffee Shop",
+                Some("Bean There")
+            )
+        );
     }
 
     #[test]
@@ -735,7 +925,15 @@ mod tests {
         assert!(looks_like_iban("DE89 3704 0044 0532 0130 00"));
         assert!(!looks_like_iban("Bean There"));
         // Multi-byte text never panics (this payee stopped connections for good once).
-        for s in ["Müller Consulting GmbH", "ÄÖ12345678901234", "€€€€€€€€€€€€€€€€", "D€12345678901234567", "🏦🏦🏦🏦🏦🏦🏦🏦", "", "é"] {
+        for s in [
+            "Müller Consulting GmbH",
+            "ÄÖ12345678901234",
+            "€€€€€€€€€€€€€€€€",
+            "D€12345678901234567",
+            "🏦🏦🏦🏦🏦🏦🏦🏦",
+            "",
+            "é",
+        ] {
             assert!(!looks_like_iban(s), "{s}");
         }
     }

@@ -20,24 +20,30 @@ struct InboxRow {
 
 /// Processes inbox row `id`. Idempotent: processing twice gives the same state.
 pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
-    let row: InboxRow = sqlx::query_as("SELECT kind, body, event_time FROM callback_inbox WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(SyncError::not_found("callback"))?;
+    let row: InboxRow =
+        sqlx::query_as("SELECT kind, body, event_time FROM callback_inbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(SyncError::not_found("callback"))?;
     let outcome = apply(pool, client, &row).await;
     let note = match &outcome {
         Ok(note) => note.clone(),
         Err(e) => Some(e.to_string()),
     };
     if outcome.is_ok() {
-        sqlx::query("UPDATE callback_inbox SET processed_at = now(), error = $2 WHERE id = $1").bind(id).bind(note).execute(pool).await?;
+        sqlx::query("UPDATE callback_inbox SET processed_at = now(), error = $2 WHERE id = $1")
+            .bind(id)
+            .bind(note)
+            .execute(pool)
+            .await?;
     }
     outcome.map(|_| ())
 }
 
 async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<String>> {
-    let body: CallbackBody = serde_json::from_str(&row.body).map_err(|e| SyncError::Invalid(format!("callback body: {e}")))?;
+    let body: CallbackBody = serde_json::from_str(&row.body)
+        .map_err(|e| SyncError::Invalid(format!("callback body: {e}")))?;
     let data = &body.data;
     let event_time = row.event_time.unwrap_or(body.meta.time);
     let mut conn = connections::find_by_saltedge_id(pool, &data.connection_id).await?;
@@ -54,14 +60,18 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
         // First news of a connection made through the Connect page: adopt it for the company
         // that owns the customer.
         let Some(company) = company_for(pool, &data.customer_id).await? else {
-            return Ok(Some("callback for a customer we do not know; ignored".into()));
+            return Ok(Some(
+                "callback for a customer we do not know; ignored".into(),
+            ));
         };
         match client.show_connection(&data.connection_id).await {
             Ok(se) => {
                 conn = Some(connections::upsert_from_saltedge(pool, company, &se).await?);
                 fresh = true;
             }
-            Err(e) if e.class() == Some(&ErrorClass::ConnectionNotFound) => return Ok(Some("connection no longer at Salt Edge".into())),
+            Err(e) if e.class() == Some(&ErrorClass::ConnectionNotFound) => {
+                return Ok(Some("connection no longer at Salt Edge".into()))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -95,7 +105,11 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
                 }
             }
             let class = data.error_class.clone().unwrap_or_else(|| "Unknown".into());
-            let status = if class == "InvalidCredentials" { Some("inactive") } else { None };
+            let status = if class == "InvalidCredentials" {
+                Some("inactive")
+            } else {
+                None
+            };
             sqlx::query(
                 "UPDATE connections SET last_error_class = $2, last_error_message = $3, stage = 'finish',
                      status = COALESCE($4, status), updated_at = now() WHERE id = $1",
@@ -135,20 +149,29 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
 /// `custom_fields` are never trusted on their own: anyone who can open a Connect session
 /// for our app could write them.
 async fn company_for(pool: &PgPool, customer_id: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-        .bind(customer_id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+            .bind(customer_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Queues a sync of a connection, unless one is already queued; returns the queued run's id.
-pub async fn enqueue_sync(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {
+pub async fn enqueue_sync(
+    pool: &PgPool,
+    company_id: Uuid,
+    connection_id: Uuid,
+    trigger: &str,
+) -> Result<Uuid> {
     let key = format!("sync:{connection_id}");
     for _ in 0..3 {
-        if let Some(run) = sqlx::query_scalar::<_, String>("SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'")
-            .bind(&key)
-            .fetch_optional(pool)
-            .await?
+        if let Some(run) = sqlx::query_scalar::<_, String>(
+            "SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'",
+        )
+        .bind(&key)
+        .fetch_optional(pool)
+        .await?
         {
             if let Ok(id) = run.parse() {
                 return Ok(id);
@@ -164,7 +187,10 @@ pub async fn enqueue_sync(pool: &PgPool, company_id: Uuid, connection_id: Uuid, 
         .fetch_one(&mut *tx)
         .await?;
         let payload = serde_json::json!({ "connection_id": connection_id, "run_id": run_id });
-        if jobs::enqueue(&mut *tx, jobs::SYNC_CONNECTION, payload, Some(&key)).await?.is_some() {
+        if jobs::enqueue(&mut *tx, jobs::SYNC_CONNECTION, payload, Some(&key))
+            .await?
+            .is_some()
+        {
             tx.commit().await?;
             return Ok(run_id);
         }

@@ -66,7 +66,11 @@ pub struct PgFetchGate {
 
 impl PgFetchGate {
     pub fn new(pool: PgPool, scope: &str, per_second: u32) -> Self {
-        PgFetchGate { pool, scope: scope.to_string(), per_second }
+        PgFetchGate {
+            pool,
+            scope: scope.to_string(),
+            per_second,
+        }
     }
 }
 
@@ -85,7 +89,8 @@ impl saltedge_client::FetchGate for PgFetchGate {
                 // The database is away: hold to the limit within this process at least.
                 tracing::warn!(error = %e, "shared fetch limit unavailable; spacing this fetch locally");
                 if self.per_second > 0 {
-                    tokio::time::sleep(Duration::from_secs_f64(1.02 / self.per_second as f64)).await;
+                    tokio::time::sleep(Duration::from_secs_f64(1.02 / self.per_second as f64))
+                        .await;
                 }
             }
         })

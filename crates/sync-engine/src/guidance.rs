@@ -35,8 +35,10 @@ pub fn for_class(class: &str) -> Option<&'static str> {
 /// (409 from the API). Consent: the guide's "Consent has expired. The user must perform a
 /// reconnect and give his consent again."
 pub const CONSENT_REVOKED: &str = "The consent to read this bank's data was revoked. Use Update credentials to give your consent again.";
-pub const CONSENT_EXPIRED: &str = "The consent has expired. Use Update credentials (a reconnect) to give your consent again.";
+pub const CONSENT_EXPIRED: &str =
+    "The consent has expired. Use Update credentials (a reconnect) to give your consent again.";
 pub const CONNECTION_INACTIVE: &str = "Salt Edge no longer refreshes this connection (for example after the bank refused the credentials). \
     Use Update credentials to reconnect it.";
 pub const CONNECTION_DISABLED: &str = "This connection was disabled at Salt Edge and cannot be used again. Delete it and link the bank again.";
-pub const CONNECTION_REMOVED: &str = "This connection no longer exists at Salt Edge. Link the bank again.";
+pub const CONNECTION_REMOVED: &str =
+    "This connection no longer exists at Salt Edge. Link the bank again.";

@@ -16,7 +16,13 @@ pub enum Stored {
 
 /// Stores a verified callback of `kind` with its raw `body` and queues its processing, in
 /// one transaction.
-pub async fn store(pool: &PgPool, kind: &str, body: &str, connection_id: Option<&str>, event_time: Option<chrono::DateTime<chrono::Utc>>) -> Result<Stored> {
+pub async fn store(
+    pool: &PgPool,
+    kind: &str,
+    body: &str,
+    connection_id: Option<&str>,
+    event_time: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Stored> {
     let identity = crate::digest::sha256_hex(format!("{kind}|{body}"), 32);
     // One statement, so one round trip and atomic: the event and its job exist together.
     let job: Option<i64> = sqlx::query_scalar(

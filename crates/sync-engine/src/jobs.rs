@@ -140,7 +140,13 @@ pub async fn complete(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
 /// Records a failure: retried after a backoff unless `permanent` (then `failed`) or out of
 /// attempts (then `dead`). A job whose dedupe key already has a queued successor is not
 /// retried: the successor does the same work.
-pub async fn fail(pool: &PgPool, job: &Job, worker: &str, error: &str, permanent: bool) -> Result<()> {
+pub async fn fail(
+    pool: &PgPool,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    permanent: bool,
+) -> Result<()> {
     let retry = !permanent && job.attempts < job.max_attempts;
     let backoff = 5.0 * 2f64.powi(job.attempts.clamp(0, 10)); // 10 s, 20 s, 40 s…
     sqlx::query(
@@ -175,15 +181,22 @@ pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
 }
 
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(pool).await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Dead jobs, newest first.
 pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"))
-        .bind(limit)
-        .fetch_all(pool)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Queues a dead (or failed) job again with a fresh attempts count. Its last error is kept

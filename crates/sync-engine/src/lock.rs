@@ -23,7 +23,10 @@ impl ConnectionLock {
     pub async fn acquire(pool: &PgPool, connection_id: Uuid) -> Result<ConnectionLock> {
         let mut conn = pool.acquire().await?.detach();
         let key = key(connection_id);
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut conn).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut conn)
+            .await?;
         Ok(ConnectionLock { conn, key })
     }
 
@@ -40,7 +43,10 @@ impl ConnectionLock {
     }
 
     pub async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .execute(&mut self.conn)
+            .await;
         let _ = self.conn.close().await;
     }
 }

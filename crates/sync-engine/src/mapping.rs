@@ -60,7 +60,9 @@ pub async fn create_journal(
     sync_start_date: Option<NaiveDate>,
 ) -> Result<Journal> {
     if !valid_currency(currency) {
-        return Err(SyncError::Invalid(format!("{currency:?} is not an ISO 4217 currency code")));
+        return Err(SyncError::Invalid(format!(
+            "{currency:?} is not an ISO 4217 currency code"
+        )));
     }
     if name.trim().is_empty() {
         return Err(SyncError::Invalid("a journal needs a name".into()));
@@ -77,19 +79,29 @@ pub async fn create_journal(
 }
 
 pub async fn journals(pool: &PgPool, company_id: Uuid) -> Result<Vec<Journal>> {
-    Ok(sqlx::query_as(&format!("SELECT {JOURNAL_COLUMNS} FROM journals WHERE company_id = $1 ORDER BY created_at, id")).bind(company_id).fetch_all(pool).await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journals WHERE company_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(company_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn journal(pool: &PgPool, company_id: Uuid, id: Uuid) -> Result<Journal> {
-    sqlx::query_as(&format!("SELECT {JOURNAL_COLUMNS} FROM journals WHERE id = $1 AND company_id = $2"))
-        .bind(id)
-        .bind(company_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(SyncError::not_found("journal"))
+    sqlx::query_as(&format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journals WHERE id = $1 AND company_id = $2"
+    ))
+    .bind(id)
+    .bind(company_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SyncError::not_found("journal"))
 }
 
-pub async fn accounts_of_connection(pool: &PgPool, connection_id: Uuid) -> Result<Vec<BankAccount>> {
+pub async fn accounts_of_connection(
+    pool: &PgPool,
+    connection_id: Uuid,
+) -> Result<Vec<BankAccount>> {
     Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"))
         .bind(connection_id)
         .fetch_all(pool)
@@ -105,16 +117,26 @@ pub async fn accounts_of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<
 
 /// Moves a bank account's future lines to another journal of the same company and currency.
 /// Lines already imported stay where they are.
-pub async fn map_account(pool: &PgPool, company_id: Uuid, account_id: Uuid, journal_id: Uuid) -> Result<BankAccount> {
+pub async fn map_account(
+    pool: &PgPool,
+    company_id: Uuid,
+    account_id: Uuid,
+    journal_id: Uuid,
+) -> Result<BankAccount> {
     let journal = journal(pool, company_id, journal_id).await?;
-    let account: BankAccount = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE id = $1 AND company_id = $2"))
-        .bind(account_id)
-        .bind(company_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(SyncError::not_found("bank account"))?;
+    let account: BankAccount = sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE id = $1 AND company_id = $2"
+    ))
+    .bind(account_id)
+    .bind(company_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SyncError::not_found("bank account"))?;
     if journal.currency != account.currency {
-        return Err(SyncError::CurrencyMismatch { journal: journal.currency, account: account.currency });
+        return Err(SyncError::CurrencyMismatch {
+            journal: journal.currency,
+            account: account.currency,
+        });
     }
     Ok(sqlx::query_as(&format!("UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"))
         .bind(account_id)
@@ -151,16 +173,21 @@ pub async fn sync_accounts(
         }
         if !valid_currency(&a.currency_code) {
             let reason = format!("currency code {:?} is not a currency code", a.currency_code);
-            out.quarantined.push(crate::quarantine::Quarantined::unstorable("account", &a.id, a, reason));
+            out.quarantined
+                .push(crate::quarantine::Quarantined::unstorable(
+                    "account", &a.id, a, reason,
+                ));
             continue;
         }
         let journal_name = format!("{provider_name} · {}", a.name);
-        let journal_id: Uuid = sqlx::query_scalar("INSERT INTO journals (company_id, name, currency) VALUES ($1, $2, $3) RETURNING id")
-            .bind(company_id)
-            .bind(journal_name.trim())
-            .bind(&a.currency_code)
-            .fetch_one(&mut *tx)
-            .await?;
+        let journal_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO journals (company_id, name, currency) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(company_id)
+        .bind(journal_name.trim())
+        .bind(&a.currency_code)
+        .fetch_one(&mut *tx)
+        .await?;
         let extra = a.extra_typed().unwrap_or_default();
         let id: Uuid = sqlx::query_scalar(
             "INSERT INTO bank_accounts (company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
@@ -196,7 +223,11 @@ pub async fn sync_accounts(
 }
 
 /// Refreshes an account we already know; false when it is new.
-async fn upsert_existing(tx: &mut Transaction<'_, Postgres>, connection_id: Uuid, a: &SeAccount) -> Result<bool> {
+async fn upsert_existing(
+    tx: &mut Transaction<'_, Postgres>,
+    connection_id: Uuid,
+    a: &SeAccount,
+) -> Result<bool> {
     let extra = a.extra_typed().unwrap_or_default();
     let n = sqlx::query(
         "UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),

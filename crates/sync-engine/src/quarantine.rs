@@ -20,17 +20,36 @@ pub struct Quarantined {
 impl Quarantined {
     /// A record the client could not parse.
     pub fn rejected(kind: &'static str, r: &saltedge_client::models::Rejected) -> Self {
-        Quarantined { kind, saltedge_id: r.id.clone(), raw: r.raw.clone(), reason: r.reason.clone() }
+        Quarantined {
+            kind,
+            saltedge_id: r.id.clone(),
+            raw: r.raw.clone(),
+            reason: r.reason.clone(),
+        }
     }
 
     /// A parsed record that cannot be stored.
-    pub fn unstorable<T: serde::Serialize>(kind: &'static str, id: &str, record: &T, reason: String) -> Self {
-        Quarantined { kind, saltedge_id: Some(id.to_string()), raw: serde_json::to_string(record).unwrap_or_default(), reason }
+    pub fn unstorable<T: serde::Serialize>(
+        kind: &'static str,
+        id: &str,
+        record: &T,
+        reason: String,
+    ) -> Self {
+        Quarantined {
+            kind,
+            saltedge_id: Some(id.to_string()),
+            raw: serde_json::to_string(record).unwrap_or_default(),
+            reason,
+        }
     }
 }
 
 /// Stores `records` for run `run_id` and counts them on the run.
-pub async fn record<'e>(db: impl PgExecutor<'e>, run_id: Uuid, records: &[Quarantined]) -> Result<()> {
+pub async fn record<'e>(
+    db: impl PgExecutor<'e>,
+    run_id: Uuid,
+    records: &[Quarantined],
+) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -41,8 +60,14 @@ pub async fn record<'e>(db: impl PgExecutor<'e>, run_id: Uuid, records: &[Quaran
     let ids: Vec<Option<&str>> = records.iter().map(|r| r.saltedge_id.as_deref()).collect();
     // Postgres text cannot hold U+0000; the raw JSON keeps its escapes, so only a raw NUL
     // (never valid JSON) would be replaced.
-    let raws: Vec<String> = records.iter().map(|r| r.raw.replace('\0', "\u{FFFD}")).collect();
-    let reasons: Vec<String> = records.iter().map(|r| r.reason.replace('\0', "\u{FFFD}")).collect();
+    let raws: Vec<String> = records
+        .iter()
+        .map(|r| r.raw.replace('\0', "\u{FFFD}"))
+        .collect();
+    let reasons: Vec<String> = records
+        .iter()
+        .map(|r| r.reason.replace('\0', "\u{FFFD}"))
+        .collect();
     sqlx::query(
         "WITH ins AS (
              INSERT INTO quarantined_records (sync_run_id, kind, saltedge_id, raw, reason)
@@ -71,7 +96,11 @@ pub struct QuarantinedRecord {
 }
 
 /// The connection's quarantined records, newest first.
-pub async fn for_connection(pool: &PgPool, connection_id: Uuid, limit: i64) -> Result<Vec<QuarantinedRecord>> {
+pub async fn for_connection(
+    pool: &PgPool,
+    connection_id: Uuid,
+    limit: i64,
+) -> Result<Vec<QuarantinedRecord>> {
     Ok(sqlx::query_as(
         "SELECT q.id, q.sync_run_id, q.kind, q.saltedge_id, q.raw, q.reason, q.created_at
          FROM quarantined_records q JOIN sync_runs r ON r.id = q.sync_run_id
@@ -86,7 +115,9 @@ pub async fn for_connection(pool: &PgPool, connection_id: Uuid, limit: i64) -> R
 /// A currency code as banksync stores it: ISO 4217 and beyond (crypto, four letters), as
 /// given, but letters and digits only.
 pub fn storable_currency(c: &str) -> bool {
-    (2..=12).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    (2..=12).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// A date Postgres and an accountant can both take.

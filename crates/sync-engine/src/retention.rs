@@ -42,8 +42,7 @@ pub struct Pruned {
 /// Deletes what is older than the retention, batch by batch.
 pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
     let now = chrono::Utc::now();
-    let mut out = Pruned::default();
-    out.callbacks = in_batches(
+    let callbacks = in_batches(
         pool,
         r,
         "DELETE FROM callback_inbox WHERE id IN (
@@ -51,7 +50,7 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
         now - r.callback_inbox,
     )
     .await?;
-    out.jobs = in_batches(
+    let jobs = in_batches(
         pool,
         r,
         "DELETE FROM jobs WHERE id IN (
@@ -59,7 +58,7 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
         now - r.jobs,
     )
     .await?;
-    out.sync_runs = in_batches(
+    let sync_runs = in_batches(
         pool,
         r,
         "DELETE FROM sync_runs WHERE id IN (
@@ -69,16 +68,31 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
         now - r.sync_runs,
     )
     .await?;
+    let out = Pruned {
+        callbacks,
+        jobs,
+        sync_runs,
+    };
     if out != Pruned::default() {
         tracing::info!(?out, "retention: pruned");
     }
     Ok(out)
 }
 
-async fn in_batches(pool: &PgPool, r: &Retention, sql: &str, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+async fn in_batches(
+    pool: &PgPool,
+    r: &Retention,
+    sql: &str,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
     let mut total = 0;
     loop {
-        let n = sqlx::query(sql).bind(before).bind(r.batch).execute(pool).await?.rows_affected();
+        let n = sqlx::query(sql)
+            .bind(before)
+            .bind(r.batch)
+            .execute(pool)
+            .await?
+            .rows_affected();
         total += n;
         if n < r.batch as u64 {
             return Ok(total);

@@ -30,7 +30,13 @@ struct LineFacts {
 }
 
 /// Applies `decision` to line `line_id` of `company_id`.
-pub async fn decide(pool: &PgPool, client: &Client, company_id: Uuid, line_id: i64, decision: Decision) -> Result<()> {
+pub async fn decide(
+    pool: &PgPool,
+    client: &Client,
+    company_id: Uuid,
+    line_id: i64,
+    decision: Decision,
+) -> Result<()> {
     let facts: LineFacts = sqlx::query_as(
         "SELECT a.company_id, a.connection_id, l.saltedge_transaction_id, l.status, l.suspect_duplicate_of,
                 l.duplicate_confirmed_at, l.duplicate_dismissed_at
@@ -44,15 +50,25 @@ pub async fn decide(pool: &PgPool, client: &Client, company_id: Uuid, line_id: i
     let decided = facts.duplicate_confirmed_at.is_some() || facts.duplicate_dismissed_at.is_some();
     match decision {
         Decision::ConfirmDuplicate | Decision::Dismiss if decided => {
-            return Err(SyncError::Conflict("this line was already reviewed; undo that decision first".into()))
+            return Err(SyncError::Conflict(
+                "this line was already reviewed; undo that decision first".into(),
+            ))
         }
         Decision::ConfirmDuplicate | Decision::Dismiss if facts.suspect_duplicate_of.is_none() => {
-            return Err(SyncError::Conflict("this line is not flagged as a possible duplicate".into()))
+            return Err(SyncError::Conflict(
+                "this line is not flagged as a possible duplicate".into(),
+            ))
         }
         Decision::ConfirmDuplicate if facts.status != "posted" => {
-            return Err(SyncError::Conflict("a pending transaction cannot be marked as a duplicate; wait until it posts".into()))
+            return Err(SyncError::Conflict(
+                "a pending transaction cannot be marked as a duplicate; wait until it posts".into(),
+            ))
         }
-        Decision::Undo if !decided => return Err(SyncError::Conflict("there is no decision on this line to undo".into())),
+        Decision::Undo if !decided => {
+            return Err(SyncError::Conflict(
+                "there is no decision on this line to undo".into(),
+            ))
+        }
         _ => {}
     }
     let at_saltedge = match decision {
@@ -61,7 +77,9 @@ pub async fn decide(pool: &PgPool, client: &Client, company_id: Uuid, line_id: i
         _ => None,
     };
     if let Some(duplicated) = at_saltedge {
-        let connection_id = facts.connection_id.ok_or(SyncError::Conflict("the line's connection is gone".into()))?;
+        let connection_id = facts
+            .connection_id
+            .ok_or(SyncError::Conflict("the line's connection is gone".into()))?;
         // The recorded customer; Salt Edge is asked only when none is recorded.
         let recorded: Option<String> = sqlx::query_scalar(
             "SELECT s.saltedge_id FROM connections c JOIN saltedge_customers s ON s.id = c.customer_id WHERE c.id = $1",
@@ -71,9 +89,21 @@ pub async fn decide(pool: &PgPool, client: &Client, company_id: Uuid, line_id: i
         .await?;
         let customer_id = match recorded {
             Some(id) => id,
-            None => client.show_connection(&crate::connections::get(pool, connection_id).await?.saltedge_id).await?.customer_id,
+            None => {
+                client
+                    .show_connection(
+                        &crate::connections::get(pool, connection_id)
+                            .await?
+                            .saltedge_id,
+                    )
+                    .await?
+                    .customer_id
+            }
         };
-        let req = DuplicateRequest { customer_id, transaction_ids: vec![facts.saltedge_transaction_id.clone()] };
+        let req = DuplicateRequest {
+            customer_id,
+            transaction_ids: vec![facts.saltedge_transaction_id.clone()],
+        };
         if duplicated {
             client.mark_duplicated(&req).await?;
         } else {

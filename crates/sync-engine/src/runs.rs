@@ -41,7 +41,12 @@ const COLUMNS: &str = "id, company_id, connection_id, trigger, status, started_a
     rekeyed, quarantined, balance_mismatches, error_class, error_message";
 
 /// A queued run, to be picked up by a worker (the API's "sync now").
-pub async fn enqueue(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str) -> Result<Uuid> {
+pub async fn enqueue(
+    pool: &PgPool,
+    company_id: Uuid,
+    connection_id: Uuid,
+    trigger: &str,
+) -> Result<Uuid> {
     Ok(sqlx::query_scalar("INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id")
         .bind(company_id)
         .bind(connection_id)
@@ -52,7 +57,13 @@ pub async fn enqueue(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigg
 
 /// Starts a run while holding the connection's lock: runs left `running` by a dead process
 /// are closed as failed first.
-pub async fn start(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger: &str, queued: Option<Uuid>) -> Result<Uuid> {
+pub async fn start(
+    pool: &PgPool,
+    company_id: Uuid,
+    connection_id: Uuid,
+    trigger: &str,
+    queued: Option<Uuid>,
+) -> Result<Uuid> {
     sqlx::query(
         "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_message = 'interrupted (the process stopped mid-sync)'
          WHERE connection_id = $1 AND status = 'running'",
@@ -79,11 +90,19 @@ pub async fn start(pool: &PgPool, company_id: Uuid, connection_id: Uuid, trigger
 }
 
 pub async fn set_from_id(pool: &PgPool, id: Uuid, from_id: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE sync_runs SET from_id = $2 WHERE id = $1").bind(id).bind(from_id).execute(pool).await?;
+    sqlx::query("UPDATE sync_runs SET from_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(from_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-pub async fn add_page(db: &mut sqlx::Transaction<'_, Postgres>, id: Uuid, p: &PageOutcome) -> Result<()> {
+pub async fn add_page(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    id: Uuid,
+    p: &PageOutcome,
+) -> Result<()> {
     sqlx::query(
         "UPDATE sync_runs SET pages = pages + 1, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
              skipped_duplicate = skipped_duplicate + $5, flagged_duplicated = flagged_duplicated + $6,
@@ -103,7 +122,13 @@ pub async fn add_page(db: &mut sqlx::Transaction<'_, Postgres>, id: Uuid, p: &Pa
     Ok(())
 }
 
-pub async fn add_counts(pool: &PgPool, id: Uuid, pending_removed: i32, flagged_duplicated: i32, rekeyed: i32) -> Result<()> {
+pub async fn add_counts(
+    pool: &PgPool,
+    id: Uuid,
+    pending_removed: i32,
+    flagged_duplicated: i32,
+    rekeyed: i32,
+) -> Result<()> {
     sqlx::query(
         "UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3,
              rekeyed = rekeyed + $4 WHERE id = $1",
@@ -147,7 +172,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<SyncRun> {
 
 /// A connection's runs, newest first, after `after` (the last row of the previous page:
 /// started_at, id).
-pub async fn page(pool: &PgPool, connection_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<SyncRun>> {
+pub async fn page(
+    pool: &PgPool,
+    connection_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<SyncRun>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sync_runs
          WHERE connection_id = $1 AND ($2::timestamptz IS NULL OR (started_at, id) < ($2, $3))
@@ -161,7 +191,11 @@ pub async fn page(pool: &PgPool, connection_id: Uuid, after: Option<(DateTime<Ut
     .await?)
 }
 
-pub async fn for_connection(pool: &PgPool, connection_id: Uuid, limit: i64) -> Result<Vec<SyncRun>> {
+pub async fn for_connection(
+    pool: &PgPool,
+    connection_id: Uuid,
+    limit: i64,
+) -> Result<Vec<SyncRun>> {
     Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"))
         .bind(connection_id)
         .bind(limit)

@@ -96,8 +96,10 @@ pub enum Verdict {
 /// The IANA zone of a country's capital; unknown countries use UTC (the guide: "in certain
 /// cases the automatic fetching time is from 2AM to 6AM UTC").
 /// Countries with a known capital zone (others use UTC).
-const KNOWN_COUNTRIES: &[&str] =
-    &["DE", "GB", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "RO", "MD", "UA", "PT", "IE", "CZ", "US", "CA", "JP", "AU"];
+const KNOWN_COUNTRIES: &[&str] = &[
+    "DE", "GB", "FR", "ES", "IT", "NL", "BE", "AT", "PL", "RO", "MD", "UA", "PT", "IE", "CZ", "US",
+    "CA", "JP", "AU",
+];
 
 /// (known countries inside the refresh window at `now`, whether UTC is inside it): lets the
 /// due query read only connections whose capital is in its night.
@@ -106,7 +108,11 @@ fn countries_in_window(now: DateTime<Utc>, cfg: &ScheduleConfig) -> (Vec<String>
         let h = now.with_timezone(&tz).hour();
         h >= cfg.window_start_hour && h < cfg.window_end_hour
     };
-    let known = KNOWN_COUNTRIES.iter().filter(|c| inside(capital_zone(c))).map(|c| c.to_string()).collect();
+    let known = KNOWN_COUNTRIES
+        .iter()
+        .filter(|c| inside(capital_zone(c)))
+        .map(|c| c.to_string())
+        .collect();
     (known, inside(chrono_tz::UTC))
 }
 
@@ -141,7 +147,11 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
         return Verdict::DailyRefreshOff;
     }
     if c.status != "active" {
-        return if c.last_error_class.as_deref() == Some("InvalidCredentials") { Verdict::CredentialsInvalid } else { Verdict::Inactive };
+        return if c.last_error_class.as_deref() == Some("InvalidCredentials") {
+            Verdict::CredentialsInvalid
+        } else {
+            Verdict::Inactive
+        };
     }
     if c.provider_mode.as_deref() == Some("file") {
         return Verdict::FileProvider;
@@ -180,9 +190,16 @@ pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
 /// refresh on, active, past their refresh timeout (the `connections_refresh_due` index),
 /// not fetched by Salt Edge in the last 20 hours, and in a country whose capital is inside
 /// the window now.
-async fn candidates_where<'e>(db: impl sqlx::PgExecutor<'e>, only: Option<Uuid>, now: DateTime<Utc>, due_under: Option<&ScheduleConfig>) -> Result<Vec<Candidate>> {
+async fn candidates_where<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    only: Option<Uuid>,
+    now: DateTime<Utc>,
+    due_under: Option<&ScheduleConfig>,
+) -> Result<Vec<Candidate>> {
     let maybe_due = due_under.is_some();
-    let (in_window, utc_inside) = due_under.map(|cfg| countries_in_window(now, cfg)).unwrap_or_default();
+    let (in_window, utc_inside) = due_under
+        .map(|cfg| countries_in_window(now, cfg))
+        .unwrap_or_default();
     let known: Vec<String> = KNOWN_COUNTRIES.iter().map(|c| c.to_string()).collect();
     Ok(sqlx::query_as(
         "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
@@ -224,19 +241,35 @@ const TICK_LOCK: i64 = 0x6261_6e6b_7379_6e63; // "banksync"
 /// One scheduler pass: queue due refreshes, catch-up listings and syncs, retention and the
 /// daily catalogue refresh. One tick runs at a time across replicas (a tick that finds
 /// another running returns `Ok(None)` at once). Returns how many refreshes it queued.
-pub async fn tick(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
+pub async fn tick(
+    pool: &PgPool,
+    client: &Client,
+    cfg: &ScheduleConfig,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     Ok(tick_once(pool, client, cfg, now).await?.unwrap_or(0))
 }
 
 /// [`tick`], saying whether it ran (`None`: another replica's tick holds the lock).
-pub async fn tick_once(pool: &PgPool, _client: &Client, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<Option<usize>> {
+pub async fn tick_once(
+    pool: &PgPool,
+    _client: &Client,
+    cfg: &ScheduleConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<usize>> {
     let mut lock_conn = pool.acquire().await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(TICK_LOCK).fetch_one(&mut *lock_conn).await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(TICK_LOCK)
+        .fetch_one(&mut *lock_conn)
+        .await?;
     if !got {
         return Ok(None);
     }
     let result = tick_locked(pool, cfg, now).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(TICK_LOCK).execute(&mut *lock_conn).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(TICK_LOCK)
+        .execute(&mut *lock_conn)
+        .await;
     result.map(Some)
 }
 
@@ -249,7 +282,9 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
 async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
     // Salt Edge's own view, for lost callbacks: each customer's connections are listed at
     // most once a day, a slice per tick, by jobs that take fetch-limit slots.
-    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM saltedge_customers").fetch_one(pool).await?;
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM saltedge_customers")
+        .fetch_one(pool)
+        .await?;
     let due: Vec<String> = sqlx::query_scalar(
         "SELECT saltedge_id FROM saltedge_customers WHERE listed_at IS NULL OR listed_at <= $1 - interval '1 day'
          ORDER BY listed_at NULLS FIRST LIMIT $2",
@@ -259,8 +294,18 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .fetch_all(pool)
     .await?;
     for customer in due {
-        jobs::enqueue(pool, jobs::LIST_CUSTOMER, serde_json::json!({ "customer_id": customer }), Some(&format!("list:{customer}"))).await?;
-        sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1").bind(&customer).bind(now).execute(pool).await?;
+        jobs::enqueue(
+            pool,
+            jobs::LIST_CUSTOMER,
+            serde_json::json!({ "customer_id": customer }),
+            Some(&format!("list:{customer}")),
+        )
+        .await?;
+        sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1")
+            .bind(&customer)
+            .bind(now)
+            .execute(pool)
+            .await?;
     }
     let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT c.id, c.company_id FROM connections c WHERE c.status = 'active'
@@ -276,25 +321,47 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     let mut queued = 0;
     for c in candidates_where(pool, None, now, Some(cfg)).await? {
         if decide(&c, now, cfg) == Verdict::Due
-            && jobs::enqueue(pool, jobs::REFRESH_CONNECTION, serde_json::json!({ "connection_id": c.connection_id }), Some(&format!("refresh:{}", c.connection_id)))
-                .await?
-                .is_some()
+            && jobs::enqueue(
+                pool,
+                jobs::REFRESH_CONNECTION,
+                serde_json::json!({ "connection_id": c.connection_id }),
+                Some(&format!("refresh:{}", c.connection_id)),
+            )
+            .await?
+            .is_some()
         {
             queued += 1;
         }
     }
 
     // Retention once a day (the job's own dedupe key keeps one queued).
-    jobs::enqueue_at(pool, jobs::PRUNE, serde_json::json!({}), Some("prune"), std::time::Duration::ZERO).await?;
+    jobs::enqueue_at(
+        pool,
+        jobs::PRUNE,
+        serde_json::json!({}),
+        Some("prune"),
+        std::time::Duration::ZERO,
+    )
+    .await?;
     sqlx::query(
         "UPDATE jobs SET run_after = greatest(run_after, coalesce((SELECT max(finished_at) FROM jobs WHERE kind = 'prune' AND status = 'done'), '-infinity') + interval '1 day')
          WHERE kind = 'prune' AND status = 'queued'",
     )
     .execute(pool)
     .await?;
-    let stale: bool = sqlx::query_scalar("SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) FROM providers").fetch_one(pool).await?;
+    let stale: bool = sqlx::query_scalar(
+        "SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) FROM providers",
+    )
+    .fetch_one(pool)
+    .await?;
     if stale {
-        jobs::enqueue(pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
+        jobs::enqueue(
+            pool,
+            jobs::REFRESH_CATALOGUE,
+            serde_json::json!({}),
+            Some("catalogue"),
+        )
+        .await?;
     }
     Ok(queued)
 }
@@ -302,21 +369,39 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
 /// The lost-callback catch-up for one Salt Edge customer: lists its connections (inside the
 /// fetch limit), refreshes our records from them and queues a sync wherever Salt Edge's last
 /// success is newer than our last sync.
-pub async fn list_customer(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, customer: &str) -> Result<()> {
-    let company: Option<Uuid> = sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-        .bind(customer)
-        .fetch_optional(pool)
-        .await?;
-    let Some(company) = company else { return Ok(()) };
+pub async fn list_customer(
+    pool: &PgPool,
+    client: &Client,
+    cfg: &ScheduleConfig,
+    customer: &str,
+) -> Result<()> {
+    let company: Option<Uuid> =
+        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
+            .bind(customer)
+            .fetch_optional(pool)
+            .await?;
+    let Some(company) = company else {
+        return Ok(());
+    };
     fetch_limit::wait_for_slot(pool, "global", cfg.fetches_per_second).await?;
     for se in client.list_connections(customer).await? {
-        let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? else { continue };
+        let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? else {
+            continue;
+        };
         if local.company_id != company {
             continue;
         }
         let local = connections::upsert_from_saltedge(pool, company, &se).await?;
         // Our refresh failed at the bank and the fail callback was lost.
-        if let (Some(a), AttemptOutcome::Failed { at: Some(at), class, .. }) = (&se.last_attempt, se.last_outcome()) {
+        if let (
+            Some(a),
+            AttemptOutcome::Failed {
+                at: Some(at),
+                class,
+                ..
+            },
+        ) = (&se.last_attempt, se.last_outcome())
+        {
             if !a.automatic_fetch {
                 attempt_failed_by(pool, local.id, &class, at).await?;
             }
@@ -332,14 +417,23 @@ pub async fn list_customer(pool: &PgPool, client: &Client, cfg: &ScheduleConfig,
 /// Checking the allowance and recording the attempt are one step across replicas: the
 /// company's rows are serialised by a transaction-scoped advisory lock, and the attempt is
 /// recorded as `requested` before Salt Edge is asked (then corrected if Salt Edge refuses).
-pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, connection_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+pub async fn refresh(
+    pool: &PgPool,
+    client: &Client,
+    cfg: &ScheduleConfig,
+    connection_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let conn = connections::get(pool, connection_id).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('refresh:' || $1::text, 0))")
         .bind(conn.company_id)
         .execute(&mut *tx)
         .await?;
-    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, None).await?.pop() else {
+    let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, None)
+        .await?
+        .pop()
+    else {
         return Ok(());
     };
     if decide(&c, now, cfg) != Verdict::Due {
@@ -358,7 +452,10 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
     if cfg.limit_per_provider {
         fetch_limit::wait_for_slot(pool, &conn.provider_code, cfg.fetches_per_second).await?;
     }
-    let attempt = AttemptRequest { fetch_scopes: vec!["accounts".into(), "transactions".into()], ..Default::default() };
+    let attempt = AttemptRequest {
+        fetch_scopes: vec!["accounts".into(), "transactions".into()],
+        ..Default::default()
+    };
     let (outcome, class) = match client.refresh_connection(&conn.saltedge_id, &attempt).await {
         Ok(se) => {
             connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
@@ -369,7 +466,10 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
             }
         }
         Err(e) => match e.class().cloned() {
-            Some(ErrorClass::ConnectionCannotBeRefreshed) => ("refused", Some(ErrorClass::ConnectionCannotBeRefreshed.to_string())),
+            Some(ErrorClass::ConnectionCannotBeRefreshed) => (
+                "refused",
+                Some(ErrorClass::ConnectionCannotBeRefreshed.to_string()),
+            ),
             Some(class) => {
                 if class == ErrorClass::InvalidCredentials {
                     sqlx::query("UPDATE connections SET status = 'inactive', last_error_class = $2, last_error_message = $3 WHERE id = $1")
@@ -403,7 +503,12 @@ pub async fn refresh(pool: &PgPool, client: &Client, cfg: &ScheduleConfig, conne
 }
 
 /// Our latest refresh of the connection requested before `at` failed with `class`.
-async fn attempt_failed_by(pool: &PgPool, connection_id: Uuid, class: &str, at: DateTime<Utc>) -> Result<()> {
+async fn attempt_failed_by(
+    pool: &PgPool,
+    connection_id: Uuid,
+    class: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
          WHERE id = (SELECT id FROM refresh_attempts WHERE connection_id = $1 AND outcome = 'requested'

@@ -32,7 +32,13 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { overlap_days: 7, full: false, dedup: DedupOptions::default(), trigger: "manual".into(), run_id: None }
+        SyncOptions {
+            overlap_days: 7,
+            full: false,
+            dedup: DedupOptions::default(),
+            trigger: "manual".into(),
+            run_id: None,
+        }
     }
 }
 
@@ -45,14 +51,22 @@ pub struct SyncReport {
 }
 
 /// Runs one sync of a connection (waiting for any other sync of it to end first).
-pub async fn sync_connection(pool: &PgPool, client: &Client, connection_id: Uuid, opts: &SyncOptions) -> Result<SyncReport> {
+pub async fn sync_connection(
+    pool: &PgPool,
+    client: &Client,
+    connection_id: Uuid,
+    opts: &SyncOptions,
+) -> Result<SyncReport> {
     let conn = connections::get(pool, connection_id).await?;
     if conn.status == "removed" {
-        return Err(SyncError::Invalid("the connection was removed at Salt Edge".into()));
+        return Err(SyncError::Invalid(
+            "the connection was removed at Salt Edge".into(),
+        ));
     }
     let mut lock = ConnectionLock::acquire(pool, connection_id).await?;
     let result = async {
-        let run_id = runs::start(pool, conn.company_id, conn.id, &opts.trigger, opts.run_id).await?;
+        let run_id =
+            runs::start(pool, conn.company_id, conn.id, &opts.trigger, opts.run_id).await?;
         match run(pool, client, &conn, run_id, opts, &mut lock).await {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -101,9 +115,20 @@ async fn run(
     let mut account_pages = std::pin::pin!(client.account_pages(&conn.saltedge_id));
     while let Some(page) = account_pages.try_next().await? {
         accounts.extend(page.items);
-        bad_accounts.extend(page.rejected.iter().map(|r| crate::quarantine::Quarantined::rejected("account", r)));
+        bad_accounts.extend(
+            page.rejected
+                .iter()
+                .map(|r| crate::quarantine::Quarantined::rejected("account", r)),
+        );
     }
-    let acc = mapping::sync_accounts(pool, conn.company_id, conn.id, &conn.provider_name, &accounts).await?;
+    let acc = mapping::sync_accounts(
+        pool,
+        conn.company_id,
+        conn.id,
+        &conn.provider_name,
+        &accounts,
+    )
+    .await?;
     bad_accounts.extend(acc.quarantined.iter().cloned());
     crate::quarantine::record(pool, run_id, &bad_accounts).await?;
     let targets = std::sync::Arc::new(targets(pool, conn.id).await?);
@@ -115,10 +140,17 @@ async fn run(
     .fetch_one(pool)
     .await?;
 
-    let from_id = if opts.full { None } else { cursor(pool, conn.id, opts.overlap_days).await? };
+    let from_id = if opts.full {
+        None
+    } else {
+        cursor(pool, conn.id, opts.overlap_days).await?
+    };
     runs::set_from_id(pool, run_id, from_id.as_deref()).await?;
     let mut pending_lines = dedup::PendingLines::load(pool, conn.id).await?;
-    let query = TransactionQuery { from_id, ..TransactionQuery::connection(&conn.saltedge_id) };
+    let query = TransactionQuery {
+        from_id,
+        ..TransactionQuery::connection(&conn.saltedge_id)
+    };
     // The next page is fetched (and turned into rows) on its own task while this one is
     // written: one page ahead.
     let fetch = |q: TransactionQuery| {
@@ -126,7 +158,12 @@ async fn run(
         let targets = targets.clone();
         tokio::spawn(async move {
             let page = client.transactions_page(&q).await?;
-            let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).chain(page.rejected.iter().filter_map(|r| r.id.clone())).collect();
+            let ids: Vec<String> = page
+                .items
+                .iter()
+                .map(|t| t.id.clone())
+                .chain(page.rejected.iter().filter_map(|r| r.id.clone()))
+                .collect();
             let mut prepared = dedup::prepare(&targets, &page.items, LineStatus::Posted);
             prepared.reject(&page.rejected);
             Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, prepared))
@@ -136,12 +173,29 @@ async fn run(
     // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
     let mut seen = std::collections::HashSet::new();
     while let Some(handle) = ahead.take() {
-        let (next_id, ids, page) = handle.await.map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
-        ahead = next_id.map(|next| fetch(TransactionQuery { from_id: Some(next), ..query.clone() }));
+        let (next_id, ids, page) = handle
+            .await
+            .map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
+        ahead = next_id.map(|next| {
+            fetch(TransactionQuery {
+                from_id: Some(next),
+                ..query.clone()
+            })
+        });
         seen.extend(ids);
         // Another sync may run once our lock is gone: stop before writing anything more.
         let written = match lock.ensure_held().await {
-            Ok(()) => dedup::write_prepared(pool, run_id, page, may_exist, &mut pending_lines, &opts.dedup).await,
+            Ok(()) => {
+                dedup::write_prepared(
+                    pool,
+                    run_id,
+                    page,
+                    may_exist,
+                    &mut pending_lines,
+                    &opts.dedup,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = written {
@@ -156,24 +210,47 @@ async fn run(
     drop(seen);
 
     let mut still_pending = vec![];
-    let mut pending = std::pin::pin!(client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
+    let mut pending = std::pin::pin!(
+        client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id))
+    );
     while let Some(page) = pending.try_next().await? {
         lock.ensure_held().await?;
-        still_pending.extend(page.items.iter().map(|t| t.id.clone()).chain(page.rejected.iter().filter_map(|r| r.id.clone())));
-        dedup::write_fetched(pool, run_id, &targets, &page, LineStatus::Pending, &mut pending_lines, &opts.dedup).await?;
+        still_pending.extend(
+            page.items
+                .iter()
+                .map(|t| t.id.clone())
+                .chain(page.rejected.iter().filter_map(|r| r.id.clone())),
+        );
+        dedup::write_fetched(
+            pool,
+            run_id,
+            &targets,
+            &page,
+            LineStatus::Pending,
+            &mut pending_lines,
+            &opts.dedup,
+        )
+        .await?;
     }
     lock.ensure_held().await?;
     let removed = dedup::remove_vanished_pending(pool, conn.id, &still_pending).await?;
 
     let mut flagged = 0;
-    let mut dups = std::pin::pin!(client.duplicate_transaction_pages(TransactionQuery::connection(&conn.saltedge_id)));
+    let mut dups = std::pin::pin!(
+        client.duplicate_transaction_pages(TransactionQuery::connection(&conn.saltedge_id))
+    );
     while let Some(page) = dups.try_next().await? {
         flagged += page.items.len() as i32;
     }
     runs::add_counts(pool, run_id, removed, flagged, rekeyed).await?;
 
     let mismatches = balance::check(pool, conn.id).await?;
-    let run = runs::succeed(pool, run_id, &serde_json::to_value(&mismatches).unwrap_or_default()).await?;
+    let run = runs::succeed(
+        pool,
+        run_id,
+        &serde_json::to_value(&mismatches).unwrap_or_default(),
+    )
+    .await?;
     sqlx::query(
         "UPDATE connections SET last_synced_at = now(), last_error_class = NULL, last_error_message = NULL, updated_at = now() WHERE id = $1",
     )
@@ -182,7 +259,11 @@ async fn run(
     .await?;
     tracing::info!(connection = %conn.id, run = %run.id, inserted = run.inserted, updated = run.updated,
         skipped = run.skipped_duplicate, pages = run.pages, "sync finished");
-    Ok(SyncReport { run, new_accounts: acc.new_accounts, disappeared_accounts: acc.disappeared })
+    Ok(SyncReport {
+        run,
+        new_accounts: acc.new_accounts,
+        disappeared_accounts: acc.disappeared,
+    })
 }
 
 async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, AccountTarget>> {
@@ -196,7 +277,15 @@ async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, A
     Ok(rows
         .into_iter()
         .map(|(se, id, journal_id, currency, start)| {
-            (se, AccountTarget { bank_account_id: id, journal_id, currency, sync_start_date: start })
+            (
+                se,
+                AccountTarget {
+                    bank_account_id: id,
+                    journal_id,
+                    currency,
+                    sync_start_date: start,
+                },
+            )
         })
         .collect())
 }
@@ -204,7 +293,11 @@ async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, A
 /// Where the next incremental fetch starts: the smallest transaction id among posted lines
 /// booked within `overlap_days` of the newest one. Salt Edge ids grow with creation time and
 /// every sync stores an id-ordered prefix, so everything not yet stored lies above it.
-pub async fn cursor(pool: &PgPool, connection_id: Uuid, overlap_days: i64) -> Result<Option<String>> {
+pub async fn cursor(
+    pool: &PgPool,
+    connection_id: Uuid,
+    overlap_days: i64,
+) -> Result<Option<String>> {
     let ids: Vec<String> = sqlx::query_scalar(
         "WITH mine AS (
              SELECT l.saltedge_transaction_id AS id, l.booking_date

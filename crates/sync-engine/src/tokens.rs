@@ -38,7 +38,12 @@ pub async fn create(pool: &PgPool, company_id: Uuid, name: &str) -> Result<(Uuid
 
 /// A new token: for `company_id`, or an operator token when `None`; it expires after
 /// `valid_for` when given.
-pub async fn insert(pool: &PgPool, company_id: Option<Uuid>, name: &str, valid_for: Option<chrono::Duration>) -> Result<(Uuid, String)> {
+pub async fn insert(
+    pool: &PgPool,
+    company_id: Option<Uuid>,
+    name: &str,
+    valid_for: Option<chrono::Duration>,
+) -> Result<(Uuid, String)> {
     // Two v4 UUIDs: 244 bits from the OS random source.
     let token = format!("bs_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let id = sqlx::query_scalar(
@@ -65,12 +70,20 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
     .bind(&hash)
     .fetch_optional(pool)
     .await?;
-    let Some((id, company, kind, stale)) = row else { return Ok(None) };
+    let Some((id, company, kind, stale)) = row else {
+        return Ok(None);
+    };
     if stale {
-        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(pool).await?;
+        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
     }
     Ok(Some(match (kind.as_str(), company) {
-        ("company", Some(company_id)) => Principal::Company { token_id: id, company_id },
+        ("company", Some(company_id)) => Principal::Company {
+            token_id: id,
+            company_id,
+        },
         _ => Principal::Operator { token_id: id },
     }))
 }
@@ -100,13 +113,24 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TokenInfo>> {
 
 /// Revokes a token at once; false when there is no such live token.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL").bind(id).execute(pool).await?.rows_affected() == 1)
+    Ok(
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+            == 1,
+    )
 }
 
 /// A secret the service keeps for itself (migration 0015), shared by every replica.
 pub async fn service_secret(pool: &PgPool, name: &str) -> Result<Vec<u8>> {
-    Ok(sqlx::query_scalar("SELECT secret FROM service_secrets WHERE name = $1")
-        .bind(name)
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT secret FROM service_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await?,
+    )
 }

@@ -48,7 +48,10 @@ impl Health {
             .enumerate()
             .filter_map(|(i, b)| match b {
                 None => Some(format!("job loop {i} is not running")),
-                Some(t) if now.duration_since(*t) > stale => Some(format!("job loop {i} silent for {} s", now.duration_since(*t).as_secs())),
+                Some(t) if now.duration_since(*t) > stale => Some(format!(
+                    "job loop {i} silent for {} s",
+                    now.duration_since(*t).as_secs()
+                )),
                 _ => None,
             })
             .collect()
@@ -56,8 +59,14 @@ impl Health {
 }
 
 /// A handler for a job kind the engine does not know itself (see [`Worker::register`]).
-pub type Handler =
-    Arc<dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SyncError>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(
+            serde_json::Value,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SyncError>> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Clone)]
 pub struct Worker {
@@ -79,7 +88,11 @@ impl Worker {
         Worker {
             pool,
             client,
-            id: format!("{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]),
+            id: format!(
+                "{}-{}",
+                std::process::id(),
+                &Uuid::new_v4().simple().to_string()[..8]
+            ),
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
             sync: SyncOptions::default(),
@@ -101,12 +114,15 @@ impl Worker {
     pub async fn run(self, concurrency: usize, shutdown: watch::Receiver<bool>, grace: Duration) {
         let me = Arc::new(self);
         let mut loops = tokio::task::JoinSet::new();
-        let mut slots: std::collections::HashMap<tokio::task::Id, usize> = std::collections::HashMap::new();
+        let mut slots: std::collections::HashMap<tokio::task::Id, usize> =
+            std::collections::HashMap::new();
         let spawn = |loops: &mut tokio::task::JoinSet<()>, slot: usize| {
             let me = me.clone();
             let stop = shutdown.clone();
             me.health.beat(slot);
-            loops.spawn(async move { me.job_loop(slot, stop, grace).await }).id()
+            loops
+                .spawn(async move { me.job_loop(slot, stop, grace).await })
+                .id()
         };
         for slot in 0..concurrency.max(1) {
             slots.insert(spawn(&mut loops, slot), slot);
@@ -116,12 +132,16 @@ impl Worker {
                 Ok((id, ())) => (*id, "it returned".to_string()),
                 Err(e) => (e.id(), e.to_string()),
             };
-            let Some(slot) = slots.remove(&id) else { continue };
+            let Some(slot) = slots.remove(&id) else {
+                continue;
+            };
             if *shutdown.borrow() {
                 continue;
             }
             tracing::error!(slot, why, "job loop ended; restarting it");
-            me.health.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            me.health
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             slots.insert(spawn(&mut loops, slot), slot);
         }
     }
@@ -220,30 +240,73 @@ impl Worker {
         match job.kind.as_str() {
             jobs::SYNC_CONNECTION => {
                 let conn: Uuid = uuid_field(p, "connection_id")?;
-                let run_id = p.get("run_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok());
-                let opts = SyncOptions { run_id, trigger: "job".into(), ..self.sync.clone() };
-                crate::sync_connection(&self.pool, &self.client, conn, &opts).await.map(|_| ())
+                let run_id = p
+                    .get("run_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| s.parse().ok());
+                let opts = SyncOptions {
+                    run_id,
+                    trigger: "job".into(),
+                    ..self.sync.clone()
+                };
+                crate::sync_connection(&self.pool, &self.client, conn, &opts)
+                    .await
+                    .map(|_| ())
             }
             jobs::PROCESS_CALLBACK => {
-                let id = p.get("inbox_id").and_then(|v| v.as_i64()).ok_or_else(|| SyncError::Invalid("inbox_id missing".into()))?;
+                let id = p
+                    .get("inbox_id")
+                    .and_then(|v| v.as_i64())
+                    .ok_or_else(|| SyncError::Invalid("inbox_id missing".into()))?;
                 events::process(&self.pool, &self.client, id).await
             }
-            jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client).await.map(|_| ()),
+            jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client)
+                .await
+                .map(|_| ()),
             jobs::LIST_CUSTOMER => {
-                let customer = p.get("customer_id").and_then(|v| v.as_str()).ok_or_else(|| SyncError::Invalid("customer_id missing".into()))?;
-                crate::scheduler::list_customer(&self.pool, &self.client, &self.schedule, customer).await
+                let customer = p
+                    .get("customer_id")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| SyncError::Invalid("customer_id missing".into()))?;
+                crate::scheduler::list_customer(&self.pool, &self.client, &self.schedule, customer)
+                    .await
             }
-            jobs::PRUNE => crate::retention::prune(&self.pool, &self.retention).await.map(|_| ()),
+            jobs::PRUNE => crate::retention::prune(&self.pool, &self.retention)
+                .await
+                .map(|_| ()),
             jobs::REFRESH_CONNECTION => {
                 let conn: Uuid = uuid_field(p, "connection_id")?;
-                crate::scheduler::refresh(&self.pool, &self.client, &self.schedule, conn, chrono::Utc::now()).await
+                crate::scheduler::refresh(
+                    &self.pool,
+                    &self.client,
+                    &self.schedule,
+                    conn,
+                    chrono::Utc::now(),
+                )
+                .await
             }
             jobs::SCHEDULE => {
                 // Queue the next tick first, so that a failing tick never stops the schedule.
-                jobs::enqueue_at(&self.pool, jobs::SCHEDULE, serde_json::json!({}), Some("schedule"), self.schedule.tick).await?;
-                match crate::scheduler::tick_once(&self.pool, &self.client, &self.schedule, chrono::Utc::now()).await? {
+                jobs::enqueue_at(
+                    &self.pool,
+                    jobs::SCHEDULE,
+                    serde_json::json!({}),
+                    Some("schedule"),
+                    self.schedule.tick,
+                )
+                .await?;
+                match crate::scheduler::tick_once(
+                    &self.pool,
+                    &self.client,
+                    &self.schedule,
+                    chrono::Utc::now(),
+                )
+                .await?
+                {
                     Some(n) => tracing::info!(refreshes = n, "scheduler tick"),
-                    None => tracing::info!("scheduler tick skipped: another replica's tick is running"),
+                    None => {
+                        tracing::info!("scheduler tick skipped: another replica's tick is running")
+                    }
                 }
                 Ok(())
             }
@@ -278,7 +341,10 @@ async fn wait_stop_then(stop: &mut watch::Receiver<bool>, grace: Duration) {
 }
 
 fn uuid_field(p: &serde_json::Value, name: &str) -> Result<Uuid, SyncError> {
-    p.get(name).and_then(|v| v.as_str()).and_then(|s| s.parse().ok()).ok_or_else(|| SyncError::Invalid(format!("{name} missing")))
+    p.get(name)
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| SyncError::Invalid(format!("{name} missing")))
 }
 
 /// Failures that retrying cannot fix until a person acts.
@@ -295,7 +361,10 @@ fn is_permanent(e: &SyncError) -> bool {
                     | ErrorClass::ProviderDisabled
             )
         ),
-        SyncError::NotFound { .. } | SyncError::Invalid(_) | SyncError::CurrencyMismatch { .. } | SyncError::Conflict(_) => true,
+        SyncError::NotFound { .. }
+        | SyncError::Invalid(_)
+        | SyncError::CurrencyMismatch { .. }
+        | SyncError::Conflict(_) => true,
         SyncError::Db(_) | SyncError::Panicked(_) | SyncError::LockLost => false,
     }
 }

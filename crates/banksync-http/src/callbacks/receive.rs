@@ -21,8 +21,16 @@ use crate::AppState;
               (status = 401, description = "missing_signature, signature_not_match, stale_callback…: not from Salt Edge, or too old"),
               (status = 400, description = "malformed_callback: signed but not a callback"),
               (status = 413, description = "payload_too_large")))]
-pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: HeaderMap, body: Bytes) -> ApiResult<Json<crate::dto::CallbackAck>> {
-    let registered = st.callbacks.url(kind).ok_or(ApiError::NotFound("callback kind"))?;
+pub async fn receive(
+    State(st): State<AppState>,
+    kind: &'static str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<crate::dto::CallbackAck>> {
+    let registered = st
+        .callbacks
+        .url(kind)
+        .ok_or(ApiError::NotFound("callback kind"))?;
     if let Err(e) = verify::verify(&st.verifier, registered, &headers, &body) {
         if let ApiError::BadSignature(code) = &e {
             st.metrics.callback(kind, code);
@@ -30,25 +38,47 @@ pub async fn receive(State(st): State<AppState>, kind: &'static str, headers: He
         tracing::warn!(kind, error = %e, "callback rejected");
         return Err(e);
     }
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest { code: "malformed_callback", detail: "body is not UTF-8".into() })?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest {
+        code: "malformed_callback",
+        detail: "body is not UTF-8".into(),
+    })?;
     let parsed: CallbackBody = serde_json::from_str(text).map_err(|e| {
         st.metrics.callback(kind, "malformed");
         tracing::warn!(kind, error = %e, "signed callback does not parse");
-        ApiError::BadRequest { code: "malformed_callback", detail: format!("the body is not a Salt Edge callback (line {}, column {})", e.line(), e.column()) }
+        ApiError::BadRequest {
+            code: "malformed_callback",
+            detail: format!(
+                "the body is not a Salt Edge callback (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        }
     })?;
     if parsed.meta.time < chrono::Utc::now() - st.callback_max_age {
         st.metrics.callback(kind, "stale");
         return Err(ApiError::BadSignature("stale_callback"));
     }
-    let stored = inbox::store(&st.pool, &kind, text, Some(&parsed.data.connection_id), Some(parsed.meta.time)).await?;
-    st.metrics.callback(kind, match stored {
-        Stored::Accepted => "accepted",
-        Stored::Duplicate => "duplicate",
-    });
+    let stored = inbox::store(
+        &st.pool,
+        kind,
+        text,
+        Some(&parsed.data.connection_id),
+        Some(parsed.meta.time),
+    )
+    .await?;
+    st.metrics.callback(
+        kind,
+        match stored {
+            Stored::Accepted => "accepted",
+            Stored::Duplicate => "duplicate",
+        },
+    );
     tracing::info!(kind, connection = %parsed.data.connection_id, ?stored, "callback stored");
     let status = match stored {
         Stored::Accepted => "accepted",
         Stored::Duplicate => "duplicate",
     };
-    Ok(Json(crate::dto::CallbackAck { status: status.into() }))
+    Ok(Json(crate::dto::CallbackAck {
+        status: status.into(),
+    }))
 }

@@ -2,12 +2,17 @@
 //! `callback_url|raw body`, where `callback_url` is exactly the URL registered at Salt Edge
 //! for that kind ([`super::urls`]), not whatever Host header arrived.
 
+use crate::error::ApiError;
 use axum::http::HeaderMap;
 use saltedge_client::{SignatureError, Verifier};
-use crate::error::ApiError;
 
 /// Checks `body` against the `Signature` header and the URL registered for this kind.
-pub fn verify(verifier: &Verifier, registered_url: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub fn verify(
+    verifier: &Verifier,
+    registered_url: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let sig = headers
         .get("signature")
         .and_then(|v| v.to_str().ok())

@@ -36,7 +36,11 @@ pub struct AuditQuery {
 /// Job history, newest first (admin tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(JobsQuery),
     responses((status = 200, body = Vec<Job>)), security(("token" = [])))]
-pub async fn jobs(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuery>) -> ApiResult<Json<Vec<Job>>> {
+pub async fn jobs(
+    State(st): State<AppState>,
+    _: Admin,
+    Query(q): Query<JobsQuery>,
+) -> ApiResult<Json<Vec<Job>>> {
     let limit = crate::paging::limit(q.limit)?;
     let list = match q.status {
         None => jobs::recent(&st.pool, limit).await?,
@@ -49,12 +53,19 @@ pub async fn jobs(State(st): State<AppState>, _: Admin, Query(q): Query<JobsQuer
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/rerun", tag = "operations", params(("id" = i64, Path)),
     responses((status = 202, description = "queued again"), (status = 409, description = "not_rerunnable: not dead or failed, or the same work is queued")),
     security(("token" = [])))]
-pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<axum::http::StatusCode> {
+pub async fn rerun(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::http::StatusCode> {
     if jobs::rerun(&st.pool, id).await? {
         tracing::info!(job = id, "job queued again by an operator");
         Ok(axum::http::StatusCode::ACCEPTED)
     } else {
-        Err(ApiError::conflict("not_rerunnable", "the job is not dead or failed, or the same work is already queued"))
+        Err(ApiError::conflict(
+            "not_rerunnable",
+            "the job is not dead or failed, or the same work is already queued",
+        ))
     }
 }
 
@@ -62,15 +73,24 @@ pub async fn rerun(State(st): State<AppState>, _: Admin, Path(id): Path<i64>) ->
 /// tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "operations",
     responses((status = 200, body = Vec<crate::dto::Token>)), security(("token" = [])))]
-pub async fn tokens(State(st): State<AppState>, _: Admin) -> ApiResult<Json<Vec<crate::dto::Token>>> {
+pub async fn tokens(
+    State(st): State<AppState>,
+    _: Admin,
+) -> ApiResult<Json<Vec<crate::dto::Token>>> {
     let list = sync_engine::tokens::list(&st.pool, 1000).await?;
-    Ok(Json(list.into_iter().map(crate::dto::Token::from).collect()))
+    Ok(Json(
+        list.into_iter().map(crate::dto::Token::from).collect(),
+    ))
 }
 
 /// Revokes a token at once (operator tokens only).
 #[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "operations", params(("id" = uuid::Uuid, Path)),
     responses((status = 204, description = "revoked")), security(("token" = [])))]
-pub async fn revoke_token(State(st): State<AppState>, _: Admin, Path(id): Path<uuid::Uuid>) -> ApiResult<axum::http::StatusCode> {
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(id): Path<uuid::Uuid>,
+) -> ApiResult<axum::http::StatusCode> {
     if sync_engine::tokens::revoke(&st.pool, id).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
@@ -81,7 +101,15 @@ pub async fn revoke_token(State(st): State<AppState>, _: Admin, Path(id): Path<u
 /// The audit log, newest first (operator tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(AuditQuery),
     responses((status = 200, body = Vec<crate::dto::AuditRecord>)), security(("token" = [])))]
-pub async fn audit(State(st): State<AppState>, _: Admin, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
+pub async fn audit(
+    State(st): State<AppState>,
+    _: Admin,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
     let list = sync_engine::audit::recent(&st.pool, crate::paging::limit(q.limit)?).await?;
-    Ok(Json(list.into_iter().map(crate::dto::AuditRecord::from).collect()))
+    Ok(Json(
+        list.into_iter()
+            .map(crate::dto::AuditRecord::from)
+            .collect(),
+    ))
 }

@@ -27,12 +27,30 @@ pub struct InstitutionQuery {
 /// Searchable list of institutions, from the local catalogue of Salt Edge providers.
 #[utoipa::path(get, path = "/api/v1/institutions", tag = "institutions", operation_id = "list_institutions", params(InstitutionQuery),
     responses((status = 200, body = Vec<Institution>)), security(("token" = [])))]
-pub async fn list(State(st): State<AppState>, _c: Company, Query(q): Query<InstitutionQuery>) -> ApiResult<Json<Vec<Institution>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    _c: Company,
+    Query(q): Query<InstitutionQuery>,
+) -> ApiResult<Json<Vec<Institution>>> {
     let limit = crate::paging::limit(q.limit)?;
-    let rows = catalogue::search(&st.pool, q.country.as_deref(), q.q.as_deref().filter(|s| !s.is_empty()), q.include_fake, limit).await?;
+    let rows = catalogue::search(
+        &st.pool,
+        q.country.as_deref(),
+        q.q.as_deref().filter(|s| !s.is_empty()),
+        q.include_fake,
+        limit,
+    )
+    .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| Institution { code: r.code, name: r.name, country_code: r.country_code, mode: r.mode, interactive: r.interactive, fake: r.fake })
+            .map(|r| Institution {
+                code: r.code,
+                name: r.name,
+                country_code: r.country_code,
+                mode: r.mode,
+                interactive: r.interactive,
+                fake: r.fake,
+            })
             .collect(),
     ))
 }

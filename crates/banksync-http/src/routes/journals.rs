@@ -14,9 +14,21 @@ use crate::AppState;
 
 /// The company's bank journals.
 #[utoipa::path(get, path = "/api/v1/journals", tag = "journals", operation_id = "list_journals", responses((status = 200, body = Vec<Journal>)), security(("token" = [])))]
-pub async fn list(State(st): State<AppState>, Company(company): Company) -> ApiResult<Json<Vec<Journal>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Company(company): Company,
+) -> ApiResult<Json<Vec<Journal>>> {
     let js = mapping::journals(&st.pool, company).await?;
-    Ok(Json(js.into_iter().map(|j| Journal { id: j.id, name: j.name, currency: j.currency, sync_start_date: j.sync_start_date }).collect()))
+    Ok(Json(
+        js.into_iter()
+            .map(|j| Journal {
+                id: j.id,
+                name: j.name,
+                currency: j.currency,
+                sync_start_date: j.sync_start_date,
+            })
+            .collect(),
+    ))
 }
 
 /// Sends a bank account's future lines to another journal of the same currency.
@@ -100,7 +112,11 @@ const LINE_COLUMNS: &str = "l.id, l.journal_id, l.bank_account_id, l.booking_dat
     l.duplicate_dismissed_at";
 
 fn line_dto(r: LineRow) -> StatementLine {
-    let duplicate_review = match (r.suspect_duplicate_of, r.duplicate_confirmed_at, r.duplicate_dismissed_at) {
+    let duplicate_review = match (
+        r.suspect_duplicate_of,
+        r.duplicate_confirmed_at,
+        r.duplicate_dismissed_at,
+    ) {
         (_, Some(_), _) => Some("confirmed"),
         (_, None, Some(_)) => Some("dismissed"),
         (Some(_), None, None) => Some("flagged"),
@@ -139,10 +155,16 @@ pub async fn line(st: &AppState, company: Uuid, id: i64) -> ApiResult<StatementL
     .bind(id)
     .fetch_optional(&st.pool)
     .await?;
-    row.map(line_dto).ok_or(ApiError::NotFound("statement line"))
+    row.map(line_dto)
+        .ok_or(ApiError::NotFound("statement line"))
 }
 
-async fn review(st: AppState, company: Uuid, id: i64, decision: sync_engine::review::Decision) -> ApiResult<Json<StatementLine>> {
+async fn review(
+    st: AppState,
+    company: Uuid,
+    id: i64,
+    decision: sync_engine::review::Decision,
+) -> ApiResult<Json<StatementLine>> {
     sync_engine::review::decide(&st.pool, &st.client, company, id, decision).await?;
     Ok(Json(line(&st, company, id).await?))
 }
@@ -152,14 +174,28 @@ async fn review(st: AppState, company: Uuid, id: i64, decision: sync_engine::rev
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", tag = "journals", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not flagged, already reviewed, or pending"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
-pub async fn confirm_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
-    review(st, company, id, sync_engine::review::Decision::ConfirmDuplicate).await
+pub async fn confirm_duplicate(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(
+        st,
+        company,
+        id,
+        sync_engine::review::Decision::ConfirmDuplicate,
+    )
+    .await
 }
 
 /// Dismisses the look-alike flag: the line is a genuine transaction of its own.
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", tag = "journals", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not flagged or already reviewed")), security(("token" = [])))]
-pub async fn dismiss_duplicate(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
+pub async fn dismiss_duplicate(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
     review(st, company, id, sync_engine::review::Decision::Dismiss).await
 }
 
@@ -167,26 +203,44 @@ pub async fn dismiss_duplicate(State(st): State<AppState>, Company(company): Com
 /// to the journal) or a dismissal (the flag stands again).
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "journals", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "nothing to undo"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
-pub async fn undo_review(State(st): State<AppState>, Company(company): Company, Path(id): Path<i64>) -> ApiResult<Json<StatementLine>> {
+pub async fn undo_review(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
     review(st, company, id, sync_engine::review::Decision::Undo).await
 }
 
 /// What a statement-lines cursor is valid for: this company and these filters.
 fn lines_scope(company: Uuid, q: &LinesQuery) -> String {
-    format!("statement-lines|{company}|{:?}|{:?}|{:?}|{:?}", q.journal_id, q.from, q.to, q.status.map(LineStatus::as_str))
+    format!(
+        "statement-lines|{company}|{:?}|{:?}|{:?}|{:?}",
+        q.journal_id,
+        q.from,
+        q.to,
+        q.status.map(LineStatus::as_str)
+    )
 }
 
 /// Statement lines of the company's journals, by booking date; cursor pagination.
 #[utoipa::path(get, path = "/api/v1/statement-lines", tag = "journals", params(LinesQuery),
     responses((status = 200, body = LinesPage)), security(("token" = [])))]
-pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(q): Query<LinesQuery>) -> ApiResult<Json<LinesPage>> {
+pub async fn lines(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Query(q): Query<LinesQuery>,
+) -> ApiResult<Json<LinesPage>> {
     let limit = paging::limit(q.limit)?;
     let scope = lines_scope(company, &q);
     let after: Option<(NaiveDate, i64)> = match &q.cursor {
         Some(c) => {
             let pos = paging::decode(&st, &scope, c).await?;
-            let parsed = pos.split_once('|').and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
-            Some(parsed.ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?)
+            let parsed = pos
+                .split_once('|')
+                .and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
+            Some(parsed.ok_or_else(|| {
+                ApiError::invalid("invalid_cursor", "cursor is not one this API gave out")
+            })?)
         }
         None => None,
     };
@@ -215,13 +269,14 @@ pub async fn lines(State(st): State<AppState>, Company(company): Company, Query(
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         match rows.last() {
-            Some(r) => Some(paging::encode(&st, &scope, &format!("{}|{}", r.booking_date, r.id)).await?),
+            Some(r) => {
+                Some(paging::encode(&st, &scope, &format!("{}|{}", r.booking_date, r.id)).await?)
+            }
             None => None,
         }
     } else {
         None
     };
-    let items = rows.into_iter().map(line_dto)
-        .collect();
+    let items = rows.into_iter().map(line_dto).collect();
     Ok(Json(LinesPage { items, next_cursor }))
 }

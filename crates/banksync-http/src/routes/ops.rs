@@ -17,7 +17,10 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: Postgres answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", content_type = "application/json"), (status = 503, description = "not_ready: Postgres does not answer")))]
 pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
-    match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&st.pool).await {
+    match sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&st.pool)
+        .await
+    {
         Ok(_) => axum::Json(json!({ "status": "ready", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -31,15 +34,26 @@ pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
 /// Prometheus metrics. No database work per scrape; with `server.metrics_token` set, the
 /// scraper sends `Authorization: Bearer <token>`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "unauthorized: `server.metrics_token` is set and was not sent")))]
-pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+pub async fn metrics(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     if let Some(want) = &st.metrics_token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
         // Digests compared, not the secrets: equal length, nothing to learn from timing.
         if sync_engine::tokens::hash(given) != sync_engine::tokens::hash(want) {
             return ApiError::Unauthorized.into_response();
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(st.worker_health.as_deref())).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(st.worker_health.as_deref()),
+    )
+        .into_response()
 }
 
 /// Liveness of the work, for an orchestrator: 503 when a job loop is dead or silent for
@@ -47,7 +61,11 @@ pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap)
 /// can serve.
 #[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "live", content_type = "application/json"), (status = 503, description = "not_live: a job loop is dead or silent")))]
 pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
-    let problems = st.worker_health.as_ref().map(|h| h.problems(st.livez_stale)).unwrap_or_default();
+    let problems = st
+        .worker_health
+        .as_ref()
+        .map(|h| h.problems(st.livez_stale))
+        .unwrap_or_default();
     if problems.is_empty() {
         return axum::Json(json!({ "status": "live" })).into_response();
     }
@@ -56,7 +74,12 @@ pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
         "type": "https://banksync.dev/problems/not_live", "title": "Not live", "status": 503,
         "code": "not_live", "detail": problems.join("; "),
     });
-    (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// This document.

@@ -36,7 +36,11 @@ pub enum TokenCmd {
     /// and never a company's data.
     Create {
         /// Company id or exact name (company tokens).
-        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        #[arg(
+            long,
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
         company: Option<String>,
         /// An operator token instead of a company token.
         #[arg(long, alias = "admin")]
@@ -59,12 +63,31 @@ pub enum TokenCmd {
 
 /// The CLI user, for the audit log.
 fn cli_actor() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
-async fn audit(pool: &sqlx::PgPool, action: &str, company_id: Option<uuid::Uuid>, detail: Option<&str>) -> anyhow::Result<()> {
+async fn audit(
+    pool: &sqlx::PgPool,
+    action: &str,
+    company_id: Option<uuid::Uuid>,
+    detail: Option<&str>,
+) -> anyhow::Result<()> {
     let actor = cli_actor();
-    sync_engine::audit::record(pool, &sync_engine::audit::Entry { token_id: None, company_id, actor: &actor, action, status: Some(0), detail }).await?;
+    sync_engine::audit::record(
+        pool,
+        &sync_engine::audit::Entry {
+            token_id: None,
+            company_id,
+            actor: &actor,
+            action,
+            status: Some(0),
+            detail,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -78,7 +101,10 @@ pub struct AuditArgs {
 /// `banksync audit`: state-changing API calls and admin commands, newest first.
 pub async fn audit_log(a: AuditArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&Settings::load()?).await?;
-    println!("{:>8}  {:<25} {:<50} {:<45} {:>6}", "id", "at", "actor", "action", "result");
+    println!(
+        "{:>8}  {:<25} {:<50} {:<45} {:>6}",
+        "id", "at", "actor", "action", "result"
+    );
     for r in sync_engine::audit::recent(&pool, a.limit).await? {
         println!(
             "{:>8}  {:<25} {:<50} {:<45} {:>6}",
@@ -116,8 +142,15 @@ pub async fn jobs(a: JobsArgs) -> anyhow::Result<()> {
         println!("job {id} queued again");
         return Ok(());
     }
-    let list = if a.dead { sync_engine::jobs::dead(&pool, a.limit).await? } else { sync_engine::jobs::recent(&pool, a.limit).await? };
-    println!("{:>8}  {:<18} {:<8} {:>3}  {:<25} {}", "id", "kind", "status", "try", "created", "last error");
+    let list = if a.dead {
+        sync_engine::jobs::dead(&pool, a.limit).await?
+    } else {
+        sync_engine::jobs::recent(&pool, a.limit).await?
+    };
+    println!(
+        "{:>8}  {:<18} {:<8} {:>3}  {:<25} last error",
+        "id", "kind", "status", "try", "created"
+    );
     for j in list {
         println!(
             "{:>8}  {:<18} {:<8} {:>3}  {:<25} {}",
@@ -142,11 +175,17 @@ pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
             println!("{}", c.id);
         }
         CompanyCmd::AllowOrigin { company, origin } => {
-            let url = url::Url::parse(&origin).with_context(|| format!("{origin:?} is not a URL like https://books.example"))?;
-            anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "an origin is http(s)://host[:port]");
+            let url = url::Url::parse(&origin)
+                .with_context(|| format!("{origin:?} is not a URL like https://books.example"))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "an origin is http(s)://host[:port]"
+            );
             let c = companies::find_by_key(&pool, &company)
                 .await?
-                .with_context(|| format!("no company {company:?}: create it with `banksync company create NAME`"))?;
+                .with_context(|| {
+                    format!("no company {company:?}: create it with `banksync company create NAME`")
+                })?;
             let origin = url.origin().ascii_serialization();
             companies::allow_origin(&pool, c.id, &origin).await?;
             audit(&pool, "cli company allow-origin", Some(c.id), Some(&origin)).await?;
@@ -159,34 +198,64 @@ pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
 pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&Settings::load()?).await?;
     match a.cmd {
-        TokenCmd::Create { company, operator, name, expires_days } => {
-            anyhow::ensure!(expires_days.is_none_or(|d| d >= 1), "--expires-days is at least 1");
+        TokenCmd::Create {
+            company,
+            operator,
+            name,
+            expires_days,
+        } => {
+            anyhow::ensure!(
+                expires_days.is_none_or(|d| d >= 1),
+                "--expires-days is at least 1"
+            );
             let valid_for = expires_days.map(chrono::Duration::days);
             let company = match (company, operator) {
                 (Some(key), false) => Some(
                     companies::find_by_key(&pool, &key)
                         .await?
-                        .with_context(|| format!("no company {key:?}: create it with `banksync company create NAME`"))?,
+                        .with_context(|| {
+                            format!(
+                                "no company {key:?}: create it with `banksync company create NAME`"
+                            )
+                        })?,
                 ),
                 _ => None,
             };
-            let (id, token) = tokens::insert(&pool, company.as_ref().map(|c| c.id), &name, valid_for).await?;
+            let (id, token) =
+                tokens::insert(&pool, company.as_ref().map(|c| c.id), &name, valid_for).await?;
             match &company {
-                Some(c) => eprintln!("token {id} for company {} ({}); it is shown only now:", c.name, c.id),
+                Some(c) => eprintln!(
+                    "token {id} for company {} ({}); it is shown only now:",
+                    c.name, c.id
+                ),
                 None => eprintln!("operator token {id}; it is shown only now:"),
             }
-            audit(&pool, "cli token create", company.map(|c| c.id), Some(&id.to_string())).await?;
+            audit(
+                &pool,
+                "cli token create",
+                company.map(|c| c.id),
+                Some(&id.to_string()),
+            )
+            .await?;
             println!("{token}");
         }
         TokenCmd::List { limit } => {
-            println!("{:<36}  {:<8} {:<36}  {:<16} {:<20} {:<20} {}", "id", "kind", "company", "name", "last used", "expires", "revoked");
-            let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<36}  {:<8} {:<36}  {:<16} {:<20} {:<20} revoked",
+                "id", "kind", "company", "name", "last used", "expires"
+            );
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
             for t in tokens::list(&pool, limit).await? {
                 println!(
                     "{:<36}  {:<8} {:<36}  {:<16} {:<20} {:<20} {}",
                     t.id,
                     t.kind,
-                    t.company_id.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    t.company_id
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     t.name,
                     when(t.last_used_at),
                     when(t.expires_at),
@@ -195,7 +264,10 @@ pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
             }
         }
         TokenCmd::Revoke { id } => {
-            anyhow::ensure!(tokens::revoke(&pool, id).await?, "no live token {id}: see `banksync token list`");
+            anyhow::ensure!(
+                tokens::revoke(&pool, id).await?,
+                "no live token {id}: see `banksync token list`"
+            );
             audit(&pool, "cli token revoke", None, Some(&id.to_string())).await?;
             println!("token {id} revoked");
         }

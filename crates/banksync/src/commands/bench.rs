@@ -74,16 +74,27 @@ fn cpu_s() -> f64 {
 /// Peak resident set size of this process, from /proc (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kb / 1024.0)
 }
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
+        eprintln!(
+            "warning: debug build; figures are meaningful only with --release (scripts/dev bench)"
+        );
     }
     let n = a.transactions;
-    let report = with_scratch_db("banksync_bench", a.keep, |opts| async move { ingest_into(&opts, n).await }).await?;
+    let report = with_scratch_db("banksync_bench", a.keep, |opts| async move {
+        ingest_into(&opts, n).await
+    })
+    .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -96,26 +107,49 @@ where
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let settings = Settings::load()?;
-    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose()).context("database.url is not a Postgres URL")?;
+    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose())
+        .context("database.url is not a Postgres URL")?;
     let db_name = format!("{prefix}_{}", std::process::id());
-    let mut admin = admin_opts.connect().await.context("cannot reach Postgres (DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await?;
+    let mut admin = admin_opts
+        .connect()
+        .await
+        .context("cannot reach Postgres (DATABASE_URL)")?;
+    sqlx::query(&format!("CREATE DATABASE {db_name}"))
+        .execute(&mut admin)
+        .await?;
     let result = f(admin_opts.clone().database(&db_name)).await;
     if !keep {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
     }
     result
 }
 
 async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_json::Value> {
-    let pool = PgPoolOptions::new().max_connections(4).connect_with(opts.clone()).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts.clone())
+        .await?;
     sync_engine::MIGRATOR.run(&pool).await?;
 
     // The simulator runs as a child process on a free port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["simulator", "--port", &port.to_string(), "--accounts", "1", "--pending", "0", "--duplicated", "0"])
+        .args([
+            "simulator",
+            "--port",
+            &port.to_string(),
+            "--accounts",
+            "1",
+            "--pending",
+            "0",
+            "--duplicated",
+            "0",
+        ])
         .args(["--transactions", &n.to_string(), "--history-days", "3650"])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -124,7 +158,12 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
     let base = format!("http://127.0.0.1:{port}/");
     let http = reqwest::Client::new();
     let ready = Instant::now();
-    while http.get(format!("{base}sim/requests")).send().await.is_err() {
+    while http
+        .get(format!("{base}sim/requests"))
+        .send()
+        .await
+        .is_err()
+    {
         if ready.elapsed() > Duration::from_secs(30) {
             bail!("the simulator did not start");
         }
@@ -138,22 +177,36 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         .await?
         .json()
         .await?;
-    let se_conn = seeded["connection_id"].as_str().context("simulator did not seed")?.to_string();
+    let se_conn = seeded["connection_id"]
+        .as_str()
+        .context("simulator did not seed")?
+        .to_string();
 
-    let mut cfg = ClientConfig::new(url::Url::parse(&format!("{base}api/v5/"))?, "sim-app-id", "sim-secret");
+    let mut cfg = ClientConfig::new(
+        url::Url::parse(&format!("{base}api/v5/"))?,
+        "sim-app-id",
+        "sim-secret",
+    );
     cfg.signer = Some(Signer::from_pem(saltedge_sim::keys::CLIENT_PRIVATE_PEM)?);
     let client = Client::new(cfg)?;
     let company = companies::create(&pool, "Bench Ltd").await?;
     let se = client.show_connection(&se_conn).await?;
     let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await?;
-    let full = SyncOptions { full: true, trigger: "bench".into(), ..Default::default() };
+    let full = SyncOptions {
+        full: true,
+        trigger: "bench".into(),
+        ..Default::default()
+    };
 
     let (t, c) = (Instant::now(), cpu_s());
     let first = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
     let first_s = t.elapsed().as_secs_f64();
     let first_cpu = cpu_s() - c;
     if first.run.inserted != n as i32 {
-        bail!("first import inserted {} lines, expected {n}", first.run.inserted);
+        bail!(
+            "first import inserted {} lines, expected {n}",
+            first.run.inserted
+        );
     }
     let (t, c) = (Instant::now(), cpu_s());
     let again = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
@@ -203,12 +256,19 @@ async fn copy_baseline(opts: &PgConnectOptions, like: &str) -> anyhow::Result<f6
         }
         file.flush().await?;
     }
-    sqlx::query("DROP TABLE IF EXISTS bench_scratch").execute(&mut conn).await?;
-    sqlx::query(&format!("CREATE TABLE bench_scratch (LIKE statement_lines INCLUDING DEFAULTS {like})")).execute(&mut conn).await?;
+    sqlx::query("DROP TABLE IF EXISTS bench_scratch")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(&format!(
+        "CREATE TABLE bench_scratch (LIKE statement_lines INCLUDING DEFAULTS {like})"
+    ))
+    .execute(&mut conn)
+    .await?;
     let t = Instant::now();
     let mut copy = conn.copy_in_raw("COPY bench_scratch FROM STDIN").await?;
     let file = tokio::fs::File::open(&path).await?;
-    copy.read_from(tokio::io::BufReader::with_capacity(1 << 20, file)).await?;
+    copy.read_from(tokio::io::BufReader::with_capacity(1 << 20, file))
+        .await?;
     copy.finish().await?;
     let secs = t.elapsed().as_secs_f64();
     let _ = tokio::fs::remove_file(&path).await;

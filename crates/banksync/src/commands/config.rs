@@ -33,7 +33,10 @@ impl Report {
 }
 
 fn local(url: &url::Url) -> bool {
-    matches!(url.host_str(), Some("127.0.0.1") | Some("localhost") | Some("::1"))
+    matches!(
+        url.host_str(),
+        Some("127.0.0.1") | Some("localhost") | Some("::1")
+    )
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -56,7 +59,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         r.err(&reason);
     }
     match url::Url::parse(s.database.url.expose()) {
-        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => r.ok("database.url is a Postgres URL"),
+        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => {
+            r.ok("database.url is a Postgres URL")
+        }
         _ => r.err("database.url is not a postgres:// URL"),
     }
     if s.saltedge.base_url.scheme() != "https" && !local(&s.saltedge.base_url) {
@@ -75,8 +80,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         Err(e) => r.err(&format!("{e:#}")),
     }
     match s.signer() {
-        Ok(Some(_)) => r.ok("saltedge.private_key_file is an RSA private key (requests will be signed)"),
-        Ok(None) => r.warn("no saltedge.private_key_file: requests are not signed, which only test clients may do"),
+        Ok(Some(_)) => {
+            r.ok("saltedge.private_key_file is an RSA private key (requests will be signed)")
+        }
+        Ok(None) => r.warn(
+            "no saltedge.private_key_file: requests are not signed, which only test clients may do",
+        ),
         Err(e) => r.err(&format!("{e:#}")),
     }
     match s.callback_verifier() {
@@ -100,16 +109,28 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     match s.server.tls() {
         Some(t) => {
-            for (what, p) in [("tls_cert_file", &t.cert_file), ("tls_key_file", &t.key_file)] {
+            for (what, p) in [
+                ("tls_cert_file", &t.cert_file),
+                ("tls_key_file", &t.key_file),
+            ] {
                 match std::fs::read_to_string(p) {
-                    Ok(text) if text.contains("-----BEGIN") => r.ok(&format!("server.{what} {} is PEM", p.display())),
+                    Ok(text) if text.contains("-----BEGIN") => {
+                        r.ok(&format!("server.{what} {} is PEM", p.display()))
+                    }
                     Ok(_) => r.err(&format!("server.{what} {} is not PEM", p.display())),
                     Err(e) => r.err(&format!("server.{what} {}: {e}", p.display())),
                 }
             }
         }
-        None if s.server.tls_cert_file.as_ref().is_some_and(|p| !p.as_os_str().is_empty())
-            || s.server.tls_key_file.as_ref().is_some_and(|p| !p.as_os_str().is_empty()) =>
+        None if s
+            .server
+            .tls_cert_file
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty())
+            || s.server
+                .tls_key_file
+                .as_ref()
+                .is_some_and(|p| !p.as_os_str().is_empty()) =>
         {
             r.err("set both server.tls_cert_file and server.tls_key_file, or neither")
         }

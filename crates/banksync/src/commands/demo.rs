@@ -52,18 +52,35 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         .connect(&a.database_url)
         .await
         .context("cannot reach Postgres: run `scripts/dev demo`, which finds or starts one")?;
-    sync_engine::MIGRATOR.run(&pool).await.context("migrations failed")?;
+    sync_engine::MIGRATOR
+        .run(&pool)
+        .await
+        .context("migrations failed")?;
     step("database ready (migrations applied)");
 
     let http_listener = listener(a.port)?;
     let addr = http_listener.local_addr()?;
     let base = format!("http://{addr}");
     let callback_base = url::Url::parse(&format!("{base}/callbacks/saltedge/"))?;
-    let sim = Simulator::start(SimConfig { callback_base_url: Some(callback_base.clone()), ..Default::default() }).await?;
+    let sim = Simulator::start(SimConfig {
+        callback_base_url: Some(callback_base.clone()),
+        ..Default::default()
+    })
+    .await?;
     step(format!("Salt Edge simulator at {}", sim.api_base()));
 
-    let client = Client::new(saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM)?)?;
-    let mut state = AppState::new(pool.clone(), client.clone(), Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?, banksync_http::callbacks::urls::CallbackUrls::under(&callback_base));
+    let client = Client::new(saltedge_client::ClientConfig::signed(
+        sim.api_base(),
+        sim.app_credentials().0,
+        sim.app_credentials().1,
+        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
+    )?)?;
+    let mut state = AppState::new(
+        pool.clone(),
+        client.clone(),
+        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
+        banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
+    );
     state.return_to_origins = Arc::new(vec![base.clone()]);
     let app = banksync_http::router(state, &HttpLimits::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -84,15 +101,29 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         println!("\nKeep exploring (Ctrl-C stops everything):");
         println!("  export TOKEN={token}");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/connections");
-        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/statement-lines?limit=5'");
+        println!(
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/statement-lines?limit=5'"
+        );
         println!("  curl -s {base}/api/v1/openapi.json");
         println!("  curl -s {base}/metrics");
-        println!("  simulator ground truth: {}sim/ground_truth/<saltedge connection id>", sim.base_url());
+        println!(
+            "  simulator ground truth: {}sim/ground_truth/<saltedge connection id>",
+            sim.base_url()
+        );
         if let Some(path) = &a.env_file {
-            let (_, operator) = tokens::insert(&pool, None, "demo operator", Some(chrono::Duration::days(1))).await?;
+            let (_, operator) = tokens::insert(
+                &pool,
+                None,
+                "demo operator",
+                Some(chrono::Duration::days(1)),
+            )
+            .await?;
             // Written whole, then renamed: a reader never sees half a file.
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, format!("BASE={base}\nTOKEN={token}\nOPERATOR_TOKEN={operator}\n"))?;
+            std::fs::write(
+                &tmp,
+                format!("BASE={base}\nTOKEN={token}\nOPERATOR_TOKEN={operator}\n"),
+            )?;
             std::fs::rename(&tmp, path)?;
         }
         if !a.exit {
@@ -108,32 +139,61 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// The bookkeeper's flow over HTTP; returns the API token it made.
-async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &Simulator) -> anyhow::Result<String> {
+async fn tour(
+    pool: &sqlx::PgPool,
+    client: &Client,
+    base: &str,
+    a: &Args,
+    sim: &Simulator,
+) -> anyhow::Result<String> {
     let n = catalogue::refresh(pool, client).await?;
-    step(format!("institution catalogue loaded from Salt Edge ({n} providers)"));
-    let company = companies::create(pool, &format!("Demo Company {}", chrono::Utc::now().format("%H:%M:%S"))).await?;
+    step(format!(
+        "institution catalogue loaded from Salt Edge ({n} providers)"
+    ));
+    let company = companies::create(
+        pool,
+        &format!("Demo Company {}", chrono::Utc::now().format("%H:%M:%S")),
+    )
+    .await?;
     let (_, token) = tokens::create(pool, company.id, "demo").await?;
     step(format!("company {:?} with an API token", company.name));
 
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let api = |method: reqwest::Method, path: &str| http.request(method, format!("{base}{path}")).bearer_auth(&token);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let api = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+    };
     let link: Value = api(reqwest::Method::POST, "/api/v1/connections")
         .json(&json!({ "provider_code": a.provider, "phone": "+44 20 7946 0000", "email": format!("books+{}@demo.example", company.id.simple()), "return_to": format!("{base}/healthz") }))
         .send()
         .await?
         .json()
         .await?;
-    let connect_url = link["connect_url"].as_str().with_context(|| format!("link failed: {link}"))?;
+    let connect_url = link["connect_url"]
+        .as_str()
+        .with_context(|| format!("link failed: {link}"))?;
     step(format!("link requested: Connect URL {connect_url}"));
     let page = http
         .post(connect_url)
-        .form(&[("login", "username"), ("password", "secret"), ("sms", "123456"), ("consent", "on")])
+        .form(&[
+            ("login", "username"),
+            ("password", "secret"),
+            ("sms", "123456"),
+            ("consent", "on"),
+        ])
         .send()
         .await?;
     let mut status = page.status();
     if status == 200 {
         // Interactive providers ask for the SMS code on a second page.
-        status = http.post(connect_url).form(&[("sms", "123456")]).send().await?.status();
+        status = http
+            .post(connect_url)
+            .form(&[("sms", "123456")])
+            .send()
+            .await?
+            .status();
     }
     if status != 303 {
         bail!("the Connect page did not complete (HTTP {status})");
@@ -146,11 +206,18 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
         if started.elapsed() > Duration::from_secs(60) {
             bail!("no successful sync after 60 s; see the log above");
         }
-        let list: Value = api(reqwest::Method::GET, "/api/v1/connections").send().await?.json().await?;
+        let list: Value = api(reqwest::Method::GET, "/api/v1/connections")
+            .send()
+            .await?
+            .json()
+            .await?;
         if let Some(c) = list.as_array().and_then(|l| l.first()) {
             let stage = c["stage"].as_str().unwrap_or("").to_string();
             if stage != last_stage {
-                step(format!("callback received: connection {} stage {stage}", c["saltedge_id"].as_str().unwrap_or("")));
+                step(format!(
+                    "callback received: connection {} stage {stage}",
+                    c["saltedge_id"].as_str().unwrap_or("")
+                ));
                 last_stage = stage;
             }
             if c["last_sync"]["status"] == "succeeded" {
@@ -162,9 +229,21 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
     // One fetch may send success more than once: give the syncs a moment, then add them up.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let id = conn["id"].as_str().unwrap_or_default();
-    let runs: Value = api(reqwest::Method::GET, &format!("/api/v1/connections/{id}/sync-runs")).send().await?.json().await?;
+    let runs: Value = api(
+        reqwest::Method::GET,
+        &format!("/api/v1/connections/{id}/sync-runs"),
+    )
+    .send()
+    .await?
+    .json()
+    .await?;
     let runs = runs["items"].as_array().cloned().unwrap_or_default();
-    let total = |k: &str| runs.iter().filter(|r| r["status"] == "succeeded").map(|r| r[k].as_i64().unwrap_or(0)).sum::<i64>();
+    let total = |k: &str| {
+        runs.iter()
+            .filter(|r| r["status"] == "succeeded")
+            .map(|r| r[k].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
     step(format!(
         "{} sync run(s) finished: {} lines inserted, {} look-alikes flagged for review, {} page(s)",
         runs.iter().filter(|r| r["status"] == "succeeded").count(),
@@ -174,8 +253,17 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
     ));
 
     println!("\nSummary");
-    println!("  connection {} · {} · status {}", conn["id"].as_str().unwrap_or(""), conn["provider_name"].as_str().unwrap_or(""), conn["status"].as_str().unwrap_or(""));
-    let lines: Value = api(reqwest::Method::GET, "/api/v1/statement-lines?limit=1000").send().await?.json().await?;
+    println!(
+        "  connection {} · {} · status {}",
+        conn["id"].as_str().unwrap_or(""),
+        conn["provider_name"].as_str().unwrap_or(""),
+        conn["status"].as_str().unwrap_or("")
+    );
+    let lines: Value = api(reqwest::Method::GET, "/api/v1/statement-lines?limit=1000")
+        .send()
+        .await?
+        .json()
+        .await?;
     let items = lines["items"].as_array().cloned().unwrap_or_default();
     for acc in conn["accounts"].as_array().cloned().unwrap_or_default() {
         let jid = acc["journal_id"].as_str().unwrap_or("");
@@ -196,8 +284,16 @@ async fn tour(pool: &sqlx::PgPool, client: &Client, base: &str, a: &Args, sim: &
         );
     }
     if let Some(truth) = sim.ground_truth(conn["saltedge_id"].as_str().unwrap_or("")) {
-        let expected: usize = truth.accounts.iter().map(|a| a.posted.len() + a.pending.len()).sum();
-        println!("  lines {} · the simulator holds {} transactions (posted + pending, not duplicated)", items.len(), expected);
+        let expected: usize = truth
+            .accounts
+            .iter()
+            .map(|a| a.posted.len() + a.pending.len())
+            .sum();
+        println!(
+            "  lines {} · the simulator holds {} transactions (posted + pending, not duplicated)",
+            items.len(),
+            expected
+        );
     }
     Ok(token)
 }

@@ -75,7 +75,12 @@ where
             (ok, failed, lat)
         }));
     }
-    let mut s = Sample { ok: 0, failed: 0, secs: 0.0, latencies_us: vec![] };
+    let mut s = Sample {
+        ok: 0,
+        failed: 0,
+        secs: 0.0,
+        latencies_us: vec![],
+    };
     for t in tasks {
         let (ok, failed, lat) = t.await.expect("load task");
         s.ok += ok;
@@ -88,22 +93,39 @@ where
 
 pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
+        eprintln!(
+            "warning: debug build; figures are meaningful only with --release (scripts/dev bench)"
+        );
     }
-    let report = super::bench::with_scratch_db("banksync_load", false, |opts| async move { load(&opts, &a).await }).await?;
+    let report = super::bench::with_scratch_db("banksync_load", false, |opts| async move {
+        load(&opts, &a).await
+    })
+    .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
 async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_json::Value> {
-    let pool = PgPoolOptions::new().max_connections(16).connect_with(opts.clone()).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(opts.clone())
+        .await?;
     sync_engine::MIGRATOR.run(&pool).await?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/"))?;
-    let sim_cfg = saltedge_client::ClientConfig::new(url::Url::parse("http://127.0.0.1:9/api/v5/")?, "unused", "unused");
+    let sim_cfg = saltedge_client::ClientConfig::new(
+        url::Url::parse("http://127.0.0.1:9/api/v5/")?,
+        "unused",
+        "unused",
+    );
     // No per-token rate limit here: the benchmark measures the machine, not the limit.
-    let state = AppState::new(pool.clone(), saltedge_client::Client::new(sim_cfg)?, Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?, banksync_http::callbacks::urls::CallbackUrls::under(&callback_base));
+    let state = AppState::new(
+        pool.clone(),
+        saltedge_client::Client::new(sim_cfg)?,
+        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
+        banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
+    );
     let app = banksync_http::router(state, &HttpLimits::default());
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
@@ -119,7 +141,9 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
     let url = format!("{callback_base}notify");
     let now = chrono::Utc::now();
     let mut handles = vec![];
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     for t in 0..threads {
         let (signer, url) = (signer.clone(), url.clone());
         let n = a.callbacks;
@@ -145,21 +169,33 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         }
     }
     let signed = Arc::new(signed);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
 
     let (h, u, s) = (http.clone(), url.clone(), signed.clone());
     let callbacks = drive(a.callbacks, a.concurrency, move |i| {
-        h.post(&u).header("Signature", &s[i].1).header("content-type", "application/json").body(s[i].0.clone())
+        h.post(&u)
+            .header("Signature", &s[i].1)
+            .header("content-type", "application/json")
+            .body(s[i].0.clone())
     })
     .await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT identity) FROM callback_inbox").fetch_one(&pool).await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox").fetch_one(&pool).await?;
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'process_callback'").fetch_one(&pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT identity) FROM callback_inbox")
+        .fetch_one(&pool)
+        .await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox")
+        .fetch_one(&pool)
+        .await?;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'process_callback'")
+        .fetch_one(&pool)
+        .await?;
 
     // The statement-lines list: one company with 10,000 lines.
     let company = sync_engine::companies::create(&pool, "Load Ltd").await?;
     let (_, token) = sync_engine::tokens::create(&pool, company.id, "load").await?;
-    let journal = sync_engine::mapping::create_journal(&pool, company.id, "Bank", "EUR", None).await?;
+    let journal =
+        sync_engine::mapping::create_journal(&pool, company.id, "Bank", "EUR", None).await?;
     sqlx::query(
         "INSERT INTO bank_accounts (id, company_id, journal_id, saltedge_id, currency) VALUES (gen_random_uuid(), $1, $2, 'load-acc', 'EUR')",
     )
@@ -177,9 +213,15 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
     .execute(&pool)
     .await?;
     // A journal's lines from a date, as a bookkeeping frontend pages through them.
-    let list_url = format!("http://{addr}/api/v1/statement-lines?journal_id={}&limit=100&from=2026-03-01", journal.id);
+    let list_url = format!(
+        "http://{addr}/api/v1/statement-lines?journal_id={}&limit=100&from=2026-03-01",
+        journal.id
+    );
     let (h, t) = (http.clone(), token.clone());
-    let list = drive(a.list_requests, a.concurrency, move |_| h.get(&list_url).bearer_auth(&t)).await;
+    let list = drive(a.list_requests, a.concurrency, move |_| {
+        h.get(&list_url).bearer_auth(&t)
+    })
+    .await;
 
     let _ = stop_tx.send(true);
     let _ = server.await;

@@ -29,11 +29,19 @@ pub struct ScaleArgs {
 
 pub async fn run(a: ScaleArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: debug build; figures are meaningful only with --release (scripts/dev bench)");
+        eprintln!(
+            "warning: debug build; figures are meaningful only with --release (scripts/dev bench)"
+        );
     }
-    anyhow::ensure!(a.companies >= 1 && a.connections >= a.companies, "--connections must be at least --companies (one customer each)");
+    anyhow::ensure!(
+        a.companies >= 1 && a.connections >= a.companies,
+        "--connections must be at least --companies (one customer each)"
+    );
     let keep = a.keep;
-    let report = super::bench::with_scratch_db("banksync_scale", keep, |opts| async move { scale(&opts, &a).await }).await?;
+    let report = super::bench::with_scratch_db("banksync_scale", keep, |opts| async move {
+        scale(&opts, &a).await
+    })
+    .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -46,7 +54,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_json::Value> {
-    let pool = PgPoolOptions::new().max_connections(8).connect_with(opts.clone()).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts.clone())
+        .await?;
     sync_engine::MIGRATOR.run(&pool).await?;
     let data = DataConfig {
         accounts_per_connection: 1,
@@ -58,33 +69,64 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
         new_account_on_refresh_session: false,
         ..Default::default()
     };
-    let sim = Simulator::start(SimConfig { data, ..Default::default() }).await?;
-    let mut cfg = saltedge_client::ClientConfig::signed(sim.api_base(), sim.app_credentials().0, sim.app_credentials().1, saltedge_sim::keys::CLIENT_PRIVATE_PEM)?;
+    let sim = Simulator::start(SimConfig {
+        data,
+        ..Default::default()
+    })
+    .await?;
+    let mut cfg = saltedge_client::ClientConfig::signed(
+        sim.api_base(),
+        sim.app_credentials().0,
+        sim.app_credentials().1,
+        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
+    )?;
     cfg.fetches_per_second = 0;
     let client = saltedge_client::Client::new(cfg)?;
     sync_engine::catalogue::refresh(&pool, &client).await?;
 
     // The day starts at midnight UTC tomorrow; everything was last fetched the day before.
-    let start = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let start = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
     sim.set_clock(Some(start - chrono::Duration::hours(20)));
-    eprintln!("seeding {} companies and {} connections…", a.companies, a.connections);
+    eprintln!(
+        "seeding {} companies and {} connections…",
+        a.companies, a.connections
+    );
     let seeding = Instant::now();
-    let providers = ["fake_client_xf", "demobank_de", "demobank_gb", "demobank_us", "demobank_ro", "demobank_jp", "demobank_md"];
+    let providers = [
+        "fake_client_xf",
+        "demobank_de",
+        "demobank_gb",
+        "demobank_us",
+        "demobank_ro",
+        "demobank_jp",
+        "demobank_md",
+    ];
     let mut rows: Vec<(usize, String, String, &str)> = Vec::with_capacity(a.connections);
     for i in 0..a.connections {
         let company = i % a.companies;
         let provider = providers[(i / a.companies) % providers.len()];
-        let (customer, conn) = sim.seed_connection(&format!("scale-{company}@bench.example"), provider);
+        let (customer, conn) =
+            sim.seed_connection(&format!("scale-{company}@bench.example"), provider);
         rows.push((company, customer, conn, provider));
     }
     let company_ids: Vec<Uuid> = (0..a.companies).map(|_| Uuid::new_v4()).collect();
     let names: Vec<String> = (0..a.companies).map(|i| format!("Scale {i}")).collect();
-    sqlx::query("INSERT INTO companies (id, name) SELECT * FROM UNNEST($1::uuid[], $2::text[])").bind(&company_ids).bind(&names).execute(&pool).await?;
+    sqlx::query("INSERT INTO companies (id, name) SELECT * FROM UNNEST($1::uuid[], $2::text[])")
+        .bind(&company_ids)
+        .bind(&names)
+        .execute(&pool)
+        .await?;
     let mut customers: Vec<String> = vec![String::new(); a.companies];
     for (company, customer, _, _) in &rows {
         customers[*company] = customer.clone();
     }
-    let idents: Vec<String> = (0..a.companies).map(|i| format!("scale-{i}@bench.example")).collect();
+    let idents: Vec<String> = (0..a.companies)
+        .map(|i| format!("scale-{i}@bench.example"))
+        .collect();
     let customer_rows: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO saltedge_customers (company_id, saltedge_id, identifier) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) RETURNING id",
     )
@@ -94,7 +136,8 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     .fetch_all(&pool)
     .await?;
     let seen_at = start - chrono::Duration::hours(20);
-    let (mut c_company, mut c_customer, mut c_se, mut c_provider, mut c_country) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut c_company, mut c_customer, mut c_se, mut c_provider, mut c_country) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for (company, _, conn, provider) in &rows {
         c_company.push(company_ids[*company]);
         c_customer.push(customer_rows[*company]);
@@ -117,11 +160,18 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     .execute(&pool)
     .await?;
     let seeding_s = seeding.elapsed().as_secs_f64();
-    let company_of: std::collections::HashMap<String, Uuid> = rows.iter().map(|(c, _, se, _)| (se.clone(), company_ids[*c])).collect();
+    let company_of: std::collections::HashMap<String, Uuid> = rows
+        .iter()
+        .map(|(c, _, se, _)| (se.clone(), company_ids[*c]))
+        .collect();
 
     // The simulated day.
     let requests_before = sim.requests().len();
-    let schedule = ScheduleConfig { tick: Duration::from_secs(a.tick_secs), fetches_per_second: 0, ..Default::default() };
+    let schedule = ScheduleConfig {
+        tick: Duration::from_secs(a.tick_secs),
+        fetches_per_second: 0,
+        ..Default::default()
+    };
     let mut ticks_ms = vec![];
     let (mut refreshes, mut listings, mut nightly) = (0usize, 0usize, 0usize);
     let mut now = start;
@@ -130,8 +180,10 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
             nightly += 1;
             // The success callback's handler re-reads the connection and queues a sync.
             let c = client.show_connection(&se).await?;
-            let local = sync_engine::connections::upsert_from_saltedge(&pool, company_of[&se], &c).await?;
-            sync_engine::events::enqueue_sync(&pool, local.company_id, local.id, "callback").await?;
+            let local =
+                sync_engine::connections::upsert_from_saltedge(&pool, company_of[&se], &c).await?;
+            sync_engine::events::enqueue_sync(&pool, local.company_id, local.id, "callback")
+                .await?;
         }
         let t = Instant::now();
         scheduler::tick(&pool, &client, &schedule, now).await?;
@@ -143,13 +195,25 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
         for (id, kind, payload) in queued {
             if kind == "list_customer" {
                 listings += 1;
-                scheduler::list_customer(&pool, &client, &schedule, payload["customer_id"].as_str().unwrap_or_default()).await?;
+                scheduler::list_customer(
+                    &pool,
+                    &client,
+                    &schedule,
+                    payload["customer_id"].as_str().unwrap_or_default(),
+                )
+                .await?;
             } else {
                 refreshes += 1;
-                let conn: Uuid = payload["connection_id"].as_str().unwrap_or_default().parse()?;
+                let conn: Uuid = payload["connection_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()?;
                 scheduler::refresh(&pool, &client, &schedule, conn, now).await?;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&pool).await?;
+            sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await?;
         }
         // Syncs are outside this benchmark: the queued ones count as done at once.
         sqlx::query(
@@ -164,7 +228,9 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     }
     let calls = sim.requests().len() - requests_before;
     ticks_ms.sort_by(f64::total_cmp);
-    let db_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&pool).await?;
+    let db_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(&pool)
+        .await?;
     sim.stop().await;
     Ok(serde_json::json!({
         "companies": a.companies,

@@ -22,21 +22,42 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     }
     let pool = crate::db::connect(&s).await?;
     let client = s.client(&pool)?;
-    let mut state = AppState::new(pool.clone(), client.clone(), s.callback_verifier()?, s.callback_urls()?);
+    let mut state = AppState::new(
+        pool.clone(),
+        client.clone(),
+        s.callback_verifier()?,
+        s.callback_urls()?,
+    );
     state.callback_max_age = chrono::Duration::hours(s.server.callback_max_age_hours);
     state.return_to_origins = Arc::new(s.server.return_to_origins.clone());
-    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(s.server.rate_limit_per_minute));
-    state.metrics_token = s.server.metrics_token.as_ref().map(|t| Arc::new(t.expose().to_string()));
+    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(
+        s.server.rate_limit_per_minute,
+    ));
+    state.metrics_token = s
+        .server
+        .metrics_token
+        .as_ref()
+        .map(|t| Arc::new(t.expose().to_string()));
     state.metrics_separate = s.server.metrics_bind.is_some();
-    state.livez_stale = Duration::from_secs(s.worker.livez_stale_secs.unwrap_or(3 * s.worker.lease_secs));
+    state.livez_stale =
+        Duration::from_secs(s.worker.livez_stale_secs.unwrap_or(3 * s.worker.lease_secs));
     let health = Arc::new(sync_engine::worker::Health::default());
     if s.worker.concurrency > 0 {
         state.worker_health = Some(health.clone());
     }
     banksync_http::spawn_metrics_refresher(&state, Duration::from_secs(15));
-    let limits = HttpLimits { body_limit_bytes: s.server.body_limit_bytes, request_timeout: Duration::from_secs(s.server.request_timeout_secs) };
+    let limits = HttpLimits {
+        body_limit_bytes: s.server.body_limit_bytes,
+        request_timeout: Duration::from_secs(s.server.request_timeout_secs),
+    };
     if catalogue::is_empty(&pool).await.unwrap_or(false) {
-        jobs::enqueue(&pool, jobs::REFRESH_CATALOGUE, serde_json::json!({}), Some("catalogue")).await?;
+        jobs::enqueue(
+            &pool,
+            jobs::REFRESH_CATALOGUE,
+            serde_json::json!({}),
+            Some("catalogue"),
+        )
+        .await?;
     }
     // The scheduler's first tick; each tick queues the next (one queued at a time).
     jobs::start_schedule(&pool).await?;
@@ -56,13 +77,20 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
             }
         })
     };
-    let listener = std::net::TcpListener::bind(s.server.bind).with_context(|| format!("cannot listen on {}", s.server.bind))?;
+    let listener = std::net::TcpListener::bind(s.server.bind)
+        .with_context(|| format!("cannot listen on {}", s.server.bind))?;
     let tls = s.server.tls();
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %s.server.bind, scheme, callbacks = ?state.callbacks.all().iter().map(|c| &c.registered).collect::<Vec<_>>(), "banksync serving");
-    println!("banksync listening on {scheme}://{}  (callbacks: {})", s.server.bind, state.callbacks.url("success").unwrap_or_default());
+    println!(
+        "banksync listening on {scheme}://{}  (callbacks: {})",
+        s.server.bind,
+        state.callbacks.url("success").unwrap_or_default()
+    );
     if let Some(addr) = s.server.metrics_bind {
-        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on server.metrics_bind {addr}"))?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on server.metrics_bind {addr}"))?;
         let m = banksync_http::metrics_router(state.clone());
         tokio::spawn(async move { axum::serve(l, m).await });
         println!("metrics on http://{addr}/metrics");
@@ -89,7 +117,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -64,17 +64,26 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     if let Some(path) = a.client_public_key {
-        cfg.client_public_key_pem = Some(std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?);
+        cfg.client_public_key_pem = Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        );
     }
     for f in &a.faults {
-        cfg.faults.push(FaultRule::parse_cli(f).map_err(anyhow::Error::msg)?);
+        cfg.faults
+            .push(FaultRule::parse_cli(f).map_err(anyhow::Error::msg)?);
     }
     let (app_id, secret) = (cfg.app_id.clone(), cfg.secret.clone());
-    let sim = Simulator::start_on(cfg, SocketAddr::new(a.host, a.port)).await.context("cannot start the simulator")?;
+    let sim = Simulator::start_on(cfg, SocketAddr::new(a.host, a.port))
+        .await
+        .context("cannot start the simulator")?;
     println!("Salt Edge simulator listening");
     println!("  API base:     {}", sim.api_base());
     println!("  App-id:       {app_id}   Secret: {secret}   (test credentials)");
-    println!("  ground truth: {}sim/ground_truth/<connection_id>", sim.base_url());
+    println!(
+        "  ground truth: {}sim/ground_truth/<connection_id>",
+        sim.base_url()
+    );
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     sim.stop().await;

@@ -28,22 +28,42 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             let company = a.company.as_deref().context(
                 "unknown connection: link it through the API first, or pass --company to adopt an existing Salt Edge connection",
             )?;
-            let company = companies::find_by_key(&pool, company).await?.with_context(|| format!("no company {company:?}"))?;
+            let company = companies::find_by_key(&pool, company)
+                .await?
+                .with_context(|| format!("no company {company:?}"))?;
             match connections::adopt(&pool, &client, company.id, &a.connection).await {
                 Ok(c) => c,
-                Err(e) if e.saltedge_class() == Some(&saltedge_client::ErrorClass::ConnectionNotFound) => {
+                Err(e)
+                    if e.saltedge_class()
+                        == Some(&saltedge_client::ErrorClass::ConnectionNotFound) =>
+                {
                     anyhow::bail!("Salt Edge does not know connection {}", a.connection)
                 }
                 // Anything else (a refused signature, an outage) is reported as what it is.
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("could not adopt connection {} from Salt Edge", a.connection))),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "could not adopt connection {} from Salt Edge",
+                        a.connection
+                    )))
+                }
             }
         }
     };
-    let opts = SyncOptions { full: a.full, trigger: "cli".into(), ..Default::default() };
+    let opts = SyncOptions {
+        full: a.full,
+        trigger: "cli".into(),
+        ..Default::default()
+    };
     let report = sync_engine::sync_connection(&pool, &client, conn.id, &opts).await?;
     let r = &report.run;
-    println!("sync run {} of connection {} ({}): {}", r.id, conn.id, conn.provider_name, r.status);
-    println!("  from id:            {}", r.from_id.as_deref().unwrap_or("(whole history)"));
+    println!(
+        "sync run {} of connection {} ({}): {}",
+        r.id, conn.id, conn.provider_name, r.status
+    );
+    println!(
+        "  from id:            {}",
+        r.from_id.as_deref().unwrap_or("(whole history)")
+    );
     println!("  pages:              {}", r.pages);
     println!("  fetched:            {}", r.fetched);
     println!("  inserted:           {}", r.inserted);

@@ -78,7 +78,14 @@ mod tests {
 
     #[test]
     fn amounts_in_every_spelling() {
-        for (json, want) in [("10000", "10000"), ("-200.0", "-200.0"), ("-3974.60", "-3974.60"), ("0", "0"), ("\"12.30\"", "12.30"), ("1.5e3", "1500")] {
+        for (json, want) in [
+            ("10000", "10000"),
+            ("-200.0", "-200.0"),
+            ("-3974.60", "-3974.60"),
+            ("0", "0"),
+            ("\"12.30\"", "12.30"),
+            ("1.5e3", "1500"),
+        ] {
             let v: Value = serde_json::from_str(json).unwrap();
             assert_eq!(parse_amount(&v).unwrap().to_string(), want, "{json}");
         }

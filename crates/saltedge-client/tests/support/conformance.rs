@@ -27,8 +27,12 @@ fn every_signing_vector_gives_the_exact_string_and_signature() {
     assert!(cases.len() >= 7);
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        let (exp, method, url, body) =
-            (c["expires_at"].as_i64().unwrap(), c["method"].as_str().unwrap(), c["url"].as_str().unwrap(), c["body"].as_str().unwrap());
+        let (exp, method, url, body) = (
+            c["expires_at"].as_i64().unwrap(),
+            c["method"].as_str().unwrap(),
+            c["url"].as_str().unwrap(),
+            c["body"].as_str().unwrap(),
+        );
         let file = c.get("file_sha256").and_then(Value::as_str);
         let string = request_signing_string(exp, method, url, body, file);
         assert_eq!(string, c["string_to_sign"].as_str().unwrap(), "{name}");
@@ -39,7 +43,12 @@ fn every_signing_vector_gives_the_exact_string_and_signature() {
         }
         verifier.verify(string.as_bytes(), want).unwrap();
         // The old, wrong shape (a trailing bar) must not verify.
-        assert!(verifier.verify(format!("{string}|").as_bytes(), want).is_err(), "{name}");
+        assert!(
+            verifier
+                .verify(format!("{string}|").as_bytes(), want)
+                .is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -47,13 +56,27 @@ fn every_signing_vector_gives_the_exact_string_and_signature() {
 fn the_real_callback_verifies_and_a_changed_byte_does_not() {
     let v = read_json(conformance().join("saltedge-callback-v5.json"));
     let key = Verifier::from_pem(v["saltedge_public_key_pem"].as_str().unwrap()).unwrap();
-    let (url, body, sig) = (v["callback_url"].as_str().unwrap(), v["body"].as_str().unwrap(), v["signature"].as_str().unwrap());
+    let (url, body, sig) = (
+        v["callback_url"].as_str().unwrap(),
+        v["body"].as_str().unwrap(),
+        v["signature"].as_str().unwrap(),
+    );
     key.verify_callback(url, body.as_bytes(), sig).unwrap();
-    assert!(key.verify_callback(url.trim_end_matches('/'), body.as_bytes(), sig).is_err(), "the URL is signed exactly as registered");
-    assert!(key.verify_callback(url, body.replacen('5', "6", 1).as_bytes(), sig).is_err());
-    assert!(key.verify_callback(&url.replace("success", "fail"), body.as_bytes(), sig).is_err());
+    assert!(
+        key.verify_callback(url.trim_end_matches('/'), body.as_bytes(), sig)
+            .is_err(),
+        "the URL is signed exactly as registered"
+    );
+    assert!(key
+        .verify_callback(url, body.replacen('5', "6", 1).as_bytes(), sig)
+        .is_err());
+    assert!(key
+        .verify_callback(&url.replace("success", "fail"), body.as_bytes(), sig)
+        .is_err());
     assert!(key.verify_callback(url, body.as_bytes(), "").is_err());
-    assert!(key.verify_callback(url, body.as_bytes(), "not base64!").is_err());
+    assert!(key
+        .verify_callback(url, body.as_bytes(), "not base64!")
+        .is_err());
     let parsed: CallbackBody = serde_json::from_str(body).unwrap();
     assert_eq!(parsed.data.connection_id, "349600516445047165");
     assert_eq!(parsed.data.stage, None);
@@ -65,26 +88,37 @@ fn parse_corpus_file(name: &str, text: &str) {
     let r: Result<(), serde_json::Error> = match kind {
         "accounts-list" => serde_json::from_str::<Envelope<Vec<Account>>>(text).map(|e| {
             for a in &e.data {
-                a.extra_typed().unwrap_or_else(|err| panic!("{name}: account extra: {err}"));
+                a.extra_typed()
+                    .unwrap_or_else(|err| panic!("{name}: account extra: {err}"));
             }
         }),
         k if k.starts_with("callback-") => serde_json::from_str::<CallbackBody>(text).map(drop),
-        "connect-session-create" => serde_json::from_str::<Envelope<ConnectSession>>(text).map(drop),
+        "connect-session-create" => {
+            serde_json::from_str::<Envelope<ConnectSession>>(text).map(drop)
+        }
         "connection-show" => serde_json::from_str::<Envelope<Connection>>(text).map(drop),
         "connections-list" => serde_json::from_str::<Envelope<Vec<Connection>>>(text).map(drop),
         "customer-show" => serde_json::from_str::<Envelope<Customer>>(text).map(drop),
         "customer-delete" => serde_json::from_str::<Envelope<RemovedCustomer>>(text).map(drop),
-        k if k.starts_with("error-") => serde_json::from_str::<saltedge_client::error::ErrorBody>(text).map(drop),
+        k if k.starts_with("error-") => {
+            serde_json::from_str::<saltedge_client::error::ErrorBody>(text).map(drop)
+        }
         "provider-show" => serde_json::from_str::<Provider>(text).map(drop),
         "transaction" => serde_json::from_str::<Transaction>(text).map(|t| {
-            t.extra_typed().unwrap_or_else(|err| panic!("{name}: extra: {err}"));
+            t.extra_typed()
+                .unwrap_or_else(|err| panic!("{name}: extra: {err}"));
         }),
-        "transactions-list" | "transactions-pending" => serde_json::from_str::<Envelope<Vec<Transaction>>>(text).map(|e| {
-            for t in &e.data {
-                t.extra_typed().unwrap_or_else(|err| panic!("{name}: extra: {err}"));
-            }
-        }),
-        other => panic!("{name}: no parser for payload kind {other:?}; teach this test the new kind"),
+        "transactions-list" | "transactions-pending" => {
+            serde_json::from_str::<Envelope<Vec<Transaction>>>(text).map(|e| {
+                for t in &e.data {
+                    t.extra_typed()
+                        .unwrap_or_else(|err| panic!("{name}: extra: {err}"));
+                }
+            })
+        }
+        other => {
+            panic!("{name}: no parser for payload kind {other:?}; teach this test the new kind")
+        }
     };
     r.unwrap_or_else(|e| panic!("{name}: {e}"));
 }
@@ -110,11 +144,21 @@ fn corpus_values_are_read_exactly() {
     let dir = conformance().join("saltedge-v5-payloads");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
 
-    let txs: Envelope<Vec<Transaction>> = serde_json::from_str(&read("transactions-list.1.json")).unwrap();
+    let txs: Envelope<Vec<Transaction>> =
+        serde_json::from_str(&read("transactions-list.1.json")).unwrap();
     assert_eq!(txs.data[0].amount.to_string(), "-200.0");
-    assert_eq!(txs.data[0].extra_typed().unwrap().original_amount.unwrap().to_string(), "-3974.60");
+    assert_eq!(
+        txs.data[0]
+            .extra_typed()
+            .unwrap()
+            .original_amount
+            .unwrap()
+            .to_string(),
+        "-3974.60"
+    );
     assert_eq!(txs.meta.unwrap().next_id.as_deref(), Some("990"));
-    let t2: Envelope<Vec<Transaction>> = serde_json::from_str(&read("transactions-list.2.json")).unwrap();
+    let t2: Envelope<Vec<Transaction>> =
+        serde_json::from_str(&read("transactions-list.2.json")).unwrap();
     assert_eq!(t2.data[0].amount.to_string(), "10000");
 
     // A real connection that reached stage `finish` and failed.
@@ -123,13 +167,32 @@ fn corpus_values_are_read_exactly() {
         AttemptOutcome::Failed { class, .. } => assert_eq!(class, "ProviderAccessNotGranted"),
         other => panic!("expected a failed attempt, got {other:?}"),
     }
-    assert_eq!(c.data.last_attempt.as_ref().unwrap().last_stage.as_ref().unwrap().name, "finish");
-    let ok: Envelope<Vec<Connection>> = serde_json::from_str(&read("connections-list.2.json")).unwrap();
-    assert!(matches!(ok.data[0].last_outcome(), AttemptOutcome::Succeeded { .. }));
+    assert_eq!(
+        c.data
+            .last_attempt
+            .as_ref()
+            .unwrap()
+            .last_stage
+            .as_ref()
+            .unwrap()
+            .name,
+        "finish"
+    );
+    let ok: Envelope<Vec<Connection>> =
+        serde_json::from_str(&read("connections-list.2.json")).unwrap();
+    assert!(matches!(
+        ok.data[0].last_outcome(),
+        AttemptOutcome::Succeeded { .. }
+    ));
 
     // The credit card with its available balance and limit.
-    let accounts: Envelope<Vec<Account>> = serde_json::from_str(&read("accounts-list.1.json")).unwrap();
-    let card = accounts.data.iter().find(|a| a.nature == "credit_card").unwrap();
+    let accounts: Envelope<Vec<Account>> =
+        serde_json::from_str(&read("accounts-list.1.json")).unwrap();
+    let card = accounts
+        .data
+        .iter()
+        .find(|a| a.nature == "credit_card")
+        .unwrap();
     assert_eq!(card.balance.to_string(), "-2008.13");
     let extra = card.extra_typed().unwrap();
     assert_eq!(extra.credit_limit.unwrap().to_string(), "10000.0");
@@ -141,15 +204,31 @@ fn corpus_values_are_read_exactly() {
     assert_eq!(s1.data.stage.as_deref(), Some("finish"));
     assert_eq!(s1.meta.time.timestamp_subsec_millis(), 233);
     let i: CallbackBody = serde_json::from_str(&read("callback-interactive.1.json")).unwrap();
-    assert_eq!(i.data.html.as_deref(), Some("<p>Please select accounts from the list:</p>"));
-    assert_eq!(i.data.interactive_fields_names.as_deref(), Some(&["accounts".to_string()][..]));
+    assert_eq!(
+        i.data.html.as_deref(),
+        Some("<p>Please select accounts from the list:</p>")
+    );
+    assert_eq!(
+        i.data.interactive_fields_names.as_deref(),
+        Some(&["accounts".to_string()][..])
+    );
     assert!(i.data.session_expires_at.is_some());
-    assert_eq!(i.data.interactive_fields_options.as_ref().unwrap()["accounts"][1]["option_value"], "service_acc_guid2");
+    assert_eq!(
+        i.data.interactive_fields_options.as_ref().unwrap()["accounts"][1]["option_value"],
+        "service_acc_guid2"
+    );
 
     // The German bank's transaction: payee only in `payee_information`, text with a leading space.
     let t: Transaction = serde_json::from_str(&read("transaction.1.fragment.json")).unwrap();
     assert_eq!(t.description, " garantierte Debitkartenzahlung");
-    assert_eq!(t.extra_typed().unwrap().account_balance_snapshot.unwrap().to_string(), "100.00");
+    assert_eq!(
+        t.extra_typed()
+            .unwrap()
+            .account_balance_snapshot
+            .unwrap()
+            .to_string(),
+        "100.00"
+    );
 }
 
 #[test]
@@ -160,7 +239,8 @@ fn nulls_and_missing_lists_are_tolerated() {
     )
     .unwrap();
     assert_eq!(t.description, "");
-    let a: Attempt = serde_json::from_str(r#"{"id":"1","fetch_scopes":null,"finished":null}"#).unwrap();
+    let a: Attempt =
+        serde_json::from_str(r#"{"id":"1","fetch_scopes":null,"finished":null}"#).unwrap();
     assert!(a.fetch_scopes.is_empty());
     assert_eq!(a.outcome(), AttemptOutcome::InProgress);
 }
