@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use saltedge_client::ErrorClass;
 use serde_json::{json, Map, Value};
+use sync_engine::error::Category;
 use sync_engine::{guidance, SyncError};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +40,6 @@ pub enum ApiError {
     /// A body sent with another content type than `application/json`.
     #[error("send the body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
-    /// An operation the connection's state forbids (revoked consent, removed, inactive…):
-    /// 409 with what the user should do instead.
-    #[error("{detail}")]
-    State {
-        code: &'static str,
-        detail: String,
-        guidance: &'static str,
-    },
     #[error(transparent)]
     SaltEdge(#[from] saltedge_client::Error),
     #[error(transparent)]
@@ -140,56 +133,64 @@ impl ApiError {
                 "Unsupported media type",
                 none(),
             ),
-            ApiError::State { code, guidance, .. } => {
-                let mut extra = Map::new();
-                extra.insert("guidance".into(), json!(guidance));
-                (
-                    StatusCode::CONFLICT,
-                    code,
-                    "Not possible in the connection's state",
-                    extra,
-                )
-            }
             ApiError::SaltEdge(e) => saltedge_parts(e),
             ApiError::Sync(SyncError::SaltEdge(e)) => saltedge_parts(e),
-            ApiError::Sync(SyncError::NotFound { .. }) => {
-                (StatusCode::NOT_FOUND, "not_found", "Not found", none())
-            }
-            // The journal's currency is its state: mapping into it conflicts with it.
-            ApiError::Sync(SyncError::CurrencyMismatch { .. }) => (
+            ApiError::Sync(e) => sync_parts(e),
+        }
+    }
+}
+
+/// The engine's errors by category; a few variants carry their own code.
+fn sync_parts(e: &SyncError) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+    let none = Map::new;
+    match e {
+        SyncError::SaltEdge(e) => saltedge_parts(e),
+        // Not an outage: Postgres refused the caller's text.
+        SyncError::Db(db) if text_refused(db) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+            "Text that cannot be stored",
+            none(),
+        ),
+        // The journal's currency is its state: mapping into it conflicts with it.
+        SyncError::CurrencyMismatch { .. } => (
+            StatusCode::CONFLICT,
+            "currency_mismatch",
+            "Currencies differ",
+            none(),
+        ),
+        SyncError::State { code, guidance, .. } => {
+            let mut extra = Map::new();
+            extra.insert("guidance".into(), json!(guidance));
+            (
                 StatusCode::CONFLICT,
-                "currency_mismatch",
-                "Currencies differ",
-                none(),
-            ),
-            ApiError::Sync(SyncError::Invalid(_)) => (
+                code,
+                "Not possible in the connection's state",
+                extra,
+            )
+        }
+        other => match other.category() {
+            Category::Caller => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
                 "Invalid input",
                 none(),
             ),
-            ApiError::Sync(SyncError::Conflict(_)) => {
-                (StatusCode::CONFLICT, "conflict", "Conflict", none())
-            }
-            ApiError::Sync(SyncError::Panicked(_) | SyncError::LockLost) => (
+            Category::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
+            Category::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
+            Category::Upstream => (
+                StatusCode::BAD_GATEWAY,
+                "saltedge_error",
+                "Salt Edge refused the request",
+                none(),
+            ),
+            Category::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal error",
                 none(),
             ),
-            ApiError::Sync(SyncError::Db(e)) if text_refused(e) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_text",
-                "Text that cannot be stored",
-                none(),
-            ),
-            ApiError::Sync(SyncError::Db(_)) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-                none(),
-            ),
-        }
+        },
     }
 }
 
@@ -249,8 +250,8 @@ impl IntoResponse for ApiError {
             ApiError::Sync(SyncError::Db(e)) if text_refused(e) => {
                 "text must not contain the NUL character (U+0000)".to_string()
             }
-            ApiError::Sync(SyncError::Db(e)) => {
-                tracing::error!(error = %e, "database error");
+            ApiError::Sync(e) if e.category() == Category::Internal => {
+                tracing::error!(error = %e, "internal error");
                 "An internal error occurred.".to_string()
             }
             other => other.to_string(),

@@ -2733,3 +2733,22 @@ async fn the_openapi_document_describes_the_server(pool: PgPool) {
         })
         .unwrap();
 }
+
+/// A database outage is ours: 500 with no detail, never a 401, 404 or 422.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_database_outage_is_an_internal_error(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    pool.close().await;
+    for path in [
+        format!("/api/v1/connections/{}", Uuid::new_v4()),
+        "/api/v1/journals".to_string(),
+    ] {
+        let (st, p) = s.call(Method::GET, &path, None).await;
+        assert_eq!(
+            (st.as_u16(), p["code"].as_str()),
+            (500, Some("internal")),
+            "{path}: {p}"
+        );
+        assert_eq!(p["detail"], "An internal error occurred.");
+    }
+}

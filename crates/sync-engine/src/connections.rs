@@ -134,7 +134,7 @@ pub async fn upsert_from_saltedge(
     .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| SyncError::Invalid("the connection belongs to another company".into()))
+    .ok_or_else(|| SyncError::Conflict("the connection belongs to another company".into()))
 }
 
 /// Records the bank's interactive question (from an interactive callback).
@@ -230,5 +230,58 @@ pub async fn mark_removed(pool: &PgPool, id: Uuid) -> Result<()> {
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// Refused: the connection no longer exists at Salt Edge.
+pub const REMOVED: SyncError = SyncError::State {
+    code: "connection_removed",
+    detail: "the connection no longer exists at Salt Edge",
+    guidance: crate::guidance::CONNECTION_REMOVED,
+};
+
+/// A connection gone from Salt Edge or disabled there is of no further use: only a new
+/// link helps.
+pub fn usable(c: &Connection) -> Result<()> {
+    match c.status.as_str() {
+        "removed" => Err(REMOVED),
+        "disabled" => Err(SyncError::State {
+            code: "connection_disabled",
+            detail: "the connection is disabled at Salt Edge",
+            guidance: crate::guidance::CONNECTION_DISABLED,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reading the bank again on request (sync now, fetch new accounts) needs a usable, active
+/// connection with a live consent; otherwise the request would only fail at Salt Edge.
+/// Update credentials (a reconnect with a new consent) is the way out of a revoked or
+/// expired consent and of an inactive connection, so it needs only [`usable`].
+pub fn readable(c: &Connection) -> Result<()> {
+    usable(c)?;
+    if c.consent_revoked_at.is_some() {
+        return Err(SyncError::State {
+            code: "consent_revoked",
+            detail: "the consent to read this bank's data was revoked",
+            guidance: crate::guidance::CONSENT_REVOKED,
+        });
+    }
+    if c.consent_expires_at
+        .is_some_and(|t| t <= chrono::Utc::now())
+    {
+        return Err(SyncError::State {
+            code: "consent_expired",
+            detail: "the consent to read this bank's data has expired",
+            guidance: crate::guidance::CONSENT_EXPIRED,
+        });
+    }
+    if c.status == "inactive" {
+        return Err(SyncError::State {
+            code: "connection_inactive",
+            detail: "the connection is inactive at Salt Edge",
+            guidance: crate::guidance::CONNECTION_INACTIVE,
+        });
+    }
     Ok(())
 }

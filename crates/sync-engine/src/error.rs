@@ -1,33 +1,115 @@
-//! The sync engine's one error type; the HTTP crate maps it to problem JSON in one place.
+//! The sync engine's one error type. Each variant belongs to one [`Category`], which says
+//! whose fault it is and what to do about it; the HTTP crate maps categories (and a few
+//! variants' codes) to problem JSON in one place, and the worker retries by
+//! [`SyncError::is_retryable`], never by reading messages.
 
 use saltedge_client::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error(transparent)]
-    SaltEdge(#[from] saltedge_client::Error),
-    #[error("{what} not found")]
-    NotFound { what: &'static str },
-    #[error("journal currency {journal} does not match bank account currency {account}")]
-    CurrencyMismatch { journal: String, account: String },
+    // --- the caller's input ---
+    /// Input the engine refuses (a journal without a name, a currency that is not ISO 4217).
     #[error("invalid input: {0}")]
     Invalid(String),
-    /// The request contradicts what is recorded (another tenant's resource, say).
+
+    // --- not found (for this caller) ---
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+
+    // --- conflicts with what is recorded ---
+    /// The request contradicts what is recorded (another tenant's resource, a review
+    /// already decided).
     #[error("{0}")]
     Conflict(String),
+    #[error("journal currency {journal} does not match bank account currency {account}")]
+    CurrencyMismatch { journal: String, account: String },
+    /// What the connection's state forbids (removed or disabled at Salt Edge, consent
+    /// revoked or expired, inactive), with what the user should do instead.
+    #[error("{detail}")]
+    State {
+        code: &'static str,
+        detail: &'static str,
+        guidance: &'static str,
+    },
+
+    // --- upstream ---
+    #[error(transparent)]
+    SaltEdge(#[from] saltedge_client::Error),
+
+    // --- internal ---
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Something we stored cannot be read back (a callback body, a job's payload): a bug
+    /// or a damaged row, not the caller's doing; retrying does not help.
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
     /// The per-connection lock's session ended mid-sync; the sync stopped writing.
     #[error("the connection's sync lock was lost (its database session ended); the sync stopped and will run again")]
     LockLost,
-    /// A job's code panicked; the job failed alone and the worker went on.
+    /// A job's code panicked (or its task ended); the job failed alone and the worker went on.
     #[error("panicked: {0}")]
     Panicked(String),
+}
+
+/// Whose fault an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// The caller's input: fix the request.
+    Caller,
+    /// The resource does not exist for this caller.
+    NotFound,
+    /// The request contradicts recorded state: change the state first.
+    Conflict,
+    /// Salt Edge refused or could not be reached.
+    Upstream,
+    /// Ours: a database outage, a bug, a lost lock.
+    Internal,
 }
 
 impl SyncError {
     pub fn not_found(what: &'static str) -> Self {
         SyncError::NotFound { what }
+    }
+
+    pub fn category(&self) -> Category {
+        match self {
+            SyncError::Invalid(_) => Category::Caller,
+            SyncError::NotFound { .. } => Category::NotFound,
+            SyncError::Conflict(_)
+            | SyncError::CurrencyMismatch { .. }
+            | SyncError::State { .. } => Category::Conflict,
+            SyncError::SaltEdge(_) => Category::Upstream,
+            SyncError::Db(_)
+            | SyncError::Corrupt(_)
+            | SyncError::LockLost
+            | SyncError::Panicked(_) => Category::Internal,
+        }
+    }
+
+    /// Whether the same work can succeed later without anyone acting: outages, lost locks,
+    /// panics (a bug may depend on timing) and Salt Edge failures except those that need
+    /// the user (credentials, consent) or are final (gone, disabled).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SyncError::SaltEdge(se) => !matches!(
+                se.class(),
+                Some(
+                    ErrorClass::InvalidCredentials
+                        | ErrorClass::ConnectionNotFound
+                        | ErrorClass::AispConsentRevoked
+                        | ErrorClass::AispConsentExpired
+                        | ErrorClass::ConnectionDisabled
+                        | ErrorClass::ProviderDisabled
+                )
+            ),
+            SyncError::Db(_) | SyncError::LockLost | SyncError::Panicked(_) => true,
+            SyncError::Invalid(_)
+            | SyncError::NotFound { .. }
+            | SyncError::Conflict(_)
+            | SyncError::CurrencyMismatch { .. }
+            | SyncError::State { .. }
+            | SyncError::Corrupt(_) => false,
+        }
     }
 
     /// Salt Edge's error class, when the failure came from Salt Edge.

@@ -43,7 +43,7 @@ pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
 
 async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<String>> {
     let body: CallbackBody = serde_json::from_str(&row.body)
-        .map_err(|e| SyncError::Invalid(format!("callback body: {e}")))?;
+        .map_err(|e| SyncError::Corrupt(format!("callback body: {e}")))?;
     let data = &body.data;
     let event_time = row.event_time.unwrap_or(body.meta.time);
     let mut conn = connections::find_by_saltedge_id(pool, &data.connection_id).await?;
@@ -197,5 +197,8 @@ pub async fn enqueue_sync(
         // Someone queued one meanwhile: drop ours and return theirs.
         tx.rollback().await?;
     }
-    Err(SyncError::Invalid("could not queue a sync".into()))
+    Err(SyncError::Conflict(
+        "could not queue a sync: another was queued and finished meanwhile, twice; try again"
+            .into(),
+    ))
 }

@@ -59,9 +59,7 @@ pub async fn sync_connection(
 ) -> Result<SyncReport> {
     let conn = connections::get(pool, connection_id).await?;
     if conn.status == "removed" {
-        return Err(SyncError::Invalid(
-            "the connection was removed at Salt Edge".into(),
-        ));
+        return Err(connections::REMOVED);
     }
     let mut lock = ConnectionLock::acquire(pool, connection_id).await?;
     let result = async {
@@ -175,7 +173,7 @@ async fn run(
     while let Some(handle) = ahead.take() {
         let (next_id, ids, page) = handle
             .await
-            .map_err(|e| SyncError::Invalid(format!("page fetch task failed: {e}")))??;
+            .map_err(|e| SyncError::Panicked(format!("page fetch task failed: {e}")))??;
         ahead = next_id.map(|next| {
             fetch(TransactionQuery {
                 from_id: Some(next),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use saltedge_client::{Client, ErrorClass};
+use saltedge_client::Client;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -180,7 +180,7 @@ impl Worker {
                 }
                 Some(Err(e)) => {
                     // A scheduler tick has already queued its successor: never retry it.
-                    let permanent = is_permanent(&e) || job.kind == jobs::SCHEDULE;
+                    let permanent = !e.is_retryable() || job.kind == jobs::SCHEDULE;
                     tracing::warn!(job = job.id, kind = %job.kind, error = %e, permanent, "job failed");
                     let _ = jobs::fail(&self.pool, &job, &self.id, &e.to_string(), permanent).await;
                 }
@@ -257,7 +257,7 @@ impl Worker {
                 let id = p
                     .get("inbox_id")
                     .and_then(|v| v.as_i64())
-                    .ok_or_else(|| SyncError::Invalid("inbox_id missing".into()))?;
+                    .ok_or_else(|| SyncError::Corrupt("inbox_id missing".into()))?;
                 events::process(&self.pool, &self.client, id).await
             }
             jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client)
@@ -267,7 +267,7 @@ impl Worker {
                 let customer = p
                     .get("customer_id")
                     .and_then(|v| v.as_str())
-                    .ok_or_else(|| SyncError::Invalid("customer_id missing".into()))?;
+                    .ok_or_else(|| SyncError::Corrupt("customer_id missing".into()))?;
                 crate::scheduler::list_customer(&self.pool, &self.client, &self.schedule, customer)
                     .await
             }
@@ -312,7 +312,7 @@ impl Worker {
             }
             other => match self.handlers.get(other) {
                 Some(h) => h(p.clone()).await,
-                None => Err(SyncError::Invalid(format!("unknown job kind {other}"))),
+                None => Err(SyncError::Corrupt(format!("unknown job kind {other}"))),
             },
         }
     }
@@ -344,27 +344,5 @@ fn uuid_field(p: &serde_json::Value, name: &str) -> Result<Uuid, SyncError> {
     p.get(name)
         .and_then(|v| v.as_str())
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| SyncError::Invalid(format!("{name} missing")))
-}
-
-/// Failures that retrying cannot fix until a person acts.
-fn is_permanent(e: &SyncError) -> bool {
-    match e {
-        SyncError::SaltEdge(se) => matches!(
-            se.class(),
-            Some(
-                ErrorClass::InvalidCredentials
-                    | ErrorClass::ConnectionNotFound
-                    | ErrorClass::AispConsentRevoked
-                    | ErrorClass::AispConsentExpired
-                    | ErrorClass::ConnectionDisabled
-                    | ErrorClass::ProviderDisabled
-            )
-        ),
-        SyncError::NotFound { .. }
-        | SyncError::Invalid(_)
-        | SyncError::CurrencyMismatch { .. }
-        | SyncError::Conflict(_) => true,
-        SyncError::Db(_) | SyncError::Panicked(_) | SyncError::LockLost => false,
-    }
+        .ok_or_else(|| SyncError::Corrupt(format!("{name} missing")))
 }

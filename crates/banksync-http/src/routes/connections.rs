@@ -124,7 +124,7 @@ pub async fn answer_interactive(
     Json(req): Json<dto::InteractiveAnswer>,
 ) -> ApiResult<(StatusCode, Json<Connection>)> {
     let c = load(&st, company, id).await?;
-    usable(&c)?;
+    connections::usable(&c)?;
     if c.stage.as_deref() != Some("interactive") {
         return Err(ApiError::conflict(
             "not_waiting_for_input",
@@ -385,64 +385,6 @@ pub async fn show(
     Ok(Json(view(&st, c).await?))
 }
 
-fn refused(code: &'static str, detail: &str, guidance: &'static str) -> ApiError {
-    ApiError::State {
-        code,
-        detail: detail.to_string(),
-        guidance,
-    }
-}
-
-/// A connection gone from Salt Edge or disabled there is of no further use: only a new
-/// link helps.
-fn usable(c: &connections::Connection) -> ApiResult<()> {
-    match c.status.as_str() {
-        "removed" => Err(refused(
-            "connection_removed",
-            "the connection no longer exists at Salt Edge",
-            guidance::CONNECTION_REMOVED,
-        )),
-        "disabled" => Err(refused(
-            "connection_disabled",
-            "the connection is disabled at Salt Edge",
-            guidance::CONNECTION_DISABLED,
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Reading the bank again (sync now, fetch new accounts) needs a usable, active connection
-/// with a live consent; otherwise the request would only fail at Salt Edge. Update
-/// credentials (a reconnect with a new consent) is the way out of a revoked or expired
-/// consent and of an inactive connection, so it is not refused for them.
-fn readable(c: &connections::Connection) -> ApiResult<()> {
-    usable(c)?;
-    if c.consent_revoked_at.is_some() {
-        return Err(refused(
-            "consent_revoked",
-            "the consent to read this bank's data was revoked",
-            guidance::CONSENT_REVOKED,
-        ));
-    }
-    if c.consent_expires_at
-        .is_some_and(|t| t <= chrono::Utc::now())
-    {
-        return Err(refused(
-            "consent_expired",
-            "the consent to read this bank's data has expired",
-            guidance::CONSENT_EXPIRED,
-        ));
-    }
-    if c.status == "inactive" {
-        return Err(refused(
-            "connection_inactive",
-            "the connection is inactive at Salt Edge",
-            guidance::CONNECTION_INACTIVE,
-        ));
-    }
-    Ok(())
-}
-
 /// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
     request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed or connection_disabled, with guidance"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
@@ -454,7 +396,7 @@ pub async fn update_credentials(
 ) -> ApiResult<Json<ConnectUrl>> {
     valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
-    usable(&c)?;
+    connections::usable(&c)?;
     let inst = catalogue::get(&st.pool, &c.provider_code).await?;
     let s = st
         .client
@@ -485,7 +427,7 @@ pub async fn fetch_accounts(
 ) -> ApiResult<Json<ConnectUrl>> {
     valid_return_to(&st, company, &req.return_to).await?;
     let c = load(&st, company, id).await?;
-    readable(&c)?;
+    connections::readable(&c)?;
     let fake = catalogue::get(&st.pool, &c.provider_code)
         .await?
         .map(|i| i.fake)
@@ -515,7 +457,7 @@ pub async fn sync_now(
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     let c = load(&st, company, id).await?;
-    readable(&c)?;
+    connections::readable(&c)?;
     let run = events::enqueue_sync(&st.pool, company, c.id, "api").await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { sync_run_id: run })))
 }
@@ -629,11 +571,7 @@ pub async fn revoke(
 ) -> ApiResult<Json<Connection>> {
     let c = load(&st, company, id).await?;
     if c.status == "removed" {
-        return Err(refused(
-            "connection_removed",
-            "the connection no longer exists at Salt Edge",
-            guidance::CONNECTION_REMOVED,
-        ));
+        return Err(connections::REMOVED.into());
     }
     revoke_current(&st, &c).await?;
     Ok(Json(
