@@ -265,13 +265,13 @@ fn credentials_schema() -> utoipa::openapi::schema::Object {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some(crate::input::TEXT_PATTERN)),
+                .pattern(Some(sync_engine::flows::input::TEXT_PATTERN)),
         )
         .item(
             ArrayBuilder::new().items(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(crate::input::TEXT_PATTERN)),
+                    .pattern(Some(sync_engine::flows::input::TEXT_PATTERN)),
             ),
         );
     ObjectBuilder::new()
@@ -489,4 +489,81 @@ pub struct CallbackAck {
     /// `accepted`, or `duplicate` for a redelivery (ignored).
     #[schema(pattern = "^(accepted|duplicate)$")]
     pub status: String,
+}
+
+impl From<sync_engine::flows::ConnectLink> for ConnectUrl {
+    fn from(l: sync_engine::flows::ConnectLink) -> Self {
+        ConnectUrl {
+            connect_url: l.connect_url,
+            expires_at: l.expires_at,
+        }
+    }
+}
+
+impl BankAccount {
+    /// An account with the name of the journal it feeds.
+    pub fn new(a: sync_engine::mapping::BankAccount, journal_name: String) -> Self {
+        BankAccount {
+            id: a.id,
+            saltedge_id: a.saltedge_id,
+            name: a.name,
+            nature: a.nature,
+            iban: a.iban,
+            bank_balance: a.bank_balance.map(|b| money(b, &a.currency)),
+            balance_mismatch: a.balance_mismatch.map(|b| money(b, &a.currency)),
+            currency: a.currency,
+            journal_id: a.journal_id,
+            journal_name,
+            disappeared_at: a.disappeared_at,
+            balance_check: a.balance_check,
+            balance_note: a.balance_note,
+        }
+    }
+}
+
+impl From<sync_engine::flows::ConnectionView> for Connection {
+    fn from(v: sync_engine::flows::ConnectionView) -> Self {
+        let c = v.connection;
+        let error = c.last_error_class.clone().map(|class| ConnectionError {
+            guidance: sync_engine::guidance::for_class(&class).map(str::to_string),
+            class,
+            message: c.last_error_message.clone(),
+        });
+        let waiting = c.stage.as_deref() == Some("interactive")
+            && (c.interactive_html.is_some() || c.interactive_fields_names.is_some());
+        let interactive = waiting.then(|| InteractivePrompt {
+            html: c.interactive_html.clone(),
+            fields_names: c
+                .interactive_fields_names
+                .clone()
+                .unwrap_or_else(|| serde_json::json!([])),
+            fields_options: c
+                .interactive_fields_options
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({})),
+            expires_at: c.interactive_expires_at,
+        });
+        Connection {
+            id: c.id,
+            saltedge_id: c.saltedge_id,
+            provider_code: c.provider_code,
+            provider_name: c.provider_name,
+            country_code: c.country_code,
+            status: c.status,
+            stage: c.stage,
+            daily_refresh: c.daily_refresh,
+            consent_expires_at: c.consent_expires_at,
+            consent_revoked_at: c.consent_revoked_at,
+            last_synced_at: c.last_synced_at,
+            next_refresh_possible_at: c.next_refresh_possible_at,
+            interactive,
+            error,
+            accounts: v
+                .accounts
+                .into_iter()
+                .map(|(a, name)| BankAccount::new(a, name))
+                .collect(),
+            last_sync: v.last_run.map(SyncRun::from),
+        }
+    }
 }

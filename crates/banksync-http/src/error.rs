@@ -22,9 +22,6 @@ pub enum ApiError {
     BadSignature(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// `return_to` points outside the origins the company may send users back to.
-    #[error("{0}")]
-    ReturnToNotAllowed(String),
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("{detail}")]
@@ -103,12 +100,6 @@ impl ApiError {
                 none(),
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
-            ApiError::ReturnToNotAllowed(_) => (
-                StatusCode::FORBIDDEN,
-                "return_to_not_allowed",
-                "Origin not allowed",
-                none(),
-            ),
             ApiError::BadRequest { code, .. } => {
                 (StatusCode::BAD_REQUEST, code, "Bad request", none())
             }
@@ -159,6 +150,38 @@ fn sync_parts(e: &SyncError) -> (StatusCode, &'static str, &'static str, Map<Str
             "Currencies differ",
             none(),
         ),
+        SyncError::Invalid { code, .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            "Invalid input",
+            none(),
+        ),
+        SyncError::NotAllowed { code, .. } => (StatusCode::FORBIDDEN, code, "Not allowed", none()),
+        SyncError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict", none()),
+        SyncError::AlreadySynchronized { connection_id } => {
+            let mut extra = Map::new();
+            extra.insert("guidance".into(), json!(guidance::ALREADY_SYNCHRONIZED));
+            extra.insert("connection_id".into(), json!(connection_id));
+            (
+                StatusCode::CONFLICT,
+                "already_synchronized",
+                "Already synchronized",
+                extra,
+            )
+        }
+        SyncError::StillHeld { saltedge_class } => {
+            let mut extra = Map::new();
+            extra.insert("guidance".into(), json!(guidance::DELETE_KEPT));
+            if let Some(c) = saltedge_class {
+                extra.insert("saltedge_error_class".into(), json!(c));
+            }
+            (
+                StatusCode::CONFLICT,
+                "still_held_by_saltedge",
+                "Still held by Salt Edge",
+                extra,
+            )
+        }
         SyncError::State { code, guidance, .. } => {
             let mut extra = Map::new();
             extra.insert("guidance".into(), json!(guidance));

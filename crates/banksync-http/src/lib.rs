@@ -12,7 +12,8 @@ pub mod callbacks;
 pub mod dto;
 pub mod error;
 pub mod extract;
-pub mod input;
+/// Request fields as the schema states them (the engine's domain types check them).
+pub use sync_engine::flows::input;
 pub mod metrics;
 pub mod openapi;
 pub mod paging;

@@ -109,3 +109,13 @@ pub async fn save_customer(
     .fetch_one(pool)
     .await?)
 }
+
+/// Whether a Salt Edge customer with this identifier is recorded (for any company).
+pub async fn customer_identifier_taken(pool: &PgPool, identifier: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM saltedge_customers WHERE identifier = $1)",
+    )
+    .bind(identifier)
+    .fetch_one(pool)
+    .await?)
+}

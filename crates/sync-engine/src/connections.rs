@@ -134,7 +134,7 @@ pub async fn upsert_from_saltedge(
     .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| SyncError::Conflict("the connection belongs to another company".into()))
+    .ok_or_else(|| SyncError::conflict("conflict", "the connection belongs to another company"))
 }
 
 /// Records the bank's interactive question (from an interactive callback).
@@ -189,13 +189,14 @@ pub async fn adopt(
     match owner {
         Some(c) if c == company_id => {}
         Some(_) => {
-            return Err(SyncError::Conflict(
-                "this connection's Salt Edge customer belongs to another company".into(),
+            return Err(SyncError::conflict(
+                "conflict",
+                "this connection's Salt Edge customer belongs to another company",
             ))
         }
         None => {
             if let Some(mine) = crate::companies::customer_of(pool, company_id).await? {
-                return Err(SyncError::Conflict(format!(
+                return Err(SyncError::conflict("conflict", format!(
                     "the company already has Salt Edge customer {}; this connection belongs to customer {}",
                     mine.saltedge_id, se.customer_id
                 )));
@@ -283,5 +284,48 @@ pub fn readable(c: &Connection) -> Result<()> {
             guidance: crate::guidance::CONNECTION_INACTIVE,
         });
     }
+    Ok(())
+}
+
+/// The company's connections, oldest first.
+pub async fn of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<Connection>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections WHERE company_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(company_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The company's oldest connection to `provider_code` that still exists at Salt Edge.
+pub async fn live_for_provider(
+    pool: &PgPool,
+    company_id: Uuid,
+    provider_code: &str,
+) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1",
+    )
+    .bind(company_id)
+    .bind(provider_code)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Records that the consent was revoked (the first time only).
+pub async fn mark_revoked(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE connections SET consent_revoked_at = coalesce(consent_revoked_at, now()), updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the record (Salt Edge no longer holds the connection); journals and lines stay.
+pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM connections WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -8,9 +8,13 @@ use saltedge_client::ErrorClass;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     // --- the caller's input ---
-    /// Input the engine refuses (a journal without a name, a currency that is not ISO 4217).
-    #[error("invalid input: {0}")]
-    Invalid(String),
+    /// Input the engine refuses (an email that is not one, a currency that is not ISO 4217),
+    /// with a stable code (`invalid_email`…).
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    /// A request the caller may not make (a `return_to` origin outside the allow-list).
+    #[error("{detail}")]
+    NotAllowed { code: &'static str, detail: String },
 
     // --- not found (for this caller) ---
     #[error("{what} not found")]
@@ -18,9 +22,18 @@ pub enum SyncError {
 
     // --- conflicts with what is recorded ---
     /// The request contradicts what is recorded (another tenant's resource, a review
-    /// already decided).
-    #[error("{0}")]
-    Conflict(String),
+    /// already decided), with a stable code.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// The company already has a connection to this institution (the FAQ's "already
+    /// synchronized").
+    #[error(
+        "this company already has a connection to this institution; use Update credentials on it"
+    )]
+    AlreadySynchronized { connection_id: uuid::Uuid },
+    /// Salt Edge still holds the connection: the consent was revoked, the record is kept.
+    #[error("the consent was revoked, but the record could not be deleted as it still exists within Salt Edge")]
+    StillHeld { saltedge_class: Option<String> },
     #[error("journal currency {journal} does not match bank account currency {account}")]
     CurrencyMismatch { journal: String, account: String },
     /// What the connection's state forbids (removed or disabled at Salt Edge, consent
@@ -71,11 +84,27 @@ impl SyncError {
         SyncError::NotFound { what }
     }
 
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        SyncError::Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        SyncError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub fn category(&self) -> Category {
         match self {
-            SyncError::Invalid(_) => Category::Caller,
+            SyncError::Invalid { .. } | SyncError::NotAllowed { .. } => Category::Caller,
             SyncError::NotFound { .. } => Category::NotFound,
-            SyncError::Conflict(_)
+            SyncError::Conflict { .. }
+            | SyncError::AlreadySynchronized { .. }
+            | SyncError::StillHeld { .. }
             | SyncError::CurrencyMismatch { .. }
             | SyncError::State { .. } => Category::Conflict,
             SyncError::SaltEdge(_) => Category::Upstream,
@@ -103,9 +132,12 @@ impl SyncError {
                 )
             ),
             SyncError::Db(_) | SyncError::LockLost | SyncError::Panicked(_) => true,
-            SyncError::Invalid(_)
+            SyncError::Invalid { .. }
+            | SyncError::NotAllowed { .. }
             | SyncError::NotFound { .. }
-            | SyncError::Conflict(_)
+            | SyncError::Conflict { .. }
+            | SyncError::AlreadySynchronized { .. }
+            | SyncError::StillHeld { .. }
             | SyncError::CurrencyMismatch { .. }
             | SyncError::State { .. }
             | SyncError::Corrupt(_) => false,

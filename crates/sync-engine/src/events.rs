@@ -197,8 +197,8 @@ pub async fn enqueue_sync(
         // Someone queued one meanwhile: drop ours and return theirs.
         tx.rollback().await?;
     }
-    Err(SyncError::Conflict(
-        "could not queue a sync: another was queued and finished meanwhile, twice; try again"
-            .into(),
+    Err(SyncError::conflict(
+        "conflict",
+        "could not queue a sync: another was queued and finished meanwhile, twice; try again",
     ))
 }

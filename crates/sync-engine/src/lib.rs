@@ -23,6 +23,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod fetch_limit;
+pub mod flows;
 pub mod guidance;
 pub mod inbox;
 pub mod jobs;

@@ -60,12 +60,13 @@ pub async fn create_journal(
     sync_start_date: Option<NaiveDate>,
 ) -> Result<Journal> {
     if !valid_currency(currency) {
-        return Err(SyncError::Invalid(format!(
-            "{currency:?} is not an ISO 4217 currency code"
-        )));
+        return Err(SyncError::invalid(
+            "invalid",
+            format!("{currency:?} is not an ISO 4217 currency code"),
+        ));
     }
     if name.trim().is_empty() {
-        return Err(SyncError::Invalid("a journal needs a name".into()));
+        return Err(SyncError::invalid("invalid", "a journal needs a name"));
     }
     Ok(sqlx::query_as(&format!(
         "INSERT INTO journals (company_id, name, currency, sync_start_date) VALUES ($1, $2, $3, $4) RETURNING {JOURNAL_COLUMNS}"

@@ -50,23 +50,27 @@ pub async fn decide(
     let decided = facts.duplicate_confirmed_at.is_some() || facts.duplicate_dismissed_at.is_some();
     match decision {
         Decision::ConfirmDuplicate | Decision::Dismiss if decided => {
-            return Err(SyncError::Conflict(
-                "this line was already reviewed; undo that decision first".into(),
+            return Err(SyncError::conflict(
+                "conflict",
+                "this line was already reviewed; undo that decision first",
             ))
         }
         Decision::ConfirmDuplicate | Decision::Dismiss if facts.suspect_duplicate_of.is_none() => {
-            return Err(SyncError::Conflict(
-                "this line is not flagged as a possible duplicate".into(),
+            return Err(SyncError::conflict(
+                "conflict",
+                "this line is not flagged as a possible duplicate",
             ))
         }
         Decision::ConfirmDuplicate if facts.status != "posted" => {
-            return Err(SyncError::Conflict(
-                "a pending transaction cannot be marked as a duplicate; wait until it posts".into(),
+            return Err(SyncError::conflict(
+                "conflict",
+                "a pending transaction cannot be marked as a duplicate; wait until it posts",
             ))
         }
         Decision::Undo if !decided => {
-            return Err(SyncError::Conflict(
-                "there is no decision on this line to undo".into(),
+            return Err(SyncError::conflict(
+                "conflict",
+                "there is no decision on this line to undo",
             ))
         }
         _ => {}
@@ -77,9 +81,10 @@ pub async fn decide(
         _ => None,
     };
     if let Some(duplicated) = at_saltedge {
-        let connection_id = facts
-            .connection_id
-            .ok_or(SyncError::Conflict("the line's connection is gone".into()))?;
+        let connection_id = facts.connection_id.ok_or(SyncError::conflict(
+            "conflict",
+            "the line's connection is gone",
+        ))?;
         // The recorded customer; Salt Edge is asked only when none is recorded.
         let recorded: Option<String> = sqlx::query_scalar(
             "SELECT s.saltedge_id FROM connections c JOIN saltedge_customers s ON s.id = c.customer_id WHERE c.id = $1",

@@ -1640,12 +1640,12 @@ async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(p
     let e = connections::adopt(&pool, &client, other, &second_conn)
         .await
         .unwrap_err();
-    assert!(matches!(e, SyncError::Conflict(_)), "{e:?}");
+    assert!(matches!(e, SyncError::Conflict { .. }), "{e:?}");
     // …nor can the first company take a second customer.
     let (_, foreign) = sim.seed_connection("someone-else@x.example", "fake_client_xf");
     assert!(matches!(
         connections::adopt(&pool, &client, company, &foreign).await,
-        Err(SyncError::Conflict(_))
+        Err(SyncError::Conflict { .. })
     ));
     assert!(companies::customer_of(&pool, other)
         .await

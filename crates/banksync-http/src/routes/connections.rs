@@ -1,114 +1,24 @@
-//! The bookkeeper's flows: link, list/show, update credentials, fetch new accounts, sync now,
-//! sync history, revoke consent, delete.
+//! Connections: the bookkeeper's flows (link, update credentials, fetch new accounts, sync
+//! now, answer the bank, revoke, delete), each a call to [`sync_engine::flows`], and the
+//! connection's views (list, show, sync history, quarantine).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use saltedge_client::models::{
-    AttemptRequest, ConsentRequest, CreateConnectSession, ReconnectConnectSession,
-    RefreshConnectSession,
-};
-use saltedge_client::ErrorClass;
-use serde_json::json;
-use sync_engine::{catalogue, companies, connections, events, guidance, mapping, runs, SyncError};
+use sync_engine::flows::{self, Email, Phone, ProviderCode, ReturnUrl};
+use sync_engine::runs;
 use uuid::Uuid;
 
-use crate::dto::{
-    self, BankAccount, ConnectUrl, Connection, ConnectionError, LinkRequest, ReturnTo, SyncQueued,
-    SyncRun,
-};
+use crate::dto::{self, ConnectUrl, Connection, LinkRequest, ReturnTo, SyncQueued, SyncRun};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Company, Json, Path, Query};
+use crate::paging;
 use crate::AppState;
-use crate::{input, paging};
 
-pub fn account_dto(a: mapping::BankAccount, journal_name: &str) -> BankAccount {
-    BankAccount {
-        id: a.id,
-        saltedge_id: a.saltedge_id,
-        name: a.name,
-        nature: a.nature,
-        iban: a.iban,
-        bank_balance: a.bank_balance.map(|b| dto::money(b, &a.currency)),
-        balance_mismatch: a.balance_mismatch.map(|b| dto::money(b, &a.currency)),
-        currency: a.currency,
-        journal_id: a.journal_id,
-        journal_name: journal_name.to_string(),
-        disappeared_at: a.disappeared_at,
-        balance_check: a.balance_check,
-        balance_note: a.balance_note,
-    }
-}
-
-async fn load(st: &AppState, company: Uuid, id: Uuid) -> ApiResult<connections::Connection> {
-    let c = match connections::get(&st.pool, id).await {
-        Ok(c) => c,
-        Err(SyncError::NotFound { .. }) => return Err(ApiError::NotFound("connection")),
-        Err(e) => return Err(e.into()),
-    };
-    // Another company's connection does not exist, as far as this caller knows.
-    if c.company_id != company {
-        return Err(ApiError::NotFound("connection"));
-    }
-    Ok(c)
-}
-
-async fn view(st: &AppState, c: connections::Connection) -> ApiResult<Connection> {
-    let journals = mapping::journals(&st.pool, c.company_id).await?;
-    let accounts = mapping::accounts_of_connection(&st.pool, c.id)
-        .await?
-        .into_iter()
-        .map(|a| {
-            let name = journals
-                .iter()
-                .find(|j| j.id == a.journal_id)
-                .map(|j| j.name.clone())
-                .unwrap_or_default();
-            account_dto(a, &name)
-        })
-        .collect();
-    let last_sync = runs::for_connection(&st.pool, c.id, 1)
-        .await?
-        .into_iter()
-        .next()
-        .map(SyncRun::from);
-    let error = c.last_error_class.clone().map(|class| ConnectionError {
-        guidance: guidance::for_class(&class).map(str::to_string),
-        class,
-        message: c.last_error_message.clone(),
-    });
-    let waiting = c.stage.as_deref() == Some("interactive")
-        && (c.interactive_html.is_some() || c.interactive_fields_names.is_some());
-    let interactive = waiting.then(|| dto::InteractivePrompt {
-        html: c.interactive_html.clone(),
-        fields_names: c
-            .interactive_fields_names
-            .clone()
-            .unwrap_or_else(|| json!([])),
-        fields_options: c
-            .interactive_fields_options
-            .clone()
-            .unwrap_or_else(|| json!({})),
-        expires_at: c.interactive_expires_at,
-    });
-    Ok(Connection {
-        id: c.id,
-        saltedge_id: c.saltedge_id,
-        provider_code: c.provider_code,
-        provider_name: c.provider_name,
-        country_code: c.country_code,
-        status: c.status,
-        stage: c.stage,
-        daily_refresh: c.daily_refresh,
-        consent_expires_at: c.consent_expires_at,
-        consent_revoked_at: c.consent_revoked_at,
-        last_synced_at: c.last_synced_at,
-        next_refresh_possible_at: c.next_refresh_possible_at,
-        interactive,
-        error,
-        accounts,
-        last_sync,
-    })
+async fn shown(
+    st: &AppState,
+    c: sync_engine::connections::Connection,
+) -> ApiResult<Json<Connection>> {
+    Ok(Json(flows::connection_view(&st.pool, c).await?.into()))
 }
 
 /// Answers the bank's interactive question (SMS code, chosen accounts…); Salt Edge carries
@@ -123,126 +33,8 @@ pub async fn answer_interactive(
     Path(id): Path<Uuid>,
     Json(req): Json<dto::InteractiveAnswer>,
 ) -> ApiResult<(StatusCode, Json<Connection>)> {
-    let c = load(&st, company, id).await?;
-    connections::usable(&c)?;
-    if c.stage.as_deref() != Some("interactive") {
-        return Err(ApiError::conflict(
-            "not_waiting_for_input",
-            "the bank is not waiting for an answer on this connection",
-        ));
-    }
-    let names: Vec<String> = c
-        .interactive_fields_names
-        .as_ref()
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    if req.credentials.is_empty() {
-        return Err(ApiError::invalid(
-            "invalid_credentials",
-            "credentials must name at least one field",
-        ));
-    }
-    if let Some(unknown) = req
-        .credentials
-        .keys()
-        .find(|k| !names.is_empty() && !names.contains(k))
-    {
-        return Err(ApiError::invalid(
-            "invalid_credentials",
-            format!(
-                "the bank did not ask for {unknown:?}; it asked for {}",
-                names.join(", ")
-            ),
-        ));
-    }
-    if req.credentials.values().any(|v| {
-        !(v.is_string()
-            || v.as_array()
-                .is_some_and(|a| a.iter().all(|x| x.is_string())))
-    }) {
-        return Err(ApiError::invalid(
-            "invalid_credentials",
-            "each answer is a string or a list of strings",
-        ));
-    }
-    let strings = req
-        .credentials
-        .values()
-        .flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]));
-    if strings
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .any(|t| t.contains('\0'))
-    {
-        return Err(ApiError::invalid(
-            "invalid_text",
-            "text must not contain the NUL character (U+0000)",
-        ));
-    }
-    st.client
-        .interactive(&c.saltedge_id, &serde_json::Value::Object(req.credentials))
-        .await?;
-    connections::clear_interactive(&st.pool, c.id).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view(&st, connections::get(&st.pool, id).await?).await?),
-    ))
-}
-
-/// `return_to` must match the schema (`http://` or `https://`, no white space, at most
-/// 2048 characters: else 422) and be a URL whose origin is on the service-wide allow-list
-/// or the company's own (else 403): Connect sends the user there with the connection id.
-async fn valid_return_to(st: &AppState, company: Uuid, u: &str) -> ApiResult<()> {
-    if !input::return_to_shaped(u) {
-        return Err(ApiError::invalid(
-            "invalid_return_to",
-            "return_to must be an http(s) URL",
-        ));
-    }
-    let not_allowed = |origin: &str| {
-        ApiError::ReturnToNotAllowed(format!(
-            "return_to's origin {origin} is not on the allow-list; an operator adds it"
-        ))
-    };
-    let Ok(url) = url::Url::parse(u) else {
-        return Err(not_allowed("(not a URL)"));
-    };
-    let origin = url.origin().ascii_serialization();
-    let same =
-        |o: &String| url::Url::parse(o).is_ok_and(|a| a.origin().ascii_serialization() == origin);
-    if st.return_to_origins.iter().any(same) {
-        return Ok(());
-    }
-    let own = companies::return_to_origins(&st.pool, company).await?;
-    if own.iter().any(same) {
-        return Ok(());
-    }
-    Err(not_allowed(&origin))
-}
-
-fn consent(max_days: Option<i32>) -> ConsentRequest {
-    ConsentRequest {
-        scopes: vec!["account_details".into(), "transactions_details".into()],
-        from_date: None,
-        period_days: Some(max_days.unwrap_or(90).clamp(1, 365) as u32),
-    }
-}
-
-fn attempt(return_to: &str, company: Uuid) -> AttemptRequest {
-    AttemptRequest {
-        fetch_scopes: vec!["accounts".into(), "transactions".into()],
-        return_to: Some(return_to.to_string()),
-        custom_fields: Some(json!({ "company_id": company })),
-        ..Default::default()
-    }
-}
-
-/// The email (our Salt Edge customer identifier) is used by another company or outside
-/// banksync; which one is not said.
-fn email_in_use() -> ApiError {
-    ApiError::conflict(
-        "email_in_use",
-        "this email is already used with this service; choose another email address",
-    )
+    let c = flows::answer_interactive(&st.pool, &st.client, company, id, &req.credentials).await?;
+    Ok((StatusCode::ACCEPTED, shown(&st, c).await?))
 }
 
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
@@ -254,105 +46,16 @@ pub async fn link(
     State(st): State<AppState>,
     Company(company): Company,
     Json(req): Json<LinkRequest>,
-) -> ApiResult<impl IntoResponse> {
-    // Everything is checked before anything is sent to Salt Edge.
-    if !input::valid_email(&req.email) {
-        return Err(ApiError::invalid(
-            "invalid_email",
-            "the email address is not valid; it creates your Salt Edge account",
-        ));
-    }
-    let phone = input::normalise_phone(&req.phone).ok_or_else(|| {
-        ApiError::invalid(
-            "invalid_phone",
-            "the phone number is not valid (7 to 15 digits, optional +)",
-        )
-    })?;
-    if !(1..=200).contains(&req.provider_code.chars().count()) {
-        return Err(ApiError::invalid(
-            "invalid_body",
-            "`provider_code` must be 1 to 200 characters",
-        ));
-    }
-    valid_return_to(&st, company, &req.return_to).await?;
-    let inst = catalogue::get(&st.pool, &req.provider_code)
-        .await?
-        .filter(|i| i.status == "active")
-        .ok_or(ApiError::NotFound("institution"))?;
-    if !req.allow_second_connection {
-        let existing: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1",
-        )
-        .bind(company)
-        .bind(&inst.code)
-        .fetch_optional(&st.pool)
-        .await?;
-        if let Some(id) = existing {
-            let mut extra = serde_json::Map::new();
-            extra.insert("guidance".into(), json!(guidance::ALREADY_SYNCHRONIZED));
-            extra.insert("connection_id".into(), json!(id));
-            return Err(ApiError::Conflict {
-                code: "already_synchronized",
-                detail: "this company already has a connection to this institution; use Update credentials on it".into(),
-                extra,
-            });
-        }
-    }
-    let email = req.email.trim().to_lowercase();
-    let customer = match companies::customer_of(&st.pool, company).await? {
-        Some(c) => c,
-        None => {
-            let taken: Option<Uuid> = sqlx::query_scalar(
-                "SELECT company_id FROM saltedge_customers WHERE identifier = $1",
-            )
-            .bind(&email)
-            .fetch_optional(&st.pool)
-            .await?;
-            if taken.is_some() {
-                return Err(email_in_use());
-            }
-            let se = match st.client.create_customer(&email).await {
-                Ok(c) => c,
-                // Salt Edge already has a customer with this identifier, and it is not this
-                // company's (that one would be recorded): a Salt Edge customer belongs to
-                // exactly one company, so it is never handed over.
-                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => {
-                    return Err(email_in_use())
-                }
-                Err(e) => return Err(e.into()),
-            };
-            companies::save_customer(
-                &st.pool,
-                company,
-                &se.id,
-                &email,
-                Some(&email),
-                Some(&phone),
-            )
-            .await?
-        }
+) -> ApiResult<(StatusCode, Json<ConnectUrl>)> {
+    let req = flows::LinkRequest {
+        email: Email::parse(&req.email)?,
+        phone: Phone::parse(&req.phone)?,
+        provider_code: ProviderCode::parse(&req.provider_code)?,
+        return_to: ReturnUrl::parse(&req.return_to)?,
+        allow_second_connection: req.allow_second_connection,
     };
-    let session = st
-        .client
-        .create_connect_session(&CreateConnectSession {
-            customer_id: customer.saltedge_id,
-            consent: consent(inst.max_consent_days),
-            attempt: attempt(&req.return_to, company),
-            provider_code: Some(inst.code.clone()),
-            country_code: None,
-            daily_refresh: Some(true),
-            include_fake_providers: Some(inst.fake),
-            return_connection_id: Some(true),
-            credentials_strategy: None,
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectUrl {
-            connect_url: session.connect_url,
-            expires_at: session.expires_at,
-        }),
-    ))
+    let link = flows::link(&st.pool, &st.client, &st.return_to_origins, company, &req).await?;
+    Ok((StatusCode::CREATED, Json(link.into())))
 }
 
 /// The company's connections with accounts, journals, last sync and errors.
@@ -361,17 +64,8 @@ pub async fn list(
     State(st): State<AppState>,
     Company(company): Company,
 ) -> ApiResult<Json<Vec<Connection>>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM connections WHERE company_id = $1 ORDER BY created_at, id",
-    )
-    .bind(company)
-    .fetch_all(&st.pool)
-    .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(view(&st, connections::get(&st.pool, id).await?).await?);
-    }
-    Ok(Json(out))
+    let views = flows::connection_views(&st.pool, company).await?;
+    Ok(Json(views.into_iter().map(Connection::from).collect()))
 }
 
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
@@ -381,8 +75,7 @@ pub async fn show(
     Company(company): Company,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Connection>> {
-    let c = load(&st, company, id).await?;
-    Ok(Json(view(&st, c).await?))
+    shown(&st, flows::load(&st.pool, company, id).await?).await
 }
 
 /// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
@@ -394,26 +87,17 @@ pub async fn update_credentials(
     Path(id): Path<Uuid>,
     Json(req): Json<ReturnTo>,
 ) -> ApiResult<Json<ConnectUrl>> {
-    valid_return_to(&st, company, &req.return_to).await?;
-    let c = load(&st, company, id).await?;
-    connections::usable(&c)?;
-    let inst = catalogue::get(&st.pool, &c.provider_code).await?;
-    let s = st
-        .client
-        .reconnect_connect_session(&ReconnectConnectSession {
-            connection_id: c.saltedge_id,
-            consent: consent(inst.as_ref().and_then(|i| i.max_consent_days)),
-            attempt: attempt(&req.return_to, company),
-            daily_refresh: Some(true),
-            include_fake_providers: Some(inst.map(|i| i.fake).unwrap_or(false)),
-            return_connection_id: Some(true),
-            override_credentials_strategy: Some("ask".into()),
-        })
-        .await?;
-    Ok(Json(ConnectUrl {
-        connect_url: s.connect_url,
-        expires_at: s.expires_at,
-    }))
+    let return_to = ReturnUrl::parse(&req.return_to)?;
+    let link = flows::update_credentials(
+        &st.pool,
+        &st.client,
+        &st.return_to_origins,
+        company,
+        id,
+        &return_to,
+    )
+    .await?;
+    Ok(Json(link.into()))
 }
 
 /// Fetch new accounts (refresh through Connect): returns a Connect URL.
@@ -425,27 +109,17 @@ pub async fn fetch_accounts(
     Path(id): Path<Uuid>,
     Json(req): Json<ReturnTo>,
 ) -> ApiResult<Json<ConnectUrl>> {
-    valid_return_to(&st, company, &req.return_to).await?;
-    let c = load(&st, company, id).await?;
-    connections::readable(&c)?;
-    let fake = catalogue::get(&st.pool, &c.provider_code)
-        .await?
-        .map(|i| i.fake)
-        .unwrap_or(false);
-    let s = st
-        .client
-        .refresh_connect_session(&RefreshConnectSession {
-            connection_id: c.saltedge_id,
-            attempt: attempt(&req.return_to, company),
-            daily_refresh: Some(true),
-            include_fake_providers: Some(fake),
-            return_connection_id: Some(true),
-        })
-        .await?;
-    Ok(Json(ConnectUrl {
-        connect_url: s.connect_url,
-        expires_at: s.expires_at,
-    }))
+    let return_to = ReturnUrl::parse(&req.return_to)?;
+    let link = flows::fetch_accounts(
+        &st.pool,
+        &st.client,
+        &st.return_to_origins,
+        company,
+        id,
+        &return_to,
+    )
+    .await?;
+    Ok(Json(link.into()))
 }
 
 /// Sync now: queues a sync (or returns the one already queued).
@@ -455,10 +129,8 @@ pub async fn sync_now(
     State(st): State<AppState>,
     Company(company): Company,
     Path(id): Path<Uuid>,
-) -> ApiResult<impl IntoResponse> {
-    let c = load(&st, company, id).await?;
-    connections::readable(&c)?;
-    let run = events::enqueue_sync(&st.pool, company, c.id, "api").await?;
+) -> ApiResult<(StatusCode, Json<SyncQueued>)> {
+    let run = flows::sync_now(&st.pool, company, id).await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { sync_run_id: run })))
 }
 
@@ -473,7 +145,7 @@ pub async fn sync_runs(
     Query(q): Query<dto::PageQuery>,
 ) -> ApiResult<Json<dto::SyncRunsPage>> {
     let limit = paging::limit(q.limit)?;
-    let c = load(&st, company, id).await?;
+    let c = flows::load(&st.pool, company, id).await?;
     let scope = format!("sync-runs|{company}|{}", c.id);
     let after = match &q.cursor {
         Some(cur) => {
@@ -527,38 +199,11 @@ pub async fn quarantine(
     Company(company): Company,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Vec<dto::QuarantinedRecord>>> {
-    let c = load(&st, company, id).await?;
+    let c = flows::load(&st.pool, company, id).await?;
     let list = sync_engine::quarantine::for_connection(&st.pool, c.id, 500).await?;
     Ok(Json(
         list.into_iter().map(dto::QuarantinedRecord::from).collect(),
     ))
-}
-
-/// Revokes the connection's current consent (Salt Edge's `last_consent_id`). A consent
-/// that has already expired or was already revoked gives no more access: that is what the
-/// user asked for, so it is not an error.
-async fn revoke_current(st: &AppState, c: &connections::Connection) -> ApiResult<()> {
-    let se = st.client.show_connection(&c.saltedge_id).await?;
-    if let Some(consent_id) = &se.last_consent_id {
-        match st.client.revoke_consent(consent_id, &c.saltedge_id).await {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.class(),
-                    Some(
-                        ErrorClass::AispConsentAlreadyRevoked
-                            | ErrorClass::AispConsentRevoked
-                            | ErrorClass::AispConsentExpired
-                    )
-                ) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    sqlx::query("UPDATE connections SET consent_revoked_at = coalesce(consent_revoked_at, now()), updated_at = now() WHERE id = $1")
-        .bind(c.id)
-        .execute(&st.pool)
-        .await?;
-    Ok(())
 }
 
 /// Revoke consent: the bank data is no longer accessed. Idempotent.
@@ -569,14 +214,8 @@ pub async fn revoke(
     Company(company): Company,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Connection>> {
-    let c = load(&st, company, id).await?;
-    if c.status == "removed" {
-        return Err(connections::REMOVED.into());
-    }
-    revoke_current(&st, &c).await?;
-    Ok(Json(
-        view(&st, connections::get(&st.pool, id).await?).await?,
-    ))
+    let c = flows::revoke(&st.pool, &st.client, company, id).await?;
+    shown(&st, c).await
 }
 
 /// Delete: revoke, remove at Salt Edge, and delete the record only once Salt Edge no longer
@@ -590,50 +229,6 @@ pub async fn delete(
     Company(company): Company,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let c = load(&st, company, id).await?;
-    let gone = |e: &saltedge_client::Error| e.class() == Some(&ErrorClass::ConnectionNotFound);
-    if c.status != "removed" {
-        match revoke_current(&st, &c).await {
-            Ok(()) => {}
-            Err(ApiError::SaltEdge(e)) if gone(&e) => {}
-            Err(e) => return Err(e),
-        }
-        match st.client.remove_connection(&c.saltedge_id).await {
-            Ok(_) => {}
-            Err(e) if gone(&e) => {}
-            Err(e) => {
-                tracing::warn!(connection = %c.id, error = %e, "Salt Edge kept the connection");
-                return Err(kept(e));
-            }
-        }
-    }
-    // Only delete once Salt Edge confirms it no longer holds the connection.
-    match st.client.show_connection(&c.saltedge_id).await {
-        Err(e) if gone(&e) => {}
-        Ok(_) => {
-            return Err(kept(saltedge_client::Error::Config(
-                "the connection is still listed".into(),
-            )))
-        }
-        Err(e) => return Err(kept(e)),
-    }
-    connections::mark_removed(&st.pool, c.id).await?;
-    sqlx::query("DELETE FROM connections WHERE id = $1")
-        .bind(c.id)
-        .execute(&st.pool)
-        .await?;
+    flows::delete(&st.pool, &st.client, company, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn kept(cause: saltedge_client::Error) -> ApiError {
-    let mut extra = serde_json::Map::new();
-    extra.insert("guidance".into(), json!(guidance::DELETE_KEPT));
-    if let Some(c) = cause.class() {
-        extra.insert("saltedge_error_class".into(), json!(c.as_str()));
-    }
-    ApiError::Conflict {
-        code: "still_held_by_saltedge",
-        detail: "the consent was revoked, but the record could not be deleted as it still exists within Salt Edge".into(),
-        extra,
-    }
 }

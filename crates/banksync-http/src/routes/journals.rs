@@ -43,7 +43,7 @@ pub async fn map_account(
 ) -> ApiResult<Json<BankAccount>> {
     let a = mapping::map_account(&st.pool, company, id, body.journal_id).await?;
     let j = mapping::journal(&st.pool, company, a.journal_id).await?;
-    Ok(Json(crate::routes::connections::account_dto(a, &j.name)))
+    Ok(Json(BankAccount::new(a, j.name)))
 }
 
 #[derive(Deserialize, IntoParams)]
