@@ -36,7 +36,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::routes::{admin, connections, institutions, journals, ops};
+use crate::routes::{
+    admin, bank_accounts, connections, institutions, journals, ops, statement_lines,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -155,19 +157,22 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             post(connections::answer_interactive),
         )
         .route("/journals", get(journals::list))
-        .route("/bank-accounts/{id}/journal", put(journals::map_account))
-        .route("/statement-lines", get(journals::lines))
+        .route(
+            "/bank-accounts/{id}/journal",
+            put(bank_accounts::map_account),
+        )
+        .route("/statement-lines", get(statement_lines::lines))
         .route(
             "/statement-lines/{id}/confirm-duplicate",
-            post(journals::confirm_duplicate),
+            post(statement_lines::confirm_duplicate),
         )
         .route(
             "/statement-lines/{id}/dismiss-duplicate",
-            post(journals::dismiss_duplicate),
+            post(statement_lines::dismiss_duplicate),
         )
         .route(
             "/statement-lines/{id}/undo-review",
-            post(journals::undo_review),
+            post(statement_lines::undo_review),
         )
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}/rerun", post(admin::rerun))

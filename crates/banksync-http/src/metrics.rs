@@ -69,38 +69,23 @@ impl Metrics {
     /// no scan) and keeps them for the scrapes until the next refresh.
     pub async fn refresh(&self, pool: &PgPool) {
         let mut out = String::new();
-        let runs: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, count(*) FROM sync_runs GROUP BY status ORDER BY status",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
+        let g = match sync_engine::stats::gauges(pool).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: database gauges not refreshed");
+                return;
+            }
+        };
         out.push_str("# HELP banksync_sync_runs Sync runs in the database, by status.\n# TYPE banksync_sync_runs gauge\n");
-        for (s, n) in runs {
+        for (s, n) in g.sync_runs {
             let _ = writeln!(out, "banksync_sync_runs{{status=\"{s}\"}} {n}");
         }
-        let lines: Option<f64> = sqlx::query_scalar(
-            "SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE relname = 'statement_lines'",
-        )
-        .fetch_optional(pool)
-        .await
-        .ok()
-        .flatten();
         out.push_str("# HELP banksync_statement_lines Statement lines stored (the planner's estimate).\n# TYPE banksync_statement_lines gauge\n");
-        let _ = writeln!(
-            out,
-            "banksync_statement_lines {}",
-            lines.unwrap_or(0.0) as i64
-        );
-        let jobs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
-                .fetch_all(pool)
-                .await
-                .unwrap_or_default();
+        let _ = writeln!(out, "banksync_statement_lines {}", g.statement_lines);
         out.push_str(
             "# HELP banksync_jobs Jobs in the queue, by status.\n# TYPE banksync_jobs gauge\n",
         );
-        for (s, n) in jobs {
+        for (s, n) in g.jobs {
             let _ = writeln!(out, "banksync_jobs{{status=\"{s}\"}} {n}");
         }
         *self.gauges.lock().unwrap() = out;

@@ -20,7 +20,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
-use crate::routes::{admin, connections, institutions, journals, ops};
+use crate::routes::{
+    admin, bank_accounts, connections, institutions, journals, ops, statement_lines,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,8 +36,8 @@ use crate::routes::{admin, connections, institutions, journals, ops};
         connections::link, connections::list, connections::show, connections::update_credentials,
         connections::fetch_accounts, connections::sync_now, connections::sync_runs, connections::revoke,
         connections::answer_interactive, connections::quarantine, connections::delete,
-        journals::list, journals::map_account, journals::lines,
-        journals::confirm_duplicate, journals::dismiss_duplicate, journals::undo_review,
+        journals::list, bank_accounts::map_account, statement_lines::lines,
+        statement_lines::confirm_duplicate, statement_lines::dismiss_duplicate, statement_lines::undo_review,
         receive::receive,
         admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
         ops::healthz, ops::readyz, ops::livez, ops::metrics, ops::openapi,

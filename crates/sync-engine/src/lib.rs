@@ -34,6 +34,8 @@ pub mod retention;
 pub mod review;
 pub mod runs;
 pub mod scheduler;
+pub mod statement_lines;
+pub mod stats;
 pub mod sync;
 pub mod tokens;
 pub mod worker;

@@ -1,5 +1,9 @@
+//! The REST API, one file per resource, and the operations endpoints.
+
 pub mod admin;
+pub mod bank_accounts;
 pub mod connections;
 pub mod institutions;
 pub mod journals;
 pub mod ops;
+pub mod statement_lines;

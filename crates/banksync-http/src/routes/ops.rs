@@ -17,11 +17,8 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: Postgres answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", content_type = "application/json"), (status = 503, description = "not_ready: Postgres does not answer")))]
 pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
-    match sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&st.pool)
-        .await
-    {
-        Ok(_) => axum::Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+    match sync_engine::stats::ping(&st.pool).await {
+        Ok(()) => axum::Json(json!({ "status": "ready", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             let mut r = ApiError::from(e).into_response();

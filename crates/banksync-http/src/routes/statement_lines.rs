@@ -1,0 +1,196 @@
+//! Statement lines: the company's journals' lines by booking date (filters, signed cursor),
+//! and the review of lines flagged as possible duplicates.
+
+use axum::extract::State;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use sync_engine::statement_lines;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::dto::{LinesPage, StatementLine};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Company, Json, Path, Query};
+use crate::paging;
+use crate::AppState;
+
+#[derive(Deserialize, IntoParams)]
+pub struct LinesQuery {
+    #[param(nullable = false)]
+    pub journal_id: Option<Uuid>,
+    /// Booking date from (inclusive), YYYY-MM-DD.
+    #[param(nullable = false)]
+    pub from: Option<NaiveDate>,
+    /// Booking date to (inclusive).
+    #[param(nullable = false)]
+    pub to: Option<NaiveDate>,
+    #[param(inline, nullable = false)]
+    pub status: Option<LineStatus>,
+    /// `next_cursor` of the previous page, with the same filters.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
+    pub cursor: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStatus {
+    Pending,
+    Posted,
+}
+
+impl From<LineStatus> for statement_lines::LineStatus {
+    fn from(s: LineStatus) -> Self {
+        match s {
+            LineStatus::Pending => statement_lines::LineStatus::Pending,
+            LineStatus::Posted => statement_lines::LineStatus::Posted,
+        }
+    }
+}
+
+fn line_dto(r: statement_lines::Line) -> StatementLine {
+    let duplicate_review = match (
+        r.suspect_duplicate_of,
+        r.duplicate_confirmed_at,
+        r.duplicate_dismissed_at,
+    ) {
+        (_, Some(_), _) => Some("confirmed"),
+        (_, None, Some(_)) => Some("dismissed"),
+        (Some(_), None, None) => Some("flagged"),
+        (None, None, None) => None,
+    };
+    StatementLine {
+        id: r.id,
+        journal_id: r.journal_id,
+        bank_account_id: r.bank_account_id,
+        booking_date: r.booking_date,
+        value_date: r.value_date,
+        amount: crate::dto::money(r.amount, &r.currency),
+        currency: r.currency,
+        description: r.description,
+        payee: r.payee,
+        counterparty_iban: r.counterparty_iban,
+        saltedge_transaction_id: r.saltedge_transaction_id,
+        pending_transaction_id: r.pending_transaction_id,
+        status: r.status,
+        suspect_duplicate_of: r.suspect_duplicate_of,
+        duplicate_review: duplicate_review.map(str::to_string),
+        in_journal: r.duplicate_confirmed_at.is_none(),
+        rekeyed_from: r.rekeyed_from,
+        imported_at: r.imported_at,
+        extra: r.extra,
+        text_repaired: r.text_repaired,
+    }
+}
+
+async fn review(
+    st: AppState,
+    company: Uuid,
+    id: i64,
+    decision: sync_engine::review::Decision,
+) -> ApiResult<Json<StatementLine>> {
+    sync_engine::review::decide(&st.pool, &st.client, company, id, decision).await?;
+    Ok(Json(line_dto(
+        statement_lines::get(&st.pool, company, id).await?,
+    )))
+}
+
+/// Confirms a flagged look-alike as a duplicate: banksync marks the transaction `duplicated`
+/// at Salt Edge and the line leaves the journal (`in_journal: false`, out of the balance).
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not flagged, already reviewed, or pending"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
+    security(("token" = [])))]
+pub async fn confirm_duplicate(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(
+        st,
+        company,
+        id,
+        sync_engine::review::Decision::ConfirmDuplicate,
+    )
+    .await
+}
+
+/// Dismisses the look-alike flag: the line is a genuine transaction of its own.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not flagged or already reviewed")), security(("token" = [])))]
+pub async fn dismiss_duplicate(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, sync_engine::review::Decision::Dismiss).await
+}
+
+/// Undoes a confirmation (the transaction is `unduplicate`d at Salt Edge and the line returns
+/// to the journal) or a dismissal (the flag stands again).
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "nothing to undo"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
+pub async fn undo_review(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, sync_engine::review::Decision::Undo).await
+}
+
+/// What a statement-lines cursor is valid for: this company and these filters.
+fn lines_scope(company: Uuid, q: &LinesQuery) -> String {
+    format!(
+        "statement-lines|{company}|{:?}|{:?}|{:?}|{:?}",
+        q.journal_id,
+        q.from,
+        q.to,
+        q.status
+            .map(|s| statement_lines::LineStatus::from(s).as_str())
+    )
+}
+
+/// Statement lines of the company's journals, by booking date; cursor pagination.
+#[utoipa::path(get, path = "/api/v1/statement-lines", tag = "statement-lines", params(LinesQuery),
+    responses((status = 200, body = LinesPage)), security(("token" = [])))]
+pub async fn lines(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Query(q): Query<LinesQuery>,
+) -> ApiResult<Json<LinesPage>> {
+    let limit = paging::limit(q.limit)?;
+    let scope = lines_scope(company, &q);
+    let after: Option<(NaiveDate, i64)> = match &q.cursor {
+        Some(c) => {
+            let pos = paging::decode(&st, &scope, c).await?;
+            let parsed = pos
+                .split_once('|')
+                .and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
+            Some(parsed.ok_or_else(|| {
+                ApiError::invalid("invalid_cursor", "cursor is not one this API gave out")
+            })?)
+        }
+        None => None,
+    };
+    let filter = statement_lines::LineFilter {
+        journal_id: q.journal_id,
+        from: q.from,
+        to: q.to,
+        status: q.status.map(LineStatus::into),
+    };
+    let mut rows = statement_lines::page(&st.pool, company, &filter, after, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        match rows.last() {
+            Some(r) => {
+                Some(paging::encode(&st, &scope, &format!("{}|{}", r.booking_date, r.id)).await?)
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let items = rows.into_iter().map(line_dto).collect();
+    Ok(Json(LinesPage { items, next_cursor }))
+}

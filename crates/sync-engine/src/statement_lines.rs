@@ -1,0 +1,110 @@
+//! Reading statement lines for a company: one line, or a page of its journals' lines by
+//! booking date with filters (keyset pagination). Writing lines is `dedup.rs`'s.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Line {
+    pub id: i64,
+    pub journal_id: Uuid,
+    pub bank_account_id: Uuid,
+    pub booking_date: NaiveDate,
+    pub value_date: Option<NaiveDate>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub description: String,
+    pub payee: Option<String>,
+    pub counterparty_iban: Option<String>,
+    pub saltedge_transaction_id: String,
+    pub pending_transaction_id: Option<String>,
+    pub status: String,
+    pub suspect_duplicate_of: Option<i64>,
+    pub imported_at: DateTime<Utc>,
+    pub extra: serde_json::Value,
+    pub text_repaired: bool,
+    pub rekeyed_from: Option<String>,
+    pub duplicate_confirmed_at: Option<DateTime<Utc>>,
+    pub duplicate_dismissed_at: Option<DateTime<Utc>>,
+}
+
+/// Posted or pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineStatus {
+    Pending,
+    Posted,
+}
+
+impl LineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Pending => "pending",
+            LineStatus::Posted => "posted",
+        }
+    }
+}
+
+/// Which lines a page holds.
+#[derive(Debug, Clone, Default)]
+pub struct LineFilter {
+    pub journal_id: Option<Uuid>,
+    /// Booking date from (inclusive).
+    pub from: Option<NaiveDate>,
+    /// Booking date to (inclusive).
+    pub to: Option<NaiveDate>,
+    pub status: Option<LineStatus>,
+}
+
+const COLUMNS: &str = "l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
+    l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
+    l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at,
+    l.duplicate_dismissed_at";
+
+/// One line of the company's journals.
+pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM statement_lines l JOIN journals j ON j.id = l.journal_id WHERE j.company_id = $1 AND l.id = $2"
+    ))
+    .bind(company)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SyncError::not_found("statement line"))
+}
+
+/// Up to `limit` lines of the company's journals matching `filter`, by booking date and
+/// id, after `after` (the last line of the previous page).
+pub async fn page(
+    pool: &PgPool,
+    company: Uuid,
+    filter: &LineFilter,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+) -> Result<Vec<Line>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS}
+         FROM statement_lines l JOIN journals j ON j.id = l.journal_id
+         WHERE j.company_id = $1
+           AND ($2::uuid IS NULL OR l.journal_id = $2)
+           AND ($3::date IS NULL OR l.booking_date >= $3)
+           AND ($4::date IS NULL OR l.booking_date <= $4)
+           AND ($5::text IS NULL OR l.status = $5)
+           AND ($6::date IS NULL OR (l.booking_date, l.id) > ($6, $7))
+         ORDER BY l.booking_date, l.id
+         LIMIT $8"
+    ))
+    .bind(company)
+    .bind(filter.journal_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.status.map(LineStatus::as_str))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or(0))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
