@@ -69,9 +69,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state with defaults: callbacks up to 72 hours old, no service-wide `return_to`
-    /// origins, no per-token rate limit. Callers set what their configuration says.
-    pub fn new(
+    /// The state with [`HttpConfig`]'s defaults ([`Application::build`] applies a
+    /// configuration).
+    fn new(
         pool: PgPool,
         client: Client,
         verifier: Verifier,
@@ -92,6 +92,67 @@ impl AppState {
             metrics_separate: false,
             cursor_key: Default::default(),
         }
+    }
+}
+
+/// What the HTTP service is configured with, besides its connections. `Default` is what a
+/// test or the demo wants: callbacks up to 72 hours old, no service-wide `return_to`
+/// origins, no per-token rate limit, open `/metrics`.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub callback_max_age: chrono::Duration,
+    pub return_to_origins: Vec<String>,
+    /// API requests per token per minute, per replica (0: no limit).
+    pub rate_limit_per_minute: u32,
+    pub livez_stale: Duration,
+    pub metrics_token: Option<String>,
+    /// `/metrics` is served on its own listener ([`metrics_router`]).
+    pub metrics_separate: bool,
+    pub limits: HttpLimits,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            callback_max_age: chrono::Duration::hours(72),
+            return_to_origins: vec![],
+            rate_limit_per_minute: 0,
+            livez_stale: Duration::from_secs(300),
+            metrics_token: None,
+            metrics_separate: false,
+            limits: HttpLimits::default(),
+        }
+    }
+}
+
+/// The HTTP service, built in one place for `serve`, the demo, the load bench and the
+/// tests: its state (for what runs beside it) and its router.
+pub struct Application {
+    pub state: AppState,
+    pub router: Router,
+}
+
+impl Application {
+    /// `worker_health`: this process's job loops, reported by `/livez` (none when the
+    /// process runs no worker).
+    pub fn build(
+        pool: PgPool,
+        client: Client,
+        verifier: Verifier,
+        callbacks: callbacks::urls::CallbackUrls,
+        config: &HttpConfig,
+        worker_health: Option<Arc<sync_engine::worker::Health>>,
+    ) -> Self {
+        let mut state = AppState::new(pool, client, verifier, callbacks);
+        state.callback_max_age = config.callback_max_age;
+        state.return_to_origins = Arc::new(config.return_to_origins.clone());
+        state.rate = Arc::new(extract::RateLimiter::new(config.rate_limit_per_minute));
+        state.livez_stale = config.livez_stale;
+        state.metrics_token = config.metrics_token.clone().map(Arc::new);
+        state.metrics_separate = config.metrics_separate;
+        state.worker_health = worker_health;
+        let router = router(state.clone(), &config.limits);
+        Application { state, router }
     }
 }
 
@@ -128,7 +189,7 @@ impl Default for HttpLimits {
     }
 }
 
-pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+fn router(state: AppState, limits: &HttpLimits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
         .route("/institutions", get(institutions::list))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use banksync_http::{AppState, HttpLimits};
+use banksync_http::{Application, HttpConfig, HttpLimits};
 use reqwest::{Method, StatusCode};
 use saltedge_client::{Client, Signer, Verifier};
 use saltedge_sim::{keys, FaultAction, FaultRule, SimConfig, Simulator};
@@ -43,21 +43,25 @@ async fn stack(pool: PgPool) -> Stack {
     let success_url = format!("{callback_base}success/");
     sim.set_callback_url(saltedge_sim::CallbackKind::Success, &success_url);
     let registered = [("success".to_string(), success_url)].into_iter().collect();
-    let mut state = AppState::new(
+    let config = HttpConfig {
+        return_to_origins: vec!["https://books.example".into()],
+        limits: HttpLimits {
+            body_limit_bytes: 64 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let built = Application::build(
         pool.clone(),
         client.clone(),
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered)
             .unwrap(),
+        &config,
+        None,
     );
-    state.callback_max_age = chrono::Duration::hours(72);
-    state.return_to_origins = Arc::new(vec!["https://books.example".into()]);
-    banksync_http::spawn_metrics_refresher(&state, Duration::from_millis(100));
-    let limits = HttpLimits {
-        body_limit_bytes: 64 * 1024,
-        ..Default::default()
-    };
-    let app = banksync_http::router(state, &limits);
+    banksync_http::spawn_metrics_refresher(&built.state, Duration::from_millis(100));
+    let app = built.router;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut worker = Worker::new(pool.clone(), client.clone());
@@ -904,24 +908,21 @@ async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
     )
     .unwrap();
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut state = AppState::new(
+    let app = Application::build(
         pool.clone(),
         Client::new(saltedge_client::ClientConfig::new(sim.api_base(), "a", "b")).unwrap(),
         Verifier::from_pem(v["saltedge_public_key_pem"].as_str().unwrap()).unwrap(),
         callbacks,
-    );
-    state.callback_max_age = chrono::Duration::days(365 * 30);
-    state.return_to_origins = Arc::new(vec![]);
+        &HttpConfig {
+            callback_max_age: chrono::Duration::days(365 * 30),
+            ..Default::default()
+        },
+        None,
+    )
+    .router;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            banksync_http::router(state, &HttpLimits::default()),
-        )
-        .await
-        .unwrap()
-    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
     let post = |p: &'static str, body: String| {
         http.post(format!("http://{addr}{p}"))
@@ -1444,7 +1445,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
     let port = listener.local_addr().unwrap().port();
     let callback_base =
         url::Url::parse(&format!("https://localhost:{port}/callbacks/saltedge/")).unwrap();
-    let mut state = AppState::new(
+    let app = Application::build(
         pool.clone(),
         Client::new(
             saltedge_client::ClientConfig::signed(
@@ -1458,10 +1459,13 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         .unwrap(),
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
-    );
-    state.callback_max_age = chrono::Duration::hours(72);
-    state.return_to_origins = Arc::new(vec!["https://books.example".into()]);
-    let app = banksync_http::router(state, &HttpLimits::default());
+        &HttpConfig {
+            return_to_origins: vec!["https://books.example".into()],
+            ..Default::default()
+        },
+        None,
+    )
+    .router;
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         let shutdown = async move {
@@ -1891,7 +1895,7 @@ async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
     assert_eq!(st, 403);
 
     // The per-token rate limit (this replica's count).
-    let mut state = AppState::new(
+    let app = Application::build(
         pool.clone(),
         Client::new(saltedge_client::ClientConfig::new(
             s.sim.api_base(),
@@ -1903,18 +1907,16 @@ async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
         banksync_http::callbacks::urls::CallbackUrls::under(
             &url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap(),
         ),
-    );
-    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(5));
+        &HttpConfig {
+            rate_limit_per_minute: 5,
+            ..Default::default()
+        },
+        None,
+    )
+    .router;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            banksync_http::router(state, &HttpLimits::default()),
-        )
-        .await
-        .unwrap()
-    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let mut statuses = vec![];
     for _ in 0..7 {
         let r = s
@@ -1967,30 +1969,28 @@ async fn metrics_storm_token_and_liveness(pool: PgPool) {
         .unwrap(),
     )
     .unwrap();
-    let mut state = AppState::new(
+    let health = Arc::new(sync_engine::worker::Health::default());
+    let config = HttpConfig {
+        metrics_token: Some("scrape-secret".into()),
+        livez_stale: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let built = Application::build(
         pool.clone(),
         client.clone(),
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         banksync_http::callbacks::urls::CallbackUrls::under(
             &url::Url::parse("http://127.0.0.1/callbacks/saltedge/").unwrap(),
         ),
+        &config,
+        Some(health.clone()),
     );
-    state.metrics_token = Some(Arc::new("scrape-secret".into()));
-    let health = Arc::new(sync_engine::worker::Health::default());
-    state.worker_health = Some(health.clone());
-    state.livez_stale = Duration::from_millis(400);
+    let state = built.state.clone();
     state.metrics.refresh(&pool).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app_state = state.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            banksync_http::router(app_state, &HttpLimits::default()),
-        )
-        .await
-        .unwrap()
-    });
+    let app = built.router;
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
     let scrape = |token: Option<&'static str>| {
         let mut r = http.get(format!("http://{addr}/metrics"));

@@ -352,6 +352,30 @@ impl Settings {
     }
 
     /// Every callback URL as registered at Salt Edge.
+    /// The HTTP service's configuration ([`banksync_http::Application::build`]).
+    pub fn http_config(&self) -> banksync_http::HttpConfig {
+        banksync_http::HttpConfig {
+            callback_max_age: chrono::Duration::hours(self.server.callback_max_age_hours),
+            return_to_origins: self.server.return_to_origins.clone(),
+            rate_limit_per_minute: self.server.rate_limit_per_minute,
+            livez_stale: std::time::Duration::from_secs(
+                self.worker
+                    .livez_stale_secs
+                    .unwrap_or(3 * self.worker.lease_secs),
+            ),
+            metrics_token: self
+                .server
+                .metrics_token
+                .as_ref()
+                .map(|t| t.expose().to_string()),
+            metrics_separate: self.server.metrics_bind.is_some(),
+            limits: banksync_http::HttpLimits {
+                body_limit_bytes: self.server.body_limit_bytes,
+                request_timeout: std::time::Duration::from_secs(self.server.request_timeout_secs),
+            },
+        }
+    }
+
     pub fn callback_urls(&self) -> anyhow::Result<banksync_http::callbacks::urls::CallbackUrls> {
         banksync_http::callbacks::urls::CallbackUrls::with_overrides(
             &self.callback_base()?,

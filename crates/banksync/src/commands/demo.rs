@@ -3,11 +3,10 @@
 //! API and the Connect page over real HTTP, waits for the signed success callback and the
 //! sync, prints a summary, then keeps running for you to explore with curl (Ctrl-C stops).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use banksync_http::{AppState, HttpLimits};
+use banksync_http::{Application, HttpConfig};
 use saltedge_client::{Client, Verifier};
 use saltedge_sim::{keys, SimConfig, Simulator};
 use serde_json::{json, Value};
@@ -75,14 +74,19 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         sim.app_credentials().1,
         saltedge_sim::keys::CLIENT_PRIVATE_PEM,
     )?)?;
-    let mut state = AppState::new(
+    let config = HttpConfig {
+        return_to_origins: vec![base.clone()],
+        ..Default::default()
+    };
+    let app = Application::build(
         pool.clone(),
         client.clone(),
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
         banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
-    );
-    state.return_to_origins = Arc::new(vec![base.clone()]);
-    let app = banksync_http::router(state, &HttpLimits::default());
+        &config,
+        None,
+    )
+    .router;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(async move {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banksync_http::{AppState, HttpLimits};
+use banksync_http::{Application, HttpConfig};
 use saltedge_client::{Signer, Verifier};
 use saltedge_sim::keys;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -120,13 +120,15 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         "unused",
     );
     // No per-token rate limit here: the benchmark measures the machine, not the limit.
-    let state = AppState::new(
+    let app = Application::build(
         pool.clone(),
         saltedge_client::Client::new(sim_cfg)?,
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM)?,
         banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
-    );
-    let app = banksync_http::router(state, &HttpLimits::default());
+        &HttpConfig::default(),
+        None,
+    )
+    .router;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         let stop = async move {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use banksync_http::{AppState, HttpLimits};
+use banksync_http::Application;
 use sync_engine::worker::Worker;
 use sync_engine::{catalogue, jobs};
 
@@ -22,34 +22,17 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     }
     let pool = crate::db::connect(&s).await?;
     let client = s.client(&pool)?;
-    let mut state = AppState::new(
+    let health = Arc::new(sync_engine::worker::Health::default());
+    let app = Application::build(
         pool.clone(),
         client.clone(),
         s.callback_verifier()?,
         s.callback_urls()?,
+        &s.http_config(),
+        (s.worker.concurrency > 0).then(|| health.clone()),
     );
-    state.callback_max_age = chrono::Duration::hours(s.server.callback_max_age_hours);
-    state.return_to_origins = Arc::new(s.server.return_to_origins.clone());
-    state.rate = Arc::new(banksync_http::extract::RateLimiter::new(
-        s.server.rate_limit_per_minute,
-    ));
-    state.metrics_token = s
-        .server
-        .metrics_token
-        .as_ref()
-        .map(|t| Arc::new(t.expose().to_string()));
-    state.metrics_separate = s.server.metrics_bind.is_some();
-    state.livez_stale =
-        Duration::from_secs(s.worker.livez_stale_secs.unwrap_or(3 * s.worker.lease_secs));
-    let health = Arc::new(sync_engine::worker::Health::default());
-    if s.worker.concurrency > 0 {
-        state.worker_health = Some(health.clone());
-    }
+    let state = app.state.clone();
     banksync_http::spawn_metrics_refresher(&state, Duration::from_secs(15));
-    let limits = HttpLimits {
-        body_limit_bytes: s.server.body_limit_bytes,
-        request_timeout: Duration::from_secs(s.server.request_timeout_secs),
-    };
     if catalogue::is_empty(&pool).await.unwrap_or(false) {
         jobs::enqueue(
             &pool,
@@ -95,7 +78,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(l, m).await });
         println!("metrics on http://{addr}/metrics");
     }
-    let app = banksync_http::router(state, &limits);
+    let app = app.router;
     let mut http_stop = stop_rx.clone();
     let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
     let server = tokio::spawn(async move {
