@@ -186,11 +186,11 @@ pub async fn enqueue_sync(
         .bind(trigger)
         .fetch_one(&mut *tx)
         .await?;
-        let payload = serde_json::json!({ "connection_id": connection_id, "run_id": run_id });
-        if jobs::enqueue(&mut *tx, jobs::SYNC_CONNECTION, payload, Some(&key))
-            .await?
-            .is_some()
-        {
+        let job = jobs::SyncConnection {
+            connection_id,
+            run_id: Some(run_id),
+        };
+        if jobs::queue(&mut *tx, &job).await?.is_some() {
             tx.commit().await?;
             return Ok(run_id);
         }

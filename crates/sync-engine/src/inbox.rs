@@ -36,7 +36,7 @@ pub async fn store(
     .bind(connection_id)
     .bind(event_time)
     .bind(body)
-    .bind(jobs::PROCESS_CALLBACK)
+    .bind(<jobs::ProcessCallback as jobs::BackgroundJob>::KIND)
     .fetch_optional(pool)
     .await?;
     if job.is_none() {

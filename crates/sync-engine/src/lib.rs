@@ -38,9 +38,9 @@ pub mod statement_lines;
 pub mod stats;
 pub mod sync;
 pub mod tokens;
-pub mod worker;
 
 pub use error::{Result, SyncError};
+pub use jobs::worker;
 pub use sync::{sync_connection, SyncOptions, SyncReport};
 
 /// The schema, embedded from the workspace's `migrations/` folder.

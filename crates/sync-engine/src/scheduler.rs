@@ -294,11 +294,11 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .fetch_all(pool)
     .await?;
     for customer in due {
-        jobs::enqueue(
+        jobs::queue(
             pool,
-            jobs::LIST_CUSTOMER,
-            serde_json::json!({ "customer_id": customer }),
-            Some(&format!("list:{customer}")),
+            &jobs::ListCustomer {
+                customer_id: customer.clone(),
+            },
         )
         .await?;
         sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1")
@@ -321,11 +321,11 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     let mut queued = 0;
     for c in candidates_where(pool, None, now, Some(cfg)).await? {
         if decide(&c, now, cfg) == Verdict::Due
-            && jobs::enqueue(
+            && jobs::queue(
                 pool,
-                jobs::REFRESH_CONNECTION,
-                serde_json::json!({ "connection_id": c.connection_id }),
-                Some(&format!("refresh:{}", c.connection_id)),
+                &jobs::RefreshConnection {
+                    connection_id: c.connection_id,
+                },
             )
             .await?
             .is_some()
@@ -335,14 +335,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     }
 
     // Retention once a day (the job's own dedupe key keeps one queued).
-    jobs::enqueue_at(
-        pool,
-        jobs::PRUNE,
-        serde_json::json!({}),
-        Some("prune"),
-        std::time::Duration::ZERO,
-    )
-    .await?;
+    jobs::queue(pool, &jobs::Prune {}).await?;
     sqlx::query(
         "UPDATE jobs SET run_after = greatest(run_after, coalesce((SELECT max(finished_at) FROM jobs WHERE kind = 'prune' AND status = 'done'), '-infinity') + interval '1 day')
          WHERE kind = 'prune' AND status = 'queued'",
@@ -355,13 +348,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .fetch_one(pool)
     .await?;
     if stale {
-        jobs::enqueue(
-            pool,
-            jobs::REFRESH_CATALOGUE,
-            serde_json::json!({}),
-            Some("catalogue"),
-        )
-        .await?;
+        jobs::queue(pool, &jobs::RefreshCatalogue {}).await?;
     }
     Ok(queued)
 }

@@ -1659,7 +1659,7 @@ async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(p
 async fn a_restart_applies_a_new_tick_interval(pool: PgPool) {
     jobs::enqueue_at(
         &pool,
-        jobs::SCHEDULE,
+        <jobs::Schedule as jobs::BackgroundJob>::KIND,
         serde_json::json!({}),
         Some("schedule"),
         Duration::from_secs(3600),
@@ -1670,7 +1670,7 @@ async fn a_restart_applies_a_new_tick_interval(pool: PgPool) {
     let (n, wait): (i64, f64) = sqlx::query_as(
         "SELECT count(*), coalesce(max(extract(epoch FROM run_after - now())), 0)::float8 FROM jobs WHERE kind = $1 AND status = 'queued'",
     )
-    .bind(jobs::SCHEDULE)
+    .bind(<jobs::Schedule as jobs::BackgroundJob>::KIND)
     .fetch_one(&pool)
     .await
     .unwrap();

@@ -34,13 +34,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     let state = app.state.clone();
     banksync_http::spawn_metrics_refresher(&state, Duration::from_secs(15));
     if catalogue::is_empty(&pool).await.unwrap_or(false) {
-        jobs::enqueue(
-            &pool,
-            jobs::REFRESH_CATALOGUE,
-            serde_json::json!({}),
-            Some("catalogue"),
-        )
-        .await?;
+        jobs::queue(&pool, &jobs::RefreshCatalogue {}).await?;
     }
     // The scheduler's first tick; each tick queues the next (one queued at a time).
     jobs::start_schedule(&pool).await?;

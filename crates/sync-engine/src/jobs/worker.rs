@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::SyncError;
-use crate::jobs::{self, Job};
-use crate::{catalogue, events, SyncOptions};
+use crate::jobs::{self, Job, JobContext};
+use crate::SyncOptions;
 
 /// The job loops' vital signs, shared with the HTTP server's `/livez`: each loop beats
 /// while it polls and while its job runs. A loop that ended is restarted by the worker; a
@@ -81,6 +81,8 @@ pub struct Worker {
     pub health: Arc<Health>,
     /// Extra job kinds, by name.
     pub handlers: std::collections::HashMap<String, Handler>,
+    /// banksync's own job kinds ([`jobs::registry`]).
+    registry: Vec<jobs::Registered>,
 }
 
 impl Worker {
@@ -98,6 +100,7 @@ impl Worker {
             sync: SyncOptions::default(),
             schedule: Default::default(),
             handlers: Default::default(),
+            registry: jobs::registry(),
             retention: Default::default(),
             health: Default::default(),
         }
@@ -180,7 +183,12 @@ impl Worker {
                 }
                 Some(Err(e)) => {
                     // A scheduler tick has already queued its successor: never retry it.
-                    let permanent = !e.is_retryable() || job.kind == jobs::SCHEDULE;
+                    let retries = self
+                        .registry
+                        .iter()
+                        .find(|r| r.kind == job.kind)
+                        .is_none_or(|r| r.retries);
+                    let permanent = !e.is_retryable() || !retries;
                     tracing::warn!(job = job.id, kind = %job.kind, error = %e, permanent, "job failed");
                     let _ = jobs::fail(&self.pool, &job, &self.id, &e.to_string(), permanent).await;
                 }
@@ -235,85 +243,23 @@ impl Worker {
         }
     }
 
+    fn context(&self) -> JobContext {
+        JobContext {
+            pool: self.pool.clone(),
+            client: self.client.clone(),
+            sync: self.sync.clone(),
+            schedule: self.schedule.clone(),
+            retention: self.retention.clone(),
+        }
+    }
+
     async fn execute(&self, job: &Job) -> Result<(), SyncError> {
-        let p = &job.payload;
-        match job.kind.as_str() {
-            jobs::SYNC_CONNECTION => {
-                let conn: Uuid = uuid_field(p, "connection_id")?;
-                let run_id = p
-                    .get("run_id")
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| s.parse().ok());
-                let opts = SyncOptions {
-                    run_id,
-                    trigger: "job".into(),
-                    ..self.sync.clone()
-                };
-                crate::sync_connection(&self.pool, &self.client, conn, &opts)
-                    .await
-                    .map(|_| ())
-            }
-            jobs::PROCESS_CALLBACK => {
-                let id = p
-                    .get("inbox_id")
-                    .and_then(|v| v.as_i64())
-                    .ok_or_else(|| SyncError::Corrupt("inbox_id missing".into()))?;
-                events::process(&self.pool, &self.client, id).await
-            }
-            jobs::REFRESH_CATALOGUE => catalogue::refresh(&self.pool, &self.client)
-                .await
-                .map(|_| ()),
-            jobs::LIST_CUSTOMER => {
-                let customer = p
-                    .get("customer_id")
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| SyncError::Corrupt("customer_id missing".into()))?;
-                crate::scheduler::list_customer(&self.pool, &self.client, &self.schedule, customer)
-                    .await
-            }
-            jobs::PRUNE => crate::retention::prune(&self.pool, &self.retention)
-                .await
-                .map(|_| ()),
-            jobs::REFRESH_CONNECTION => {
-                let conn: Uuid = uuid_field(p, "connection_id")?;
-                crate::scheduler::refresh(
-                    &self.pool,
-                    &self.client,
-                    &self.schedule,
-                    conn,
-                    chrono::Utc::now(),
-                )
-                .await
-            }
-            jobs::SCHEDULE => {
-                // Queue the next tick first, so that a failing tick never stops the schedule.
-                jobs::enqueue_at(
-                    &self.pool,
-                    jobs::SCHEDULE,
-                    serde_json::json!({}),
-                    Some("schedule"),
-                    self.schedule.tick,
-                )
-                .await?;
-                match crate::scheduler::tick_once(
-                    &self.pool,
-                    &self.client,
-                    &self.schedule,
-                    chrono::Utc::now(),
-                )
-                .await?
-                {
-                    Some(n) => tracing::info!(refreshes = n, "scheduler tick"),
-                    None => {
-                        tracing::info!("scheduler tick skipped: another replica's tick is running")
-                    }
-                }
-                Ok(())
-            }
-            other => match self.handlers.get(other) {
-                Some(h) => h(p.clone()).await,
-                None => Err(SyncError::Corrupt(format!("unknown job kind {other}"))),
-            },
+        if let Some(r) = self.registry.iter().find(|r| r.kind == job.kind) {
+            return r.run(self.context(), job.payload.clone()).await;
+        }
+        match self.handlers.get(&job.kind) {
+            Some(h) => h(job.payload.clone()).await,
+            None => Err(SyncError::Corrupt(format!("unknown job kind {}", job.kind))),
         }
     }
 }
@@ -338,11 +284,4 @@ impl Drop for AbortOnDrop {
 async fn wait_stop_then(stop: &mut watch::Receiver<bool>, grace: Duration) {
     let _ = stop.wait_for(|s| *s).await;
     tokio::time::sleep(grace).await;
-}
-
-fn uuid_field(p: &serde_json::Value, name: &str) -> Result<Uuid, SyncError> {
-    p.get(name)
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| SyncError::Corrupt(format!("{name} missing")))
 }

@@ -12,14 +12,6 @@ use sqlx::{PgExecutor, PgPool};
 
 use crate::error::Result;
 
-pub const SYNC_CONNECTION: &str = "sync_connection";
-pub const PROCESS_CALLBACK: &str = "process_callback";
-pub const REFRESH_CATALOGUE: &str = "refresh_catalogue";
-pub const REFRESH_CONNECTION: &str = "refresh_connection";
-pub const SCHEDULE: &str = "schedule";
-pub const PRUNE: &str = "prune";
-pub const LIST_CUSTOMER: &str = "list_customer";
-
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Job {
     pub id: i64,
@@ -84,10 +76,10 @@ pub async fn enqueue_at<'e>(
 /// by the previous process would otherwise keep its old time).
 pub async fn start_schedule(pool: &PgPool) -> Result<()> {
     sqlx::query("UPDATE jobs SET run_after = now() WHERE kind = $1 AND status = 'queued' AND run_after > now()")
-        .bind(SCHEDULE)
+        .bind(<super::Schedule as super::BackgroundJob>::KIND)
         .execute(pool)
         .await?;
-    enqueue(pool, SCHEDULE, serde_json::json!({}), Some("schedule")).await?;
+    super::queue(pool, &super::Schedule {}).await?;
     Ok(())
 }
 

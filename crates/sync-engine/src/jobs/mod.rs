@@ -1,0 +1,118 @@
+//! Background jobs: the durable queue in Postgres ([`queue`]), the worker that runs it
+//! ([`worker`]), and one typed struct per kind of job — what it carries, its dedupe rule
+//! and its `run` — registered once in [`registry`]. Payloads are the structs serialized;
+//! nothing parses a payload by hand.
+
+mod kinds;
+pub mod queue;
+pub mod worker;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use saltedge_client::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool};
+
+pub use kinds::{
+    ListCustomer, ProcessCallback, Prune, RefreshCatalogue, RefreshConnection, Schedule,
+    SyncConnection,
+};
+pub use queue::*;
+
+use crate::error::{Result, SyncError};
+
+/// What every job's `run` gets.
+#[derive(Clone)]
+pub struct JobContext {
+    pub pool: PgPool,
+    pub client: Client,
+    pub sync: crate::SyncOptions,
+    pub schedule: crate::scheduler::ScheduleConfig,
+    pub retention: crate::retention::Retention,
+}
+
+/// One kind of background job.
+pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The `kind` column: stable, stored with queued jobs.
+    const KIND: &'static str;
+    /// False when a failure must never be retried (a scheduler tick has already queued
+    /// its successor); otherwise the error decides ([`SyncError::is_retryable`]).
+    const RETRIES: bool = true;
+
+    /// While a job with this key is queued, the same work is not queued again.
+    fn dedupe_key(&self) -> Option<String> {
+        None
+    }
+
+    fn run(self, ctx: JobContext) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Queues `job` to run now; `None` when the same work (its dedupe key) is already queued.
+pub async fn queue<'e, J: BackgroundJob>(db: impl PgExecutor<'e>, job: &J) -> Result<Option<i64>> {
+    queue_in(db, job, Duration::ZERO).await
+}
+
+/// Queues `job` to run `delay` from now.
+pub async fn queue_in<'e, J: BackgroundJob>(
+    db: impl PgExecutor<'e>,
+    job: &J,
+    delay: Duration,
+) -> Result<Option<i64>> {
+    let payload = serde_json::to_value(job)
+        .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", J::KIND)))?;
+    queue::enqueue_at(db, J::KIND, payload, job.dedupe_key().as_deref(), delay).await
+}
+
+type Run = fn(JobContext, serde_json::Value) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// A registered kind: how to run its payload, and whether it retries.
+#[derive(Clone, Copy)]
+pub struct Registered {
+    pub kind: &'static str,
+    pub retries: bool,
+    run: Run,
+}
+
+impl Registered {
+    pub fn run(
+        &self,
+        ctx: JobContext,
+        payload: serde_json::Value,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        (self.run)(ctx, payload)
+    }
+}
+
+fn register<J: BackgroundJob>() -> Registered {
+    fn run<J: BackgroundJob>(
+        ctx: JobContext,
+        payload: serde_json::Value,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        Box::pin(async move {
+            let job: J = serde_json::from_value(payload)
+                .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", J::KIND)))?;
+            job.run(ctx).await
+        })
+    }
+    Registered {
+        kind: J::KIND,
+        retries: J::RETRIES,
+        run: run::<J>,
+    }
+}
+
+/// Every kind of job banksync runs, registered once.
+pub fn registry() -> Vec<Registered> {
+    vec![
+        register::<SyncConnection>(),
+        register::<ProcessCallback>(),
+        register::<RefreshCatalogue>(),
+        register::<RefreshConnection>(),
+        register::<ListCustomer>(),
+        register::<Prune>(),
+        register::<Schedule>(),
+    ]
+}
