@@ -243,7 +243,7 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
             axum::routing::delete(admin::revoke_token),
         )
         .route("/admin/audit", get(admin::audit))
-        .route("/openapi.json", get(ops::openapi));
+        .route("/openapi.json", get(openapi::serve_document));
     let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
     let mut app = Router::new().nest("/api/v1", api);
     if !state.metrics_separate {

@@ -40,7 +40,7 @@ use crate::routes::{
         statement_lines::confirm_duplicate, statement_lines::dismiss_duplicate, statement_lines::undo_review,
         receive::receive,
         admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
-        ops::healthz, ops::readyz, ops::livez, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::livez, ops::metrics, serve_document,
     ),
     components(schemas(dto::Problem, dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncRunsPage, dto::BalanceMismatch, dto::SyncQueued,
@@ -409,4 +409,13 @@ pub fn with_callback_paths(callbacks: &CallbackUrls) -> utoipa::openapi::OpenApi
         }
     }
     doc
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi_document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn serve_document(
+    axum::extract::State(st): axum::extract::State<crate::AppState>,
+) -> impl axum::response::IntoResponse {
+    axum::Json(crate::openapi::document(&st.callbacks))
 }

@@ -89,7 +89,7 @@ impl Default for Scheduler {
 }
 
 impl Settings {
-    pub fn schedule_config(&self) -> anyhow::Result<sync_engine::scheduler::ScheduleConfig> {
+    pub fn schedule_config(&self) -> anyhow::Result<sync_engine::schedule::ScheduleConfig> {
         let s = &self.scheduler;
         anyhow::ensure!(
             s.window_start_hour < s.window_end_hour && s.window_end_hour <= 24,
@@ -99,7 +99,7 @@ impl Settings {
             matches!(s.limit_scope.as_str(), "provider" | "global"),
             "scheduler.limit_scope must be provider or global"
         );
-        Ok(sync_engine::scheduler::ScheduleConfig {
+        Ok(sync_engine::schedule::ScheduleConfig {
             window_start_hour: s.window_start_hour,
             window_end_hour: s.window_end_hour,
             max_retries_per_day: s.max_retries_per_day,

@@ -1,47 +1,46 @@
 //! The sync engine: Salt Edge connections and accounts become journals, transactions become
-//! deduplicated statement lines in Postgres.
+//! deduplicated statement lines in Postgres. The folders show the architecture:
 //!
-//! * [`sync`]: one sync run of a connection, page by page;
-//! * [`dedup`]: the deduplication rules (read its doc first);
-//! * [`mapping`]: bank accounts → journals;
-//! * [`balance`]: the balance check after each sync;
-//! * [`lock`]: one sync per connection at a time, across processes;
-//! * [`inbox`] stores verified callbacks once; [`events`] applies them to connections;
-//! * [`jobs`] is the durable queue, [`worker`] runs it; [`scheduler`] decides daily refreshes
-//!   and [`fetch_limit`] keeps all replicas under Salt Edge's fetch rate;
-//! * [`catalogue`] (institutions), [`tokens`] (API tokens), [`guidance`] (what to tell users);
-//! * [`review`]: a bookkeeper confirms or dismisses a flagged look-alike line;
-//! * [`runs`], [`connections`], [`companies`]: the records.
+//! * [`flows`]: the bookkeeper's flows (link, update credentials, fetch accounts, sync now,
+//!   answer the bank, revoke, delete, review a flagged line) as the REST API calls them;
+//! * [`ingest`]: one sync of a connection ([`ingest::run`], page by page), the lines it
+//!   writes with the deduplication rules ([`ingest::lines`]: read its doc first), the
+//!   balance check, the per-connection lock and the quarantine of records that cannot be
+//!   stored;
+//! * [`callbacks`]: verified Salt Edge callbacks stored once ([`callbacks::inbox`]) and
+//!   applied to connections, never backwards ([`callbacks::events`]);
+//! * [`jobs`]: the durable queue, the worker and one typed struct per job;
+//! * [`schedule`]: the daily refresh rules, the tick and the lost-callback catch-up, and
+//!   the fetch limit shared by replicas ([`schedule::fetch_limit`]);
+//! * [`store`]: the records (companies, connections, accounts and journals, runs, lines,
+//!   tokens, audit, catalogue, retention, stats);
+//! * [`error`] (one error type, by category), [`guidance`] (what to tell users),
+//!   [`digest`].
+//!
+//! The store's modules, the callbacks' and a few others are re-exported at the root, so
+//! that `sync_engine::connections` reads as it did.
 
-pub mod audit;
-pub mod balance;
-pub mod catalogue;
-pub mod companies;
-pub mod connections;
-pub mod dedup;
+pub mod callbacks;
 pub mod digest;
 pub mod error;
-pub mod events;
-pub mod fetch_limit;
 pub mod flows;
 pub mod guidance;
-pub mod inbox;
+pub mod ingest;
 pub mod jobs;
-pub mod lock;
-pub mod mapping;
-pub mod quarantine;
-pub mod retention;
-pub mod review;
-pub mod runs;
-pub mod scheduler;
-pub mod statement_lines;
-pub mod stats;
-pub mod sync;
-pub mod tokens;
+pub mod schedule;
+pub mod store;
 
+pub use callbacks::{events, inbox};
 pub use error::{Result, SyncError};
+pub use flows::review;
+pub use ingest::run::{sync_connection, SyncOptions, SyncReport};
+pub use ingest::{balance, quarantine};
 pub use jobs::worker;
-pub use sync::{sync_connection, SyncOptions, SyncReport};
+pub use schedule::fetch_limit;
+pub use store::{
+    audit, catalogue, companies, connections, mapping, retention, runs, statement_lines, stats,
+    tokens,
+};
 
 /// The schema, embedded from the workspace's `migrations/` folder.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

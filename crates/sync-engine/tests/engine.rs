@@ -11,7 +11,7 @@ use saltedge_client::models::{Transaction, TransactionStatus};
 use saltedge_client::Client;
 use saltedge_sim::{FaultAction, FaultRule, SimConfig, Simulator};
 use sqlx::PgPool;
-use sync_engine::dedup::{self, AccountTarget, DedupOptions, LineStatus};
+use sync_engine::ingest::lines::{self, AccountTarget, DedupOptions, LineStatus};
 use sync_engine::{
     catalogue, companies, connections, mapping, sync_connection, SyncError, SyncOptions,
 };
@@ -181,7 +181,7 @@ async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
 
     // Even an empty pending list deletes only pending lines.
     let posted_before = all.values().filter(|s| *s == "posted").count();
-    let removed = dedup::remove_vanished_pending(&pool, f.conn, &[])
+    let removed = lines::remove_vanished_pending(&pool, f.conn, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -575,7 +575,7 @@ async fn write(
     f: &Fixture,
     target: &(String, AccountTarget),
     txs: Vec<Transaction>,
-) -> dedup::PageOutcome {
+) -> lines::PageOutcome {
     let run = sync_engine::runs::start(pool, f.company, f.conn, "test", None)
         .await
         .unwrap();
@@ -587,8 +587,8 @@ async fn write(
             t
         })
         .collect();
-    let mut pending = dedup::PendingLines::load(pool, f.conn).await.unwrap();
-    dedup::write_page(
+    let mut pending = lines::PendingLines::load(pool, f.conn).await.unwrap();
+    lines::write_page(
         pool,
         run,
         &targets,
@@ -607,14 +607,14 @@ async fn write(
 async fn run_listings(
     pool: &PgPool,
     client: &Client,
-    cfg: &sync_engine::scheduler::ScheduleConfig,
+    cfg: &sync_engine::schedule::ScheduleConfig,
 ) -> usize {
     let queued: Vec<(i64, String)> = sqlx::query_as("SELECT id, payload->>'customer_id' FROM jobs WHERE kind = 'list_customer' AND status = 'queued'")
         .fetch_all(pool)
         .await
         .unwrap();
     for (job, customer) in &queued {
-        sync_engine::scheduler::list_customer(pool, client, cfg, customer)
+        sync_engine::schedule::list_customer(pool, client, cfg, customer)
             .await
             .unwrap();
         sqlx::query("DELETE FROM jobs WHERE id = $1")
@@ -627,7 +627,7 @@ async fn run_listings(
 }
 
 use sync_engine::jobs;
-use sync_engine::scheduler::{self, Candidate, ScheduleConfig, Verdict};
+use sync_engine::schedule::{self as scheduler, Candidate, ScheduleConfig, Verdict};
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn three_workers_drain_1000_jobs_each_exactly_once(pool: PgPool) {
@@ -1018,7 +1018,7 @@ async fn shutdown_releases_unfinished_jobs_and_another_worker_finishes_them(pool
     f.sim.set_faults(vec![
         FaultRule::new(FaultAction::Delay(700)).on_path("/transactions")
     ]);
-    sync_engine::events::enqueue_sync(&pool, f.company, f.conn, "test")
+    sync_engine::jobs::queue_sync(&pool, f.company, f.conn, "test")
         .await
         .unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -1614,12 +1614,12 @@ async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(p
 
     // Salt Edge fetched at night; the callback never came.
     sim.advance(&se_conn);
-    let cfg = sync_engine::scheduler::ScheduleConfig {
+    let cfg = sync_engine::schedule::ScheduleConfig {
         window_start_hour: 0,
         window_end_hour: 0,
         ..Default::default()
     };
-    sync_engine::scheduler::tick(&pool, &client, &cfg, chrono::Utc::now())
+    sync_engine::schedule::tick(&pool, &client, &cfg, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -2213,20 +2213,20 @@ async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
         .await
         .unwrap();
     let targets = HashMap::from([target.clone()]);
-    dedup::write_page(
+    lines::write_page(
         &pool,
         run,
         &targets,
         &[p],
         LineStatus::Pending,
-        &mut dedup::PendingLines::default(),
+        &mut lines::PendingLines::default(),
         &DedupOptions::default(),
     )
     .await
     .unwrap();
     // Both "syncs" loaded the pending lines before either wrote.
-    let mut first = dedup::PendingLines::load(&pool, f.conn).await.unwrap();
-    let mut second = dedup::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut first = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut second = lines::PendingLines::load(&pool, f.conn).await.unwrap();
     let mut a = tx(
         "900000000000000101",
         &target.0,
@@ -2243,7 +2243,7 @@ async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
         "HARDWARE STORE 2",
     );
     b.currency_code = target.1.currency.clone();
-    let o1 = dedup::write_page(
+    let o1 = lines::write_page(
         &pool,
         run,
         &targets,
@@ -2254,7 +2254,7 @@ async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
     )
     .await
     .unwrap();
-    let o2 = dedup::write_page(
+    let o2 = lines::write_page(
         &pool,
         run,
         &targets,

@@ -78,10 +78,3 @@ pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
     )
         .into_response()
 }
-
-/// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi_document",
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
-    axum::Json(crate::openapi::document(&st.callbacks))
-}

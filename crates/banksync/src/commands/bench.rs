@@ -2,18 +2,17 @@
 //! and a simulator child process (so this process's peak RSS is the service's alone).
 //! Prints one JSON object. Run it in a release build: `scripts/dev bench ingest`.
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use saltedge_client::{Client, ClientConfig, Signer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+
+pub use super::scratch::with_scratch_db;
+use sqlx::{Connection, PgConnection};
 use sync_engine::{companies, connections, SyncOptions};
 use tokio::io::AsyncWriteExt;
-
-use crate::settings::Settings;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,22 +26,9 @@ pub enum What {
     Ingest(IngestArgs),
     /// Load on the callback receivers (signature verification included) and on the
     /// statement-lines list, over loopback HTTP.
-    Load(LoadArgs),
+    Load(super::load::LoadArgs),
     /// The scheduler over a simulated day with many companies and connections.
     Scale(super::scale::ScaleArgs),
-}
-
-#[derive(clap::Args)]
-pub struct LoadArgs {
-    /// Distinct signed callbacks to send (signed beforehand, untimed).
-    #[arg(long, default_value_t = 20_000)]
-    pub callbacks: usize,
-    /// Statement-lines list requests to send.
-    #[arg(long, default_value_t = 5_000)]
-    pub list_requests: usize,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
 }
 
 #[derive(clap::Args)]
@@ -97,33 +83,6 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
-}
-
-/// Runs `f` against a fresh database on the configured server, dropped afterwards unless
-/// `keep`.
-pub async fn with_scratch_db<F, Fut, T>(prefix: &str, keep: bool, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(PgConnectOptions) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let settings = Settings::load()?;
-    let admin_opts = PgConnectOptions::from_str(settings.database.url.expose())
-        .context("database.url is not a Postgres URL")?;
-    let db_name = format!("{prefix}_{}", std::process::id());
-    let mut admin = admin_opts
-        .connect()
-        .await
-        .context("cannot reach Postgres (DATABASE_URL)")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .await?;
-    let result = f(admin_opts.clone().database(&db_name)).await;
-    if !keep {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
-    result
 }
 
 async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_json::Value> {

@@ -11,7 +11,18 @@ use saltedge_client::{Signer, Verifier};
 use saltedge_sim::keys;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::bench::LoadArgs;
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Distinct signed callbacks to send (signed beforehand, untimed).
+    #[arg(long, default_value_t = 20_000)]
+    pub callbacks: usize,
+    /// Statement-lines list requests to send.
+    #[arg(long, default_value_t = 5_000)]
+    pub list_requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
 
 struct Sample {
     ok: usize,
@@ -97,7 +108,7 @@ pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
             "warning: debug build; figures are meaningful only with --release (scripts/dev bench)"
         );
     }
-    let report = super::bench::with_scratch_db("banksync_load", false, |opts| async move {
+    let report = super::scratch::with_scratch_db("banksync_load", false, |opts| async move {
         load(&opts, &a).await
     })
     .await?;

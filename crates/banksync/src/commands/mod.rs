@@ -5,6 +5,7 @@ pub mod demo;
 pub mod load;
 pub mod migrate;
 pub mod scale;
+pub mod scratch;
 pub mod serve;
 pub mod simulator;
 pub mod sync;

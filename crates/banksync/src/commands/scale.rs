@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use saltedge_sim::{DataConfig, SimConfig, Simulator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sync_engine::scheduler::{self, ScheduleConfig};
+use sync_engine::schedule::{self as scheduler, ScheduleConfig};
 use uuid::Uuid;
 
 #[derive(clap::Args)]
@@ -38,7 +38,7 @@ pub async fn run(a: ScaleArgs) -> anyhow::Result<()> {
         "--connections must be at least --companies (one customer each)"
     );
     let keep = a.keep;
-    let report = super::bench::with_scratch_db("banksync_scale", keep, |opts| async move {
+    let report = super::scratch::with_scratch_db("banksync_scale", keep, |opts| async move {
         scale(&opts, &a).await
     })
     .await?;
@@ -182,8 +182,7 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
             let c = client.show_connection(&se).await?;
             let local =
                 sync_engine::connections::upsert_from_saltedge(&pool, company_of[&se], &c).await?;
-            sync_engine::events::enqueue_sync(&pool, local.company_id, local.id, "callback")
-                .await?;
+            sync_engine::jobs::queue_sync(&pool, local.company_id, local.id, "callback").await?;
         }
         let t = Instant::now();
         scheduler::tick(&pool, &client, &schedule, now).await?;

@@ -5,6 +5,7 @@
 //! the HTTP handler only parses, authorizes and maps.
 
 pub mod input;
+pub mod review;
 mod view;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ pub use view::{connection_view, connection_views, ConnectionView};
 
 use crate::connections::{self, Connection};
 use crate::error::{Result, SyncError};
-use crate::{catalogue, companies, events};
+use crate::{catalogue, companies, jobs};
 
 /// Where to send the user: Salt Edge Connect.
 #[derive(Debug, Clone)]
@@ -248,7 +249,7 @@ pub async fn fetch_accounts(
 pub async fn sync_now(pool: &PgPool, company: Uuid, id: Uuid) -> Result<Uuid> {
     let c = load(pool, company, id).await?;
     connections::readable(&c)?;
-    events::enqueue_sync(pool, company, c.id, "api").await
+    jobs::queue_sync(pool, company, c.id, "api").await
 }
 
 /// Answers the bank's interactive question; Salt Edge carries on with the fetch and calls

@@ -80,7 +80,7 @@ impl BackgroundJob for RefreshConnection {
     }
 
     async fn run(self, ctx: JobContext) -> Result<()> {
-        crate::scheduler::refresh(
+        crate::schedule::refresh(
             &ctx.pool,
             &ctx.client,
             &ctx.schedule,
@@ -105,7 +105,7 @@ impl BackgroundJob for ListCustomer {
     }
 
     async fn run(self, ctx: JobContext) -> Result<()> {
-        crate::scheduler::list_customer(&ctx.pool, &ctx.client, &ctx.schedule, &self.customer_id)
+        crate::schedule::list_customer(&ctx.pool, &ctx.client, &ctx.schedule, &self.customer_id)
             .await
     }
 }
@@ -143,7 +143,7 @@ impl BackgroundJob for Schedule {
 
     async fn run(self, ctx: JobContext) -> Result<()> {
         super::queue_in(&ctx.pool, &Schedule {}, ctx.schedule.tick).await?;
-        match crate::scheduler::tick_once(&ctx.pool, &ctx.client, &ctx.schedule, chrono::Utc::now())
+        match crate::schedule::tick_once(&ctx.pool, &ctx.client, &ctx.schedule, chrono::Utc::now())
             .await?
         {
             Some(n) => tracing::info!(refreshes = n, "scheduler tick"),

@@ -15,6 +15,7 @@ use saltedge_client::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
 
 pub use kinds::{
     ListCustomer, ProcessCallback, Prune, RefreshCatalogue, RefreshConnection, Schedule,
@@ -30,7 +31,7 @@ pub struct JobContext {
     pub pool: PgPool,
     pub client: Client,
     pub sync: crate::SyncOptions,
-    pub schedule: crate::scheduler::ScheduleConfig,
+    pub schedule: crate::schedule::ScheduleConfig,
     pub retention: crate::retention::Retention,
 }
 
@@ -64,6 +65,52 @@ pub async fn queue_in<'e, J: BackgroundJob>(
     let payload = serde_json::to_value(job)
         .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", J::KIND)))?;
     queue::enqueue_at(db, J::KIND, payload, job.dedupe_key().as_deref(), delay).await
+}
+
+/// Queues a sync of a connection, unless one is already queued; returns the queued run's id.
+pub async fn queue_sync(
+    pool: &PgPool,
+    company_id: Uuid,
+    connection_id: Uuid,
+    trigger: &str,
+) -> Result<Uuid> {
+    let key = format!("sync:{connection_id}");
+    for _ in 0..3 {
+        if let Some(run) = sqlx::query_scalar::<_, String>(
+            "SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'",
+        )
+        .bind(&key)
+        .fetch_optional(pool)
+        .await?
+        {
+            if let Ok(id) = run.parse() {
+                return Ok(id);
+            }
+        }
+        let mut tx = pool.begin().await?;
+        let run_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id",
+        )
+        .bind(company_id)
+        .bind(connection_id)
+        .bind(trigger)
+        .fetch_one(&mut *tx)
+        .await?;
+        let job = SyncConnection {
+            connection_id,
+            run_id: Some(run_id),
+        };
+        if queue(&mut *tx, &job).await?.is_some() {
+            tx.commit().await?;
+            return Ok(run_id);
+        }
+        // Someone queued one meanwhile: drop ours and return theirs.
+        tx.rollback().await?;
+    }
+    Err(SyncError::conflict(
+        "conflict",
+        "could not queue a sync: another was queued and finished meanwhile, twice; try again",
+    ))
 }
 
 type Run = fn(JobContext, serde_json::Value) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;

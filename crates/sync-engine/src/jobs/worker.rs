@@ -76,7 +76,7 @@ pub struct Worker {
     pub lease: Duration,
     pub poll: Duration,
     pub sync: SyncOptions,
-    pub schedule: crate::scheduler::ScheduleConfig,
+    pub schedule: crate::schedule::ScheduleConfig,
     pub retention: crate::retention::Retention,
     pub health: Arc<Health>,
     /// Extra job kinds, by name.

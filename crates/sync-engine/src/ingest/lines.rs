@@ -88,18 +88,7 @@ impl LineStatus {
     }
 }
 
-/// What one page did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct PageOutcome {
-    pub fetched: i32,
-    pub inserted: i32,
-    pub updated: i32,
-    pub skipped_duplicate: i32,
-    pub flagged_duplicated: i32,
-    pub skipped_before_start: i32,
-    pub suspects: i32,
-    pub unknown_account: i32,
-}
+pub use crate::runs::PageOutcome;
 
 /// Lower-case words without digits: drops references, card numbers and dates that differ
 /// between a pending and a posted version of one payment.

@@ -1,5 +1,5 @@
 //! Reading statement lines for a company: one line, or a page of its journals' lines by
-//! booking date with filters (keyset pagination). Writing lines is `dedup.rs`'s.
+//! booking date with filters (keyset pagination). Writing lines is `ingest::lines`'s.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
-use crate::dedup::PageOutcome;
 use crate::error::{Result, SyncError};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -201,4 +200,17 @@ pub async fn for_connection(
         .bind(limit)
         .fetch_all(pool)
         .await?)
+}
+
+/// What one page did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PageOutcome {
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub skipped_duplicate: i32,
+    pub flagged_duplicated: i32,
+    pub skipped_before_start: i32,
+    pub suspects: i32,
+    pub unknown_account: i32,
 }

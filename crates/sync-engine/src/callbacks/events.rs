@@ -94,7 +94,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             // outcome (and any error) was read from `last_attempt` by the upsert above. A fetch
             // may send several; the queued sync is shared.
             connections::clear_interactive(pool, conn.id).await?;
-            enqueue_sync(pool, conn.company_id, conn.id, "callback").await?;
+            jobs::queue_sync(pool, conn.company_id, conn.id, "callback").await?;
         }
         "fail" => {
             // Salt Edge's view of the attempt (was it its nightly fetch?) counts for the
@@ -121,7 +121,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             .execute(pool)
             .await?;
             connections::clear_interactive(pool, conn.id).await?;
-            crate::scheduler::attempt_failed(pool, conn.id, &class).await?;
+            crate::schedule::attempt_failed(pool, conn.id, &class).await?;
         }
         "interactive" => connections::set_interactive(pool, conn.id, data).await?,
         "notify" => {
@@ -155,50 +155,4 @@ async fn company_for(pool: &PgPool, customer_id: &str) -> Result<Option<Uuid>> {
             .fetch_optional(pool)
             .await?,
     )
-}
-
-/// Queues a sync of a connection, unless one is already queued; returns the queued run's id.
-pub async fn enqueue_sync(
-    pool: &PgPool,
-    company_id: Uuid,
-    connection_id: Uuid,
-    trigger: &str,
-) -> Result<Uuid> {
-    let key = format!("sync:{connection_id}");
-    for _ in 0..3 {
-        if let Some(run) = sqlx::query_scalar::<_, String>(
-            "SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'",
-        )
-        .bind(&key)
-        .fetch_optional(pool)
-        .await?
-        {
-            if let Ok(id) = run.parse() {
-                return Ok(id);
-            }
-        }
-        let mut tx = pool.begin().await?;
-        let run_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id",
-        )
-        .bind(company_id)
-        .bind(connection_id)
-        .bind(trigger)
-        .fetch_one(&mut *tx)
-        .await?;
-        let job = jobs::SyncConnection {
-            connection_id,
-            run_id: Some(run_id),
-        };
-        if jobs::queue(&mut *tx, &job).await?.is_some() {
-            tx.commit().await?;
-            return Ok(run_id);
-        }
-        // Someone queued one meanwhile: drop ours and return theirs.
-        tx.rollback().await?;
-    }
-    Err(SyncError::conflict(
-        "conflict",
-        "could not queue a sync: another was queued and finished meanwhile, twice; try again",
-    ))
 }

@@ -8,7 +8,7 @@
 //! fetch for this end user (company) in the last 20 hours (one per night); at most two
 //! retries after failures in that time; and after `ProviderUnavailable`, a backoff that
 //! doubles per failure. Every fetch also takes a slot from the shared limiter
-//! ([`crate::fetch_limit`]) so that all replicas together stay under 2 per second.
+//! ([`crate::schedule::fetch_limit`]) so that all replicas together stay under 2 per second.
 //!
 //! Salt Edge refreshes qualifying connections itself at night and posts callbacks; the
 //! scheduler's tick also lists each customer's connections and queues a catch-up sync where
@@ -22,7 +22,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::{connections, events, fetch_limit, jobs};
+use crate::{connections, jobs};
+
+pub mod fetch_limit;
 
 #[derive(Debug, Clone)]
 pub struct ScheduleConfig {
@@ -34,7 +36,7 @@ pub struct ScheduleConfig {
     /// Fetches of new data per second across all replicas.
     pub fetches_per_second: u32,
     /// The limit's scope: one budget for everything (default: the client's shared fetch gate,
-    /// [`crate::fetch_limit::PgFetchGate`], spaces refreshes and connect sessions alike), or
+    /// [`crate::schedule::fetch_limit::PgFetchGate`], spaces refreshes and connect sessions alike), or
     /// one per provider, taken here for refreshes.
     pub limit_per_provider: bool,
     /// How often the tick runs.
@@ -315,7 +317,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .fetch_all(pool)
     .await?;
     for (conn, company) in behind {
-        events::enqueue_sync(pool, company, conn, "catch_up").await?;
+        jobs::queue_sync(pool, company, conn, "catch_up").await?;
     }
 
     let mut queued = 0;
@@ -394,7 +396,7 @@ pub async fn list_customer(
             }
         }
         if local.status == "active" && local.saltedge_last_success_at > local.last_synced_at {
-            events::enqueue_sync(pool, company, local.id, "catch_up").await?;
+            jobs::queue_sync(pool, company, local.id, "catch_up").await?;
         }
     }
     Ok(())

@@ -12,9 +12,9 @@ use saltedge_client::{Client, ErrorClass, TransactionQuery};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::dedup::{self, AccountTarget, DedupOptions, LineStatus};
 use crate::error::{Result, SyncError};
-use crate::lock::ConnectionLock;
+use crate::ingest::lines::{self, AccountTarget, DedupOptions, LineStatus};
+use crate::ingest::lock::ConnectionLock;
 use crate::runs::SyncRun;
 use crate::{balance, connections, mapping, runs};
 
@@ -144,7 +144,7 @@ async fn run(
         cursor(pool, conn.id, opts.overlap_days).await?
     };
     runs::set_from_id(pool, run_id, from_id.as_deref()).await?;
-    let mut pending_lines = dedup::PendingLines::load(pool, conn.id).await?;
+    let mut pending_lines = lines::PendingLines::load(pool, conn.id).await?;
     let query = TransactionQuery {
         from_id,
         ..TransactionQuery::connection(&conn.saltedge_id)
@@ -162,7 +162,7 @@ async fn run(
                 .map(|t| t.id.clone())
                 .chain(page.rejected.iter().filter_map(|r| r.id.clone()))
                 .collect();
-            let mut prepared = dedup::prepare(&targets, &page.items, LineStatus::Posted);
+            let mut prepared = lines::prepare(&targets, &page.items, LineStatus::Posted);
             prepared.reject(&page.rejected);
             Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, prepared))
         })
@@ -184,7 +184,7 @@ async fn run(
         // Another sync may run once our lock is gone: stop before writing anything more.
         let written = match lock.ensure_held().await {
             Ok(()) => {
-                dedup::write_prepared(
+                lines::write_prepared(
                     pool,
                     run_id,
                     page,
@@ -204,7 +204,7 @@ async fn run(
         }
     }
 
-    let rekeyed = dedup::rekey_reissued(pool, conn.id, query.from_id.as_deref(), &seen).await?;
+    let rekeyed = lines::rekey_reissued(pool, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);
 
     let mut still_pending = vec![];
@@ -219,7 +219,7 @@ async fn run(
                 .map(|t| t.id.clone())
                 .chain(page.rejected.iter().filter_map(|r| r.id.clone())),
         );
-        dedup::write_fetched(
+        lines::write_fetched(
             pool,
             run_id,
             &targets,
@@ -231,7 +231,7 @@ async fn run(
         .await?;
     }
     lock.ensure_held().await?;
-    let removed = dedup::remove_vanished_pending(pool, conn.id, &still_pending).await?;
+    let removed = lines::remove_vanished_pending(pool, conn.id, &still_pending).await?;
 
     let mut flagged = 0;
     let mut dups = std::pin::pin!(

@@ -1,0 +1,13 @@
+//! The records, each module the queries of one area. Every tenant table carries
+//! `company_id`, and every query of a company's data filters by it.
+
+pub mod audit;
+pub mod catalogue;
+pub mod companies;
+pub mod connections;
+pub mod mapping;
+pub mod retention;
+pub mod runs;
+pub mod statement_lines;
+pub mod stats;
+pub mod tokens;
