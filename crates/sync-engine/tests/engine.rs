@@ -2510,3 +2510,28 @@ async fn catch_up_lists_each_customer_once_a_day_spread_over_ticks(pool: PgPool)
         .count();
     assert_eq!(lists, 20, "two days, ten customers");
 }
+
+/// Every tenant table carries its company (row-level security or distributing by company
+/// needs no redesign); the global ones (catalogue, queue, inbox, secrets) do not.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn every_tenant_table_carries_company_id(pool: PgPool) {
+    for t in [
+        "saltedge_customers",
+        "connections",
+        "journals",
+        "bank_accounts",
+        "sync_runs",
+        "statement_lines",
+        "quarantined_records",
+        "refresh_attempts",
+    ] {
+        let nullable: Option<String> = sqlx::query_scalar(
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = $1 AND column_name = 'company_id'",
+        )
+        .bind(t)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        assert_eq!(nullable.as_deref(), Some("NO"), "{t}.company_id");
+    }
+}

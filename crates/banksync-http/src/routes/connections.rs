@@ -200,7 +200,7 @@ pub async fn quarantine(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Vec<dto::QuarantinedRecord>>> {
     let c = flows::load(&st.pool, company, id).await?;
-    let list = sync_engine::quarantine::for_connection(&st.pool, c.id, 500).await?;
+    let list = sync_engine::quarantine::for_connection(&st.pool, company, c.id, 500).await?;
     Ok(Json(
         list.into_iter().map(dto::QuarantinedRecord::from).collect(),
     ))

@@ -40,9 +40,10 @@ pub async fn decide(
     let facts: LineFacts = sqlx::query_as(
         "SELECT a.company_id, a.connection_id, l.saltedge_transaction_id, l.status, l.suspect_duplicate_of,
                 l.duplicate_confirmed_at, l.duplicate_dismissed_at
-         FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE l.id = $1",
+         FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE l.id = $1 AND l.company_id = $2",
     )
     .bind(line_id)
+    .bind(company_id)
     .fetch_optional(pool)
     .await?
     .filter(|f: &LineFacts| f.company_id == company_id)

@@ -625,10 +625,10 @@ async fn upsert(
         extra.push(&r.extra);
     }
     let returned: Vec<(i64, bool, bool, String)> = sqlx::query_as(
-        "INSERT INTO statement_lines AS l (journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
+        "INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash,
              text_repaired)
-         SELECT u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
+         SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14,
                 coalesce(
                     (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp

@@ -70,8 +70,9 @@ pub async fn record<'e>(
         .collect();
     sqlx::query(
         "WITH ins AS (
-             INSERT INTO quarantined_records (sync_run_id, kind, saltedge_id, raw, reason)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) RETURNING 1)
+             INSERT INTO quarantined_records (company_id, sync_run_id, kind, saltedge_id, raw, reason)
+             SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $1), $1, u.*
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS u RETURNING 1)
          UPDATE sync_runs SET quarantined = quarantined + (SELECT count(*) FROM ins) WHERE id = $1",
     )
     .bind(run_id)
@@ -98,14 +99,16 @@ pub struct QuarantinedRecord {
 /// The connection's quarantined records, newest first.
 pub async fn for_connection(
     pool: &PgPool,
+    company_id: Uuid,
     connection_id: Uuid,
     limit: i64,
 ) -> Result<Vec<QuarantinedRecord>> {
     Ok(sqlx::query_as(
         "SELECT q.id, q.sync_run_id, q.kind, q.saltedge_id, q.raw, q.reason, q.created_at
          FROM quarantined_records q JOIN sync_runs r ON r.id = q.sync_run_id
-         WHERE r.connection_id = $1 ORDER BY q.id DESC LIMIT $2",
+         WHERE q.company_id = $1 AND r.connection_id = $2 ORDER BY q.id DESC LIMIT $3",
     )
+    .bind(company_id)
     .bind(connection_id)
     .bind(limit)
     .fetch_all(pool)

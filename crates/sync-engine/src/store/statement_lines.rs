@@ -67,7 +67,7 @@ const COLUMNS: &str = "l.id, l.journal_id, l.bank_account_id, l.booking_date, l.
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM statement_lines l JOIN journals j ON j.id = l.journal_id WHERE j.company_id = $1 AND l.id = $2"
+        "SELECT {COLUMNS} FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"
     ))
     .bind(company)
     .bind(id)
@@ -87,8 +87,8 @@ pub async fn page(
 ) -> Result<Vec<Line>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS}
-         FROM statement_lines l JOIN journals j ON j.id = l.journal_id
-         WHERE j.company_id = $1
+         FROM statement_lines l
+         WHERE l.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)
            AND ($3::date IS NULL OR l.booking_date >= $3)
            AND ($4::date IS NULL OR l.booking_date <= $4)
