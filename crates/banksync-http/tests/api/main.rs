@@ -1,0 +1,8 @@
+//! The HTTP surface over real HTTP: the simulator, this server, its job worker and Postgres.
+
+mod callbacks;
+mod contract;
+mod flows;
+mod ops;
+mod security;
+mod support;

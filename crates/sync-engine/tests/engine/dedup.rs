@@ -1,0 +1,667 @@
+//! The deduplication rules and the integrity of the lines a sync writes.
+
+use super::support::*;
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule1_resync_of_the_whole_history_changes_nothing(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    let first = sync(&pool, &f, false).await;
+    assert_eq!(first.run.status, "succeeded");
+    assert_eq!(first.new_accounts.len(), 2);
+    assert!(first.run.inserted > 80);
+    assert_matches_truth(&pool, &f).await;
+    let before = lines(&pool, f.conn).await;
+
+    let again = sync(&pool, &f, true).await;
+    assert_eq!((again.run.inserted, again.run.updated), (0, 0));
+    assert_eq!(again.run.skipped_duplicate, first.run.inserted);
+    assert!(again.new_accounts.is_empty());
+    assert_eq!(lines(&pool, f.conn).await, before);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule2_pending_that_posts_under_a_new_id_updates_its_line(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
+    sync(&pool, &f, false).await;
+    let line_ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT saltedge_transaction_id, id FROM statement_lines WHERE status = 'pending'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert_eq!(line_ids.len(), 8);
+
+    f.sim.advance(&f.se_conn);
+    let report = sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let pairs: Vec<(String, String)> = truth
+        .accounts
+        .iter()
+        .flat_map(|a| a.posted_from_pending.clone())
+        .collect();
+    assert_eq!(pairs.len(), 6, "three of four pending posted per account");
+    for (pending_id, posted_id) in &pairs {
+        let (line_id, was): (i64, Option<String>) = sqlx::query_as(
+            "SELECT id, pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1 AND status = 'posted'",
+        )
+        .bind(posted_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(was.as_deref(), Some(pending_id.as_str()));
+        assert_eq!(
+            line_id, line_ids[pending_id],
+            "the pending line itself became posted"
+        );
+    }
+    assert!(report.run.updated >= 6);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
+    sync(&pool, &f, false).await;
+    f.sim.advance(&f.se_conn);
+    let report = sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let vanished = &truth.accounts[0].vanished_pending;
+    assert_eq!(vanished.len(), 2);
+    assert_eq!(report.run.pending_removed, 2);
+    let all = lines(&pool, f.conn).await;
+    assert!(vanished.iter().all(|v| !all.contains_key(v)));
+    assert_matches_truth(&pool, &f).await;
+
+    // Even an empty pending list deletes only pending lines.
+    let posted_before = all.values().filter(|s| *s == "posted").count();
+    let removed = lines::remove_vanished_pending(&pool, f.conn, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        removed as usize,
+        all.values().filter(|s| *s == "pending").count()
+    );
+    let after = lines(&pool, f.conn).await;
+    assert_eq!(after.len(), posted_before);
+    assert!(after.values().all(|s| s == "posted"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule4_duplicated_transactions_are_counted_not_imported(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    // Only a client sets `duplicated` (here, as a bookkeeper's confirmation would).
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let dup_ids: Vec<String> = truth
+        .accounts
+        .iter()
+        .flat_map(|a| a.twins.iter().map(|(_, twin)| twin.clone()))
+        .collect();
+    assert_eq!(
+        dup_ids.len(),
+        2,
+        "one genuine twin per account, and nothing flagged by the simulator"
+    );
+    assert!(truth.accounts.iter().all(|a| a.duplicated_ids.is_empty()));
+    let customer = f
+        .client
+        .show_connection(&f.se_conn)
+        .await
+        .unwrap()
+        .customer_id;
+    f.client
+        .mark_duplicated(&saltedge_client::models::DuplicateRequest {
+            customer_id: customer,
+            transaction_ids: dup_ids.clone(),
+        })
+        .await
+        .unwrap();
+    let report = sync(&pool, &f, false).await;
+    assert_eq!(report.run.flagged_duplicated, 2);
+    let all = lines(&pool, f.conn).await;
+    assert!(dup_ids.iter().all(|d| !all.contains_key(d)));
+    assert_matches_truth(&pool, &f).await;
+
+    // A transaction flagged `duplicated` inside the posted list is skipped too.
+    let target = target_of(&pool, f.conn).await;
+    let mut t = tx(
+        "900000000000000001",
+        &target.0,
+        "2026-01-05",
+        "-12.50",
+        "Coffee Shop",
+    );
+    t.duplicated = true;
+    let out = write(&pool, &f, &target, vec![t]).await;
+    assert_eq!((out.flagged_duplicated, out.inserted), (1, 0));
+    assert!(!lines(&pool, f.conn)
+        .await
+        .contains_key("900000000000000001"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule5_incremental_and_overlapping_windows_never_double(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    for _ in 0..3 {
+        f.sim.advance(&f.se_conn);
+        let r = sync(&pool, &f, false).await;
+        assert!(r.run.from_id.is_some(), "incremental");
+        assert!(
+            r.run.skipped_duplicate > 0,
+            "the overlap window re-fetched known lines"
+        );
+        assert_matches_truth(&pool, &f).await;
+    }
+    let whole = sync(&pool, &f, true).await;
+    assert_eq!(whole.run.inserted, 0);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule6_two_concurrent_syncs_serialize(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 1500).await;
+    // A second pool stands for a second process: its own sessions, same database.
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let opts = SyncOptions::default();
+    let (a, b) = tokio::join!(
+        sync_connection(&pool, &f.client, f.conn, &opts),
+        sync_connection(&other, &f.client, f.conn, &opts),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.run.status, "succeeded");
+    assert_eq!(b.run.status, "succeeded");
+    let total = lines(&pool, f.conn).await.len() as i32;
+    assert_eq!(
+        a.run.inserted + b.run.inserted,
+        total,
+        "each line inserted by exactly one of the two"
+    );
+    assert!(
+        a.run.inserted == 0 || b.run.inserted == 0,
+        "one ran after the other"
+    );
+    // Their runs did not overlap in time.
+    let (first, second) = if a.run.started_at < b.run.started_at {
+        (&a.run, &b.run)
+    } else {
+        (&b.run, &a.run)
+    };
+    assert!(first.finished_at.unwrap() <= second.started_at);
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule7_look_alikes_with_other_ids_are_flagged_not_dropped(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let a = tx(
+        "900000000000000010",
+        &target.0,
+        "2026-02-01",
+        "-3.50",
+        "Coffee Shop",
+    );
+    let b = tx(
+        "900000000000000011",
+        &target.0,
+        "2026-02-01",
+        "-3.50",
+        "COFFEE SHOP 0042",
+    );
+    let c = tx(
+        "900000000000000012",
+        &target.0,
+        "2026-02-01",
+        "-3.60",
+        "Coffee Shop",
+    );
+    let out = write(&pool, &f, &target, vec![a, b, c]).await;
+    assert_eq!((out.inserted, out.suspects), (3, 1));
+    let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT saltedge_transaction_id, suspect_duplicate_of, id FROM statement_lines
+         WHERE saltedge_transaction_id LIKE '9000000000000000%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].1, None);
+    assert_eq!(rows[1].1, Some(rows[0].2));
+    assert_eq!(rows[2].1, None, "a different amount is not a look-alike");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn crash_between_pages_loses_only_the_page_in_flight(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.accounts_per_connection = 1;
+        c.data.transactions_per_account = 2500;
+    })
+    .await;
+    // The second transactions page dies mid-answer, and this client does not retry.
+    f.sim.set_faults(vec![FaultRule::new(FaultAction::Drop)
+        .on_path("/transactions")
+        .nth(2)]);
+    let fragile = client_for(&f.sim, 0);
+    let err = sync_connection(&pool, &fragile, f.conn, &SyncOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SyncError::SaltEdge(saltedge_client::Error::Transport(_))
+        ),
+        "{err:?}"
+    );
+    let after_crash = lines(&pool, f.conn).await;
+    assert_eq!(after_crash.len(), 1000, "exactly the first page was stored");
+    let failed: (String, i32) =
+        sqlx::query_as("SELECT status, inserted FROM sync_runs ORDER BY started_at LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, ("failed".to_string(), 1000));
+
+    f.sim.set_faults(vec![]);
+    let rerun = sync(&pool, &f, false).await;
+    assert_eq!(rerun.run.status, "succeeded");
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn lines_before_the_journal_start_date_are_skipped(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let (se_account, mut target) = target_of(&pool, f.conn).await;
+    target.sync_start_date = NaiveDate::from_ymd_opt(2026, 3, 1);
+    let old = tx(
+        "900000000000000020",
+        &se_account,
+        "2026-02-28",
+        "10.00",
+        "Old",
+    );
+    let new = tx(
+        "900000000000000021",
+        &se_account,
+        "2026-03-01",
+        "10.00",
+        "New",
+    );
+    let out = write(&pool, &f, &(se_account, target), vec![old, new]).await;
+    assert_eq!((out.inserted, out.skipped_before_start), (1, 1));
+    let all = lines(&pool, f.conn).await;
+    assert!(all.contains_key("900000000000000021") && !all.contains_key("900000000000000020"));
+}
+
+/// Hostile bank text: arbitrary Unicode, very long, empty, `null`, U+0000 and lone UTF-16
+/// surrogates in every text field of accounts and transactions, through a full sync against
+/// Postgres. Markers in the simulator's data become the raw JSON (`null`, `\u0000`, `\ud800`)
+/// on the wire. Nothing panics, every transaction becomes exactly one line, and lines whose
+/// text could not be stored carry U+FFFD and `text_repaired`.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn hostile_bank_text_never_stops_a_sync(pool: PgPool) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let text = prop_oneof![
+        Just(String::new()),
+        any::<String>(),
+        "\\PC{0,60}",
+        Just("Müller Consulting GmbH".to_string()),
+        Just("D€12345678901234567 ÄÖÜ".to_string()),
+        Just("é".repeat(20_000)),
+        Just("⟦NULL⟧".to_string()),
+        Just("a⟦NUL⟧b".to_string()),
+        Just("x⟦LONE⟧y".to_string()),
+    ];
+    let f = fixture(&pool, |c| {
+        c.data.transactions_per_account = 6;
+        c.data.pending_per_account = 2;
+    })
+    .await;
+    f.sim.set_body_rewrites(vec![
+        ("\"⟦NULL⟧\"".into(), "null".into()),
+        ("⟦NUL⟧".into(), "\\u0000".into()),
+        ("⟦LONE⟧".into(), "\\ud800".into()),
+    ]);
+    let mut runner = TestRunner::default();
+    for case in 0..12 {
+        let (_, se_conn) = f
+            .sim
+            .seed_connection(&format!("hostile-{case}"), "fake_client_xf");
+        let mut texts = vec![];
+        f.sim.edit_connection(&se_conn, |rec| {
+            let mut next = || {
+                let t = text.new_tree(&mut runner).unwrap().current();
+                texts.push(t.clone());
+                t
+            };
+            for a in rec.accounts.iter_mut() {
+                a.name = next();
+                for k in ["iban", "account_name", "client_name"] {
+                    a.extra[k] = serde_json::Value::String(next());
+                }
+            }
+            for t in rec.posted.iter_mut().chain(rec.pending.iter_mut()) {
+                t.description = next();
+                for k in [
+                    "payee",
+                    "payee_information",
+                    "payer",
+                    "information",
+                    "additional",
+                ] {
+                    t.extra[k] = serde_json::Value::String(next());
+                }
+            }
+        });
+        let se = f.client.show_connection(&se_conn).await.unwrap();
+        let conn = connections::upsert_from_saltedge(&pool, f.company, &se)
+            .await
+            .unwrap()
+            .id;
+        let report = sync_connection(&pool, &f.client, conn, &SyncOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("case {case}: sync failed: {e}\ntexts: {texts:?}"));
+        assert_eq!(report.run.status, "succeeded");
+        let truth = f.sim.ground_truth(&se_conn).unwrap();
+        let expected: BTreeMap<String, String> = truth
+            .accounts
+            .iter()
+            .flat_map(|a| {
+                a.posted
+                    .iter()
+                    .map(|t| (t.id.clone(), "posted".to_string()))
+                    .chain(
+                        a.pending
+                            .iter()
+                            .map(|t| (t.id.clone(), "pending".to_string())),
+                    )
+            })
+            .collect();
+        assert_eq!(
+            lines(&pool, conn).await,
+            expected,
+            "case {case}: every transaction is one line"
+        );
+        // Texts after the accounts' four each belong to lines.
+        let line_texts = &texts[4 * truth.accounts.len()..];
+        if line_texts
+            .iter()
+            .any(|t| t.contains("⟦NUL⟧") || t.contains("⟦LONE⟧"))
+        {
+            let repaired: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+                 WHERE a.connection_id = $1 AND l.text_repaired
+                   AND (strpos(l.description, U&'\\FFFD') > 0 OR strpos(l.extra::text, U&'\\FFFD') > 0)",
+            )
+            .bind(conn)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert!(
+                repaired > 0,
+                "case {case}: lines with unstorable text are marked text_repaired"
+            );
+        }
+    }
+}
+
+/// Rule 8 and Salt Edge's duplicate semantics: a genuine twin (both ids listed) stays a line
+/// of its own, flagged; a transaction re-issued under a new id is re-keyed (same line id, new
+/// Salt Edge id, the old one remembered) only once a listing covering the old id lacks it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_reissued_transactions_are_rekeyed_only_when_the_old_id_is_gone(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 1;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let rows = review_rows(&pool, f.conn).await;
+    let id_of = |se: &str| {
+        rows.iter()
+            .find(|r| r.1 == se)
+            .unwrap_or_else(|| panic!("no line for {se}"))
+            .0
+    };
+    for (first, twin) in truth.accounts.iter().flat_map(|a| a.twins.clone()) {
+        let twin_row = rows.iter().find(|r| r.1 == twin).unwrap();
+        assert_eq!(
+            twin_row.2,
+            Some(id_of(&first)),
+            "the genuine twin is its own line, flagged"
+        );
+    }
+
+    // The bank re-issues a recent transaction: re-keyed in the next (incremental) sync.
+    let recent = truth.accounts[0]
+        .posted
+        .iter()
+        .max_by_key(|t| (t.made_on, t.id.clone()))
+        .unwrap()
+        .id
+        .clone();
+    let line_id = id_of(&recent);
+    let new_id = f.sim.reissue(&f.se_conn, &recent);
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    let moved = rows.iter().find(|r| r.0 == line_id).unwrap();
+    assert_eq!(
+        (moved.1.as_str(), moved.3.as_deref()),
+        (new_id.as_str(), Some(recent.as_str())),
+        "same line, new id, old id kept"
+    );
+    assert_matches_truth(&pool, &f).await;
+
+    // An old transaction re-issued: the incremental listing does not reach its id, so the
+    // new one stands flagged; a full listing confirms the old id gone and re-keys.
+    let oldest = f.sim.ground_truth(&f.se_conn).unwrap().accounts[0].posted[0]
+        .id
+        .clone();
+    let old_line = id_of(&oldest);
+    let new_old = f.sim.reissue(&f.se_conn, &oldest);
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(
+        r.run.rekeyed, 0,
+        "not confirmed gone: its id lies below the listing's from_id"
+    );
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(
+        rows.iter().find(|r| r.1 == new_old).unwrap().2,
+        Some(old_line),
+        "the re-issue is flagged for review"
+    );
+    let r = sync(&pool, &f, true).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(rows.iter().find(|r| r.0 == old_line).unwrap().1, new_old);
+    assert_matches_truth(&pool, &f).await;
+    assert_eq!(r.run.balance_mismatches, serde_json::json!([]));
+}
+
+/// A transaction with a genuine twin is re-issued: the old line takes the re-issue's id, the
+/// twin stays a line of its own.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_a_reissue_next_to_a_genuine_twin_keeps_the_twin(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 1;
+    })
+    .await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let (first, twin) = truth.accounts[0].twins[0].clone();
+    sync(&pool, &f, true).await;
+    let rows = review_rows(&pool, f.conn).await;
+    let first_line = rows.iter().find(|r| r.1 == first).unwrap().0;
+    let twin_line = rows.iter().find(|r| r.1 == twin).unwrap().0;
+    let reissued = f.sim.reissue(&f.se_conn, &first);
+    let r = sync(&pool, &f, true).await;
+    assert_eq!(r.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(
+        rows.iter().find(|r| r.0 == first_line).unwrap().1,
+        reissued,
+        "the old line carries the re-issue's id"
+    );
+    assert_eq!(
+        rows.iter().find(|r| r.0 == twin_line).unwrap().1,
+        twin,
+        "the twin is untouched"
+    );
+    assert_matches_truth(&pool, &f).await;
+}
+
+/// Two syncs that both believe they hold the lock (one lost it) see the same pending line:
+/// it is consumed by at most one posted transaction; the other becomes a line of its own.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let mut p = tx(
+        "900000000000000100",
+        &target.0,
+        "2026-03-01",
+        "-42.00",
+        "Hardware store",
+    );
+    p.status = TransactionStatus::Pending;
+    p.currency_code = target.1.currency.clone();
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let targets = HashMap::from([target.clone()]);
+    lines::write_page(
+        &pool,
+        run,
+        &targets,
+        &[p],
+        LineStatus::Pending,
+        &mut lines::PendingLines::default(),
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Both "syncs" loaded the pending lines before either wrote.
+    let mut first = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut second = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut a = tx(
+        "900000000000000101",
+        &target.0,
+        "2026-03-02",
+        "-42.00",
+        "HARDWARE STORE 1",
+    );
+    a.currency_code = target.1.currency.clone();
+    let mut b = tx(
+        "900000000000000102",
+        &target.0,
+        "2026-03-02",
+        "-42.00",
+        "HARDWARE STORE 2",
+    );
+    b.currency_code = target.1.currency.clone();
+    let o1 = lines::write_page(
+        &pool,
+        run,
+        &targets,
+        &[a],
+        LineStatus::Posted,
+        &mut first,
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let o2 = lines::write_page(
+        &pool,
+        run,
+        &targets,
+        &[b],
+        LineStatus::Posted,
+        &mut second,
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (o1.updated, o1.inserted),
+        (1, 0),
+        "the first consumes the pending line"
+    );
+    assert_eq!(
+        (o2.updated, o2.inserted),
+        (0, 1),
+        "the second finds it consumed and gets its own line"
+    );
+    let from_pending: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id IN ('900000000000000101', '900000000000000102') ORDER BY saltedge_transaction_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(from_pending, [Some("900000000000000100".to_string()), None]);
+}
+
+/// The lock's database session is ended mid-sync: the sync stops before writing another
+/// page, and the next sync completes with every transaction exactly once.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_sync_that_loses_its_lock_stops_writing(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.accounts_per_connection = 1;
+        c.data.transactions_per_account = 3000;
+    })
+    .await;
+    f.sim.set_faults(vec![
+        FaultRule::new(FaultAction::Delay(300)).on_path("/transactions")
+    ]);
+    let (p2, client, conn) = (pool.clone(), f.client.clone(), f.conn);
+    let task =
+        tokio::spawn(
+            async move { sync_connection(&p2, &client, conn, &SyncOptions::default()).await },
+        );
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "the lock's session was ended");
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let e = task.await.unwrap().unwrap_err();
+    assert!(matches!(e, SyncError::LockLost), "{e:?}");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM statement_lines")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        after <= written + 1000,
+        "at most the page in flight was written after the lock went ({written} → {after})"
+    );
+    f.sim.set_faults(vec![]);
+    sync(&pool, &f, false).await;
+    assert_matches_truth(&pool, &f).await;
+}

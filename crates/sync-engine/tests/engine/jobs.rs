@@ -1,0 +1,430 @@
+//! The job queue and the worker: exactly once, leases, retries, panics, dead jobs, retention.
+
+use super::support::*;
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn three_workers_drain_1000_jobs_each_exactly_once(pool: PgPool) {
+    for i in 0..1000 {
+        jobs::enqueue(&pool, "test", serde_json::json!({ "i": i }), None)
+            .await
+            .unwrap();
+    }
+    let mut tasks = vec![];
+    for w in 0..3 {
+        // Separate pools: separate sessions, as three processes would have.
+        let p = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(3)
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let me = format!("worker-{w}");
+            let mut done = vec![];
+            while let Some(job) = jobs::claim(&p, &me, Duration::from_secs(30)).await.unwrap() {
+                done.push(job.id);
+                jobs::complete(&p, job.id, &me).await.unwrap();
+            }
+            done
+        }));
+    }
+    let mut all = vec![];
+    let mut per_worker = vec![];
+    for t in tasks {
+        let d = t.await.unwrap();
+        per_worker.push(d.len());
+        all.extend(d);
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((n, all.len()), (1000, 1000), "every job once, none twice");
+    assert!(
+        per_worker.iter().all(|&k| k > 0),
+        "all three took part: {per_worker:?}"
+    );
+    let (done, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'done'), max(attempts)::bigint FROM jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((done, attempts), (1000, 1));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_dead_workers_job_runs_again_after_its_lease(pool: PgPool) {
+    let id = jobs::enqueue(&pool, "test", serde_json::json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let taken = jobs::claim(&pool, "dies", Duration::from_millis(800))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, id);
+    // The worker dies: no heartbeat, no completion. Nobody else may take it yet…
+    assert!(jobs::claim(&pool, "alive", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_none());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // …but after the lease, another worker does.
+    let again = jobs::claim(&pool, "alive", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (id, 2));
+    // The dead worker cannot complete it any more.
+    jobs::complete(&pool, id, "dies").await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "running");
+    jobs::complete(&pool, id, "alive").await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "done");
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn shutdown_releases_unfinished_jobs_and_another_worker_finishes_them(pool: PgPool) {
+    use sync_engine::worker::Worker;
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 1500).await;
+    // Slow bank: every transactions page takes a while.
+    f.sim.set_faults(vec![
+        FaultRule::new(FaultAction::Delay(700)).on_path("/transactions")
+    ]);
+    sync_engine::jobs::queue_sync(&pool, f.company, f.conn, "test")
+        .await
+        .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut w = Worker::new(pool.clone(), f.client.clone());
+    w.poll = Duration::from_millis(20);
+    let handle = tokio::spawn(w.run(1, rx, Duration::from_millis(300)));
+    for _ in 0..100 {
+        let s: String =
+            sqlx::query_scalar("SELECT status FROM jobs WHERE kind = 'sync_connection'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if s == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = std::time::Instant::now();
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stopped within the grace period"
+    );
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM jobs WHERE kind = 'sync_connection'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("queued", 0),
+        "released, not lost, not counted as a failure"
+    );
+
+    // Another worker (a restart) picks it up and finishes; lines stay single.
+    f.sim.set_faults(vec![]);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut w = Worker::new(pool.clone(), f.client.clone());
+    w.poll = Duration::from_millis(20);
+    let handle = tokio::spawn(w.run(1, rx, Duration::from_secs(5)));
+    for _ in 0..250 {
+        let s: String =
+            sqlx::query_scalar("SELECT status FROM jobs WHERE kind = 'sync_connection'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if s == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY started_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("succeeded"),
+        "{statuses:?}"
+    );
+    assert_matches_truth(&pool, &f).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn failed_jobs_retry_with_backoff_unless_a_successor_is_queued(pool: PgPool) {
+    let a = jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k"))
+            .await
+            .unwrap()
+            .is_none(),
+        "one queued per key"
+    );
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    jobs::fail(&pool, &job, "w", "boom", false).await.unwrap();
+    let (status, wait): (String, f64) = sqlx::query_as(
+        "SELECT status, extract(epoch FROM run_after - now())::float8 FROM jobs WHERE id = $1",
+    )
+    .bind(a)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "queued");
+    assert!(
+        wait > 5.0,
+        "retried after a backoff, not at once ({wait} s)"
+    );
+    assert!(
+        jobs::claim(&pool, "w", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "not before its time"
+    );
+
+    // While it runs again, the same work is queued anew: its failure then is final.
+    sqlx::query("UPDATE jobs SET run_after = now() WHERE id = $1")
+        .bind(a)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = jobs::enqueue(&pool, "test", serde_json::json!({}), Some("k"))
+        .await
+        .unwrap()
+        .unwrap();
+    jobs::fail(&pool, &job, "w", "boom again", false)
+        .await
+        .unwrap();
+    let statuses: Vec<(i64, String)> = sqlx::query_as("SELECT id, status FROM jobs ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        vec![(a, "failed".to_string()), (b, "queued".to_string())]
+    );
+    // Permanent failures are final at once.
+    let job = jobs::claim(&pool, "w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    jobs::fail(&pool, &job, "w", "InvalidCredentials", true)
+        .await
+        .unwrap();
+    let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(b)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(s, "failed");
+}
+
+/// A job that panics fails alone, with the panic's message recorded, and the loop goes on
+/// to the next job; past its attempts cap it is dead, and an operator can re-run it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_panicking_job_fails_alone_and_the_worker_goes_on(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut worker = sync_engine::worker::Worker::new(pool.clone(), client_for(&sim, 0));
+    worker.poll = Duration::from_millis(10);
+    worker.register(
+        "boom",
+        std::sync::Arc::new(|_| Box::pin(async { panic!("bad record in the bank's data") })),
+    );
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = ran.clone();
+    worker.register(
+        "fine",
+        std::sync::Arc::new(move |_| {
+            let c = counter.clone();
+            Box::pin(async move {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        }),
+    );
+    let boom = jobs::enqueue(&pool, "boom", serde_json::json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE id = $1")
+        .bind(boom)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        jobs::enqueue(&pool, "fine", serde_json::json!({}), None)
+            .await
+            .unwrap();
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(worker.run(1, rx, Duration::from_millis(100)));
+    for _ in 0..200 {
+        if ran.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "the loop went on after the panic"
+    );
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1")
+            .bind(boom)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "dead");
+    assert!(
+        error.contains("panicked: bad record in the bank's data"),
+        "{error}"
+    );
+    assert_eq!(jobs::dead(&pool, 10).await.unwrap().len(), 1);
+    assert!(jobs::rerun(&pool, boom).await.unwrap());
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
+            .bind(boom)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("queued", 0));
+    assert!(
+        !jobs::rerun(&pool, boom).await.unwrap(),
+        "only dead or failed jobs are re-run"
+    );
+}
+
+/// A worker that dies mid-job again and again: each expired-lease claim counts as an
+/// attempt, and past the cap the job is dead instead of first in line forever.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_job_whose_worker_keeps_dying_ends_dead(pool: PgPool) {
+    let id = jobs::enqueue(&pool, "sync_connection", serde_json::json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = jobs::enqueue_at(
+        &pool,
+        "refresh_catalogue",
+        serde_json::json!({}),
+        None,
+        Duration::from_millis(1),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let max: i32 = sqlx::query_scalar("SELECT max_attempts FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for attempt in 1..=max {
+        // The worker claims it and dies: its lease runs out.
+        let j = jobs::claim(&pool, &format!("w{attempt}"), Duration::from_millis(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((j.id, j.attempts), (id, attempt));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let next = jobs::claim(&pool, "w-last", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.id, other,
+        "the dead job is not claimed again; other work goes on"
+    );
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "dead");
+    assert!(
+        error.contains(&format!("lease expired after attempt {max} of {max}")),
+        "{error}"
+    );
+}
+
+/// Retention deletes by age in batches and keeps what must stay: unprocessed callbacks,
+/// unfinished jobs and each connection's newest sync run.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn retention_prunes_old_records_in_batches(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    for _ in 0..3 {
+        sync(&pool, &f, false).await;
+    }
+    sqlx::query("UPDATE sync_runs SET started_at = started_at - interval '400 days', finished_at = finished_at - interval '400 days'").execute(&pool).await.unwrap();
+    for i in 0..25 {
+        sync_engine::inbox::store(&pool, "notify", &format!("{{\"n\":{i}}}"), None, None)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE callback_inbox SET processed_at = now() - interval '40 days' WHERE id % 5 <> 0",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE jobs SET status = 'done', finished_at = now() - interval '20 days' WHERE id % 2 = 0").execute(&pool).await.unwrap();
+    let (jobs_before, open_jobs): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE finished_at IS NULL) FROM jobs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let r = sync_engine::retention::Retention {
+        batch: 7,
+        pause: Duration::ZERO,
+        ..Default::default()
+    };
+    let pruned = sync_engine::retention::prune(&pool, &r).await.unwrap();
+    assert_eq!(pruned.callbacks, 20);
+    assert_eq!(pruned.jobs as i64, jobs_before - open_jobs);
+    assert_eq!(
+        pruned.sync_runs, 2,
+        "the newest run of the connection stays"
+    );
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM callback_inbox), (SELECT count(*) FROM jobs), (SELECT count(*) FROM sync_runs)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, (5, open_jobs, 1));
+    assert_eq!(
+        sync_engine::retention::prune(&pool, &r).await.unwrap(),
+        Default::default(),
+        "nothing more to prune"
+    );
+}

@@ -1,0 +1,10 @@
+//! The sync engine against real Postgres (a fresh database per test) and the simulator over
+//! real HTTP. Every test ends by comparing the statement lines with the simulator's ground
+//! truth where that applies.
+
+mod accounts;
+mod dedup;
+mod faults;
+mod jobs;
+mod schedule;
+mod support;
