@@ -39,7 +39,7 @@ pub use jobs::worker;
 pub use schedule::fetch_limit;
 pub use store::{
     audit, catalogue, companies, connections, mapping, retention, runs, statement_lines, stats,
-    tokens,
+    status, tokens,
 };
 
 /// The schema, embedded from the workspace's `migrations/` folder.

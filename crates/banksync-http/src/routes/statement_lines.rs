@@ -74,7 +74,7 @@ fn line_dto(r: statement_lines::Line) -> StatementLine {
         counterparty_iban: r.counterparty_iban,
         saltedge_transaction_id: r.saltedge_transaction_id,
         pending_transaction_id: r.pending_transaction_id,
-        status: r.status,
+        status: r.status.to_string(),
         suspect_duplicate_of: r.suspect_duplicate_of,
         duplicate_review: duplicate_review.map(str::to_string),
         in_journal: r.duplicate_confirmed_at.is_none(),

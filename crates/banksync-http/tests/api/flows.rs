@@ -688,7 +688,7 @@ async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
     let report = sync_engine::sync_connection(&s.pool, &client, conn.id, &Default::default())
         .await
         .unwrap();
-    assert_eq!(report.run.status, "succeeded");
+    assert_eq!(report.run.status, sync_engine::status::RunStatus::Succeeded);
     assert_eq!(report.run.quarantined, 3, "{:?}", report.run);
 
     let (st, q) = s

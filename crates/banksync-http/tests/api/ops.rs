@@ -178,7 +178,10 @@ async fn metrics_storm_token_and_liveness(pool: PgPool) {
             "no database read per scrape"
         );
     }
-    assert_eq!(sync.await.unwrap().unwrap().run.status, "succeeded");
+    assert_eq!(
+        sync.await.unwrap().unwrap().run.status,
+        sync_engine::status::RunStatus::Succeeded
+    );
     state.metrics.refresh(&pool).await;
     let after = scrape(Some("scrape-secret"))
         .await

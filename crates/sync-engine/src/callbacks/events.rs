@@ -76,7 +76,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
         }
     }
     let conn = conn.expect("set above");
-    if conn.status == "removed" {
+    if conn.status == crate::store::status::ConnectionStatus::Removed {
         return Ok(Some("connection removed; ignored".into()));
     }
     let newer = conn.last_event_at.is_none_or(|t| event_time >= t);

@@ -345,7 +345,7 @@ async fn revoke_current(pool: &PgPool, client: &Client, c: &Connection) -> Resul
 /// Revoke consent: the bank data is no longer accessed. Idempotent.
 pub async fn revoke(pool: &PgPool, client: &Client, company: Uuid, id: Uuid) -> Result<Connection> {
     let c = load(pool, company, id).await?;
-    if c.status == "removed" {
+    if c.status == crate::store::status::ConnectionStatus::Removed {
         return Err(connections::REMOVED);
     }
     revoke_current(pool, client, &c).await?;
@@ -361,7 +361,7 @@ pub async fn delete(pool: &PgPool, client: &Client, company: Uuid, id: Uuid) -> 
     let kept = |e: &saltedge_client::Error| SyncError::StillHeld {
         saltedge_class: e.class().map(|c| c.as_str().to_string()),
     };
-    if c.status != "removed" {
+    if c.status != crate::store::status::ConnectionStatus::Removed {
         match revoke_current(pool, client, &c).await {
             Ok(()) => {}
             Err(SyncError::SaltEdge(e)) if gone(&e) => {}

@@ -23,7 +23,7 @@ struct LineFacts {
     company_id: Uuid,
     connection_id: Option<Uuid>,
     saltedge_transaction_id: String,
-    status: String,
+    status: crate::store::status::LineStatus,
     suspect_duplicate_of: Option<i64>,
     duplicate_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
     duplicate_dismissed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -62,7 +62,7 @@ pub async fn decide(
                 "this line is not flagged as a possible duplicate",
             ))
         }
-        Decision::ConfirmDuplicate if facts.status != "posted" => {
+        Decision::ConfirmDuplicate if facts.status != crate::store::status::LineStatus::Posted => {
             return Err(SyncError::conflict(
                 "conflict",
                 "a pending transaction cannot be marked as a duplicate; wait until it posts",

@@ -73,20 +73,7 @@ impl Default for DedupOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineStatus {
-    Pending,
-    Posted,
-}
-
-impl LineStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LineStatus::Pending => "pending",
-            LineStatus::Posted => "posted",
-        }
-    }
-}
+pub use crate::store::status::LineStatus;
 
 pub use crate::runs::PageOutcome;
 

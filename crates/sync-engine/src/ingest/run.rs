@@ -58,7 +58,7 @@ pub async fn sync_connection(
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
     let conn = connections::get(pool, connection_id).await?;
-    if conn.status == "removed" {
+    if conn.status == crate::store::status::ConnectionStatus::Removed {
         return Err(connections::REMOVED);
     }
     let mut lock = ConnectionLock::acquire(pool, connection_id).await?;

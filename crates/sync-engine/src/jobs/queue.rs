@@ -18,7 +18,7 @@ pub struct Job {
     pub kind: String,
     pub payload: serde_json::Value,
     pub dedupe_key: Option<String>,
-    pub status: String,
+    pub status: crate::store::status::JobStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_after: DateTime<Utc>,

@@ -64,7 +64,7 @@ pub struct Candidate {
     pub company_id: Uuid,
     pub provider_code: String,
     pub country_code: String,
-    pub status: String,
+    pub status: crate::store::status::ConnectionStatus,
     pub daily_refresh: bool,
     pub provider_mode: Option<String>,
     pub stage: Option<String>,
@@ -148,7 +148,7 @@ pub fn decide(c: &Candidate, now: DateTime<Utc>, cfg: &ScheduleConfig) -> Verdic
     if !c.daily_refresh {
         return Verdict::DailyRefreshOff;
     }
-    if c.status != "active" {
+    if c.status != crate::store::status::ConnectionStatus::Active {
         return if c.last_error_class.as_deref() == Some("InvalidCredentials") {
             Verdict::CredentialsInvalid
         } else {
@@ -395,7 +395,9 @@ pub async fn list_customer(
                 attempt_failed_by(pool, local.id, &class, at).await?;
             }
         }
-        if local.status == "active" && local.saltedge_last_success_at > local.last_synced_at {
+        if local.status == crate::store::status::ConnectionStatus::Active
+            && local.saltedge_last_success_at > local.last_synced_at
+        {
             jobs::queue_sync(pool, company, local.id, "catch_up").await?;
         }
     }

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{Result, SyncError};
+use crate::store::status::ConnectionStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Connection {
@@ -15,7 +16,7 @@ pub struct Connection {
     pub provider_code: String,
     pub provider_name: String,
     pub country_code: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub stage: Option<String>,
     pub daily_refresh: bool,
     pub consent_id: Option<String>,
@@ -244,9 +245,9 @@ pub const REMOVED: SyncError = SyncError::State {
 /// A connection gone from Salt Edge or disabled there is of no further use: only a new
 /// link helps.
 pub fn usable(c: &Connection) -> Result<()> {
-    match c.status.as_str() {
-        "removed" => Err(REMOVED),
-        "disabled" => Err(SyncError::State {
+    match c.status {
+        ConnectionStatus::Removed => Err(REMOVED),
+        ConnectionStatus::Disabled => Err(SyncError::State {
             code: "connection_disabled",
             detail: "the connection is disabled at Salt Edge",
             guidance: crate::guidance::CONNECTION_DISABLED,
@@ -277,7 +278,7 @@ pub fn readable(c: &Connection) -> Result<()> {
             guidance: crate::guidance::CONSENT_EXPIRED,
         });
     }
-    if c.status == "inactive" {
+    if c.status == crate::store::status::ConnectionStatus::Inactive {
         return Err(SyncError::State {
             code: "connection_inactive",
             detail: "the connection is inactive at Salt Edge",

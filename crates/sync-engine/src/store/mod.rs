@@ -10,4 +10,5 @@ pub mod retention;
 pub mod runs;
 pub mod statement_lines;
 pub mod stats;
+pub mod status;
 pub mod tokens;

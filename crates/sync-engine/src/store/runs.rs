@@ -6,6 +6,7 @@ use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::error::{Result, SyncError};
+use crate::store::status::RunStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct SyncRun {
@@ -13,7 +14,7 @@ pub struct SyncRun {
     pub company_id: Uuid,
     pub connection_id: Option<Uuid>,
     pub trigger: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub from_id: Option<String>,

@@ -22,7 +22,7 @@ pub struct Line {
     pub counterparty_iban: Option<String>,
     pub saltedge_transaction_id: String,
     pub pending_transaction_id: Option<String>,
-    pub status: String,
+    pub status: LineStatus,
     pub suspect_duplicate_of: Option<i64>,
     pub imported_at: DateTime<Utc>,
     pub extra: serde_json::Value,
@@ -32,21 +32,7 @@ pub struct Line {
     pub duplicate_dismissed_at: Option<DateTime<Utc>>,
 }
 
-/// Posted or pending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineStatus {
-    Pending,
-    Posted,
-}
-
-impl LineStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LineStatus::Pending => "pending",
-            LineStatus::Posted => "posted",
-        }
-    }
-}
+pub use super::status::LineStatus;
 
 /// Which lines a page holds.
 #[derive(Debug, Clone, Default)]

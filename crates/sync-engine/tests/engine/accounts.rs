@@ -326,3 +326,40 @@ async fn every_tenant_table_carries_company_id(pool: PgPool) {
         assert_eq!(nullable.as_deref(), Some("NO"), "{t}.company_id");
     }
 }
+
+/// The status enums hold exactly the values the columns' CHECK constraints allow.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn status_enums_match_the_check_constraints(pool: PgPool) {
+    use sync_engine::status::{ConnectionStatus, JobStatus, LineStatus, RunStatus};
+    let tables: [(&str, Vec<&str>); 4] = [
+        (
+            "connections",
+            ConnectionStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "sync_runs",
+            RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "statement_lines",
+            LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        ("jobs", JobStatus::ALL.iter().map(|s| s.as_str()).collect()),
+    ];
+    for (table, values) in tables {
+        let def: String = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+             WHERE t.relname = $1 AND c.contype = 'c' AND pg_get_constraintdef(c.oid) LIKE '%status%'",
+        )
+        .bind(table)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let allowed: Vec<&str> = def.split('\'').skip(1).step_by(2).collect();
+        let mut want = values.clone();
+        want.sort();
+        let mut got = allowed.clone();
+        got.sort();
+        assert_eq!(got, want, "{table}: {def}");
+    }
+}

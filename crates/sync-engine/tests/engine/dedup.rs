@@ -6,7 +6,7 @@ use super::support::*;
 async fn rule1_resync_of_the_whole_history_changes_nothing(pool: PgPool) {
     let f = fixture(&pool, |_| {}).await;
     let first = sync(&pool, &f, false).await;
-    assert_eq!(first.run.status, "succeeded");
+    assert_eq!(first.run.status, sync_engine::status::RunStatus::Succeeded);
     assert_eq!(first.new_accounts.len(), 2);
     assert!(first.run.inserted > 80);
     assert_matches_truth(&pool, &f).await;
@@ -174,8 +174,8 @@ async fn rule6_two_concurrent_syncs_serialize(pool: PgPool) {
         sync_connection(&other, &f.client, f.conn, &opts),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.run.status, "succeeded");
-    assert_eq!(b.run.status, "succeeded");
+    assert_eq!(a.run.status, sync_engine::status::RunStatus::Succeeded);
+    assert_eq!(b.run.status, sync_engine::status::RunStatus::Succeeded);
     let total = lines(&pool, f.conn).await.len() as i32;
     assert_eq!(
         a.run.inserted + b.run.inserted,
@@ -270,7 +270,7 @@ async fn crash_between_pages_loses_only_the_page_in_flight(pool: PgPool) {
 
     f.sim.set_faults(vec![]);
     let rerun = sync(&pool, &f, false).await;
-    assert_eq!(rerun.run.status, "succeeded");
+    assert_eq!(rerun.run.status, sync_engine::status::RunStatus::Succeeded);
     assert_matches_truth(&pool, &f).await;
 }
 
@@ -371,7 +371,7 @@ async fn hostile_bank_text_never_stops_a_sync(pool: PgPool) {
         let report = sync_connection(&pool, &f.client, conn, &SyncOptions::default())
             .await
             .unwrap_or_else(|e| panic!("case {case}: sync failed: {e}\ntexts: {texts:?}"));
-        assert_eq!(report.run.status, "succeeded");
+        assert_eq!(report.run.status, sync_engine::status::RunStatus::Succeeded);
         let truth = f.sim.ground_truth(&se_conn).unwrap();
         let expected: BTreeMap<String, String> = truth
             .accounts

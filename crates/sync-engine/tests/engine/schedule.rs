@@ -16,7 +16,7 @@ fn scheduler_picks_exactly_the_qualifying_connections() {
         company_id: Uuid::nil(),
         provider_code: "demobank_de".into(),
         country_code: "DE".into(),
-        status: "active".into(),
+        status: sync_engine::status::ConnectionStatus::Active,
         daily_refresh: true,
         provider_mode: Some("oauth".into()),
         stage: Some("finish".into()),
@@ -40,14 +40,14 @@ fn scheduler_picks_exactly_the_qualifying_connections() {
         ),
         (
             "inactive",
-            |c| c.status = "inactive".into(),
+            |c| c.status = sync_engine::status::ConnectionStatus::Inactive,
             "2026-01-15T01:30:00Z",
             Verdict::Inactive,
         ),
         (
             "invalid credentials",
             |c| {
-                c.status = "inactive".into();
+                c.status = sync_engine::status::ConnectionStatus::Inactive;
                 c.last_error_class = Some("InvalidCredentials".into())
             },
             "2026-01-15T01:30:00Z",
