@@ -27,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::Router;
 use saltedge_client::{Client, Verifier};
 use sqlx::PgPool;
@@ -36,9 +36,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::routes::{
-    admin, bank_accounts, connections, institutions, journals, ops, statement_lines,
-};
+use crate::routes::ops;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -64,6 +62,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<String>>,
     /// `/metrics` is served on its own listener ([`metrics_router`]), not with the API.
     pub metrics_separate: bool,
+    /// The OpenAPI document as this server serves it, made with the router.
+    pub openapi: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
     /// The page cursors' MAC key, read once from the database ([`paging`]).
     pub cursor_key: Arc<tokio::sync::OnceCell<ring::hmac::Key>>,
 }
@@ -91,6 +91,7 @@ impl AppState {
             metrics_token: None,
             metrics_separate: false,
             cursor_key: Default::default(),
+            openapi: Default::default(),
         }
     }
 }
@@ -191,64 +192,11 @@ impl Default for HttpLimits {
 
 fn router(state: AppState, limits: &HttpLimits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let api = Router::new()
-        .route("/institutions", get(institutions::list))
-        .route(
-            "/connections",
-            post(connections::link).get(connections::list),
-        )
-        .route(
-            "/connections/{id}",
-            get(connections::show).delete(connections::delete),
-        )
-        .route(
-            "/connections/{id}/update-credentials",
-            post(connections::update_credentials),
-        )
-        .route(
-            "/connections/{id}/fetch-accounts",
-            post(connections::fetch_accounts),
-        )
-        .route("/connections/{id}/sync", post(connections::sync_now))
-        .route("/connections/{id}/sync-runs", get(connections::sync_runs))
-        .route("/connections/{id}/quarantine", get(connections::quarantine))
-        .route("/connections/{id}/revoke", post(connections::revoke))
-        .route(
-            "/connections/{id}/interactive",
-            post(connections::answer_interactive),
-        )
-        .route("/journals", get(journals::list))
-        .route(
-            "/bank-accounts/{id}/journal",
-            put(bank_accounts::map_account),
-        )
-        .route("/statement-lines", get(statement_lines::lines))
-        .route(
-            "/statement-lines/{id}/confirm-duplicate",
-            post(statement_lines::confirm_duplicate),
-        )
-        .route(
-            "/statement-lines/{id}/dismiss-duplicate",
-            post(statement_lines::dismiss_duplicate),
-        )
-        .route(
-            "/statement-lines/{id}/undo-review",
-            post(statement_lines::undo_review),
-        )
-        .route("/admin/jobs", get(admin::jobs))
-        .route("/admin/jobs/{id}/rerun", post(admin::rerun))
-        .route("/admin/tokens", get(admin::tokens))
-        .route(
-            "/admin/tokens/{id}",
-            axum::routing::delete(admin::revoke_token),
-        )
-        .route("/admin/audit", get(admin::audit))
-        .route("/openapi.json", get(openapi::serve_document));
-    let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
-    let mut app = Router::new().nest("/api/v1", api);
-    if !state.metrics_separate {
-        app = app.route("/metrics", get(ops::metrics));
-    }
+    // Each operation is registered once, for the router and the document alike.
+    let (app, doc) = openapi::api_routes(&state).split_for_parts();
+    let doc = openapi::complete(doc, &state.callbacks);
+    let _ = state.openapi.set(Arc::new(doc));
+    let mut app: Router<AppState> = app;
     for c in state.callbacks.all() {
         let kind = c.kind;
         app = app.route(
@@ -262,11 +210,7 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
             ),
         );
     }
-    app
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/livez", get(ops::livez))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+    app.route_layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
@@ -281,7 +225,7 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
 }
 
 /// Records every state-changing API call (method, path, result, token) in the audit log.
-async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let changes = !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS

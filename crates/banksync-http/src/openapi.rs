@@ -23,6 +23,8 @@ use crate::dto;
 use crate::routes::{
     admin, bank_accounts, connections, institutions, journals, ops, statement_lines,
 };
+use crate::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,22 +33,14 @@ use crate::routes::{
         (`banksync token create`). Lists take `limit` from 1 to 1000 (default 100); a value outside is 422 \
         `invalid_limit`. Cursors are opaque, valid for the list and filters they came from."),
     servers((url = "/", description = "This server")),
-    paths(
-        institutions::list,
-        connections::link, connections::list, connections::show, connections::update_credentials,
-        connections::fetch_accounts, connections::sync_now, connections::sync_runs, connections::revoke,
-        connections::answer_interactive, connections::quarantine, connections::delete,
-        journals::list, bank_accounts::map_account, statement_lines::lines,
-        statement_lines::confirm_duplicate, statement_lines::dismiss_duplicate, statement_lines::undo_review,
-        receive::receive,
-        admin::jobs, admin::rerun, admin::tokens, admin::revoke_token, admin::audit,
-        ops::healthz, ops::readyz, ops::livez, ops::metrics, serve_document,
-    ),
+    // Operations are registered with their routes ([`api_routes`]); the callback receiver's
+    // template is rewritten to the registered paths ([`with_callback_paths`]).
+    paths(receive::receive),
     components(schemas(dto::Problem, dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncRunsPage, dto::BalanceMismatch, dto::SyncQueued,
         dto::Journal, dto::MapAccount, dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt,
         dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord, dto::CallbackAck)),
-    modifiers(&TokenAuth, &CommonAnswers, &Links),
+    modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;
 
@@ -357,9 +351,53 @@ impl Modify for Links {
 /// The template path of the callback receiver.
 pub const CALLBACK_TEMPLATE: &str = "/callbacks/saltedge/{kind}";
 
-/// The JSON document as this server serves it.
-pub fn document(callbacks: &CallbackUrls) -> serde_json::Value {
-    let mut doc = serde_json::to_value(with_callback_paths(callbacks))
+/// Every operation with its route, registered once for the router and the document. The
+/// callback receivers are routed in `router` at their registered paths; `/metrics` is here
+/// unless it has its own listener.
+pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(institutions::list))
+        .routes(routes!(connections::link, connections::list))
+        .routes(routes!(connections::show, connections::delete))
+        .routes(routes!(connections::update_credentials))
+        .routes(routes!(connections::fetch_accounts))
+        .routes(routes!(connections::sync_now))
+        .routes(routes!(connections::sync_runs))
+        .routes(routes!(connections::quarantine))
+        .routes(routes!(connections::revoke))
+        .routes(routes!(connections::answer_interactive))
+        .routes(routes!(journals::list))
+        .routes(routes!(bank_accounts::map_account))
+        .routes(routes!(statement_lines::lines))
+        .routes(routes!(statement_lines::confirm_duplicate))
+        .routes(routes!(statement_lines::dismiss_duplicate))
+        .routes(routes!(statement_lines::undo_review))
+        .routes(routes!(admin::jobs))
+        .routes(routes!(admin::rerun))
+        .routes(routes!(admin::tokens))
+        .routes(routes!(admin::revoke_token))
+        .routes(routes!(admin::audit))
+        .routes(routes!(serve_document))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit,
+        ));
+    let mut ops = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::livez));
+    if !state.metrics_separate {
+        ops = ops.routes(routes!(ops::metrics));
+    }
+    api.merge(ops)
+}
+
+/// The document of [`api_routes`] completed (common answers, links) with the callback
+/// receivers at their registered paths: the JSON this server serves.
+pub fn complete(mut api: utoipa::openapi::OpenApi, callbacks: &CallbackUrls) -> serde_json::Value {
+    CommonAnswers.modify(&mut api);
+    Links.modify(&mut api);
+    let mut doc = serde_json::to_value(with_callback_paths(api, callbacks))
         .expect("the OpenAPI document serializes");
     // utoipa 5.5 writes a Link's `operationId` as `operation_id` (no serde rename on
     // `utoipa::openapi::link::Link`): renamed here so that the document is valid.
@@ -389,8 +427,10 @@ pub fn document(callbacks: &CallbackUrls) -> serde_json::Value {
 
 /// The document as this server answers: the callback receiver at each path registered at
 /// Salt Edge (`server.callback_urls`), one operation per kind.
-pub fn with_callback_paths(callbacks: &CallbackUrls) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
+pub fn with_callback_paths(
+    mut doc: utoipa::openapi::OpenApi,
+    callbacks: &CallbackUrls,
+) -> utoipa::openapi::OpenApi {
     if let Some(template) = doc.paths.paths.remove(CALLBACK_TEMPLATE) {
         for c in callbacks.all() {
             let mut item = template.clone();
@@ -417,5 +457,5 @@ pub fn with_callback_paths(callbacks: &CallbackUrls) -> utoipa::openapi::OpenApi
 pub async fn serve_document(
     axum::extract::State(st): axum::extract::State<crate::AppState>,
 ) -> impl axum::response::IntoResponse {
-    axum::Json(crate::openapi::document(&st.callbacks))
+    axum::Json(st.openapi.get().cloned().unwrap_or_default())
 }
