@@ -1,5 +1,8 @@
 //! The HTTP client: one `call` path that serialises the body once, signs exactly those bytes,
 //! retries only what is safe to retry, and turns the API's error JSON into [`Error::Api`].
+//!
+//! Why one file of this size: one method per Salt Edge endpoint over the single `call`
+//! path; the retry and signing rules they share stay in view.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! Typed Salt Edge v5 resources. Fields follow the API's names; everything the API may omit
 //! is `Option` or defaulted so that new fields or sparse answers never break parsing.
 //! Money is `rust_decimal::Decimal` parsed from the JSON number's own text, never via `f64`.
+//!
+//! Why one file of this size: one type per Salt Edge resource, each small; kept together as
+//! the client's single statement of the wire format.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;

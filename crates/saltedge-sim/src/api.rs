@@ -1,5 +1,8 @@
 //! The Salt Edge v5 API routes (under `/api/v5`) and the simulator's own control routes
 //! (under `/sim`, unauthenticated, for tests and the demo).
+//!
+//! Why one file of this size: it is the simulator's statement of the API's routes, read as
+//! a table of Salt Edge's endpoints; each handler is short.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! transactions, generated deterministically from a seed. Each fetch ("advance") posts
 //! pending transactions under new ids, drops a cancelled one, and adds new activity, like a
 //! real bank. [`GroundTruth`] exposes what exists so tests can check "exactly once".
+//!
+//! Why one file of this size: the bank's state and the transitions a fetch applies to it
+//! must change together; the ground truth is computed from the same structures.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,6 +1,6 @@
 //! Deduplication: where Salt Edge transactions become statement lines, exactly once.
 //!
-//! The rules, each with a test in `tests/engine.rs`:
+//! The rules, each with a test in `tests/engine/dedup.rs`:
 //!
 //! 1. **One line per Salt Edge transaction id.** Lines are upserted on
 //!    `(bank_account_id, saltedge_transaction_id)`; seeing the same transaction again changes
@@ -37,6 +37,9 @@
 //!
 //! Each page is written in one database transaction, so a crash loses at most the page in
 //! flight, which the next run fetches again.
+//!
+//! Why one file of this size: the rules above and the SQL that enforces each of them are
+//! read together; splitting them would separate a rule from its statement.
 
 use std::collections::{HashMap, HashSet};
 
