@@ -13,8 +13,7 @@ pub struct Company {
 
 pub async fn create(pool: &PgPool, name: &str) -> Result<Company> {
     Ok(
-        sqlx::query_as("INSERT INTO companies (name) VALUES ($1) RETURNING id, name")
-            .bind(name)
+        sqlx::query_as!(Company, "INSERT INTO companies (name) VALUES ($1) RETURNING id, name", name)
             .fetch_one(pool)
             .await?,
     )
@@ -22,8 +21,7 @@ pub async fn create(pool: &PgPool, name: &str) -> Result<Company> {
 
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Company>> {
     Ok(
-        sqlx::query_as("SELECT id, name FROM companies WHERE id = $1")
-            .bind(id)
+        sqlx::query_as!(Company, "SELECT id, name FROM companies WHERE id = $1", id)
             .fetch_optional(pool)
             .await?,
     )
@@ -35,10 +33,11 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Company>> {
         return find(pool, id).await;
     }
     Ok(
-        sqlx::query_as(
+        sqlx::query_as!(
+            Company,
             "SELECT id, name FROM companies WHERE name = $1 ORDER BY created_at LIMIT 1",
+            key
         )
-        .bind(key)
         .fetch_optional(pool)
         .await?,
     )
@@ -47,8 +46,7 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Company>> {
 /// The company's own allowed `return_to` origins.
 pub async fn return_to_origins(pool: &PgPool, company_id: Uuid) -> Result<Vec<String>> {
     Ok(
-        sqlx::query_scalar("SELECT return_to_origins FROM companies WHERE id = $1")
-            .bind(company_id)
+        sqlx::query_scalar!("SELECT return_to_origins FROM companies WHERE id = $1", company_id)
             .fetch_optional(pool)
             .await?
             .unwrap_or_default(),
@@ -57,12 +55,12 @@ pub async fn return_to_origins(pool: &PgPool, company_id: Uuid) -> Result<Vec<St
 
 /// Adds an allowed `return_to` origin for the company.
 pub async fn allow_origin(pool: &PgPool, company_id: Uuid, origin: &str) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE companies SET return_to_origins = array_append(return_to_origins, $2)
          WHERE id = $1 AND NOT ($2 = ANY(return_to_origins))",
+        company_id,
+        origin
     )
-    .bind(company_id)
-    .bind(origin)
     .execute(pool)
     .await?;
     Ok(())
@@ -79,10 +77,11 @@ pub struct Customer {
 }
 
 pub async fn customer_of(pool: &PgPool, company_id: Uuid) -> Result<Option<Customer>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Customer,
         "SELECT id, company_id, saltedge_id, identifier, email, phone FROM saltedge_customers WHERE company_id = $1",
+        company_id
     )
-    .bind(company_id)
     .fetch_optional(pool)
     .await?)
 }
@@ -95,27 +94,28 @@ pub async fn save_customer(
     email: Option<&str>,
     phone: Option<&str>,
 ) -> Result<Customer> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Customer,
         "INSERT INTO saltedge_customers (company_id, saltedge_id, identifier, email, phone)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (company_id) DO UPDATE SET email = EXCLUDED.email, phone = EXCLUDED.phone
          RETURNING id, company_id, saltedge_id, identifier, email, phone",
+        company_id,
+        saltedge_id,
+        identifier,
+        email,
+        phone
     )
-    .bind(company_id)
-    .bind(saltedge_id)
-    .bind(identifier)
-    .bind(email)
-    .bind(phone)
     .fetch_one(pool)
     .await?)
 }
 
 /// Whether a Salt Edge customer with this identifier is recorded (for any company).
 pub async fn customer_identifier_taken(pool: &PgPool, identifier: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM saltedge_customers WHERE identifier = $1)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM saltedge_customers WHERE identifier = $1) AS "taken!""#,
+        identifier
     )
-    .bind(identifier)
     .fetch_one(pool)
     .await?)
 }
