@@ -76,10 +76,10 @@ pub async fn queue_sync(
 ) -> Result<Uuid> {
     let key = format!("sync:{connection_id}");
     for _ in 0..3 {
-        if let Some(run) = sqlx::query_scalar::<_, String>(
+        if let Some(Some(run)) = sqlx::query_scalar!(
             "SELECT payload->>'run_id' FROM jobs WHERE dedupe_key = $1 AND status = 'queued'",
+            &key
         )
-        .bind(&key)
         .fetch_optional(pool)
         .await?
         {
@@ -88,12 +88,7 @@ pub async fn queue_sync(
             }
         }
         let mut tx = pool.begin().await?;
-        let run_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id",
-        )
-        .bind(company_id)
-        .bind(connection_id)
-        .bind(trigger)
+        let run_id: Uuid = sqlx::query_scalar!("INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id", company_id, connection_id, trigger)
         .fetch_one(&mut *tx)
         .await?;
         let job = SyncConnection {

@@ -29,9 +29,6 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, kind, payload, dedupe_key, status, attempts, max_attempts, run_after, lease_until, locked_by,
-    last_error, created_at, finished_at";
-
 /// Queues a job; with a `dedupe_key` that already has a queued job, nothing is added and
 /// `None` is returned.
 pub async fn enqueue<'e>(
@@ -40,13 +37,8 @@ pub async fn enqueue<'e>(
     payload: serde_json::Value,
     dedupe_key: Option<&str>,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, dedupe_key) VALUES ($1, $2, $3)
-         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id",
-    )
-    .bind(kind)
-    .bind(payload)
-    .bind(dedupe_key)
+    Ok(sqlx::query_scalar!("INSERT INTO jobs (kind, payload, dedupe_key) VALUES ($1, $2, $3)
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id", kind, payload, dedupe_key)
     .fetch_optional(db)
     .await?)
 }
@@ -59,14 +51,8 @@ pub async fn enqueue_at<'e>(
     dedupe_key: Option<&str>,
     delay: Duration,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, dedupe_key, run_after) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id",
-    )
-    .bind(kind)
-    .bind(payload)
-    .bind(dedupe_key)
-    .bind(delay.as_secs_f64())
+    Ok(sqlx::query_scalar!("INSERT INTO jobs (kind, payload, dedupe_key, run_after) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id", kind, payload, dedupe_key, delay.as_secs_f64())
     .fetch_optional(db)
     .await?)
 }
@@ -75,8 +61,7 @@ pub async fn enqueue_at<'e>(
 /// process's interval, so a changed `tick_secs` applies from the first tick on (a tick queued
 /// by the previous process would otherwise keep its old time).
 pub async fn start_schedule(pool: &PgPool) -> Result<()> {
-    sqlx::query("UPDATE jobs SET run_after = now() WHERE kind = $1 AND status = 'queued' AND run_after > now()")
-        .bind(<super::Schedule as super::BackgroundJob>::KIND)
+    sqlx::query!("UPDATE jobs SET run_after = now() WHERE kind = $1 AND status = 'queued' AND run_after > now()", <super::Schedule as super::BackgroundJob>::KIND)
         .execute(pool)
         .await?;
     super::queue(pool, &super::Schedule {}).await?;
@@ -86,34 +71,25 @@ pub async fn start_schedule(pool: &PgPool) -> Result<()> {
 /// Takes the oldest ready job (queued, or running with an expired lease).
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Job>> {
     // Expired leases past the cap are dead, not claimed again (first in line, forever).
-    sqlx::query(
-        "UPDATE jobs SET status = 'dead', finished_at = now(), lease_until = NULL,
+    sqlx::query!("UPDATE jobs SET status = 'dead', finished_at = now(), lease_until = NULL,
              last_error = 'lease expired after attempt ' || attempts || ' of ' || max_attempts
                           || ' (the worker died, hung or panicked)' || coalesce('; before: ' || last_error, '')
-         WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts",
-    )
+         WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts")
     .execute(pool)
     .await?;
-    Ok(sqlx::query_as(&format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
+    Ok(sqlx::query_as!(Job, r#"UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
              lease_until = now() + make_interval(secs => $2)
          WHERE id = (SELECT id FROM jobs
                      WHERE (status = 'queued' AND run_after <= now()) OR (status = 'running' AND lease_until < now())
                      ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(worker)
-    .bind(lease.as_secs_f64())
+         RETURNING id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at"#, worker, lease.as_secs_f64())
     .fetch_optional(pool)
     .await?)
 }
 
 /// Keeps a long job's lease alive. False when the lease was lost (another worker took it).
 pub async fn heartbeat(pool: &PgPool, id: i64, worker: &str, lease: Duration) -> Result<bool> {
-    Ok(sqlx::query("UPDATE jobs SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND locked_by = $2 AND status = 'running'")
-        .bind(id)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
+    Ok(sqlx::query!("UPDATE jobs SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND locked_by = $2 AND status = 'running'", id, worker, lease.as_secs_f64())
         .execute(pool)
         .await?
         .rows_affected()
@@ -121,9 +97,7 @@ pub async fn heartbeat(pool: &PgPool, id: i64, worker: &str, lease: Duration) ->
 }
 
 pub async fn complete(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
-    sqlx::query("UPDATE jobs SET status = 'done', finished_at = now(), lease_until = NULL WHERE id = $1 AND locked_by = $2")
-        .bind(id)
-        .bind(worker)
+    sqlx::query!("UPDATE jobs SET status = 'done', finished_at = now(), lease_until = NULL WHERE id = $1 AND locked_by = $2", id, worker)
         .execute(pool)
         .await?;
     Ok(())
@@ -141,22 +115,14 @@ pub async fn fail(
 ) -> Result<()> {
     let retry = !permanent && job.attempts < job.max_attempts;
     let backoff = 5.0 * 2f64.powi(job.attempts.clamp(0, 10)); // 10 s, 20 s, 40 s…
-    sqlx::query(
-        "WITH me AS (
+    sqlx::query!("WITH me AS (
              SELECT $3 AND NOT EXISTS (SELECT 1 FROM jobs o, jobs j WHERE j.id = $1 AND o.dedupe_key = j.dedupe_key
                                          AND o.status = 'queued' AND o.id <> j.id) AS retry)
          UPDATE jobs SET status = CASE WHEN me.retry THEN 'queued' WHEN $6 THEN 'dead' ELSE 'failed' END,
              last_error = $4, lease_until = NULL,
              run_after = now() + make_interval(secs => $5),
              finished_at = CASE WHEN me.retry THEN NULL ELSE now() END
-         FROM me WHERE id = $1 AND locked_by = $2",
-    )
-    .bind(job.id)
-    .bind(worker)
-    .bind(retry)
-    .bind(error)
-    .bind(backoff.min(3600.0))
-    .bind(!permanent && job.attempts >= job.max_attempts)
+         FROM me WHERE id = $1 AND locked_by = $2", job.id, worker, retry, error, backoff.min(3600.0), !permanent && job.attempts >= job.max_attempts)
     .execute(pool)
     .await?;
     Ok(())
@@ -164,29 +130,21 @@ pub async fn fail(
 
 /// Puts a claimed job back untouched (graceful shutdown).
 pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
-    sqlx::query("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, locked_by = NULL WHERE id = $1 AND locked_by = $2")
-        .bind(id)
-        .bind(worker)
+    sqlx::query!("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, locked_by = NULL WHERE id = $1 AND locked_by = $2", id, worker)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT $1"
-    ))
-    .bind(limit)
+    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs ORDER BY id DESC LIMIT $1"#, limit)
     .fetch_all(pool)
     .await?)
 }
 
 /// Dead jobs, newest first.
 pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"
-    ))
-    .bind(limit)
+    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"#, limit)
     .fetch_all(pool)
     .await?)
 }
@@ -194,12 +152,9 @@ pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
 /// Queues a dead (or failed) job again with a fresh attempts count. Its last error is kept
 /// until the next run replaces it. Returns false when there is no such finished job.
 pub async fn rerun(pool: &PgPool, id: i64) -> Result<bool> {
-    Ok(sqlx::query(
-        "UPDATE jobs SET status = 'queued', attempts = 0, run_after = now(), finished_at = NULL, locked_by = NULL, lease_until = NULL
+    Ok(sqlx::query!("UPDATE jobs SET status = 'queued', attempts = 0, run_after = now(), finished_at = NULL, locked_by = NULL, lease_until = NULL
          WHERE id = $1 AND status IN ('dead', 'failed')
-           AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.dedupe_key = jobs.dedupe_key AND o.status = 'queued')",
-    )
-    .bind(id)
+           AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.dedupe_key = jobs.dedupe_key AND o.status = 'queued')", id)
     .execute(pool)
     .await?
     .rows_affected()

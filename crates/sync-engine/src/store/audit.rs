@@ -19,13 +19,7 @@ pub struct Entry<'a> {
 }
 
 pub async fn record(pool: &PgPool, e: &Entry<'_>) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (token_id, company_id, actor, action, status, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(e.token_id)
-        .bind(e.company_id)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.status)
-        .bind(e.detail)
+    sqlx::query!("INSERT INTO audit_log (token_id, company_id, actor, action, status, detail) VALUES ($1, $2, $3, $4, $5, $6)", e.token_id, e.company_id, e.actor, e.action, e.status, e.detail)
         .execute(pool)
         .await?;
     Ok(())
@@ -45,8 +39,7 @@ pub struct Record {
 
 /// Newest first.
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Record>> {
-    Ok(sqlx::query_as("SELECT id, at, token_id, company_id, actor, action, status, detail FROM audit_log ORDER BY id DESC LIMIT $1")
-        .bind(limit)
+    Ok(sqlx::query_as!(Record, "SELECT id, at, token_id, company_id, actor, action, status, detail FROM audit_log ORDER BY id DESC LIMIT $1", limit)
         .fetch_all(pool)
         .await?)
 }

@@ -19,8 +19,6 @@ pub struct Institution {
     pub fake: bool,
 }
 
-const COLUMNS: &str = "code, name, country_code, mode, status, interactive, automatic_fetch, refresh_timeout, max_consent_days, fake";
-
 /// Replaces the catalogue with Salt Edge's current providers and countries. Returns how
 /// many providers it holds.
 pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
@@ -33,42 +31,27 @@ pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
     let countries = client.list_countries().await?;
     let mut tx = pool.begin().await?;
     for p in &providers {
-        sqlx::query(
-            "INSERT INTO providers (code, name, country_code, mode, status, interactive, automatic_fetch, refresh_timeout,
+        sqlx::query!("INSERT INTO providers (code, name, country_code, mode, status, interactive, automatic_fetch, refresh_timeout,
                  max_consent_days, fake, refreshed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
              ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, country_code = EXCLUDED.country_code,
                  mode = EXCLUDED.mode, status = EXCLUDED.status, interactive = EXCLUDED.interactive,
                  automatic_fetch = EXCLUDED.automatic_fetch, refresh_timeout = EXCLUDED.refresh_timeout,
-                 max_consent_days = EXCLUDED.max_consent_days, fake = EXCLUDED.fake, refreshed_at = now()",
-        )
-        .bind(&p.code)
-        .bind(&p.name)
-        .bind(&p.country_code)
-        .bind(&p.mode)
-        .bind(&p.status)
-        .bind(p.interactive)
-        .bind(p.automatic_fetch)
-        .bind(p.refresh_timeout as i32)
-        .bind(p.max_consent_days.map(|d| d as i32))
-        // Salt Edge's fake providers live in the fake country XF.
-        .bind(p.country_code == "XF")
+                 max_consent_days = EXCLUDED.max_consent_days, fake = EXCLUDED.fake, refreshed_at = now()", &p.code, &p.name, &p.country_code, &p.mode, &p.status, p.interactive, p.automatic_fetch, p.refresh_timeout as i32, p.max_consent_days.map(|d| d as i32), // Salt Edge's fake providers live in the fake country XF.
+p.country_code == "XF")
         .execute(&mut *tx)
         .await?;
     }
     let codes: Vec<&str> = providers.iter().map(|p| p.code.as_str()).collect();
-    sqlx::query("UPDATE providers SET status = 'disabled' WHERE NOT (code = ANY($1))")
-        .bind(&codes)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE providers SET status = 'disabled' WHERE NOT (code = ANY($1))",
+        &codes as &[&str]
+    )
+    .execute(&mut *tx)
+    .await?;
     for c in &countries {
-        sqlx::query(
-            "INSERT INTO countries (code, name, refresh_start_time) VALUES ($1, $2, $3)
-             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, refresh_start_time = EXCLUDED.refresh_start_time",
-        )
-        .bind(&c.code)
-        .bind(&c.name)
-        .bind(c.refresh_start_time.map(|t| t as i32))
+        sqlx::query!("INSERT INTO countries (code, name, refresh_start_time) VALUES ($1, $2, $3)
+             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, refresh_start_time = EXCLUDED.refresh_start_time", &c.code, &c.name, c.refresh_start_time.map(|t| t as i32))
         .execute(&mut *tx)
         .await?;
     }
@@ -78,7 +61,7 @@ pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
 
 pub async fn is_empty(pool: &PgPool) -> Result<bool> {
     Ok(
-        !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM providers)")
+        !sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM providers) AS "exists!""#)
             .fetch_one(pool)
             .await?,
     )
@@ -92,26 +75,19 @@ pub async fn search(
     include_fake: bool,
     limit: i64,
 ) -> Result<Vec<Institution>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM providers
+    Ok(sqlx::query_as!(Institution, r#"SELECT code, name, country_code, mode, status, interactive, automatic_fetch, refresh_timeout, max_consent_days, fake FROM providers
          WHERE status = 'active' AND ($1::text IS NULL OR country_code = upper($1))
-           AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' ESCAPE '\\' OR code ILIKE '%' || $2 || '%' ESCAPE '\\')
+           AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' ESCAPE '\' OR code ILIKE '%' || $2 || '%' ESCAPE '\')
            AND ($3 OR NOT fake)
-         ORDER BY country_code, name LIMIT $4"
-    ))
-    .bind(country)
-    // `%` and `_` in a search are letters, not wildcards.
-    .bind(q.map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
-    .bind(include_fake)
-    .bind(limit)
+         ORDER BY country_code, name LIMIT $4"#, country, // `%` and `_` in a search are letters, not wildcards.
+q.map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")), include_fake, limit)
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(pool: &PgPool, code: &str) -> Result<Option<Institution>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM providers WHERE code = $1"))
-            .bind(code)
+        sqlx::query_as!(Institution, r#"SELECT code, name, country_code, mode, status, interactive, automatic_fetch, refresh_timeout, max_consent_days, fake FROM providers WHERE code = $1"#, code)
             .fetch_optional(pool)
             .await?,
     )

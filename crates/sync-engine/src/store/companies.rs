@@ -12,11 +12,13 @@ pub struct Company {
 }
 
 pub async fn create(pool: &PgPool, name: &str) -> Result<Company> {
-    Ok(
-        sqlx::query_as!(Company, "INSERT INTO companies (name) VALUES ($1) RETURNING id, name", name)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_as!(
+        Company,
+        "INSERT INTO companies (name) VALUES ($1) RETURNING id, name",
+        name
     )
+    .fetch_one(pool)
+    .await?)
 }
 
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Company>> {
@@ -32,25 +34,24 @@ pub async fn find_by_key(pool: &PgPool, key: &str) -> Result<Option<Company>> {
     if let Ok(id) = key.parse::<Uuid>() {
         return find(pool, id).await;
     }
-    Ok(
-        sqlx::query_as!(
-            Company,
-            "SELECT id, name FROM companies WHERE name = $1 ORDER BY created_at LIMIT 1",
-            key
-        )
-        .fetch_optional(pool)
-        .await?,
+    Ok(sqlx::query_as!(
+        Company,
+        "SELECT id, name FROM companies WHERE name = $1 ORDER BY created_at LIMIT 1",
+        key
     )
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// The company's own allowed `return_to` origins.
 pub async fn return_to_origins(pool: &PgPool, company_id: Uuid) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar!("SELECT return_to_origins FROM companies WHERE id = $1", company_id)
-            .fetch_optional(pool)
-            .await?
-            .unwrap_or_default(),
+    Ok(sqlx::query_scalar!(
+        "SELECT return_to_origins FROM companies WHERE id = $1",
+        company_id
     )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or_default())
 }
 
 /// Adds an allowed `return_to` origin for the company.

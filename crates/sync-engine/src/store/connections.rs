@@ -37,24 +37,15 @@ pub struct Connection {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, company_id, saltedge_id, provider_code, provider_name, country_code, status, stage,
-    daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at,
-    last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names,
-    interactive_fields_options, interactive_expires_at, created_at, updated_at";
-
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Connection> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
-        .bind(id)
+    sqlx::query_as!(Connection, r#"SELECT id, company_id, saltedge_id, provider_code, provider_name, country_code, status AS "status: ConnectionStatus", stage, daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at, last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names, interactive_fields_options, interactive_expires_at, created_at, updated_at FROM connections WHERE id = $1"#, id)
         .fetch_optional(pool)
         .await?
         .ok_or(SyncError::not_found("connection"))
 }
 
 pub async fn find_by_saltedge_id(pool: &PgPool, saltedge_id: &str) -> Result<Option<Connection>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections WHERE saltedge_id = $1"
-    ))
-    .bind(saltedge_id)
+    Ok(sqlx::query_as!(Connection, r#"SELECT id, company_id, saltedge_id, provider_code, provider_name, country_code, status AS "status: ConnectionStatus", stage, daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at, last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names, interactive_fields_options, interactive_expires_at, created_at, updated_at FROM connections WHERE saltedge_id = $1"#, saltedge_id)
     .fetch_optional(pool)
     .await?)
 }
@@ -78,19 +69,19 @@ pub async fn upsert_from_saltedge(
     company_id: Uuid,
     c: &SeConnection,
 ) -> Result<Connection> {
-    let customer_id: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM saltedge_customers WHERE saltedge_id = $1")
-            .bind(&c.customer_id)
-            .fetch_optional(pool)
-            .await?;
+    let customer_id: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM saltedge_customers WHERE saltedge_id = $1",
+        &c.customer_id
+    )
+    .fetch_optional(pool)
+    .await?;
     // The outcome comes from `last_attempt.success_at` / `fail_at` / `fail_error_class`, never
     // from the stage: a real connection ends at stage `finish` with ProviderAccessNotGranted.
     let (error_class, error_message) = match c.last_outcome() {
         AttemptOutcome::Failed { class, message, .. } => (Some(class), message),
         _ => (None, None),
     };
-    sqlx::query_as(&format!(
-        "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
+    sqlx::query_as!(Connection, r#"INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, provider_name, country_code,
              status, daily_refresh, consent_id, saltedge_last_success_at, next_refresh_possible_at,
              last_error_class, last_error_message, stage, saltedge_auto_fetch_at, saltedge_auto_fetch_failed)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, coalesce($16, false))
@@ -114,25 +105,10 @@ pub async fn upsert_from_saltedge(
                                                ELSE EXCLUDED.saltedge_auto_fetch_failed END,
              updated_at = now()
          WHERE connections.company_id = EXCLUDED.company_id
-         RETURNING {COLUMNS}"
-    ))
-    .bind(company_id)
-    .bind(customer_id)
-    .bind(&c.id)
-    .bind(&c.provider_code)
-    .bind(&c.provider_name)
-    .bind(&c.country_code)
-    .bind(c.status.as_str())
-    .bind(c.daily_refresh)
-    .bind(&c.last_consent_id)
-    .bind(c.last_success_at)
-    .bind(c.next_refresh_possible_at)
-    .bind(error_class)
-    .bind(error_message)
-    .bind(c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()))
-    // Salt Edge's own nightly fetch, when that is what `last_attempt` shows.
-    .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).and_then(|a| a.success_at.or(a.fail_at).or(a.created_at)))
-    .bind(c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
+         RETURNING id, company_id, saltedge_id, provider_code, provider_name, country_code, status AS "status: ConnectionStatus", stage, daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at, last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names, interactive_fields_options, interactive_expires_at, created_at, updated_at"#, company_id, customer_id, &c.id, &c.provider_code, &c.provider_name, &c.country_code, c.status.as_str(), c.daily_refresh, c.last_consent_id.as_deref(), c.last_success_at, c.next_refresh_possible_at, error_class, error_message, c.last_attempt.as_ref().and_then(|a| a.last_stage.as_ref()).map(|s| s.name.clone()),
+        // Salt Edge's own nightly fetch, when that is what `last_attempt` shows.
+        c.last_attempt.as_ref().filter(|a| a.automatic_fetch).and_then(|a| a.success_at.or(a.fail_at).or(a.created_at)),
+        c.last_attempt.as_ref().filter(|a| a.automatic_fetch).map(|_| matches!(c.last_outcome(), AttemptOutcome::Failed { .. })))
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| SyncError::conflict("conflict", "the connection belongs to another company"))
@@ -144,15 +120,8 @@ pub async fn set_interactive(
     id: Uuid,
     data: &saltedge_client::models::CallbackData,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE connections SET stage = 'interactive', interactive_html = $2, interactive_fields_names = $3,
-             interactive_fields_options = $4, interactive_expires_at = $5, updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&data.html)
-    .bind(data.interactive_fields_names.as_ref().map(|n| serde_json::json!(n)))
-    .bind(&data.interactive_fields_options)
-    .bind(data.session_expires_at)
+    sqlx::query!("UPDATE connections SET stage = 'interactive', interactive_html = $2, interactive_fields_names = $3,
+             interactive_fields_options = $4, interactive_expires_at = $5, updated_at = now() WHERE id = $1", id, data.html.as_deref(), data.interactive_fields_names.as_ref().map(|n| serde_json::json!(n)), data.interactive_fields_options.as_ref(), data.session_expires_at)
     .execute(pool)
     .await?;
     Ok(())
@@ -160,12 +129,9 @@ pub async fn set_interactive(
 
 /// The attempt moved on: the bank's question no longer stands.
 pub async fn clear_interactive(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query(
-        "UPDATE connections SET interactive_html = NULL, interactive_fields_names = NULL, interactive_fields_options = NULL,
+    sqlx::query!("UPDATE connections SET interactive_html = NULL, interactive_fields_names = NULL, interactive_fields_options = NULL,
              interactive_expires_at = NULL
-         WHERE id = $1 AND (interactive_html IS NOT NULL OR interactive_fields_names IS NOT NULL OR interactive_fields_options IS NOT NULL)"
-    )
-    .bind(id)
+         WHERE id = $1 AND (interactive_html IS NOT NULL OR interactive_fields_names IS NOT NULL OR interactive_fields_options IS NOT NULL)", id)
     .execute(pool)
     .await?;
     Ok(())
@@ -182,11 +148,12 @@ pub async fn adopt(
     se_connection_id: &str,
 ) -> Result<Connection> {
     let se = client.show_connection(se_connection_id).await?;
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-            .bind(&se.customer_id)
-            .fetch_optional(pool)
-            .await?;
+    let owner: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1",
+        &se.customer_id
+    )
+    .fetch_optional(pool)
+    .await?;
     match owner {
         Some(c) if c == company_id => {}
         Some(_) => {
@@ -218,20 +185,19 @@ pub async fn adopt(
 }
 
 pub async fn set_error(pool: &PgPool, id: Uuid, class: &str, message: &str) -> Result<()> {
-    sqlx::query("UPDATE connections SET last_error_class = $2, last_error_message = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(class)
-        .bind(message)
+    sqlx::query!("UPDATE connections SET last_error_class = $2, last_error_message = $3, updated_at = now() WHERE id = $1", id, class, message)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 pub async fn mark_removed(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE connections SET status = 'removed', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE connections SET status = 'removed', updated_at = now() WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -290,10 +256,7 @@ pub fn readable(c: &Connection) -> Result<()> {
 
 /// The company's connections, oldest first.
 pub async fn of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<Connection>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections WHERE company_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(company_id)
+    Ok(sqlx::query_as!(Connection, r#"SELECT id, company_id, saltedge_id, provider_code, provider_name, country_code, status AS "status: ConnectionStatus", stage, daily_refresh, consent_id, consent_expires_at, consent_revoked_at, saltedge_last_success_at, last_synced_at, next_refresh_possible_at, last_error_class, last_error_message, last_event_at, interactive_html, interactive_fields_names, interactive_fields_options, interactive_expires_at, created_at, updated_at FROM connections WHERE company_id = $1 ORDER BY created_at, id"#, company_id)
     .fetch_all(pool)
     .await?)
 }
@@ -304,19 +267,14 @@ pub async fn live_for_provider(
     company_id: Uuid,
     provider_code: &str,
 ) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1",
-    )
-    .bind(company_id)
-    .bind(provider_code)
+    Ok(sqlx::query_scalar!("SELECT id FROM connections WHERE company_id = $1 AND provider_code = $2 AND status <> 'removed' ORDER BY created_at LIMIT 1", company_id, provider_code)
     .fetch_optional(pool)
     .await?)
 }
 
 /// Records that the consent was revoked (the first time only).
 pub async fn mark_revoked(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE connections SET consent_revoked_at = coalesce(consent_revoked_at, now()), updated_at = now() WHERE id = $1")
-        .bind(id)
+    sqlx::query!("UPDATE connections SET consent_revoked_at = coalesce(consent_revoked_at, now()), updated_at = now() WHERE id = $1", id)
         .execute(pool)
         .await?;
     Ok(())
@@ -324,8 +282,7 @@ pub async fn mark_revoked(pool: &PgPool, id: Uuid) -> Result<()> {
 
 /// Deletes the record (Salt Edge no longer holds the connection); journals and lines stay.
 pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM connections WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM connections WHERE id = $1", id)
         .execute(pool)
         .await?;
     Ok(())

@@ -43,10 +43,6 @@ pub struct BankAccount {
     pub balance_note: Option<String>,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
-    currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note";
-const JOURNAL_COLUMNS: &str = "id, company_id, name, currency, sync_start_date, created_at";
-
 /// ISO 4217 and beyond (crypto, four letters): stored as given.
 fn valid_currency(c: &str) -> bool {
     crate::quarantine::storable_currency(c)
@@ -68,32 +64,19 @@ pub async fn create_journal(
     if name.trim().is_empty() {
         return Err(SyncError::invalid("invalid", "a journal needs a name"));
     }
-    Ok(sqlx::query_as(&format!(
-        "INSERT INTO journals (company_id, name, currency, sync_start_date) VALUES ($1, $2, $3, $4) RETURNING {JOURNAL_COLUMNS}"
-    ))
-    .bind(company_id)
-    .bind(name.trim())
-    .bind(currency)
-    .bind(sync_start_date)
+    Ok(sqlx::query_as!(Journal, r#"INSERT INTO journals (company_id, name, currency, sync_start_date) VALUES ($1, $2, $3, $4) RETURNING id, company_id, name, currency, sync_start_date, created_at"#, company_id, name.trim(), currency, sync_start_date)
     .fetch_one(pool)
     .await?)
 }
 
 pub async fn journals(pool: &PgPool, company_id: Uuid) -> Result<Vec<Journal>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journals WHERE company_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(company_id)
+    Ok(sqlx::query_as!(Journal, r#"SELECT id, company_id, name, currency, sync_start_date, created_at FROM journals WHERE company_id = $1 ORDER BY created_at, id"#, company_id)
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn journal(pool: &PgPool, company_id: Uuid, id: Uuid) -> Result<Journal> {
-    sqlx::query_as(&format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journals WHERE id = $1 AND company_id = $2"
-    ))
-    .bind(id)
-    .bind(company_id)
+    sqlx::query_as!(Journal, r#"SELECT id, company_id, name, currency, sync_start_date, created_at FROM journals WHERE id = $1 AND company_id = $2"#, id, company_id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("journal"))
@@ -103,15 +86,13 @@ pub async fn accounts_of_connection(
     pool: &PgPool,
     connection_id: Uuid,
 ) -> Result<Vec<BankAccount>> {
-    Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"))
-        .bind(connection_id)
+    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"#, connection_id)
         .fetch_all(pool)
         .await?)
 }
 
 pub async fn accounts_of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<BankAccount>> {
-    Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE company_id = $1 ORDER BY created_at, saltedge_id"))
-        .bind(company_id)
+    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE company_id = $1 ORDER BY created_at, saltedge_id"#, company_id)
         .fetch_all(pool)
         .await?)
 }
@@ -125,11 +106,7 @@ pub async fn map_account(
     journal_id: Uuid,
 ) -> Result<BankAccount> {
     let journal = journal(pool, company_id, journal_id).await?;
-    let account: BankAccount = sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM bank_accounts WHERE id = $1 AND company_id = $2"
-    ))
-    .bind(account_id)
-    .bind(company_id)
+    let account: BankAccount = sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE id = $1 AND company_id = $2"#, account_id, company_id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("bank account"))?;
@@ -139,9 +116,7 @@ pub async fn map_account(
             account: account.currency,
         });
     }
-    Ok(sqlx::query_as(&format!("UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"))
-        .bind(account_id)
-        .bind(journal_id)
+    Ok(sqlx::query_as!(BankAccount, r#"UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note"#, account_id, journal_id)
         .fetch_one(pool)
         .await?)
 }
@@ -181,41 +156,28 @@ pub async fn sync_accounts(
             continue;
         }
         let journal_name = format!("{provider_name} · {}", a.name);
-        let journal_id: Uuid = sqlx::query_scalar(
+        let journal_id: Uuid = sqlx::query_scalar!(
             "INSERT INTO journals (company_id, name, currency) VALUES ($1, $2, $3) RETURNING id",
+            company_id,
+            journal_name.trim(),
+            &a.currency_code
         )
-        .bind(company_id)
-        .bind(journal_name.trim())
-        .bind(&a.currency_code)
         .fetch_one(&mut *tx)
         .await?;
         let extra = a.extra_typed().unwrap_or_default();
-        let id: Uuid = sqlx::query_scalar(
-            "INSERT INTO bank_accounts (company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
+        let id: Uuid = sqlx::query_scalar!("INSERT INTO bank_accounts (company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number,
                  currency, bank_balance, bank_balance_at, balance_type)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11) RETURNING id",
-        )
-        .bind(company_id)
-        .bind(connection_id)
-        .bind(journal_id)
-        .bind(&a.id)
-        .bind(&a.name)
-        .bind(&a.nature)
-        .bind(extra.iban)
-        .bind(extra.account_number)
-        .bind(&a.currency_code)
-        .bind(a.balance)
-        .bind(extra.balance_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11) RETURNING id", company_id, connection_id, journal_id, &a.id, &a.name, &a.nature, extra.iban, extra.account_number, &a.currency_code, a.balance, extra.balance_type)
         .fetch_one(&mut *tx)
         .await?;
         out.new_accounts.push(id);
     }
-    out.disappeared = sqlx::query(
+    out.disappeared = sqlx::query!(
         "UPDATE bank_accounts SET disappeared_at = now(), updated_at = now()
          WHERE connection_id = $1 AND disappeared_at IS NULL AND NOT (saltedge_id = ANY($2))",
+        connection_id,
+        &seen
     )
-    .bind(connection_id)
-    .bind(&seen)
     .execute(&mut *tx)
     .await?
     .rows_affected() as usize;
@@ -230,20 +192,10 @@ async fn upsert_existing(
     a: &SeAccount,
 ) -> Result<bool> {
     let extra = a.extra_typed().unwrap_or_default();
-    let n = sqlx::query(
-        "UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),
+    let n = sqlx::query!("UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),
              bank_balance = $7, bank_balance_at = now(), disappeared_at = NULL, connection_id = $2, balance_type = $8,
              updated_at = now()
-         WHERE saltedge_id = $1",
-    )
-    .bind(&a.id)
-    .bind(connection_id)
-    .bind(&a.name)
-    .bind(&a.nature)
-    .bind(extra.iban)
-    .bind(extra.account_number)
-    .bind(a.balance)
-    .bind(extra.balance_type)
+         WHERE saltedge_id = $1", &a.id, connection_id, &a.name, &a.nature, extra.iban, extra.account_number, a.balance, extra.balance_type)
     .execute(&mut **tx)
     .await?
     .rows_affected();

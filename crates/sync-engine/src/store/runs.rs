@@ -36,10 +36,6 @@ pub struct SyncRun {
     pub error_message: Option<String>,
 }
 
-const COLUMNS: &str = "id, company_id, connection_id, trigger, status, started_at, finished_at, from_id, pages, fetched,
-    inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects,
-    rekeyed, quarantined, balance_mismatches, error_class, error_message";
-
 /// A queued run, to be picked up by a worker (the API's "sync now").
 pub async fn enqueue(
     pool: &PgPool,
@@ -47,10 +43,7 @@ pub async fn enqueue(
     connection_id: Uuid,
     trigger: &str,
 ) -> Result<Uuid> {
-    Ok(sqlx::query_scalar("INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id")
-        .bind(company_id)
-        .bind(connection_id)
-        .bind(trigger)
+    Ok(sqlx::query_scalar!("INSERT INTO sync_runs (company_id, connection_id, trigger, status) VALUES ($1, $2, $3, 'queued') RETURNING id", company_id, connection_id, trigger)
         .fetch_one(pool)
         .await?)
 }
@@ -64,16 +57,12 @@ pub async fn start(
     trigger: &str,
     queued: Option<Uuid>,
 ) -> Result<Uuid> {
-    sqlx::query(
-        "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_message = 'interrupted (the process stopped mid-sync)'
-         WHERE connection_id = $1 AND status = 'running'",
-    )
-    .bind(connection_id)
+    sqlx::query!("UPDATE sync_runs SET status = 'failed', finished_at = now(), error_message = 'interrupted (the process stopped mid-sync)'
+         WHERE connection_id = $1 AND status = 'running'", connection_id)
     .execute(pool)
     .await?;
     if let Some(id) = queued {
-        let n = sqlx::query("UPDATE sync_runs SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'")
-            .bind(id)
+        let n = sqlx::query!("UPDATE sync_runs SET status = 'running', started_at = now() WHERE id = $1 AND status = 'queued'", id)
             .execute(pool)
             .await?
             .rows_affected();
@@ -81,20 +70,19 @@ pub async fn start(
             return Ok(id);
         }
     }
-    Ok(sqlx::query_scalar("INSERT INTO sync_runs (company_id, connection_id, trigger) VALUES ($1, $2, $3) RETURNING id")
-        .bind(company_id)
-        .bind(connection_id)
-        .bind(trigger)
+    Ok(sqlx::query_scalar!("INSERT INTO sync_runs (company_id, connection_id, trigger) VALUES ($1, $2, $3) RETURNING id", company_id, connection_id, trigger)
         .fetch_one(pool)
         .await?)
 }
 
 pub async fn set_from_id(pool: &PgPool, id: Uuid, from_id: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE sync_runs SET from_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(from_id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE sync_runs SET from_id = $2 WHERE id = $1",
+        id,
+        from_id
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -103,20 +91,10 @@ pub async fn add_page(
     id: Uuid,
     p: &PageOutcome,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE sync_runs SET pages = pages + 1, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
+    sqlx::query!("UPDATE sync_runs SET pages = pages + 1, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
              skipped_duplicate = skipped_duplicate + $5, flagged_duplicated = flagged_duplicated + $6,
              skipped_before_start = skipped_before_start + $7, suspects = suspects + $8
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(p.fetched)
-    .bind(p.inserted)
-    .bind(p.updated)
-    .bind(p.skipped_duplicate)
-    .bind(p.flagged_duplicated)
-    .bind(p.skipped_before_start)
-    .bind(p.suspects)
+         WHERE id = $1", id, p.fetched, p.inserted, p.updated, p.skipped_duplicate, p.flagged_duplicated, p.skipped_before_start, p.suspects)
     .execute(&mut **db)
     .await?;
     Ok(())
@@ -129,42 +107,28 @@ pub async fn add_counts(
     flagged_duplicated: i32,
     rekeyed: i32,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3,
-             rekeyed = rekeyed + $4 WHERE id = $1",
-    )
-        .bind(id)
-        .bind(pending_removed)
-        .bind(flagged_duplicated)
-        .bind(rekeyed)
+    sqlx::query!("UPDATE sync_runs SET pending_removed = pending_removed + $2, flagged_duplicated = flagged_duplicated + $3,
+             rekeyed = rekeyed + $4 WHERE id = $1", id, pending_removed, flagged_duplicated, rekeyed)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 pub async fn succeed(pool: &PgPool, id: Uuid, mismatches: &serde_json::Value) -> Result<SyncRun> {
-    Ok(sqlx::query_as(&format!(
-        "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), balance_mismatches = $2 WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(mismatches)
+    Ok(sqlx::query_as!(SyncRun, r#"UPDATE sync_runs SET status = 'succeeded', finished_at = now(), balance_mismatches = $2 WHERE id = $1 RETURNING id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, quarantined, balance_mismatches, error_class, error_message"#, id, mismatches)
     .fetch_one(pool)
     .await?)
 }
 
 pub async fn fail(pool: &PgPool, id: Uuid, class: Option<&str>, message: &str) -> Result<()> {
-    sqlx::query("UPDATE sync_runs SET status = 'failed', finished_at = now(), error_class = $2, error_message = $3 WHERE id = $1")
-        .bind(id)
-        .bind(class)
-        .bind(message)
+    sqlx::query!("UPDATE sync_runs SET status = 'failed', finished_at = now(), error_class = $2, error_message = $3 WHERE id = $1", id, class, message)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<SyncRun> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE id = $1"))
-        .bind(id)
+    sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE id = $1"#, id)
         .fetch_optional(pool)
         .await?
         .ok_or(SyncError::not_found("sync run"))
@@ -178,15 +142,9 @@ pub async fn page(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<SyncRun>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sync_runs
+    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, quarantined, balance_mismatches, error_class, error_message FROM sync_runs
          WHERE connection_id = $1 AND ($2::timestamptz IS NULL OR (started_at, id) < ($2, $3))
-         ORDER BY started_at DESC, id DESC LIMIT $4"
-    ))
-    .bind(connection_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1).unwrap_or_default())
-    .bind(limit)
+         ORDER BY started_at DESC, id DESC LIMIT $4"#, connection_id, after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default(), limit)
     .fetch_all(pool)
     .await?)
 }
@@ -196,9 +154,7 @@ pub async fn for_connection(
     connection_id: Uuid,
     limit: i64,
 ) -> Result<Vec<SyncRun>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"))
-        .bind(connection_id)
-        .bind(limit)
+    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"#, connection_id, limit)
         .fetch_all(pool)
         .await?)
 }

@@ -45,18 +45,9 @@ pub struct LineFilter {
     pub status: Option<LineStatus>,
 }
 
-const COLUMNS: &str = "l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description,
-    l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status,
-    l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at,
-    l.duplicate_dismissed_at";
-
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"
-    ))
-    .bind(company)
-    .bind(id)
+    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status AS "status: LineStatus", l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("statement line"))
@@ -71,8 +62,7 @@ pub async fn page(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS}
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status AS "status: LineStatus", l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at
          FROM statement_lines l
          WHERE l.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)
@@ -81,16 +71,7 @@ pub async fn page(
            AND ($5::text IS NULL OR l.status = $5)
            AND ($6::date IS NULL OR (l.booking_date, l.id) > ($6, $7))
          ORDER BY l.booking_date, l.id
-         LIMIT $8"
-    ))
-    .bind(company)
-    .bind(filter.journal_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(filter.status.map(LineStatus::as_str))
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1).unwrap_or(0))
-    .bind(limit)
+         LIMIT $8"#, company, filter.journal_id, filter.from, filter.to, filter.status.map(LineStatus::as_str), after.map(|a| a.0), after.map(|a| a.1).unwrap_or(0), limit)
     .fetch_all(pool)
     .await?)
 }

@@ -7,7 +7,7 @@ use crate::error::Result;
 
 /// Postgres answers.
 pub async fn ping(pool: &PgPool) -> Result<()> {
-    sqlx::query_scalar::<_, i32>("SELECT 1")
+    sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
         .fetch_one(pool)
         .await?;
     Ok(())
@@ -24,18 +24,27 @@ pub struct Gauges {
 }
 
 pub async fn gauges(pool: &PgPool) -> Result<Gauges> {
-    let sync_runs =
-        sqlx::query_as("SELECT status, count(*) FROM sync_runs GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await?;
-    let lines: Option<f64> = sqlx::query_scalar(
-        "SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE relname = 'statement_lines'",
+    let sync_runs = sqlx::query!(
+        r#"SELECT status, count(*) AS "n!" FROM sync_runs GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.status, r.n))
+    .collect();
+    let lines = sqlx::query_scalar!(
+        r#"SELECT greatest(reltuples, 0)::float8 AS "estimate!" FROM pg_class WHERE relname = 'statement_lines'"#
     )
     .fetch_optional(pool)
     .await?;
-    let jobs = sqlx::query_as("SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status")
-        .fetch_all(pool)
-        .await?;
+    let jobs = sqlx::query!(
+        r#"SELECT status, count(*) AS "n!" FROM jobs GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.status, r.n))
+    .collect();
     Ok(Gauges {
         sync_runs,
         statement_lines: lines.unwrap_or(0.0) as i64,

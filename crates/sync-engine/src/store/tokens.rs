@@ -46,15 +46,9 @@ pub async fn insert(
 ) -> Result<(Uuid, String)> {
     // Two v4 UUIDs: 244 bits from the OS random source.
     let token = format!("bs_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let id = sqlx::query_scalar(
-        "INSERT INTO api_tokens (company_id, token_hash, name, kind, admin, expires_at)
+    let id = sqlx::query_scalar!("INSERT INTO api_tokens (company_id, token_hash, name, kind, admin, expires_at)
          VALUES ($1, $2, $3, CASE WHEN $1::uuid IS NULL THEN 'operator' ELSE 'company' END, $1::uuid IS NULL,
-                 now() + make_interval(secs => $4)) RETURNING id",
-    )
-    .bind(company_id)
-    .bind(hash(&token))
-    .bind(name)
-    .bind(valid_for.map(|d| d.num_seconds() as f64))
+                 now() + make_interval(secs => $4)) RETURNING id", company_id, hash(&token), name, valid_for.map(|d| d.num_seconds() as f64))
     .fetch_one(pool)
     .await?;
     Ok((id, token))
@@ -63,21 +57,24 @@ pub async fn insert(
 /// The principal of a live token: not revoked, not expired.
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
     let hash = hash(token);
-    let row: Option<(Uuid, Option<Uuid>, String, bool)> = sqlx::query_as(
-        "SELECT id, company_id, kind, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+    let row = sqlx::query!(
+        r#"SELECT id, company_id, kind, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS "stale!"
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
+        hash
     )
-    .bind(&hash)
     .fetch_optional(pool)
     .await?;
-    let Some((id, company, kind, stale)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
+    let (id, company, kind, stale) = (row.id, row.company_id, row.kind, row.stale);
     if stale {
-        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+            id
+        )
+        .execute(pool)
+        .await?;
     }
     Ok(Some(match (kind.as_str(), company) {
         ("company", Some(company_id)) => Principal::Company {
@@ -102,34 +99,28 @@ pub struct TokenInfo {
 
 /// Tokens, newest first (never the token itself: it is not stored).
 pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TokenInfo>> {
-    Ok(sqlx::query_as(
-        "SELECT id, kind, company_id, name, created_at, expires_at, last_used_at, revoked_at FROM api_tokens
-         ORDER BY created_at DESC LIMIT $1",
-    )
-    .bind(limit)
+    Ok(sqlx::query_as!(TokenInfo, "SELECT id, kind, company_id, name, created_at, expires_at, last_used_at, revoked_at FROM api_tokens
+         ORDER BY created_at DESC LIMIT $1", limit)
     .fetch_all(pool)
     .await?)
 }
 
 /// Revokes a token at once; false when there is no such live token.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool> {
-    Ok(
-        sqlx::query(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .execute(pool)
-        .await?
-        .rows_affected()
-            == 1,
+    Ok(sqlx::query!(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        id
     )
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// A secret the service keeps for itself (migration 0015), shared by every replica.
 pub async fn service_secret(pool: &PgPool, name: &str) -> Result<Vec<u8>> {
     Ok(
-        sqlx::query_scalar("SELECT secret FROM service_secrets WHERE name = $1")
-            .bind(name)
+        sqlx::query_scalar!("SELECT secret FROM service_secrets WHERE name = $1", name)
             .fetch_one(pool)
             .await?,
     )
