@@ -32,11 +32,13 @@ pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
         Err(e) => Some(e.to_string()),
     };
     if outcome.is_ok() {
-        sqlx::query("UPDATE callback_inbox SET processed_at = now(), error = $2 WHERE id = $1")
-            .bind(id)
-            .bind(note)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE callback_inbox SET processed_at = now(), error = $2 WHERE id = $1",
+            id,
+            note
+        )
+        .execute(pool)
+        .await?;
     }
     outcome.map(|_| ())
 }
@@ -110,14 +112,8 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             } else {
                 None
             };
-            sqlx::query(
-                "UPDATE connections SET last_error_class = $2, last_error_message = $3, stage = 'finish',
-                     status = COALESCE($4, status), updated_at = now() WHERE id = $1",
-            )
-            .bind(conn.id)
-            .bind(&class)
-            .bind(data.error_message.clone().unwrap_or_default())
-            .bind(status)
+            sqlx::query!("UPDATE connections SET last_error_class = $2, last_error_message = $3, stage = 'finish',
+                     status = COALESCE($4, status), updated_at = now() WHERE id = $1", conn.id, &class, data.error_message.clone().unwrap_or_default(), status)
             .execute(pool)
             .await?;
             connections::clear_interactive(pool, conn.id).await?;
@@ -125,9 +121,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
         }
         "interactive" => connections::set_interactive(pool, conn.id, data).await?,
         "notify" => {
-            sqlx::query("UPDATE connections SET stage = COALESCE($2, stage), updated_at = now() WHERE id = $1")
-                .bind(conn.id)
-                .bind(&data.stage)
+            sqlx::query!("UPDATE connections SET stage = COALESCE($2, stage), updated_at = now() WHERE id = $1", conn.id, data.stage.as_deref())
                 .execute(pool)
                 .await?;
             if data.stage.as_deref() != Some("interactive") {
@@ -136,9 +130,7 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
         }
         _ => return Ok(Some(format!("callback kind {} needs no action", row.kind))),
     }
-    sqlx::query("UPDATE connections SET last_event_at = greatest(coalesce(last_event_at, $2), $2) WHERE id = $1")
-        .bind(conn.id)
-        .bind(event_time)
+    sqlx::query!("UPDATE connections SET last_event_at = greatest(coalesce(last_event_at, $2), $2) WHERE id = $1", conn.id, event_time)
         .execute(pool)
         .await?;
     Ok(None)
@@ -149,10 +141,10 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
 /// `custom_fields` are never trusted on their own: anyone who can open a Connect session
 /// for our app could write them.
 async fn company_for(pool: &PgPool, customer_id: &str) -> Result<Option<Uuid>> {
-    Ok(
-        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-            .bind(customer_id)
-            .fetch_optional(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1",
+        customer_id
     )
+    .fetch_optional(pool)
+    .await?)
 }

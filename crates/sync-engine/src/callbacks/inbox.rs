@@ -25,18 +25,10 @@ pub async fn store(
 ) -> Result<Stored> {
     let identity = crate::digest::sha256_hex(format!("{kind}|{body}"), 32);
     // One statement, so one round trip and atomic: the event and its job exist together.
-    let job: Option<i64> = sqlx::query_scalar(
-        "WITH ins AS (
+    let job: Option<i64> = sqlx::query_scalar!("WITH ins AS (
              INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (identity) DO NOTHING RETURNING id)
-         INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins RETURNING id",
-    )
-    .bind(&identity)
-    .bind(kind)
-    .bind(connection_id)
-    .bind(event_time)
-    .bind(body)
-    .bind(<jobs::ProcessCallback as jobs::BackgroundJob>::KIND)
+         INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins RETURNING id", &identity, kind, connection_id, event_time, body, <jobs::ProcessCallback as jobs::BackgroundJob>::KIND)
     .fetch_optional(pool)
     .await?;
     if job.is_none() {

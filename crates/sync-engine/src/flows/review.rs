@@ -87,10 +87,7 @@ pub async fn decide(
             "the line's connection is gone",
         ))?;
         // The recorded customer; Salt Edge is asked only when none is recorded.
-        let recorded: Option<String> = sqlx::query_scalar(
-            "SELECT s.saltedge_id FROM connections c JOIN saltedge_customers s ON s.id = c.customer_id WHERE c.id = $1",
-        )
-        .bind(connection_id)
+        let recorded: Option<String> = sqlx::query_scalar!("SELECT s.saltedge_id FROM connections c JOIN saltedge_customers s ON s.id = c.customer_id WHERE c.id = $1", connection_id)
         .fetch_optional(pool)
         .await?;
         let customer_id = match recorded {

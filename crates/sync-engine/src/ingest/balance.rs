@@ -104,10 +104,7 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
             Basis::Booked => r.posted.unwrap_or_default(),
             Basis::CreditCardSpend => r.posted_negative.unwrap_or_default(),
             Basis::NotComparable(reason) => {
-                sqlx::query("UPDATE bank_accounts SET balance_check = $2, balance_note = $3, balance_mismatch = NULL WHERE id = $1")
-                    .bind(r.id)
-                    .bind(basis.as_str())
-                    .bind(reason)
+                sqlx::query!("UPDATE bank_accounts SET balance_check = $2, balance_note = $3, balance_mismatch = NULL WHERE id = $1", r.id, basis.as_str(), reason)
                     .execute(pool)
                     .await?;
                 continue;
@@ -116,13 +113,8 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
         let Some(bank) = r.bank_balance else { continue };
         match r.opening_balance {
             None => {
-                sqlx::query(
-                    "UPDATE bank_accounts SET opening_balance = $2, balance_mismatch = NULL, balance_check = $3, balance_note = NULL
-                     WHERE id = $1",
-                )
-                .bind(r.id)
-                .bind(bank - counted)
-                .bind(basis.as_str())
+                sqlx::query!("UPDATE bank_accounts SET opening_balance = $2, balance_mismatch = NULL, balance_check = $3, balance_note = NULL
+                     WHERE id = $1", r.id, bank - counted, basis.as_str())
                 .execute(pool)
                 .await?;
             }
@@ -130,10 +122,7 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
                 let journal = opening + counted;
                 let diff = bank - journal;
                 let mismatch = (!diff.is_zero()).then_some(diff);
-                sqlx::query("UPDATE bank_accounts SET balance_mismatch = $2, balance_check = $3, balance_note = NULL WHERE id = $1")
-                    .bind(r.id)
-                    .bind(mismatch)
-                    .bind(basis.as_str())
+                sqlx::query!("UPDATE bank_accounts SET balance_mismatch = $2, balance_check = $3, balance_note = NULL WHERE id = $1", r.id, mismatch, basis.as_str())
                     .execute(pool)
                     .await?;
                 if let Some(difference) = mismatch {

@@ -523,27 +523,11 @@ async fn replace_pending(
         // Guarded: the line must still be pending. Whatever two syncs do (a lost lock), a
         // pending line is consumed by at most one posted transaction; if it is gone, this
         // transaction becomes a line of its own.
-        let n = sqlx::query(
-            "UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
+        let n = sqlx::query!("UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
                  saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
                  description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
                  sync_run_id = $12, content_hash = $13, text_repaired = $14, updated_at = now()
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(pid)
-        .bind(&r.saltedge_id)
-        .bind(r.journal_id)
-        .bind(r.booking_date)
-        .bind(r.value_date)
-        .bind(r.amount)
-        .bind(&r.description)
-        .bind(&r.payee)
-        .bind(&r.counterparty_iban)
-        .bind(&r.fingerprint)
-        .bind(&r.extra)
-        .bind(run_id)
-        .bind(&r.content_hash)
-        .bind(r.text_repaired)
+             WHERE id = $1 AND status = 'pending'", pid, &r.saltedge_id, r.journal_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(), r.counterparty_iban.as_deref(), &r.fingerprint, &r.extra, run_id, &r.content_hash, r.text_repaired)
         .execute(&mut **db)
         .await?
         .rows_affected();
@@ -703,12 +687,8 @@ async fn flag_look_alikes_in_page(
     if ids.is_empty() {
         return Ok(0);
     }
-    Ok(sqlx::query(
-        "UPDATE statement_lines l SET suspect_duplicate_of = u.of FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, of)
-         WHERE l.id = u.id AND l.suspect_duplicate_of IS NULL",
-    )
-    .bind(&ids)
-    .bind(&of)
+    Ok(sqlx::query!("UPDATE statement_lines l SET suspect_duplicate_of = u.of FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, of)
+         WHERE l.id = u.id AND l.suspect_duplicate_of IS NULL", &ids, &of)
     .execute(&mut **db)
     .await?
     .rows_affected() as i32)
@@ -791,31 +771,17 @@ pub async fn rekey_reissued(
         .bind(new_line)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
+        sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
                  description = $6, payee = $7, counterparty_iban = $8, fingerprint = $9, extra = $10, content_hash = $11,
                  text_repaired = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(old_line)
-        .bind(&new.0)
-        .bind(new.1)
-        .bind(new.2)
-        .bind(new.3)
-        .bind(&new.4)
-        .bind(&new.5)
-        .bind(&new.6)
-        .bind(&new.7)
-        .bind(&new.8)
-        .bind(&new.9)
-        .bind(new.10)
+             WHERE id = $1", old_line, &new.0, new.1, new.2, new.3, &new.4, new.5.as_deref(), new.6.as_deref(), &new.7, &new.8, new.9.as_deref(), new.10)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE statement_lines SET suspect_duplicate_of = $1 WHERE suspect_duplicate_of = $2",
+            old_line,
+            new_line
         )
-        .bind(old_line)
-        .bind(new_line)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -831,13 +797,13 @@ pub async fn remove_vanished_pending(
     connection_id: Uuid,
     still_pending: &[String],
 ) -> Result<i32> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM statement_lines l USING bank_accounts a
          WHERE l.bank_account_id = a.id AND a.connection_id = $1 AND l.status = 'pending'
            AND NOT (l.saltedge_transaction_id = ANY($2))",
+        connection_id,
+        still_pending
     )
-    .bind(connection_id)
-    .bind(still_pending)
     .execute(pool)
     .await?
     .rows_affected() as i32)

@@ -23,8 +23,7 @@ impl ConnectionLock {
     pub async fn acquire(pool: &PgPool, connection_id: Uuid) -> Result<ConnectionLock> {
         let mut conn = pool.acquire().await?.detach();
         let key = key(connection_id);
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(key)
+        sqlx::query!("SELECT pg_advisory_lock($1)", key)
             .execute(&mut conn)
             .await?;
         Ok(ConnectionLock { conn, key })
@@ -33,7 +32,7 @@ impl ConnectionLock {
     /// Fails when the lock's session is gone (the server ended it, the network cut it): the
     /// lock went with it and another sync may run, so this one must stop writing.
     pub async fn ensure_held(&mut self) -> Result<()> {
-        match sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted)")
+        match sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted) AS "held!""#)
             .fetch_one(&mut self.conn)
             .await
         {
@@ -43,9 +42,8 @@ impl ConnectionLock {
     }
 
     pub async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(self.key)
-            .execute(&mut self.conn)
+        let _ = sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", self.key)
+            .fetch_one(&mut self.conn)
             .await;
         let _ = self.conn.close().await;
     }

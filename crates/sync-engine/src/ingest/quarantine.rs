@@ -68,18 +68,11 @@ pub async fn record<'e>(
         .iter()
         .map(|r| r.reason.replace('\0', "\u{FFFD}"))
         .collect();
-    sqlx::query(
-        "WITH ins AS (
+    sqlx::query!("WITH ins AS (
              INSERT INTO quarantined_records (company_id, sync_run_id, kind, saltedge_id, raw, reason)
              SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $1), $1, u.*
              FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS u RETURNING 1)
-         UPDATE sync_runs SET quarantined = quarantined + (SELECT count(*) FROM ins) WHERE id = $1",
-    )
-    .bind(run_id)
-    .bind(&kinds)
-    .bind(&ids)
-    .bind(&raws)
-    .bind(&reasons)
+         UPDATE sync_runs SET quarantined = quarantined + (SELECT count(*) FROM ins) WHERE id = $1", run_id, &kinds as &[&str], &ids as &[Option<&str>], &raws, &reasons)
     .execute(db)
     .await?;
     Ok(())

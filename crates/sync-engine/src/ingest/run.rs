@@ -99,10 +99,7 @@ async fn run(
         let consents = client.list_consents(&conn.saltedge_id).await?;
         if let Some(c) = consents.iter().find(|c| &c.id == consent_id) {
             // Our own revocation time stands; Salt Edge's only fills it in.
-            sqlx::query("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = coalesce(consent_revoked_at, $3) WHERE id = $1")
-                .bind(conn.id)
-                .bind(c.expires_at)
-                .bind(c.revoked_at)
+            sqlx::query!("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = coalesce(consent_revoked_at, $3) WHERE id = $1", conn.id, c.expires_at, c.revoked_at)
                 .execute(pool)
                 .await?;
         }
@@ -131,10 +128,7 @@ async fn run(
     crate::quarantine::record(pool, run_id, &bad_accounts).await?;
     let targets = std::sync::Arc::new(targets(pool, conn.id).await?);
     // A connection without lines yet cannot hold any of the page's ids: skip that look-up.
-    let may_exist: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1)",
-    )
-    .bind(conn.id)
+    let may_exist: bool = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1) AS "exists!""#, conn.id)
     .fetch_one(pool)
     .await?;
 
@@ -249,10 +243,7 @@ async fn run(
         &serde_json::to_value(&mismatches).unwrap_or_default(),
     )
     .await?;
-    sqlx::query(
-        "UPDATE connections SET last_synced_at = now(), last_error_class = NULL, last_error_message = NULL, updated_at = now() WHERE id = $1",
-    )
-    .bind(conn.id)
+    sqlx::query!("UPDATE connections SET last_synced_at = now(), last_error_class = NULL, last_error_message = NULL, updated_at = now() WHERE id = $1", conn.id)
     .execute(pool)
     .await?;
     tracing::info!(connection = %conn.id, run = %run.id, inserted = run.inserted, updated = run.updated,
@@ -296,15 +287,15 @@ pub async fn cursor(
     connection_id: Uuid,
     overlap_days: i64,
 ) -> Result<Option<String>> {
-    let ids: Vec<String> = sqlx::query_scalar(
+    let ids: Vec<String> = sqlx::query_scalar!(
         "WITH mine AS (
              SELECT l.saltedge_transaction_id AS id, l.booking_date
              FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
              WHERE a.connection_id = $1 AND l.status = 'posted')
          SELECT id FROM mine WHERE booking_date >= (SELECT max(booking_date) FROM mine) - $2::int",
+        connection_id,
+        overlap_days as i32
     )
-    .bind(connection_id)
-    .bind(overlap_days as i32)
     .fetch_all(pool)
     .await?;
     // Ids are decimal strings; one that is not means we cannot order safely: fetch everything.

@@ -20,17 +20,12 @@ pub async fn wait_for_slot(pool: &PgPool, scope: &str, per_second: u32) -> Resul
         return Ok(());
     }
     let spacing = 1.02 / per_second as f64;
-    sqlx::query("INSERT INTO fetch_slots (scope, next_slot) VALUES ($1, '-infinity') ON CONFLICT (scope) DO NOTHING")
-        .bind(scope)
+    sqlx::query!("INSERT INTO fetch_slots (scope, next_slot) VALUES ($1, '-infinity') ON CONFLICT (scope) DO NOTHING", scope)
         .execute(pool)
         .await?;
-    let wait: f64 = sqlx::query_scalar(
-        "UPDATE fetch_slots SET next_slot = greatest(next_slot, clock_timestamp()) + make_interval(secs => $2)
+    let wait: f64 = sqlx::query_scalar!(r#"UPDATE fetch_slots SET next_slot = greatest(next_slot, clock_timestamp()) + make_interval(secs => $2)
          WHERE scope = $1
-         RETURNING extract(epoch FROM (next_slot - make_interval(secs => $2) - clock_timestamp()))::float8",
-    )
-    .bind(scope)
-    .bind(spacing)
+         RETURNING extract(epoch FROM (next_slot - make_interval(secs => $2) - clock_timestamp()))::float8 AS "wait!""#, scope, spacing)
     .fetch_one(pool)
     .await?;
     if wait > 0.0 {
@@ -46,12 +41,8 @@ pub async fn give_back(pool: &PgPool, scope: &str, per_second: u32) -> Result<()
         return Ok(());
     }
     let spacing = 1.02 / per_second as f64;
-    sqlx::query(
-        "UPDATE fetch_slots SET next_slot = greatest(next_slot - make_interval(secs => $2), clock_timestamp())
-         WHERE scope = $1",
-    )
-    .bind(scope)
-    .bind(spacing)
+    sqlx::query!("UPDATE fetch_slots SET next_slot = greatest(next_slot - make_interval(secs => $2), clock_timestamp())
+         WHERE scope = $1", scope, spacing)
     .execute(pool)
     .await?;
     Ok(())

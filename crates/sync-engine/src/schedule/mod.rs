@@ -260,17 +260,15 @@ pub async fn tick_once(
     now: DateTime<Utc>,
 ) -> Result<Option<usize>> {
     let mut lock_conn = pool.acquire().await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(TICK_LOCK)
+    let got: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "got!""#, TICK_LOCK)
         .fetch_one(&mut *lock_conn)
         .await?;
     if !got {
         return Ok(None);
     }
     let result = tick_locked(pool, cfg, now).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(TICK_LOCK)
-        .execute(&mut *lock_conn)
+    let _ = sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", TICK_LOCK)
+        .fetch_one(&mut *lock_conn)
         .await;
     result.map(Some)
 }
@@ -284,15 +282,11 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
 async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
     // Salt Edge's own view, for lost callbacks: each customer's connections are listed at
     // most once a day, a slice per tick, by jobs that take fetch-limit slots.
-    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM saltedge_customers")
+    let customers: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM saltedge_customers"#)
         .fetch_one(pool)
         .await?;
-    let due: Vec<String> = sqlx::query_scalar(
-        "SELECT saltedge_id FROM saltedge_customers WHERE listed_at IS NULL OR listed_at <= $1 - interval '1 day'
-         ORDER BY listed_at NULLS FIRST LIMIT $2",
-    )
-    .bind(now)
-    .bind(listings_per_tick(customers, cfg.tick))
+    let due: Vec<String> = sqlx::query_scalar!("SELECT saltedge_id FROM saltedge_customers WHERE listed_at IS NULL OR listed_at <= $1::timestamptz - interval '1 day'
+         ORDER BY listed_at NULLS FIRST LIMIT $2", now, listings_per_tick(customers, cfg.tick))
     .fetch_all(pool)
     .await?;
     for customer in due {
@@ -303,11 +297,13 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
             },
         )
         .await?;
-        sqlx::query("UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1")
-            .bind(&customer)
-            .bind(now)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE saltedge_customers SET listed_at = $2 WHERE saltedge_id = $1",
+            &customer,
+            now
+        )
+        .execute(pool)
+        .await?;
     }
     let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT c.id, c.company_id FROM connections c WHERE c.status = 'active'
@@ -338,15 +334,11 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
 
     // Retention once a day (the job's own dedupe key keeps one queued).
     jobs::queue(pool, &jobs::Prune {}).await?;
-    sqlx::query(
-        "UPDATE jobs SET run_after = greatest(run_after, coalesce((SELECT max(finished_at) FROM jobs WHERE kind = 'prune' AND status = 'done'), '-infinity') + interval '1 day')
-         WHERE kind = 'prune' AND status = 'queued'",
-    )
+    sqlx::query!("UPDATE jobs SET run_after = greatest(run_after, coalesce((SELECT max(finished_at) FROM jobs WHERE kind = 'prune' AND status = 'done'), '-infinity') + interval '1 day')
+         WHERE kind = 'prune' AND status = 'queued'")
     .execute(pool)
     .await?;
-    let stale: bool = sqlx::query_scalar(
-        "SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) FROM providers",
-    )
+    let stale: bool = sqlx::query_scalar!(r#"SELECT coalesce(max(refreshed_at) < now() - interval '1 day', true) AS "stale!" FROM providers"#)
     .fetch_one(pool)
     .await?;
     if stale {
@@ -364,11 +356,12 @@ pub async fn list_customer(
     cfg: &ScheduleConfig,
     customer: &str,
 ) -> Result<()> {
-    let company: Option<Uuid> =
-        sqlx::query_scalar("SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1")
-            .bind(customer)
-            .fetch_optional(pool)
-            .await?;
+    let company: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT company_id FROM saltedge_customers WHERE saltedge_id = $1",
+        customer
+    )
+    .fetch_optional(pool)
+    .await?;
     let Some(company) = company else {
         return Ok(());
     };
@@ -417,10 +410,12 @@ pub async fn refresh(
 ) -> Result<()> {
     let conn = connections::get(pool, connection_id).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('refresh:' || $1::text, 0))")
-        .bind(conn.company_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query_scalar!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('refresh:' || $1::uuid::text, 0))",
+        conn.company_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let Some(c) = candidates_where(&mut *tx, Some(connection_id), now, None)
         .await?
         .pop()
@@ -430,12 +425,7 @@ pub async fn refresh(
     if decide(&c, now, cfg) != Verdict::Due {
         return Ok(());
     }
-    let attempt_id: i64 = sqlx::query_scalar(
-        "INSERT INTO refresh_attempts (connection_id, company_id, outcome, requested_at) VALUES ($1, $2, 'requested', $3) RETURNING id",
-    )
-    .bind(conn.id)
-    .bind(conn.company_id)
-    .bind(now)
+    let attempt_id: i64 = sqlx::query_scalar!("INSERT INTO refresh_attempts (connection_id, company_id, outcome, requested_at) VALUES ($1, $2, 'requested', $3) RETURNING id", conn.id, conn.company_id, now)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -463,10 +453,7 @@ pub async fn refresh(
             ),
             Some(class) => {
                 if class == ErrorClass::InvalidCredentials {
-                    sqlx::query("UPDATE connections SET status = 'inactive', last_error_class = $2, last_error_message = $3 WHERE id = $1")
-                        .bind(conn.id)
-                        .bind(class.as_str())
-                        .bind(e.to_string())
+                    sqlx::query!("UPDATE connections SET status = 'inactive', last_error_class = $2, last_error_message = $3 WHERE id = $1", conn.id, class.as_str(), e.to_string())
                         .execute(pool)
                         .await?;
                 }
@@ -474,8 +461,7 @@ pub async fn refresh(
             }
             None => {
                 // Not known to have reached the bank; the reservation stands as a failure.
-                sqlx::query("UPDATE refresh_attempts SET outcome = 'failed', error_class = 'Transport' WHERE id = $1")
-                    .bind(attempt_id)
+                sqlx::query!("UPDATE refresh_attempts SET outcome = 'failed', error_class = 'Transport' WHERE id = $1", attempt_id)
                     .execute(pool)
                     .await?;
                 return Err(e.into());
@@ -483,12 +469,14 @@ pub async fn refresh(
         },
     };
     if outcome != "requested" {
-        sqlx::query("UPDATE refresh_attempts SET outcome = $2, error_class = $3 WHERE id = $1")
-            .bind(attempt_id)
-            .bind(outcome)
-            .bind(class)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE refresh_attempts SET outcome = $2, error_class = $3 WHERE id = $1",
+            attempt_id,
+            outcome,
+            class
+        )
+        .execute(pool)
+        .await?;
     }
     Ok(())
 }
@@ -500,14 +488,9 @@ async fn attempt_failed_by(
     class: &str,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
+    sqlx::query!("UPDATE refresh_attempts SET outcome = 'failed', error_class = $2
          WHERE id = (SELECT id FROM refresh_attempts WHERE connection_id = $1 AND outcome = 'requested'
-                       AND requested_at <= $3 AND requested_at > $3 - interval '20 hours' ORDER BY requested_at DESC LIMIT 1)",
-    )
-    .bind(connection_id)
-    .bind(class)
-    .bind(at)
+                       AND requested_at <= $3 AND requested_at > $3 - interval '20 hours' ORDER BY requested_at DESC LIMIT 1)", connection_id, class, at)
     .execute(pool)
     .await?;
     Ok(())
