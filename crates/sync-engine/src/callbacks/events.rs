@@ -20,12 +20,14 @@ struct InboxRow {
 
 /// Processes inbox row `id`. Idempotent: processing twice gives the same state.
 pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
-    let row: InboxRow =
-        sqlx::query_as("SELECT kind, body, event_time FROM callback_inbox WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(SyncError::not_found("callback"))?;
+    let row: InboxRow = sqlx::query_as!(
+        InboxRow,
+        "SELECT kind, body, event_time FROM callback_inbox WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SyncError::not_found("callback"))?;
     let outcome = apply(pool, client, &row).await;
     let note = match &outcome {
         Ok(note) => note.clone(),

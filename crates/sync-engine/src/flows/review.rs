@@ -37,13 +37,14 @@ pub async fn decide(
     line_id: i64,
     decision: Decision,
 ) -> Result<()> {
-    let facts: LineFacts = sqlx::query_as(
-        "SELECT a.company_id, a.connection_id, l.saltedge_transaction_id, l.status, l.suspect_duplicate_of,
-                l.duplicate_confirmed_at, l.duplicate_dismissed_at
-         FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE l.id = $1 AND l.company_id = $2",
+    let facts = sqlx::query_as!(
+        LineFacts,
+        r#"SELECT a.company_id, a.connection_id, l.saltedge_transaction_id, l.status AS "status: crate::store::status::LineStatus",
+                l.suspect_duplicate_of, l.duplicate_confirmed_at, l.duplicate_dismissed_at
+         FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE l.id = $1 AND l.company_id = $2"#,
+        line_id,
+        company_id
     )
-    .bind(line_id)
-    .bind(company_id)
     .fetch_optional(pool)
     .await?
     .filter(|f: &LineFacts| f.company_id == company_id)
@@ -113,14 +114,21 @@ pub async fn decide(
             client.mark_unduplicated(&req).await?;
         }
     }
-    let sql = match decision {
-        Decision::ConfirmDuplicate => "UPDATE statement_lines SET duplicate_confirmed_at = now(), updated_at = now() WHERE id = $1",
-        Decision::Dismiss => "UPDATE statement_lines SET duplicate_dismissed_at = now(), updated_at = now() WHERE id = $1",
-        Decision::Undo => {
-            "UPDATE statement_lines SET duplicate_confirmed_at = NULL, duplicate_dismissed_at = NULL, updated_at = now() WHERE id = $1"
-        }
+    let done = match decision {
+        Decision::ConfirmDuplicate => sqlx::query!(
+            "UPDATE statement_lines SET duplicate_confirmed_at = now(), updated_at = now() WHERE id = $1",
+            line_id
+        ),
+        Decision::Dismiss => sqlx::query!(
+            "UPDATE statement_lines SET duplicate_dismissed_at = now(), updated_at = now() WHERE id = $1",
+            line_id
+        ),
+        Decision::Undo => sqlx::query!(
+            "UPDATE statement_lines SET duplicate_confirmed_at = NULL, duplicate_dismissed_at = NULL, updated_at = now() WHERE id = $1",
+            line_id
+        ),
     };
-    sqlx::query(sql).bind(line_id).execute(pool).await?;
+    done.execute(pool).await?;
     tracing::info!(line = line_id, ?decision, "duplicate review");
     Ok(())
 }

@@ -85,7 +85,8 @@ struct Row {
 }
 
 pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> {
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
         "SELECT a.id, a.currency, a.nature, a.balance_type, a.bank_balance, a.opening_balance,
                 (SELECT sum(l.amount) FROM statement_lines l
                   WHERE l.bank_account_id = a.id AND l.status = 'posted' AND l.duplicate_confirmed_at IS NULL) AS posted,
@@ -93,8 +94,8 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
                   WHERE l.bank_account_id = a.id AND l.status = 'posted' AND l.duplicate_confirmed_at IS NULL
                     AND l.amount < 0) AS posted_negative
          FROM bank_accounts a WHERE a.connection_id = $1 AND a.disappeared_at IS NULL",
+        connection_id
     )
-    .bind(connection_id)
     .fetch_all(pool)
     .await?;
     let mut out = vec![];

@@ -233,12 +233,13 @@ pub struct PendingLines {
 
 impl PendingLines {
     pub async fn load(pool: &PgPool, connection_id: Uuid) -> Result<PendingLines> {
-        let lines = sqlx::query_as(
+        let lines = sqlx::query_as!(
+            PendingLine,
             "SELECT l.id, l.bank_account_id, l.booking_date, l.amount, l.currency, l.description
              FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
              WHERE a.connection_id = $1 AND l.status = 'pending' ORDER BY l.id",
+            connection_id
         )
-        .bind(connection_id)
         .fetch_all(pool)
         .await?;
         Ok(PendingLines {
@@ -484,15 +485,16 @@ async fn known_lines(
         .into_iter()
         .collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
-    Ok(sqlx::query_as(
+    Ok(sqlx::query!(
         "SELECT saltedge_transaction_id, content_hash FROM statement_lines
          WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2)",
+        &accounts,
+        &ids as &[&str]
     )
-    .bind(&accounts)
-    .bind(&ids)
     .fetch_all(&mut **db)
     .await?
     .into_iter()
+    .map(|r| (r.saltedge_transaction_id, r.content_hash))
     .collect())
 }
 
@@ -598,8 +600,8 @@ async fn upsert(
         hash.push(r.content_hash.as_str());
         extra.push(&r.extra);
     }
-    let returned: Vec<(i64, bool, bool, String)> = sqlx::query_as(
-        "INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
+    let returned: Vec<(i64, bool, bool, String)> = sqlx::query!(
+        r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash,
              text_repaired)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
@@ -624,27 +626,30 @@ async fn upsert(
              sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
              text_repaired = EXCLUDED.text_repaired, updated_at = now()
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND NOT (l.status = 'posted' AND EXCLUDED.status = 'pending')
-         RETURNING l.id, (l.xmax = 0), (l.suspect_duplicate_of IS NOT NULL), l.saltedge_transaction_id",
+         RETURNING l.id, (l.xmax = 0) AS "inserted!", (l.suspect_duplicate_of IS NOT NULL) AS "suspect!", l.saltedge_transaction_id"#,
+        &journal,
+        &account,
+        &booking,
+        &value as &[Option<NaiveDate>],
+        &amount,
+        &currency as &[&str],
+        &description as &[&str],
+        &payee as &[Option<&str>],
+        &iban as &[Option<&str>],
+        &se_id as &[&str],
+        status.as_str(),
+        &fp as &[&str],
+        &extra as &[&serde_json::Value],
+        run_id,
+        &hash as &[&str],
+        &repaired,
+        &possible
     )
-    .bind(&journal)
-    .bind(&account)
-    .bind(&booking)
-    .bind(&value)
-    .bind(&amount)
-    .bind(&currency)
-    .bind(&description)
-    .bind(&payee)
-    .bind(&iban)
-    .bind(&se_id)
-    .bind(status.as_str())
-    .bind(&fp)
-    .bind(&extra)
-    .bind(run_id)
-    .bind(&hash)
-    .bind(&repaired)
-    .bind(&possible)
     .fetch_all(&mut **db)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.inserted, r.suspect, r.saltedge_transaction_id))
+    .collect();
     let mut up = Upserted {
         inserted: HashMap::with_capacity(returned.len()),
         updated: 0,
@@ -718,18 +723,21 @@ pub async fn rekey_reissued(
     // flag, whatever the size of the history. For each gone line the newest look-alike is
     // taken: a re-issue gets a newer id than a genuine twin seen before it (and any of them
     // carries the same date, amount, text and payee).
-    let pairs: Vec<(i64, String, i64, String)> = sqlx::query_as(
-        "SELECT l.id, l.saltedge_transaction_id, n.id, n.saltedge_transaction_id
+    let pairs: Vec<(i64, String, i64, String)> = sqlx::query!(
+        r#"SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!"
          FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
          JOIN statement_lines l ON l.bank_account_id = n.bank_account_id AND l.id < n.id AND l.status = 'posted'
               AND l.duplicate_confirmed_at IS NULL AND (l.id = n.suspect_duplicate_of OR l.fingerprint = n.fingerprint)
          WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.status = 'posted'
            AND n.duplicate_confirmed_at IS NULL
-         ORDER BY l.id, n.id DESC",
+         ORDER BY l.id, n.id DESC"#,
+        connection_id
     )
-    .bind(connection_id)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.old_line, r.old_id, r.new_line, r.new_id))
+    .collect();
     // Covered: the listing started at or below the old id (a non-numeric id cannot be placed).
     let covered = |id: &str| match (covered_from, id.parse::<u64>()) {
         (None, _) => true,
@@ -750,31 +758,19 @@ pub async fn rekey_reissued(
         used.insert(old_line);
         used.insert(new_line);
         let mut tx = pool.begin().await?;
-        type Content = (
-            String,
-            NaiveDate,
-            Option<NaiveDate>,
-            Decimal,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            serde_json::Value,
-            Option<String>,
-            bool,
-        );
-        let new: Content = sqlx::query_as(
+        let new = sqlx::query!(
             "DELETE FROM statement_lines WHERE id = $1
              RETURNING saltedge_transaction_id, booking_date, value_date, amount, description, payee, counterparty_iban,
                        fingerprint, extra, content_hash, text_repaired",
+            new_line
         )
-        .bind(new_line)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
                  description = $6, payee = $7, counterparty_iban = $8, fingerprint = $9, extra = $10, content_hash = $11,
                  text_repaired = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
-             WHERE id = $1", old_line, &new.0, new.1, new.2, new.3, &new.4, new.5.as_deref(), new.6.as_deref(), &new.7, &new.8, new.9.as_deref(), new.10)
+             WHERE id = $1", old_line, new.saltedge_transaction_id, new.booking_date, new.value_date, new.amount, new.description,
+             new.payee, new.counterparty_iban, new.fingerprint, new.extra, new.content_hash, new.text_repaired)
         .execute(&mut *tx)
         .await?;
         sqlx::query!(

@@ -96,14 +96,15 @@ pub async fn for_connection(
     connection_id: Uuid,
     limit: i64,
 ) -> Result<Vec<QuarantinedRecord>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        QuarantinedRecord,
         "SELECT q.id, q.sync_run_id, q.kind, q.saltedge_id, q.raw, q.reason, q.created_at
          FROM quarantined_records q JOIN sync_runs r ON r.id = q.sync_run_id
          WHERE q.company_id = $1 AND r.connection_id = $2 ORDER BY q.id DESC LIMIT $3",
+        company_id,
+        connection_id,
+        limit
     )
-    .bind(company_id)
-    .bind(connection_id)
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

@@ -256,15 +256,24 @@ async fn run(
 }
 
 async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, AccountTarget>> {
-    let rows: Vec<(String, Uuid, Uuid, String, Option<chrono::NaiveDate>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT a.saltedge_id, a.id, a.journal_id, a.currency, j.sync_start_date
          FROM bank_accounts a JOIN journals j ON j.id = a.journal_id WHERE a.connection_id = $1",
+        connection_id
     )
-    .bind(connection_id)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
+        .map(|r| {
+            (
+                r.saltedge_id,
+                r.id,
+                r.journal_id,
+                r.currency,
+                r.sync_start_date,
+            )
+        })
         .map(|(se, id, journal_id, currency, start)| {
             (
                 se,

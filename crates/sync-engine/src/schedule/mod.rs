@@ -203,19 +203,20 @@ async fn candidates_where<'e>(
         .map(|cfg| countries_in_window(now, cfg))
         .unwrap_or_default();
     let known: Vec<String> = KNOWN_COUNTRIES.iter().map(|c| c.to_string()).collect();
-    Ok(sqlx::query_as(
-        "SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status, c.daily_refresh,
-                p.mode AS provider_mode, c.stage, c.next_refresh_possible_at, c.last_error_class,
+    Ok(sqlx::query_as!(
+        Candidate,
+        r#"SELECT c.id AS connection_id, c.company_id, c.provider_code, c.country_code, c.status AS "status: crate::store::status::ConnectionStatus", c.daily_refresh,
+                p.mode AS "provider_mode?", c.stage, c.next_refresh_possible_at, c.last_error_class,
                 (SELECT count(*) FROM refresh_attempts r WHERE r.company_id = c.company_id AND r.outcome = 'requested'
-                    AND r.requested_at > $2 - interval '20 hours') AS company_fetches,
-                (coalesce(c.saltedge_last_success_at > $2 - interval '20 hours', false)
+                    AND r.requested_at > $2::timestamptz - interval '20 hours') AS "company_fetches!",
+                (coalesce(c.saltedge_last_success_at > $2::timestamptz - interval '20 hours', false)
                  OR (NOT c.saltedge_auto_fetch_failed
-                     AND coalesce(c.saltedge_auto_fetch_at > $2 - interval '20 hours', false))) AS saltedge_fetched,
+                     AND coalesce(c.saltedge_auto_fetch_at > $2::timestamptz - interval '20 hours', false))) AS "saltedge_fetched!",
                 (SELECT count(*) FROM refresh_attempts r WHERE r.connection_id = c.id AND r.outcome <> 'requested'
-                    AND r.requested_at > $2 - interval '20 hours')
+                    AND r.requested_at > $2::timestamptz - interval '20 hours')
                   + CASE WHEN c.saltedge_auto_fetch_failed
-                          AND c.saltedge_auto_fetch_at > $2 - interval '20 hours' THEN 1 ELSE 0 END AS failures,
-                f.requested_at AS last_failure_at, f.error_class AS last_failure_class
+                          AND c.saltedge_auto_fetch_at > $2::timestamptz - interval '20 hours' THEN 1 ELSE 0 END AS "failures!",
+                f.requested_at AS "last_failure_at?", f.error_class AS "last_failure_class?"
          FROM connections c
          LEFT JOIN providers p ON p.code = c.provider_code
          LEFT JOIN LATERAL (SELECT requested_at, error_class FROM refresh_attempts r
@@ -224,15 +225,15 @@ async fn candidates_where<'e>(
          WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)
            AND (NOT $3 OR (c.daily_refresh AND c.status = 'active'
                            AND (c.next_refresh_possible_at IS NULL OR c.next_refresh_possible_at <= $2)
-                           AND NOT coalesce(c.saltedge_last_success_at > $2 - interval '20 hours', false)
-                           AND (c.country_code = ANY($4) OR ($5 AND NOT c.country_code = ANY($6)))))",
+                           AND NOT coalesce(c.saltedge_last_success_at > $2::timestamptz - interval '20 hours', false)
+                           AND (c.country_code = ANY($4) OR ($5 AND NOT c.country_code = ANY($6)))))"#,
+        only,
+        now,
+        maybe_due,
+        &in_window,
+        utc_inside,
+        &known
     )
-    .bind(only)
-    .bind(now)
-    .bind(maybe_due)
-    .bind(&in_window)
-    .bind(utc_inside)
-    .bind(&known)
     .fetch_all(db)
     .await?)
 }
@@ -305,14 +306,14 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
         .execute(pool)
         .await?;
     }
-    let behind: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let behind = sqlx::query!(
         "SELECT c.id, c.company_id FROM connections c WHERE c.status = 'active'
            AND c.saltedge_last_success_at > coalesce(c.last_synced_at, '-infinity'::timestamptz)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'sync:' || c.id AND j.status = 'queued')",
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'sync:' || c.id AND j.status = 'queued')"
     )
     .fetch_all(pool)
     .await?;
-    for (conn, company) in behind {
+    for (conn, company) in behind.into_iter().map(|r| (r.id, r.company_id)) {
         jobs::queue_sync(pool, company, conn, "catch_up").await?;
     }
 

@@ -39,35 +39,51 @@ pub struct Pruned {
     pub sync_runs: u64,
 }
 
+/// Runs a checked `DELETE … LIMIT $2` of rows older than `$1` until a batch deletes fewer
+/// than `r.batch` rows, pausing between batches; the total deleted.
+macro_rules! in_batches {
+    ($pool:expr, $r:expr, $before:expr, $sql:literal) => {{
+        let mut total: u64 = 0;
+        loop {
+            let n = sqlx::query!($sql, $before, $r.batch)
+                .execute($pool)
+                .await?
+                .rows_affected();
+            total += n;
+            if n < $r.batch as u64 {
+                break total;
+            }
+            tokio::time::sleep($r.pause).await;
+        }
+    }};
+}
+
 /// Deletes what is older than the retention, batch by batch.
 pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
     let now = chrono::Utc::now();
-    let callbacks = in_batches(
+    let callbacks = in_batches!(
         pool,
         r,
-        "DELETE FROM callback_inbox WHERE id IN (
-             SELECT id FROM callback_inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)",
         now - r.callback_inbox,
-    )
-    .await?;
-    let jobs = in_batches(
+        "DELETE FROM callback_inbox WHERE id IN (
+             SELECT id FROM callback_inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)"
+    );
+    let jobs = in_batches!(
         pool,
         r,
-        "DELETE FROM jobs WHERE id IN (
-             SELECT id FROM jobs WHERE finished_at < $1 AND status IN ('done', 'failed', 'dead') ORDER BY finished_at LIMIT $2)",
         now - r.jobs,
-    )
-    .await?;
-    let sync_runs = in_batches(
+        "DELETE FROM jobs WHERE id IN (
+             SELECT id FROM jobs WHERE finished_at < $1 AND status IN ('done', 'failed', 'dead') ORDER BY finished_at LIMIT $2)"
+    );
+    let sync_runs = in_batches!(
         pool,
         r,
+        now - r.sync_runs,
         "DELETE FROM sync_runs WHERE id IN (
              SELECT s.id FROM sync_runs s WHERE s.finished_at < $1
                AND EXISTS (SELECT 1 FROM sync_runs n WHERE n.connection_id = s.connection_id AND n.started_at > s.started_at)
-             ORDER BY s.finished_at LIMIT $2)",
-        now - r.sync_runs,
-    )
-    .await?;
+             ORDER BY s.finished_at LIMIT $2)"
+    );
     let out = Pruned {
         callbacks,
         jobs,
@@ -77,26 +93,4 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
         tracing::info!(?out, "retention: pruned");
     }
     Ok(out)
-}
-
-async fn in_batches(
-    pool: &PgPool,
-    r: &Retention,
-    sql: &str,
-    before: chrono::DateTime<chrono::Utc>,
-) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let n = sqlx::query(sql)
-            .bind(before)
-            .bind(r.batch)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        total += n;
-        if n < r.batch as u64 {
-            return Ok(total);
-        }
-        tokio::time::sleep(r.pause).await;
-    }
 }
