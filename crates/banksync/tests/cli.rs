@@ -52,19 +52,11 @@ async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
     let sim = Simulator::start(cfg).await.unwrap();
     let (_, se_conn) = sim.seed_connection("kill", "fake_client_xf");
     let company = companies::create(&pool, "Kill Ltd").await.unwrap();
-    let se = saltedge_client::Client::new(
-        saltedge_client::ClientConfig::signed(
-            sim.api_base(),
-            sim.app_credentials().0,
-            sim.app_credentials().1,
-            saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-        )
-        .expect("test key"),
-    )
-    .unwrap()
-    .show_connection(&se_conn)
-    .await
-    .unwrap();
+    let se = saltedge_client::Client::new(banksync_testkit::signed_config(&sim))
+        .unwrap()
+        .show_connection(&se_conn)
+        .await
+        .unwrap();
     let conn = connections::upsert_from_saltedge(&pool, company.id, &se)
         .await
         .unwrap();

@@ -273,16 +273,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         url::Url::parse(&format!("https://localhost:{port}/callbacks/saltedge/")).unwrap();
     let app = Application::build(
         pool.clone(),
-        Client::new(
-            saltedge_client::ClientConfig::signed(
-                sim.api_base(),
-                sim.app_credentials().0,
-                sim.app_credentials().1,
-                saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-            )
-            .expect("test key"),
-        )
-        .unwrap(),
+        Client::new(banksync_testkit::signed_config(&sim)).unwrap(),
         Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
         banksync_http::callbacks::urls::CallbackUrls::under(&callback_base),
         &HttpConfig {

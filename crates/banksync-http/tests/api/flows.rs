@@ -347,16 +347,7 @@ async fn interactive_questions_are_shown_and_answered_through_the_api(pool: PgPo
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_salt_edge_customer_is_never_handed_to_a_second_company(pool: PgPool) {
     let s = stack(pool.clone()).await;
-    let client = Client::new(
-        saltedge_client::ClientConfig::signed(
-            s.sim.api_base(),
-            s.sim.app_credentials().0,
-            s.sim.app_credentials().1,
-            keys::CLIENT_PRIVATE_PEM,
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let client = Client::new(banksync_testkit::signed_config(&s.sim)).unwrap();
     let (_, adopted) = s
         .sim
         .seed_connection("shared@acme.example", "fake_client_xf");
@@ -668,16 +659,7 @@ async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
             "\"made_on\":\"2024-02-30\"".into(),
         ),
     ]);
-    let client = Client::new(
-        saltedge_client::ClientConfig::signed(
-            s.sim.api_base(),
-            s.sim.app_credentials().0,
-            s.sim.app_credentials().1,
-            keys::CLIENT_PRIVATE_PEM,
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let client = Client::new(banksync_testkit::signed_config(&s.sim)).unwrap();
     let company: Uuid = sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'")
         .fetch_one(&s.pool)
         .await

@@ -96,16 +96,7 @@ async fn openapi_health_metrics(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn metrics_storm_token_and_liveness(pool: PgPool) {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let client = Client::new(
-        saltedge_client::ClientConfig::signed(
-            sim.api_base(),
-            sim.app_credentials().0,
-            sim.app_credentials().1,
-            keys::CLIENT_PRIVATE_PEM,
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let client = Client::new(banksync_testkit::signed_config(&sim)).unwrap();
     let health = Arc::new(sync_engine::worker::Health::default());
     let config = HttpConfig {
         metrics_token: Some("scrape-secret".into()),

@@ -26,13 +26,7 @@ pub struct Stack {
 
 pub async fn stack(pool: PgPool) -> Stack {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut cfg = saltedge_client::ClientConfig::signed(
-        sim.api_base(),
-        sim.app_credentials().0,
-        sim.app_credentials().1,
-        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-    )
-    .expect("test key");
+    let mut cfg = banksync_testkit::signed_config(&sim);
     cfg.backoff_base = Duration::from_millis(5);
     cfg.fetches_per_second = 0;
     let client = Client::new(cfg).unwrap();

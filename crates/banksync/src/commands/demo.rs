@@ -68,12 +68,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     .await?;
     step(format!("Salt Edge simulator at {}", sim.api_base()));
 
-    let client = Client::new(saltedge_client::ClientConfig::signed(
-        sim.api_base(),
-        sim.app_credentials().0,
-        sim.app_credentials().1,
-        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-    )?)?;
+    let client = Client::new(banksync_testkit::config(&sim))?;
     let config = HttpConfig {
         return_to_origins: vec![base.clone()],
         ..Default::default()

@@ -74,12 +74,7 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
         ..Default::default()
     })
     .await?;
-    let mut cfg = saltedge_client::ClientConfig::signed(
-        sim.api_base(),
-        sim.app_credentials().0,
-        sim.app_credentials().1,
-        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-    )?;
+    let mut cfg = banksync_testkit::signed_config(&sim);
     cfg.fetches_per_second = 0;
     let client = saltedge_client::Client::new(cfg)?;
     sync_engine::catalogue::refresh(&pool, &client).await?;

@@ -33,13 +33,7 @@ async fn fault_matrix_500s_and_429s_mid_pagination(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn fault_matrix_timeouts_and_drops_mid_pagination(pool: PgPool) {
     let f = matrix_fixture(&pool).await;
-    let mut cfg = saltedge_client::ClientConfig::signed(
-        f.sim.api_base(),
-        f.sim.app_credentials().0,
-        f.sim.app_credentials().1,
-        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-    )
-    .expect("test key");
+    let mut cfg = banksync_testkit::signed_config(&f.sim);
     cfg.timeout = Duration::from_millis(400);
     cfg.max_retries = 1;
     cfg.backoff_base = Duration::from_millis(5);

@@ -235,13 +235,7 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
             .unwrap();
         // Each worker's own client has no local limit: only the shared one (its fetch gate,
         // as every replica installs it) counts.
-        let mut cfg_c = saltedge_client::ClientConfig::signed(
-            sim.api_base(),
-            sim.app_credentials().0,
-            sim.app_credentials().1,
-            saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-        )
-        .unwrap();
+        let mut cfg_c = banksync_testkit::signed_config(&sim);
         cfg_c.fetches_per_second = 0;
         cfg_c.fetch_gate = Some(std::sync::Arc::new(
             sync_engine::fetch_limit::PgFetchGate::new(p.clone(), "global", 2),
@@ -626,13 +620,7 @@ async fn connect_sessions_share_the_fetch_budget_across_replicas(pool: PgPool) {
             .connect_with((*pool.connect_options()).clone())
             .await
             .unwrap();
-        let mut cfg = saltedge_client::ClientConfig::signed(
-            sim.api_base(),
-            sim.app_credentials().0,
-            sim.app_credentials().1,
-            saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-        )
-        .unwrap();
+        let mut cfg = banksync_testkit::signed_config(&sim);
         cfg.fetch_gate = Some(std::sync::Arc::new(
             sync_engine::fetch_limit::PgFetchGate::new(p, "global", 2),
         ));

@@ -27,17 +27,7 @@ pub struct Fixture {
 }
 
 pub fn client_for(sim: &Simulator, retries: u32) -> Client {
-    let mut c = saltedge_client::ClientConfig::signed(
-        sim.api_base(),
-        sim.app_credentials().0,
-        sim.app_credentials().1,
-        saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-    )
-    .expect("test key");
-    c.max_retries = retries;
-    c.backoff_base = Duration::from_millis(5);
-    c.fetches_per_second = 0;
-    Client::new(c).unwrap()
+    banksync_testkit::client_with(sim, |c| c.max_retries = retries)
 }
 
 pub async fn fixture(pool: &PgPool, f: impl FnOnce(&mut SimConfig)) -> Fixture {
