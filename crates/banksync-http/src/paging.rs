@@ -64,3 +64,73 @@ pub async fn decode(st: &AppState, scope: &str, cursor: &str) -> ApiResult<Strin
         .map_err(|_| refused())?;
     Ok(pos)
 }
+
+/// A list's position in a cursor: what its query resumes after, written and read back
+/// exactly.
+pub trait Position: Sized {
+    fn write(&self) -> String;
+    fn read(s: &str) -> Option<Self>;
+}
+
+/// Statement lines: (booking date, line id).
+impl Position for (chrono::NaiveDate, i64) {
+    fn write(&self) -> String {
+        format!("{}|{}", self.0, self.1)
+    }
+
+    fn read(s: &str) -> Option<Self> {
+        let (d, i) = s.split_once('|')?;
+        Some((d.parse().ok()?, i.parse().ok()?))
+    }
+}
+
+/// Sync runs: (started at, run id), to the microsecond Postgres keeps.
+impl Position for (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
+    fn write(&self) -> String {
+        format!(
+            "{}|{}",
+            self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            self.1
+        )
+    }
+
+    fn read(s: &str) -> Option<Self> {
+        let (t, i) = s.split_once('|')?;
+        Some((
+            chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc(),
+            i.parse().ok()?,
+        ))
+    }
+}
+
+/// The position a cursor of `scope` holds (none without a cursor).
+pub async fn after<P: Position>(
+    st: &AppState,
+    scope: &str,
+    cursor: Option<&str>,
+) -> ApiResult<Option<P>> {
+    let Some(c) = cursor else { return Ok(None) };
+    let pos = decode(st, scope, c).await?;
+    P::read(&pos)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))
+}
+
+/// One page of `rows` (fetched with `limit + 1`) and the cursor to the next, if any.
+pub async fn page<T, P: Position>(
+    st: &AppState,
+    scope: &str,
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> P,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    if rows.len() as i64 <= limit {
+        return Ok((rows, None));
+    }
+    rows.truncate(limit as usize);
+    let next = match rows.last() {
+        Some(last) => Some(encode(st, scope, &position(last).write()).await?),
+        None => None,
+    };
+    Ok((rows, next))
+}

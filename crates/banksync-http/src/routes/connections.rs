@@ -9,7 +9,7 @@ use sync_engine::runs;
 use uuid::Uuid;
 
 use crate::dto::{self, ConnectUrl, Connection, LinkRequest, ReturnTo, SyncQueued, SyncRun};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Company, Json, Path, Query};
 use crate::paging;
 use crate::AppState;
@@ -147,43 +147,10 @@ pub async fn sync_runs(
     let limit = paging::limit(q.limit)?;
     let c = flows::load(&st.pool, company, id).await?;
     let scope = format!("sync-runs|{company}|{}", c.id);
-    let after = match &q.cursor {
-        Some(cur) => {
-            let pos = paging::decode(&st, &scope, cur).await?;
-            let parsed = pos.split_once('|').and_then(|(t, i)| {
-                Some((
-                    chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc(),
-                    i.parse::<Uuid>().ok()?,
-                ))
-            });
-            Some(parsed.ok_or_else(|| {
-                ApiError::invalid("invalid_cursor", "cursor is not one this API gave out")
-            })?)
-        }
-        None => None,
-    };
-    let mut items = runs::page(&st.pool, c.id, after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        match items.last() {
-            Some(r) => Some(
-                paging::encode(
-                    &st,
-                    &scope,
-                    &format!(
-                        "{}|{}",
-                        r.started_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                        r.id
-                    ),
-                )
-                .await?,
-            ),
-            None => None,
-        }
-    } else {
-        None
-    };
+    let after = paging::after(&st, &scope, q.cursor.as_deref()).await?;
+    let rows = runs::page(&st.pool, c.id, after, limit + 1).await?;
+    let (items, next_cursor) =
+        paging::page(&st, &scope, rows, limit, |r| (r.started_at, r.id)).await?;
     Ok(Json(dto::SyncRunsPage {
         items: items.into_iter().map(SyncRun::from).collect(),
         next_cursor,

@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::dto::{LinesPage, StatementLine};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Company, Json, Path, Query};
 use crate::paging;
 use crate::AppState;
@@ -161,36 +161,16 @@ pub async fn lines(
 ) -> ApiResult<Json<LinesPage>> {
     let limit = paging::limit(q.limit)?;
     let scope = lines_scope(company, &q);
-    let after: Option<(NaiveDate, i64)> = match &q.cursor {
-        Some(c) => {
-            let pos = paging::decode(&st, &scope, c).await?;
-            let parsed = pos
-                .split_once('|')
-                .and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)));
-            Some(parsed.ok_or_else(|| {
-                ApiError::invalid("invalid_cursor", "cursor is not one this API gave out")
-            })?)
-        }
-        None => None,
-    };
+    let after = paging::after(&st, &scope, q.cursor.as_deref()).await?;
     let filter = statement_lines::LineFilter {
         journal_id: q.journal_id,
         from: q.from,
         to: q.to,
         status: q.status.map(LineStatus::into),
     };
-    let mut rows = statement_lines::page(&st.pool, company, &filter, after, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        match rows.last() {
-            Some(r) => {
-                Some(paging::encode(&st, &scope, &format!("{}|{}", r.booking_date, r.id)).await?)
-            }
-            None => None,
-        }
-    } else {
-        None
-    };
+    let rows = statement_lines::page(&st.pool, company, &filter, after, limit + 1).await?;
+    let (rows, next_cursor) =
+        paging::page(&st, &scope, rows, limit, |r| (r.booking_date, r.id)).await?;
     let items = rows.into_iter().map(line_dto).collect();
     Ok(Json(LinesPage { items, next_cursor }))
 }
