@@ -1,5 +1,7 @@
 //! The client against the simulator over real HTTP with real RSA signatures, and against
 //! the shared conformance material (`support/conformance.rs`).
+//!
+//! Long because every endpoint and error path of the client is exercised against the simulator.
 
 #[path = "support/conformance.rs"]
 mod conformance;

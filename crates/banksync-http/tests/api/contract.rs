@@ -1,4 +1,6 @@
 //! The REST API's contract: bad input refused clearly, limits, cursors, the OpenAPI document.
+//!
+//! Long because each part of the contract is checked by its own test.
 
 use super::support::*;
 

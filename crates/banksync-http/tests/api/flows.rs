@@ -1,4 +1,6 @@
 //! The bookkeeper's flows end to end: link, sync, update credentials, fetch accounts, revoke, delete, interactive questions, review, quarantine, state refusals.
+//!
+//! Long because each flow is tested end to end, link to lines, over real HTTP; one test a flow.
 
 use super::support::*;
 

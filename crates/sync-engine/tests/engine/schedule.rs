@@ -1,4 +1,6 @@
 //! The daily refresh rules, the tick, the catch-up and the fetch limit shared by replicas.
+//!
+//! Long because the refresh rules are a table-driven test and each replica scenario needs its own world.
 
 use super::support::*;
 
