@@ -126,7 +126,7 @@ pub async fn link(
     allowed_return_to(pool, service_origins, company, &req.return_to).await?;
     let inst = catalogue::get(pool, req.provider_code.as_str())
         .await?
-        .filter(|i| i.status == "active")
+        .filter(catalogue::Institution::is_active)
         .ok_or(SyncError::not_found("institution"))?;
     if !req.allow_second_connection {
         if let Some(connection_id) =

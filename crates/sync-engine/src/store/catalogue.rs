@@ -19,6 +19,14 @@ pub struct Institution {
     pub fake: bool,
 }
 
+impl Institution {
+    /// Salt Edge's provider status is kept as Salt Edge sends it (a value it adds later
+    /// survives); only `active` providers can be linked.
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
 /// Replaces the catalogue with Salt Edge's current providers and countries. Returns how
 /// many providers it holds.
 pub async fn refresh(pool: &PgPool, client: &Client) -> Result<usize> {
