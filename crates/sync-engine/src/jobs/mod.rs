@@ -3,6 +3,7 @@
 //! and its `run` — registered once in [`registry`]. Payloads are the structs serialized;
 //! nothing parses a payload by hand.
 
+mod context;
 mod kinds;
 pub mod queue;
 pub mod worker;
@@ -11,12 +12,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use saltedge_client::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+pub use context::JobContext;
 pub use kinds::{
     ListCustomer, ProcessCallback, Prune, RefreshCatalogue, RefreshConnection, Schedule,
     SyncConnection,
@@ -24,16 +25,6 @@ pub use kinds::{
 pub use queue::*;
 
 use crate::error::{Result, SyncError};
-
-/// What every job's `run` gets.
-#[derive(Clone)]
-pub struct JobContext {
-    pub pool: PgPool,
-    pub client: Client,
-    pub sync: crate::SyncOptions,
-    pub schedule: crate::schedule::ScheduleConfig,
-    pub retention: crate::retention::Retention,
-}
 
 /// One kind of background job.
 pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
