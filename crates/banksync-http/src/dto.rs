@@ -300,7 +300,7 @@ impl From<sync_engine::quarantine::QuarantinedRecord> for QuarantinedRecord {
         QuarantinedRecord {
             id: q.id,
             sync_run_id: q.sync_run_id,
-            kind: q.kind,
+            kind: q.kind.to_string(),
             saltedge_id: q.saltedge_id,
             raw: q.raw,
             reason: q.reason,
@@ -441,7 +441,7 @@ impl From<sync_engine::tokens::TokenInfo> for Token {
     fn from(t: sync_engine::tokens::TokenInfo) -> Self {
         Token {
             id: t.id,
-            kind: t.kind,
+            kind: t.kind.to_string(),
             company_id: t.company_id,
             name: t.name,
             created_at: t.created_at,

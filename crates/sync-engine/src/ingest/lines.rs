@@ -313,7 +313,7 @@ impl PreparedPage {
         self.quarantined.extend(
             rejected
                 .iter()
-                .map(|r| Quarantined::rejected("transaction", r)),
+                .map(|r| Quarantined::rejected(crate::quarantine::RecordKind::Transaction, r)),
         );
     }
 }
@@ -360,7 +360,12 @@ pub fn prepare(
     let mut quarantined = vec![];
     for t in txs {
         if let Some(reason) = unstorable(t) {
-            quarantined.push(Quarantined::unstorable("transaction", &t.id, t, reason));
+            quarantined.push(Quarantined::unstorable(
+                crate::quarantine::RecordKind::Transaction,
+                &t.id,
+                t,
+                reason,
+            ));
             continue;
         }
         // The same id twice in one page would trip the upsert; the second is a duplicate.

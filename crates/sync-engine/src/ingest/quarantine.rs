@@ -7,11 +7,12 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::error::Result;
+pub use crate::store::status::RecordKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Quarantined {
     /// `transaction` or `account`.
-    pub kind: &'static str,
+    pub kind: RecordKind,
     pub saltedge_id: Option<String>,
     pub raw: String,
     pub reason: String,
@@ -19,7 +20,7 @@ pub struct Quarantined {
 
 impl Quarantined {
     /// A record the client could not parse.
-    pub fn rejected(kind: &'static str, r: &saltedge_client::models::Rejected) -> Self {
+    pub fn rejected(kind: RecordKind, r: &saltedge_client::models::Rejected) -> Self {
         Quarantined {
             kind,
             saltedge_id: r.id.clone(),
@@ -30,7 +31,7 @@ impl Quarantined {
 
     /// A parsed record that cannot be stored.
     pub fn unstorable<T: serde::Serialize>(
-        kind: &'static str,
+        kind: RecordKind,
         id: &str,
         record: &T,
         reason: String,
@@ -54,9 +55,9 @@ pub async fn record<'e>(
         return Ok(());
     }
     for r in records {
-        tracing::warn!(run = %run_id, kind = r.kind, id = ?r.saltedge_id, reason = %r.reason, "record quarantined");
+        tracing::warn!(run = %run_id, kind = r.kind.as_str(), id = ?r.saltedge_id, reason = %r.reason, "record quarantined");
     }
-    let kinds: Vec<&str> = records.iter().map(|r| r.kind).collect();
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
     let ids: Vec<Option<&str>> = records.iter().map(|r| r.saltedge_id.as_deref()).collect();
     // Postgres text cannot hold U+0000; the raw JSON keeps its escapes, so only a raw NUL
     // (never valid JSON) would be replaced.
@@ -82,7 +83,7 @@ pub async fn record<'e>(
 pub struct QuarantinedRecord {
     pub id: i64,
     pub sync_run_id: Uuid,
-    pub kind: String,
+    pub kind: RecordKind,
     pub saltedge_id: Option<String>,
     pub raw: String,
     pub reason: String,
@@ -98,9 +99,9 @@ pub async fn for_connection(
 ) -> Result<Vec<QuarantinedRecord>> {
     Ok(sqlx::query_as!(
         QuarantinedRecord,
-        "SELECT q.id, q.sync_run_id, q.kind, q.saltedge_id, q.raw, q.reason, q.created_at
+        r#"SELECT q.id, q.sync_run_id, q.kind AS "kind: RecordKind", q.saltedge_id, q.raw, q.reason, q.created_at
          FROM quarantined_records q JOIN sync_runs r ON r.id = q.sync_run_id
-         WHERE q.company_id = $1 AND r.connection_id = $2 ORDER BY q.id DESC LIMIT $3",
+         WHERE q.company_id = $1 AND r.connection_id = $2 ORDER BY q.id DESC LIMIT $3"#,
         company_id,
         connection_id,
         limit

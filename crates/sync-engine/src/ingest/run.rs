@@ -110,11 +110,9 @@ async fn run(
     let mut account_pages = std::pin::pin!(client.account_pages(&conn.saltedge_id));
     while let Some(page) = account_pages.try_next().await? {
         accounts.extend(page.items);
-        bad_accounts.extend(
-            page.rejected
-                .iter()
-                .map(|r| crate::quarantine::Quarantined::rejected("account", r)),
-        );
+        bad_accounts.extend(page.rejected.iter().map(|r| {
+            crate::quarantine::Quarantined::rejected(crate::quarantine::RecordKind::Account, r)
+        }));
     }
     let acc = mapping::sync_accounts(
         pool,

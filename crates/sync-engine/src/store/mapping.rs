@@ -151,7 +151,10 @@ pub async fn sync_accounts(
             let reason = format!("currency code {:?} is not a currency code", a.currency_code);
             out.quarantined
                 .push(crate::quarantine::Quarantined::unstorable(
-                    "account", &a.id, a, reason,
+                    crate::quarantine::RecordKind::Account,
+                    &a.id,
+                    a,
+                    reason,
                 ));
             continue;
         }

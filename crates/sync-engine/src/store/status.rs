@@ -1,5 +1,5 @@
-//! The states stored as text columns, as Rust enums mapped to the database (their `CHECK`
-//! constraints list the same values): nothing compares status strings.
+//! The states and kinds stored as text columns, as Rust enums mapped to the database (their
+//! `CHECK` constraints list the same values): nothing compares status or kind strings.
 
 use serde::Serialize;
 
@@ -74,5 +74,21 @@ text_enum!(
         Done = "done",
         Failed = "failed",
         Dead = "dead",
+    }
+);
+
+text_enum!(
+    /// Whose an API token is: a company's, or an operator's.
+    TokenKind {
+        Company = "company",
+        Operator = "operator",
+    }
+);
+
+text_enum!(
+    /// What a quarantined record was.
+    RecordKind {
+        Transaction = "transaction",
+        Account = "account",
     }
 );

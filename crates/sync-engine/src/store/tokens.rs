@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::store::status::TokenKind;
 
 pub fn hash(token: &str) -> String {
     crate::digest::sha256_hex(token, 32)
@@ -58,7 +59,7 @@ pub async fn insert(
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
     let hash = hash(token);
     let row = sqlx::query!(
-        r#"SELECT id, company_id, kind, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS "stale!"
+        r#"SELECT id, company_id, kind AS "kind: TokenKind", (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS "stale!"
          FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"#,
         hash
     )
@@ -76,8 +77,8 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
         .execute(pool)
         .await?;
     }
-    Ok(Some(match (kind.as_str(), company) {
-        ("company", Some(company_id)) => Principal::Company {
+    Ok(Some(match (kind, company) {
+        (TokenKind::Company, Some(company_id)) => Principal::Company {
             token_id: id,
             company_id,
         },
@@ -88,7 +89,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct TokenInfo {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: TokenKind,
     pub company_id: Option<Uuid>,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -99,8 +100,8 @@ pub struct TokenInfo {
 
 /// Tokens, newest first (never the token itself: it is not stored).
 pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TokenInfo>> {
-    Ok(sqlx::query_as!(TokenInfo, "SELECT id, kind, company_id, name, created_at, expires_at, last_used_at, revoked_at FROM api_tokens
-         ORDER BY created_at DESC LIMIT $1", limit)
+    Ok(sqlx::query_as!(TokenInfo, r#"SELECT id, kind AS "kind: TokenKind", company_id, name, created_at, expires_at, last_used_at, revoked_at FROM api_tokens
+         ORDER BY created_at DESC LIMIT $1"#, limit)
     .fetch_all(pool)
     .await?)
 }

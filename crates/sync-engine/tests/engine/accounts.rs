@@ -330,28 +330,48 @@ async fn every_tenant_table_carries_company_id(pool: PgPool) {
 /// The status enums hold exactly the values the columns' CHECK constraints allow.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn status_enums_match_the_check_constraints(pool: PgPool) {
-    use sync_engine::status::{ConnectionStatus, JobStatus, LineStatus, RunStatus};
-    let tables: [(&str, Vec<&str>); 4] = [
+    use sync_engine::status::{
+        ConnectionStatus, JobStatus, LineStatus, RecordKind, RunStatus, TokenKind,
+    };
+    let tables: [(&str, &str, Vec<&str>); 6] = [
         (
             "connections",
+            "status",
             ConnectionStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ),
         (
             "sync_runs",
+            "status",
             RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ),
         (
             "statement_lines",
+            "status",
             LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ),
-        ("jobs", JobStatus::ALL.iter().map(|s| s.as_str()).collect()),
+        (
+            "jobs",
+            "status",
+            JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "api_tokens",
+            "kind",
+            TokenKind::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "quarantined_records",
+            "kind",
+            RecordKind::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
     ];
-    for (table, values) in tables {
+    for (table, column, values) in tables {
         let def: String = sqlx::query_scalar(
             "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-             WHERE t.relname = $1 AND c.contype = 'c' AND pg_get_constraintdef(c.oid) LIKE '%status%'",
+             WHERE t.relname = $1 AND c.contype = 'c' AND pg_get_constraintdef(c.oid) LIKE '%(' || $2 || '%'",
         )
         .bind(table)
+        .bind(column)
         .fetch_one(&pool)
         .await
         .unwrap();
