@@ -215,6 +215,8 @@ async fn copy_baseline(opts: &PgConnectOptions, like: &str) -> anyhow::Result<f6
         }
         file.flush().await?;
     }
+    // The baseline's scratch table: DDL outside the schema (and a table the macros cannot
+    // know), so plain queries.
     sqlx::query("DROP TABLE IF EXISTS bench_scratch")
         .execute(&mut conn)
         .await?;

@@ -194,35 +194,30 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
             .body(s[i].0.clone())
     })
     .await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT identity) FROM callback_inbox")
+    let stored: i64 =
+        sqlx::query_scalar!(r#"SELECT count(DISTINCT identity) AS "n!" FROM callback_inbox"#)
+            .fetch_one(&pool)
+            .await?;
+    let rows: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM callback_inbox"#)
         .fetch_one(&pool)
         .await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox")
-        .fetch_one(&pool)
-        .await?;
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'process_callback'")
-        .fetch_one(&pool)
-        .await?;
+    let jobs: i64 =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM jobs WHERE kind = 'process_callback'"#)
+            .fetch_one(&pool)
+            .await?;
 
     // The statement-lines list: one company with 10,000 lines.
     let company = sync_engine::companies::create(&pool, "Load Ltd").await?;
     let (_, token) = sync_engine::tokens::create(&pool, company.id, "load").await?;
     let journal =
         sync_engine::mapping::create_journal(&pool, company.id, "Bank", "EUR", None).await?;
-    sqlx::query(
-        "INSERT INTO bank_accounts (id, company_id, journal_id, saltedge_id, currency) VALUES (gen_random_uuid(), $1, $2, 'load-acc', 'EUR')",
-    )
-    .bind(company.id)
-    .bind(journal.id)
+    sqlx::query!("INSERT INTO bank_accounts (id, company_id, journal_id, saltedge_id, currency) VALUES (gen_random_uuid(), $1, $2, 'load-acc', 'EUR')", company.id, journal.id)
     .execute(&pool)
     .await?;
-    sqlx::query(
-        "INSERT INTO statement_lines (company_id, journal_id, bank_account_id, booking_date, amount, currency, description, saltedge_transaction_id,
+    sqlx::query!("INSERT INTO statement_lines (company_id, journal_id, bank_account_id, booking_date, amount, currency, description, saltedge_transaction_id,
              status, fingerprint, content_hash)
          SELECT a.company_id, $1, a.id, date '2026-01-01' + (g % 300), (g % 10000)::numeric / 100, 'EUR', 'Line ' || g, g::text, 'posted', md5(g::text), md5(g::text)
-         FROM generate_series(1, 10000) g, bank_accounts a WHERE a.saltedge_id = 'load-acc'",
-    )
-    .bind(journal.id)
+         FROM generate_series(1, 10000) g, bank_accounts a WHERE a.saltedge_id = 'load-acc'", journal.id)
     .execute(&pool)
     .await?;
     // A journal's lines from a date, as a bookkeeping frontend pages through them.

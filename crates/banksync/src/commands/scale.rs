@@ -110,11 +110,13 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     }
     let company_ids: Vec<Uuid> = (0..a.companies).map(|_| Uuid::new_v4()).collect();
     let names: Vec<String> = (0..a.companies).map(|i| format!("Scale {i}")).collect();
-    sqlx::query("INSERT INTO companies (id, name) SELECT * FROM UNNEST($1::uuid[], $2::text[])")
-        .bind(&company_ids)
-        .bind(&names)
-        .execute(&pool)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO companies (id, name) SELECT * FROM UNNEST($1::uuid[], $2::text[])",
+        &company_ids,
+        &names
+    )
+    .execute(&pool)
+    .await?;
     let mut customers: Vec<String> = vec![String::new(); a.companies];
     for (company, customer, _, _) in &rows {
         customers[*company] = customer.clone();
@@ -122,12 +124,7 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     let idents: Vec<String> = (0..a.companies)
         .map(|i| format!("scale-{i}@bench.example"))
         .collect();
-    let customer_rows: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO saltedge_customers (company_id, saltedge_id, identifier) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) RETURNING id",
-    )
-    .bind(&company_ids)
-    .bind(&customers)
-    .bind(&idents)
+    let customer_rows: Vec<Uuid> = sqlx::query_scalar!("INSERT INTO saltedge_customers (company_id, saltedge_id, identifier) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) RETURNING id", &company_ids, &customers, &idents)
     .fetch_all(&pool)
     .await?;
     let seen_at = start - chrono::Duration::hours(20);
@@ -140,18 +137,10 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
         c_provider.push(provider.to_string());
         c_country.push(provider.rsplit('_').next().unwrap_or("xf").to_uppercase());
     }
-    sqlx::query(
-        "INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, country_code, status, daily_refresh,
+    sqlx::query!("INSERT INTO connections (company_id, customer_id, saltedge_id, provider_code, country_code, status, daily_refresh,
              stage, saltedge_last_success_at, last_synced_at)
          SELECT u.company, u.customer, u.se, u.provider, u.country, 'active', true, 'finish', $6, $6
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(company, customer, se, provider, country)",
-    )
-    .bind(&c_company)
-    .bind(&c_customer)
-    .bind(&c_se)
-    .bind(&c_provider)
-    .bind(&c_country)
-    .bind(seen_at)
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(company, customer, se, provider, country)", &c_company, &c_customer, &c_se, &c_provider, &c_country, seen_at)
     .execute(&pool)
     .await?;
     let seeding_s = seeding.elapsed().as_secs_f64();
@@ -183,9 +172,12 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
         scheduler::tick(&pool, &client, &schedule, now).await?;
         ticks_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let queued: Vec<(i64, String, serde_json::Value)> =
-            sqlx::query_as("SELECT id, kind, payload FROM jobs WHERE status = 'queued' AND kind IN ('list_customer', 'refresh_connection')")
+            sqlx::query!("SELECT id, kind, payload FROM jobs WHERE status = 'queued' AND kind IN ('list_customer', 'refresh_connection')")
                 .fetch_all(&pool)
-                .await?;
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.kind, r.payload))
+                .collect();
         for (id, kind, payload) in queued {
             if kind == "list_customer" {
                 listings += 1;
@@ -204,27 +196,24 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
                     .parse()?;
                 scheduler::refresh(&pool, &client, &schedule, conn, now).await?;
             }
-            sqlx::query("DELETE FROM jobs WHERE id = $1")
-                .bind(id)
+            sqlx::query!("DELETE FROM jobs WHERE id = $1", id)
                 .execute(&pool)
                 .await?;
         }
         // Syncs are outside this benchmark: the queued ones count as done at once.
-        sqlx::query(
-            "WITH q AS (DELETE FROM jobs WHERE kind = 'sync_connection' RETURNING (payload->>'connection_id')::uuid AS c, (payload->>'run_id')::uuid AS r),
+        sqlx::query!("WITH q AS (DELETE FROM jobs WHERE kind = 'sync_connection' RETURNING (payload->>'connection_id')::uuid AS c, (payload->>'run_id')::uuid AS r),
                   runs AS (UPDATE sync_runs SET status = 'succeeded', finished_at = $1 WHERE id IN (SELECT r FROM q))
-             UPDATE connections SET last_synced_at = $1 WHERE id IN (SELECT c FROM q)",
-        )
-        .bind(now)
+             UPDATE connections SET last_synced_at = $1 WHERE id IN (SELECT c FROM q)", now)
         .execute(&pool)
         .await?;
         now += chrono::Duration::seconds(a.tick_secs as i64);
     }
     let calls = sim.requests().len() - requests_before;
     ticks_ms.sort_by(f64::total_cmp);
-    let db_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-        .fetch_one(&pool)
-        .await?;
+    let db_bytes: i64 =
+        sqlx::query_scalar!(r#"SELECT pg_database_size(current_database()) AS "bytes!""#)
+            .fetch_one(&pool)
+            .await?;
     sim.stop().await;
     Ok(serde_json::json!({
         "companies": a.companies,

@@ -23,6 +23,8 @@ where
         .connect()
         .await
         .context("cannot reach Postgres (DATABASE_URL)")?;
+    // DDL with an identifier (a name made here, never input): not a checked query, as
+    // identifiers cannot be bound.
     sqlx::query(&format!("CREATE DATABASE {db_name}"))
         .execute(&mut admin)
         .await?;
