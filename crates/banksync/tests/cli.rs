@@ -306,3 +306,31 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
     refuse(out, "under 2048 bits");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `banksync bench ingest` runs end to end on a small history (its simulator child, its
+/// scratch database) and prints its figures: a benchmark that no longer starts is caught
+/// here, not when someone needs the numbers.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn bench_ingest_runs_and_reports(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["bench", "ingest", "--transactions", "300"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&text[text.find('{').unwrap_or(0)..]).expect("a JSON report");
+    assert!(
+        report["first_import_rows_per_s"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert!(report["pages"].as_i64().is_some_and(|p| p >= 1), "{report}");
+}

@@ -106,7 +106,9 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
             "1",
             "--pending",
             "0",
-            "--duplicated",
+            "--twins",
+            "0",
+            "--reissued",
             "0",
         ])
         .args(["--transactions", &n.to_string(), "--history-days", "3650"])
