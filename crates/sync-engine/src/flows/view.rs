@@ -19,6 +19,24 @@ pub struct ConnectionView {
 
 pub async fn connection_view(pool: &PgPool, c: Connection) -> Result<ConnectionView> {
     let journals = mapping::journals(pool, c.company_id).await?;
+    view_with(pool, c, &journals).await
+}
+
+/// Every connection of the company, oldest first (the company's journals read once).
+pub async fn connection_views(pool: &PgPool, company: Uuid) -> Result<Vec<ConnectionView>> {
+    let journals = mapping::journals(pool, company).await?;
+    let mut out = vec![];
+    for c in connections::of_company(pool, company).await? {
+        out.push(view_with(pool, c, &journals).await?);
+    }
+    Ok(out)
+}
+
+async fn view_with(
+    pool: &PgPool,
+    c: Connection,
+    journals: &[mapping::Journal],
+) -> Result<ConnectionView> {
     let accounts = mapping::accounts_of_connection(pool, c.id)
         .await?
         .into_iter()
@@ -40,13 +58,4 @@ pub async fn connection_view(pool: &PgPool, c: Connection) -> Result<ConnectionV
         accounts,
         last_run,
     })
-}
-
-/// Every connection of the company, oldest first.
-pub async fn connection_views(pool: &PgPool, company: Uuid) -> Result<Vec<ConnectionView>> {
-    let mut out = vec![];
-    for c in connections::of_company(pool, company).await? {
-        out.push(connection_view(pool, c).await?);
-    }
-    Ok(out)
 }
