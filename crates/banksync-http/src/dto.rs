@@ -342,9 +342,8 @@ pub struct StatementLine {
     pub payee: Option<String>,
     pub counterparty_iban: Option<String>,
     pub saltedge_transaction_id: String,
-    pub pending_transaction_id: Option<String>,
-    /// pending or posted
-    pub status: String,
+    /// The pending transaction this line posted from (`GET /api/v1/pending-transactions`).
+    pub pending_transaction_id: Option<i64>,
     /// Another line that looks the same (same fingerprint, or Salt Edge's
     /// `possible_duplicate` hint with the same amount, date and currency): worth a look.
     pub suspect_duplicate_of: Option<i64>,
@@ -361,6 +360,40 @@ pub struct StatementLine {
     /// The bank's text held characters that cannot be stored (U+0000, lone UTF-16
     /// surrogates), replaced by U+FFFD; true whenever the line's text holds U+FFFD.
     pub text_repaired: bool,
+}
+
+/// A transaction the bank has not booked yet: out of the books until it posts.
+#[derive(Serialize, ToSchema)]
+pub struct PendingTransaction {
+    pub id: i64,
+    pub journal_id: Uuid,
+    pub bank_account_id: Uuid,
+    pub saltedge_transaction_id: String,
+    pub booking_date: NaiveDate,
+    pub value_date: Option<NaiveDate>,
+    /// Decimal string, negative for money leaving the account.
+    pub amount: String,
+    pub currency: String,
+    pub description: String,
+    pub payee: Option<String>,
+    /// `pending` (listed by Salt Edge now), `posted` (became the statement line
+    /// `posted_line_id`) or `expired` (Salt Edge stopped listing it before it posted).
+    #[schema(pattern = "^(pending|posted|expired)$")]
+    pub state: String,
+    pub posted_line_id: Option<i64>,
+    pub first_seen_at: DateTime<Utc>,
+    /// When it posted or expired.
+    pub resolved_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Value,
+    pub text_repaired: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingPage {
+    pub items: Vec<PendingTransaction>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -21,7 +21,8 @@ use utoipa::{Modify, OpenApi};
 use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{
-    admin, bank_accounts, connections, institutions, journals, ops, statement_lines,
+    admin, bank_accounts, connections, institutions, journals, ops, pending_transactions,
+    statement_lines,
 };
 use crate::AppState;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -372,6 +373,7 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::confirm_duplicate))
         .routes(routes!(statement_lines::dismiss_duplicate))
         .routes(routes!(statement_lines::undo_review))
+        .routes(routes!(pending_transactions::list))
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::rerun))
         .routes(routes!(admin::tokens))

@@ -108,8 +108,9 @@ async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
         .flat_map(|a| a.posted.iter().chain(&a.pending).map(|t| t.id.clone()))
         .collect();
     expected.sort();
+    // Posted transactions are lines, pending ones open pending transactions.
     let mut got: Vec<String> =
-        sqlx::query_scalar("SELECT saltedge_transaction_id FROM statement_lines")
+        sqlx::query_scalar("SELECT saltedge_transaction_id FROM statement_lines UNION ALL SELECT saltedge_transaction_id FROM pending_transactions WHERE state = 'pending'")
             .fetch_all(&pool)
             .await
             .unwrap();

@@ -6,4 +6,5 @@ pub mod connections;
 pub mod institutions;
 pub mod journals;
 pub mod ops;
+pub mod pending_transactions;
 pub mod statement_lines;

@@ -24,30 +24,17 @@ pub struct LinesQuery {
     /// Booking date to (inclusive).
     #[param(nullable = false)]
     pub to: Option<NaiveDate>,
-    #[param(inline, nullable = false)]
-    pub status: Option<LineStatus>,
+    /// Every line is booked: `posted` is the only status. Pending transactions moved to
+    /// `GET /api/v1/pending-transactions`; `status=pending` is refused with 422
+    /// `pending_moved`, which says so.
+    #[param(nullable = false, pattern = "^posted$")]
+    pub status: Option<String>,
     /// `next_cursor` of the previous page, with the same filters.
     #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
     pub cursor: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     pub limit: Option<i64>,
-}
-
-#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LineStatus {
-    Pending,
-    Posted,
-}
-
-impl From<LineStatus> for statement_lines::LineStatus {
-    fn from(s: LineStatus) -> Self {
-        match s {
-            LineStatus::Pending => statement_lines::LineStatus::Pending,
-            LineStatus::Posted => statement_lines::LineStatus::Posted,
-        }
-    }
 }
 
 fn line_dto(r: statement_lines::Line) -> StatementLine {
@@ -74,7 +61,6 @@ fn line_dto(r: statement_lines::Line) -> StatementLine {
         counterparty_iban: r.counterparty_iban,
         saltedge_transaction_id: r.saltedge_transaction_id,
         pending_transaction_id: r.pending_transaction_id,
-        status: r.status.to_string(),
         suspect_duplicate_of: r.suspect_duplicate_of,
         duplicate_review: duplicate_review.map(str::to_string),
         in_journal: r.duplicate_confirmed_at.is_none(),
@@ -142,12 +128,8 @@ pub async fn undo_review(
 /// What a statement-lines cursor is valid for: this company and these filters.
 fn lines_scope(company: Uuid, q: &LinesQuery) -> String {
     format!(
-        "statement-lines|{company}|{:?}|{:?}|{:?}|{:?}",
-        q.journal_id,
-        q.from,
-        q.to,
-        q.status
-            .map(|s| statement_lines::LineStatus::from(s).as_str())
+        "statement-lines|{company}|{:?}|{:?}|{:?}",
+        q.journal_id, q.from, q.to
     )
 }
 
@@ -159,6 +141,21 @@ pub async fn lines(
     Company(company): Company,
     Query(q): Query<LinesQuery>,
 ) -> ApiResult<Json<LinesPage>> {
+    match q.status.as_deref() {
+        None | Some("posted") => {}
+        Some("pending") => {
+            return Err(crate::error::ApiError::invalid(
+                "pending_moved",
+                "statement lines are booked transactions only; pending transactions are at GET /api/v1/pending-transactions",
+            ))
+        }
+        Some(_) => {
+            return Err(crate::error::ApiError::invalid(
+                "invalid_status",
+                "status can only be posted: every statement line is booked",
+            ))
+        }
+    }
     let limit = paging::limit(q.limit)?;
     let scope = lines_scope(company, &q);
     let after = paging::after(&st, &scope, q.cursor.as_deref()).await?;
@@ -166,7 +163,6 @@ pub async fn lines(
         journal_id: q.journal_id,
         from: q.from,
         to: q.to,
-        status: q.status.map(LineStatus::into),
     };
     let rows = statement_lines::page(&st.pool, company, &filter, after, limit + 1).await?;
     let (rows, next_cursor) =

@@ -53,15 +53,25 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
         .map(|a| a.posted.len() + a.pending.len())
         .sum();
     let lines = all_lines(&s).await;
+    let pending = all_pending(&s).await;
     assert_eq!(
-        lines.len(),
+        truth
+            .accounts
+            .iter()
+            .map(|a| a.pending.len())
+            .sum::<usize>(),
+        pending.len(),
+        "each pending transaction once, out of the books"
+    );
+    assert_eq!(
+        lines.len() + pending.len(),
         expected,
         "each transaction exactly once through the API"
     );
     let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
     assert_eq!(journals.as_array().unwrap().len(), 2);
 
-    // Filters: posted only, one journal, a date window.
+    // Filters: one journal; every line is booked, pending ones have their own resource.
     let j0 = conn["accounts"][0]["journal_id"].as_str().unwrap();
     let (_, posted) = s
         .call(
@@ -70,11 +80,31 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
             None,
         )
         .await;
-    assert!(posted["items"]
-        .as_array()
+    let posted = posted["items"].as_array().unwrap();
+    assert!(!posted.is_empty() && posted.iter().all(|l| l["journal_id"] == j0));
+    let (_, pending) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/pending-transactions?journal_id={j0}"),
+            None,
+        )
+        .await;
+    let pending = pending["items"].as_array().unwrap();
+    assert!(!pending.is_empty());
+    assert!(pending.iter().all(|p| p["journal_id"] == j0
+        && p["state"] == "pending"
+        && p["posted_line_id"].is_null()));
+    let (st, p) = s
+        .call(Method::GET, "/api/v1/statement-lines?status=pending", None)
+        .await;
+    assert_eq!(
+        (st.as_u16(), p["code"].as_str()),
+        (422, Some("pending_moved"))
+    );
+    assert!(p["detail"]
+        .as_str()
         .unwrap()
-        .iter()
-        .all(|l| l["status"] == "posted" && l["journal_id"] == j0));
+        .contains("/api/v1/pending-transactions"));
     let (st, _) = s
         .call(Method::GET, "/api/v1/statement-lines?status=weird", None)
         .await;
@@ -125,7 +155,10 @@ async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
         .iter()
         .map(|a| a.posted.len() + a.pending.len())
         .sum();
-    assert_eq!(all_lines(&s).await.len(), expected);
+    assert_eq!(
+        all_lines(&s).await.len() + all_pending(&s).await.len(),
+        expected
+    );
 
     // Sync now + history.
     let before = succeeded_runs(&s, &conn_id).await;
@@ -426,7 +459,7 @@ async fn flagged_lines_are_confirmed_dismissed_and_undone(pool: PgPool) {
     );
     let unflagged = lines
         .iter()
-        .find(|l| l["duplicate_review"].is_null() && l["status"] == "posted")
+        .find(|l| l["duplicate_review"].is_null())
         .unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -718,7 +751,7 @@ async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
         .sum::<usize>()
         - 3;
     assert_eq!(
-        all_lines(&s).await.len(),
+        all_lines(&s).await.len() + all_pending(&s).await.len(),
         expected,
         "every other line imported"
     );

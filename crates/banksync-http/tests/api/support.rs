@@ -239,12 +239,22 @@ pub async fn wait_sync(s: &Stack, conn: &str, runs_before: usize) -> Value {
 }
 
 pub async fn all_lines(s: &Stack) -> Vec<Value> {
+    all_of(s, "/api/v1/statement-lines?limit=50").await
+}
+
+/// Every open pending transaction (out of the books), all pages.
+pub async fn all_pending(s: &Stack) -> Vec<Value> {
+    all_of(s, "/api/v1/pending-transactions?limit=50").await
+}
+
+/// Every item of a paged list, following `next_cursor`.
+pub async fn all_of(s: &Stack, first: &str) -> Vec<Value> {
     let mut out = vec![];
     let mut cursor: Option<String> = None;
     loop {
         let q = match &cursor {
-            Some(c) => format!("/api/v1/statement-lines?limit=50&cursor={c}"),
-            None => "/api/v1/statement-lines?limit=50".to_string(),
+            Some(c) => format!("{first}&cursor={c}"),
+            None => first.to_string(),
         };
         let (st, page) = s.call(Method::GET, &q, None).await;
         assert_eq!(st, 200);

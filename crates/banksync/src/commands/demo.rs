@@ -264,11 +264,20 @@ async fn tour(
         .json()
         .await?;
     let items = lines["items"].as_array().cloned().unwrap_or_default();
+    let pending: Value = api(
+        reqwest::Method::GET,
+        "/api/v1/pending-transactions?limit=1000",
+    )
+    .send()
+    .await?
+    .json()
+    .await?;
+    let pending = pending["items"].as_array().cloned().unwrap_or_default();
     for acc in conn["accounts"].as_array().cloned().unwrap_or_default() {
         let jid = acc["journal_id"].as_str().unwrap_or("");
         let mine: Vec<&Value> = items.iter().filter(|l| l["journal_id"] == jid).collect();
-        let posted = mine.iter().filter(|l| l["status"] == "posted").count();
-        let pending = mine.len() - posted;
+        let posted = mine.len();
+        let pending = pending.iter().filter(|p| p["journal_id"] == jid).count();
         let check = match acc["balance_mismatch"].as_str() {
             None => "balance check ✓".to_string(),
             Some(d) => format!("balance differs by {d}"),
@@ -289,8 +298,8 @@ async fn tour(
             .map(|a| a.posted.len() + a.pending.len())
             .sum();
         println!(
-            "  lines {} · the simulator holds {} transactions (posted + pending, not duplicated)",
-            items.len(),
+            "  lines + pending {} · the simulator holds {} transactions (posted + pending, not duplicated)",
+            items.len() + pending.len(),
             expected
         );
     }

@@ -215,8 +215,8 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
     .execute(&pool)
     .await?;
     sqlx::query!("INSERT INTO statement_lines (company_id, journal_id, bank_account_id, booking_date, amount, currency, description, saltedge_transaction_id,
-             status, fingerprint, content_hash)
-         SELECT a.company_id, $1, a.id, date '2026-01-01' + (g % 300), (g % 10000)::numeric / 100, 'EUR', 'Line ' || g, g::text, 'posted', md5(g::text), md5(g::text)
+             fingerprint, content_hash)
+         SELECT a.company_id, $1, a.id, date '2026-01-01' + (g % 300), (g % 10000)::numeric / 100, 'EUR', 'Line ' || g, g::text, md5(g::text), md5(g::text)
          FROM generate_series(1, 10000) g, bank_accounts a WHERE a.saltedge_id = 'load-acc'", journal.id)
     .execute(&pool)
     .await?;

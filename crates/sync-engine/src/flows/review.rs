@@ -23,7 +23,6 @@ struct LineFacts {
     company_id: Uuid,
     connection_id: Option<Uuid>,
     saltedge_transaction_id: String,
-    status: crate::store::status::LineStatus,
     suspect_duplicate_of: Option<i64>,
     duplicate_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
     duplicate_dismissed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -39,7 +38,7 @@ pub async fn decide(
 ) -> Result<()> {
     let facts = sqlx::query_as!(
         LineFacts,
-        r#"SELECT a.company_id, a.connection_id, l.saltedge_transaction_id, l.status AS "status: crate::store::status::LineStatus",
+        r#"SELECT a.company_id, a.connection_id, l.saltedge_transaction_id,
                 l.suspect_duplicate_of, l.duplicate_confirmed_at, l.duplicate_dismissed_at
          FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id WHERE l.id = $1 AND l.company_id = $2"#,
         line_id,
@@ -61,12 +60,6 @@ pub async fn decide(
             return Err(SyncError::conflict(
                 "conflict",
                 "this line is not flagged as a possible duplicate",
-            ))
-        }
-        Decision::ConfirmDuplicate if facts.status != crate::store::status::LineStatus::Posted => {
-            return Err(SyncError::conflict(
-                "conflict",
-                "a pending transaction cannot be marked as a duplicate; wait until it posts",
             ))
         }
         Decision::Undo if !decided => {

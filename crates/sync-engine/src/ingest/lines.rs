@@ -1,19 +1,23 @@
 //! Deduplication: where Salt Edge transactions become statement lines, exactly once.
 //!
+//! Journals hold booked (posted) transactions only; pending ones live in
+//! `pending_transactions` until they post or expire.
+//!
 //! The rules, each with a test in `tests/engine/dedup.rs`:
 //!
 //! 1. **One line per Salt Edge transaction id.** Lines are upserted on
 //!    `(bank_account_id, saltedge_transaction_id)`; seeing the same transaction again changes
 //!    nothing unless Salt Edge changed its content, which updates the line in place.
-//! 2. **Pending that posts under a new id updates its line.** A posted transaction whose id
-//!    we have not seen is matched against the account's pending lines: same amount and
-//!    currency, booking dates at most `pending_match_days` apart, then the most similar
-//!    description (token overlap of the normalised text). A match is taken when the
-//!    similarity reaches `min_similarity` or the candidate is the only one. The pending line
-//!    becomes posted, keeps its line id and remembers the pending id.
-//! 3. **Pending lines that vanish are removed, posted lines never.** After a complete pending
-//!    list, pending lines of the connection that Salt Edge no longer lists are deleted; the
-//!    delete is restricted to `status = 'pending'`.
+//! 2. **A pending transaction that posts is linked, not doubled.** A posted transaction whose
+//!    id we have not seen is matched against the account's open pending transactions: the
+//!    same Salt Edge id, else same amount and currency, booking dates at most
+//!    `pending_match_days` apart, then the most similar description (token overlap of the
+//!    normalised text). A match is taken when the similarity reaches `min_similarity` or the
+//!    candidate is the only one. The new line records `pending_transaction_id`; the pending
+//!    transaction becomes `posted` with `posted_line_id`.
+//! 3. **Pending transactions that vanish expire; lines never do.** After a complete pending
+//!    list, the connection's pending transactions that Salt Edge no longer lists become
+//!    `expired` (kept, out of the books). An expired one can still be matched when it posts.
 //! 4. **`duplicated` transactions do not become lines.** Only a client sets `duplicated`
 //!    (`PUT /transactions/duplicate`, which banksync does when a bookkeeper confirms a
 //!    flagged line); such transactions leave `/transactions`. Any that still arrive are
@@ -149,6 +153,8 @@ struct Row {
     text_repaired: bool,
     /// Salt Edge's `extra.possible_duplicate` hint.
     possible_duplicate: bool,
+    /// The pending transaction this posted one replaces (rule 2).
+    pending_id: Option<i64>,
 }
 
 fn holds_replacement(v: &serde_json::Value) -> bool {
@@ -220,11 +226,13 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         text_repaired: t.description.contains('\u{FFFD}') || holds_replacement(&t.extra),
         possible_duplicate: extra.possible_duplicate == Some(true),
         extra: t.extra.clone(),
+        pending_id: None,
     }
 }
 
-/// The connection's pending lines, read once per sync (the sync holds the connection's lock,
-/// so nobody else changes them) and consumed as posted transactions replace them.
+/// The connection's open pending transactions (not posted yet, still listed or expired), read
+/// once per sync (the sync holds the connection's lock, so nobody else changes them) and
+/// consumed as posted transactions replace them.
 #[derive(Default)]
 pub struct PendingLines {
     lines: Vec<PendingLine>,
@@ -235,9 +243,9 @@ impl PendingLines {
     pub async fn load(pool: &PgPool, connection_id: Uuid) -> Result<PendingLines> {
         let lines = sqlx::query_as!(
             PendingLine,
-            "SELECT l.id, l.bank_account_id, l.booking_date, l.amount, l.currency, l.description
-             FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-             WHERE a.connection_id = $1 AND l.status = 'pending' ORDER BY l.id",
+            "SELECT p.id, p.bank_account_id, p.saltedge_transaction_id, p.booking_date, p.amount, p.currency, p.description
+             FROM pending_transactions p JOIN bank_accounts a ON a.id = p.bank_account_id
+             WHERE a.connection_id = $1 AND p.posted_line_id IS NULL ORDER BY p.id",
             connection_id
         )
         .fetch_all(pool)
@@ -257,19 +265,28 @@ impl PendingLines {
 struct PendingLine {
     id: i64,
     bank_account_id: Uuid,
+    saltedge_transaction_id: String,
     booking_date: NaiveDate,
     amount: Decimal,
     currency: String,
     description: String,
 }
 
-/// Rule 2: picks the pending line a new posted row replaces, if any.
+/// Rule 2: picks the pending transaction a new posted row replaces, if any.
 fn match_pending<'a>(
     r: &Row,
     candidates: &'a [PendingLine],
     used: &HashSet<i64>,
     opts: &DedupOptions,
 ) -> Option<&'a PendingLine> {
+    let same_id = candidates.iter().find(|p| {
+        !used.contains(&p.id)
+            && p.bank_account_id == r.bank_account_id
+            && p.saltedge_transaction_id == r.saltedge_id
+    });
+    if same_id.is_some() {
+        return same_id;
+    }
     let mut fits: Vec<(&PendingLine, f64)> = candidates
         .iter()
         .filter(|p| !used.contains(&p.id))
@@ -452,6 +469,12 @@ pub async fn write_prepared(
     } = page;
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
+    if status == LineStatus::Pending {
+        out.updated += write_pending(&mut db, &rows, run_id).await?;
+        crate::runs::add_page(&mut db, run_id, &out).await?;
+        db.commit().await?;
+        return Ok(out);
+    }
     // Rule 1, cheaply: lines we already hold with identical content are not sent again.
     let known = if may_exist && !rows.is_empty() {
         known_lines(&mut db, &rows).await?
@@ -465,10 +488,11 @@ pub async fn write_prepared(
         }
         _ => true,
     });
-    if status == LineStatus::Posted && !rows.is_empty() && pending.any_left() {
-        out.updated += replace_pending(&mut db, &mut rows, &known, run_id, pending, opts).await?;
+    if !rows.is_empty() && pending.any_left() {
+        match_pending_rows(&mut rows, &known, pending, opts);
     }
-    let up = upsert(&mut db, &rows, status, run_id).await?;
+    let up = upsert(&mut db, &rows, run_id).await?;
+    link_posted_pending(&mut db, &rows, &up.inserted).await?;
     out.inserted += up.inserted.len() as i32;
     out.updated += up.updated;
     out.skipped_duplicate += rows.len() as i32 - up.inserted.len() as i32 - up.updated;
@@ -503,50 +527,122 @@ async fn known_lines(
     .collect())
 }
 
-/// Rule 2, applied: turns matched pending lines into the posted rows and removes those rows
-/// from `rows`. Returns how many lines it updated.
-async fn replace_pending(
-    db: &mut sqlx::Transaction<'_, Postgres>,
-    rows: &mut Vec<Row>,
+/// Rule 2, applied: each new posted row that replaces an open pending transaction records
+/// its id, to be linked once the row is a line.
+fn match_pending_rows(
+    rows: &mut [Row],
     known: &HashMap<String, String>,
-    run_id: Uuid,
     pending: &mut PendingLines,
     opts: &DedupOptions,
-) -> Result<i32> {
-    let mut replaced = 0;
-    let mut keep = Vec::with_capacity(rows.len());
-    for r in rows.drain(..) {
-        let m = if known.contains_key(&r.saltedge_id) {
-            None
-        } else {
-            match_pending(&r, &pending.lines, &pending.used, opts)
-        };
-        let Some(p) = m else {
-            keep.push(r);
+) {
+    for r in rows.iter_mut() {
+        if known.contains_key(&r.saltedge_id) {
             continue;
-        };
-        let pid = p.id;
-        pending.used.insert(pid);
-        // Guarded: the line must still be pending. Whatever two syncs do (a lost lock), a
-        // pending line is consumed by at most one posted transaction; if it is gone, this
-        // transaction becomes a line of its own.
-        let n = sqlx::query!("UPDATE statement_lines SET status = 'posted', pending_transaction_id = saltedge_transaction_id,
-                 saltedge_transaction_id = $2, journal_id = $3, booking_date = $4, value_date = $5, amount = $6,
-                 description = $7, payee = $8, counterparty_iban = $9, fingerprint = $10, extra = $11,
-                 sync_run_id = $12, content_hash = $13, text_repaired = $14, updated_at = now()
-             WHERE id = $1 AND status = 'pending'", pid, &r.saltedge_id, r.journal_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(), r.counterparty_iban.as_deref(), &r.fingerprint, &r.extra, run_id, &r.content_hash, r.text_repaired)
-        .execute(&mut **db)
-        .await?
-        .rows_affected();
-        if n == 1 {
-            replaced += 1;
-        } else {
-            tracing::warn!(line = pid, transaction = %r.saltedge_id, "pending line already consumed; the posted transaction gets its own line");
-            keep.push(r);
+        }
+        if let Some(p) = match_pending(r, &pending.lines, &pending.used, opts) {
+            r.pending_id = Some(p.id);
+            pending.used.insert(p.id);
         }
     }
-    *rows = keep;
-    Ok(replaced)
+}
+
+/// Rule 2, recorded: the pending transactions matched by inserted lines become `posted`.
+/// Guarded: one still open is consumed by at most one line, whatever two syncs do (a lost
+/// lock); a line whose pending transaction was taken meanwhile keeps no link.
+async fn link_posted_pending(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    inserted: &HashMap<String, i64>,
+) -> Result<()> {
+    let (mut pids, mut lids) = (vec![], vec![]);
+    for r in rows {
+        if let (Some(p), Some(&l)) = (r.pending_id, inserted.get(&r.saltedge_id)) {
+            pids.push(p);
+            lids.push(l);
+        }
+    }
+    if pids.is_empty() {
+        return Ok(());
+    }
+    let linked: HashSet<i64> = sqlx::query_scalar!(
+        "UPDATE pending_transactions p SET state = 'posted', posted_line_id = u.line, resolved_at = now(), updated_at = now()
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS u(pid, line)
+         WHERE p.id = u.pid AND p.posted_line_id IS NULL RETURNING p.posted_line_id AS \"line!\"",
+        &pids,
+        &lids
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .collect();
+    let unlinked: Vec<i64> = lids.into_iter().filter(|l| !linked.contains(l)).collect();
+    if !unlinked.is_empty() {
+        tracing::warn!(lines = ?unlinked, "pending transaction already consumed; the posted line stands alone");
+        sqlx::query!(
+            "UPDATE statement_lines SET pending_transaction_id = NULL WHERE id = ANY($1)",
+            &unlinked
+        )
+        .execute(&mut **db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a page of Salt Edge's pending list to `pending_transactions`: new ones are added,
+/// changed ones updated, an expired one listed again is open again. Returns how many
+/// records it wrote.
+async fn write_pending(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    run_id: Uuid,
+) -> Result<i32> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let journal: Vec<Uuid> = rows.iter().map(|r| r.journal_id).collect();
+    let account: Vec<Uuid> = rows.iter().map(|r| r.bank_account_id).collect();
+    let se_id: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
+    let booking: Vec<NaiveDate> = rows.iter().map(|r| r.booking_date).collect();
+    let value: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.value_date).collect();
+    let amount: Vec<Decimal> = rows.iter().map(|r| r.amount).collect();
+    let currency: Vec<&str> = rows.iter().map(|r| r.currency.as_str()).collect();
+    let description: Vec<&str> = rows.iter().map(|r| r.description.as_str()).collect();
+    let payee: Vec<Option<&str>> = rows.iter().map(|r| r.payee.as_deref()).collect();
+    let extra: Vec<&serde_json::Value> = rows.iter().map(|r| &r.extra).collect();
+    let hash: Vec<&str> = rows.iter().map(|r| r.content_hash.as_str()).collect();
+    let repaired: Vec<bool> = rows.iter().map(|r| r.text_repaired).collect();
+    Ok(sqlx::query!(
+        "INSERT INTO pending_transactions AS p (company_id, journal_id, bank_account_id, saltedge_transaction_id, booking_date,
+             value_date, amount, currency, description, payee, extra, content_hash, text_repaired, sync_run_id)
+         SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $13), u.*, $13
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::date[], $6::numeric[], $7::text[], $8::text[],
+                     $9::text[], $10::jsonb[], $11::text[], $12::bool[])
+              AS u(journal_id, bank_account_id, saltedge_transaction_id, booking_date, value_date, amount, currency,
+                   description, payee, extra, content_hash, text_repaired)
+         ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
+             booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
+             currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
+             extra = EXCLUDED.extra, content_hash = EXCLUDED.content_hash, text_repaired = EXCLUDED.text_repaired,
+             sync_run_id = EXCLUDED.sync_run_id, state = 'pending', resolved_at = NULL, updated_at = now()
+         WHERE p.posted_line_id IS NULL
+           AND (p.content_hash IS DISTINCT FROM EXCLUDED.content_hash OR p.state = 'expired')",
+        &journal,
+        &account,
+        &se_id as &[&str],
+        &booking,
+        &value as &[Option<NaiveDate>],
+        &amount,
+        &currency as &[&str],
+        &description as &[&str],
+        &payee as &[Option<&str>],
+        &extra as &[&serde_json::Value],
+        &hash as &[&str],
+        &repaired,
+        run_id
+    )
+    .execute(&mut **db)
+    .await?
+    .rows_affected() as i32)
 }
 
 struct Upserted {
@@ -557,12 +653,11 @@ struct Upserted {
     suspects: i32,
 }
 
-/// Rule 1: one bulk upsert per page; a posted line never goes back to pending. Rule 7 rides
+/// Rule 1: one bulk upsert per page. Rule 7 rides
 /// along: each new line looks up the oldest earlier line of its account with its fingerprint.
 async fn upsert(
     db: &mut sqlx::Transaction<'_, Postgres>,
     rows: &[Row],
-    status: LineStatus,
     run_id: Uuid,
 ) -> Result<Upserted> {
     if rows.is_empty() {
@@ -588,7 +683,9 @@ async fn upsert(
     let mut extra = Vec::with_capacity(n);
     let mut repaired = Vec::with_capacity(n);
     let mut possible = Vec::with_capacity(n);
+    let mut pending_id = Vec::with_capacity(n);
     for r in rows {
+        pending_id.push(r.pending_id);
         repaired.push(r.text_repaired);
         possible.push(r.possible_duplicate);
         journal.push(r.journal_id);
@@ -607,10 +704,10 @@ async fn upsert(
     }
     let returned: Vec<(i64, bool, bool, String)> = sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
-             payee, counterparty_iban, saltedge_transaction_id, status, fingerprint, extra, sync_run_id, suspect_duplicate_of, content_hash,
-             text_repaired)
+             payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
+             content_hash, text_repaired)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
-                u.payee, u.counterparty_iban, u.saltedge_transaction_id, $11, u.fp, u.extra, $14,
+                u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
                 coalesce(
                     (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
                      ORDER BY o.id LIMIT 1),
@@ -620,17 +717,16 @@ async fn upsert(
                          ORDER BY o.id LIMIT 1) END),
                 u.hash, u.repaired
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[])
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
              counterparty_iban = EXCLUDED.counterparty_iban, fingerprint = EXCLUDED.fingerprint, extra = EXCLUDED.extra,
-             status = CASE WHEN l.status = 'posted' THEN 'posted' ELSE EXCLUDED.status END,
              sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
              text_repaired = EXCLUDED.text_repaired, updated_at = now()
-         WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND NOT (l.status = 'posted' AND EXCLUDED.status = 'pending')
+         WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash
          RETURNING l.id, (l.xmax = 0) AS "inserted!", (l.suspect_duplicate_of IS NOT NULL) AS "suspect!", l.saltedge_transaction_id"#,
         &journal,
         &account,
@@ -642,7 +738,7 @@ async fn upsert(
         &payee as &[Option<&str>],
         &iban as &[Option<&str>],
         &se_id as &[&str],
-        status.as_str(),
+        &pending_id as &[Option<i64>],
         &fp as &[&str],
         &extra as &[&serde_json::Value],
         run_id,
@@ -731,9 +827,9 @@ pub async fn rekey_reissued(
     let pairs: Vec<(i64, String, i64, String)> = sqlx::query!(
         r#"SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!"
          FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
-         JOIN statement_lines l ON l.bank_account_id = n.bank_account_id AND l.id < n.id AND l.status = 'posted'
+         JOIN statement_lines l ON l.bank_account_id = n.bank_account_id AND l.id < n.id
               AND l.duplicate_confirmed_at IS NULL AND (l.id = n.suspect_duplicate_of OR l.fingerprint = n.fingerprint)
-         WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.status = 'posted'
+         WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL
            AND n.duplicate_confirmed_at IS NULL
          ORDER BY l.id, n.id DESC"#,
         connection_id
@@ -792,16 +888,18 @@ pub async fn rekey_reissued(
     Ok(rekeyed)
 }
 
-/// Rule 3: deletes the connection's pending lines that Salt Edge no longer lists.
-pub async fn remove_vanished_pending(
+/// Rule 3: the connection's pending transactions that Salt Edge no longer lists expire.
+/// Returns how many did.
+pub async fn expire_vanished_pending(
     pool: &PgPool,
     connection_id: Uuid,
     still_pending: &[String],
 ) -> Result<i32> {
     Ok(sqlx::query!(
-        "DELETE FROM statement_lines l USING bank_accounts a
-         WHERE l.bank_account_id = a.id AND a.connection_id = $1 AND l.status = 'pending'
-           AND NOT (l.saltedge_transaction_id = ANY($2))",
+        "UPDATE pending_transactions p SET state = 'expired', resolved_at = now(), updated_at = now()
+         FROM bank_accounts a
+         WHERE p.bank_account_id = a.id AND a.connection_id = $1 AND p.state = 'pending'
+           AND NOT (p.saltedge_transaction_id = ANY($2))",
         connection_id,
         still_pending
     )

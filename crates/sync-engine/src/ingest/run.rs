@@ -223,7 +223,7 @@ async fn run(
         .await?;
     }
     lock.ensure_held().await?;
-    let removed = lines::remove_vanished_pending(pool, conn.id, &still_pending).await?;
+    let removed = lines::expire_vanished_pending(pool, conn.id, &still_pending).await?;
 
     let mut flagged = 0;
     let mut dups = std::pin::pin!(
@@ -298,7 +298,7 @@ pub async fn cursor(
         "WITH mine AS (
              SELECT l.saltedge_transaction_id AS id, l.booking_date
              FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-             WHERE a.connection_id = $1 AND l.status = 'posted')
+             WHERE a.connection_id = $1)
          SELECT id FROM mine WHERE booking_date >= (SELECT max(booking_date) FROM mine) - $2::int",
         connection_id,
         overlap_days as i32

@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod companies;
 pub mod connections;
 pub mod mapping;
+pub mod pending;
 pub mod retention;
 pub mod runs;
 pub mod statement_lines;

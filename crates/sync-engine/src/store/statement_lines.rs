@@ -21,8 +21,8 @@ pub struct Line {
     pub payee: Option<String>,
     pub counterparty_iban: Option<String>,
     pub saltedge_transaction_id: String,
-    pub pending_transaction_id: Option<String>,
-    pub status: LineStatus,
+    /// The pending transaction this line posted from (`pending_transactions.id`).
+    pub pending_transaction_id: Option<i64>,
     pub suspect_duplicate_of: Option<i64>,
     pub imported_at: DateTime<Utc>,
     pub extra: serde_json::Value,
@@ -32,8 +32,6 @@ pub struct Line {
     pub duplicate_dismissed_at: Option<DateTime<Utc>>,
 }
 
-pub use super::status::LineStatus;
-
 /// Which lines a page holds.
 #[derive(Debug, Clone, Default)]
 pub struct LineFilter {
@@ -42,12 +40,11 @@ pub struct LineFilter {
     pub from: Option<NaiveDate>,
     /// Booking date to (inclusive).
     pub to: Option<NaiveDate>,
-    pub status: Option<LineStatus>,
 }
 
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
-    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status AS "status: LineStatus", l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
+    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("statement line"))
@@ -62,16 +59,15 @@ pub async fn page(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.status AS "status: LineStatus", l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at
          FROM statement_lines l
          WHERE l.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)
            AND ($3::date IS NULL OR l.booking_date >= $3)
            AND ($4::date IS NULL OR l.booking_date <= $4)
-           AND ($5::text IS NULL OR l.status = $5)
-           AND ($6::date IS NULL OR (l.booking_date, l.id) > ($6, $7))
+           AND ($5::date IS NULL OR (l.booking_date, l.id) > ($5, $6))
          ORDER BY l.booking_date, l.id
-         LIMIT $8"#, company, filter.journal_id, filter.from, filter.to, filter.status.map(LineStatus::as_str), after.map(|a| a.0), after.map(|a| a.1).unwrap_or(0), limit)
+         LIMIT $7"#, company, filter.journal_id, filter.from, filter.to, after.map(|a| a.0), after.map(|a| a.1).unwrap_or(0), limit)
     .fetch_all(pool)
     .await?)
 }

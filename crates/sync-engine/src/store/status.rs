@@ -67,6 +67,15 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a pending transaction stands (`pending_transactions.state`).
+    PendingState {
+        Pending = "pending",
+        Posted = "posted",
+        Expired = "expired",
+    }
+);
+
+text_enum!(
     /// A job in the queue.
     JobStatus {
         Queued = "queued",

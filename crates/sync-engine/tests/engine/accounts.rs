@@ -313,6 +313,7 @@ async fn every_tenant_table_carries_company_id(pool: PgPool) {
         "bank_accounts",
         "sync_runs",
         "statement_lines",
+        "pending_transactions",
         "quarantined_records",
         "refresh_attempts",
     ] {
@@ -331,7 +332,7 @@ async fn every_tenant_table_carries_company_id(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn status_enums_match_the_check_constraints(pool: PgPool) {
     use sync_engine::status::{
-        ConnectionStatus, JobStatus, LineStatus, RecordKind, RunStatus, TokenKind,
+        ConnectionStatus, JobStatus, PendingState, RecordKind, RunStatus, TokenKind,
     };
     let tables: [(&str, &str, Vec<&str>); 6] = [
         (
@@ -345,9 +346,9 @@ async fn status_enums_match_the_check_constraints(pool: PgPool) {
             RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
         ),
         (
-            "statement_lines",
-            "status",
-            LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            "pending_transactions",
+            "state",
+            PendingState::ALL.iter().map(|s| s.as_str()).collect(),
         ),
         (
             "jobs",

@@ -23,18 +23,26 @@ async fn rule1_resync_of_the_whole_history_changes_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
-async fn rule2_pending_that_posts_under_a_new_id_updates_its_line(pool: PgPool) {
+async fn rule2_pending_that_posts_under_a_new_id_is_linked_not_doubled(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
     sync(&pool, &f, false).await;
-    let line_ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT saltedge_transaction_id, id FROM statement_lines WHERE status = 'pending'",
+    let pending_ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT saltedge_transaction_id, id FROM pending_transactions WHERE state = 'pending'",
     )
     .fetch_all(&pool)
     .await
     .unwrap()
     .into_iter()
     .collect();
-    assert_eq!(line_ids.len(), 8);
+    assert_eq!(pending_ids.len(), 8);
+    let in_books: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM statement_lines WHERE saltedge_transaction_id = ANY($1)",
+    )
+    .bind(pending_ids.keys().cloned().collect::<Vec<_>>())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(in_books, 0, "pending transactions are not statement lines");
 
     f.sim.advance(&f.se_conn);
     let report = sync(&pool, &f, false).await;
@@ -46,25 +54,32 @@ async fn rule2_pending_that_posts_under_a_new_id_updates_its_line(pool: PgPool) 
         .collect();
     assert_eq!(pairs.len(), 6, "three of four pending posted per account");
     for (pending_id, posted_id) in &pairs {
-        let (line_id, was): (i64, Option<String>) = sqlx::query_as(
-            "SELECT id, pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1 AND status = 'posted'",
+        let (line_id, from): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT id, pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1",
         )
         .bind(posted_id)
         .fetch_one(&pool)
         .await
         .unwrap();
-        assert_eq!(was.as_deref(), Some(pending_id.as_str()));
         assert_eq!(
-            line_id, line_ids[pending_id],
-            "the pending line itself became posted"
+            from,
+            Some(pending_ids[pending_id]),
+            "the line names its pending transaction"
         );
+        let (state, posted_line): (String, Option<i64>) =
+            sqlx::query_as("SELECT state, posted_line_id FROM pending_transactions WHERE id = $1")
+                .bind(pending_ids[pending_id])
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((state.as_str(), posted_line), ("posted", Some(line_id)));
     }
-    assert!(report.run.updated >= 6);
+    assert!(report.run.inserted >= 6);
     assert_matches_truth(&pool, &f).await;
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
-async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
+async fn rule3_vanished_pending_transactions_expire_lines_never(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
     sync(&pool, &f, false).await;
     f.sim.advance(&f.se_conn);
@@ -75,15 +90,23 @@ async fn rule3_vanished_pending_lines_go_posted_lines_never(pool: PgPool) {
     assert_eq!(report.run.pending_removed, 2);
     let all = lines(&pool, f.conn).await;
     assert!(vanished.iter().all(|v| !all.contains_key(v)));
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state FROM pending_transactions WHERE saltedge_transaction_id = ANY($1)",
+    )
+    .bind(vanished)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(states, ["expired", "expired"], "kept, out of the books");
     assert_matches_truth(&pool, &f).await;
 
-    // Even an empty pending list deletes only pending lines.
+    // Even an empty pending list expires only open pending transactions: lines stay.
     let posted_before = all.values().filter(|s| *s == "posted").count();
-    let removed = lines::remove_vanished_pending(&pool, f.conn, &[])
+    let expired = lines::expire_vanished_pending(&pool, f.conn, &[])
         .await
         .unwrap();
     assert_eq!(
-        removed as usize,
+        expired as usize,
         all.values().filter(|s| *s == "pending").count()
     );
     let after = lines(&pool, f.conn).await;
@@ -178,7 +201,11 @@ async fn rule6_two_concurrent_syncs_serialize(pool: PgPool) {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.run.status, sync_engine::status::RunStatus::Succeeded);
     assert_eq!(b.run.status, sync_engine::status::RunStatus::Succeeded);
-    let total = lines(&pool, f.conn).await.len() as i32;
+    let total = lines(&pool, f.conn)
+        .await
+        .values()
+        .filter(|s| *s == "posted")
+        .count() as i32;
     assert_eq!(
         a.run.inserted + b.run.inserted,
         total,
@@ -524,10 +551,10 @@ async fn rule8_a_reissue_next_to_a_genuine_twin_keeps_the_twin(pool: PgPool) {
     assert_matches_truth(&pool, &f).await;
 }
 
-/// Two syncs that both believe they hold the lock (one lost it) see the same pending line:
-/// it is consumed by at most one posted transaction; the other becomes a line of its own.
+/// Two syncs that both believe they hold the lock (one lost it) see the same pending
+/// transaction: it is linked to at most one posted line; the other line stands alone.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
-async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
+async fn a_pending_transaction_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
     let f = fixture(&pool, |_| {}).await;
     sync(&pool, &f, false).await;
     let target = target_of(&pool, f.conn).await;
@@ -555,7 +582,7 @@ async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
     )
     .await
     .unwrap();
-    // Both "syncs" loaded the pending lines before either wrote.
+    // Both "syncs" loaded the pending transactions before either wrote.
     let mut first = lines::PendingLines::load(&pool, f.conn).await.unwrap();
     let mut second = lines::PendingLines::load(&pool, f.conn).await.unwrap();
     let mut a = tx(
@@ -596,22 +623,30 @@ async fn a_pending_line_is_consumed_by_at_most_one_posted_line(pool: PgPool) {
     )
     .await
     .unwrap();
-    assert_eq!(
-        (o1.updated, o1.inserted),
-        (1, 0),
-        "the first consumes the pending line"
-    );
-    assert_eq!(
-        (o2.updated, o2.inserted),
-        (0, 1),
-        "the second finds it consumed and gets its own line"
-    );
-    let from_pending: Vec<Option<String>> =
+    assert_eq!((o1.inserted, o2.inserted), (1, 1), "both are lines");
+    let pending_id: i64 = sqlx::query_scalar(
+        "SELECT id FROM pending_transactions WHERE saltedge_transaction_id = '900000000000000100'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let from_pending: Vec<Option<i64>> =
         sqlx::query_scalar("SELECT pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id IN ('900000000000000101', '900000000000000102') ORDER BY saltedge_transaction_id")
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(from_pending, [Some("900000000000000100".to_string()), None]);
+    assert_eq!(
+        from_pending,
+        [Some(pending_id), None],
+        "the first consumes the pending transaction, the second finds it taken"
+    );
+    let posted_line: Option<i64> =
+        sqlx::query_scalar("SELECT posted_line_id FROM pending_transactions WHERE id = $1")
+            .bind(pending_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(posted_line.is_some());
 }
 
 /// The lock's database session is ended mid-sync: the sync stops before writing another

@@ -65,11 +65,15 @@ pub async fn sync(pool: &PgPool, f: &Fixture, full: bool) -> sync_engine::SyncRe
     .unwrap()
 }
 
-/// (saltedge id → status) of the connection's lines, asserting no id appears twice.
+/// Salt Edge id → "posted" for the connection's statement lines and "pending" for its
+/// open pending transactions (out of the books), asserting no id appears twice.
 pub async fn lines(pool: &PgPool, conn: Uuid) -> BTreeMap<String, String> {
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT l.saltedge_transaction_id, l.status FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-         WHERE a.connection_id = $1",
+        "SELECT l.saltedge_transaction_id, 'posted' FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+         WHERE a.connection_id = $1
+         UNION ALL
+         SELECT p.saltedge_transaction_id, 'pending' FROM pending_transactions p JOIN bank_accounts a ON a.id = p.bank_account_id
+         WHERE a.connection_id = $1 AND p.state = 'pending'",
     )
     .bind(conn)
     .fetch_all(pool)
@@ -81,8 +85,8 @@ pub async fn lines(pool: &PgPool, conn: Uuid) -> BTreeMap<String, String> {
     map
 }
 
-/// Every posted (non-duplicated) transaction and every current pending one is exactly one
-/// line; nothing else is.
+/// Every posted (non-duplicated) transaction is exactly one statement line and every
+/// current pending one exactly one open pending transaction; nothing else is.
 pub async fn assert_matches_truth(pool: &PgPool, f: &Fixture) {
     let truth = f.sim.ground_truth(&f.se_conn).unwrap();
     let mut expected = BTreeMap::new();
@@ -219,7 +223,7 @@ pub async fn review_rows(
 ) -> Vec<(i64, String, Option<i64>, Option<String>)> {
     sqlx::query_as(
         "SELECT l.id, l.saltedge_transaction_id, l.suspect_duplicate_of, l.rekeyed_from FROM statement_lines l
-         JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1 AND l.status = 'posted' ORDER BY l.id",
+         JOIN bank_accounts a ON a.id = l.bank_account_id WHERE a.connection_id = $1 ORDER BY l.id",
     )
     .bind(conn)
     .fetch_all(pool)

@@ -1,0 +1,98 @@
+//! Pending transactions: what the bank has not booked yet, out of the journals, by journal
+//! and state (signed cursor).
+
+use axum::extract::State;
+use serde::Deserialize;
+use sync_engine::pending;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::dto::{PendingPage, PendingTransaction};
+use crate::error::ApiResult;
+use crate::extract::{Company, Json, Query};
+use crate::paging;
+use crate::AppState;
+
+#[derive(Deserialize, IntoParams)]
+pub struct PendingQuery {
+    #[param(nullable = false)]
+    pub journal_id: Option<Uuid>,
+    /// `pending` (the default: what Salt Edge lists as pending now), `posted`, `expired`
+    /// or `all`.
+    #[param(inline, nullable = false)]
+    pub state: Option<PendingState>,
+    /// `next_cursor` of the previous page, with the same filters.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
+    pub cursor: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PendingState {
+    Pending,
+    Posted,
+    Expired,
+    All,
+}
+
+impl PendingState {
+    fn filter(self) -> Option<&'static str> {
+        match self {
+            PendingState::Pending => Some("pending"),
+            PendingState::Posted => Some("posted"),
+            PendingState::Expired => Some("expired"),
+            PendingState::All => None,
+        }
+    }
+}
+
+fn dto(p: pending::PendingTransaction) -> PendingTransaction {
+    PendingTransaction {
+        id: p.id,
+        journal_id: p.journal_id,
+        bank_account_id: p.bank_account_id,
+        saltedge_transaction_id: p.saltedge_transaction_id,
+        booking_date: p.booking_date,
+        value_date: p.value_date,
+        amount: crate::dto::money(p.amount, &p.currency),
+        currency: p.currency,
+        description: p.description,
+        payee: p.payee,
+        state: p.state,
+        posted_line_id: p.posted_line_id,
+        first_seen_at: p.first_seen_at,
+        resolved_at: p.resolved_at,
+        extra: p.extra,
+        text_repaired: p.text_repaired,
+    }
+}
+
+/// Pending transactions of the company's journals, by booking date; cursor pagination.
+/// They are not statement lines: one that posts becomes a line that names it
+/// (`pending_transaction_id`), one Salt Edge stops listing expires.
+#[utoipa::path(get, path = "/api/v1/pending-transactions", tag = "statement-lines", params(PendingQuery),
+    responses((status = 200, body = PendingPage)), security(("token" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Query(q): Query<PendingQuery>,
+) -> ApiResult<Json<PendingPage>> {
+    let limit = paging::limit(q.limit)?;
+    let state = q.state.unwrap_or(PendingState::Pending);
+    let scope = format!("pending|{company}|{:?}|{state:?}", q.journal_id);
+    let after = paging::after(&st, &scope, q.cursor.as_deref()).await?;
+    let filter = pending::PendingFilter {
+        journal_id: q.journal_id,
+        state: state.filter(),
+    };
+    let rows = pending::page(&st.pool, company, &filter, after, limit + 1).await?;
+    let (rows, next_cursor) =
+        paging::page(&st, &scope, rows, limit, |r| (r.booking_date, r.id)).await?;
+    Ok(Json(PendingPage {
+        items: rows.into_iter().map(dto).collect(),
+        next_cursor,
+    }))
+}
