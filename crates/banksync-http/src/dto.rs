@@ -354,12 +354,43 @@ pub struct StatementLine {
     pub in_journal: bool,
     /// The Salt Edge id this line had before the bank re-issued its transaction.
     pub rekeyed_from: Option<String>,
+    /// Content identity, fixed when the line was first stored: a hash of booking date,
+    /// amount, currency, normalised description and counterparty…
+    pub fingerprint: String,
+    /// …and which of the account's lines with that fingerprint this is (0, 1, 2… in the
+    /// order first stored: three identical coffees on one day are three lines).
+    pub occurrence: i32,
+    /// The bank's own transaction id (`extra.id`), where the provider gives one.
+    pub bank_transaction_id: Option<String>,
     pub imported_at: DateTime<Utc>,
     #[schema(value_type = Object)]
     pub extra: serde_json::Value,
     /// The bank's text held characters that cannot be stored (U+0000, lone UTF-16
     /// surrogates), replaced by U+FFFD; true whenever the line's text holds U+FFFD.
     pub text_repaired: bool,
+}
+
+/// One entry of a line's history.
+#[derive(Serialize, ToSchema)]
+pub struct LineEvent {
+    /// `created`, `updated` (by Salt Edge: `detail.fields` and what they held in
+    /// `detail.before`), `rekeyed` (`detail.from`, `detail.to`, `detail.reason`:
+    /// `reissued`, `bank_transaction_id` or `relinked`), `posted_from_pending`, `flagged`
+    /// (`detail.look_alike_of`), `duplicate_confirmed`, `duplicate_dismissed`,
+    /// `review_undone`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    /// The sync run that made the change (none for a bookkeeper's review).
+    pub sync_run_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LineHistory {
+    pub line_id: i64,
+    /// Oldest first; the first is always `created`.
+    pub events: Vec<LineEvent>,
 }
 
 /// A transaction the bank has not booked yet: out of the books until it posts.

@@ -373,6 +373,7 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::confirm_duplicate))
         .routes(routes!(statement_lines::dismiss_duplicate))
         .routes(routes!(statement_lines::undo_review))
+        .routes(routes!(statement_lines::history))
         .routes(routes!(pending_transactions::list))
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::rerun))

@@ -8,7 +8,7 @@ use sync_engine::statement_lines;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::dto::{LinesPage, StatementLine};
+use crate::dto::{LineEvent, LineHistory, LinesPage, StatementLine};
 use crate::error::ApiResult;
 use crate::extract::{Company, Json, Path, Query};
 use crate::paging;
@@ -65,6 +65,9 @@ fn line_dto(r: statement_lines::Line) -> StatementLine {
         duplicate_review: duplicate_review.map(str::to_string),
         in_journal: r.duplicate_confirmed_at.is_none(),
         rekeyed_from: r.rekeyed_from,
+        fingerprint: r.fingerprint,
+        occurrence: r.occurrence,
+        bank_transaction_id: r.bank_transaction_id,
         imported_at: r.imported_at,
         extra: r.extra,
         text_repaired: r.text_repaired,
@@ -169,4 +172,29 @@ pub async fn lines(
         paging::page(&st, &scope, rows, limit, |r| (r.booking_date, r.id)).await?;
     let items = rows.into_iter().map(line_dto).collect();
     Ok(Json(LinesPage { items, next_cursor }))
+}
+
+/// How a line came to be and changed: created (by which sync run, under which Salt Edge
+/// id), updated by Salt Edge (which fields, and what they held), re-keyed (from which id,
+/// and why), posted from a pending transaction, flagged as a look-alike, reviewed.
+#[utoipa::path(get, path = "/api/v1/statement-lines/{id}/history", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = LineHistory)), security(("token" = [])))]
+pub async fn history(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<LineHistory>> {
+    let events = sync_engine::history::of_line(&st.pool, company, id).await?;
+    Ok(Json(LineHistory {
+        line_id: id,
+        events: events
+            .into_iter()
+            .map(|e| LineEvent {
+                kind: e.kind,
+                at: e.at,
+                sync_run_id: e.sync_run_id,
+                detail: e.detail,
+            })
+            .collect(),
+    }))
 }

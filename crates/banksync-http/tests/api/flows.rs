@@ -573,6 +573,45 @@ async fn flagged_lines_are_confirmed_dismissed_and_undone(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 404);
+
+    // The line's history tells all of it, in order.
+    let (st, h) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/statement-lines/{id}/history"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{h}");
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "flagged",
+            "duplicate_confirmed",
+            "review_undone",
+            "duplicate_dismissed",
+            "review_undone"
+        ]
+    );
+    assert_eq!(
+        h["events"][0]["detail"]["saltedge_transaction_id"],
+        se_id.as_str()
+    );
+    let (st, _) = s
+        .call(
+            Method::GET,
+            "/api/v1/statement-lines/999999999/history",
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
 }
 
 /// An expired or already revoked consent is not an error for revoke or delete.

@@ -121,7 +121,22 @@ pub async fn decide(
             line_id
         ),
     };
-    done.execute(pool).await?;
+    let mut tx = pool.begin().await?;
+    done.execute(&mut *tx).await?;
+    let kind = match decision {
+        Decision::ConfirmDuplicate => crate::history::EventKind::DuplicateConfirmed,
+        Decision::Dismiss => crate::history::EventKind::DuplicateDismissed,
+        Decision::Undo => crate::history::EventKind::ReviewUndone,
+    };
+    let detail = match decision {
+        Decision::Undo if facts.duplicate_confirmed_at.is_some() => {
+            serde_json::json!({ "undone": "duplicate_confirmed" })
+        }
+        Decision::Undo => serde_json::json!({ "undone": "duplicate_dismissed" }),
+        _ => serde_json::json!({ "look_alike_of": facts.suspect_duplicate_of }),
+    };
+    crate::history::record(&mut *tx, line_id, None, kind, detail).await?;
+    tx.commit().await?;
     tracing::info!(line = line_id, ?decision, "duplicate review");
     Ok(())
 }

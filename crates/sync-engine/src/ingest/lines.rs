@@ -39,6 +39,13 @@
 //!    remembering `rekeyed_from`) and the new line goes. Until then both stand, the new one
 //!    flagged for review ([`rekey_reissued`]).
 //!
+//! 9. **Identity survives the bank.** A transaction with an unknown Salt Edge id whose bank
+//!    id (`extra.id`) is a line's of the same account is that line: it is re-keyed at once
+//!    ([`rekey_by_bank_id`]). A line's content identity — its fingerprint, fixed when first
+//!    stored, and its `occurrence` among the account's lines with that fingerprint — is
+//!    unique per account; line ids never change. Every change after the first store is
+//!    recorded in the line's history ([`crate::history`]) in the same transaction.
+//!
 //! Each page is written in one database transaction, so a crash loses at most the page in
 //! flight, which the next run fetches again.
 //!
@@ -153,8 +160,21 @@ struct Row {
     text_repaired: bool,
     /// Salt Edge's `extra.possible_duplicate` hint.
     possible_duplicate: bool,
+    /// The bank's own transaction id (`extra.id`), where the provider gives one.
+    bank_id: Option<String>,
     /// The pending transaction this posted one replaces (rule 2).
     pending_id: Option<i64>,
+}
+
+/// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
+/// Edge's transaction `extra` lists `id` among its fields; none of the conformance
+/// payloads carries it, so both shapes are accepted and anything else is ignored.
+fn bank_transaction_id(extra: &serde_json::Value) -> Option<String> {
+    match extra.get("id")? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn holds_replacement(v: &serde_json::Value) -> bool {
@@ -227,6 +247,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         possible_duplicate: extra.possible_duplicate == Some(true),
         extra: t.extra.clone(),
         pending_id: None,
+        bank_id: bank_transaction_id(&t.extra),
     }
 }
 
@@ -488,18 +509,131 @@ pub async fn write_prepared(
         }
         _ => true,
     });
+    if may_exist && rows.iter().any(|r| r.bank_id.is_some()) {
+        out.updated += rekey_by_bank_id(&mut db, &mut rows, &known, run_id).await?;
+    }
     if !rows.is_empty() && pending.any_left() {
         match_pending_rows(&mut rows, &known, pending, opts);
     }
+    // Rows whose content Salt Edge changed: what they held before, for the line's history.
+    let before = if rows.iter().any(|r| known.contains_key(&r.saltedge_id)) {
+        crate::history::content_before(&mut db, &rows_keys(&rows, &known)).await?
+    } else {
+        HashMap::new()
+    };
     let up = upsert(&mut db, &rows, run_id).await?;
-    link_posted_pending(&mut db, &rows, &up.inserted).await?;
+    link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
-    out.updated += up.updated;
-    out.skipped_duplicate += rows.len() as i32 - up.inserted.len() as i32 - up.updated;
-    out.suspects = up.suspects + flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?;
+    out.updated += up.updated.len() as i32;
+    out.skipped_duplicate += rows.len() as i32 - up.inserted.len() as i32 - up.updated.len() as i32;
+    let mut flagged = up.flagged;
+    flagged.extend(flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?);
+    out.suspects = flagged.len() as i32;
+    crate::history::record_updates(&mut db, run_id, &rows_content(&rows), &up.updated, &before)
+        .await?;
+    crate::history::record_flagged(&mut db, run_id, &flagged).await?;
     crate::runs::add_page(&mut db, run_id, &out).await?;
     db.commit().await?;
     Ok(out)
+}
+
+/// (account, Salt Edge id) of the rows that already are lines.
+fn rows_keys(rows: &[Row], known: &HashMap<String, String>) -> Vec<(Uuid, String)> {
+    rows.iter()
+        .filter(|r| known.contains_key(&r.saltedge_id))
+        .map(|r| (r.bank_account_id, r.saltedge_id.clone()))
+        .collect()
+}
+
+/// The rows' visible content, by Salt Edge id, to compare with what a line held before.
+fn rows_content(rows: &[Row]) -> HashMap<&str, crate::history::Content> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.saltedge_id.as_str(),
+                crate::history::Content {
+                    booking_date: r.booking_date,
+                    value_date: r.value_date,
+                    amount: r.amount,
+                    currency: r.currency.clone(),
+                    description: r.description.clone(),
+                    payee: r.payee.clone(),
+                    counterparty_iban: r.counterparty_iban.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Identity, first key: a transaction with a Salt Edge id we do not hold whose bank id
+/// (`extra.id`) is a line's of the same account is that line under a new Salt Edge id. The
+/// line is re-keyed (its id, fingerprint and occurrence stay; `rekeyed_from` remembers the
+/// old Salt Edge id) and takes the new content; the row is not inserted. Returns how many
+/// lines were re-keyed.
+async fn rekey_by_bank_id(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &mut Vec<Row>,
+    known: &HashMap<String, String>,
+    run_id: Uuid,
+) -> Result<i32> {
+    let candidates: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.bank_id.is_some() && !known.contains_key(&r.saltedge_id))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let accounts: Vec<Uuid> = candidates.iter().map(|r| r.bank_account_id).collect();
+    let bank_ids: Vec<&str> = candidates
+        .iter()
+        .filter_map(|r| r.bank_id.as_deref())
+        .collect();
+    let held: HashMap<(Uuid, String), (i64, String)> = sqlx::query!(
+        r#"SELECT id, bank_account_id, bank_transaction_id AS "bank_id!", saltedge_transaction_id FROM statement_lines
+         WHERE bank_account_id = ANY($1) AND bank_transaction_id = ANY($2)"#,
+        &accounts,
+        &bank_ids as &[&str]
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| ((r.bank_account_id, r.bank_id), (r.id, r.saltedge_transaction_id)))
+    .collect();
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let mut rekeyed = 0;
+    let mut keep = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        let hit = r
+            .bank_id
+            .as_ref()
+            .filter(|_| !known.contains_key(&r.saltedge_id))
+            .and_then(|b| held.get(&(r.bank_account_id, b.clone())));
+        let Some((line, old_id)) = hit else {
+            keep.push(r);
+            continue;
+        };
+        sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
+                 description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
+                 sync_run_id = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
+             WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
+             r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id)
+        .execute(&mut **db)
+        .await?;
+        crate::history::record(
+            &mut **db,
+            *line,
+            Some(run_id),
+            crate::history::EventKind::Rekeyed,
+            serde_json::json!({ "from": old_id, "to": r.saltedge_id, "reason": "bank_transaction_id" }),
+        )
+        .await?;
+        tracing::info!(line, from = %old_id, to = %r.saltedge_id, "re-keyed by the bank's transaction id");
+        rekeyed += 1;
+    }
+    *rows = keep;
+    Ok(rekeyed)
 }
 
 /// Salt Edge id → content hash of the page's transactions that already are lines.
@@ -553,6 +687,7 @@ async fn link_posted_pending(
     db: &mut sqlx::Transaction<'_, Postgres>,
     rows: &[Row],
     inserted: &HashMap<String, i64>,
+    run_id: Uuid,
 ) -> Result<()> {
     let (mut pids, mut lids) = (vec![], vec![]);
     for r in rows {
@@ -564,16 +699,26 @@ async fn link_posted_pending(
     if pids.is_empty() {
         return Ok(());
     }
-    let linked: HashSet<i64> = sqlx::query_scalar!(
-        "UPDATE pending_transactions p SET state = 'posted', posted_line_id = u.line, resolved_at = now(), updated_at = now()
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS u(pid, line)
-         WHERE p.id = u.pid AND p.posted_line_id IS NULL RETURNING p.posted_line_id AS \"line!\"",
+    let linked: HashSet<i64> = sqlx::query!(
+        r#"WITH linked AS (
+             UPDATE pending_transactions p SET state = 'posted', posted_line_id = u.line, resolved_at = now(), updated_at = now()
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS u(pid, line)
+             WHERE p.id = u.pid AND p.posted_line_id IS NULL
+             RETURNING p.id, p.company_id, p.posted_line_id, p.saltedge_transaction_id),
+           events AS (
+             INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
+             SELECT company_id, posted_line_id, $3, 'posted_from_pending',
+                    jsonb_build_object('pending_transaction_id', id, 'pending_saltedge_id', saltedge_transaction_id)
+             FROM linked)
+         SELECT posted_line_id AS "line!" FROM linked"#,
         &pids,
-        &lids
+        &lids,
+        run_id
     )
     .fetch_all(&mut **db)
     .await?
     .into_iter()
+    .map(|r| r.line)
     .collect();
     let unlinked: Vec<i64> = lids.into_iter().filter(|l| !linked.contains(l)).collect();
     if !unlinked.is_empty() {
@@ -648,9 +793,10 @@ async fn write_pending(
 struct Upserted {
     /// Salt Edge id → line id of the lines inserted.
     inserted: HashMap<String, i64>,
-    updated: i32,
+    /// Salt Edge id → line id of the lines Salt Edge changed.
+    updated: HashMap<String, i64>,
     /// Inserted lines that got `suspect_duplicate_of` (rule 7, against earlier lines).
-    suspects: i32,
+    flagged: Vec<i64>,
 }
 
 /// Rule 1: one bulk upsert per page. Rule 7 rides
@@ -663,10 +809,13 @@ async fn upsert(
     if rows.is_empty() {
         return Ok(Upserted {
             inserted: HashMap::new(),
-            updated: 0,
-            suspects: 0,
+            updated: HashMap::new(),
+            flagged: vec![],
         });
     }
+    // Occurrence within the page: the n-th new row with a fingerprint in an account (rows
+    // that are lines already keep theirs); the insert adds the account's count so far.
+    let mut seen_fp: HashMap<(Uuid, &str), i32> = HashMap::new();
     let n = rows.len();
     let mut journal = Vec::with_capacity(n);
     let mut account = Vec::with_capacity(n);
@@ -684,7 +833,15 @@ async fn upsert(
     let mut repaired = Vec::with_capacity(n);
     let mut possible = Vec::with_capacity(n);
     let mut pending_id = Vec::with_capacity(n);
+    let mut rank = Vec::with_capacity(n);
+    let mut bank_id = Vec::with_capacity(n);
     for r in rows {
+        let k = seen_fp
+            .entry((r.bank_account_id, r.fingerprint.as_str()))
+            .or_insert(0);
+        rank.push(*k);
+        *k += 1;
+        bank_id.push(r.bank_id.as_deref());
         pending_id.push(r.pending_id);
         repaired.push(r.text_repaired);
         possible.push(r.possible_duplicate);
@@ -705,26 +862,28 @@ async fn upsert(
     let returned: Vec<(i64, bool, bool, String)> = sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
-             content_hash, text_repaired)
+             content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
                 coalesce(
-                    (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp
-                     ORDER BY o.id LIMIT 1),
+                    k.first,
                     CASE WHEN u.possible THEN
                         (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id
                            AND o.booking_date = u.booking_date AND o.amount = u.amount AND o.currency = u.currency
                          ORDER BY o.id LIMIT 1) END),
-                u.hash, u.repaired
+                u.hash, u.repaired, coalesce(k.top + 1, 0) + u.rank, u.bank_id, $14
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[])
+                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
+                     $18::int4[], $19::text[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, rank, bank_id)
+         CROSS JOIN LATERAL (SELECT min(o.id) AS first, max(o.occurrence) AS top FROM statement_lines o
+                             WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp) k
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
-             counterparty_iban = EXCLUDED.counterparty_iban, fingerprint = EXCLUDED.fingerprint, extra = EXCLUDED.extra,
-             sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
+             counterparty_iban = EXCLUDED.counterparty_iban, extra = EXCLUDED.extra,
+             bank_transaction_id = coalesce(EXCLUDED.bank_transaction_id, l.bank_transaction_id), sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
              text_repaired = EXCLUDED.text_repaired, updated_at = now()
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash
          RETURNING l.id, (l.xmax = 0) AS "inserted!", (l.suspect_duplicate_of IS NOT NULL) AS "suspect!", l.saltedge_transaction_id"#,
@@ -744,7 +903,9 @@ async fn upsert(
         run_id,
         &hash as &[&str],
         &repaired,
-        &possible
+        &possible,
+        &rank,
+        &bank_id as &[Option<&str>]
     )
     .fetch_all(&mut **db)
     .await?
@@ -753,15 +914,17 @@ async fn upsert(
     .collect();
     let mut up = Upserted {
         inserted: HashMap::with_capacity(returned.len()),
-        updated: 0,
-        suspects: 0,
+        updated: HashMap::new(),
+        flagged: vec![],
     };
     for (id, was_inserted, suspect, se_id) in returned {
         if was_inserted {
-            up.suspects += suspect as i32;
+            if suspect {
+                up.flagged.push(id);
+            }
             up.inserted.insert(se_id, id);
         } else {
-            up.updated += 1;
+            up.updated.insert(se_id, id);
         }
     }
     Ok(up)
@@ -773,7 +936,7 @@ async fn flag_look_alikes_in_page(
     db: &mut sqlx::Transaction<'_, Postgres>,
     rows: &[Row],
     inserted: &HashMap<String, i64>,
-) -> Result<i32> {
+) -> Result<Vec<i64>> {
     let mut first: HashMap<(Uuid, &str), i64> = HashMap::new();
     let (mut ids, mut of) = (vec![], vec![]);
     for r in rows {
@@ -791,13 +954,12 @@ async fn flag_look_alikes_in_page(
         }
     }
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(vec![]);
     }
-    Ok(sqlx::query!("UPDATE statement_lines l SET suspect_duplicate_of = u.of FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, of)
-         WHERE l.id = u.id AND l.suspect_duplicate_of IS NULL", &ids, &of)
-    .execute(&mut **db)
-    .await?
-    .rows_affected() as i32)
+    Ok(sqlx::query_scalar!("UPDATE statement_lines l SET suspect_duplicate_of = u.of FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, of)
+         WHERE l.id = u.id AND l.suspect_duplicate_of IS NULL RETURNING l.id", &ids, &of)
+    .fetch_all(&mut **db)
+    .await?)
 }
 
 /// Rule 8: after a complete posted listing that started at `from_id` (`None`: the whole
@@ -809,6 +971,7 @@ async fn flag_look_alikes_in_page(
 /// lists them under `/transactions/duplicates`.
 pub async fn rekey_reissued(
     pool: &PgPool,
+    run_id: Uuid,
     connection_id: Uuid,
     from_id: Option<&str>,
     seen: &HashSet<String>,
@@ -862,16 +1025,17 @@ pub async fn rekey_reissued(
         let new = sqlx::query!(
             "DELETE FROM statement_lines WHERE id = $1
              RETURNING saltedge_transaction_id, booking_date, value_date, amount, description, payee, counterparty_iban,
-                       fingerprint, extra, content_hash, text_repaired",
+                       extra, content_hash, text_repaired, bank_transaction_id",
             new_line
         )
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
-                 description = $6, payee = $7, counterparty_iban = $8, fingerprint = $9, extra = $10, content_hash = $11,
-                 text_repaired = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
+                 description = $6, payee = $7, counterparty_iban = $8, bank_transaction_id = coalesce($9, bank_transaction_id),
+                 extra = $10, content_hash = $11, text_repaired = $12, sync_run_id = $13, rekeyed_from = saltedge_transaction_id,
+                 rekeyed_at = now(), updated_at = now()
              WHERE id = $1", old_line, new.saltedge_transaction_id, new.booking_date, new.value_date, new.amount, new.description,
-             new.payee, new.counterparty_iban, new.fingerprint, new.extra, new.content_hash, new.text_repaired)
+             new.payee, new.counterparty_iban, new.bank_transaction_id, new.extra, new.content_hash, new.text_repaired, run_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
@@ -880,6 +1044,14 @@ pub async fn rekey_reissued(
             new_line
         )
         .execute(&mut *tx)
+        .await?;
+        crate::history::record(
+            &mut *tx,
+            old_line,
+            Some(run_id),
+            crate::history::EventKind::Rekeyed,
+            serde_json::json!({ "from": old_id, "to": new_id, "reason": "reissued", "replaced_line": new_line }),
+        )
         .await?;
         tx.commit().await?;
         tracing::info!(line = old_line, from = %old_id, to = %new_id, "re-keyed a re-issued transaction");

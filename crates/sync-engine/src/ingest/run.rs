@@ -196,7 +196,8 @@ async fn run(
         }
     }
 
-    let rekeyed = lines::rekey_reissued(pool, conn.id, query.from_id.as_deref(), &seen).await?;
+    let rekeyed =
+        lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);
 
     let mut still_pending = vec![];

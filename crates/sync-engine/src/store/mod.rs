@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod companies;
 pub mod connections;
+pub mod history;
 pub mod mapping;
 pub mod pending;
 pub mod retention;

@@ -30,6 +30,9 @@ pub struct Line {
     pub rekeyed_from: Option<String>,
     pub duplicate_confirmed_at: Option<DateTime<Utc>>,
     pub duplicate_dismissed_at: Option<DateTime<Utc>>,
+    pub fingerprint: String,
+    pub occurrence: i32,
+    pub bank_transaction_id: Option<String>,
 }
 
 /// Which lines a page holds.
@@ -44,7 +47,7 @@ pub struct LineFilter {
 
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
-    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
+    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("statement line"))
@@ -59,7 +62,7 @@ pub async fn page(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
          FROM statement_lines l
          WHERE l.company_id = $1
            AND ($2::uuid IS NULL OR l.journal_id = $2)

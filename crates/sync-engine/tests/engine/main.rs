@@ -5,6 +5,7 @@
 mod accounts;
 mod dedup;
 mod faults;
+mod identity;
 mod jobs;
 mod schedule;
 mod support;
