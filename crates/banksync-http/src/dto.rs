@@ -370,6 +370,37 @@ pub struct StatementLine {
     pub text_repaired: bool,
 }
 
+/// One entry of the change feed: an entity as it is now, and what happened to it since the
+/// cursor.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeEntry {
+    /// `added` (new since the cursor), `modified` (changed since) or `removed` (out of the
+    /// books: folded into another line when the bank re-issued it, or confirmed as a
+    /// duplicate). Apply `added` and `modified` alike: upsert by `id`.
+    #[schema(pattern = "^(added|modified|removed)$")]
+    pub op: String,
+    /// `line`.
+    #[schema(pattern = "^(line)$")]
+    pub entity: String,
+    pub id: i64,
+    pub journal_id: Uuid,
+    /// The line as it is now (absent when it no longer exists).
+    pub line: Option<StatementLine>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangesPage {
+    pub changes: Vec<ChangeEntry>,
+    /// Where to continue: pass it as `cursor` next time (always present; keep the last one).
+    pub next_cursor: String,
+    /// More changes are ready: ask again at once.
+    pub has_more: bool,
+    /// Nothing is ready or held back: the consumer is up to date. False while changes
+    /// wait for older database transactions to end (they never land behind a cursor
+    /// already given out): ask again shortly.
+    pub caught_up: bool,
+}
+
 /// One entry of a line's history.
 #[derive(Serialize, ToSchema)]
 pub struct LineEvent {

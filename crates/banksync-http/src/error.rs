@@ -157,6 +157,7 @@ fn sync_parts(e: &SyncError) -> (StatusCode, &'static str, &'static str, Map<Str
             none(),
         ),
         SyncError::NotAllowed { code, .. } => (StatusCode::FORBIDDEN, code, "Not allowed", none()),
+        SyncError::Gone { .. } => (StatusCode::GONE, "cursor_expired", "Cursor expired", none()),
         SyncError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict", none()),
         SyncError::AlreadySynchronized { connection_id } => {
             let mut extra = Map::new();

@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{
-    admin, bank_accounts, connections, institutions, journals, ops, pending_transactions,
+    admin, bank_accounts, changes, connections, institutions, journals, ops, pending_transactions,
     statement_lines,
 };
 use crate::AppState;
@@ -375,6 +375,7 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::undo_review))
         .routes(routes!(statement_lines::history))
         .routes(routes!(pending_transactions::list))
+        .routes(routes!(changes::list))
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::rerun))
         .routes(routes!(admin::tokens))

@@ -103,6 +103,17 @@ impl Position for (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
     }
 }
 
+/// The change feed: (transaction id, kind, id), see `sync_engine::changes`.
+impl Position for sync_engine::changes::Position {
+    fn write(&self) -> String {
+        self.encode()
+    }
+
+    fn read(s: &str) -> Option<Self> {
+        Self::decode(s)
+    }
+}
+
 /// The position a cursor of `scope` holds (none without a cursor).
 pub async fn after<P: Position>(
     st: &AppState,

@@ -29,6 +29,8 @@ pub struct Retention {
     pub callback_inbox_days: i64,
     pub jobs_days: i64,
     pub sync_runs_days: i64,
+    /// How long the change feed keeps removals (a cursor older than that gets 410 Gone).
+    pub changes_days: i64,
     pub batch: i64,
 }
 
@@ -38,6 +40,7 @@ impl Default for Retention {
             callback_inbox_days: 30,
             jobs_days: 14,
             sync_runs_days: 180,
+            changes_days: 30,
             batch: 1000,
         }
     }
@@ -49,6 +52,7 @@ impl Retention {
             self.callback_inbox_days >= 1
                 && self.jobs_days >= 1
                 && self.sync_runs_days >= 1
+                && self.changes_days >= 1
                 && self.batch >= 1,
             "retention: every age is at least 1 day and the batch at least 1"
         );
@@ -56,6 +60,7 @@ impl Retention {
             callback_inbox: chrono::Duration::days(self.callback_inbox_days),
             jobs: chrono::Duration::days(self.jobs_days),
             sync_runs: chrono::Duration::days(self.sync_runs_days),
+            changes: chrono::Duration::days(self.changes_days),
             batch: self.batch,
             ..Default::default()
         })

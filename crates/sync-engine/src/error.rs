@@ -19,6 +19,10 @@ pub enum SyncError {
     // --- not found (for this caller) ---
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    /// What the caller asks for is no longer kept (a change-feed cursor older than the
+    /// retention), with how to start again.
+    #[error("{detail}")]
+    Gone { detail: String },
 
     // --- conflicts with what is recorded ---
     /// The request contradicts what is recorded (another tenant's resource, a review
@@ -101,7 +105,7 @@ impl SyncError {
     pub fn category(&self) -> Category {
         match self {
             SyncError::Invalid { .. } | SyncError::NotAllowed { .. } => Category::Caller,
-            SyncError::NotFound { .. } => Category::NotFound,
+            SyncError::NotFound { .. } | SyncError::Gone { .. } => Category::NotFound,
             SyncError::Conflict { .. }
             | SyncError::AlreadySynchronized { .. }
             | SyncError::StillHeld { .. }
@@ -135,6 +139,7 @@ impl SyncError {
             SyncError::Invalid { .. }
             | SyncError::NotAllowed { .. }
             | SyncError::NotFound { .. }
+            | SyncError::Gone { .. }
             | SyncError::Conflict { .. }
             | SyncError::AlreadySynchronized { .. }
             | SyncError::StillHeld { .. }

@@ -13,7 +13,7 @@
 //! * [`schedule`]: the daily refresh rules, the tick and the lost-callback catch-up, and
 //!   the fetch limit shared by replicas ([`schedule::fetch_limit`]);
 //! * [`store`]: the records (companies, connections, accounts and journals, runs, lines,
-//!   pending transactions, line history, tokens, audit, catalogue, retention, stats);
+//!   pending transactions, line history, the change feed, tokens, audit, catalogue, retention, stats);
 //! * [`error`] (one error type, by category), [`guidance`] (what to tell users),
 //!   [`digest`].
 //!
@@ -38,7 +38,7 @@ pub use ingest::{balance, quarantine};
 pub use jobs::worker;
 pub use schedule::fetch_limit;
 pub use store::{
-    audit, catalogue, companies, connections, history, mapping, pending, retention, runs,
+    audit, catalogue, changes, companies, connections, history, mapping, pending, retention, runs,
     statement_lines, stats, status, tokens,
 };
 

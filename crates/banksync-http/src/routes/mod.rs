@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bank_accounts;
+pub mod changes;
 pub mod connections;
 pub mod institutions;
 pub mod journals;

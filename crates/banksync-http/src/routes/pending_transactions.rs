@@ -73,7 +73,7 @@ fn dto(p: pending::PendingTransaction) -> PendingTransaction {
 /// Pending transactions of the company's journals, by booking date; cursor pagination.
 /// They are not statement lines: one that posts becomes a line that names it
 /// (`pending_transaction_id`), one Salt Edge stops listing expires.
-#[utoipa::path(get, path = "/api/v1/pending-transactions", tag = "statement-lines", params(PendingQuery),
+#[utoipa::path(get, path = "/api/v1/pending-transactions", tag = "statement-lines", operation_id = "list_pending_transactions", params(PendingQuery),
     responses((status = 200, body = PendingPage)), security(("token" = [])))]
 pub async fn list(
     State(st): State<AppState>,

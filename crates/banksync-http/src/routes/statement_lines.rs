@@ -37,7 +37,7 @@ pub struct LinesQuery {
     pub limit: Option<i64>,
 }
 
-fn line_dto(r: statement_lines::Line) -> StatementLine {
+pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
     let duplicate_review = match (
         r.suspect_duplicate_of,
         r.duplicate_confirmed_at,
@@ -177,7 +177,7 @@ pub async fn lines(
 /// How a line came to be and changed: created (by which sync run, under which Salt Edge
 /// id), updated by Salt Edge (which fields, and what they held), re-keyed (from which id,
 /// and why), posted from a pending transaction, flagged as a look-alike, reviewed.
-#[utoipa::path(get, path = "/api/v1/statement-lines/{id}/history", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/statement-lines/{id}/history", tag = "statement-lines", operation_id = "line_history", params(("id" = i64, Path)),
     responses((status = 200, body = LineHistory)), security(("token" = [])))]
 pub async fn history(
     State(st): State<AppState>,

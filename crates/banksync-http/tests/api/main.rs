@@ -1,5 +1,6 @@
 //! The HTTP surface over real HTTP: the simulator, this server, its job worker and Postgres.
 
+mod accounting;
 mod callbacks;
 mod contract;
 mod flows;

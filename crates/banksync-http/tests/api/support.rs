@@ -31,33 +31,16 @@ pub async fn stack(pool: PgPool) -> Stack {
     cfg.fetches_per_second = 0;
     let client = Client::new(cfg).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let callback_base = url::Url::parse(&format!("http://{addr}/callbacks/saltedge/")).unwrap();
+    let callback_base = url::Url::parse(&format!(
+        "http://{}/callbacks/saltedge/",
+        listener.local_addr().unwrap()
+    ))
+    .unwrap();
     sim.set_callback_base(Some(callback_base.clone()));
     // `success` registered with a trailing slash on both sides, as real clients often do.
     let success_url = format!("{callback_base}success/");
     sim.set_callback_url(saltedge_sim::CallbackKind::Success, &success_url);
-    let registered = [("success".to_string(), success_url)].into_iter().collect();
-    let config = HttpConfig {
-        return_to_origins: vec!["https://books.example".into()],
-        limits: HttpLimits {
-            body_limit_bytes: 64 * 1024,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let built = Application::build(
-        pool.clone(),
-        client.clone(),
-        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        banksync_http::callbacks::urls::CallbackUrls::with_overrides(&callback_base, &registered)
-            .unwrap(),
-        &config,
-        None,
-    );
-    banksync_http::spawn_metrics_refresher(&built.state, Duration::from_millis(100));
-    let app = built.router;
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve(listener, &pool, &client, &callback_base).await;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut worker = Worker::new(pool.clone(), client.clone());
     worker.poll = Duration::from_millis(20);
@@ -80,7 +63,53 @@ pub async fn stack(pool: PgPool) -> Stack {
     }
 }
 
+/// Builds the application on `pool` and serves it on `listener` (the test stack's server,
+/// or another replica of it).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    pool: &PgPool,
+    client: &Client,
+    callback_base: &url::Url,
+) -> std::net::SocketAddr {
+    let addr = listener.local_addr().unwrap();
+    // `success` registered with a trailing slash on both sides, as real clients often do.
+    let success_url = format!("{callback_base}success/");
+    let registered = [("success".to_string(), success_url)].into_iter().collect();
+    let config = HttpConfig {
+        return_to_origins: vec!["https://books.example".into()],
+        limits: HttpLimits {
+            body_limit_bytes: 64 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let built = Application::build(
+        pool.clone(),
+        client.clone(),
+        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
+        banksync_http::callbacks::urls::CallbackUrls::with_overrides(callback_base, &registered)
+            .unwrap(),
+        &config,
+        None,
+    );
+    banksync_http::spawn_metrics_refresher(&built.state, Duration::from_millis(100));
+    let app = built.router;
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 impl Stack {
+    /// Another replica of the server (same database, its own process state); its base URL.
+    pub async fn replica(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = Client::new(banksync_testkit::signed_config(&self.sim)).unwrap();
+        let base = url::Url::parse(&self.callback_base).unwrap();
+        format!(
+            "http://{}",
+            serve(listener, &self.pool, &client, &base).await
+        )
+    }
+
     pub async fn call(
         &self,
         method: Method,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod changes;
 pub mod companies;
 pub mod connections;
 pub mod history;

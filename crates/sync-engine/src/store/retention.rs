@@ -1,4 +1,5 @@
-//! Retention: processed callbacks, finished jobs and old sync runs are deleted by age, in
+//! Retention: processed callbacks, finished jobs, old sync runs and the change feed's
+//! removals are deleted by age, in
 //! small batches (each its own short statement), so pruning never holds long locks. Dead
 //! jobs are kept as long as finished ones, for operators. A connection's newest sync run is
 //! always kept (it is what the API shows as `last_sync`).
@@ -14,6 +15,9 @@ pub struct Retention {
     pub callback_inbox: chrono::Duration,
     pub jobs: chrono::Duration,
     pub sync_runs: chrono::Duration,
+    /// Removals in the change feed (tombstones); a cursor from before the newest pruned
+    /// one is answered 410 Gone.
+    pub changes: chrono::Duration,
     /// Rows per delete statement.
     pub batch: i64,
     /// Pause between batches, to leave room for other work.
@@ -26,6 +30,7 @@ impl Default for Retention {
             callback_inbox: chrono::Duration::days(30),
             jobs: chrono::Duration::days(14),
             sync_runs: chrono::Duration::days(180),
+            changes: chrono::Duration::days(30),
             batch: 1000,
             pause: Duration::from_millis(50),
         }
@@ -37,6 +42,7 @@ pub struct Pruned {
     pub callbacks: u64,
     pub jobs: u64,
     pub sync_runs: u64,
+    pub removed_lines: u64,
 }
 
 /// Runs a checked `DELETE … LIMIT $2` of rows older than `$1` until a batch deletes fewer
@@ -84,10 +90,12 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
                AND EXISTS (SELECT 1 FROM sync_runs n WHERE n.connection_id = s.connection_id AND n.started_at > s.started_at)
              ORDER BY s.finished_at LIMIT $2)"
     );
+    let removed_lines = crate::changes::prune(pool, now - r.changes, r.batch, r.pause).await?;
     let out = Pruned {
         callbacks,
         jobs,
         sync_runs,
+        removed_lines,
     };
     if out != Pruned::default() {
         tracing::info!(?out, "retention: pruned");

@@ -53,6 +53,16 @@ pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
     .ok_or(SyncError::not_found("statement line"))
 }
 
+/// The company's lines with these ids (those that exist), in no particular order.
+pub async fn many(pool: &PgPool, company: Uuid, ids: &[i64]) -> Result<Vec<Line>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = ANY($2)"#, company, ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Up to `limit` lines of the company's journals matching `filter`, by booking date and
 /// id, after `after` (the last line of the previous page).
 pub async fn page(

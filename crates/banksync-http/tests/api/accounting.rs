@@ -1,0 +1,375 @@
+//! The accounting contract through the API: the change feed (replayed, it is the current
+//! lines; nothing skipped behind a late commit; cursors across replicas; 410 once expired)
+//! and line identity.
+
+use std::collections::BTreeMap;
+
+use crate::support::*;
+
+/// A change-feed consumer: the lines it holds, where it stands, its page size.
+struct Consumer {
+    lines: BTreeMap<i64, Value>,
+    cursor: Option<String>,
+    limit: u32,
+}
+
+impl Consumer {
+    fn new(limit: u32) -> Self {
+        Consumer {
+            lines: BTreeMap::new(),
+            cursor: None,
+            limit,
+        }
+    }
+
+    /// Applies up to `pages` pages; returns whether it is caught up.
+    async fn read(&mut self, s: &Stack, pages: usize) -> bool {
+        for _ in 0..pages {
+            let path = match &self.cursor {
+                Some(c) => format!("/api/v1/changes?limit={}&cursor={c}", self.limit),
+                None => format!("/api/v1/changes?limit={}", self.limit),
+            };
+            let (st, page) = s.call(Method::GET, &path, None).await;
+            assert_eq!(st, 200, "{page}");
+            for c in page["changes"].as_array().unwrap() {
+                let id = c["id"].as_i64().unwrap();
+                match c["op"].as_str().unwrap() {
+                    "added" | "modified" => {
+                        self.lines.insert(id, c["line"].clone());
+                    }
+                    "removed" => {
+                        self.lines.remove(&id);
+                    }
+                    other => panic!("unknown op {other}"),
+                }
+            }
+            self.cursor = Some(page["next_cursor"].as_str().unwrap().to_string());
+            if page["caught_up"] == true {
+                return true;
+            }
+            if page["has_more"] == false {
+                // Held back behind a transaction still running: ask again shortly.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        false
+    }
+
+    async fn catch_up(&mut self, s: &Stack) {
+        for _ in 0..500 {
+            if self.read(s, 50).await {
+                return;
+            }
+        }
+        panic!("the feed never caught up");
+    }
+}
+
+/// The lines a consumer should hold: every line in the journals, as the list shows it.
+async fn books(s: &Stack) -> BTreeMap<i64, Value> {
+    all_lines(s)
+        .await
+        .into_iter()
+        .filter(|l| l["in_journal"] == true)
+        .map(|l| (l["id"].as_i64().unwrap(), l))
+        .collect()
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+async fn connection_ids(s: &Stack) -> Vec<(Uuid, String)> {
+    sqlx::query_as("SELECT id, saltedge_id FROM connections ORDER BY created_at")
+        .fetch_all(&s.pool)
+        .await
+        .unwrap()
+}
+
+async fn sync(s: &Stack, client: &Client, conn: Uuid) {
+    sync_engine::sync_connection(&s.pool, client, conn, &Default::default())
+        .await
+        .unwrap();
+}
+
+/// Random sync histories on two connections — new activity, pending transactions that
+/// post, Salt Edge edits, re-issued ids, duplicates confirmed and undone, concurrent syncs —
+/// with consumers that start at different times and read in different page sizes: each
+/// ends holding exactly the current lines.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_change_feed_replays_to_the_current_lines(pool: PgPool) {
+    let s = stack(pool).await;
+    linked(&s, "fake_client_xf").await;
+    let (st, link) = s
+        .call(
+            Method::POST,
+            "/api/v1/connections",
+            Some(link_body("fakebank_simple_xf")),
+        )
+        .await;
+    assert_eq!(st, 201, "{link}");
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true)
+        .await;
+    let conns = eventually("two connections", || async {
+        let c = connection_ids(&s).await;
+        (c.len() == 2).then_some(c)
+    })
+    .await;
+    let client = banksync_testkit::signed_client(&s.sim);
+    for (id, _) in &conns {
+        sync(&s, &client, *id).await;
+    }
+
+    for seed in [7_u64, 1_234, 99_991] {
+        let mut rng = Rng(seed);
+        let mut consumers = vec![Consumer::new(1000), Consumer::new(7)];
+        let mut late: Option<Consumer> = None;
+        for step in 0..14 {
+            let (conn, se_conn) = conns[rng.below(2)].clone();
+            match rng.below(6) {
+                0 => {
+                    s.sim.advance(&se_conn);
+                    sync(&s, &client, conn).await;
+                }
+                1 => {
+                    // Salt Edge edits a posted transaction.
+                    let n = rng.next();
+                    s.sim.edit_connection(&se_conn, |rec| {
+                        let k = (n % rec.posted.len() as u64) as usize;
+                        let t = &mut rec.posted[k];
+                        t.description = format!("{} (edited {n})", t.description);
+                        t.updated_at = chrono::Utc::now();
+                    });
+                    sync(&s, &client, conn).await;
+                }
+                2 => {
+                    let truth = s.sim.ground_truth(&se_conn).unwrap();
+                    let posted: Vec<String> = truth.accounts[0]
+                        .posted
+                        .iter()
+                        .map(|t| t.id.clone())
+                        .collect();
+                    let id = posted[rng.below(posted.len())].clone();
+                    s.sim.reissue(&se_conn, &id);
+                    sync(&s, &client, conn).await;
+                }
+                3 => {
+                    // A bookkeeper confirms a flagged look-alike, or undoes a confirmation.
+                    let lines = all_lines(&s).await;
+                    let undo = rng.below(2) == 0;
+                    let pick = lines.iter().find(|l| {
+                        if undo {
+                            l["duplicate_review"] == "confirmed"
+                        } else {
+                            l["duplicate_review"] == "flagged"
+                        }
+                    });
+                    if let Some(l) = pick {
+                        let action = if undo {
+                            "undo-review"
+                        } else {
+                            "confirm-duplicate"
+                        };
+                        let (st, body) = s
+                            .call(
+                                Method::POST,
+                                &format!("/api/v1/statement-lines/{}/{action}", l["id"]),
+                                None,
+                            )
+                            .await;
+                        assert_eq!(st, 200, "{body}");
+                    }
+                }
+                4 => {
+                    // Both connections sync at once.
+                    for (_, se) in &conns {
+                        s.sim.advance(se);
+                    }
+                    tokio::join!(sync(&s, &client, conns[0].0), sync(&s, &client, conns[1].0));
+                }
+                _ => {
+                    let pages = 1 + rng.below(3);
+                    for c in consumers.iter_mut() {
+                        c.read(&s, pages).await;
+                    }
+                }
+            }
+            if step == 6 {
+                late = Some(Consumer::new(50));
+            }
+            if let Some(c) = late.as_mut() {
+                c.read(&s, 1).await;
+            }
+        }
+        consumers.extend(late);
+        let expected = books(&s).await;
+        assert!(expected.len() > 100);
+        for (k, c) in consumers.iter_mut().enumerate() {
+            c.catch_up(&s).await;
+            assert_eq!(
+                c.lines.keys().collect::<Vec<_>>(),
+                expected.keys().collect::<Vec<_>>(),
+                "seed {seed}, consumer {k}: the same lines"
+            );
+            assert_eq!(
+                c.lines, expected,
+                "seed {seed}, consumer {k}: as they are now"
+            );
+        }
+    }
+}
+
+/// A transaction that got a lower id but commits after a higher one: the feed holds the
+/// higher one back until the lower has ended, so nothing lands behind a cursor.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_late_commit_is_never_skipped(pool: PgPool) {
+    let s = stack(pool).await;
+    linked(&s, "fake_client_xf").await;
+    let mut c = Consumer::new(1000);
+    c.catch_up(&s).await;
+    let ids: Vec<i64> = c.lines.keys().copied().take(2).collect();
+
+    // T1 changes a line first (it gets the lower transaction id) and stays open.
+    let mut t1 = s.pool.begin().await.unwrap();
+    sqlx::query("UPDATE statement_lines SET description = description || ' (T1)' WHERE id = $1")
+        .bind(ids[0])
+        .execute(&mut *t1)
+        .await
+        .unwrap();
+    // T2 changes another line and commits.
+    sqlx::query("UPDATE statement_lines SET description = description || ' (T2)' WHERE id = $1")
+        .bind(ids[1])
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    assert!(!c.read(&s, 3).await, "held back while T1 runs");
+    assert!(
+        !c.lines[&ids[1]]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("(T2)"),
+        "T2 is not handed out ahead of T1"
+    );
+    t1.commit().await.unwrap();
+    c.catch_up(&s).await;
+    assert!(c.lines[&ids[0]]["description"]
+        .as_str()
+        .unwrap()
+        .ends_with("(T1)"));
+    assert!(c.lines[&ids[1]]["description"]
+        .as_str()
+        .unwrap()
+        .ends_with("(T2)"));
+    assert_eq!(c.lines, books(&s).await);
+}
+
+/// A cursor works on another replica and after a restart (it is the database's position,
+/// signed with a key every replica shares); one older than the retained removals is 410
+/// with how to start again; another company's or another journal's cursor is refused.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn cursors_cross_replicas_and_expire_with_410(pool: PgPool) {
+    let s = stack(pool).await;
+    linked(&s, "fake_client_xf").await;
+    // (Entries wait while any older transaction runs, other tests' included.)
+    let first = eventually("a full first page", || async {
+        let (_, p) = s.call(Method::GET, "/api/v1/changes?limit=5", None).await;
+        (p["has_more"] == true).then_some(p)
+    })
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+
+    let replica = s.replica().await;
+    let page = s
+        .http
+        .get(format!("{replica}/api/v1/changes?limit=5&cursor={cursor}"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page: Value = page.json().await.unwrap();
+    let (_, here) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/changes?limit=5&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        page["changes"], here["changes"],
+        "the same page on every replica"
+    );
+    assert_ne!(page["changes"], first["changes"]);
+
+    let (st, p) = s
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/changes?cursor={cursor}&journal_id={}",
+                Uuid::new_v4()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), p["code"].as_str()),
+        (422, Some("invalid_cursor"))
+    );
+
+    // A line is removed, its tombstone outlives the retention and is pruned.
+    let line: i64 = sqlx::query_scalar("SELECT max(id) FROM statement_lines")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM statement_lines WHERE id = $1")
+        .bind(line)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let mut c = Consumer::new(1000);
+    c.catch_up(&s).await;
+    assert!(!c.lines.contains_key(&line));
+    let fresh = c.cursor.clone().unwrap();
+    sqlx::query("UPDATE removed_lines SET removed_at = now() - interval '40 days'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let pruned = sync_engine::retention::prune(&s.pool, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(pruned.removed_lines, 1);
+    let (st, p) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/changes?cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), p["code"].as_str()),
+        (410, Some("cursor_expired")),
+        "{p}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("without one"));
+    // A cursor taken after the pruned removal still works.
+    let (st, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/changes?cursor={fresh}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+}

@@ -1,0 +1,252 @@
+//! The change feed: what changed in a company's books since a position, in an order in which
+//! no change can be missed.
+//!
+//! Each statement line (and statement) carries `change_xid`, the id of the database
+//! transaction that last changed it; removed lines leave a tombstone. A page lists rows by
+//! (`change_xid`, kind, id) after the caller's position, and only rows whose transaction is
+//! older than every transaction still running (the xmin of the reading statement's
+//! snapshot). A transaction that got a lower id but commits later is therefore never
+//! behind a position already handed out: its rows are held back until it has ended. A row
+//! changed again moves to its new transaction's place, so each entry gives the row as it is
+//! now; applying every page in order leaves a consumer with exactly the current rows.
+//!
+//! Positions are plain numbers from the database: they survive restarts and mean the same
+//! on every replica. Tombstones older than the retention are pruned; the newest pruned
+//! one's position is kept in `change_feed_horizon`, and a position before it is
+//! [`Gone`](crate::SyncError::Gone).
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+use crate::statement_lines::{self, Line};
+
+/// Where a consumer stands: the last entry it applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub xid: i64,
+    /// 0: line, 1: statement, 2: removed line.
+    pub kind: i16,
+    pub id: i64,
+}
+
+impl Position {
+    /// `xid.kind.id`, as cursors carry it.
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.xid, self.kind, self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Position> {
+        let mut it = s.split('.');
+        let p = Position {
+            xid: it.next()?.parse().ok()?,
+            kind: it.next()?.parse().ok()?,
+            id: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(p)
+    }
+}
+
+/// What happened to an entry, as of now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// New since the position (never changed after it was first stored).
+    Added,
+    /// Changed since the position.
+    Modified,
+    /// Out of the books: deleted (a re-issued transaction folded into its old line) or
+    /// confirmed as a duplicate.
+    Removed,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Added => "added",
+            Op::Modified => "modified",
+            Op::Removed => "removed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Entity {
+    Line(Box<Line>),
+    /// A line that is gone; only its id and journal are left.
+    RemovedLine {
+        id: i64,
+        journal_id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub op: Op,
+    pub entity: Entity,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    pub changes: Vec<Change>,
+    /// More entries are ready after the last one.
+    pub has_more: bool,
+    /// Entries exist that are held back until older transactions end: ask again shortly.
+    pub held_back: bool,
+}
+
+/// Up to `limit` changes of `company` (one journal, or all) after `after` (`None`: from the
+/// beginning).
+pub async fn page(
+    pool: &PgPool,
+    company: Uuid,
+    journal: Option<Uuid>,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<FeedPage> {
+    let pos = after.unwrap_or(Position {
+        xid: -1,
+        kind: -1,
+        id: -1,
+    });
+    if after.is_some() {
+        let pruned = sqlx::query!("SELECT pruned_xid, pruned_line FROM change_feed_horizon")
+            .fetch_optional(pool)
+            .await?;
+        // Before the newest pruned removal's own position: a pruned one may lie after it.
+        if pruned.is_some_and(|p| (pos.xid, pos.kind, pos.id) < (p.pruned_xid, 2, p.pruned_line)) {
+            return Err(SyncError::Gone {
+                detail: "this cursor is older than the change feed keeps removals (retention.changes_days); read the lists \
+                         (statement lines, statements) again from the start, then follow the feed from a fresh cursor \
+                         (GET /api/v1/changes without one)"
+                    .into(),
+            });
+        }
+    }
+    let rows = sqlx::query!(
+        r#"WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x),
+         lines AS (
+             SELECT l.change_xid AS xid, 0::int2 AS kind, l.id, l.journal_id,
+                    (l.updated_at = l.imported_at) AS added, (l.duplicate_confirmed_at IS NOT NULL) AS gone
+             FROM statement_lines l, h
+             WHERE l.company_id = $1 AND ($2::uuid IS NULL OR l.journal_id = $2) AND l.change_xid < h.x
+               AND l.change_xid >= $3 AND (l.change_xid > $3 OR 0 > $4::int2 OR (0 = $4::int2 AND l.id > $5))
+             ORDER BY l.change_xid, l.id LIMIT $6::bigint + 1),
+         removed AS (
+             SELECT r.change_xid AS xid, 2::int2 AS kind, r.line_id AS id, r.journal_id, false AS added, true AS gone
+             FROM removed_lines r, h
+             WHERE r.company_id = $1 AND ($2::uuid IS NULL OR r.journal_id = $2) AND r.change_xid < h.x
+               AND r.change_xid >= $3 AND (r.change_xid > $3 OR 2 > $4::int2 OR (2 = $4::int2 AND r.line_id > $5))
+             ORDER BY r.change_xid, r.line_id LIMIT $6::bigint + 1)
+         SELECT xid AS "xid!", kind AS "kind!", id AS "id!", journal_id AS "journal_id!", added AS "added!", gone AS "gone!"
+         FROM (SELECT * FROM lines UNION ALL SELECT * FROM removed) c
+         ORDER BY xid, kind, id LIMIT $6::bigint + 1"#,
+        company,
+        journal,
+        pos.xid,
+        pos.kind,
+        pos.id,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let held_back = if has_more {
+        false
+    } else {
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM statement_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
+                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+               OR EXISTS (SELECT 1 FROM removed_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
+                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS "held!""#,
+            company,
+            journal
+        )
+        .fetch_one(pool)
+        .await?
+    };
+    let line_ids: Vec<i64> = rows.iter().filter(|r| r.kind == 0).map(|r| r.id).collect();
+    let mut lines: std::collections::HashMap<i64, Line> =
+        statement_lines::many(pool, company, &line_ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.id, l))
+            .collect();
+    let mut changes = Vec::with_capacity(rows.len());
+    for r in rows {
+        let position = Position {
+            xid: r.xid,
+            kind: r.kind,
+            id: r.id,
+        };
+        let removed = Entity::RemovedLine {
+            id: r.id,
+            journal_id: r.journal_id,
+        };
+        let (op, entity) = match (r.kind, lines.remove(&r.id)) {
+            (0, Some(l)) if r.gone => (Op::Removed, Entity::Line(Box::new(l))),
+            (0, Some(l)) => (
+                if r.added { Op::Added } else { Op::Modified },
+                Entity::Line(Box::new(l)),
+            ),
+            // Deleted between the two reads: its tombstone comes later in the feed.
+            (0, None) => continue,
+            _ => (Op::Removed, removed),
+        };
+        changes.push(Change {
+            op,
+            entity,
+            position,
+        });
+    }
+    Ok(FeedPage {
+        changes,
+        has_more,
+        held_back,
+    })
+}
+
+/// Deletes tombstones removed before `before`, in batches, and moves the horizon past the
+/// newest one deleted. Returns how many went.
+pub async fn prune(
+    pool: &PgPool,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+    pause: Duration,
+) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let gone: Vec<(i64, i64)> = sqlx::query!(
+            "DELETE FROM removed_lines WHERE line_id IN (
+                 SELECT line_id FROM removed_lines WHERE removed_at < $1 ORDER BY removed_at LIMIT $2)
+             RETURNING change_xid, line_id",
+            before,
+            batch
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.change_xid, r.line_id))
+        .collect();
+        if let Some((xid, line)) = gone.iter().max() {
+            sqlx::query!(
+                "UPDATE change_feed_horizon SET pruned_xid = $1, pruned_line = $2
+                 WHERE (pruned_xid, pruned_line) < ($1, $2)",
+                xid,
+                line
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        total += gone.len() as u64;
+        if (gone.len() as i64) < batch {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
