@@ -119,6 +119,8 @@ pub struct BankAccount {
     /// Why the balance could not be compared.
     pub balance_note: Option<String>,
     pub disappeared_at: Option<DateTime<Utc>>,
+    /// How its lines are grouped into statements: `daily`, `weekly` or `monthly`.
+    pub statement_period: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -322,6 +324,68 @@ pub struct Journal {
     pub sync_start_date: Option<NaiveDate>,
 }
 
+/// A bank statement: one account's lines of one period, with balances that chain.
+#[derive(Serialize, ToSchema)]
+pub struct Statement {
+    pub id: i64,
+    pub bank_account_id: Uuid,
+    pub journal_id: Uuid,
+    pub currency: String,
+    /// `daily`, `weekly` (Monday to Sunday) or `monthly`.
+    pub period: String,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    /// `open` until its period has ended and a sync after that has completed; then
+    /// `closed`, numbered, and never changed again.
+    #[schema(pattern = "^(open|closed)$")]
+    pub status: String,
+    /// The account's statement number, given when it closes.
+    pub sequence: Option<i32>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub line_count: i64,
+    /// Decimal string: the previous statement's closing balance.
+    pub opening_balance: String,
+    /// Decimal string: opening balance + its lines (confirmed duplicates excluded) +
+    /// corrections.
+    pub closing_balance: String,
+    /// Decimal string: changes to lines of closed statements (an amount edited by Salt Edge,
+    /// a line confirmed as a duplicate or removed), carried here so that closed statements
+    /// never change and the balances still chain.
+    pub corrections: String,
+    /// The balance check recorded on this statement, if any: the bank's balance at the
+    /// sync's attempt…
+    pub bank_balance: Option<String>,
+    pub bank_balance_at: Option<DateTime<Utc>>,
+    /// …how it was compared (`booked`, `credit_card_spend`, `not_comparable`)…
+    pub balance_basis: Option<String>,
+    /// …and bank balance minus the journal's balance then (zero: they agreed; absent: not
+    /// comparable). Recorded, never adjusted.
+    pub balance_difference: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatementsPage {
+    pub items: Vec<Statement>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatementWithLines {
+    pub statement: Statement,
+    /// Its lines by booking date (a line that arrived after its own period closed is in
+    /// the statement it arrived in, with its own date).
+    pub lines: Vec<StatementLine>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatementPeriod {
+    /// `daily`, `weekly` or `monthly`.
+    #[schema(pattern = "^(daily|weekly|monthly)$")]
+    pub period: String,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MapAccount {
@@ -379,13 +443,15 @@ pub struct ChangeEntry {
     /// duplicate). Apply `added` and `modified` alike: upsert by `id`.
     #[schema(pattern = "^(added|modified|removed)$")]
     pub op: String,
-    /// `line`.
-    #[schema(pattern = "^(line)$")]
+    /// `line` or `statement`.
+    #[schema(pattern = "^(line|statement)$")]
     pub entity: String,
     pub id: i64,
     pub journal_id: Uuid,
-    /// The line as it is now (absent when it no longer exists).
+    /// The line as it is now (for a line that still exists).
     pub line: Option<StatementLine>,
+    /// The statement as it is now (for a statement that still exists).
+    pub statement: Option<Statement>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -612,6 +678,7 @@ impl BankAccount {
             disappeared_at: a.disappeared_at,
             balance_check: a.balance_check,
             balance_note: a.balance_note,
+            statement_period: a.statement_period,
         }
     }
 }

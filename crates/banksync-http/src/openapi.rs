@@ -22,7 +22,7 @@ use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{
     admin, bank_accounts, changes, connections, institutions, journals, ops, pending_transactions,
-    statement_lines,
+    statement_lines, statements,
 };
 use crate::AppState;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -376,6 +376,10 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::history))
         .routes(routes!(pending_transactions::list))
         .routes(routes!(changes::list))
+        .routes(routes!(statements::of_account))
+        .routes(routes!(statements::of_journal))
+        .routes(routes!(statements::show))
+        .routes(routes!(statements::set_period))
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::rerun))
         .routes(routes!(admin::tokens))

@@ -13,7 +13,7 @@
 //! * [`schedule`]: the daily refresh rules, the tick and the lost-callback catch-up, and
 //!   the fetch limit shared by replicas ([`schedule::fetch_limit`]);
 //! * [`store`]: the records (companies, connections, accounts and journals, runs, lines,
-//!   pending transactions, line history, the change feed, tokens, audit, catalogue, retention, stats);
+//!   pending transactions, line history, statements, the change feed, tokens, audit, catalogue, retention, stats);
 //! * [`error`] (one error type, by category), [`guidance`] (what to tell users),
 //!   [`digest`].
 //!
@@ -39,7 +39,7 @@ pub use jobs::worker;
 pub use schedule::fetch_limit;
 pub use store::{
     audit, catalogue, changes, companies, connections, history, mapping, pending, retention, runs,
-    statement_lines, stats, status, tokens,
+    statement_lines, statements, stats, status, tokens,
 };
 
 /// The schema, embedded from the workspace's `migrations/` folder.

@@ -27,11 +27,11 @@ pub struct ChangesQuery {
     pub limit: Option<i64>,
 }
 
-/// Changes to the company's statement lines since `cursor`, oldest first. A consumer that
-/// starts without a cursor and applies every page (upsert `added` and `modified` by id,
-/// delete `removed`) holds exactly the current lines. A cursor older than the feed's
-/// retention is 410 `cursor_expired`: read the lists again, then follow the feed from
-/// the beginning.
+/// Changes to the company's statement lines and statements since `cursor`, oldest first. A
+/// consumer that starts without a cursor and applies every page (upsert `added` and
+/// `modified` by entity and id, delete `removed`) holds exactly the current lines and
+/// statements. A cursor older than the feed's retention is 410 `cursor_expired`: read the
+/// lists again, then follow the feed from the beginning.
 #[utoipa::path(get, path = "/api/v1/changes", tag = "statement-lines", operation_id = "list_changes", params(ChangesQuery),
     responses((status = 200, body = ChangesPage), (status = 410, description = "cursor_expired: the cursor is older than the change feed keeps removals; resynchronise from the lists")),
     security(("token" = [])))]
@@ -58,21 +58,38 @@ pub async fn list(
     let entries = page
         .changes
         .into_iter()
-        .map(|c| match c.entity {
-            changes::Entity::Line(l) => ChangeEntry {
-                op: c.op.as_str().into(),
-                entity: "line".into(),
-                id: l.id,
-                journal_id: l.journal_id,
-                line: Some(super::statement_lines::line_dto(*l)),
-            },
-            changes::Entity::RemovedLine { id, journal_id } => ChangeEntry {
-                op: c.op.as_str().into(),
-                entity: "line".into(),
+        .map(|c| {
+            let op = c.op.as_str().to_string();
+            let (entity, id, journal_id, line, statement) = match c.entity {
+                changes::Entity::Line(l) => (
+                    "line",
+                    l.id,
+                    l.journal_id,
+                    Some(super::statement_lines::line_dto(*l)),
+                    None,
+                ),
+                changes::Entity::RemovedLine { id, journal_id } => {
+                    ("line", id, journal_id, None, None)
+                }
+                changes::Entity::Statement(s) => (
+                    "statement",
+                    s.id,
+                    s.journal_id,
+                    None,
+                    Some(super::statements::statement_dto(*s)),
+                ),
+                changes::Entity::RemovedStatement { id, journal_id } => {
+                    ("statement", id, journal_id, None, None)
+                }
+            };
+            ChangeEntry {
+                op,
+                entity: entity.into(),
                 id,
                 journal_id,
-                line: None,
-            },
+                line,
+                statement,
+            }
         })
         .collect();
     Ok(Json(ChangesPage {

@@ -9,3 +9,4 @@ pub mod journals;
 pub mod ops;
 pub mod pending_transactions;
 pub mod statement_lines;
+pub mod statements;

@@ -9,6 +9,7 @@ use crate::support::*;
 /// A change-feed consumer: the lines it holds, where it stands, its page size.
 struct Consumer {
     lines: BTreeMap<i64, Value>,
+    statements: BTreeMap<i64, Value>,
     cursor: Option<String>,
     limit: u32,
 }
@@ -17,6 +18,7 @@ impl Consumer {
     fn new(limit: u32) -> Self {
         Consumer {
             lines: BTreeMap::new(),
+            statements: BTreeMap::new(),
             cursor: None,
             limit,
         }
@@ -33,12 +35,19 @@ impl Consumer {
             assert_eq!(st, 200, "{page}");
             for c in page["changes"].as_array().unwrap() {
                 let id = c["id"].as_i64().unwrap();
+                let entity = c["entity"].as_str().unwrap();
+                let (held, now) = match entity {
+                    "line" => (&mut self.lines, &c["line"]),
+                    "statement" => (&mut self.statements, &c["statement"]),
+                    other => panic!("unknown entity {other}"),
+                };
                 match c["op"].as_str().unwrap() {
                     "added" | "modified" => {
-                        self.lines.insert(id, c["line"].clone());
+                        assert!(now.is_object(), "{c}");
+                        held.insert(id, now.clone());
                     }
                     "removed" => {
-                        self.lines.remove(&id);
+                        held.remove(&id);
                     }
                     other => panic!("unknown op {other}"),
                 }
@@ -73,6 +82,22 @@ async fn books(s: &Stack) -> BTreeMap<i64, Value> {
         .filter(|l| l["in_journal"] == true)
         .map(|l| (l["id"].as_i64().unwrap(), l))
         .collect()
+}
+
+/// Every statement of every journal, as the lists show them.
+async fn statements(s: &Stack) -> BTreeMap<i64, Value> {
+    let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
+    let mut out = BTreeMap::new();
+    for j in journals.as_array().unwrap() {
+        let first = format!(
+            "/api/v1/journals/{}/statements?limit=100",
+            j["id"].as_str().unwrap()
+        );
+        for st in all_of(s, &first).await {
+            out.insert(st["id"].as_i64().unwrap(), st);
+        }
+    }
+    out
 }
 
 struct Rng(u64);
@@ -216,6 +241,8 @@ async fn the_change_feed_replays_to_the_current_lines(pool: PgPool) {
         consumers.extend(late);
         let expected = books(&s).await;
         assert!(expected.len() > 100);
+        let expected_statements = statements(&s).await;
+        assert!(expected_statements.len() > 10);
         for (k, c) in consumers.iter_mut().enumerate() {
             c.catch_up(&s).await;
             assert_eq!(
@@ -226,6 +253,10 @@ async fn the_change_feed_replays_to_the_current_lines(pool: PgPool) {
             assert_eq!(
                 c.lines, expected,
                 "seed {seed}, consumer {k}: as they are now"
+            );
+            assert_eq!(
+                c.statements, expected_statements,
+                "seed {seed}, consumer {k}: the same statements, balances included"
             );
         }
     }
@@ -372,4 +403,113 @@ async fn cursors_cross_replicas_and_expire_with_410(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 200);
+}
+
+/// Statements through the API: an account's and a journal's, one with its lines, the
+/// period setting; another company sees none of them.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn statements_through_the_api(pool: PgPool) {
+    let s = stack(pool).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let (_, c) = s
+        .call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+        .await;
+    let account = c["accounts"][0].clone();
+    let (aid, jid) = (
+        account["id"].as_str().unwrap(),
+        account["journal_id"].as_str().unwrap(),
+    );
+    assert_eq!(account["statement_period"], "daily");
+    let of_account = all_of(
+        &s,
+        &format!("/api/v1/bank-accounts/{aid}/statements?limit=10"),
+    )
+    .await;
+    let of_journal = all_of(&s, &format!("/api/v1/journals/{jid}/statements?limit=10")).await;
+    assert!(of_account.len() > 10);
+    assert_eq!(of_account, of_journal, "one account in this journal");
+    let closed: Vec<&Value> = of_account
+        .iter()
+        .filter(|st| st["status"] == "closed")
+        .collect();
+    for (k, st) in closed.iter().enumerate() {
+        assert_eq!(st["sequence"], k as i64 + 1);
+        if k > 0 {
+            assert_eq!(st["opening_balance"], closed[k - 1]["closing_balance"]);
+        }
+    }
+    let newest = of_account.last().unwrap();
+    assert_eq!(newest["closing_balance"], account["bank_balance"]);
+
+    let id = closed[3]["id"].as_i64().unwrap();
+    let (st, one) = s
+        .call(Method::GET, &format!("/api/v1/statements/{id}"), None)
+        .await;
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(one["statement"], *closed[3]);
+    let lines = one["lines"].as_array().unwrap();
+    assert_eq!(
+        lines.len() as i64,
+        closed[3]["line_count"].as_i64().unwrap()
+    );
+    let sum: rust_decimal::Decimal = lines
+        .iter()
+        .map(|l| {
+            l["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    let open: rust_decimal::Decimal = closed[3]["opening_balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let close: rust_decimal::Decimal = closed[3]["closing_balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(open + sum, close);
+
+    let (st, a) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bank-accounts/{aid}/statement-period"),
+            Some(json!({ "period": "monthly" })),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), &a["statement_period"]),
+        (200, &json!("monthly"))
+    );
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bank-accounts/{aid}/statement-period"),
+            Some(json!({ "period": "hourly" })),
+        )
+        .await;
+    assert_eq!(st, 422, "{p}");
+
+    let other = companies::create(&s.pool, "Other Books").await.unwrap();
+    let (_, token) = tokens::create(&s.pool, other.id, "other").await.unwrap();
+    for path in [
+        format!("/api/v1/statements/{id}"),
+        format!("/api/v1/bank-accounts/{aid}/statements"),
+        format!("/api/v1/journals/{jid}/statements"),
+    ] {
+        let (st, _) = s.call_as(&token, Method::GET, &path, None).await;
+        assert_eq!(st, 404, "{path}");
+    }
+    let (_, feed) = s
+        .call_as(&token, Method::GET, "/api/v1/changes", None)
+        .await;
+    assert_eq!(
+        feed["changes"],
+        json!([]),
+        "another company's feed is its own"
+    );
 }

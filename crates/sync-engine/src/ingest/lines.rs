@@ -164,6 +164,8 @@ struct Row {
     bank_id: Option<String>,
     /// The pending transaction this posted one replaces (rule 2).
     pending_id: Option<i64>,
+    /// The statement a new line goes into ([`crate::statements::assign`]).
+    statement_id: Option<i64>,
 }
 
 /// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
@@ -247,6 +249,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         possible_duplicate: extra.possible_duplicate == Some(true),
         extra: t.extra.clone(),
         pending_id: None,
+        statement_id: None,
         bank_id: bank_transaction_id(&t.extra),
     }
 }
@@ -521,6 +524,19 @@ pub async fn write_prepared(
     } else {
         HashMap::new()
     };
+    let new_lines: Vec<(Uuid, NaiveDate)> = rows
+        .iter()
+        .filter(|r| !known.contains_key(&r.saltedge_id))
+        .map(|r| (r.bank_account_id, r.booking_date))
+        .collect();
+    let mut statements = crate::statements::assign(&mut db, &new_lines)
+        .await?
+        .into_iter();
+    for r in rows.iter_mut() {
+        if !known.contains_key(&r.saltedge_id) {
+            r.statement_id = statements.next();
+        }
+    }
     let up = upsert(&mut db, &rows, run_id).await?;
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
@@ -835,7 +851,9 @@ async fn upsert(
     let mut pending_id = Vec::with_capacity(n);
     let mut rank = Vec::with_capacity(n);
     let mut bank_id = Vec::with_capacity(n);
+    let mut statement = Vec::with_capacity(n);
     for r in rows {
+        statement.push(r.statement_id);
         let k = seen_fp
             .entry((r.bank_account_id, r.fingerprint.as_str()))
             .or_insert(0);
@@ -862,7 +880,7 @@ async fn upsert(
     let returned: Vec<(i64, bool, bool, String)> = sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
-             content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id)
+             content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id, statement_id)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
                 coalesce(
@@ -871,12 +889,12 @@ async fn upsert(
                         (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id
                            AND o.booking_date = u.booking_date AND o.amount = u.amount AND o.currency = u.currency
                          ORDER BY o.id LIMIT 1) END),
-                u.hash, u.repaired, coalesce(k.top + 1, 0) + u.rank, u.bank_id, $14
+                u.hash, u.repaired, coalesce(k.top + 1, 0) + u.rank, u.bank_id, $14, u.statement_id
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
                      $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
-                     $18::int4[], $19::text[])
+                     $18::int4[], $19::text[], $20::bigint[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, rank, bank_id)
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, rank, bank_id, statement_id)
          CROSS JOIN LATERAL (SELECT min(o.id) AS first, max(o.occurrence) AS top FROM statement_lines o
                              WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp) k
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
@@ -905,7 +923,8 @@ async fn upsert(
         &repaired,
         &possible,
         &rank,
-        &bank_id as &[Option<&str>]
+        &bank_id as &[Option<&str>],
+        &statement as &[Option<i64>]
     )
     .fetch_all(&mut **db)
     .await?

@@ -93,6 +93,8 @@ async fn run(
     opts: &SyncOptions,
     lock: &mut ConnectionLock,
 ) -> Result<SyncReport> {
+    // Statements whose period ended before now close when this sync completes.
+    let started = chrono::Utc::now();
     let se_conn = client.show_connection(&conn.saltedge_id).await?;
     let conn = connections::upsert_from_saltedge(pool, conn.company_id, &se_conn).await?;
     if let Some(consent_id) = &se_conn.last_consent_id {
@@ -236,6 +238,7 @@ async fn run(
     runs::add_counts(pool, run_id, removed, flagged, rekeyed).await?;
 
     let mismatches = balance::check(pool, conn.id).await?;
+    crate::statements::close_ended(pool, conn.id, started).await?;
     let run = runs::succeed(
         pool,
         run_id,

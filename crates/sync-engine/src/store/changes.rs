@@ -22,12 +22,13 @@ use uuid::Uuid;
 
 use crate::error::{Result, SyncError};
 use crate::statement_lines::{self, Line};
+use crate::statements::Statement;
 
 /// Where a consumer stands: the last entry it applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Position {
     pub xid: i64,
-    /// 0: line, 1: statement, 2: removed line.
+    /// 0: line, 1: statement, 2: removed line, 3: removed statement.
     pub kind: i16,
     pub id: i64,
 }
@@ -79,6 +80,13 @@ pub enum Entity {
         id: i64,
         journal_id: Uuid,
     },
+    Statement(Box<Statement>),
+    /// A statement that is gone (its open period regrouped when the account's statement
+    /// period changed).
+    RemovedStatement {
+        id: i64,
+        journal_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -112,11 +120,14 @@ pub async fn page(
         id: -1,
     });
     if after.is_some() {
-        let pruned = sqlx::query!("SELECT pruned_xid, pruned_line FROM change_feed_horizon")
-            .fetch_optional(pool)
-            .await?;
+        let pruned =
+            sqlx::query!("SELECT pruned_xid, pruned_kind, pruned_line FROM change_feed_horizon")
+                .fetch_optional(pool)
+                .await?;
         // Before the newest pruned removal's own position: a pruned one may lie after it.
-        if pruned.is_some_and(|p| (pos.xid, pos.kind, pos.id) < (p.pruned_xid, 2, p.pruned_line)) {
+        if pruned.is_some_and(|p| {
+            (pos.xid, pos.kind, pos.id) < (p.pruned_xid, p.pruned_kind, p.pruned_line)
+        }) {
             return Err(SyncError::Gone {
                 detail: "this cursor is older than the change feed keeps removals (retention.changes_days); read the lists \
                          (statement lines, statements) again from the start, then follow the feed from a fresh cursor \
@@ -134,14 +145,27 @@ pub async fn page(
              WHERE l.company_id = $1 AND ($2::uuid IS NULL OR l.journal_id = $2) AND l.change_xid < h.x
                AND l.change_xid >= $3 AND (l.change_xid > $3 OR 0 > $4::int2 OR (0 = $4::int2 AND l.id > $5))
              ORDER BY l.change_xid, l.id LIMIT $6::bigint + 1),
+         stmts AS (
+             SELECT s.change_xid AS xid, 1::int2 AS kind, s.id, s.journal_id, (s.updated_at = s.created_at) AS added, false AS gone
+             FROM statements s, h
+             WHERE s.company_id = $1 AND ($2::uuid IS NULL OR s.journal_id = $2) AND s.change_xid < h.x
+               AND s.change_xid >= $3 AND (s.change_xid > $3 OR 1 > $4::int2 OR (1 = $4::int2 AND s.id > $5))
+             ORDER BY s.change_xid, s.id LIMIT $6::bigint + 1),
          removed AS (
              SELECT r.change_xid AS xid, 2::int2 AS kind, r.line_id AS id, r.journal_id, false AS added, true AS gone
              FROM removed_lines r, h
              WHERE r.company_id = $1 AND ($2::uuid IS NULL OR r.journal_id = $2) AND r.change_xid < h.x
                AND r.change_xid >= $3 AND (r.change_xid > $3 OR 2 > $4::int2 OR (2 = $4::int2 AND r.line_id > $5))
-             ORDER BY r.change_xid, r.line_id LIMIT $6::bigint + 1)
+             ORDER BY r.change_xid, r.line_id LIMIT $6::bigint + 1),
+         removed_stmts AS (
+             SELECT r.change_xid AS xid, 3::int2 AS kind, r.statement_id AS id, r.journal_id, false AS added, true AS gone
+             FROM removed_statements r, h
+             WHERE r.company_id = $1 AND ($2::uuid IS NULL OR r.journal_id = $2) AND r.change_xid < h.x
+               AND r.change_xid >= $3 AND (r.change_xid > $3 OR 3 > $4::int2 OR (3 = $4::int2 AND r.statement_id > $5))
+             ORDER BY r.change_xid, r.statement_id LIMIT $6::bigint + 1)
          SELECT xid AS "xid!", kind AS "kind!", id AS "id!", journal_id AS "journal_id!", added AS "added!", gone AS "gone!"
-         FROM (SELECT * FROM lines UNION ALL SELECT * FROM removed) c
+         FROM (SELECT * FROM lines UNION ALL SELECT * FROM stmts UNION ALL SELECT * FROM removed
+               UNION ALL SELECT * FROM removed_stmts) c
          ORDER BY xid, kind, id LIMIT $6::bigint + 1"#,
         company,
         journal,
@@ -160,6 +184,10 @@ pub async fn page(
         sqlx::query_scalar!(
             r#"SELECT EXISTS (SELECT 1 FROM statement_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
                    AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+               OR EXISTS (SELECT 1 FROM statements WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
+                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+               OR EXISTS (SELECT 1 FROM removed_statements WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
+                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
                OR EXISTS (SELECT 1 FROM removed_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
                    AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS "held!""#,
             company,
@@ -175,6 +203,22 @@ pub async fn page(
             .into_iter()
             .map(|l| (l.id, l))
             .collect();
+    let statement_ids: Vec<i64> = rows.iter().filter(|r| r.kind == 1).map(|r| r.id).collect();
+    let mut statements: std::collections::HashMap<i64, Statement> = if statement_ids.is_empty() {
+        Default::default()
+    } else {
+        crate::statements::page(
+            pool,
+            company,
+            crate::statements::Scope::Ids(&statement_ids),
+            None,
+            statement_ids.len() as i64,
+        )
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect()
+    };
     let mut changes = Vec::with_capacity(rows.len());
     for r in rows {
         let position = Position {
@@ -186,7 +230,13 @@ pub async fn page(
             id: r.id,
             journal_id: r.journal_id,
         };
-        let (op, entity) = match (r.kind, lines.remove(&r.id)) {
+        // (Lines and statements number their ids apart: take a line only for a line row.)
+        let line = if r.kind == 0 {
+            lines.remove(&r.id)
+        } else {
+            None
+        };
+        let (op, entity) = match (r.kind, line) {
             (0, Some(l)) if r.gone => (Op::Removed, Entity::Line(Box::new(l))),
             (0, Some(l)) => (
                 if r.added { Op::Added } else { Op::Modified },
@@ -194,6 +244,27 @@ pub async fn page(
             ),
             // Deleted between the two reads: its tombstone comes later in the feed.
             (0, None) => continue,
+            (1, _) => match statements.remove(&r.id) {
+                Some(s) => (
+                    if r.added { Op::Added } else { Op::Modified },
+                    Entity::Statement(Box::new(s)),
+                ),
+                // Regrouped away (a new statement period): gone.
+                None => (
+                    Op::Removed,
+                    Entity::RemovedStatement {
+                        id: r.id,
+                        journal_id: r.journal_id,
+                    },
+                ),
+            },
+            (3, _) => (
+                Op::Removed,
+                Entity::RemovedStatement {
+                    id: r.id,
+                    journal_id: r.journal_id,
+                },
+            ),
             _ => (Op::Removed, removed),
         };
         changes.push(Change {
@@ -209,8 +280,8 @@ pub async fn page(
     })
 }
 
-/// Deletes tombstones removed before `before`, in batches, and moves the horizon past the
-/// newest one deleted. Returns how many went.
+/// Deletes tombstones (lines' and statements') removed before `before`, in batches, and
+/// moves the horizon past the newest one deleted. Returns how many went.
 pub async fn prune(
     pool: &PgPool,
     before: chrono::DateTime<chrono::Utc>,
@@ -218,35 +289,54 @@ pub async fn prune(
     pause: Duration,
 ) -> Result<u64> {
     let mut total = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let gone: Vec<(i64, i64)> = sqlx::query!(
-            "DELETE FROM removed_lines WHERE line_id IN (
-                 SELECT line_id FROM removed_lines WHERE removed_at < $1 ORDER BY removed_at LIMIT $2)
-             RETURNING change_xid, line_id",
-            before,
-            batch
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.change_xid, r.line_id))
-        .collect();
-        if let Some((xid, line)) = gone.iter().max() {
-            sqlx::query!(
-                "UPDATE change_feed_horizon SET pruned_xid = $1, pruned_line = $2
-                 WHERE (pruned_xid, pruned_line) < ($1, $2)",
-                xid,
-                line
-            )
-            .execute(&mut *tx)
-            .await?;
+    for kind in [2_i16, 3] {
+        loop {
+            let mut tx = pool.begin().await?;
+            let gone: Vec<(i64, i64)> = if kind == 2 {
+                sqlx::query!(
+                    "DELETE FROM removed_lines WHERE line_id IN (
+                         SELECT line_id FROM removed_lines WHERE removed_at < $1 ORDER BY removed_at LIMIT $2)
+                     RETURNING change_xid, line_id",
+                    before,
+                    batch
+                )
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| (r.change_xid, r.line_id))
+                .collect()
+            } else {
+                sqlx::query!(
+                    "DELETE FROM removed_statements WHERE statement_id IN (
+                         SELECT statement_id FROM removed_statements WHERE removed_at < $1 ORDER BY removed_at LIMIT $2)
+                     RETURNING change_xid, statement_id",
+                    before,
+                    batch
+                )
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| (r.change_xid, r.statement_id))
+                .collect()
+            };
+            if let Some((xid, id)) = gone.iter().max() {
+                sqlx::query!(
+                    "UPDATE change_feed_horizon SET pruned_xid = $1, pruned_kind = $2, pruned_line = $3
+                     WHERE (pruned_xid, pruned_kind, pruned_line) < ($1, $2, $3)",
+                    xid,
+                    kind,
+                    id
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            total += gone.len() as u64;
+            if (gone.len() as i64) < batch {
+                break;
+            }
+            tokio::time::sleep(pause).await;
         }
-        tx.commit().await?;
-        total += gone.len() as u64;
-        if (gone.len() as i64) < batch {
-            return Ok(total);
-        }
-        tokio::time::sleep(pause).await;
     }
+    Ok(total)
 }

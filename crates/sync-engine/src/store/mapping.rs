@@ -41,6 +41,8 @@ pub struct BankAccount {
     /// `booked`, `credit_card_spend` or `not_comparable` (see [`crate::balance`]).
     pub balance_check: Option<String>,
     pub balance_note: Option<String>,
+    /// How its lines are grouped into statements: `daily`, `weekly` or `monthly`.
+    pub statement_period: String,
 }
 
 /// ISO 4217 and beyond (crypto, four letters): stored as given.
@@ -86,15 +88,23 @@ pub async fn accounts_of_connection(
     pool: &PgPool,
     connection_id: Uuid,
 ) -> Result<Vec<BankAccount>> {
-    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"#, connection_id)
+    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note, statement_period FROM bank_accounts WHERE connection_id = $1 ORDER BY created_at, saltedge_id"#, connection_id)
         .fetch_all(pool)
         .await?)
 }
 
 pub async fn accounts_of_company(pool: &PgPool, company_id: Uuid) -> Result<Vec<BankAccount>> {
-    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE company_id = $1 ORDER BY created_at, saltedge_id"#, company_id)
+    Ok(sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note, statement_period FROM bank_accounts WHERE company_id = $1 ORDER BY created_at, saltedge_id"#, company_id)
         .fetch_all(pool)
         .await?)
+}
+
+/// One bank account of the company.
+pub async fn account(pool: &PgPool, company_id: Uuid, id: Uuid) -> Result<BankAccount> {
+    sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note, statement_period FROM bank_accounts WHERE id = $1 AND company_id = $2"#, id, company_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(SyncError::not_found("bank account"))
 }
 
 /// Moves a bank account's future lines to another journal of the same company and currency.
@@ -106,7 +116,7 @@ pub async fn map_account(
     journal_id: Uuid,
 ) -> Result<BankAccount> {
     let journal = journal(pool, company_id, journal_id).await?;
-    let account: BankAccount = sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note FROM bank_accounts WHERE id = $1 AND company_id = $2"#, account_id, company_id)
+    let account: BankAccount = sqlx::query_as!(BankAccount, r#"SELECT id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note, statement_period FROM bank_accounts WHERE id = $1 AND company_id = $2"#, account_id, company_id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("bank account"))?;
@@ -116,7 +126,7 @@ pub async fn map_account(
             account: account.currency,
         });
     }
-    Ok(sqlx::query_as!(BankAccount, r#"UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note"#, account_id, journal_id)
+    Ok(sqlx::query_as!(BankAccount, r#"UPDATE bank_accounts SET journal_id = $2, updated_at = now() WHERE id = $1 RETURNING id, company_id, connection_id, journal_id, saltedge_id, name, nature, iban, account_number, currency, bank_balance, bank_balance_at, opening_balance, balance_mismatch, disappeared_at, balance_check, balance_note, statement_period"#, account_id, journal_id)
         .fetch_one(pool)
         .await?)
 }

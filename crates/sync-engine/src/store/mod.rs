@@ -12,6 +12,7 @@ pub mod pending;
 pub mod retention;
 pub mod runs;
 pub mod statement_lines;
+pub mod statements;
 pub mod stats;
 pub mod status;
 pub mod tokens;

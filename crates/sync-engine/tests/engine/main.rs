@@ -8,4 +8,5 @@ mod faults;
 mod identity;
 mod jobs;
 mod schedule;
+mod statements;
 mod support;

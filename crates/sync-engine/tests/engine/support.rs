@@ -2,7 +2,7 @@
 // Re-exported for the topic modules: each takes what it needs.
 #![allow(unused_imports)]
 
-pub use chrono::NaiveDate;
+pub use chrono::{Datelike, NaiveDate};
 pub use rust_decimal::Decimal;
 pub use saltedge_client::models::{Transaction, TransactionStatus};
 pub use saltedge_client::Client;

@@ -1,0 +1,501 @@
+//! Bank statements: each bank account's lines grouped by period (daily by default, weekly or
+//! monthly per account), numbered in sequence when they close, with opening and closing
+//! balances that chain (see `migrations/0020_statements.sql` for the rules).
+//!
+//! * **Assignment** ([`assign`], per page, set-based): a new line goes into its account's
+//!   statement for the period of its booking date, unless that period is already closed:
+//!   then into the statement of the current period (it keeps its own date), as a bank's
+//!   own statements do.
+//! * **Closing** ([`close_ended`], at the end of a sync): statements whose period ended
+//!   before the sync started close in period order; each gets the next number, its line
+//!   count and balances are fixed (opening = the previous closing; the first opening is
+//!   the account's opening balance where its basis is `booked`, else zero). Changes to
+//!   lines of closed statements are carried as `corrections` on the open statement of the
+//!   current period (a database trigger).
+//! * **Balance check**: the bank's balance at the attempt is recorded on the account's
+//!   newest statement with the difference to its closing balance, never adjusted.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::error::{Result, SyncError};
+
+/// How a bank account's lines are grouped into statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Daily, Period::Weekly, Period::Monthly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Period> {
+        Period::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The first day of the period holding `d` (weeks start on Monday, ISO 8601).
+    pub fn start(self, d: NaiveDate) -> NaiveDate {
+        match self {
+            Period::Daily => d,
+            Period::Weekly => d - Days::new(d.weekday().num_days_from_monday() as u64),
+            Period::Monthly => d.with_day(1).unwrap_or(d),
+        }
+    }
+
+    /// The last day of the period holding `d`.
+    pub fn end(self, d: NaiveDate) -> NaiveDate {
+        match self {
+            Period::Daily => d,
+            Period::Weekly => self.start(d) + Days::new(6),
+            Period::Monthly => {
+                let first = self.start(d);
+                let next = first
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(first);
+                next.pred_opt().unwrap_or(first)
+            }
+        }
+    }
+}
+
+/// Where a new line of an account goes: the period start of its statement.
+#[derive(Debug, Clone)]
+struct AccountPlan {
+    period: Period,
+    /// The last day of the account's newest closed statement.
+    closed_through: Option<NaiveDate>,
+}
+
+impl AccountPlan {
+    /// Never a period that overlaps a closed statement: after a change of period the first
+    /// new statement starts the day after the last closed one (a short first week or month).
+    fn target(&self, booking: NaiveDate, today: NaiveDate) -> NaiveDate {
+        match self.closed_through {
+            Some(c) if booking <= c => {
+                let d = today.max(c + Days::new(1));
+                self.period.start(d).max(c + Days::new(1))
+            }
+            Some(c) => self.period.start(booking).max(c + Days::new(1)),
+            None => self.period.start(booking),
+        }
+    }
+}
+
+/// Assigns each (account, booking date) its statement, creating the statements that do not
+/// exist yet, and marks the account's open statements from there on as changed (their
+/// balances moved). Returns the statement id for each input, in order.
+pub async fn assign(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    lines: &[(Uuid, NaiveDate)],
+) -> Result<Vec<i64>> {
+    if lines.is_empty() {
+        return Ok(vec![]);
+    }
+    let accounts: Vec<Uuid> = lines
+        .iter()
+        .map(|l| l.0)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let plans: HashMap<Uuid, AccountPlan> = sqlx::query!(
+        "SELECT a.id, a.statement_period,
+                (SELECT max(s.period_end) FROM statements s WHERE s.bank_account_id = a.id AND s.closed_at IS NOT NULL) AS closed_through
+         FROM bank_accounts a WHERE a.id = ANY($1)",
+        &accounts
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| {
+        (
+            r.id,
+            AccountPlan {
+                period: Period::parse(&r.statement_period).unwrap_or(Period::Daily),
+                closed_through: r.closed_through,
+            },
+        )
+    })
+    .collect();
+    let today = Utc::now().date_naive();
+    let targets: Vec<(Uuid, NaiveDate)> = lines
+        .iter()
+        .map(|(a, d)| {
+            let plan = plans.get(a).cloned().unwrap_or(AccountPlan {
+                period: Period::Daily,
+                closed_through: None,
+            });
+            (*a, plan.target(*d, today))
+        })
+        .collect();
+    let distinct: Vec<(Uuid, NaiveDate)> = targets
+        .iter()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let acc: Vec<Uuid> = distinct.iter().map(|t| t.0).collect();
+    let start: Vec<NaiveDate> = distinct.iter().map(|t| t.1).collect();
+    let period: Vec<&str> = distinct
+        .iter()
+        .map(|t| plans.get(&t.0).map_or("daily", |p| p.period.as_str()))
+        .collect();
+    let end: Vec<NaiveDate> = distinct
+        .iter()
+        .map(|t| plans.get(&t.0).map_or(Period::Daily, |p| p.period).end(t.1))
+        .collect();
+    let ids: HashMap<(Uuid, NaiveDate), i64> = sqlx::query!(
+        "INSERT INTO statements (company_id, bank_account_id, journal_id, period, period_start, period_end)
+         SELECT a.company_id, a.id, a.journal_id, u.period, u.period_start, u.period_end
+         FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::date[]) AS u(account, period_start, period, period_end)
+         JOIN bank_accounts a ON a.id = u.account
+         ON CONFLICT (bank_account_id, period_start) DO UPDATE SET updated_at = now()
+         RETURNING id, bank_account_id, period_start",
+        &acc,
+        &start,
+        &period as &[&str],
+        &end
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| ((r.bank_account_id, r.period_start), r.id))
+    .collect();
+    // Later open statements' opening balances moved with these: they changed too.
+    sqlx::query!(
+        "UPDATE statements s SET updated_at = now()
+         FROM (SELECT u.account, min(u.period_start) AS from_start
+               FROM UNNEST($1::uuid[], $2::date[]) AS u(account, period_start) GROUP BY u.account) f
+         WHERE s.bank_account_id = f.account AND s.closed_at IS NULL AND s.period_start > f.from_start",
+        &acc,
+        &start
+    )
+    .execute(&mut **db)
+    .await?;
+    targets
+        .iter()
+        .map(|t| {
+            ids.get(t).copied().ok_or_else(|| {
+                SyncError::Corrupt(format!("no statement for account {} from {}", t.0, t.1))
+            })
+        })
+        .collect()
+}
+
+/// Closes the connection's statements whose period ended before `sync_started` (the sync
+/// that just completed saw all of it), in period order, and records the balance check
+/// (made by [`crate::balance::check`] just before) on each account's newest statement.
+pub async fn close_ended(
+    pool: &PgPool,
+    connection_id: Uuid,
+    sync_started: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let accounts = sqlx::query!(
+        "SELECT id, opening_balance, balance_check, balance_mismatch, bank_balance, bank_balance_at FROM bank_accounts WHERE connection_id = $1",
+        connection_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for a in accounts {
+        let base = match a.balance_check.as_deref() {
+            Some("booked") => a.opening_balance.unwrap_or_default(),
+            _ => Decimal::ZERO,
+        };
+        sqlx::query!(
+            "WITH prev AS (
+                 SELECT coalesce(max(sequence), 0) AS seq,
+                        coalesce((SELECT closing_balance FROM statements WHERE bank_account_id = $1 AND closed_at IS NOT NULL
+                                  ORDER BY sequence DESC LIMIT 1), $3) AS closing
+                 FROM statements WHERE bank_account_id = $1 AND closed_at IS NOT NULL),
+             due AS (
+                 SELECT s.id, s.period_start, coalesce(t.n, 0) AS n, coalesce(t.total, 0) + s.corrections AS movement
+                 FROM statements s
+                 LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL) AS total
+                                    FROM statement_lines l WHERE l.statement_id = s.id) t ON true
+                 WHERE s.bank_account_id = $1 AND s.closed_at IS NULL AND s.period_end < $2::date),
+             numbered AS (
+                 SELECT id, n, movement, row_number() OVER (ORDER BY period_start) AS rn,
+                        sum(movement) OVER (ORDER BY period_start) AS cum
+                 FROM due)
+             UPDATE statements s SET closed_at = now(), sequence = prev.seq + numbered.rn, line_count = numbered.n,
+                    opening_balance = prev.closing + numbered.cum - numbered.movement,
+                    closing_balance = prev.closing + numbered.cum, updated_at = now()
+             FROM numbered, prev WHERE s.id = numbered.id",
+            a.id,
+            sync_started.date_naive(),
+            base
+        )
+        .execute(&mut *tx)
+        .await?;
+        // The check, on the newest statement: its closing balance holds every line known. A
+        // statement closed before this sync is never written again.
+        let compared = matches!(
+            a.balance_check.as_deref(),
+            Some("booked" | "credit_card_spend")
+        ) && a.bank_balance.is_some();
+        let difference = compared.then(|| a.balance_mismatch.unwrap_or_default());
+        let newest: Option<i64> = sqlx::query_scalar!(
+            "SELECT id FROM statements WHERE bank_account_id = $1 ORDER BY period_start DESC LIMIT 1",
+            a.id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = newest {
+            sqlx::query!(
+                "UPDATE statements SET bank_balance = $2, bank_balance_at = $3, balance_basis = $4, balance_difference = $5
+                 WHERE id = $1 AND (closed_at IS NULL OR closed_at >= $6)",
+                id,
+                a.bank_balance,
+                a.bank_balance_at,
+                a.balance_check,
+                difference,
+                sync_started
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A statement as the API shows it. Open statements' figures are computed from their lines
+/// now; closed ones' are fixed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Statement {
+    pub id: i64,
+    pub bank_account_id: Uuid,
+    pub journal_id: Uuid,
+    pub currency: String,
+    pub period: String,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub sequence: Option<i32>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub line_count: i64,
+    pub opening_balance: Decimal,
+    pub closing_balance: Decimal,
+    pub corrections: Decimal,
+    pub bank_balance: Option<Decimal>,
+    pub bank_balance_at: Option<DateTime<Utc>>,
+    pub balance_basis: Option<String>,
+    pub balance_difference: Option<Decimal>,
+}
+
+/// Which statements a page holds: one account's, one journal's, or some by id.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Account(Uuid),
+    Journal(Uuid),
+    Ids(&'a [i64]),
+}
+
+/// Up to `limit` statements of `company` in `scope`, by period and id after `after`.
+pub async fn page(
+    pool: &PgPool,
+    company: Uuid,
+    scope: Scope<'_>,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+) -> Result<Vec<Statement>> {
+    let (account, journal, ids) = match scope {
+        Scope::Account(a) => (Some(a), None, None),
+        Scope::Journal(j) => (None, Some(j), None),
+        Scope::Ids(i) => (None, None, Some(i)),
+    };
+    // Open statements: the account's last closing (or its opening basis) plus the movement
+    // of every open statement up to this one.
+    Ok(sqlx::query_as!(
+        Statement,
+        r#"WITH base AS (
+             SELECT s.*, a.currency,
+                    coalesce(t.n, 0) AS live_n, coalesce(t.total, 0) + s.corrections AS live_movement,
+                    CASE WHEN a.balance_check = 'booked' THEN coalesce(a.opening_balance, 0) ELSE 0 END AS account_opening
+             FROM statements s JOIN bank_accounts a ON a.id = s.bank_account_id
+             LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL) AS total
+                                FROM statement_lines l WHERE l.statement_id = s.id AND s.closed_at IS NULL) t ON true
+             WHERE s.company_id = $1
+               AND s.bank_account_id IN (SELECT x.bank_account_id FROM statements x WHERE x.company_id = $1
+                    AND ($2::uuid IS NULL OR x.bank_account_id = $2) AND ($3::uuid IS NULL OR x.journal_id = $3)
+                    AND ($4::bigint[] IS NULL OR x.id = ANY($4)))),
+           chained AS (
+             SELECT b.*,
+                    coalesce((SELECT c.closing_balance FROM statements c WHERE c.bank_account_id = b.bank_account_id
+                                AND c.closed_at IS NOT NULL ORDER BY c.sequence DESC LIMIT 1), b.account_opening)
+                    + sum(CASE WHEN b.closed_at IS NULL THEN b.live_movement ELSE 0 END)
+                        OVER (PARTITION BY b.bank_account_id ORDER BY b.period_start) AS open_closing
+             FROM base b)
+         SELECT id AS "id!", bank_account_id AS "bank_account_id!", journal_id AS "journal_id!", currency AS "currency!",
+                period AS "period!", period_start AS "period_start!", period_end AS "period_end!", sequence, closed_at,
+                coalesce(line_count::bigint, live_n) AS "line_count!",
+                coalesce(opening_balance, open_closing - live_movement) AS "opening_balance!",
+                coalesce(closing_balance, open_closing) AS "closing_balance!",
+                corrections AS "corrections!", bank_balance, bank_balance_at, balance_basis, balance_difference
+         FROM chained
+         WHERE ($2::uuid IS NULL OR bank_account_id = $2) AND ($3::uuid IS NULL OR journal_id = $3)
+           AND ($4::bigint[] IS NULL OR id = ANY($4))
+           AND ($5::date IS NULL OR (period_start, id) > ($5, $6))
+         ORDER BY period_start, id
+         LIMIT $7"#,
+        company,
+        account,
+        journal,
+        ids,
+        after.map(|a| a.0),
+        after.map(|a| a.1).unwrap_or(0),
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One statement of `company`.
+pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Statement> {
+    page(pool, company, Scope::Ids(&[id]), None, 1)
+        .await?
+        .pop()
+        .ok_or(SyncError::not_found("statement"))
+}
+
+/// The lines of statement `id`, by booking date.
+pub async fn line_ids(pool: &PgPool, company: Uuid, id: i64) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM statement_lines WHERE company_id = $1 AND statement_id = $2 ORDER BY booking_date, id",
+        company,
+        id
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Sets how an account's statements are grouped from now on. The lines of its open
+/// statements are regrouped by the new period in the same transaction; closed statements
+/// stay as they are.
+pub async fn set_period(pool: &PgPool, company: Uuid, account: Uuid, period: Period) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query!(
+        "UPDATE bank_accounts SET statement_period = $3, updated_at = now() WHERE id = $1 AND company_id = $2",
+        account,
+        company,
+        period.as_str()
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(SyncError::not_found("bank account"));
+    }
+    let lines = sqlx::query!(
+        "SELECT l.id, l.booking_date FROM statement_lines l JOIN statements s ON s.id = l.statement_id
+         WHERE s.bank_account_id = $1 AND s.closed_at IS NULL ORDER BY l.id",
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let old: Vec<i64> = sqlx::query_scalar!(
+        "SELECT id FROM statements WHERE bank_account_id = $1 AND closed_at IS NULL",
+        account
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    // The open statements go (their corrections move to the new current one).
+    let carried: Decimal = sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(corrections), 0) AS "c!" FROM statements WHERE id = ANY($1)"#,
+        &old
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE statement_lines SET statement_id = NULL WHERE statement_id = ANY($1)",
+        &old
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM statements WHERE id = ANY($1)", &old)
+        .execute(&mut *tx)
+        .await?;
+    let keys: Vec<(Uuid, NaiveDate)> = lines.iter().map(|l| (account, l.booking_date)).collect();
+    let ids = assign(&mut tx, &keys).await?;
+    let line_ids: Vec<i64> = lines.iter().map(|l| l.id).collect();
+    sqlx::query!(
+        "UPDATE statement_lines l SET statement_id = u.s FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, s) WHERE l.id = u.id",
+        &line_ids,
+        &ids
+    )
+    .execute(&mut *tx)
+    .await?;
+    if !carried.is_zero() {
+        let today = assign(&mut tx, &[(account, Utc::now().date_naive())]).await?;
+        sqlx::query!(
+            "UPDATE statements SET corrections = corrections + $2 WHERE id = $1",
+            today[0],
+            carried
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn periods_start_and_end() {
+        // 2026-11-26 is a Thursday.
+        assert_eq!(Period::Daily.start(d("2026-11-26")), d("2026-11-26"));
+        assert_eq!(Period::Weekly.start(d("2026-11-26")), d("2026-11-23"));
+        assert_eq!(Period::Weekly.end(d("2026-11-26")), d("2026-11-29"));
+        assert_eq!(Period::Monthly.start(d("2026-11-26")), d("2026-11-01"));
+        assert_eq!(Period::Monthly.end(d("2026-11-26")), d("2026-11-30"));
+        assert_eq!(Period::Monthly.end(d("2028-02-10")), d("2028-02-29"));
+        assert_eq!(Period::Monthly.end(d("2026-12-31")), d("2026-12-31"));
+    }
+
+    #[test]
+    fn late_lines_go_to_the_open_period() {
+        let plan = AccountPlan {
+            period: Period::Daily,
+            closed_through: Some(d("2026-11-20")),
+        };
+        let today = d("2026-11-26");
+        assert_eq!(plan.target(d("2026-11-21"), today), d("2026-11-21"));
+        assert_eq!(
+            plan.target(d("2026-11-03"), today),
+            today,
+            "closed: today's statement"
+        );
+        let monthly = AccountPlan {
+            period: Period::Monthly,
+            closed_through: Some(d("2026-10-31")),
+        };
+        assert_eq!(monthly.target(d("2026-10-30"), today), d("2026-11-01"));
+        // Weekly after daily statements closed through a Wednesday: a short first week.
+        let weekly = AccountPlan {
+            period: Period::Weekly,
+            closed_through: Some(d("2026-11-25")),
+        };
+        assert_eq!(weekly.target(d("2026-11-27"), today), d("2026-11-26"));
+        assert_eq!(weekly.target(d("2026-12-01"), today), d("2026-11-30"));
+    }
+}
