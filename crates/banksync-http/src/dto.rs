@@ -324,6 +324,27 @@ pub struct Journal {
     pub sync_start_date: Option<NaiveDate>,
 }
 
+/// A new Salt Edge account that looks like an earlier bank account only by provider,
+/// currency and name: the bookkeeper confirms (the earlier account and its journal take it
+/// over, history is not imported again) or rejects (it gets a journal of its own).
+#[derive(Serialize, ToSchema)]
+pub struct AccountMatch {
+    pub id: i64,
+    pub connection_id: Uuid,
+    pub saltedge_account_id: String,
+    /// The new account's name and currency, as Salt Edge lists it.
+    pub name: String,
+    pub currency: String,
+    /// The earlier bank account it may be.
+    pub candidate_account_id: Uuid,
+    pub candidate_name: String,
+    /// `proposed`, `confirmed` or `rejected`.
+    #[schema(pattern = "^(proposed|confirmed|rejected)$")]
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
 /// A bank statement: one account's lines of one period, with balances that chain.
 #[derive(Serialize, ToSchema)]
 pub struct Statement {

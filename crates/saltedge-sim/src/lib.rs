@@ -192,6 +192,18 @@ impl Simulator {
         self.state.tx_json.lock().unwrap().clear();
     }
 
+    /// The bank re-registers the connection's accounts: the same accounts and history under
+    /// new account and transaction ids (a reconnect that yields new account ids).
+    pub fn relink_accounts(&self, connection_id: &str) {
+        self.state
+            .world
+            .lock()
+            .unwrap()
+            .relink_accounts(connection_id)
+            .expect("relink accounts");
+        self.state.tx_json.lock().unwrap().clear();
+    }
+
     /// The bank re-issues one posted transaction under a new id (the old id is gone); returns
     /// the new id.
     pub fn reissue(&self, connection_id: &str, transaction_id: &str) -> String {

@@ -549,8 +549,15 @@ impl World {
         }
         let first = self.conn(conn_id)?.accounts.is_empty();
         if first {
-            for _ in 0..self.data.accounts_per_connection {
-                self.add_account(conn_id)?;
+            match self.earlier_link(conn_id) {
+                // The same bank and login linked before: the same accounts and history,
+                // under new Salt Edge ids (the simulator's choice; see the README).
+                Some(earlier) => self.copy_bank(&earlier, conn_id)?,
+                None => {
+                    for _ in 0..self.data.accounts_per_connection {
+                        self.add_account(conn_id)?;
+                    }
+                }
             }
         } else {
             self.advance(conn_id)?;
@@ -685,6 +692,111 @@ impl World {
         rec.twins.extend(twins);
         self.recompute_balances(conn_id)?;
         Ok(id)
+    }
+
+    /// A removed connection of the same customer to the same provider with the same login
+    /// (the bank linked again after a delete), if any.
+    fn earlier_link(&self, conn_id: &str) -> Option<String> {
+        let rec = self.connections.get(conn_id)?;
+        self.connections
+            .values()
+            .filter(|c| {
+                c.removed
+                    && c.conn.id != conn_id
+                    && c.conn.customer_id == rec.conn.customer_id
+                    && c.conn.provider_code == rec.conn.provider_code
+                    && c.login == rec.login
+                    && !c.accounts.is_empty()
+            })
+            .map(|c| c.conn.id.clone())
+            .next_back()
+    }
+
+    /// Gives `to` the accounts and history of `from` under new ids.
+    fn copy_bank(&mut self, from: &str, to: &str) -> Result<(), SimError> {
+        // (`conn` refuses removed connections; the earlier link is one.)
+        let src = self
+            .connections
+            .get(from)
+            .ok_or_else(|| SimError::new(ErrorClass::ConnectionNotFound, "no such connection"))?;
+        let (accounts, openings, posted, pending, twins) = (
+            src.accounts.clone(),
+            src.openings.clone(),
+            src.posted.clone(),
+            src.pending.clone(),
+            src.twins.clone(),
+        );
+        let (accounts, posted, pending, twins) = self.reid(to, accounts, posted, pending, twins);
+        let rec = self.conn_mut(to)?;
+        rec.accounts = accounts;
+        rec.openings = openings;
+        rec.posted = posted;
+        rec.pending = pending;
+        rec.twins = twins;
+        self.recompute_balances(to)
+    }
+
+    /// The bank re-registers the connection's accounts: the same accounts (IBAN, name,
+    /// nature, currency) and history under new account and transaction ids, as a
+    /// reconnect sometimes yields.
+    pub fn relink_accounts(&mut self, conn_id: &str) -> Result<(), SimError> {
+        let rec = self.conn(conn_id)?;
+        let (accounts, posted, pending, twins) = (
+            rec.accounts.clone(),
+            rec.posted.clone(),
+            rec.pending.clone(),
+            rec.twins.clone(),
+        );
+        let (accounts, posted, pending, twins) =
+            self.reid(conn_id, accounts, posted, pending, twins);
+        let rec = self.conn_mut(conn_id)?;
+        rec.accounts = accounts;
+        rec.posted = posted;
+        rec.pending = pending;
+        rec.twins = twins;
+        rec.posted_from_pending.clear();
+        rec.vanished_pending.clear();
+        rec.reissued.clear();
+        self.recompute_balances(conn_id)
+    }
+
+    /// New ids for accounts and transactions (in their order, so ids still grow with
+    /// creation), everything else kept.
+    #[allow(clippy::type_complexity)]
+    fn reid(
+        &mut self,
+        conn_id: &str,
+        mut accounts: Vec<Account>,
+        mut posted: Vec<Transaction>,
+        mut pending: Vec<Transaction>,
+        twins: Vec<(String, String)>,
+    ) -> (
+        Vec<Account>,
+        Vec<Transaction>,
+        Vec<Transaction>,
+        Vec<(String, String)>,
+    ) {
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for a in accounts.iter_mut() {
+            let new = self.new_id();
+            ids.insert(a.id.clone(), new.clone());
+            a.id = new;
+            a.connection_id = conn_id.into();
+        }
+        for t in posted.iter_mut().chain(pending.iter_mut()) {
+            let new = self.new_id();
+            ids.insert(t.id.clone(), new.clone());
+            t.id = new.clone();
+            t.account_id = ids.get(&t.account_id).cloned().unwrap_or_default();
+            if t.extra.get("record_number").is_some() {
+                t.extra["record_number"] = json!(new);
+            }
+        }
+        let twins = twins
+            .into_iter()
+            .filter_map(|(a, b)| Some((ids.get(&a)?.clone(), ids.get(&b)?.clone())))
+            .collect();
+        (accounts, posted, pending, twins)
     }
 
     /// The bank re-issues posted transaction `tx_id` under a new id; the old id is gone.

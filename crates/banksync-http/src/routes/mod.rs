@@ -1,5 +1,6 @@
 //! The REST API, one file per resource, and the operations endpoints.
 
+pub mod account_matches;
 pub mod admin;
 pub mod bank_accounts;
 pub mod changes;

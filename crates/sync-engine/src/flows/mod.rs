@@ -252,6 +252,19 @@ pub async fn sync_now(pool: &PgPool, company: Uuid, id: Uuid) -> Result<Uuid> {
     jobs::queue_sync(pool, company, c.id, "api").await
 }
 
+/// Decides a proposed account match (confirm: the earlier bank account and its journal take
+/// the new Salt Edge account over; reject: it gets a journal of its own) and queues a sync
+/// of the connection, which imports its transactions accordingly.
+pub async fn decide_account_match(
+    pool: &PgPool,
+    company: Uuid,
+    proposal: i64,
+    confirm: bool,
+) -> Result<Uuid> {
+    let connection = crate::mapping::decide(pool, company, proposal, confirm).await?;
+    jobs::queue_sync(pool, company, connection, "account_match").await
+}
+
 /// Answers the bank's interactive question; Salt Edge carries on with the fetch and calls
 /// back as usual. `credentials`: one answer (a string, or a list of strings) per field.
 pub async fn answer_interactive(

@@ -38,13 +38,17 @@
 //!    `from_id`) no longer holds it, the old line takes the new id (keeping its line id and
 //!    remembering `rekeyed_from`) and the new line goes. Until then both stand, the new one
 //!    flagged for review ([`rekey_reissued`]).
-//!
 //! 9. **Identity survives the bank.** A transaction with an unknown Salt Edge id whose bank
 //!    id (`extra.id`) is a line's of the same account is that line: it is re-keyed at once
 //!    ([`rekey_by_bank_id`]). A line's content identity — its fingerprint, fixed when first
 //!    stored, and its `occurrence` among the account's lines with that fingerprint — is
 //!    unique per account; line ids never change. Every change after the first store is
 //!    recorded in the line's history ([`crate::history`]) in the same transaction.
+//! 10. **The same bank linked again imports nothing twice.** When an account is taken over
+//!     by a new connection ([`crate::mapping`]: same IBAN or account number), each
+//!     transaction with an unknown Salt Edge id claims the earliest unclaimed line imported
+//!     before the takeover with its fingerprint, in occurrence order ([`claim_relinked`]);
+//!     only the rest are new lines.
 //!
 //! Each page is written in one database transaction, so a crash loses at most the page in
 //! flight, which the next run fetches again.
@@ -70,6 +74,9 @@ pub struct AccountTarget {
     pub journal_id: Uuid,
     pub currency: String,
     pub sync_start_date: Option<NaiveDate>,
+    /// The account was taken over by this connection (the same bank linked again): its
+    /// earlier lines wait to be claimed (rule 10).
+    pub relinked: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +173,8 @@ struct Row {
     pending_id: Option<i64>,
     /// The statement a new line goes into ([`crate::statements::assign`]).
     statement_id: Option<i64>,
+    /// Its account was taken over by a new connection (rule 10).
+    relinked: bool,
 }
 
 /// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
@@ -250,6 +259,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         extra: t.extra.clone(),
         pending_id: None,
         statement_id: None,
+        relinked: target.relinked,
         bank_id: bank_transaction_id(&t.extra),
     }
 }
@@ -515,6 +525,9 @@ pub async fn write_prepared(
     if may_exist && rows.iter().any(|r| r.bank_id.is_some()) {
         out.updated += rekey_by_bank_id(&mut db, &mut rows, &known, run_id).await?;
     }
+    if may_exist && rows.iter().any(|r| r.relinked) {
+        out.updated += claim_relinked(&mut db, &mut rows, &known, run_id).await?;
+    }
     if !rows.is_empty() && pending.any_left() {
         match_pending_rows(&mut rows, &known, pending, opts);
     }
@@ -650,6 +663,89 @@ async fn rekey_by_bank_id(
     }
     *rows = keep;
     Ok(rekeyed)
+}
+
+/// Rule 10: in an account taken over by a new connection (the same bank linked again), a
+/// transaction with an unknown Salt Edge id claims the earliest unclaimed line imported
+/// before the takeover with the same fingerprint (occurrence order): the line is re-keyed
+/// to the new id, never imported again. Returns how many lines were claimed.
+async fn claim_relinked(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &mut Vec<Row>,
+    known: &HashMap<String, String>,
+    run_id: Uuid,
+) -> Result<i32> {
+    let wanted: Vec<(Uuid, &str)> = rows
+        .iter()
+        .filter(|r| r.relinked && !known.contains_key(&r.saltedge_id))
+        .map(|r| (r.bank_account_id, r.fingerprint.as_str()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let accounts: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
+    let fps: Vec<&str> = wanted.iter().map(|w| w.1).collect();
+    let mut waiting: HashMap<(Uuid, String), std::collections::VecDeque<(i64, String)>> =
+        HashMap::new();
+    for r in sqlx::query!(
+        "SELECT l.id, l.bank_account_id, l.fingerprint, l.saltedge_transaction_id
+         FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+         JOIN (SELECT DISTINCT * FROM UNNEST($1::uuid[], $2::text[])) AS w(account, fp)
+              ON l.bank_account_id = w.account AND l.fingerprint = w.fp
+         WHERE a.relinked_at IS NOT NULL AND l.imported_at < a.relinked_at
+           AND (l.rekeyed_at IS NULL OR l.rekeyed_at < a.relinked_at)
+         ORDER BY l.occurrence",
+        &accounts,
+        &fps as &[&str]
+    )
+    .fetch_all(&mut **db)
+    .await?
+    {
+        waiting
+            .entry((r.bank_account_id, r.fingerprint))
+            .or_default()
+            .push_back((r.id, r.saltedge_transaction_id));
+    }
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    let mut claimed = 0;
+    let mut keep = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        let line = (r.relinked && !known.contains_key(&r.saltedge_id))
+            .then(|| waiting.get_mut(&(r.bank_account_id, r.fingerprint.clone())))
+            .flatten()
+            .and_then(|q| q.pop_front());
+        let Some((line, old_id)) = line else {
+            keep.push(r);
+            continue;
+        };
+        sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
+                 description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
+                 sync_run_id = $12, bank_transaction_id = coalesce($13, bank_transaction_id),
+                 rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
+             WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
+             r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id, r.bank_id.as_deref())
+        .execute(&mut **db)
+        .await?;
+        crate::history::record(
+            &mut **db,
+            line,
+            Some(run_id),
+            crate::history::EventKind::Rekeyed,
+            serde_json::json!({ "from": old_id, "to": r.saltedge_id, "reason": "relinked" }),
+        )
+        .await?;
+        claimed += 1;
+    }
+    *rows = keep;
+    if claimed > 0 {
+        tracing::info!(
+            claimed,
+            "lines of a relinked account claimed by their new Salt Edge ids"
+        );
+    }
+    Ok(claimed)
 }
 
 /// Salt Edge id → content hash of the page's transactions that already are lines.

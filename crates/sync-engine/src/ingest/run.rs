@@ -120,7 +120,7 @@ async fn run(
         pool,
         conn.company_id,
         conn.id,
-        &conn.provider_name,
+        (&conn.provider_code, &conn.provider_name),
         &accounts,
     )
     .await?;
@@ -259,7 +259,7 @@ async fn run(
 
 async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, AccountTarget>> {
     let rows = sqlx::query!(
-        "SELECT a.saltedge_id, a.id, a.journal_id, a.currency, j.sync_start_date
+        "SELECT a.saltedge_id, a.id, a.journal_id, a.currency, j.sync_start_date, a.relinked_at IS NOT NULL AS \"relinked!\"
          FROM bank_accounts a JOIN journals j ON j.id = a.journal_id WHERE a.connection_id = $1",
         connection_id
     )
@@ -270,20 +270,12 @@ async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, A
         .map(|r| {
             (
                 r.saltedge_id,
-                r.id,
-                r.journal_id,
-                r.currency,
-                r.sync_start_date,
-            )
-        })
-        .map(|(se, id, journal_id, currency, start)| {
-            (
-                se,
                 AccountTarget {
-                    bank_account_id: id,
-                    journal_id,
-                    currency,
-                    sync_start_date: start,
+                    bank_account_id: r.id,
+                    journal_id: r.journal_id,
+                    currency: r.currency,
+                    sync_start_date: r.sync_start_date,
+                    relinked: r.relinked,
                 },
             )
         })

@@ -62,9 +62,15 @@ async fn accounts_get_journals_and_mapping_checks_currency(pool: PgPool) {
 
     // An account that disappears keeps its journal and lines.
     let se_accounts = f.client.list_accounts(&f.se_conn).await.unwrap();
-    let out = mapping::sync_accounts(&pool, f.company, f.conn, "Bank", &se_accounts[..1])
-        .await
-        .unwrap();
+    let out = mapping::sync_accounts(
+        &pool,
+        f.company,
+        f.conn,
+        ("bank", "Bank"),
+        &se_accounts[..1],
+    )
+    .await
+    .unwrap();
     assert_eq!(out.disappeared, 1);
     let gone = mapping::accounts_of_connection(&pool, f.conn)
         .await

@@ -176,3 +176,153 @@ async fn a_reissue_is_part_of_the_lines_history(pool: PgPool) {
     assert_eq!(rekey.1["reason"], "reissued");
     assert_matches_truth(&pool, &f).await;
 }
+
+async fn snapshot(pool: &PgPool, company: Uuid) -> (Vec<(Uuid, Uuid)>, Vec<i64>, Vec<String>) {
+    let accounts: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, journal_id FROM bank_accounts WHERE company_id = $1 ORDER BY id",
+    )
+    .bind(company)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let lines: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, saltedge_transaction_id FROM statement_lines WHERE company_id = $1 ORDER BY id",
+    )
+    .bind(company)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (
+        accounts,
+        lines.iter().map(|l| l.0).collect(),
+        lines.into_iter().map(|l| l.1).collect(),
+    )
+}
+
+/// A reconnect that yields new account ids (the same accounts and history under new Salt
+/// Edge ids): accounts are matched by IBAN, else by account number; journals stay, nothing
+/// is imported twice, every line keeps its id and is re-keyed to its new Salt Edge id.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn new_account_ids_keep_journals_and_history(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.reissued_per_fetch = 0).await;
+    // The second account is known by its number only (no IBAN at the bank).
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        rec.accounts[1].extra["account_number"] = serde_json::json!("40 1234 5678");
+    });
+    sync(&pool, &f, false).await;
+    sqlx::query("UPDATE bank_accounts SET iban = NULL WHERE saltedge_id = (SELECT max(saltedge_id) FROM bank_accounts)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (accounts, line_ids, old_ids) = snapshot(&pool, f.company).await;
+
+    f.sim.relink_accounts(&f.se_conn);
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        rec.accounts[1]
+            .extra
+            .as_object_mut()
+            .unwrap()
+            .remove("iban");
+    });
+    let report = sync(&pool, &f, false).await;
+    assert!(report.new_accounts.is_empty(), "no new bank account");
+    assert_eq!(report.run.inserted, 0, "nothing imported twice");
+    let (accounts_after, line_ids_after, new_ids) = snapshot(&pool, f.company).await;
+    assert_eq!(accounts_after, accounts, "the same accounts and journals");
+    assert_eq!(line_ids_after, line_ids, "line ids never change");
+    assert!(
+        new_ids.iter().all(|id| !old_ids.contains(id)),
+        "all re-keyed"
+    );
+    assert_matches_truth(&pool, &f).await;
+    let h = history(&pool, f.company, line_ids[0]).await;
+    assert_eq!(h.last().unwrap().0, "rekeyed");
+    assert_eq!(h.last().unwrap().1["reason"], "relinked");
+    assert_eq!(h.last().unwrap().1["from"], old_ids[0].as_str());
+
+    // Life goes on: new activity is new lines.
+    f.sim.advance(&f.se_conn);
+    let next = sync(&pool, &f, false).await;
+    assert!(next.run.inserted > 0);
+    assert_matches_truth(&pool, &f).await;
+}
+
+/// A new account that resembles an earlier one only by provider, currency and name is a
+/// proposal: its transactions wait; confirmed, the earlier account takes it over with its
+/// history; rejected, it gets a journal of its own.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_match_by_name_is_only_proposed(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.reissued_per_fetch = 0).await;
+    sync(&pool, &f, false).await;
+    let (accounts, line_ids, _) = snapshot(&pool, f.company).await;
+    sqlx::query("UPDATE bank_accounts SET iban = NULL, account_number = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    f.sim.relink_accounts(&f.se_conn);
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        for a in rec.accounts.iter_mut() {
+            a.extra.as_object_mut().unwrap().remove("iban");
+        }
+    });
+    let report = sync(&pool, &f, false).await;
+    assert!(report.new_accounts.is_empty());
+    assert_eq!(report.run.inserted, 0, "their transactions wait");
+    let proposals = mapping::proposals(&pool, f.company, true).await.unwrap();
+    assert_eq!(proposals.len(), 2);
+    let again = sync(&pool, &f, false).await;
+    assert_eq!(again.run.inserted, 0);
+    assert_eq!(
+        mapping::proposals(&pool, f.company, true)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "proposed once"
+    );
+
+    mapping::decide(&pool, f.company, proposals[0].id, true)
+        .await
+        .unwrap();
+    mapping::decide(&pool, f.company, proposals[1].id, false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        mapping::decide(&pool, f.company, proposals[1].id, true).await,
+        Err(SyncError::Conflict {
+            code: "already_decided",
+            ..
+        })
+    ));
+    let report = sync(&pool, &f, false).await;
+    assert_eq!(
+        report.new_accounts.len(),
+        1,
+        "the rejected one is an account of its own"
+    );
+    let (after, after_lines, _) = snapshot(&pool, f.company).await;
+    assert_eq!(after.len(), accounts.len() + 1);
+    let kept = accounts
+        .iter()
+        .find(|a| a.0 == proposals[0].candidate_account_id)
+        .unwrap();
+    assert!(
+        after.contains(kept),
+        "confirmed: the earlier account and its journal"
+    );
+    // The confirmed account's history was claimed, the rejected one's imported anew.
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM line_events WHERE kind = 'rekeyed' AND detail->>'reason' = 'relinked'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let kept_lines: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE bank_account_id = $1")
+            .bind(kept.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(claimed, kept_lines);
+    assert!(line_ids.iter().all(|l| after_lines.contains(l)));
+}

@@ -115,6 +115,7 @@ pub async fn target_of(pool: &PgPool, conn: Uuid) -> (String, AccountTarget) {
             journal_id: a.journal_id,
             currency: a.currency,
             sync_start_date: None,
+            relinked: false,
         },
     )
 }
