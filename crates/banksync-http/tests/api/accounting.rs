@@ -631,3 +631,133 @@ async fn the_same_bank_linked_again_after_a_delete(pool: PgPool) {
     assert_eq!(consumer.lines.len(), lines_before_feed, "no line added");
     assert_eq!(consumer.lines, books(&s).await);
 }
+
+/// A match only by name waits for the bookkeeper: listed, confirmed or rejected through the
+/// API (each queues a sync), decided once; another company cannot see or decide it.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn account_matches_are_decided_through_the_api(pool: PgPool) {
+    let s = stack(pool).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    settle(&s).await;
+    let (_, c) = s
+        .call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+        .await;
+    let se_conn = c["saltedge_id"].as_str().unwrap().to_string();
+    let lines_before = all_lines(&s).await.len();
+    sqlx::query("UPDATE bank_accounts SET iban = NULL, account_number = NULL")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    s.sim.relink_accounts(&se_conn);
+    s.sim.edit_connection(&se_conn, |rec| {
+        for a in rec.accounts.iter_mut() {
+            a.extra.as_object_mut().unwrap().remove("iban");
+        }
+    });
+    let runs = succeeded_runs(&s, &conn).await;
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202);
+    wait_sync(&s, &conn, runs).await;
+    let (st, matches) = s.call(Method::GET, "/api/v1/account-matches", None).await;
+    assert_eq!(st, 200);
+    let matches = matches.as_array().unwrap().clone();
+    assert_eq!(matches.len(), 2, "{matches:?}");
+    assert!(matches.iter().all(|m| m["status"] == "proposed"));
+    assert_eq!(
+        all_lines(&s).await.len(),
+        lines_before,
+        "their transactions wait"
+    );
+
+    let other = companies::create(&s.pool, "Other Books").await.unwrap();
+    let (_, token) = tokens::create(&s.pool, other.id, "other").await.unwrap();
+    let (st, _) = s
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/account-matches/{}/confirm", matches[0]["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+
+    let runs = succeeded_runs(&s, &conn).await;
+    let (st, q) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/account-matches/{}/confirm", matches[0]["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202, "{q}");
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/account-matches/{}/reject", matches[1]["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202);
+    let (st, p) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/account-matches/{}/reject", matches[0]["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), p["code"].as_str()),
+        (409, Some("already_decided"))
+    );
+    wait_sync(&s, &conn, runs).await;
+    settle(&s).await;
+
+    let (_, all) = s
+        .call(Method::GET, "/api/v1/account-matches?all=true", None)
+        .await;
+    let statuses: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["confirmed", "rejected"]);
+    let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;
+    assert_eq!(
+        journals.as_array().unwrap().len(),
+        3,
+        "the rejected one got its own"
+    );
+    let (_, c) = s
+        .call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+        .await;
+    let confirmed = c["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == matches[0]["candidate_account_id"])
+        .expect("the earlier account serves the connection again")
+        .clone();
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    let lines = all_lines(&s).await;
+    let in_confirmed = lines
+        .iter()
+        .filter(|l| l["bank_account_id"] == confirmed["id"])
+        .count();
+    let bank = truth
+        .accounts
+        .iter()
+        .find(|a| a.account_id == confirmed["saltedge_id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        in_confirmed,
+        bank.posted.len(),
+        "history kept, nothing twice"
+    );
+}

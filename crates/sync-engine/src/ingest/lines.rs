@@ -264,13 +264,20 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
     }
 }
 
-/// The connection's open pending transactions (not posted yet, still listed or expired), read
-/// once per sync (the sync holds the connection's lock, so nobody else changes them) and
-/// consumed as posted transactions replace them.
+/// Per (account, fingerprint): the account's first line with that fingerprint and the
+/// highest occurrence so far.
+type Identities = HashMap<(Uuid, String), (i64, i32)>;
+
+/// What one sync carries from page to page: the connection's open pending transactions
+/// (not posted yet, still listed or expired), read once per sync (the sync holds the
+/// connection's lock, so nobody else changes them) and consumed as posted transactions
+/// replace them; and, for a connection that had no lines when the sync started, the
+/// identities of the lines this sync stored (so that no page has to look them up).
 #[derive(Default)]
 pub struct PendingLines {
     lines: Vec<PendingLine>,
     used: HashSet<i64>,
+    identities: Identities,
 }
 
 impl PendingLines {
@@ -287,6 +294,7 @@ impl PendingLines {
         Ok(PendingLines {
             lines,
             used: HashSet::new(),
+            identities: HashMap::new(),
         })
     }
 
@@ -550,7 +558,25 @@ pub async fn write_prepared(
             r.statement_id = statements.next();
         }
     }
-    let up = upsert(&mut db, &rows, run_id).await?;
+    // Identities so far: looked up where the connection had lines, else what this sync stored.
+    let looked_up;
+    let base = if may_exist {
+        looked_up = identities_of(&mut db, &rows, &known).await?;
+        &looked_up
+    } else {
+        &pending.identities
+    };
+    let up = upsert(&mut db, &rows, run_id, base).await?;
+    if !may_exist {
+        for (key, id, occurrence) in &up.stored {
+            let e = pending
+                .identities
+                .entry(key.clone())
+                .or_insert((*id, *occurrence));
+            e.0 = e.0.min(*id);
+            e.1 = e.1.max(*occurrence);
+        }
+    }
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
     out.updated += up.updated.len() as i32;
@@ -748,6 +774,37 @@ async fn claim_relinked(
     Ok(claimed)
 }
 
+/// The identities (first line, highest occurrence) of the new rows' fingerprints in their
+/// accounts, from the unique identity index: one query per page.
+async fn identities_of(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    known: &HashMap<String, String>,
+) -> Result<Identities> {
+    let keys: HashSet<(Uuid, &str)> = rows
+        .iter()
+        .filter(|r| !known.contains_key(&r.saltedge_id))
+        .map(|r| (r.bank_account_id, r.fingerprint.as_str()))
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (accounts, fps): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
+    Ok(sqlx::query!(
+        r#"SELECT l.bank_account_id, l.fingerprint, min(l.id) AS "first!", max(l.occurrence) AS "top!"
+           FROM statement_lines l JOIN UNNEST($1::uuid[], $2::text[]) AS k(account, fp)
+                ON l.bank_account_id = k.account AND l.fingerprint = k.fp
+           GROUP BY l.bank_account_id, l.fingerprint"#,
+        &accounts,
+        &fps as &[&str]
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| ((r.bank_account_id, r.fingerprint), (r.first, r.top)))
+    .collect())
+}
+
 /// Salt Edge id → content hash of the page's transactions that already are lines.
 async fn known_lines(
     db: &mut sqlx::Transaction<'_, Postgres>,
@@ -909,6 +966,8 @@ struct Upserted {
     updated: HashMap<String, i64>,
     /// Inserted lines that got `suspect_duplicate_of` (rule 7, against earlier lines).
     flagged: Vec<i64>,
+    /// The identities of the inserted lines: (account, fingerprint), line id, occurrence.
+    stored: Vec<((Uuid, String), i64, i32)>,
 }
 
 /// Rule 1: one bulk upsert per page. Rule 7 rides
@@ -917,16 +976,18 @@ async fn upsert(
     db: &mut sqlx::Transaction<'_, Postgres>,
     rows: &[Row],
     run_id: Uuid,
+    base: &Identities,
 ) -> Result<Upserted> {
     if rows.is_empty() {
         return Ok(Upserted {
             inserted: HashMap::new(),
             updated: HashMap::new(),
             flagged: vec![],
+            stored: vec![],
         });
     }
-    // Occurrence within the page: the n-th new row with a fingerprint in an account (rows
-    // that are lines already keep theirs); the insert adds the account's count so far.
+    // Occurrence: after the account's highest so far, the n-th row of the page with the
+    // fingerprint (rows that are lines already keep theirs: the upsert ignores these).
     let mut seen_fp: HashMap<(Uuid, &str), i32> = HashMap::new();
     let n = rows.len();
     let mut journal = Vec::with_capacity(n);
@@ -945,15 +1006,18 @@ async fn upsert(
     let mut repaired = Vec::with_capacity(n);
     let mut possible = Vec::with_capacity(n);
     let mut pending_id = Vec::with_capacity(n);
-    let mut rank = Vec::with_capacity(n);
+    let mut occurrence = Vec::with_capacity(n);
+    let mut first = Vec::with_capacity(n);
     let mut bank_id = Vec::with_capacity(n);
     let mut statement = Vec::with_capacity(n);
     for r in rows {
         statement.push(r.statement_id);
+        let known = base.get(&(r.bank_account_id, r.fingerprint.clone()));
         let k = seen_fp
             .entry((r.bank_account_id, r.fingerprint.as_str()))
             .or_insert(0);
-        rank.push(*k);
+        occurrence.push(known.map_or(0, |b| b.1 + 1) + *k);
+        first.push(known.map(|b| b.0));
         *k += 1;
         bank_id.push(r.bank_id.as_deref());
         pending_id.push(r.pending_id);
@@ -980,19 +1044,18 @@ async fn upsert(
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
                 coalesce(
-                    k.first,
+                    u.first,
                     CASE WHEN u.possible THEN
                         (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id
                            AND o.booking_date = u.booking_date AND o.amount = u.amount AND o.currency = u.currency
                          ORDER BY o.id LIMIT 1) END),
-                u.hash, u.repaired, coalesce(k.top + 1, 0) + u.rank, u.bank_id, $14, u.statement_id
+                u.hash, u.repaired, u.occurrence, u.bank_id, $14, u.statement_id
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
                      $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
-                     $18::int4[], $19::text[], $20::bigint[])
+                     $18::int4[], $19::text[], $20::bigint[], $21::bigint[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
-                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, rank, bank_id, statement_id)
-         CROSS JOIN LATERAL (SELECT min(o.id) AS first, max(o.occurrence) AS top FROM statement_lines o
-                             WHERE o.bank_account_id = u.bank_account_id AND o.fingerprint = u.fp) k
+                   counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, occurrence,
+                   bank_id, statement_id, first)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
              booking_date = EXCLUDED.booking_date, value_date = EXCLUDED.value_date, amount = EXCLUDED.amount,
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
@@ -1018,9 +1081,10 @@ async fn upsert(
         &hash as &[&str],
         &repaired,
         &possible,
-        &rank,
+        &occurrence,
         &bank_id as &[Option<&str>],
-        &statement as &[Option<i64>]
+        &statement as &[Option<i64>],
+        &first as &[Option<i64>]
     )
     .fetch_all(&mut **db)
     .await?
@@ -1031,11 +1095,25 @@ async fn upsert(
         inserted: HashMap::with_capacity(returned.len()),
         updated: HashMap::new(),
         flagged: vec![],
+        stored: vec![],
     };
+    let position: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.saltedge_id.as_str(), i))
+        .collect();
     for (id, was_inserted, suspect, se_id) in returned {
         if was_inserted {
             if suspect {
                 up.flagged.push(id);
+            }
+            if let Some(&i) = position.get(se_id.as_str()) {
+                let r = &rows[i];
+                up.stored.push((
+                    (r.bank_account_id, r.fingerprint.clone()),
+                    id,
+                    occurrence[i],
+                ));
             }
             up.inserted.insert(se_id, id);
         } else {
