@@ -1181,12 +1181,18 @@ pub async fn rekey_reissued(
     // taken: a re-issue gets a newer id than a genuine twin seen before it (and any of them
     // carries the same date, amount, text and payee).
     let pairs: Vec<(i64, String, i64, String)> = sqlx::query!(
-        r#"SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!"
-         FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
-         JOIN statement_lines l ON l.bank_account_id = n.bank_account_id AND l.id < n.id
-              AND l.duplicate_confirmed_at IS NULL AND (l.id = n.suspect_duplicate_of OR l.fingerprint = n.fingerprint)
-         WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL
-           AND n.duplicate_confirmed_at IS NULL
+        r#"WITH n AS MATERIALIZED (
+             SELECT n.id, n.bank_account_id, n.fingerprint, n.suspect_duplicate_of, n.saltedge_transaction_id
+             FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
+             WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.duplicate_confirmed_at IS NULL)
+         SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!"
+         FROM n CROSS JOIN LATERAL (
+             SELECT o.id, o.saltedge_transaction_id FROM statement_lines o
+             WHERE o.bank_account_id = n.bank_account_id AND o.fingerprint = n.fingerprint AND o.id < n.id
+               AND o.duplicate_confirmed_at IS NULL
+             UNION
+             SELECT o.id, o.saltedge_transaction_id FROM statement_lines o
+             WHERE o.id = n.suspect_duplicate_of AND o.id < n.id AND o.duplicate_confirmed_at IS NULL) l
          ORDER BY l.id, n.id DESC"#,
         connection_id
     )
