@@ -268,16 +268,13 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
 /// highest occurrence so far.
 type Identities = HashMap<(Uuid, String), (i64, i32)>;
 
-/// What one sync carries from page to page: the connection's open pending transactions
-/// (not posted yet, still listed or expired), read once per sync (the sync holds the
-/// connection's lock, so nobody else changes them) and consumed as posted transactions
-/// replace them; and, for a connection that had no lines when the sync started, the
-/// identities of the lines this sync stored (so that no page has to look them up).
+/// The connection's open pending transactions (not posted yet, still listed or expired),
+/// read once per sync (the sync holds the connection's lock, so nobody else changes them)
+/// and consumed as posted transactions replace them.
 #[derive(Default)]
 pub struct PendingLines {
     lines: Vec<PendingLine>,
     used: HashSet<i64>,
-    identities: Identities,
 }
 
 impl PendingLines {
@@ -294,7 +291,6 @@ impl PendingLines {
         Ok(PendingLines {
             lines,
             used: HashSet::new(),
-            identities: HashMap::new(),
         })
     }
 
@@ -558,25 +554,10 @@ pub async fn write_prepared(
             r.statement_id = statements.next();
         }
     }
-    // Identities so far: looked up where the connection had lines, else what this sync stored.
-    let looked_up;
-    let base = if may_exist {
-        looked_up = identities_of(&mut db, &rows, &known).await?;
-        &looked_up
-    } else {
-        &pending.identities
-    };
-    let up = upsert(&mut db, &rows, run_id, base).await?;
-    if !may_exist {
-        for (key, id, occurrence) in &up.stored {
-            let e = pending
-                .identities
-                .entry(key.clone())
-                .or_insert((*id, *occurrence));
-            e.0 = e.0.min(*id);
-            e.1 = e.1.max(*occurrence);
-        }
-    }
+    // Identities so far (earlier pages of this sync included: they are committed). One
+    // index lookup per new row; memory stays bounded by the page.
+    let base = identities_of(&mut db, &rows, &known).await?;
+    let up = upsert(&mut db, &rows, run_id, &base).await?;
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
     out.updated += up.updated.len() as i32;
@@ -966,8 +947,6 @@ struct Upserted {
     updated: HashMap<String, i64>,
     /// Inserted lines that got `suspect_duplicate_of` (rule 7, against earlier lines).
     flagged: Vec<i64>,
-    /// The identities of the inserted lines: (account, fingerprint), line id, occurrence.
-    stored: Vec<((Uuid, String), i64, i32)>,
 }
 
 /// Rule 1: one bulk upsert per page. Rule 7 rides
@@ -983,7 +962,6 @@ async fn upsert(
             inserted: HashMap::new(),
             updated: HashMap::new(),
             flagged: vec![],
-            stored: vec![],
         });
     }
     // Occurrence: after the account's highest so far, the n-th row of the page with the
@@ -1095,25 +1073,11 @@ async fn upsert(
         inserted: HashMap::with_capacity(returned.len()),
         updated: HashMap::new(),
         flagged: vec![],
-        stored: vec![],
     };
-    let position: HashMap<&str, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.saltedge_id.as_str(), i))
-        .collect();
     for (id, was_inserted, suspect, se_id) in returned {
         if was_inserted {
             if suspect {
                 up.flagged.push(id);
-            }
-            if let Some(&i) = position.get(se_id.as_str()) {
-                let r = &rows[i];
-                up.stored.push((
-                    (r.bank_account_id, r.fingerprint.clone()),
-                    id,
-                    occurrence[i],
-                ));
             }
             up.inserted.insert(se_id, id);
         } else {

@@ -282,3 +282,25 @@ async fn weekly_and_monthly_statements(pool: PgPool) {
         assert_chain(&pool, &f, &acc).await;
     }
 }
+
+/// The database's period functions (used when lines are assigned) and the engine's agree,
+/// day by day over two years and every period.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn sql_and_rust_periods_agree(pool: PgPool) {
+    let start: NaiveDate = "2027-01-01".parse().unwrap();
+    for p in Period::ALL {
+        let rows: Vec<(NaiveDate, NaiveDate, NaiveDate)> = sqlx::query_as(
+            "SELECT d::date, period_start($1, d::date), period_end($1, d::date)
+             FROM generate_series($2::date, $2::date + 730, interval '1 day') d",
+        )
+        .bind(p.as_str())
+        .bind(start)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 731);
+        for (d, s, e) in rows {
+            assert_eq!((s, e), (p.start(d), p.end(d)), "{p:?} {d}");
+        }
+    }
+}
