@@ -15,6 +15,8 @@
 //! * **Balance check**: the bank's balance at the attempt is recorded on the account's
 //!   newest statement with the difference to its closing balance, never adjusted.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres};
@@ -70,16 +72,34 @@ impl Period {
     }
 }
 
+/// Where a new line of an account goes: the period start of its statement.
+#[derive(Debug, Clone)]
+struct AccountPlan {
+    period: Period,
+    /// The last day of the account's newest closed statement.
+    closed_through: Option<NaiveDate>,
+    /// The start of the account's newest open statement.
+    open_from: Option<NaiveDate>,
+}
+
+impl AccountPlan {
+    /// Never a period that overlaps a closed statement: after a change of period the first
+    /// new statement starts the day after the last closed one (a short first week or month).
+    fn target(&self, booking: NaiveDate, today: NaiveDate) -> NaiveDate {
+        match self.closed_through {
+            Some(c) if booking <= c => {
+                let d = today.max(c + Days::new(1));
+                self.period.start(d).max(c + Days::new(1))
+            }
+            Some(c) => self.period.start(booking).max(c + Days::new(1)),
+            None => self.period.start(booking),
+        }
+    }
+}
+
 /// Assigns each (account, booking date) its statement, creating the statements that do not
 /// exist yet, and marks the account's open statements from there on as changed (their
-/// balances moved). Returns the statement id for each input, in order. One statement, one
-/// round trip per page.
-///
-/// The period of a line is the account's period holding its booking date, except that no
-/// period may overlap a closed statement: a line dated in a closed period goes into the
-/// current period, and after a change of period the first new statement starts the day
-/// after the last closed one (SQL `period_start` / `period_end`, migration 0020, agree
-/// with [`Period::start`] / [`Period::end`]).
+/// balances moved). Returns the statement id for each input, in order.
 pub async fn assign(
     db: &mut sqlx::Transaction<'_, Postgres>,
     lines: &[(Uuid, NaiveDate)],
@@ -87,51 +107,104 @@ pub async fn assign(
     if lines.is_empty() {
         return Ok(vec![]);
     }
-    let accounts: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
-    let dates: Vec<NaiveDate> = lines.iter().map(|l| l.1).collect();
-    let ids: Vec<(i64, Option<i64>)> = sqlx::query!(
-        r#"WITH input AS (SELECT * FROM UNNEST($1::uuid[], $2::date[]) WITH ORDINALITY AS u(account, booking, ord)),
-         plan AS (
-             SELECT a.id, a.company_id, a.journal_id, a.statement_period AS p,
-                    (SELECT max(s.period_end) FROM statements s WHERE s.bank_account_id = a.id AND s.closed_at IS NOT NULL) AS c
-             FROM bank_accounts a WHERE a.id IN (SELECT DISTINCT account FROM input)),
-         target AS (
-             SELECT i.ord, i.account, p.company_id, p.journal_id, p.p,
-                    CASE WHEN p.c IS NULL THEN period_start(p.p, i.booking)
-                         WHEN i.booking <= p.c THEN greatest(period_start(p.p, greatest($3::date, p.c + 1)), p.c + 1)
-                         ELSE greatest(period_start(p.p, i.booking), p.c + 1) END AS start
-             FROM input i JOIN plan p ON p.id = i.account),
-         ins AS (
-             INSERT INTO statements (company_id, bank_account_id, journal_id, period, period_start, period_end)
-             SELECT DISTINCT company_id, account, journal_id, p, start, period_end(p, start) FROM target
-             ON CONFLICT (bank_account_id, period_start) DO UPDATE SET updated_at = now()
-             RETURNING id, bank_account_id, period_start),
-         later AS (
-             UPDATE statements s SET updated_at = now()
-             FROM (SELECT account, min(start) AS from_start FROM target GROUP BY account) f
-             WHERE s.bank_account_id = f.account AND s.closed_at IS NULL AND s.period_start > f.from_start
-               AND s.id NOT IN (SELECT id FROM ins))
-         SELECT t.ord AS "ord!", ins.id AS "id?" FROM target t
-         LEFT JOIN ins ON ins.bank_account_id = t.account AND ins.period_start = t.start ORDER BY t.ord"#,
-        &accounts,
-        &dates,
-        Utc::now().date_naive()
+    let accounts: Vec<Uuid> = lines
+        .iter()
+        .map(|l| l.0)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let plans: HashMap<Uuid, AccountPlan> = sqlx::query!(
+        "SELECT a.id, a.statement_period,
+                (SELECT max(s.period_end) FROM statements s WHERE s.bank_account_id = a.id AND s.closed_at IS NOT NULL) AS closed_through,
+                (SELECT max(s.period_start) FROM statements s WHERE s.bank_account_id = a.id AND s.closed_at IS NULL) AS open_from
+         FROM bank_accounts a WHERE a.id = ANY($1)",
+        &accounts
     )
     .fetch_all(&mut **db)
     .await?
     .into_iter()
-    .map(|r| (r.ord, r.id))
+    .map(|r| {
+        (
+            r.id,
+            AccountPlan {
+                period: Period::parse(&r.statement_period).unwrap_or(Period::Daily),
+                closed_through: r.closed_through,
+                open_from: r.open_from,
+            },
+        )
+    })
     .collect();
-    if ids.len() != lines.len() {
-        return Err(SyncError::Corrupt(format!(
-            "{} of {} lines have no bank account to assign a statement in",
-            lines.len() - ids.len(),
-            lines.len()
-        )));
+    let today = Utc::now().date_naive();
+    let targets: Vec<(Uuid, NaiveDate)> = lines
+        .iter()
+        .map(|(a, d)| {
+            let plan = plans.get(a).cloned().unwrap_or(AccountPlan {
+                period: Period::Daily,
+                closed_through: None,
+                open_from: None,
+            });
+            (*a, plan.target(*d, today))
+        })
+        .collect();
+    let distinct: Vec<(Uuid, NaiveDate)> = targets
+        .iter()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let acc: Vec<Uuid> = distinct.iter().map(|t| t.0).collect();
+    let start: Vec<NaiveDate> = distinct.iter().map(|t| t.1).collect();
+    let period: Vec<&str> = distinct
+        .iter()
+        .map(|t| plans.get(&t.0).map_or("daily", |p| p.period.as_str()))
+        .collect();
+    let end: Vec<NaiveDate> = distinct
+        .iter()
+        .map(|t| plans.get(&t.0).map_or(Period::Daily, |p| p.period).end(t.1))
+        .collect();
+    let ids: HashMap<(Uuid, NaiveDate), i64> = sqlx::query!(
+        "INSERT INTO statements (company_id, bank_account_id, journal_id, period, period_start, period_end)
+         SELECT a.company_id, a.id, a.journal_id, u.period, u.period_start, u.period_end
+         FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::date[]) AS u(account, period_start, period, period_end)
+         JOIN bank_accounts a ON a.id = u.account
+         ON CONFLICT (bank_account_id, period_start) DO UPDATE SET updated_at = now()
+         RETURNING id, bank_account_id, period_start",
+        &acc,
+        &start,
+        &period as &[&str],
+        &end
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| ((r.bank_account_id, r.period_start), r.id))
+    .collect();
+    // Later open statements' opening balances moved with these: they changed too. (A first
+    // import goes forward in time: usually there are none, and no query.)
+    let later = distinct.iter().any(|(a, start)| {
+        plans
+            .get(a)
+            .and_then(|p| p.open_from)
+            .is_some_and(|o| o > *start)
+    });
+    if later {
+        sqlx::query!(
+        "UPDATE statements s SET updated_at = now()
+         FROM (SELECT u.account, min(u.period_start) AS from_start
+               FROM UNNEST($1::uuid[], $2::date[]) AS u(account, period_start) GROUP BY u.account) f
+         WHERE s.bank_account_id = f.account AND s.closed_at IS NULL AND s.period_start > f.from_start",
+        &acc,
+        &start
+        )
+        .execute(&mut **db)
+        .await?;
     }
-    ids.into_iter()
-        .map(|(ord, id)| {
-            id.ok_or_else(|| SyncError::Corrupt(format!("no statement for line {ord} of the page")))
+    targets
+        .iter()
+        .map(|t| {
+            ids.get(t).copied().ok_or_else(|| {
+                SyncError::Corrupt(format!("no statement for account {} from {}", t.0, t.1))
+            })
         })
         .collect()
 }
@@ -411,5 +484,35 @@ mod tests {
         assert_eq!(Period::Monthly.end(d("2026-11-26")), d("2026-11-30"));
         assert_eq!(Period::Monthly.end(d("2028-02-10")), d("2028-02-29"));
         assert_eq!(Period::Monthly.end(d("2026-12-31")), d("2026-12-31"));
+    }
+
+    #[test]
+    fn late_lines_go_to_the_open_period() {
+        let plan = AccountPlan {
+            period: Period::Daily,
+            open_from: None,
+            closed_through: Some(d("2026-11-20")),
+        };
+        let today = d("2026-11-26");
+        assert_eq!(plan.target(d("2026-11-21"), today), d("2026-11-21"));
+        assert_eq!(
+            plan.target(d("2026-11-03"), today),
+            today,
+            "closed: today's statement"
+        );
+        let monthly = AccountPlan {
+            period: Period::Monthly,
+            open_from: None,
+            closed_through: Some(d("2026-10-31")),
+        };
+        assert_eq!(monthly.target(d("2026-10-30"), today), d("2026-11-01"));
+        // Weekly after daily statements closed through a Wednesday: a short first week.
+        let weekly = AccountPlan {
+            period: Period::Weekly,
+            open_from: None,
+            closed_through: Some(d("2026-11-25")),
+        };
+        assert_eq!(weekly.target(d("2026-11-27"), today), d("2026-11-26"));
+        assert_eq!(weekly.target(d("2026-12-01"), today), d("2026-11-30"));
     }
 }
