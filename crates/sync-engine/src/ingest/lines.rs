@@ -601,6 +601,35 @@ fn rows_content(rows: &[Row]) -> HashMap<&str, crate::history::Content> {
         .collect()
 }
 
+/// Line `line` (Salt Edge id `old_id`) becomes row `r`'s transaction: re-keyed to its Salt
+/// Edge id with its content; line id, fingerprint and occurrence stay; the history says
+/// why (`reason`).
+async fn rekey_line(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    line: i64,
+    old_id: &str,
+    r: &Row,
+    run_id: Uuid,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
+             description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
+             sync_run_id = $12, bank_transaction_id = coalesce($13, bank_transaction_id),
+             rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
+         WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
+         r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id, r.bank_id.as_deref())
+    .execute(&mut **db)
+    .await?;
+    crate::history::record(
+        &mut **db,
+        line,
+        Some(run_id),
+        crate::history::EventKind::Rekeyed,
+        serde_json::json!({ "from": old_id, "to": r.saltedge_id, "reason": reason }),
+    )
+    .await
+}
+
 /// Identity, first key: a transaction with a Salt Edge id we do not hold whose bank id
 /// (`extra.id`) is a line's of the same account is that line under a new Salt Edge id. The
 /// line is re-keyed (its id, fingerprint and occurrence stay; `rekeyed_from` remembers the
@@ -650,21 +679,7 @@ async fn rekey_by_bank_id(
             keep.push(r);
             continue;
         };
-        sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
-                 description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
-                 sync_run_id = $12, rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
-             WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
-             r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id)
-        .execute(&mut **db)
-        .await?;
-        crate::history::record(
-            &mut **db,
-            *line,
-            Some(run_id),
-            crate::history::EventKind::Rekeyed,
-            serde_json::json!({ "from": old_id, "to": r.saltedge_id, "reason": "bank_transaction_id" }),
-        )
-        .await?;
+        rekey_line(db, *line, old_id, &r, run_id, "bank_transaction_id").await?;
         tracing::info!(line, from = %old_id, to = %r.saltedge_id, "re-keyed by the bank's transaction id");
         rekeyed += 1;
     }
@@ -727,22 +742,7 @@ async fn claim_relinked(
             keep.push(r);
             continue;
         };
-        sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
-                 description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
-                 sync_run_id = $12, bank_transaction_id = coalesce($13, bank_transaction_id),
-                 rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
-             WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
-             r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id, r.bank_id.as_deref())
-        .execute(&mut **db)
-        .await?;
-        crate::history::record(
-            &mut **db,
-            line,
-            Some(run_id),
-            crate::history::EventKind::Rekeyed,
-            serde_json::json!({ "from": old_id, "to": r.saltedge_id, "reason": "relinked" }),
-        )
-        .await?;
+        rekey_line(db, line, &old_id, &r, run_id, "relinked").await?;
         claimed += 1;
     }
     *rows = keep;
