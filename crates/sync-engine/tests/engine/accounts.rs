@@ -340,7 +340,23 @@ async fn status_enums_match_the_check_constraints(pool: PgPool) {
     use sync_engine::status::{
         ConnectionStatus, JobStatus, PendingState, RecordKind, RunStatus, TokenKind,
     };
-    let tables: [(&str, &str, Vec<&str>); 6] = [
+    let tables: [(&str, &str, Vec<&str>); 8] = [
+        (
+            "statements",
+            "period",
+            sync_engine::statements::Period::ALL
+                .iter()
+                .map(|p| p.as_str())
+                .collect(),
+        ),
+        (
+            "line_events",
+            "kind",
+            sync_engine::history::EventKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect(),
+        ),
         (
             "connections",
             "status",
