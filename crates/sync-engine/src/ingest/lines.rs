@@ -268,13 +268,17 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
 /// highest occurrence so far.
 type Identities = HashMap<(Uuid, String), (i64, i32)>;
 
-/// The connection's open pending transactions (not posted yet, still listed or expired),
-/// read once per sync (the sync holds the connection's lock, so nobody else changes them)
-/// and consumed as posted transactions replace them.
+/// What one sync carries from page to page: the connection's open pending transactions
+/// (not posted yet, still listed or expired), read once per sync (the sync holds the
+/// connection's lock, so nobody else changes them) and consumed as posted transactions
+/// replace them; and, for a connection that had no lines when the sync started, a digest
+/// of each (account, fingerprint) this sync stored — 8 bytes a line — so that only rows
+/// whose fingerprint came before need their identity looked up.
 #[derive(Default)]
 pub struct PendingLines {
     lines: Vec<PendingLine>,
     used: HashSet<i64>,
+    stored_fingerprints: HashSet<u64>,
 }
 
 impl PendingLines {
@@ -291,6 +295,7 @@ impl PendingLines {
         Ok(PendingLines {
             lines,
             used: HashSet::new(),
+            stored_fingerprints: HashSet::new(),
         })
     }
 
@@ -554,9 +559,24 @@ pub async fn write_prepared(
             r.statement_id = statements.next();
         }
     }
-    // Identities so far (earlier pages of this sync included: they are committed). One
-    // index lookup per new row; memory stays bounded by the page.
-    let base = identities_of(&mut db, &rows, &known).await?;
+    // Identities so far (earlier pages of this sync included: they are committed). Where
+    // the connection had no lines before this sync, only fingerprints this sync already
+    // stored can have one.
+    let digest = |r: &Row| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (r.bank_account_id, r.fingerprint.as_str()).hash(&mut h);
+        h.finish()
+    };
+    let lookup: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !known.contains_key(&r.saltedge_id))
+        .filter(|r| may_exist || pending.stored_fingerprints.contains(&digest(r)))
+        .collect();
+    let base = identities_of(&mut db, &lookup).await?;
+    if !may_exist {
+        pending.stored_fingerprints.extend(rows.iter().map(digest));
+    }
     let up = upsert(&mut db, &rows, run_id, &base).await?;
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
@@ -759,12 +779,10 @@ async fn claim_relinked(
 /// accounts, from the unique identity index: one query per page.
 async fn identities_of(
     db: &mut sqlx::Transaction<'_, Postgres>,
-    rows: &[Row],
-    known: &HashMap<String, String>,
+    rows: &[&Row],
 ) -> Result<Identities> {
     let keys: HashSet<(Uuid, &str)> = rows
         .iter()
-        .filter(|r| !known.contains_key(&r.saltedge_id))
         .map(|r| (r.bank_account_id, r.fingerprint.as_str()))
         .collect();
     if keys.is_empty() {
