@@ -585,8 +585,11 @@ pub async fn write_prepared(
     let mut flagged = up.flagged;
     flagged.extend(flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?);
     out.suspects = flagged.len() as i32;
-    crate::history::record_updates(&mut db, run_id, &rows_content(&rows), &up.updated, &before)
-        .await?;
+    // (The rows' content is copied only when Salt Edge changed some line: not on imports.)
+    if !up.updated.is_empty() {
+        crate::history::record_updates(&mut db, run_id, &rows_content(&rows), &up.updated, &before)
+            .await?;
+    }
     crate::history::record_flagged(&mut db, run_id, &flagged).await?;
     crate::runs::add_page(&mut db, run_id, &out).await?;
     db.commit().await?;
