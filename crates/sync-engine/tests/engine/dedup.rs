@@ -702,3 +702,68 @@ async fn a_sync_that_loses_its_lock_stops_writing(pool: PgPool) {
     sync(&pool, &f, false).await;
     assert_matches_truth(&pool, &f).await;
 }
+
+/// A first import writes each page with a plain INSERT; a page that does hold a stored id
+/// after all (Salt Edge repeating an item of an earlier page) falls back to the upsert:
+/// nothing fails, nothing doubles, a changed item updates its line.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_first_import_page_repeating_a_stored_id_falls_back_to_the_upsert(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let (stored_id, line_id): (String, i64) = sqlx::query_as(
+        "SELECT saltedge_transaction_id, id FROM statement_lines WHERE bank_account_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(target.1.bank_account_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM statement_lines")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    let mut changed = tx(
+        &stored_id,
+        &target.0,
+        "2026-03-03",
+        "-7.25",
+        "Changed at the bank",
+    );
+    changed.currency_code = target.1.currency.clone();
+    let mut new = tx(
+        "900000000000000200",
+        &target.0,
+        "2026-03-04",
+        "-3.10",
+        "Bakery",
+    );
+    new.currency_code = target.1.currency.clone();
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let targets = HashMap::from([target.clone()]);
+    let out = lines::write_prepared(
+        &pool,
+        run,
+        lines::prepare(&targets, &[changed, new], LineStatus::Posted),
+        false,
+        &mut lines::PendingLines::default(),
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.inserted, out.updated), (1, 1));
+    assert_eq!(count().await, before + 1, "only the new item became a line");
+    let (id, description): (i64, String) = sqlx::query_as(
+        "SELECT id, description FROM statement_lines WHERE bank_account_id = $1 AND saltedge_transaction_id = $2",
+    )
+    .bind(target.1.bank_account_id)
+    .bind(&stored_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((id, description.as_str()), (line_id, "Changed at the bank"));
+}
