@@ -21,8 +21,8 @@ use utoipa::{Modify, OpenApi};
 use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{
-    account_matches, admin, bank_accounts, changes, connections, institutions, journals, ops,
-    pending_transactions, statement_lines, statements,
+    account_matches, admin, bank_accounts, changes, connections, exports, institutions, journals,
+    ops, pending_transactions, statement_lines, statements,
 };
 use crate::AppState;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -380,6 +380,8 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statements::of_journal))
         .routes(routes!(statements::show))
         .routes(routes!(statements::set_period))
+        .routes(routes!(exports::of_account))
+        .routes(routes!(exports::of_journal))
         .routes(routes!(account_matches::list))
         .routes(routes!(account_matches::confirm))
         .routes(routes!(account_matches::reject))

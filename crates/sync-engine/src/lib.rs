@@ -23,6 +23,7 @@
 pub mod callbacks;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod flows;
 pub mod guidance;
 pub mod ingest;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bank_accounts;
 pub mod changes;
 pub mod connections;
+pub mod exports;
 pub mod institutions;
 pub mod journals;
 pub mod ops;

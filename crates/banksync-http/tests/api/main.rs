@@ -3,6 +3,7 @@
 mod accounting;
 mod callbacks;
 mod contract;
+mod exports;
 mod flows;
 mod ops;
 mod security;
