@@ -225,6 +225,13 @@ pub struct Connection {
     pub stage: Option<String>,
     pub daily_refresh: bool,
     pub consent_expires_at: Option<DateTime<Utc>>,
+    /// Whole days until the consent expires (a started day counts), 0 once expired; null
+    /// when Salt Edge gave no expiry.
+    pub consent_expires_in_days: Option<i64>,
+    /// `none` (no expiry given), `valid`, `expiring` (15 days or fewer left: ask for a
+    /// reconnect link with update-credentials now), `expired` or `revoked`.
+    #[schema(pattern = "^(none|valid|expiring|expired|revoked)$")]
+    pub consent_status: String,
     pub consent_revoked_at: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub next_refresh_possible_at: Option<DateTime<Utc>>,
@@ -706,7 +713,11 @@ impl BankAccount {
 
 impl From<sync_engine::flows::ConnectionView> for Connection {
     fn from(v: sync_engine::flows::ConnectionView) -> Self {
+        use sync_engine::connections;
         let c = v.connection;
+        let now = Utc::now();
+        let consent_expires_in_days = connections::consent_days_left(&c, now);
+        let consent_status = connections::consent_status(&c, now).to_string();
         let error = c.last_error_class.clone().map(|class| ConnectionError {
             guidance: sync_engine::guidance::for_class(&class).map(str::to_string),
             class,
@@ -735,6 +746,8 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
             status: c.status.to_string(),
             stage: c.stage,
             daily_refresh: c.daily_refresh,
+            consent_expires_in_days,
+            consent_status,
             consent_expires_at: c.consent_expires_at,
             consent_revoked_at: c.consent_revoked_at,
             last_synced_at: c.last_synced_at,

@@ -901,3 +901,92 @@ async fn connection_states_refuse_what_they_forbid(pool: PgPool) {
         }
     }
 }
+
+/// Consent expiry before it bites: the connection says how many days are left and that it
+/// is expiring; Update credentials gives a reconnect link ahead of expiry, and the new
+/// consent is valid again; once expired, reading is refused but the reconnect still works.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn consent_expiry_is_shown_and_a_reconnect_can_come_first(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let show = || async {
+        s.call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+            .await
+            .1
+    };
+    let c = show().await;
+    assert_eq!(c["consent_status"], "valid", "{c}");
+    assert!(c["consent_expires_in_days"].as_i64().unwrap() > 15, "{c}");
+    let set_expiry = |secs: i64| {
+        let pool = pool.clone();
+        let conn = conn.clone();
+        async move {
+            sqlx::query("UPDATE connections SET consent_expires_at = now() + make_interval(secs => $2) WHERE id = $1::uuid")
+                .bind(&conn)
+                .bind(secs as f64)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    set_expiry(10 * 86_400 - 3_600).await;
+    let c = show().await;
+    assert_eq!(
+        (
+            c["consent_status"].as_str(),
+            c["consent_expires_in_days"].as_i64()
+        ),
+        (Some("expiring"), Some(10))
+    );
+    set_expiry(3_600).await;
+    assert_eq!(
+        show().await["consent_expires_in_days"],
+        1,
+        "a started day counts"
+    );
+
+    let before = succeeded_runs(&s, &conn).await;
+    let (st, link) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/update-credentials"),
+            Some(json!({ "return_to": "https://books.example/back" })),
+        )
+        .await;
+    assert_eq!(st, 200, "a reconnect link ahead of expiry: {link}");
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true)
+        .await;
+    wait_sync(&s, &conn, before).await;
+    let c = show().await;
+    assert_eq!(c["consent_status"], "valid", "the new consent: {c}");
+
+    set_expiry(-60).await;
+    let c = show().await;
+    assert_eq!(
+        (
+            c["consent_status"].as_str(),
+            c["consent_expires_in_days"].as_i64()
+        ),
+        (Some("expired"), Some(0))
+    );
+    let (st, body) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), body["code"].as_str()),
+        (409, Some("consent_expired")),
+        "{body}"
+    );
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/update-credentials"),
+            Some(json!({ "return_to": "https://books.example/back" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+}

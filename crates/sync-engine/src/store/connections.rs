@@ -287,3 +287,34 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Where a connection's consent stands, for the user: `none` (Salt Edge gave no expiry),
+/// `valid`, `expiring` (15 days or fewer left: time to ask for a reconnect link, which
+/// Update credentials gives ahead of expiry), `expired` or `revoked`.
+pub fn consent_status(c: &Connection, now: chrono::DateTime<chrono::Utc>) -> &'static str {
+    if c.consent_revoked_at.is_some() {
+        return "revoked";
+    }
+    match consent_days_left(c, now) {
+        None => "none",
+        Some(0) => "expired",
+        Some(n) if n <= CONSENT_EXPIRING_DAYS => "expiring",
+        Some(_) => "valid",
+    }
+}
+
+/// A consent with this many days left or fewer is `expiring`.
+pub const CONSENT_EXPIRING_DAYS: i64 = 15;
+
+/// Whole days until the consent expires, counting a started day as a day ("expires in 1
+/// day" until the moment it expires), 0 once expired; `None` without an expiry date.
+pub fn consent_days_left(c: &Connection, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    c.consent_expires_at.map(|t| {
+        let secs = (t - now).num_seconds();
+        if secs <= 0 {
+            0
+        } else {
+            (secs + 86_399) / 86_400
+        }
+    })
+}
