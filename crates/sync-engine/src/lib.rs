@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod schedule;
 pub mod store;
+pub mod webhooks;
 
 pub use callbacks::{events, inbox};
 pub use error::{Result, SyncError};
