@@ -763,3 +763,121 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
         }
     }
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhookEndpoint {
+    /// Where events are posted: https (http only where the configuration allows it), a
+    /// public address (see the README's webhooks section), no credentials in it.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub url: String,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// The event kinds to deliver; empty or absent: all of them.
+    pub events: Option<Vec<WebhookEventKind>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointChange {
+    #[schema(min_length = 1, max_length = 2000)]
+    pub url: Option<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    pub events: Option<Vec<WebhookEventKind>>,
+    /// false pauses deliveries (they wait); true resumes them, also after the endpoint was
+    /// disabled for failing.
+    pub enabled: Option<bool>,
+}
+
+/// An event kind.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+pub enum WebhookEventKind {
+    #[serde(rename = "lines.changed")]
+    LinesChanged,
+    #[serde(rename = "connection.status_changed")]
+    ConnectionStatusChanged,
+    #[serde(rename = "connection.needs_reconnect")]
+    ConnectionNeedsReconnect,
+    #[serde(rename = "consent.expiring")]
+    ConsentExpiring,
+    #[serde(rename = "consent.expired")]
+    ConsentExpired,
+    #[serde(rename = "sync.failed")]
+    SyncFailed,
+}
+
+impl WebhookEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEventKind::LinesChanged => "lines.changed",
+            WebhookEventKind::ConnectionStatusChanged => "connection.status_changed",
+            WebhookEventKind::ConnectionNeedsReconnect => "connection.needs_reconnect",
+            WebhookEventKind::ConsentExpiring => "consent.expiring",
+            WebhookEventKind::ConsentExpired => "consent.expired",
+            WebhookEventKind::SyncFailed => "sync.failed",
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookEndpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    /// Empty: every kind.
+    pub events: Vec<String>,
+    /// `enabled`, `paused` (through the API) or `disabled` (failing too long: see
+    /// `disabled_reason`; enable it again with PATCH).
+    #[schema(pattern = "^(enabled|paused|disabled)$")]
+    pub status: String,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    /// Deliveries have failed since then, without a success.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// After a rotation, the previous secret signs too until then.
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint with its signing secret: shown only when registered or rotated.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookEndpointWithSecret {
+    pub endpoint: WebhookEndpoint,
+    /// `whsec_…` (Standard Webhooks): verify `webhook-signature` with it. Not shown again.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: Uuid,
+    /// The `webhook-id` header (the same on every attempt: deduplicate by it).
+    pub message_id: String,
+    #[schema(
+        pattern = "^(lines\\.changed|connection\\.status_changed|connection\\.needs_reconnect|consent\\.expiring|consent\\.expired|sync\\.failed)$"
+    )]
+    pub kind: String,
+    pub connection_id: Option<Uuid>,
+    /// `pending` (waiting, being sent or retried) or `delivered`.
+    #[schema(pattern = "^(pending|delivered)$")]
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The endpoint's HTTP status on the last attempt.
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// The event's body as stored (`lines.changed` gets its cursor when sent).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDeliveriesPage {
+    pub items: Vec<WebhookDelivery>,
+    pub next_cursor: Option<String>,
+}

@@ -65,7 +65,11 @@ pub struct AppState {
     /// The OpenAPI document as this server serves it, made with the router.
     pub openapi: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
     /// The page cursors' MAC key, read once from the database ([`paging`]).
-    pub cursor_key: Arc<tokio::sync::OnceCell<ring::hmac::Key>>,
+    pub cursor_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Which webhook URLs may be registered.
+    pub webhook_policy: sync_engine::webhooks::TargetPolicy,
+    /// How long a rotated-out webhook secret keeps signing alongside the new one.
+    pub webhook_rotation_grace: Duration,
 }
 
 impl AppState {
@@ -92,6 +96,8 @@ impl AppState {
             metrics_separate: false,
             cursor_key: Default::default(),
             openapi: Default::default(),
+            webhook_policy: Default::default(),
+            webhook_rotation_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -110,6 +116,10 @@ pub struct HttpConfig {
     /// `/metrics` is served on its own listener ([`metrics_router`]).
     pub metrics_separate: bool,
     pub limits: HttpLimits,
+    /// Which webhook URLs may be registered (the default, for tests and the demo, allows
+    /// http and loopback; `serve` takes `[webhooks]` from the configuration).
+    pub webhook_policy: sync_engine::webhooks::TargetPolicy,
+    pub webhook_rotation_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -122,6 +132,11 @@ impl Default for HttpConfig {
             metrics_token: None,
             metrics_separate: false,
             limits: HttpLimits::default(),
+            webhook_policy: sync_engine::webhooks::TargetPolicy {
+                allow_http: true,
+                allow_private_targets: true,
+            },
+            webhook_rotation_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -152,6 +167,8 @@ impl Application {
         state.metrics_token = config.metrics_token.clone().map(Arc::new);
         state.metrics_separate = config.metrics_separate;
         state.worker_health = worker_health;
+        state.webhook_policy = config.webhook_policy;
+        state.webhook_rotation_grace = config.webhook_rotation_grace;
         let router = router(state.clone(), &config.limits);
         Application { state, router }
     }

@@ -22,7 +22,7 @@ use crate::callbacks::{receive, urls::CallbackUrls};
 use crate::dto;
 use crate::routes::{
     account_matches, admin, bank_accounts, changes, connections, exports, institutions, journals,
-    ops, pending_transactions, statement_lines, statements,
+    ops, pending_transactions, statement_lines, statements, webhooks,
 };
 use crate::AppState;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -382,6 +382,11 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statements::set_period))
         .routes(routes!(exports::of_account))
         .routes(routes!(exports::of_journal))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::show, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(account_matches::list))
         .routes(routes!(account_matches::confirm))
         .routes(routes!(account_matches::reject))

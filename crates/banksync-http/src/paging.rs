@@ -6,10 +6,6 @@
 //! (`service_secrets`, migration 0015). A cursor made up by a caller, taken from another
 //! company or from a query with other filters is refused with 422 `invalid_cursor`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use ring::hmac;
-
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -28,41 +24,32 @@ pub fn limit(asked: Option<i64>) -> ApiResult<i64> {
     }
 }
 
-async fn key(st: &AppState) -> ApiResult<&hmac::Key> {
-    st.cursor_key
+async fn key(st: &AppState) -> ApiResult<&[u8]> {
+    Ok(st
+        .cursor_key
         .get_or_try_init(|| async {
-            let secret = sync_engine::tokens::service_secret(&st.pool, "cursor").await?;
-            Ok::<_, ApiError>(hmac::Key::new(hmac::HMAC_SHA256, &secret))
+            sync_engine::tokens::service_secret(&st.pool, "cursor")
+                .await
+                .map_err(ApiError::from)
         })
-        .await
+        .await?
+        .as_slice())
 }
 
 /// `scope` names what the cursor is valid for (company, list, filters); `position` is
 /// what the list query resumes after.
 pub async fn encode(st: &AppState, scope: &str, position: &str) -> ApiResult<String> {
-    let tag = hmac::sign(key(st).await?, format!("{scope}\n{position}").as_bytes());
-    Ok(format!(
-        "{}.{}",
-        B64.encode(position),
-        B64.encode(tag.as_ref())
-    ))
+    Ok(sync_engine::cursor::sign(key(st).await?, scope, position))
 }
 
 /// The position of a cursor this service made for the same scope.
 pub async fn decode(st: &AppState, scope: &str, cursor: &str) -> ApiResult<String> {
-    let refused = || {
+    sync_engine::cursor::verify(key(st).await?, scope, cursor).ok_or_else(|| {
         ApiError::invalid(
             "invalid_cursor",
             "cursor is not one this API gave out for this list and these filters",
         )
-    };
-    let (pos, tag) = cursor.split_once('.').ok_or_else(refused)?;
-    let pos = String::from_utf8(B64.decode(pos).map_err(|_| refused())?).map_err(|_| refused())?;
-    let tag = B64.decode(tag).map_err(|_| refused())?;
-    // ring compares the tags in constant time.
-    hmac::verify(key(st).await?, format!("{scope}\n{pos}").as_bytes(), &tag)
-        .map_err(|_| refused())?;
-    Ok(pos)
+    })
 }
 
 /// A list's position in a cursor: what its query resumes after, written and read back
@@ -144,4 +131,15 @@ pub async fn page<T, P: Position>(
         None => None,
     };
     Ok((rows, next))
+}
+
+/// Lists ordered by one id (webhook deliveries, newest first).
+impl Position for i64 {
+    fn write(&self) -> String {
+        self.to_string()
+    }
+
+    fn read(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
 }

@@ -19,6 +19,69 @@ pub struct Settings {
     pub scheduler: Scheduler,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub webhooks: Webhooks,
+}
+
+/// Outbound webhooks (see README, Webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Webhooks {
+    /// Accept `http://` endpoint URLs (development only).
+    pub allow_http: bool,
+    /// Accept loopback, private and link-local targets (development only).
+    pub allow_private_targets: bool,
+    pub connect_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// An endpoint failing this long without a success is disabled.
+    pub disable_after_hours: u64,
+    /// A rotated-out secret keeps signing alongside the new one this long.
+    pub rotation_grace_hours: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            allow_http: false,
+            allow_private_targets: false,
+            connect_timeout_secs: 5,
+            timeout_secs: 10,
+            retry_base_secs: 5,
+            retry_max_secs: 3600,
+            disable_after_hours: 72,
+            rotation_grace_hours: 24,
+        }
+    }
+}
+
+impl Webhooks {
+    pub fn policy(&self) -> sync_engine::webhooks::TargetPolicy {
+        sync_engine::webhooks::TargetPolicy {
+            allow_http: self.allow_http,
+            allow_private_targets: self.allow_private_targets,
+        }
+    }
+
+    pub fn delivery(&self) -> anyhow::Result<sync_engine::webhooks::DeliveryConfig> {
+        use std::time::Duration;
+        anyhow::ensure!(
+            self.timeout_secs >= 1 && self.connect_timeout_secs >= 1 && self.retry_base_secs >= 1
+                && self.retry_max_secs >= self.retry_base_secs && self.disable_after_hours >= 1,
+            "webhooks: timeouts, retry_base_secs and disable_after_hours are at least 1, retry_max_secs at least retry_base_secs"
+        );
+        Ok(sync_engine::webhooks::DeliveryConfig {
+            policy: self.policy(),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            timeout: Duration::from_secs(self.timeout_secs),
+            retry_base: Duration::from_secs(self.retry_base_secs),
+            retry_max: Duration::from_secs(self.retry_max_secs),
+            disable_after: Duration::from_secs(self.disable_after_hours * 3600),
+            lease: Duration::from_secs(self.timeout_secs * 2 + 20),
+            ..Default::default()
+        })
+    }
 }
 
 /// How long processed callbacks, finished jobs and old sync runs are kept (see README,
@@ -318,6 +381,9 @@ impl Settings {
         if let Err(e) = self.callback_verifier() {
             out.push(format!("{e:#}"));
         }
+        if let Err(e) = self.webhooks.delivery() {
+            out.push(format!("{e:#}"));
+        }
         out
     }
 
@@ -378,6 +444,10 @@ impl Settings {
                 body_limit_bytes: self.server.body_limit_bytes,
                 request_timeout: std::time::Duration::from_secs(self.server.request_timeout_secs),
             },
+            webhook_policy: self.webhooks.policy(),
+            webhook_rotation_grace: std::time::Duration::from_secs(
+                self.webhooks.rotation_grace_hours * 3600,
+            ),
         }
     }
 

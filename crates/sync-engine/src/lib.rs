@@ -21,6 +21,7 @@
 //! that `sync_engine::connections` reads as it did.
 
 pub mod callbacks;
+pub mod cursor;
 pub mod digest;
 pub mod error;
 pub mod export;

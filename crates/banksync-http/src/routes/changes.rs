@@ -41,7 +41,7 @@ pub async fn list(
     Query(q): Query<ChangesQuery>,
 ) -> ApiResult<Json<ChangesPage>> {
     let limit = paging::limit(q.limit)?;
-    let scope = format!("changes|{company}|{:?}", q.journal_id);
+    let scope = sync_engine::cursor::changes_scope(company, q.journal_id);
     let after: Option<changes::Position> = paging::after(&st, &scope, q.cursor.as_deref()).await?;
     let page = changes::page(&st.pool, company, q.journal_id, after, limit).await?;
     let last = page

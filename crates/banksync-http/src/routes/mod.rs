@@ -12,3 +12,4 @@ pub mod ops;
 pub mod pending_transactions;
 pub mod statement_lines;
 pub mod statements;
+pub mod webhooks;

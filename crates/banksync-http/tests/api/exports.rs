@@ -1,4 +1,4 @@
-//! Statement exports, checked by independent tools (`scripts/export-check`: the official
+//! Statement exports, checked by independent tools (`scripts/py-check`: the official
 //! camt.053.001.08 XSD, the `mt-940` parser, `ofxtools`, Python's csv) and compared with
 //! the account's statements and lines as the API shows them.
 
@@ -34,11 +34,11 @@ fn parsed(format: &str, body: &[u8]) -> Vec<Value> {
     std::fs::write(&file, body).unwrap();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let out = std::process::Command::new("bash")
-        .arg(format!("{root}/scripts/export-check"))
+        .arg(format!("{root}/scripts/py-check"))
         .arg(format)
         .arg(&file)
         .output()
-        .expect("scripts/export-check runs");
+        .expect("scripts/py-check runs");
     std::fs::remove_dir_all(&dir).ok();
     assert!(
         out.status.success(),

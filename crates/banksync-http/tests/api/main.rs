@@ -8,3 +8,4 @@ mod flows;
 mod ops;
 mod security;
 mod support;
+mod webhooks;

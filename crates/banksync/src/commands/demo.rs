@@ -93,6 +93,16 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let mut worker = Worker::new(pool.clone(), client.clone());
     worker.poll = Duration::from_millis(50);
     let worker = tokio::spawn(worker.run(2, stop_rx.clone(), Duration::from_secs(5)));
+    // Webhooks to local receivers are allowed in the demo.
+    let deliverer = sync_engine::webhooks::Deliverer::new(
+        pool.clone(),
+        sync_engine::webhooks::DeliveryConfig {
+            policy: banksync_http::HttpConfig::default().webhook_policy,
+            poll: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let deliverer = tokio::spawn(deliverer.run(stop_rx.clone()));
     step(format!("banksync API and callback receivers at {base}"));
 
     let result = tour(&pool, &client, &base, &a, &sim).await;
@@ -133,6 +143,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = worker.await;
+    let _ = deliverer.await;
     sim.stop().await;
     result.map(|_| ())
 }

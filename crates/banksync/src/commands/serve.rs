@@ -54,6 +54,11 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
             }
         })
     };
+    // Webhook deliveries and consent reminders, beside the job worker.
+    let deliverer = {
+        let d = sync_engine::webhooks::Deliverer::new(pool.clone(), s.webhooks.delivery()?);
+        tokio::spawn(d.run(stop_rx.clone()))
+    };
     let listener = std::net::TcpListener::bind(s.server.bind)
         .with_context(|| format!("cannot listen on {}", s.server.bind))?;
     let tls = s.server.tls();
@@ -86,6 +91,7 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     server.await??;
     let _ = worker.await;
+    let _ = deliverer.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,11 +6,51 @@
 //! bytes. Tested against the `standardwebhooks` package from PyPI, an implementation we do
 //! not share code with.
 
+pub mod deliver;
+pub mod endpoints;
+pub mod reminders;
+pub mod target;
+
+pub use deliver::{Deliverer, DeliveryConfig};
+pub use target::TargetPolicy;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+
+/// The events, as endpoints filter them and bodies' `type` names them.
+pub const KINDS: [&str; 6] = [
+    "lines.changed",
+    "connection.status_changed",
+    "connection.needs_reconnect",
+    "consent.expiring",
+    "consent.expired",
+    "sync.failed",
+];
+
+/// Writes an event to the outbox, fanned out to the company's endpoints that want it, in
+/// the caller's transaction (the database triggers of migration 0023 do the same for the
+/// changes they watch).
+pub async fn emit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    company: uuid::Uuid,
+    connection: Option<uuid::Uuid>,
+    kind: &str,
+    data: &serde_json::Value,
+) -> crate::error::Result<()> {
+    sqlx::query!(
+        "SELECT webhook_emit($1, $2, $3, $4)",
+        company,
+        connection,
+        kind,
+        data
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// The prefix of a signing secret.
 pub const SECRET_PREFIX: &str = "whsec_";

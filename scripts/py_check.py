@@ -165,7 +165,22 @@ def csv_(path):
     return list(out.values())
 
 
+def webhooks(path, secret):
+    """Verifies each request's signature as the Standard Webhooks reference library does
+    (it also refuses a timestamp more than 5 minutes away); prints the ids verified."""
+    from standardwebhooks.webhooks import Webhook
+    wh = Webhook(secret)
+    ids = []
+    for r in json.load(open(path, encoding="utf-8")):
+        wh.verify(r["body"], r["headers"])
+        ids.append(r["headers"]["webhook-id"])
+    return ids
+
+
 if __name__ == "__main__":
-    fmt, path = sys.argv[1], sys.argv[2]
-    parsed = {"camt053": camt053, "mt940": mt940, "ofx": ofx, "csv": csv_}[fmt](path)
-    json.dump({"statements": parsed}, sys.stdout, default=str)
+    kind, path = sys.argv[1], sys.argv[2]
+    if kind == "webhooks":
+        json.dump({"verified": webhooks(path, sys.argv[3])}, sys.stdout)
+    else:
+        parsed = {"camt053": camt053, "mt940": mt940, "ofx": ofx, "csv": csv_}[kind](path)
+        json.dump({"statements": parsed}, sys.stdout, default=str)
