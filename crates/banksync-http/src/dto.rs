@@ -769,7 +769,11 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
 pub struct NewWebhookEndpoint {
     /// Where events are posted: https (http only where the configuration allows it), a
     /// public address (see the README's webhooks section), no credentials in it.
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$"
+    )]
     pub url: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -780,7 +784,11 @@ pub struct NewWebhookEndpoint {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointChange {
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$"
+    )]
     pub url: Option<String>,
     #[schema(max_length = 500)]
     pub description: Option<String>,

@@ -55,6 +55,15 @@ async fn start_receiver(r: &Receiver, port: u16) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(receive))
+        .route(
+            "/moved",
+            axum::routing::post(|| async {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [("location", "/hook")],
+                )
+            }),
+        )
         .with_state(r.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
@@ -568,6 +577,32 @@ async fn endpoints_are_managed_disabled_and_guarded(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 204);
+
+    // A redirect is not followed: the attempt fails, the target it names sees nothing.
+    let (moved, _) = register(&s, &format!("http://{addr}/moved"), None).await;
+    let (task, stop) = deliverer(&pool, fast());
+    let before = r.seen.lock().unwrap().len();
+    sqlx::query("UPDATE connections SET status = 'inactive' WHERE id = $1::uuid")
+        .bind(&conn)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let d = eventually("the redirect answered", || async {
+        let (_, log) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/webhook-endpoints/{moved}/deliveries"),
+                None,
+            )
+            .await;
+        let d = log["items"][0].clone();
+        (d["last_status"] == 307).then_some(d)
+    })
+    .await;
+    assert_eq!(d["state"], "pending");
+    assert_eq!(r.seen.lock().unwrap().len(), before, "not followed");
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }
 
 /// Consent reminders: 15, 3 and 1 days before, then expired (with needs_reconnect), each
