@@ -94,6 +94,8 @@ pub struct Retention {
     pub sync_runs_days: i64,
     /// How long the change feed keeps removals (a cursor older than that gets 410 Gone).
     pub changes_days: i64,
+    /// Webhook events all delivered are kept this long (with their delivery log).
+    pub webhook_events_days: i64,
     pub batch: i64,
 }
 
@@ -104,6 +106,7 @@ impl Default for Retention {
             jobs_days: 14,
             sync_runs_days: 180,
             changes_days: 30,
+            webhook_events_days: 30,
             batch: 1000,
         }
     }
@@ -116,6 +119,7 @@ impl Retention {
                 && self.jobs_days >= 1
                 && self.sync_runs_days >= 1
                 && self.changes_days >= 1
+                && self.webhook_events_days >= 1
                 && self.batch >= 1,
             "retention: every age is at least 1 day and the batch at least 1"
         );
@@ -124,6 +128,7 @@ impl Retention {
             jobs: chrono::Duration::days(self.jobs_days),
             sync_runs: chrono::Duration::days(self.sync_runs_days),
             changes: chrono::Duration::days(self.changes_days),
+            webhook_events: chrono::Duration::days(self.webhook_events_days),
             batch: self.batch,
             ..Default::default()
         })

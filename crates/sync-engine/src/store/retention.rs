@@ -18,6 +18,8 @@ pub struct Retention {
     /// Removals in the change feed (tombstones); a cursor from before the newest pruned
     /// one is answered 410 Gone.
     pub changes: chrono::Duration,
+    /// Webhook events whose every delivery was delivered (with their delivery log).
+    pub webhook_events: chrono::Duration,
     /// Rows per delete statement.
     pub batch: i64,
     /// Pause between batches, to leave room for other work.
@@ -31,6 +33,7 @@ impl Default for Retention {
             jobs: chrono::Duration::days(14),
             sync_runs: chrono::Duration::days(180),
             changes: chrono::Duration::days(30),
+            webhook_events: chrono::Duration::days(30),
             batch: 1000,
             pause: Duration::from_millis(50),
         }
@@ -43,6 +46,7 @@ pub struct Pruned {
     pub jobs: u64,
     pub sync_runs: u64,
     pub removed_lines: u64,
+    pub webhook_events: u64,
 }
 
 /// Runs a checked `DELETE … LIMIT $2` of rows older than `$1` until a batch deletes fewer
@@ -91,11 +95,22 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
              ORDER BY s.finished_at LIMIT $2)"
     );
     let removed_lines = crate::changes::prune(pool, now - r.changes, r.batch, r.pause).await?;
+    // Undelivered events stay, however old: they are still owed.
+    let webhook_events = in_batches!(
+        pool,
+        r,
+        now - r.webhook_events,
+        "DELETE FROM webhook_events WHERE id IN (
+             SELECT e.id FROM webhook_events e WHERE e.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.state = 'pending')
+             ORDER BY e.created_at LIMIT $2)"
+    );
     let out = Pruned {
         callbacks,
         jobs,
         sync_runs,
         removed_lines,
+        webhook_events,
     };
     if out != Pruned::default() {
         tracing::info!(?out, "retention: pruned");

@@ -382,6 +382,20 @@ async fn a_job_whose_worker_keeps_dying_ends_dead(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn retention_prunes_old_records_in_batches(pool: PgPool) {
     let f = fixture(&pool, |_| {}).await;
+    let permissive = sync_engine::webhooks::TargetPolicy {
+        allow_http: true,
+        allow_private_targets: true,
+    };
+    sync_engine::webhooks::endpoints::create(
+        &pool,
+        f.company,
+        "http://127.0.0.1:9/x",
+        "",
+        &[],
+        permissive,
+    )
+    .await
+    .unwrap();
     for _ in 0..3 {
         sync(&pool, &f, false).await;
     }
@@ -408,7 +422,38 @@ async fn retention_prunes_old_records_in_batches(pool: PgPool) {
         pause: Duration::ZERO,
         ..Default::default()
     };
+    for _ in 0..6 {
+        sqlx::query("SELECT webhook_emit($1, NULL, 'sync.failed', '{}')")
+            .bind(f.company)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE webhook_events SET created_at = now() - interval '40 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE webhook_deliveries SET state = 'delivered' WHERE event_id % 2 = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (events, owed): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE id % 2 = 1) FROM webhook_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(events > 6, "the syncs emitted events too");
     let pruned = sync_engine::retention::prune(&pool, &r).await.unwrap();
+    assert_eq!(
+        pruned.webhook_events as i64,
+        events - owed,
+        "delivered ones only"
+    );
+    let left_events: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left_events, owed, "events still owed stay");
     assert_eq!(pruned.callbacks, 20);
     assert_eq!(pruned.jobs as i64, jobs_before - open_jobs);
     assert_eq!(
