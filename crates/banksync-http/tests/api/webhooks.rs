@@ -120,6 +120,18 @@ async fn register(s: &Stack, url: &str, events: Option<Value>) -> (String, Strin
     (v["endpoint"]["id"].as_str().unwrap().to_string(), secret)
 }
 
+/// Revokes the connection's consent through the API (a `connection.needs_reconnect`).
+async fn revoke(s: &Stack, conn: &str) {
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+}
+
 /// The endpoint's events as the outbox holds them, oldest first: (event id, connection).
 async fn outbox(pool: &PgPool, endpoint: &str) -> Vec<(i64, Option<uuid::Uuid>, String)> {
     sqlx::query_as(
@@ -235,14 +247,7 @@ async fn every_event_arrives_signed_and_in_order_through_failures(pool: PgPool) 
     let (task, stop) = deliverer(&pool, fast());
     // Down: nothing listens yet while the bank is linked and synced.
     let conn = linked(&s, "fake_client_xf").await;
-    let (st, _) = s
-        .call(
-            Method::POST,
-            &format!("/api/v1/connections/{conn}/revoke"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    revoke(&s, &conn).await;
     eventually("failed attempts while the receiver is down", || async {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1::uuid AND attempts > 1",
@@ -362,14 +367,7 @@ async fn a_replica_killed_mid_delivery_loses_nothing(pool: PgPool) {
     a.abort();
     let _ = a.await;
     let (b, stop_b) = deliverer(&pool, slow);
-    let (st, _) = s
-        .call(
-            Method::POST,
-            &format!("/api/v1/connections/{conn}/revoke"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    revoke(&s, &conn).await;
     all_delivered(&pool, &endpoint).await;
     let events = outbox(&pool, &endpoint).await;
     check_received(&r, &events, &secret);
@@ -449,14 +447,7 @@ async fn endpoints_are_managed_disabled_and_guarded(pool: PgPool) {
     };
     let (task, stop) = deliverer(&pool, failing);
     let conn = linked(&s, "fake_client_xf").await;
-    let (st, _) = s
-        .call(
-            Method::POST,
-            &format!("/api/v1/connections/{conn}/revoke"),
-            None,
-        )
-        .await;
-    assert_eq!(st, 200);
+    revoke(&s, &conn).await;
     let disabled = eventually("the endpoint is disabled", || async {
         let (_, e) = s
             .call(
