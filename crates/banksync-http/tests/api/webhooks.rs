@@ -670,3 +670,52 @@ async fn consent_reminders_fire_once_per_threshold(pool: PgPool) {
     );
     assert_eq!(reminders().await.last().unwrap(), "consent.expiring:2");
 }
+
+/// Invalid credentials at the bank (a reconnect with a wrong password): the fail callback
+/// records the error and `connection.needs_reconnect` is in the outbox with its reason.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn invalid_credentials_ask_for_a_reconnect(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let (endpoint, _) = register(
+        &s,
+        "http://127.0.0.1:9/hook",
+        Some(json!(["connection.needs_reconnect"])),
+    )
+    .await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let (st, link) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/connections/{conn}/update-credentials"),
+            Some(json!({ "return_to": "https://books.example/back" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{link}");
+    let r = s
+        .http
+        .post(link["connect_url"].as_str().unwrap())
+        .form(&[
+            ("login", "username"),
+            ("password", "wrong"),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let reason = eventually("connection.needs_reconnect in the outbox", || async {
+        let data: Option<Value> = sqlx::query_scalar(
+            "SELECT ev.payload->'data' FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+             WHERE d.endpoint_id = $1::uuid AND ev.kind = 'connection.needs_reconnect'",
+        )
+        .bind(&endpoint)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        data
+    })
+    .await;
+    assert_eq!(reason["reason"], "invalid_credentials", "{reason}");
+    assert_eq!(reason["connection_id"], conn.as_str());
+    assert_eq!(reason["error_class"], "InvalidCredentials");
+}
