@@ -57,6 +57,8 @@ pub struct ClientConfig {
     pub connection_secret: Option<Sensitive>,
     /// The shared fetch limit; `None` = the in-process limiter (`fetches_per_second`).
     pub fetch_gate: Option<Arc<dyn FetchGate>>,
+    /// Which API version `base_url` serves (read from it by [`ClientConfig::new`]).
+    pub api_version: crate::version::ApiVersion,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_retries", &self.max_retries)
             .field("fetches_per_second", &self.fetches_per_second)
             .field("shared_fetch_gate", &self.fetch_gate.is_some())
+            .field("api_version", &self.api_version)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +80,7 @@ impl std::fmt::Debug for ClientConfig {
 impl ClientConfig {
     pub fn new(base_url: Url, app_id: impl Into<String>, secret: impl Into<String>) -> Self {
         ClientConfig {
+            api_version: crate::version::ApiVersion::of_base_url(&base_url),
             base_url,
             app_id: app_id.into(),
             secret: Sensitive(secret.into()),
@@ -321,29 +325,40 @@ impl Client {
         &self,
         req: &CreateConnectSession,
     ) -> Result<ConnectSession, Error> {
-        self.session("connect_sessions/create", req).await
+        let s = self.version().connect(req);
+        Ok(self.send(s, Kind::Fetch).await?.data)
     }
 
     pub async fn reconnect_connect_session(
         &self,
         req: &ReconnectConnectSession,
     ) -> Result<ConnectSession, Error> {
-        self.session("connect_sessions/reconnect", req).await
+        let s = self.version().reconnect(req);
+        Ok(self.send(s, Kind::Fetch).await?.data)
     }
 
     pub async fn refresh_connect_session(
         &self,
         req: &RefreshConnectSession,
     ) -> Result<ConnectSession, Error> {
-        self.session("connect_sessions/refresh", req).await
+        let s = self.version().refresh_session(req);
+        Ok(self.send(s, Kind::Fetch).await?.data)
     }
 
-    async fn session<B: Serialize>(&self, path: &str, req: &B) -> Result<ConnectSession, Error> {
-        let body = serde_json::json!({ "data": req });
-        Ok(self
-            .call(Method::POST, path, &[], Some(&body), Kind::Fetch)
-            .await?
-            .data)
+    /// The API version this client speaks.
+    pub fn version(&self) -> crate::version::ApiVersion {
+        self.inner.cfg.api_version
+    }
+
+    /// Sends a request as [`crate::version`] spelled it.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        s: crate::version::Spelled,
+        kind: Kind,
+    ) -> Result<Envelope<T>, Error> {
+        let query: Vec<(&str, &str)> = s.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.call(s.method, &s.path, &query, s.body.as_ref(), kind)
+            .await
     }
 
     // ----- connections -----
@@ -379,12 +394,8 @@ impl Client {
         id: &str,
         attempt: &AttemptRequest,
     ) -> Result<Connection, Error> {
-        let body = serde_json::json!({ "data": { "attempt": attempt } });
-        let path = format!("connections/{id}/refresh");
-        Ok(self
-            .call(Method::PUT, &path, &[], Some(&body), Kind::Fetch)
-            .await?
-            .data)
+        let s = self.version().background_refresh(id, attempt);
+        Ok(self.send(s, Kind::Fetch).await?.data)
     }
 
     /// Answers an interactive stage (SMS code, OTP…).
@@ -463,12 +474,14 @@ impl Client {
         self.pages("transactions", q.pairs())
     }
 
-    /// Pending transactions (a separate list in v5).
+    /// Pending transactions (a separate list in v5, a flag in v6).
     pub fn pending_transaction_pages(
         &self,
         q: TransactionQuery,
     ) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
-        self.pages("transactions/pending", q.pairs())
+        let (path, mut pairs) = self.version().pending_list();
+        pairs.extend(q.pairs());
+        self.pages(path, pairs)
     }
 
     /// Transactions flagged `duplicated`.
@@ -476,7 +489,9 @@ impl Client {
         &self,
         q: TransactionQuery,
     ) -> impl Stream<Item = Result<Page<Transaction>, Error>> + '_ {
-        self.pages("transactions/duplicates", q.pairs())
+        let (path, mut pairs) = self.version().duplicates_list();
+        pairs.extend(q.pairs());
+        self.pages(path, pairs)
     }
 
     pub async fn mark_duplicated(
@@ -522,7 +537,7 @@ impl Client {
             pairs.push(("country_code", c.clone()));
         }
         if q.include_fake_providers {
-            pairs.push(("include_fake_providers", "true".to_string()));
+            pairs.push((self.version().sandboxes_param(), "true".to_string()));
         }
         if let Some(f) = &q.from_date {
             pairs.push(("from_date", f.to_string()));

@@ -1,4 +1,5 @@
-//! Client for the Salt Edge Account Information API v5.
+//! Client for the Salt Edge Account Information API, v5 and v6 ([`version`] is where they
+//! differ).
 //!
 //! * [`client`]: signed requests, retries for idempotent calls, the 2-fetches-per-second
 //!   limit, `next_id` pagination as a stream of pages;
@@ -12,7 +13,9 @@ pub mod models;
 pub mod ratelimit;
 pub mod signature;
 pub mod text;
+pub mod version;
 
 pub use client::{Client, ClientConfig, FetchGate, Kind, ProviderQuery, TransactionQuery};
 pub use error::{Error, ErrorClass};
 pub use signature::{SignatureError, Signer, Verifier};
+pub use version::ApiVersion;

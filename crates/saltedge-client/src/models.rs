@@ -89,6 +89,7 @@ impl Rejected {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "CustomerWire")]
 pub struct Customer {
     pub id: String,
     pub identifier: String,
@@ -100,6 +101,44 @@ pub struct Customer {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A customer as either version sends it: v5 names its id `id`, v6 `customer_id` (five
+/// third-party v6 clients read `customer_id`; Salt Edge's own v6 example still shows `id`):
+/// both are accepted, `customer_id` first.
+#[derive(Deserialize)]
+struct CustomerWire {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    customer_id: Option<String>,
+    identifier: String,
+    #[serde(default, deserialize_with = "lenient::null_default")]
+    secret: Sensitive,
+    #[serde(default)]
+    blocked_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CustomerWire> for Customer {
+    type Error = &'static str;
+
+    fn try_from(w: CustomerWire) -> Result<Customer, Self::Error> {
+        Ok(Customer {
+            id: w
+                .customer_id
+                .or(w.id)
+                .ok_or("a customer without `customer_id` or `id`")?,
+            identifier: w.identifier,
+            secret: w.secret,
+            blocked_at: w.blocked_at,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
