@@ -25,9 +25,9 @@ use crate::faults::FaultRule;
 use crate::world::{ConnRec, Session, SessionKind, SimError, World};
 use crate::{catalogue, ClientStatus, SimState};
 
-type St = State<Arc<SimState>>;
-type Q = Query<HashMap<String, String>>;
-type ApiResult = Result<Response, SimError>;
+pub(crate) type St = State<Arc<SimState>>;
+pub(crate) type Q = Query<HashMap<String, String>>;
+pub(crate) type ApiResult = Result<Response, SimError>;
 
 pub fn error_response(class: &ErrorClass, message: &str) -> Response {
     let status = StatusCode::from_u16(class.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -48,13 +48,13 @@ impl IntoResponse for SimError {
     }
 }
 
-fn data<T: Serialize>(v: T) -> Response {
+pub(crate) fn data<T: Serialize>(v: T) -> Response {
     Json(json!({ "data": v })).into_response()
 }
 
 /// Parses `{"data": T}` the way Salt Edge does: bad JSON is `JsonParseError`, a wrong
 /// shape is `WrongRequestFormat`.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, SimError> {
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, SimError> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| SimError::new(ErrorClass::JsonParseError, e.to_string()))?;
     let d = v
@@ -195,14 +195,14 @@ struct NewCustomer {
     identifier: String,
 }
 
-async fn create_customer(State(s): St, b: Bytes) -> ApiResult {
+pub(crate) async fn create_customer(State(s): St, b: Bytes) -> ApiResult {
     let req: NewCustomer = body(&b)?;
     Ok(data(
         s.world.lock().unwrap().create_customer(&req.identifier)?,
     ))
 }
 
-async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
     let items = w
         .customers
@@ -212,11 +212,11 @@ async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
     paginate(&s, &q, items)
 }
 
-async fn show_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn show_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
     Ok(data(s.world.lock().unwrap().customer(&id)?.clone()))
 }
 
-async fn remove_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn remove_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
     let mut w = s.world.lock().unwrap();
     w.customer(&id)?;
     w.customers.remove(&id);
@@ -273,7 +273,7 @@ fn check_consent(c: &ConsentRequest) -> Result<(), SimError> {
     Ok(())
 }
 
-async fn session_create(State(s): St, b: Bytes) -> ApiResult {
+pub(crate) async fn session_create(State(s): St, b: Bytes) -> ApiResult {
     let req: CreateConnectSession = body(&b)?;
     check_consent(&req.consent)?;
     let include_fake = req.include_fake_providers.unwrap_or(false);
@@ -330,7 +330,7 @@ fn session_for(
     })
 }
 
-async fn session_reconnect(State(s): St, b: Bytes) -> ApiResult {
+pub(crate) async fn session_reconnect(State(s): St, b: Bytes) -> ApiResult {
     let req: ReconnectConnectSession = body(&b)?;
     check_consent(&req.consent)?;
     let mut w = s.world.lock().unwrap();
@@ -345,7 +345,7 @@ async fn session_reconnect(State(s): St, b: Bytes) -> ApiResult {
     Ok(open_session(&s, &mut w, session))
 }
 
-async fn session_refresh(State(s): St, b: Bytes) -> ApiResult {
+pub(crate) async fn session_refresh(State(s): St, b: Bytes) -> ApiResult {
     let req: RefreshConnectSession = body(&b)?;
     let mut w = s.world.lock().unwrap();
     let rec = w.conn(&req.connection_id)?;
@@ -369,7 +369,7 @@ async fn session_refresh(State(s): St, b: Bytes) -> ApiResult {
 
 // ----- connections -----
 
-async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
     let customer = param(&q, "customer_id")?;
     w.customer(customer)?;
@@ -381,7 +381,7 @@ async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
     paginate(&s, &q, items)
 }
 
-async fn show_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn show_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
     Ok(data(s.world.lock().unwrap().conn(&id)?.conn.clone()))
 }
 
@@ -408,7 +408,7 @@ async fn update_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> Ap
     Ok(data(rec.conn.clone()))
 }
 
-async fn remove_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn remove_connection(State(s): St, Path(id): Path<String>) -> ApiResult {
     let customer_id = {
         let mut w = s.world.lock().unwrap();
         let rec = w.conn_mut(&id)?;
@@ -476,7 +476,11 @@ pub fn run_nightly(s: &SimState, now: chrono::DateTime<Utc>) -> Vec<String> {
     due
 }
 
-async fn refresh_connection(State(s): St, Path(id): Path<String>, b: Bytes) -> ApiResult {
+pub(crate) async fn refresh_connection(
+    State(s): St,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
     if !b.is_empty() {
         let _: Value = body(&b)?;
     }
@@ -626,7 +630,7 @@ fn consent_usable(w: &World, rec: &ConnRec) -> Result<(), SimError> {
     Ok(())
 }
 
-async fn list_consents(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_consents(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
     let items: Vec<(u64, Consent)> = match q.get("connection_id") {
         Some(cid) => {
@@ -649,7 +653,7 @@ async fn list_consents(State(s): St, Query(q): Q) -> ApiResult {
     paginate(&s, &q, items)
 }
 
-async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
     let mut w = s.world.lock().unwrap();
     let c = w.consents.get_mut(&id).ok_or_else(|| {
         SimError::new(
@@ -679,7 +683,7 @@ async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiResult {
 
 // ----- accounts and transactions -----
 
-async fn list_accounts(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_accounts(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
     let rec = w.conn(param(&q, "connection_id")?)?;
     consent_usable(&w, rec)?;
@@ -714,17 +718,17 @@ fn transactions(
     paginate(s, q, items)
 }
 
-async fn list_posted(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_posted(State(s): St, Query(q): Q) -> ApiResult {
     transactions(&s, &q, |r, start| {
         Box::new(r.posted[start..].iter().filter(|t| !t.duplicated))
     })
 }
 
-async fn list_pending(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_pending(State(s): St, Query(q): Q) -> ApiResult {
     transactions(&s, &q, |r, _| Box::new(r.pending.iter()))
 }
 
-async fn list_duplicates(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_duplicates(State(s): St, Query(q): Q) -> ApiResult {
     transactions(&s, &q, |r, start| {
         Box::new(r.posted[start..].iter().filter(|t| t.duplicated))
     })
@@ -772,7 +776,7 @@ async fn mark_unduplicate(State(s): St, b: Bytes) -> ApiResult {
 
 // ----- catalogue -----
 
-async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
+pub(crate) async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
     let include_fake = q.get("include_fake_providers").is_some_and(|v| v == "true");
     let country = q.get("country_code");
     let items = catalogue::providers()
@@ -784,7 +788,7 @@ async fn list_providers(State(s): St, Query(q): Q) -> ApiResult {
     paginate(&s, &q, items)
 }
 
-async fn show_provider(Path(code): Path<String>) -> ApiResult {
+pub(crate) async fn show_provider(Path(code): Path<String>) -> ApiResult {
     let (i, spec) = catalogue::PROVIDERS
         .iter()
         .enumerate()

@@ -15,6 +15,7 @@ pub mod faults;
 pub mod guard;
 pub mod keys;
 pub mod sigs;
+pub mod v6;
 pub mod wire;
 pub mod world;
 
@@ -55,6 +56,9 @@ pub struct SimConfig {
     pub data: DataConfig,
     pub per_page_max: usize,
     pub faults: Vec<FaultRule>,
+    /// v6 only: answer a new customer with `id` instead of `customer_id` (the v6 notes
+    /// leave both plausible; the client must read either).
+    pub v6_customer_key_id: bool,
 }
 
 impl Default for SimConfig {
@@ -69,6 +73,7 @@ impl Default for SimConfig {
             data: DataConfig::default(),
             per_page_max: 1000,
             faults: vec![],
+            v6_customer_key_id: false,
         }
     }
 }
@@ -172,6 +177,11 @@ impl Simulator {
     /// The API root to give the client, e.g. `http://127.0.0.1:PORT/api/v5/`.
     pub fn api_base(&self) -> Url {
         self.state.api_base()
+    }
+
+    /// The v6 API root, e.g. `http://127.0.0.1:PORT/api/v6/` (see [`v6`]).
+    pub fn api_base_v6(&self) -> Url {
+        self.state.public_base.join("api/v6/").expect("valid base")
     }
 
     pub fn base_url(&self) -> Url {
@@ -348,12 +358,17 @@ impl Simulator {
 }
 
 pub fn router(state: Arc<SimState>) -> Router {
+    let api_v6 = v6::routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::guard,
+    ));
     let api = api::routes().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         guard::guard,
     ));
     Router::new()
         .nest("/api/v5", api)
+        .nest("/api/v6", api_v6)
         .merge(connect::routes())
         .merge(api::control_routes())
         .with_state(state)
