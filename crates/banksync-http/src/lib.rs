@@ -66,6 +66,8 @@ pub struct AppState {
     pub openapi: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
     /// The page cursors' MAC key, read once from the database ([`paging`]).
     pub cursor_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Salt Edge's v6 callback key, when configured.
+    pub verifier_v6: Option<Verifier>,
     /// Which webhook URLs may be registered.
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
     /// How long a rotated-out webhook secret keeps signing alongside the new one.
@@ -96,6 +98,7 @@ impl AppState {
             metrics_separate: false,
             cursor_key: Default::default(),
             openapi: Default::default(),
+            verifier_v6: None,
             webhook_policy: Default::default(),
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
         }
@@ -116,6 +119,8 @@ pub struct HttpConfig {
     /// `/metrics` is served on its own listener ([`metrics_router`]).
     pub metrics_separate: bool,
     pub limits: HttpLimits,
+    /// Salt Edge's v6 callback key (v6 callbacks are refused without it).
+    pub callback_verifier_v6: Option<Verifier>,
     /// Which webhook URLs may be registered (the default, for tests and the demo, allows
     /// http and loopback; `serve` takes `[webhooks]` from the configuration).
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
@@ -132,6 +137,7 @@ impl Default for HttpConfig {
             metrics_token: None,
             metrics_separate: false,
             limits: HttpLimits::default(),
+            callback_verifier_v6: None,
             webhook_policy: sync_engine::webhooks::TargetPolicy {
                 allow_http: true,
                 allow_private_targets: true,
@@ -168,6 +174,7 @@ impl Application {
         state.metrics_separate = config.metrics_separate;
         state.worker_health = worker_health;
         state.webhook_policy = config.webhook_policy;
+        state.verifier_v6 = config.callback_verifier_v6.clone();
         state.webhook_rotation_grace = config.webhook_rotation_grace;
         let router = router(state.clone(), &config.limits);
         Application { state, router }

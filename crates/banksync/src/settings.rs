@@ -285,6 +285,10 @@ pub struct SaltEdge {
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
     pub callback_public_key_file: PathBuf,
+    /// Salt Edge's v6 callback key (v6 callbacks are signed with a key of their own);
+    /// empty: v6 callbacks are not accepted.
+    #[serde(default)]
+    pub callback_public_key_v6_file: Option<PathBuf>,
     #[serde(default = "two")]
     pub fetches_per_second: u32,
     #[serde(default = "thirty")]
@@ -386,6 +390,9 @@ impl Settings {
         if let Err(e) = self.callback_verifier() {
             out.push(format!("{e:#}"));
         }
+        if let Err(e) = self.callback_verifier_v6() {
+            out.push(format!("{e:#}"));
+        }
         if let Err(e) = self.webhooks.delivery() {
             out.push(format!("{e:#}"));
         }
@@ -419,6 +426,28 @@ impl Settings {
             .with_context(|| format!("{} is not an RSA public key", p.display()))
     }
 
+    /// Salt Edge's v6 callback key, when configured.
+    pub fn callback_verifier_v6(&self) -> anyhow::Result<Option<saltedge_client::Verifier>> {
+        let Some(p) = self
+            .saltedge
+            .callback_public_key_v6_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        else {
+            return Ok(None);
+        };
+        let pem = std::fs::read_to_string(p).with_context(|| {
+            format!(
+                "cannot read saltedge.callback_public_key_v6_file {}",
+                p.display()
+            )
+        })?;
+        Ok(Some(
+            saltedge_client::Verifier::from_pem(&pem)
+                .with_context(|| format!("{} is not an RSA public key", p.display()))?,
+        ))
+    }
+
     pub fn callback_base(&self) -> anyhow::Result<url::Url> {
         let mut base = self.server.public_base_url.clone();
         if !base.path().ends_with('/') {
@@ -449,6 +478,8 @@ impl Settings {
                 body_limit_bytes: self.server.body_limit_bytes,
                 request_timeout: std::time::Duration::from_secs(self.server.request_timeout_secs),
             },
+            // A bad v6 key file is reported by `unsafe_reasons` (serve refuses to start).
+            callback_verifier_v6: self.callback_verifier_v6().ok().flatten(),
             webhook_policy: self.webhooks.policy(),
             webhook_rotation_grace: std::time::Duration::from_secs(
                 self.webhooks.rotation_grace_hours * 3600,

@@ -50,8 +50,16 @@ struct Outgoing {
     copies: u32,
 }
 
+/// How callbacks are sent: the key, `meta.version`, the `Signature-key-version` header.
+pub struct Style {
+    pub signer: SaltEdgeKey,
+    pub version: &'static str,
+    pub key_version: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct CallbackSender {
+    version: &'static str,
     tx: mpsc::UnboundedSender<Outgoing>,
     pub log: Arc<Mutex<Vec<Delivery>>>,
     /// Deliver every callback this many times (redelivery tests); normally 1.
@@ -62,7 +70,12 @@ pub struct CallbackSender {
 }
 
 impl CallbackSender {
-    pub fn start(base: Arc<Mutex<Option<Url>>>, signer: SaltEdgeKey) -> Self {
+    pub fn start(base: Arc<Mutex<Option<Url>>>, style: Style) -> Self {
+        let Style {
+            signer,
+            version,
+            key_version,
+        } = style;
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
@@ -91,13 +104,14 @@ impl CallbackSender {
                 };
                 let sig = signer.sign_callback(&url, &out.body);
                 for _ in 0..out.copies {
-                    let res = http
+                    let mut req = http
                         .post(url.as_str())
                         .header("Content-Type", "application/json")
-                        .header("Signature", &sig)
-                        .body(out.body.clone())
-                        .send()
-                        .await;
+                        .header("Signature", &sig);
+                    if let Some(v) = &key_version {
+                        req = req.header("Signature-key-version", v);
+                    }
+                    let res = req.body(out.body.clone()).send().await;
                     let (status, error) = match res {
                         Ok(r) => (Some(r.status().as_u16()), None),
                         Err(e) => (None, Some(e.to_string())),
@@ -113,6 +127,7 @@ impl CallbackSender {
             }
         });
         CallbackSender {
+            version,
             tx,
             log,
             copies: Arc::new(std::sync::atomic::AtomicU32::new(1)),
@@ -135,7 +150,8 @@ impl CallbackSender {
             *last = Some(t);
             t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         };
-        let body = serde_json::json!({ "data": data, "meta": { "version": "5", "time": time } });
+        let body =
+            serde_json::json!({ "data": data, "meta": { "version": self.version, "time": time } });
         let body = serde_json::to_string(&body).expect("callback serialises");
         let copies = self
             .copies

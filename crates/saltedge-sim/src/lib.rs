@@ -59,6 +59,14 @@ pub struct SimConfig {
     /// v6 only: answer a new customer with `id` instead of `customer_id` (the v6 notes
     /// leave both plausible; the client must read either).
     pub v6_customer_key_id: bool,
+    /// The API version of the callbacks sent: 5, or 6 (`meta.version` "6", signed with
+    /// `signing_key_v6_pem`, with the `Signature-key-version` header below).
+    pub callback_version: u8,
+    /// The key v6 callbacks are signed with.
+    pub signing_key_v6_pem: String,
+    /// The `Signature-key-version` header on v6 callbacks; `None` sends none (the header is
+    /// seen only in third-party code).
+    pub v6_key_version_header: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -74,6 +82,9 @@ impl Default for SimConfig {
             per_page_max: 1000,
             faults: vec![],
             v6_customer_key_id: false,
+            callback_version: 5,
+            signing_key_v6_pem: keys::SIMULATOR_V6_PRIVATE_PEM.into(),
+            v6_key_version_header: Some("6.0".into()),
         }
     }
 }
@@ -133,7 +144,19 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let public_base = Url::parse(&format!("http://{addr}/")).expect("valid url");
         let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let signer = sigs::SaltEdgeKey::from_pem(&cfg.signing_key_pem).map_err(bad)?;
+        let style = if cfg.callback_version == 6 {
+            callbacks::Style {
+                signer: sigs::SaltEdgeKey::from_pem(&cfg.signing_key_v6_pem).map_err(bad)?,
+                version: "6",
+                key_version: cfg.v6_key_version_header.clone(),
+            }
+        } else {
+            callbacks::Style {
+                signer: sigs::SaltEdgeKey::from_pem(&cfg.signing_key_pem).map_err(bad)?,
+                version: "5",
+                key_version: None,
+            }
+        };
         let client_key = cfg
             .client_public_key_pem
             .as_deref()
@@ -150,7 +173,7 @@ impl Simulator {
             requests: Mutex::new(vec![]),
             tx_json: Mutex::new(Default::default()),
             body_rewrites: Mutex::new(vec![]),
-            callbacks: callbacks::CallbackSender::start(callback_base.clone(), signer),
+            callbacks: callbacks::CallbackSender::start(callback_base.clone(), style),
             callback_base,
             client_key,
             started: std::time::Instant::now(),

@@ -29,6 +29,14 @@ pub fn signed_config(sim: &Simulator) -> ClientConfig {
     c
 }
 
+/// [`signed_config`] for the simulator's v6 API (`/api/v6/`: the client speaks v6).
+pub fn signed_config_v6(sim: &Simulator) -> ClientConfig {
+    let mut c = signed_config(sim);
+    c.base_url = sim.api_base_v6();
+    c.api_version = saltedge_client::ApiVersion::of_base_url(&c.base_url);
+    c
+}
+
 /// A client for `sim` with [`signed_config`].
 pub fn signed_client(sim: &Simulator) -> Client {
     client_with(sim, |_| {})

@@ -31,7 +31,13 @@ pub async fn receive(
         .callbacks
         .url(kind)
         .ok_or(ApiError::NotFound("callback kind"))?;
-    if let Err(e) = verify::verify(&st.verifier, registered, &headers, &body) {
+    if let Err(e) = verify::verify(
+        &st.verifier,
+        st.verifier_v6.as_ref(),
+        registered,
+        &headers,
+        &body,
+    ) {
         if let ApiError::BadSignature(code) = &e {
             st.metrics.callback(kind, code);
         }

@@ -321,3 +321,58 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
     stop.send(true).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// v6 callbacks: signed with Salt Edge's v6 key (configured apart from the v5 one);
+/// `Signature-key-version` accepted when missing or naming v6, refused with any other
+/// value; the v5 key does not pass for a callback that says it is signed with the v6 one.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn v6_callbacks_and_their_key_version(pool: PgPool) {
+    let s = stack(pool).await;
+    let body = |n: u32| {
+        json!({ "data": { "connection_id": format!("10000000000000{n:04}"), "customer_id": "1", "stage": "start" },
+                "meta": { "version": "6", "time": chrono::Utc::now() } })
+        .to_string()
+    };
+    let sign = |pem: &str, b: &str| {
+        Signer::from_pem(pem)
+            .unwrap()
+            .sign_callback(&s.callback_url("notify"), b.as_bytes())
+    };
+    let post = |b: String, sig: String, key_version: Option<&'static str>| {
+        let mut r = s
+            .http
+            .post(s.callback_url("notify"))
+            .header("content-type", "application/json")
+            .header("Signature", sig);
+        if let Some(v) = key_version {
+            r = r.header("Signature-key-version", v);
+        }
+        async move {
+            let resp = r.body(b).send().await.unwrap();
+            let st = resp.status().as_u16();
+            (st, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let v6 = keys::SIMULATOR_V6_PRIVATE_PEM;
+    let (b1, b2, b3, b4) = (body(1), body(2), body(3), body(4));
+    assert_eq!(
+        post(b1.clone(), sign(v6, &b1), None).await.0,
+        200,
+        "no header: either key"
+    );
+    assert_eq!(post(b2.clone(), sign(v6, &b2), Some("6.0")).await.0, 200);
+    let (st, p) = post(b3.clone(), sign(v6, &b3), Some("7.0")).await;
+    assert_eq!((st, p["code"].as_str()), (401, Some("unknown_key_version")));
+    let (st, p) = post(
+        b4.clone(),
+        sign(keys::SIMULATOR_PRIVATE_PEM, &b4),
+        Some("6.0"),
+    )
+    .await;
+    assert_eq!(
+        (st, p["code"].as_str()),
+        (401, Some("invalid_signature")),
+        "the v5 key is not the v6 key"
+    );
+    assert_eq!(s.inbox_count().await, 2);
+}

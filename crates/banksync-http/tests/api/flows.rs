@@ -6,7 +6,18 @@ use super::support::*;
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn end_to_end_link_sync_update_fetch_revoke_delete(pool: PgPool) {
-    let s = stack(pool).await;
+    end_to_end(pool, 5).await;
+}
+
+/// The same flows with Salt Edge API v6: requests, Connect and v6 callbacks (their own key,
+/// `meta.version` "6", `Signature-key-version`).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn end_to_end_on_salt_edge_v6(pool: PgPool) {
+    end_to_end(pool, 6).await;
+}
+
+async fn end_to_end(pool: PgPool, version: u8) {
+    let s = stack_on(pool, version).await;
 
     // Institutions: fake ones only when asked.
     let (_, real) = s.call(Method::GET, "/api/v1/institutions", None).await;

@@ -22,11 +22,28 @@ pub struct Stack {
     pub token: String,
     pub pool: PgPool,
     pub _stop: tokio::sync::watch::Sender<bool>,
+    /// The Salt Edge API version the stack speaks.
+    pub api_version: u8,
 }
 
 pub async fn stack(pool: PgPool) -> Stack {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut cfg = banksync_testkit::signed_config(&sim);
+    stack_on(pool, 5).await
+}
+
+/// The stack speaking Salt Edge API `version` (5 or 6): the client's requests and the
+/// simulator's callbacks.
+pub async fn stack_on(pool: PgPool, version: u8) -> Stack {
+    let sim = Simulator::start(SimConfig {
+        callback_version: version,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = if version == 6 {
+        banksync_testkit::signed_config_v6(&sim)
+    } else {
+        banksync_testkit::signed_config(&sim)
+    };
     cfg.backoff_base = Duration::from_millis(5);
     cfg.fetches_per_second = 0;
     let client = Client::new(cfg).unwrap();
@@ -60,6 +77,7 @@ pub async fn stack(pool: PgPool) -> Stack {
         token,
         pool,
         _stop: stop,
+        api_version: version,
     }
 }
 
@@ -81,6 +99,7 @@ async fn serve(
             body_limit_bytes: 64 * 1024,
             ..Default::default()
         },
+        callback_verifier_v6: Some(Verifier::from_pem(keys::SIMULATOR_V6_PUBLIC_PEM).unwrap()),
         ..Default::default()
     };
     let built = Application::build(
@@ -102,7 +121,12 @@ impl Stack {
     /// Another replica of the server (same database, its own process state); its base URL.
     pub async fn replica(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = Client::new(banksync_testkit::signed_config(&self.sim)).unwrap();
+        let cfg = if self.api_version == 6 {
+            banksync_testkit::signed_config_v6(&self.sim)
+        } else {
+            banksync_testkit::signed_config(&self.sim)
+        };
+        let client = Client::new(cfg).unwrap();
         let base = url::Url::parse(&self.callback_base).unwrap();
         format!(
             "http://{}",
