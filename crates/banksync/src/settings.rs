@@ -377,6 +377,12 @@ impl Settings {
             ) {
                 out.push(format!("saltedge.callback_public_key_file is the simulator's key, not Salt Edge's {hint}"));
             }
+            if same(
+                self.saltedge.callback_public_key_v6_file.as_ref(),
+                saltedge_sim::keys::SIMULATOR_V6_PUBLIC_PEM,
+            ) {
+                out.push(format!("saltedge.callback_public_key_v6_file is the simulator's v6 key, not Salt Edge's: set Salt Edge's v6 key, or empty to refuse v6 callbacks {hint}"));
+            }
             if self
                 .saltedge_secret()
                 .is_ok_and(|s| s == saltedge_sim::SimConfig::default().secret)

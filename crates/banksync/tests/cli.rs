@@ -268,6 +268,10 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
         serve().output().await.unwrap(),
         "the Salt Edge secret is the simulator's",
     );
+    refuse(
+        serve().output().await.unwrap(),
+        "callback_public_key_v6_file is the simulator's v6 key",
+    );
 
     // A secret in TOML, in a config folder of its own.
     let dir = std::env::temp_dir().join(format!("banksync-cfg-{}", std::process::id()));
