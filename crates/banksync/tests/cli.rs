@@ -339,3 +339,34 @@ async fn bench_ingest_runs_and_reports(pool: PgPool) {
     );
     assert!(report["pages"].as_i64().is_some_and(|p| p >= 1), "{report}");
 }
+
+/// `banksync demo --api-version 6` links, syncs and summarises over Salt Edge v6 (requests,
+/// Connect, v6 callbacks): every transaction the simulator holds arrives.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_demo_runs_on_salt_edge_v6(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args(["demo", "--api-version", "6", "--exit", "--port", "0"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("/api/v6/ (API v6)"), "{text}");
+    let counts = text
+        .lines()
+        .find(|l| l.contains("the simulator holds"))
+        .expect("the summary's count line");
+    let numbers: Vec<u64> = counts
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() >= 2 && numbers[0] > 0 && numbers[0] == numbers[1],
+        "{counts}"
+    );
+}

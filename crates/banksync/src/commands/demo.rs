@@ -31,6 +31,9 @@ pub struct Args {
     /// `OPERATOR_TOKEN=` lines to this file (for `scripts/dev api-check`).
     #[arg(long)]
     pub env_file: Option<std::path::PathBuf>,
+    /// The Salt Edge API version to speak: 5 or 6 (requests, Connect and callbacks).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(5..=6))]
+    pub api_version: u8,
 }
 
 fn step(msg: impl std::fmt::Display) {
@@ -63,14 +66,23 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let callback_base = url::Url::parse(&format!("{base}/callbacks/saltedge/"))?;
     let sim = Simulator::start(SimConfig {
         callback_base_url: Some(callback_base.clone()),
+        callback_version: a.api_version,
         ..Default::default()
     })
     .await?;
-    step(format!("Salt Edge simulator at {}", sim.api_base()));
-
-    let client = Client::new(banksync_testkit::config(&sim))?;
+    let mut client_config = banksync_testkit::config(&sim);
+    if a.api_version == 6 {
+        client_config.base_url = sim.api_base_v6();
+        client_config.api_version = saltedge_client::ApiVersion::V6;
+    }
+    step(format!(
+        "Salt Edge simulator at {} (API v{})",
+        client_config.base_url, a.api_version
+    ));
+    let client = Client::new(client_config)?;
     let config = HttpConfig {
         return_to_origins: vec![base.clone()],
+        callback_verifier_v6: Some(Verifier::from_pem(keys::SIMULATOR_V6_PUBLIC_PEM)?),
         ..Default::default()
     };
     let app = Application::build(
