@@ -4,7 +4,18 @@ use super::support::*;
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn fault_matrix_500s_and_429s_mid_pagination(pool: PgPool) {
-    let f = matrix_fixture(&pool).await;
+    errors_mid_pagination(pool, 5).await;
+}
+
+/// The same on Salt Edge API v6 (its pending list is `transactions?pending=true`, so the
+/// faults hit it too).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn fault_matrix_500s_and_429s_mid_pagination_v6(pool: PgPool) {
+    errors_mid_pagination(pool, 6).await;
+}
+
+async fn errors_mid_pagination(pool: PgPool, version: u8) {
+    let f = matrix_fixture_on(&pool, version).await;
     f.sim.set_faults(vec![
         FaultRule::new(FaultAction::Status(500))
             .on_path("/transactions")
@@ -32,8 +43,21 @@ async fn fault_matrix_500s_and_429s_mid_pagination(pool: PgPool) {
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn fault_matrix_timeouts_and_drops_mid_pagination(pool: PgPool) {
-    let f = matrix_fixture(&pool).await;
-    let mut cfg = banksync_testkit::signed_config(&f.sim);
+    timeouts_mid_pagination(pool, 5).await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn fault_matrix_timeouts_and_drops_mid_pagination_v6(pool: PgPool) {
+    timeouts_mid_pagination(pool, 6).await;
+}
+
+async fn timeouts_mid_pagination(pool: PgPool, version: u8) {
+    let f = matrix_fixture_on(&pool, version).await;
+    let mut cfg = if version == 6 {
+        banksync_testkit::signed_config_v6(&f.sim)
+    } else {
+        banksync_testkit::signed_config(&f.sim)
+    };
     cfg.timeout = Duration::from_millis(400);
     cfg.max_retries = 1;
     cfg.backoff_base = Duration::from_millis(5);

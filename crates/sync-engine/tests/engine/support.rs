@@ -31,10 +31,21 @@ pub fn client_for(sim: &Simulator, retries: u32) -> Client {
 }
 
 pub async fn fixture(pool: &PgPool, f: impl FnOnce(&mut SimConfig)) -> Fixture {
+    fixture_on(pool, 5, f).await
+}
+
+/// [`fixture`] with the client speaking Salt Edge API `version` (5 or 6).
+pub async fn fixture_on(pool: &PgPool, version: u8, f: impl FnOnce(&mut SimConfig)) -> Fixture {
     let mut cfg = SimConfig::default();
     f(&mut cfg);
     let sim = Simulator::start(cfg).await.unwrap();
-    let client = client_for(&sim, 3);
+    let client = if version == 6 {
+        let mut c = banksync_testkit::signed_config_v6(&sim);
+        c.max_retries = 3;
+        Client::new(c).unwrap()
+    } else {
+        client_for(&sim, 3)
+    };
     let company = companies::create(pool, "ACME Books").await.unwrap().id;
     let (_, se_conn) = sim.seed_connection("acme", "fake_client_xf");
     let se = client.show_connection(&se_conn).await.unwrap();
@@ -210,7 +221,12 @@ pub async fn sync_until_ok(pool: &PgPool, client: &Client, conn: Uuid, tries: us
 }
 
 pub async fn matrix_fixture(pool: &PgPool) -> Fixture {
-    fixture(pool, |c| {
+    matrix_fixture_on(pool, 5).await
+}
+
+/// The fault matrix's fixture, the client speaking Salt Edge API `version`.
+pub async fn matrix_fixture_on(pool: &PgPool, version: u8) -> Fixture {
+    fixture_on(pool, version, |c| {
         c.data.transactions_per_account = 1200;
         c.data.pending_per_account = 3;
     })
