@@ -37,6 +37,8 @@ enum Command {
     Audit(commands::admin::AuditArgs),
     /// Sync one connection now and print what it did.
     Sync(commands::sync::Args),
+    /// Before moving to another Salt Edge API version: which connections carry over.
+    VersionCheck(commands::version_check::Args),
     /// Benchmarks that print JSON figures.
     Bench(commands::bench::Args),
     /// Offline tour: simulator, a linked bank through the Connect page, data fetched.
@@ -64,6 +66,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(a) => commands::migrate::run(a).await,
         Command::Demo(a) => commands::demo::run(a).await,
         Command::Sync(a) => commands::sync::run(a).await,
+        Command::VersionCheck(a) => commands::version_check::run(a).await,
         Command::Serve(a) => commands::serve::run(a).await,
         Command::Company(a) => commands::admin::company(a).await,
         Command::Token(a) => commands::admin::token(a).await,

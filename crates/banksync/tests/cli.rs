@@ -370,3 +370,38 @@ async fn the_demo_runs_on_salt_edge_v6(pool: PgPool) {
         "{counts}"
     );
 }
+
+/// `banksync version-check` with the v6 root configured: one JSON line per connection and
+/// a summary.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn version_check_reports_each_connection(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let (_, se_conn) = sim.seed_connection("move", "fake_client_xf");
+    let company = companies::create(&pool, "Move Ltd").await.unwrap();
+    let se = saltedge_client::Client::new(banksync_testkit::signed_config(&sim))
+        .unwrap()
+        .show_connection(&se_conn)
+        .await
+        .unwrap();
+    connections::upsert_from_saltedge(&pool, company.id, &se)
+        .await
+        .unwrap();
+    let out = banksync(&pool, &sim)
+        .env("BANKSYNC__SALTEDGE__BASE_URL", sim.api_base_v6().as_str())
+        .arg("version-check")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (row["saltedge_id"].as_str(), row["outcome"].as_str()),
+        (Some(se_conn.as_str()), Some("over"))
+    );
+    assert!(
+        err.contains("Salt Edge API v6: 1 connection(s) carry over"),
+        "{err}"
+    );
+}

@@ -549,7 +549,18 @@ async fn statements_through_the_api(pool: PgPool) {
 /// imported twice, and the change feed shows the re-keyed lines as modified, not added.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn the_same_bank_linked_again_after_a_delete(pool: PgPool) {
-    let s = stack(pool).await;
+    linked_again_after_a_delete(pool, 5).await;
+}
+
+/// The same on Salt Edge v6: how a connection that does not carry over from v5 comes back
+/// (see `banksync version-check`), journals and history kept, nothing imported twice.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_same_bank_linked_again_after_a_delete_on_v6(pool: PgPool) {
+    linked_again_after_a_delete(pool, 6).await;
+}
+
+async fn linked_again_after_a_delete(pool: PgPool, version: u8) {
+    let s = stack_on(pool, version).await;
     let first = linked(&s, "fake_client_xf").await;
     let before = all_lines(&s).await;
     let (_, journals) = s.call(Method::GET, "/api/v1/journals", None).await;

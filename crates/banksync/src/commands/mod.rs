@@ -9,3 +9,4 @@ pub mod scratch;
 pub mod serve;
 pub mod simulator;
 pub mod sync;
+pub mod version_check;

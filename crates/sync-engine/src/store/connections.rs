@@ -318,3 +318,80 @@ pub fn consent_days_left(c: &Connection, now: chrono::DateTime<chrono::Utc>) -> 
         }
     })
 }
+
+/// Whether a connection carries over to the Salt Edge API version `client` speaks (moving
+/// an installation from v5 to v6: public sources do not say whether ids carry over, so
+/// each connection is asked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Carries {
+    /// Salt Edge knows it under the same id, for the same customer: nothing to do.
+    Over,
+    /// Salt Edge does not know it (or knows it for another customer): link the bank again;
+    /// relinking keeps the journals and history, with no line imported twice.
+    LinkAgain { why: String },
+    /// Could not tell (Salt Edge unreachable, a refused signature): run the check again.
+    Unknown { error: String },
+}
+
+/// One row of [`version_check`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionCheck {
+    pub connection_id: Uuid,
+    pub company_id: Uuid,
+    pub saltedge_id: String,
+    pub provider_name: String,
+    #[serde(flatten)]
+    pub carries: Carries,
+}
+
+/// Asks Salt Edge, through `client` (configured for the version being moved to), about
+/// every connection not removed.
+pub async fn version_check(
+    pool: &PgPool,
+    client: &saltedge_client::Client,
+) -> Result<Vec<VersionCheck>> {
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.company_id, c.saltedge_id, c.provider_name, s.saltedge_id AS "customer?"
+           FROM connections c LEFT JOIN saltedge_customers s ON s.id = c.customer_id
+           WHERE c.status <> 'removed' ORDER BY c.created_at, c.id"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let carries = match client.show_connection(&r.saltedge_id).await {
+            Ok(se) if r.customer.as_deref().is_none_or(|c| c == se.customer_id) => Carries::Over,
+            Ok(se) => Carries::LinkAgain {
+                why: format!(
+                    "Salt Edge lists it for customer {}, not ours",
+                    se.customer_id
+                ),
+            },
+            Err(e)
+                if matches!(
+                    e.class(),
+                    Some(
+                        saltedge_client::ErrorClass::ConnectionNotFound
+                            | saltedge_client::ErrorClass::CustomerNotFound
+                    )
+                ) =>
+            {
+                Carries::LinkAgain {
+                    why: format!("Salt Edge does not know it ({e})"),
+                }
+            }
+            Err(e) => Carries::Unknown {
+                error: e.to_string(),
+            },
+        };
+        out.push(VersionCheck {
+            connection_id: r.id,
+            company_id: r.company_id,
+            saltedge_id: r.saltedge_id,
+            provider_name: r.provider_name,
+            carries,
+        });
+    }
+    Ok(out)
+}

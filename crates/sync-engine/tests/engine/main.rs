@@ -10,3 +10,4 @@ mod jobs;
 mod schedule;
 mod statements;
 mod support;
+mod versions;
