@@ -296,10 +296,16 @@ impl Client {
             .data)
     }
 
-    /// Customers whose identifier is `identifier` (0 or 1).
+    /// Customers whose identifier is `identifier` (0 or 1). The filter is also applied here:
+    /// v6 may ignore it and list every customer (v6 notes §4.1, unverified).
     pub async fn find_customers(&self, identifier: &str) -> Result<Vec<Customer>, Error> {
-        self.collect(self.pages("customers", vec![("identifier", identifier.to_string())]))
-            .await
+        let all = self
+            .collect(self.pages("customers", vec![("identifier", identifier.to_string())]))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|c: &Customer| c.identifier == identifier)
+            .collect())
     }
 
     pub async fn show_customer(&self, id: &str) -> Result<Customer, Error> {
@@ -699,15 +705,54 @@ fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Envel
         let bytes = crate::text::storable_json(bytes);
         return serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()));
     }
-    match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(b) => Err(Error::Api {
+    /// The flattened spelling (`error_class`, `error_message`) of v5's generated models and
+    /// of one of Salt Edge's v6 examples (v6 notes §6): read too, leniently.
+    #[derive(serde::Deserialize)]
+    struct Flat {
+        error_class: crate::ErrorClass,
+        #[serde(default)]
+        error_message: String,
+    }
+    if let Ok(b) = serde_json::from_slice::<ErrorBody>(bytes) {
+        return Err(Error::Api {
             status: status.as_u16(),
             class: b.error.class,
             message: b.error.message,
+        });
+    }
+    match serde_json::from_slice::<Flat>(bytes) {
+        Ok(f) => Err(Error::Api {
+            status: status.as_u16(),
+            class: f.error_class,
+            message: f.error_message,
         }),
         Err(_) => Err(Error::UnexpectedStatus {
             status: status.as_u16(),
             snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_read_in_either_spelling() {
+        let class = |body: &str| match decode::<serde_json::Value>(
+            StatusCode::NOT_FOUND,
+            body.as_bytes(),
+        ) {
+            Err(Error::Api { class, message, .. }) => (class.to_string(), message),
+            other => panic!("{other:?}"),
+        };
+        let nested = r#"{"error":{"class":"ConnectionNotFound","message":"gone","documentation_url":"x"},"request":{"id":"1"}}"#;
+        let flat = r#"{"error_class":"ConnectionNotFound","error_message":"gone"}"#;
+        assert_eq!(class(nested), ("ConnectionNotFound".into(), "gone".into()));
+        assert_eq!(class(flat), class(nested));
+        assert!(matches!(
+            decode::<serde_json::Value>(StatusCode::BAD_GATEWAY, b"<html>"),
+            Err(Error::UnexpectedStatus { status: 502, .. })
+        ));
     }
 }

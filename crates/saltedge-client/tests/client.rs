@@ -639,8 +639,12 @@ async fn redirects_are_never_followed() {
 /// same data as through v5.
 #[tokio::test]
 async fn v6_is_spoken_end_to_end_in_either_customer_shape() {
-    for customer_key_id in [false, true] {
-        let sim = sim(|c| c.v6_customer_key_id = customer_key_id).await;
+    for alternate in [false, true] {
+        let sim = sim(|c| {
+            c.v6_customer_key_id = alternate;
+            c.v6_ignores_identifier_filter = alternate;
+        })
+        .await;
         let v5 = client(&sim, |_| {});
         let c = client(&sim, |c| {
             c.base_url = sim.api_base_v6();
@@ -649,6 +653,14 @@ async fn v6_is_spoken_end_to_end_in_either_customer_shape() {
         assert_eq!(c.version(), saltedge_client::ApiVersion::V6);
         let customer = c.create_customer("v6-books").await.unwrap();
         assert!(!customer.id.is_empty());
+        c.create_customer("another-company").await.unwrap();
+        let found = c.find_customers("v6-books").await.unwrap();
+        assert_eq!(
+            found.len(),
+            1,
+            "the identifier filter holds, whatever Salt Edge does"
+        );
+        assert_eq!(found[0].id, customer.id);
         let s = c
             .create_connect_session(&CreateConnectSession {
                 customer_id: customer.id.clone(),

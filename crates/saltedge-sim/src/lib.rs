@@ -59,6 +59,9 @@ pub struct SimConfig {
     /// v6 only: answer a new customer with `id` instead of `customer_id` (the v6 notes
     /// leave both plausible; the client must read either).
     pub v6_customer_key_id: bool,
+    /// v6 only: `GET /customers` ignores its `identifier` filter and lists every customer
+    /// (one third-party v6 client says so; unverified).
+    pub v6_ignores_identifier_filter: bool,
     /// The API version of the callbacks sent: 5, or 6 (`meta.version` "6", signed with
     /// `signing_key_v6_pem`, with the `Signature-key-version` header below).
     pub callback_version: u8,
@@ -82,6 +85,7 @@ impl Default for SimConfig {
             per_page_max: 1000,
             faults: vec![],
             v6_customer_key_id: false,
+            v6_ignores_identifier_filter: false,
             callback_version: 5,
             signing_key_v6_pem: keys::SIMULATOR_V6_PRIVATE_PEM.into(),
             v6_key_version_header: Some("6.0".into()),

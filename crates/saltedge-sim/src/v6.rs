@@ -15,7 +15,9 @@
 //!   `?duplicated=true`; providers take `include_sandboxes`;
 //! - a new customer is answered with `customer_id` (or `id` when
 //!   [`crate::SimConfig::v6_customer_key_id`] is set: the notes leave both plausible) and
-//!   no secret; there is no interactive or connection-update endpoint.
+//!   no secret; `GET /customers` honours `identifier`, or ignores it with
+//!   [`crate::SimConfig::v6_ignores_identifier_filter`]; there is no interactive or
+//!   connection-update endpoint.
 //!
 //! Invented where the notes are silent (listed in the README): the shapes of errors and
 //! pages are v5's; `mark_as_pending` and `delete_duplicated` are accepted but duplicates
@@ -37,7 +39,7 @@ use crate::SimState;
 
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
-        .route("/customers", post(create_customer).get(api::list_customers))
+        .route("/customers", post(create_customer).get(list_customers))
         .route(
             "/customers/{id}",
             get(api::show_customer).delete(api::remove_customer),
@@ -94,6 +96,13 @@ async fn create_customer(State(s): St, b: Bytes) -> ApiResult {
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     })))
+}
+
+async fn list_customers(st: St, Query(mut q): Q) -> ApiResult {
+    if st.cfg.v6_ignores_identifier_filter {
+        q.remove("identifier");
+    }
+    api::list_customers(st, Query(q)).await
 }
 
 /// v6's scope names, as v5's (the world speaks v5); v5's own names are refused.
