@@ -651,6 +651,8 @@ pub struct CallbackBody {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct CallbackData {
+    /// Empty in callbacks about no connection (v6's provider changes).
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub connection_id: String,
     #[serde(default, deserialize_with = "lenient::null_default")]
     pub customer_id: String,
@@ -677,6 +679,11 @@ pub struct CallbackData {
     pub interactive_fields_options: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// v6 provider-changes callbacks: the provider and its new status (unverified shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -678,7 +678,25 @@ pub(crate) async fn revoke_consent(State(s): St, Path(id): Path<String>) -> ApiR
     c.revoked_at = Some(now);
     c.revoke_reason = Some("client".into());
     c.updated_at = now;
-    Ok(data(c.clone()))
+    let revoked = c.clone();
+    drop(w);
+    // v6 has a consent-changes callback (third-party sources, v6 notes §5.3): a v6
+    // simulator sends it when a consent is revoked.
+    if s.cfg.callback_version == 6 {
+        if let (Some(connection_id), Some(customer_id)) =
+            (revoked.connection_id.clone(), revoked.customer_id.clone())
+        {
+            s.callbacks.send(
+                CallbackKind::ConsentChanges,
+                CallbackData {
+                    connection_id,
+                    customer_id,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    Ok(data(revoked))
 }
 
 // ----- accounts and transactions -----

@@ -19,6 +19,10 @@ pub enum CallbackKind {
     Interactive,
     Destroy,
     Service,
+    /// v6: a provider changed (third-party sources; the simulator does not send it).
+    ProviderChanges,
+    /// v6: a connection's consent changed (sent on revoke by a v6 simulator).
+    ConsentChanges,
 }
 
 impl CallbackKind {
@@ -30,6 +34,8 @@ impl CallbackKind {
             CallbackKind::Interactive => "interactive",
             CallbackKind::Destroy => "destroy",
             CallbackKind::Service => "service",
+            CallbackKind::ProviderChanges => "provider_changes",
+            CallbackKind::ConsentChanges => "consent_changes",
         }
     }
 }

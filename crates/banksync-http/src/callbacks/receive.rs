@@ -68,7 +68,7 @@ pub async fn receive(
         &st.pool,
         kind,
         text,
-        Some(&parsed.data.connection_id),
+        Some(parsed.data.connection_id.as_str()).filter(|c| !c.is_empty()),
         Some(parsed.meta.time),
     )
     .await?;

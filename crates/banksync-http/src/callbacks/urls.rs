@@ -14,6 +14,9 @@ pub const KINDS: &[&str] = &[
     "interactive",
     "destroy",
     "service",
+    // v6 (third-party sources only, v6 notes §5.3): a provider changed; a consent changed.
+    "provider_changes",
+    "consent_changes",
 ];
 
 #[derive(Debug, Clone)]

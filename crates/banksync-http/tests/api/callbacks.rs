@@ -376,3 +376,56 @@ async fn v6_callbacks_and_their_key_version(pool: PgPool) {
     );
     assert_eq!(s.inbox_count().await, 2);
 }
+
+/// v6's extra callback kinds: a consent revoked at Salt Edge behind our back arrives as
+/// `consent_changes` and the connection shows it; `provider_changes` reads the catalogue
+/// again.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn v6_consent_and_provider_changes(pool: PgPool) {
+    let s = stack_on(pool.clone(), 6).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let (_, c) = s
+        .call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+        .await;
+    let se_id = c["saltedge_id"].as_str().unwrap().to_string();
+    assert_eq!(c["consent_status"], "valid");
+    let salt_edge = Client::new(banksync_testkit::signed_config_v6(&s.sim)).unwrap();
+    let consent = salt_edge
+        .list_consents(&se_id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    salt_edge.revoke_consent(&consent.id, &se_id).await.unwrap();
+    eventually("the revocation is seen", || async {
+        let (_, c) = s
+            .call(Method::GET, &format!("/api/v1/connections/{conn}"), None)
+            .await;
+        (c["consent_status"] == "revoked").then_some(())
+    })
+    .await;
+
+    let before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'refresh_catalogue'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let body =
+        json!({ "data": { "provider_code": "fake_client_xf", "provider_status": "inactive" },
+                       "meta": { "version": "6", "time": chrono::Utc::now() } })
+        .to_string();
+    let sig = Signer::from_pem(keys::SIMULATOR_V6_PRIVATE_PEM)
+        .unwrap()
+        .sign_callback(&s.callback_url("provider_changes"), body.as_bytes());
+    let (st, _) = s.post_callback("provider_changes", &body, Some(sig)).await;
+    assert_eq!(st, 200);
+    eventually("a catalogue refresh is queued", || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'refresh_catalogue'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (n > before).then_some(())
+    })
+    .await;
+}

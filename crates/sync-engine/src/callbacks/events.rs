@@ -54,6 +54,14 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     // Set when Salt Edge's view was just read, so it is not read twice.
     let mut fresh = false;
 
+    if row.kind == "provider_changes" {
+        // v6: a provider's status or fields changed: read the catalogue again.
+        jobs::queue(pool, &jobs::RefreshCatalogue {}).await?;
+        return Ok(None);
+    }
+    if data.connection_id.is_empty() {
+        return Ok(Some("callback without a connection; ignored".into()));
+    }
     if row.kind == "destroy" {
         if let Some(c) = &conn {
             connections::mark_removed(pool, c.id).await?;
@@ -122,6 +130,13 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
             crate::schedule::attempt_failed(pool, conn.id, &class).await?;
         }
         "interactive" => connections::set_interactive(pool, conn.id, data).await?,
+        "consent_changes" => {
+            // v6: the consent was given, revoked or expired at Salt Edge: read it again.
+            if let Ok(se) = client.show_connection(&conn.saltedge_id).await {
+                let conn = connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
+                connections::read_consent(pool, client, &conn, &se).await?;
+            }
+        }
         "notify" => {
             sqlx::query!("UPDATE connections SET stage = COALESCE($2, stage), updated_at = now() WHERE id = $1", conn.id, data.stage.as_deref())
                 .execute(pool)

@@ -97,15 +97,7 @@ async fn run(
     let started = chrono::Utc::now();
     let se_conn = client.show_connection(&conn.saltedge_id).await?;
     let conn = connections::upsert_from_saltedge(pool, conn.company_id, &se_conn).await?;
-    if let Some(consent_id) = &se_conn.last_consent_id {
-        let consents = client.list_consents(&conn.saltedge_id).await?;
-        if let Some(c) = consents.iter().find(|c| &c.id == consent_id) {
-            // Our own revocation time stands; Salt Edge's only fills it in.
-            sqlx::query!("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = coalesce(consent_revoked_at, $3) WHERE id = $1", conn.id, c.expires_at, c.revoked_at)
-                .execute(pool)
-                .await?;
-        }
-    }
+    connections::read_consent(pool, client, &conn, &se_conn).await?;
 
     let mut accounts = vec![];
     let mut bad_accounts = vec![];

@@ -395,3 +395,24 @@ pub async fn version_check(
     }
     Ok(out)
 }
+
+/// Reads the connection's current consent at Salt Edge (`se` is the connection as Salt Edge
+/// just showed it) and records its expiry and revocation. Our own revocation time stands;
+/// Salt Edge's only fills it in.
+pub async fn read_consent(
+    pool: &PgPool,
+    client: &saltedge_client::Client,
+    conn: &Connection,
+    se: &saltedge_client::models::Connection,
+) -> Result<()> {
+    let Some(consent_id) = &se.last_consent_id else {
+        return Ok(());
+    };
+    let consents = client.list_consents(&conn.saltedge_id).await?;
+    if let Some(c) = consents.iter().find(|c| &c.id == consent_id) {
+        sqlx::query!("UPDATE connections SET consent_expires_at = $2, consent_revoked_at = coalesce(consent_revoked_at, $3) WHERE id = $1", conn.id, c.expires_at, c.revoked_at)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
