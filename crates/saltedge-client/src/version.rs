@@ -135,25 +135,51 @@ fn provider_v6(code: Option<&str>, sandboxes: Option<bool>) -> Option<Value> {
     (!p.is_empty()).then_some(Value::Object(p))
 }
 
+/// The fields every v6 widget session carries: attempt, provider, automatic refresh,
+/// whether to return the connection id, the credentials strategy.
+struct SessionV6<'a> {
+    attempt: &'a AttemptRequest,
+    provider_code: Option<&'a str>,
+    include_sandboxes: Option<bool>,
+    automatic_refresh: Option<bool>,
+    return_connection_id: Option<bool>,
+    credentials_strategy: Option<&'a str>,
+}
+
+impl SessionV6<'_> {
+    fn body(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("attempt".into(), attempt_v6(self.attempt));
+        put(
+            &mut m,
+            "provider",
+            provider_v6(self.provider_code, self.include_sandboxes),
+        );
+        put(&mut m, "automatic_refresh", self.automatic_refresh);
+        put(&mut m, "return_connection_id", self.return_connection_id);
+        if let Some(s) = self.credentials_strategy {
+            m.insert("widget".into(), json!({ "credentials_strategy": s }));
+        }
+        m
+    }
+}
+
 impl ApiVersion {
     pub fn connect(self, r: &CreateConnectSession) -> Spelled {
         match self {
             ApiVersion::V5 => post("connect_sessions/create", json!({ "data": r })),
             ApiVersion::V6 => {
-                let mut m = Map::new();
+                let mut m = SessionV6 {
+                    attempt: &r.attempt,
+                    provider_code: r.provider_code.as_deref(),
+                    include_sandboxes: r.include_fake_providers,
+                    automatic_refresh: r.daily_refresh,
+                    return_connection_id: r.return_connection_id,
+                    credentials_strategy: r.credentials_strategy.as_deref(),
+                }
+                .body();
                 m.insert("customer_id".into(), r.customer_id.clone().into());
                 m.insert("consent".into(), consent_v6(&r.consent));
-                m.insert("attempt".into(), attempt_v6(&r.attempt));
-                put(
-                    &mut m,
-                    "provider",
-                    provider_v6(r.provider_code.as_deref(), r.include_fake_providers),
-                );
-                put(&mut m, "automatic_refresh", r.daily_refresh);
-                put(&mut m, "return_connection_id", r.return_connection_id);
-                if let Some(s) = &r.credentials_strategy {
-                    m.insert("widget".into(), json!({ "credentials_strategy": s }));
-                }
                 put(&mut m, "country_code", r.country_code.clone());
                 post("connections/connect", json!({ "data": m }))
             }
@@ -164,19 +190,16 @@ impl ApiVersion {
         match self {
             ApiVersion::V5 => post("connect_sessions/reconnect", json!({ "data": r })),
             ApiVersion::V6 => {
-                let mut m = Map::new();
-                m.insert("consent".into(), consent_v6(&r.consent));
-                m.insert("attempt".into(), attempt_v6(&r.attempt));
-                put(
-                    &mut m,
-                    "provider",
-                    provider_v6(None, r.include_fake_providers),
-                );
-                put(&mut m, "automatic_refresh", r.daily_refresh);
-                put(&mut m, "return_connection_id", r.return_connection_id);
-                if let Some(s) = &r.override_credentials_strategy {
-                    m.insert("widget".into(), json!({ "credentials_strategy": s }));
+                let mut m = SessionV6 {
+                    attempt: &r.attempt,
+                    provider_code: None,
+                    include_sandboxes: r.include_fake_providers,
+                    automatic_refresh: r.daily_refresh,
+                    return_connection_id: r.return_connection_id,
+                    credentials_strategy: r.override_credentials_strategy.as_deref(),
                 }
+                .body();
+                m.insert("consent".into(), consent_v6(&r.consent));
                 post(
                     &format!("connections/{}/reconnect", r.connection_id),
                     json!({ "data": m }),
@@ -189,15 +212,15 @@ impl ApiVersion {
         match self {
             ApiVersion::V5 => post("connect_sessions/refresh", json!({ "data": r })),
             ApiVersion::V6 => {
-                let mut m = Map::new();
-                m.insert("attempt".into(), attempt_v6(&r.attempt));
-                put(
-                    &mut m,
-                    "provider",
-                    provider_v6(None, r.include_fake_providers),
-                );
-                put(&mut m, "automatic_refresh", r.daily_refresh);
-                put(&mut m, "return_connection_id", r.return_connection_id);
+                let m = SessionV6 {
+                    attempt: &r.attempt,
+                    provider_code: None,
+                    include_sandboxes: r.include_fake_providers,
+                    automatic_refresh: r.daily_refresh,
+                    return_connection_id: r.return_connection_id,
+                    credentials_strategy: None,
+                }
+                .body();
                 post(
                     &format!("connections/{}/refresh", r.connection_id),
                     json!({ "data": m }),
