@@ -374,4 +374,37 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// The v6 shapes Salt Edge itself documents (v6 notes §5.1: the success callback of the
+    /// API reference, S3; §4: the accounts example of swagger-v6.json, S4, whose
+    /// `meta.next_page` is a path) read with the same models.
+    #[test]
+    fn salt_edges_own_v6_examples_parse() {
+        let cb: crate::models::CallbackBody = serde_json::from_value(json!({
+            "data": { "connection_id": "111111111111111111", "customer_id": "222222222222222222",
+                      "custom_fields": { "key": "value" }, "stage": "finish" },
+            "meta": { "version": "6", "time": "2025-03-06T10:20:30.123Z" }
+        }))
+        .unwrap();
+        assert_eq!(
+            (cb.meta.version.as_str(), cb.data.stage.as_deref()),
+            ("6", Some("finish"))
+        );
+        let page: crate::models::Envelope<Vec<crate::models::Account>> = serde_json::from_value(json!({
+            "data": [{ "id": "333333333333333333", "connection_id": "111111111111111111",
+                       "name": "Demo account", "nature": "account", "balance": 2012.7,
+                       "currency_code": "EUR",
+                       "extra": { "iban": "XF123456789", "status": "active", "current_date": "2025-03-06",
+                                  "transactions_count": { "posted": 5, "pending": 1 } },
+                       "created_at": "2025-03-06T10:20:30Z", "updated_at": "2025-03-06T10:20:30Z" }],
+            "meta": { "next_id": "333333333333333334",
+                      "next_page": "/api/v6/accounts?connection_id=111111111111111111&from_id=333333333333333334" }
+        }))
+        .unwrap();
+        assert_eq!(page.data[0].balance.to_string(), "2012.7");
+        assert_eq!(
+            page.meta.unwrap().next_id.as_deref(),
+            Some("333333333333333334")
+        );
+    }
 }
