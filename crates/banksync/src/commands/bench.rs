@@ -177,10 +177,32 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         bail!("re-sync was not all duplicates: {:?}", again.run);
     }
     let rss = peak_rss_mib();
+    // The floor: fetching and parsing the same pages, writing nothing.
+    let (t, c) = (Instant::now(), cpu_s());
+    let mut pages = std::pin::pin!(client.transaction_pages(saltedge_client::TransactionQuery {
+        connection_id: se_conn.clone(),
+        ..Default::default()
+    }));
+    let mut fetched = 0usize;
+    while let Some(page) = pages.next().await {
+        fetched += page?.items.len();
+    }
+    let floor_s = t.elapsed().as_secs_f64();
+    let floor_cpu = cpu_s() - c;
+    if fetched != n as usize {
+        bail!("the floor fetched {fetched} transactions, expected {n}");
+    }
     child.kill().await.ok();
 
-    let copy_bare_s = copy_baseline(opts, "").await?;
-    let copy_s = copy_baseline(opts, "INCLUDING ALL").await?;
+    let copy_bare_s = copy_baseline(opts, &["statement_lines"], "").await?;
+    let copy_s = copy_baseline(opts, &["statement_lines"], "INCLUDING ALL").await?;
+    // Every table a first import writes rows to, with their indexes.
+    let copy_all_s = copy_baseline(
+        opts,
+        &["statement_lines", "statements", "line_events", "sync_runs"],
+        "INCLUDING ALL",
+    )
+    .await?;
     let rate = |s: f64| n as f64 / s;
     Ok(serde_json::json!({
         "transactions": n,
@@ -198,42 +220,68 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         "ratio_first_import_vs_copy_bare": (copy_bare_s / first_s * 1000.0).round() / 1000.0,
         "ratio_first_import_vs_copy": (copy_s / first_s * 1000.0).round() / 1000.0,
         "ratio_resync_vs_first_import": (first_s / resync_s * 1000.0).round() / 1000.0,
+        "copy_all_tables_s": copy_all_s,
+        "copy_all_tables_rows_per_s": rate(copy_all_s).round(),
+        "ratio_first_import_vs_copy_all_tables": (copy_all_s / first_s * 1000.0).round() / 1000.0,
+        "floor_fetch_parse_s": floor_s,
+        "floor_fetch_parse_cpu_s": floor_cpu,
+        "floor_rows_per_s": rate(floor_s).round(),
+        "ratio_resync_vs_floor": (floor_s / resync_s * 1000.0).round() / 1000.0,
         "peak_rss_mib": rss.map(|r| (r * 10.0).round() / 10.0),
     }))
 }
 
-/// The same rows loaded with COPY into a scratch table: dumped to a file first (untimed), then
-/// streamed in 1 MiB chunks (timed). `like` = "INCLUDING ALL" gives the scratch table the
-/// lines table's indexes, defaults and checks (the fair baseline, reported as `copy_*`); ""
-/// gives a bare table with the same columns (`copy_bare_*`). Foreign keys are never copied.
-async fn copy_baseline(opts: &PgConnectOptions, like: &str) -> anyhow::Result<f64> {
+/// The same rows loaded with COPY into scratch tables: each of `tables` dumped to a file
+/// first (untimed), then streamed in 1 MiB chunks (timed, all tables together). `like` =
+/// "INCLUDING ALL" gives each scratch table the original's indexes, defaults and checks (the
+/// fair baseline); "" gives a bare table with the same columns. Foreign keys are never
+/// copied.
+async fn copy_baseline(
+    opts: &PgConnectOptions,
+    tables: &[&str],
+    like: &str,
+) -> anyhow::Result<f64> {
     let mut conn = PgConnection::connect_with(opts).await?;
-    let path = std::env::temp_dir().join(format!("banksync-bench-{}.tsv", std::process::id()));
-    {
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut out = conn.copy_out_raw("COPY statement_lines TO STDOUT").await?;
-        while let Some(chunk) = out.next().await {
-            file.write_all(&chunk?).await?;
+    let mut files = vec![];
+    for (k, table) in tables.iter().enumerate() {
+        let path =
+            std::env::temp_dir().join(format!("banksync-bench-{}-{k}.tsv", std::process::id()));
+        {
+            let mut file = tokio::fs::File::create(&path).await?;
+            let mut out = conn
+                .copy_out_raw(&format!("COPY {table} TO STDOUT"))
+                .await?;
+            while let Some(chunk) = out.next().await {
+                file.write_all(&chunk?).await?;
+            }
+            file.flush().await?;
         }
-        file.flush().await?;
-    }
-    // The baseline's scratch table: DDL outside the schema (and a table the macros cannot
-    // know), so plain queries.
-    sqlx::query("DROP TABLE IF EXISTS bench_scratch")
+        // The baseline's scratch tables: DDL outside the schema (and tables the macros
+        // cannot know), so plain queries.
+        let scratch = format!("bench_scratch_{k}");
+        sqlx::query(&format!("DROP TABLE IF EXISTS {scratch}"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {scratch} (LIKE {table} INCLUDING DEFAULTS {like})"
+        ))
         .execute(&mut conn)
         .await?;
-    sqlx::query(&format!(
-        "CREATE TABLE bench_scratch (LIKE statement_lines INCLUDING DEFAULTS {like})"
-    ))
-    .execute(&mut conn)
-    .await?;
+        files.push((scratch, path));
+    }
     let t = Instant::now();
-    let mut copy = conn.copy_in_raw("COPY bench_scratch FROM STDIN").await?;
-    let file = tokio::fs::File::open(&path).await?;
-    copy.read_from(tokio::io::BufReader::with_capacity(1 << 20, file))
-        .await?;
-    copy.finish().await?;
+    for (scratch, path) in &files {
+        let mut copy = conn
+            .copy_in_raw(&format!("COPY {scratch} FROM STDIN"))
+            .await?;
+        let file = tokio::fs::File::open(path).await?;
+        copy.read_from(tokio::io::BufReader::with_capacity(1 << 20, file))
+            .await?;
+        copy.finish().await?;
+    }
     let secs = t.elapsed().as_secs_f64();
-    let _ = tokio::fs::remove_file(&path).await;
+    for (_, path) in files {
+        let _ = tokio::fs::remove_file(path).await;
+    }
     Ok(secs)
 }

@@ -279,6 +279,9 @@ pub struct PendingLines {
     lines: Vec<PendingLine>,
     used: HashSet<i64>,
     stored_fingerprints: HashSet<u64>,
+    /// Pages that changed nothing (a re-sync of unchanged history) and their counts, not
+    /// written yet: [`PendingLines::flush`] adds them to the run in one update.
+    deferred: (i32, PageOutcome),
 }
 
 impl PendingLines {
@@ -296,7 +299,30 @@ impl PendingLines {
             lines,
             used: HashSet::new(),
             stored_fingerprints: HashSet::new(),
+            deferred: Default::default(),
         })
+    }
+
+    fn defer(&mut self, p: &PageOutcome) {
+        let (pages, d) = &mut self.deferred;
+        *pages += 1;
+        d.fetched += p.fetched;
+        d.inserted += p.inserted;
+        d.updated += p.updated;
+        d.skipped_duplicate += p.skipped_duplicate;
+        d.flagged_duplicated += p.flagged_duplicated;
+        d.skipped_before_start += p.skipped_before_start;
+        d.suspects += p.suspects;
+        d.unknown_account += p.unknown_account;
+    }
+
+    /// Adds the deferred pages' counts to the run (one update for all of them).
+    pub async fn flush(&mut self, pool: &PgPool, run_id: Uuid) -> Result<()> {
+        let (pages, d) = std::mem::take(&mut self.deferred);
+        if pages > 0 {
+            crate::runs::add_pages(pool, run_id, pages, &d).await?;
+        }
+        Ok(())
     }
 
     fn any_left(&self) -> bool {
@@ -510,6 +536,26 @@ pub async fn write_prepared(
         status,
         quarantined,
     } = page;
+    // Rule 1, cheaply: lines we already hold with identical content are not sent again (read
+    // outside the page's transaction: the sync holds the connection's lock, so no other
+    // writer changes these lines meanwhile).
+    let known = if may_exist && status == LineStatus::Posted && !rows.is_empty() {
+        known_lines(pool, &rows).await?
+    } else {
+        HashMap::new()
+    };
+    // A page that changes nothing (a re-sync of unchanged history) writes nothing: no
+    // transaction; its counts join the run with the next write or at the end of the listing.
+    if status == LineStatus::Posted
+        && quarantined.is_empty()
+        && rows
+            .iter()
+            .all(|r| known.get(&r.saltedge_id) == Some(&r.content_hash))
+    {
+        out.skipped_duplicate += rows.len() as i32;
+        pending.defer(&out);
+        return Ok(out);
+    }
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     if status == LineStatus::Pending {
@@ -518,12 +564,6 @@ pub async fn write_prepared(
         db.commit().await?;
         return Ok(out);
     }
-    // Rule 1, cheaply: lines we already hold with identical content are not sent again.
-    let known = if may_exist && !rows.is_empty() {
-        known_lines(&mut db, &rows).await?
-    } else {
-        HashMap::new()
-    };
     rows.retain(|r| match known.get(&r.saltedge_id) {
         Some(hash) if *hash == r.content_hash => {
             out.skipped_duplicate += 1;
@@ -808,8 +848,8 @@ async fn identities_of(
 }
 
 /// Salt Edge id → content hash of the page's transactions that already are lines.
-async fn known_lines(
-    db: &mut sqlx::Transaction<'_, Postgres>,
+async fn known_lines<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     rows: &[Row],
 ) -> Result<HashMap<String, String>> {
     let accounts: Vec<Uuid> = rows
@@ -825,7 +865,7 @@ async fn known_lines(
         &accounts,
         &ids as &[&str]
     )
-    .fetch_all(&mut **db)
+    .fetch_all(db)
     .await?
     .into_iter()
     .map(|r| (r.saltedge_transaction_id, r.content_hash))

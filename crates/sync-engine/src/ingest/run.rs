@@ -190,6 +190,7 @@ async fn run(
         }
     }
 
+    pending_lines.flush(pool, run_id).await?;
     let rekeyed =
         lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);

@@ -91,11 +91,21 @@ pub async fn add_page(
     id: Uuid,
     p: &PageOutcome,
 ) -> Result<()> {
-    sqlx::query!("UPDATE sync_runs SET pages = pages + 1, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
+    add_pages(&mut **db, id, 1, p).await
+}
+
+/// Adds `pages` pages' counts `p` to the run.
+pub async fn add_pages<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+    pages: i32,
+    p: &PageOutcome,
+) -> Result<()> {
+    sqlx::query!("UPDATE sync_runs SET pages = pages + $9, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
              skipped_duplicate = skipped_duplicate + $5, flagged_duplicated = flagged_duplicated + $6,
              skipped_before_start = skipped_before_start + $7, suspects = suspects + $8
-         WHERE id = $1", id, p.fetched, p.inserted, p.updated, p.skipped_duplicate, p.flagged_duplicated, p.skipped_before_start, p.suspects)
-    .execute(&mut **db)
+         WHERE id = $1", id, p.fetched, p.inserted, p.updated, p.skipped_duplicate, p.flagged_duplicated, p.skipped_before_start, p.suspects, pages)
+    .execute(db)
     .await?;
     Ok(())
 }
