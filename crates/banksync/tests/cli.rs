@@ -38,6 +38,24 @@ fn banksync(pool: &PgPool, sim: &Simulator) -> Command {
     c
 }
 
+/// A connection seeded at the simulator for `name` and known locally for a new company:
+/// (its Salt Edge id, the local record).
+async fn seeded(pool: &PgPool, sim: &Simulator, name: &str) -> (String, connections::Connection) {
+    let (_, se_conn) = sim.seed_connection(name, "fake_client_xf");
+    let company = companies::create(pool, &format!("{name} Ltd"))
+        .await
+        .unwrap();
+    let se = saltedge_client::Client::new(banksync_testkit::signed_config(sim))
+        .unwrap()
+        .show_connection(&se_conn)
+        .await
+        .unwrap();
+    let conn = connections::upsert_from_saltedge(pool, company.id, &se)
+        .await
+        .unwrap();
+    (se_conn, conn)
+}
+
 async fn line_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM statement_lines")
         .fetch_one(pool)
@@ -50,16 +68,7 @@ async fn sigkill_mid_sync_then_restart_loses_and_doubles_nothing(pool: PgPool) {
     let mut cfg = SimConfig::default();
     cfg.data.transactions_per_account = 2500;
     let sim = Simulator::start(cfg).await.unwrap();
-    let (_, se_conn) = sim.seed_connection("kill", "fake_client_xf");
-    let company = companies::create(&pool, "Kill Ltd").await.unwrap();
-    let se = saltedge_client::Client::new(banksync_testkit::signed_config(&sim))
-        .unwrap()
-        .show_connection(&se_conn)
-        .await
-        .unwrap();
-    let conn = connections::upsert_from_saltedge(&pool, company.id, &se)
-        .await
-        .unwrap();
+    let (se_conn, conn) = seeded(&pool, &sim, "kill").await;
     // A slow bank, so that the kill lands between pages.
     sim.set_faults(vec![
         FaultRule::new(FaultAction::Delay(400)).on_path("/transactions")
@@ -376,16 +385,7 @@ async fn the_demo_runs_on_salt_edge_v6(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn version_check_reports_each_connection(pool: PgPool) {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let (_, se_conn) = sim.seed_connection("move", "fake_client_xf");
-    let company = companies::create(&pool, "Move Ltd").await.unwrap();
-    let se = saltedge_client::Client::new(banksync_testkit::signed_config(&sim))
-        .unwrap()
-        .show_connection(&se_conn)
-        .await
-        .unwrap();
-    connections::upsert_from_saltedge(&pool, company.id, &se)
-        .await
-        .unwrap();
+    let (se_conn, _) = seeded(&pool, &sim, "move").await;
     let out = banksync(&pool, &sim)
         .env("BANKSYNC__SALTEDGE__BASE_URL", sim.api_base_v6().as_str())
         .arg("version-check")

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
-use super::{chars, iban, iso_currency, xml, Entry, ExportHeader, StatementExport, Writer};
+use super::{chars, iban, xml, Entry, ExportHeader, StatementExport, Writer};
 use crate::mapping::BankAccount;
 
 pub struct Camt053;
@@ -155,17 +155,12 @@ impl Writer for Camt053 {
         "</BkToCstmrStmt></Document>\n".into()
     }
 
-    fn refuses(&self, a: &BankAccount) -> Option<String> {
-        (!iso_currency(&a.currency)).then(|| {
-            format!(
-                "CAMT.053 carries ISO 4217 currencies only (three letters); account {} is in {}",
-                a.id, a.currency
-            )
-        })
+    fn name(&self) -> &'static str {
+        "CAMT.053"
     }
 
     fn refuses_amounts(&self, largest: Decimal, scale: u32) -> Option<String> {
-        let digits = largest.trunc().abs().normalize().to_string().len() as u32;
+        let digits = super::int_digits(largest);
         (scale > 5 || digits + scale.min(5) > 18).then(|| {
             format!("CAMT.053 carries amounts of at most 18 digits with 5 decimals; this account's amounts need {digits} digits and {scale} decimals")
         })

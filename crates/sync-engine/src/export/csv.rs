@@ -14,7 +14,6 @@
 use std::fmt::Write;
 
 use super::{ExportHeader, StatementExport, Writer};
-use crate::mapping::BankAccount;
 
 pub struct Csv;
 
@@ -80,8 +79,12 @@ impl Writer for Csv {
         String::new()
     }
 
-    fn refuses(&self, _a: &BankAccount) -> Option<String> {
-        None
+    fn name(&self) -> &'static str {
+        "CSV"
+    }
+
+    fn iso_currencies_only(&self) -> bool {
+        false
     }
 }
 

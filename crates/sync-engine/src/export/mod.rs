@@ -114,8 +114,23 @@ trait Writer: Send {
     fn start(&mut self, header: &ExportHeader) -> String;
     fn statement(&mut self, s: &StatementExport) -> String;
     fn finish(&mut self) -> String;
+    /// The format's name, for refusals.
+    fn name(&self) -> &'static str;
+    /// Whether the format carries ISO 4217 currencies only (three capital letters).
+    fn iso_currencies_only(&self) -> bool {
+        true
+    }
     /// Why this format cannot carry `account`'s statements, if it cannot.
-    fn refuses(&self, account: &BankAccount) -> Option<String>;
+    fn refuses(&self, a: &BankAccount) -> Option<String> {
+        (self.iso_currencies_only() && !iso_currency(&a.currency)).then(|| {
+            format!(
+                "{} carries ISO 4217 currencies only (three letters); account {} is in {}",
+                self.name(),
+                a.id,
+                a.currency
+            )
+        })
+    }
     /// Why this format cannot carry amounts up to `largest` (absolute) with up to `scale`
     /// decimals, if it cannot.
     fn refuses_amounts(&self, _largest: Decimal, _scale: u32) -> Option<String> {
@@ -187,10 +202,7 @@ pub async fn export(
     let state = Walk {
         pool: pool.clone(),
         company,
-        scope: match scope {
-            ExportScope::Account(a) => OwnedScope::Account(a),
-            ExportScope::Journal(j) => OwnedScope::Journal(j),
-        },
+        scope,
         accounts,
         from,
         to,
@@ -212,17 +224,11 @@ pub async fn export(
     }))
 }
 
-#[derive(Debug, Clone, Copy)]
-enum OwnedScope {
-    Account(Uuid),
-    Journal(Uuid),
-}
-
 /// The stream's state: statements are read 50 at a time, lines one statement at a time.
 struct Walk {
     pool: PgPool,
     company: Uuid,
-    scope: OwnedScope,
+    scope: ExportScope,
     accounts: Vec<BankAccount>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
@@ -260,8 +266,8 @@ impl Walk {
                 return Ok(Some(self.writer.finish()));
             }
             let scope = match self.scope {
-                OwnedScope::Account(a) => Scope::Account(a),
-                OwnedScope::Journal(j) => Scope::Journal(j),
+                ExportScope::Account(a) => Scope::Account(a),
+                ExportScope::Journal(j) => Scope::Journal(j),
             };
             let page = statements::page(&self.pool, self.company, scope, self.after, 50).await?;
             self.exhausted = page.len() < 50
@@ -378,6 +384,11 @@ pub(crate) fn xml(s: &str) -> String {
         }
     }
     out
+}
+
+/// How many digits the integer part of `v` has.
+pub(crate) fn int_digits(v: Decimal) -> u32 {
+    v.trunc().abs().normalize().to_string().len() as u32
 }
 
 /// A currency that ISO 4217 formats can carry: three capital letters.

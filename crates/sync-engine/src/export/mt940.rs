@@ -19,8 +19,7 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
-use super::{chars, iban, iso_currency, ExportHeader, StatementExport, Writer};
-use crate::mapping::BankAccount;
+use super::{chars, iban, ExportHeader, StatementExport, Writer};
 
 pub struct Mt940;
 
@@ -152,18 +151,13 @@ impl Writer for Mt940 {
         String::new()
     }
 
-    fn refuses(&self, a: &BankAccount) -> Option<String> {
-        (!iso_currency(&a.currency)).then(|| {
-            format!(
-                "MT940 carries ISO 4217 currencies only (three letters); account {} is in {}",
-                a.id, a.currency
-            )
-        })
+    fn name(&self) -> &'static str {
+        "MT940"
     }
 
     fn refuses_amounts(&self, largest: Decimal, scale: u32) -> Option<String> {
         // 15 characters, the decimal comma included.
-        let digits = largest.trunc().abs().normalize().to_string().len() as u32;
+        let digits = super::int_digits(largest);
         (digits + scale + 1 > 15).then(|| {
             format!("MT940 carries amounts of at most 15 characters; this account's amounts need {digits} digits and {scale} decimals")
         })

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
-use super::{chars, iban, iso_currency, xml, ExportHeader, StatementExport, Writer};
+use super::{chars, iban, xml, ExportHeader, StatementExport, Writer};
 use crate::mapping::BankAccount;
 
 #[derive(Default)]
@@ -129,12 +129,7 @@ impl Writer for Ofx {
         "</BANKMSGSRSV1></OFX>\n".into()
     }
 
-    fn refuses(&self, a: &BankAccount) -> Option<String> {
-        (!iso_currency(&a.currency)).then(|| {
-            format!(
-                "OFX carries ISO 4217 currencies only (three letters); account {} is in {}",
-                a.id, a.currency
-            )
-        })
+    fn name(&self) -> &'static str {
+        "OFX"
     }
 }
