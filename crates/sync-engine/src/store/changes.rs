@@ -119,25 +119,33 @@ pub async fn page(
         kind: -1,
         id: -1,
     });
+    // One horizon for the whole page: every transaction older than `x` has ended before the
+    // page is read, so its rows are visible to it; anything at or after `x` waits. The page
+    // and the held-back answer must use the same `x` (two statements' snapshots may differ,
+    // and an entry skipped by the first could be missed by the second).
+    let h = sqlx::query!(
+        r#"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "x!",
+                  h.pruned_xid AS "pruned_xid?", h.pruned_kind AS "pruned_kind?", h.pruned_line AS "pruned_line?"
+           FROM (SELECT 1) one LEFT JOIN change_feed_horizon h ON true"#
+    )
+    .fetch_one(pool)
+    .await?;
     if after.is_some() {
-        let pruned =
-            sqlx::query!("SELECT pruned_xid, pruned_kind, pruned_line FROM change_feed_horizon")
-                .fetch_optional(pool)
-                .await?;
         // Before the newest pruned removal's own position: a pruned one may lie after it.
-        if pruned.is_some_and(|p| {
-            (pos.xid, pos.kind, pos.id) < (p.pruned_xid, p.pruned_kind, p.pruned_line)
-        }) {
-            return Err(SyncError::Gone {
-                detail: "this cursor is older than the change feed keeps removals (retention.changes_days); read the lists \
-                         (statement lines, statements) again from the start, then follow the feed from a fresh cursor \
-                         (GET /api/v1/changes without one)"
-                    .into(),
-            });
+        if let (Some(x), Some(k), Some(l)) = (h.pruned_xid, h.pruned_kind, h.pruned_line) {
+            if (pos.xid, pos.kind, pos.id) < (x, k, l) {
+                return Err(SyncError::Gone {
+                    detail: "this cursor is older than the change feed keeps removals (retention.changes_days); read the lists \
+                             (statement lines, statements) again from the start, then follow the feed from a fresh cursor \
+                             (GET /api/v1/changes without one)"
+                        .into(),
+                });
+            }
         }
     }
+    let horizon = h.x;
     let rows = sqlx::query!(
-        r#"WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x),
+        r#"WITH h AS (SELECT $7::bigint AS x),
          lines AS (
              SELECT l.change_xid AS xid, 0::int2 AS kind, l.id, l.journal_id,
                     (l.updated_at = l.imported_at) AS added, (l.duplicate_confirmed_at IS NOT NULL) AS gone
@@ -172,7 +180,8 @@ pub async fn page(
         pos.xid,
         pos.kind,
         pos.id,
-        limit
+        limit,
+        horizon
     )
     .fetch_all(pool)
     .await?;
@@ -183,15 +192,16 @@ pub async fn page(
     } else {
         sqlx::query_scalar!(
             r#"SELECT EXISTS (SELECT 1 FROM statement_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
-                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+                   AND change_xid >= $3)
                OR EXISTS (SELECT 1 FROM statements WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
-                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+                   AND change_xid >= $3)
                OR EXISTS (SELECT 1 FROM removed_statements WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
-                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+                   AND change_xid >= $3)
                OR EXISTS (SELECT 1 FROM removed_lines WHERE company_id = $1 AND ($2::uuid IS NULL OR journal_id = $2)
-                   AND change_xid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS "held!""#,
+                   AND change_xid >= $3) AS "held!""#,
             company,
-            journal
+            journal,
+            horizon
         )
         .fetch_one(pool)
         .await?
