@@ -72,6 +72,8 @@ pub struct AppState {
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
     /// How long a rotated-out webhook secret keeps signing alongside the new one.
     pub webhook_rotation_grace: Duration,
+    /// Stores verified callbacks in groups (one commit per group).
+    pub inbox: sync_engine::inbox::InboxWriter,
 }
 
 impl AppState {
@@ -84,6 +86,8 @@ impl AppState {
         callbacks: callbacks::urls::CallbackUrls,
     ) -> Self {
         AppState {
+            // Four groups may commit at once; each holds a connection only while it does.
+            inbox: sync_engine::inbox::InboxWriter::start(pool.clone(), 4),
             pool,
             client,
             verifier,
@@ -156,7 +160,8 @@ pub struct Application {
 
 impl Application {
     /// `worker_health`: this process's job loops, reported by `/livez` (none when the
-    /// process runs no worker).
+    /// process runs no worker). Call it within a Tokio runtime: it starts the callback
+    /// inbox's writer tasks.
     pub fn build(
         pool: PgPool,
         client: Client,

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use saltedge_client::models::CallbackBody;
-use sync_engine::inbox::{self, Stored};
+use sync_engine::inbox::Stored;
 
 use crate::callbacks::verify;
 use crate::error::{ApiError, ApiResult};
@@ -64,14 +64,15 @@ pub async fn receive(
         st.metrics.callback(kind, "stale");
         return Err(ApiError::BadSignature("stale_callback"));
     }
-    let stored = inbox::store(
-        &st.pool,
-        kind,
-        text,
-        Some(parsed.data.connection_id.as_str()).filter(|c| !c.is_empty()),
-        Some(parsed.meta.time),
-    )
-    .await?;
+    let stored = st
+        .inbox
+        .store(
+            kind,
+            text,
+            Some(parsed.data.connection_id.as_str()).filter(|c| !c.is_empty()),
+            Some(parsed.meta.time),
+        )
+        .await?;
     st.metrics.callback(
         kind,
         match stored {

@@ -220,6 +220,10 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
          FROM generate_series(1, 10000) g, bank_accounts a WHERE a.saltedge_id = 'load-acc'", journal.id)
     .execute(&pool)
     .await?;
+    // As autovacuum would have by the time anyone lists them.
+    sqlx::query("ANALYZE statement_lines")
+        .execute(&pool)
+        .await?;
     // A journal's lines from a date, as a bookkeeping frontend pages through them.
     let list_url = format!(
         "http://{addr}/api/v1/statement-lines?journal_id={}&limit=100&from=2026-03-01",

@@ -3,7 +3,7 @@
 
 use sqlx::PgPool;
 
-use crate::error::Result;
+use crate::error::{Result, SyncError};
 use crate::jobs;
 
 /// What was done with a delivery.
@@ -35,4 +35,143 @@ pub async fn store(
         return Ok(Stored::Duplicate);
     }
     Ok(Stored::Accepted)
+}
+
+/// One callback waiting for its group's commit.
+struct Pending {
+    identity: String,
+    kind: String,
+    body: String,
+    connection_id: Option<String>,
+    event_time: Option<chrono::DateTime<chrono::Utc>>,
+    done: tokio::sync::oneshot::Sender<Result<Stored>>,
+}
+
+/// Stores callbacks in groups: what arrives while a group commits goes into the next one,
+/// so a burst costs one commit per group instead of one per callback, and a lone callback
+/// waits for nothing but its own commit (no timer). Each caller is answered only once its
+/// row is committed, so an acknowledged callback is never lost. A few groups commit at once
+/// (`writers`), so one slow commit does not hold every answer.
+#[derive(Clone)]
+pub struct InboxWriter {
+    tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+impl InboxWriter {
+    /// At most this many callbacks per group.
+    pub const GROUP: usize = 256;
+
+    /// Starts `writers` writer tasks on the current runtime; they end when every handle is
+    /// dropped.
+    pub fn start(pool: PgPool, writers: usize) -> InboxWriter {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Pending>(Self::GROUP * writers.max(1) * 4);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let mut group = Vec::with_capacity(Self::GROUP);
+                    {
+                        let mut rx = rx.lock().await;
+                        if rx.recv_many(&mut group, Self::GROUP).await == 0 {
+                            return;
+                        }
+                    }
+                    store_group(&pool, group).await;
+                }
+            });
+        }
+        InboxWriter { tx }
+    }
+
+    /// Like [`store`], committed with whatever else is waiting.
+    pub async fn store(
+        &self,
+        kind: &str,
+        body: &str,
+        connection_id: Option<&str>,
+        event_time: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Stored> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            identity: crate::digest::sha256_hex(format!("{kind}|{body}"), 32),
+            kind: kind.to_string(),
+            body: body.to_string(),
+            connection_id: connection_id.map(str::to_string),
+            event_time,
+            done,
+        };
+        let stopped = || SyncError::Panicked("the callback inbox writer has stopped".into());
+        self.tx.send(pending).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Inserts a group in one statement (one commit) and answers each caller. Within a group,
+/// the first of two identical callbacks is accepted and the other is a duplicate, as if
+/// they had come one after the other.
+async fn store_group(pool: &PgPool, group: Vec<Pending>) {
+    let mut identities = Vec::with_capacity(group.len());
+    let mut kinds = Vec::with_capacity(group.len());
+    let mut connections = Vec::with_capacity(group.len());
+    let mut times = Vec::with_capacity(group.len());
+    let mut bodies = Vec::with_capacity(group.len());
+    for p in &group {
+        identities.push(p.identity.as_str());
+        kinds.push(p.kind.as_str());
+        connections.push(p.connection_id.as_deref());
+        times.push(p.event_time);
+        bodies.push(p.body.as_str());
+    }
+    let inserted = sqlx::query_scalar!(
+        r#"WITH input AS (
+             SELECT DISTINCT ON (identity) identity, kind, conn, event_time, body
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY
+                  AS t(identity, kind, conn, event_time, body, ord)
+             ORDER BY identity, ord),
+         ins AS (
+             INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body)
+             SELECT identity, kind, conn, event_time, body FROM input
+             ON CONFLICT (identity) DO NOTHING RETURNING id, identity),
+         queued AS (
+             INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins)
+         SELECT identity AS "identity!" FROM ins"#,
+        &identities as &[&str],
+        &kinds as &[&str],
+        &connections as &[Option<&str>],
+        &times as &[Option<chrono::DateTime<chrono::Utc>>],
+        &bodies as &[&str],
+        <jobs::ProcessCallback as jobs::BackgroundJob>::KIND
+    )
+    .fetch_all(pool)
+    .await;
+    match inserted {
+        Ok(inserted) => {
+            let mut fresh: std::collections::HashSet<String> = inserted.into_iter().collect();
+            for p in group {
+                let stored = if fresh.remove(&p.identity) {
+                    Stored::Accepted
+                } else {
+                    Stored::Duplicate
+                };
+                let _ = p.done.send(Ok(stored));
+            }
+        }
+        Err(e) => {
+            // One at a time, so each caller gets its own answer and one bad row (or a
+            // passing outage) does not fail the others.
+            tracing::warn!(error = %e, callbacks = group.len(), "storing a group of callbacks failed; storing them one by one");
+            for p in group {
+                let stored = store(
+                    pool,
+                    &p.kind,
+                    &p.body,
+                    p.connection_id.as_deref(),
+                    p.event_time,
+                )
+                .await;
+                let _ = p.done.send(stored);
+            }
+        }
+    }
 }

@@ -65,6 +65,11 @@ pub async fn many(pool: &PgPool, company: Uuid, ids: &[i64]) -> Result<Vec<Line>
 
 /// Up to `limit` lines of the company's journals matching `filter`, by booking date and
 /// id, after `after` (the last line of the previous page).
+///
+/// Two statements, one per index, so that every bound is an index condition even in the
+/// generic plan a prepared statement settles on (an `$n IS NULL OR …` filter is not):
+/// one journal reads `statement_lines_journal_date`, all journals
+/// `statement_lines_company_date`. Absent bounds become infinite dates.
 pub async fn page(
     pool: &PgPool,
     company: Uuid,
@@ -72,15 +77,31 @@ pub async fn page(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
-         FROM statement_lines l
-         WHERE l.company_id = $1
-           AND ($2::uuid IS NULL OR l.journal_id = $2)
-           AND ($3::date IS NULL OR l.booking_date >= $3)
-           AND ($4::date IS NULL OR l.booking_date <= $4)
-           AND ($5::date IS NULL OR (l.booking_date, l.id) > ($5, $6))
-         ORDER BY l.booking_date, l.id
-         LIMIT $7"#, company, filter.journal_id, filter.from, filter.to, after.map(|a| a.0), after.map(|a| a.1).unwrap_or(0), limit)
-    .fetch_all(pool)
-    .await?)
+    // Bounds beyond any line: booking dates outside years 1–9999 are quarantined on import.
+    let (lo, hi) = (date(1, 1, 1), date(9999, 12, 31));
+    let from = filter.from.unwrap_or(lo);
+    let to = filter.to.unwrap_or(hi);
+    let (after_date, after_id) = after.unwrap_or((lo, i64::MIN));
+    Ok(match filter.journal_id {
+        Some(journal) => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+             FROM statement_lines l
+             WHERE l.journal_id = $2 AND l.company_id = $1
+               AND l.booking_date >= $3 AND l.booking_date <= $4 AND (l.booking_date, l.id) > ($5, $6)
+             ORDER BY l.booking_date, l.id
+             LIMIT $7"#, company, journal, from, to, after_date, after_id, limit)
+        .fetch_all(pool)
+        .await?,
+        None => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+             FROM statement_lines l
+             WHERE l.company_id = $1
+               AND l.booking_date >= $2 AND l.booking_date <= $3 AND (l.booking_date, l.id) > ($4, $5)
+             ORDER BY l.booking_date, l.id
+             LIMIT $6"#, company, from, to, after_date, after_id, limit)
+        .fetch_all(pool)
+        .await?,
+    })
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a valid calendar date")
 }

@@ -473,3 +473,66 @@ async fn retention_prunes_old_records_in_batches(pool: PgPool) {
         "nothing more to prune"
     );
 }
+
+/// Callbacks stored in groups: a burst with repeats inside it and across it stores each
+/// distinct callback once with one job, answers the first of each "accepted" and every
+/// repeat "duplicate"; a group holding a row Postgres refuses (a NUL character) fails only
+/// that callback, the others of its group are stored.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn grouped_callback_storage_accepts_each_once_and_isolates_a_bad_row(pool: PgPool) {
+    use sync_engine::inbox::{InboxWriter, Stored};
+    let writer = InboxWriter::start(pool.clone(), 2);
+    // 300 sends of 100 distinct bodies, all at once.
+    let sends = (0..300).map(|i| {
+        let w = writer.clone();
+        async move {
+            w.store("notify", &format!("{{\"n\":{}}}", i % 100), Some("c1"), None)
+                .await
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let accepted = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Stored::Accepted)))
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Stored::Duplicate)))
+        .count();
+    assert_eq!((accepted, duplicates), (100, 200));
+    let (rows, distinct, jobs): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM callback_inbox), (SELECT count(DISTINCT body) FROM callback_inbox),
+                (SELECT count(*) FROM jobs WHERE kind = 'process_callback')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, distinct, jobs), (100, 100, 100));
+
+    // One bad row among good ones, sent together.
+    let sends = (0..40).map(|i| {
+        let w = writer.clone();
+        async move {
+            let body = if i == 7 {
+                "{\"n\":\"\u{0}\"}".to_string()
+            } else {
+                format!("{{\"m\":{i}}}")
+            };
+            w.store("notify", &body, None, None).await
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    assert!(answers[7].is_err(), "{:?}", answers[7]);
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| matches!(a, Ok(Stored::Accepted)))
+            .count(),
+        39
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM callback_inbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 139);
+}
