@@ -581,6 +581,24 @@ impl Client {
         pairs: &[(&str, String)],
         from_id: Option<&str>,
     ) -> Result<Page<T>, Error> {
+        let raw = self.raw_page(path, pairs, from_id).await?;
+        let (items, rejected) = parse_items(raw.items.iter().map(|r| (r, ())));
+        Ok(Page {
+            items: items.into_iter().map(|(t, ())| t).collect(),
+            next_id: raw.next_id,
+            rejected,
+        })
+    }
+
+    /// One page of a list with its items unparsed, as Salt Edge sent them: for a caller
+    /// that can tell from an item's raw text that it has it already ([`parse_items`]
+    /// parses the others).
+    pub async fn raw_page(
+        &self,
+        path: &str,
+        pairs: &[(&str, String)],
+        from_id: Option<&str>,
+    ) -> Result<RawPage, Error> {
         let mut q: Vec<(&str, &str)> = pairs
             .iter()
             .filter(|(k, _)| *k != "from_id")
@@ -589,22 +607,18 @@ impl Client {
         if let Some(f) = from_id {
             q.push(("from_id", f));
         }
-        // Items are parsed one by one, so that one bad record never fails its page.
         let env: Envelope<Vec<Box<serde_json::value::RawValue>>> = self.get(path, &q).await?;
         let next_id = env.meta.and_then(|m| m.next_id).filter(|s| !s.is_empty());
-        let mut items = Vec::with_capacity(env.data.len());
-        let mut rejected = vec![];
-        for raw in env.data {
-            match serde_json::from_str::<T>(raw.get()) {
-                Ok(item) => items.push(item),
-                Err(e) => rejected.push(Rejected::of(raw.get(), e.to_string())),
-            }
-        }
-        Ok(Page {
-            items,
+        Ok(RawPage {
+            items: env.data,
             next_id,
-            rejected,
         })
+    }
+
+    /// [`Client::raw_page`] of posted transactions.
+    pub async fn transactions_raw_page(&self, q: &TransactionQuery) -> Result<RawPage, Error> {
+        self.raw_page("transactions", &q.pairs(), q.from_id.as_deref())
+            .await
     }
 
     /// One page of posted transactions, for callers that drive pagination themselves.
@@ -731,6 +745,30 @@ fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Envel
             snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         }),
     }
+}
+
+/// A page whose items are still JSON text.
+pub struct RawPage {
+    pub items: Vec<Box<serde_json::value::RawValue>>,
+    /// `from_id` of the following page, `None` on the last page.
+    pub next_id: Option<String>,
+}
+
+/// Parses list items one by one, so that one bad record never fails its page: those that
+/// do not parse are returned whole with the reason. Each item keeps what the caller paired
+/// it with (`X`).
+pub fn parse_items<'a, T: DeserializeOwned, X>(
+    raw: impl Iterator<Item = (&'a Box<serde_json::value::RawValue>, X)>,
+) -> (Vec<(T, X)>, Vec<Rejected>) {
+    let mut items = vec![];
+    let mut rejected = vec![];
+    for (raw, x) in raw {
+        match serde_json::from_str::<T>(raw.get()) {
+            Ok(item) => items.push((item, x)),
+            Err(e) => rejected.push(Rejected::of(raw.get(), e.to_string())),
+        }
+    }
+    (items, rejected)
 }
 
 #[cfg(test)]

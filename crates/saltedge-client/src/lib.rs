@@ -15,7 +15,9 @@ pub mod signature;
 pub mod text;
 pub mod version;
 
-pub use client::{Client, ClientConfig, FetchGate, Kind, ProviderQuery, TransactionQuery};
+pub use client::{
+    parse_items, Client, ClientConfig, FetchGate, Kind, ProviderQuery, RawPage, TransactionQuery,
+};
 pub use error::{Error, ErrorClass};
 pub use signature::{SignatureError, Signer, Verifier};
 pub use version::ApiVersion;

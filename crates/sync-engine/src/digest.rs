@@ -13,3 +13,9 @@ pub fn sha256_hex(input: impl AsRef<[u8]>, bytes: usize) -> String {
     }
     s
 }
+
+/// The first 16 bytes of SHA-256 of `input`: what a line keeps of the JSON text it was
+/// stored from (`statement_lines.raw_digest`).
+pub fn raw16(input: impl AsRef<[u8]>) -> Vec<u8> {
+    Sha256::digest(input.as_ref())[..16].to_vec()
+}

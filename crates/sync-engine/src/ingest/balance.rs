@@ -88,12 +88,12 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
     let rows: Vec<Row> = sqlx::query_as!(
         Row,
         "SELECT a.id, a.currency, a.nature, a.balance_type, a.bank_balance, a.opening_balance,
-                (SELECT sum(l.amount) FROM statement_lines l
-                  WHERE l.bank_account_id = a.id AND l.duplicate_confirmed_at IS NULL) AS posted,
-                (SELECT sum(l.amount) FROM statement_lines l
-                  WHERE l.bank_account_id = a.id AND l.duplicate_confirmed_at IS NULL
-                    AND l.amount < 0) AS posted_negative
-         FROM bank_accounts a WHERE a.connection_id = $1 AND a.disappeared_at IS NULL",
+                t.posted, t.posted_negative
+         FROM bank_accounts a
+         LEFT JOIN LATERAL (SELECT sum(l.amount) AS posted, sum(l.amount) FILTER (WHERE l.amount < 0) AS posted_negative
+                            FROM statement_lines l
+                            WHERE l.bank_account_id = a.id AND l.duplicate_confirmed_at IS NULL) t ON true
+         WHERE a.connection_id = $1 AND a.disappeared_at IS NULL",
         connection_id
     )
     .fetch_all(pool)

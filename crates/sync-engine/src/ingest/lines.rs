@@ -53,6 +53,13 @@
 //! Each page is written in one database transaction, so a crash loses at most the page in
 //! flight, which the next run fetches again.
 //!
+//! Speed, without bending a rule: a first import's page (the connection had no lines) is
+//! `COPY`'d in ([`copy_lines`]), falling back to the upsert through a savepoint if it does
+//! repeat a stored id; every line keeps the digest of its item's JSON as received, so a
+//! re-sync sets aside the items a line holds byte for byte without parsing them
+//! ([`held_verbatim`]), and compares the rest by content hash; a page that changes nothing
+//! writes nothing.
+//!
 //! Why one file of this size: the rules above and the SQL that enforces each of them are
 //! read together; splitting them would separate a rule from its statement.
 
@@ -61,6 +68,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use saltedge_client::models::{Transaction, TransactionExtra, TransactionStatus};
+use serde_json::value::RawValue;
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
@@ -175,6 +183,8 @@ struct Row {
     statement_id: Option<i64>,
     /// Its account was taken over by a new connection (rule 10).
     relinked: bool,
+    /// [`crate::digest::raw16`] of the item's JSON as received, when the caller had it.
+    raw_digest: Option<Vec<u8>>,
 }
 
 /// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
@@ -199,7 +209,12 @@ fn holds_replacement(v: &serde_json::Value) -> bool {
     }
 }
 
-fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
+fn row(
+    t: &Transaction,
+    target: &AccountTarget,
+    status: LineStatus,
+    raw_digest: Option<Vec<u8>>,
+) -> Row {
     let extra = if t.extra.is_null() {
         Default::default()
     } else {
@@ -261,6 +276,7 @@ fn row(t: &Transaction, target: &AccountTarget, status: LineStatus) -> Row {
         statement_id: None,
         relinked: target.relinked,
         bank_id: bank_transaction_id(&t.extra),
+        raw_digest,
     }
 }
 
@@ -282,6 +298,9 @@ pub struct PendingLines {
     /// Pages that changed nothing (a re-sync of unchanged history) and their counts, not
     /// written yet: [`PendingLines::flush`] adds them to the run in one update.
     deferred: (i32, PageOutcome),
+    /// Salt Edge ids the last page wrote: the next page's [`held_verbatim`] look-up ran
+    /// while that page was being written, so what it found for these ids may be stale.
+    last_written: HashSet<String>,
 }
 
 impl PendingLines {
@@ -300,6 +319,7 @@ impl PendingLines {
             used: HashSet::new(),
             stored_fingerprints: HashSet::new(),
             deferred: Default::default(),
+            last_written: HashSet::new(),
         })
     }
 
@@ -390,9 +410,18 @@ pub struct PreparedPage {
     out: PageOutcome,
     status: LineStatus,
     quarantined: Vec<Quarantined>,
+    /// Items that a line already holds byte for byte ([`held_verbatim`]), unparsed: their
+    /// Salt Edge id and JSON text.
+    held: Vec<(String, Box<RawValue>)>,
 }
 
 impl PreparedPage {
+    /// Adds items a line already holds byte for byte: counted, not parsed.
+    pub fn hold(&mut self, held: Vec<(String, Box<RawValue>)>) {
+        self.out.fetched += held.len() as i32;
+        self.held.extend(held);
+    }
+
     /// Adds the page's items that did not parse, to be quarantined with the page.
     pub fn reject(&mut self, rejected: &[saltedge_client::models::Rejected]) {
         self.out.fetched += rejected.len() as i32;
@@ -437,6 +466,15 @@ pub fn prepare(
     txs: &[Transaction],
     status: LineStatus,
 ) -> PreparedPage {
+    prepare_digested(targets, txs.iter().map(|t| (t, None)), status)
+}
+
+/// [`prepare`] with each item's [`crate::digest::raw16`], kept on its line.
+pub fn prepare_digested<'a>(
+    targets: &HashMap<String, AccountTarget>,
+    txs: impl ExactSizeIterator<Item = (&'a Transaction, Option<Vec<u8>>)>,
+    status: LineStatus,
+) -> PreparedPage {
     let mut out = PageOutcome {
         fetched: txs.len() as i32,
         ..Default::default()
@@ -444,7 +482,7 @@ pub fn prepare(
     let mut rows = Vec::with_capacity(txs.len());
     let mut in_page = HashSet::with_capacity(txs.len());
     let mut quarantined = vec![];
-    for t in txs {
+    for (t, raw_digest) in txs {
         if let Some(reason) = unstorable(t) {
             quarantined.push(Quarantined::unstorable(
                 crate::quarantine::RecordKind::Transaction,
@@ -475,13 +513,14 @@ pub fn prepare(
             out.skipped_before_start += 1;
             continue;
         }
-        rows.push(row(t, target, status));
+        rows.push(row(t, target, status, raw_digest));
     }
     PreparedPage {
         rows,
         out,
         status,
         quarantined,
+        held: vec![],
     }
 }
 
@@ -503,6 +542,7 @@ pub async fn write_page(
         true,
         pending,
         opts,
+        None,
     )
     .await
 }
@@ -519,7 +559,7 @@ pub async fn write_fetched(
 ) -> Result<PageOutcome> {
     let mut prepared = prepare(targets, &page.items, status);
     prepared.reject(&page.rejected);
-    write_prepared(pool, run_id, prepared, true, pending, opts).await
+    write_prepared(pool, run_id, prepared, true, pending, opts, None).await
 }
 
 pub async fn write_prepared(
@@ -529,13 +569,18 @@ pub async fn write_prepared(
     may_exist: bool,
     pending: &mut PendingLines,
     opts: &DedupOptions,
+    lock: Option<&mut crate::ingest::lock::ConnectionLock>,
 ) -> Result<PageOutcome> {
     let PreparedPage {
         mut rows,
         mut out,
         status,
         quarantined,
+        held,
     } = page;
+    // Held byte for byte by a line (see `release_stale`): unchanged.
+    out.skipped_duplicate += held.len() as i32;
+    drop(held);
     // Rule 1, cheaply: lines we already hold with identical content are not sent again (read
     // outside the page's transaction: the sync holds the connection's lock, so no other
     // writer changes these lines meanwhile).
@@ -554,7 +599,12 @@ pub async fn write_prepared(
     {
         out.skipped_duplicate += rows.len() as i32;
         pending.defer(&out);
+        pending.last_written.clear();
         return Ok(out);
+    }
+    // Another sync may run once the connection's lock is gone: stop before writing.
+    if let Some(lock) = lock {
+        lock.ensure_held().await?;
     }
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
@@ -618,6 +668,12 @@ pub async fn write_prepared(
         pending.stored_fingerprints.extend(rows.iter().map(digest));
     }
     let up = upsert(&mut db, &rows, run_id, &base, !may_exist).await?;
+    pending.last_written.clear();
+    if may_exist {
+        pending
+            .last_written
+            .extend(up.inserted.keys().chain(up.updated.keys()).cloned());
+    }
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
     out.updated += up.updated.len() as i32;
@@ -847,7 +903,156 @@ async fn identities_of(
     .collect())
 }
 
+/// Splits a page's raw items into those a line already holds byte for byte — same account,
+/// same Salt Edge id, same [`crate::digest::raw16`] of the JSON text — and the others, with
+/// their digests. The held ones need no parsing: a re-sync of unchanged history costs the
+/// fetch, a digest per item and one index range read per page. Items whose id or account
+/// cannot be read are never held (they are parsed, and quarantined if they must be).
+pub async fn held_verbatim(
+    pool: &PgPool,
+    targets: &HashMap<String, AccountTarget>,
+    items: Vec<Box<RawValue>>,
+) -> Result<(Vec<(String, Box<RawValue>)>, Vec<(Box<RawValue>, Vec<u8>)>)> {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        account_id: std::borrow::Cow<'a, str>,
+    }
+    // (The item's account and id, where they can be read; its digest.)
+    type Keyed = (Option<(Uuid, String)>, Vec<u8>);
+    let keyed: Vec<Keyed> = items
+        .iter()
+        .map(|raw| {
+            let key = serde_json::from_str::<Key>(raw.get()).ok().and_then(|k| {
+                targets
+                    .get(k.account_id.as_ref())
+                    .map(|t| (t.bank_account_id, k.id.into_owned()))
+            });
+            (key, crate::digest::raw16(raw.get()))
+        })
+        .collect();
+    let accounts: Vec<Uuid> = keyed
+        .iter()
+        .filter_map(|(k, _)| k.as_ref().map(|k| k.0))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let ids: Vec<&str> = keyed
+        .iter()
+        .filter_map(|(k, _)| k.as_ref().map(|k| k.1.as_str()))
+        .collect();
+    let stored: HashMap<String, (Uuid, Vec<u8>)> = if ids.is_empty() {
+        HashMap::new()
+    } else if let Some((lo, hi)) = one_stretch(&ids) {
+        sqlx::query!(
+            r#"SELECT bank_account_id, saltedge_transaction_id, raw_digest AS "raw_digest!" FROM statement_lines
+             WHERE bank_account_id = ANY($1) AND saltedge_transaction_id BETWEEN $2 AND $3 AND raw_digest IS NOT NULL"#,
+            &accounts,
+            lo,
+            hi
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.saltedge_transaction_id, (r.bank_account_id, r.raw_digest)))
+        .collect()
+    } else {
+        sqlx::query!(
+            r#"SELECT bank_account_id, saltedge_transaction_id, raw_digest AS "raw_digest!" FROM statement_lines
+             WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2) AND raw_digest IS NOT NULL"#,
+            &accounts,
+            &ids as &[&str]
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.saltedge_transaction_id, (r.bank_account_id, r.raw_digest)))
+        .collect()
+    };
+    let (mut held, mut rest) = (vec![], vec![]);
+    let mut in_page = HashSet::new();
+    for (raw, (key, digest)) in items.into_iter().zip(keyed) {
+        match key {
+            // (An id twice in one page goes the long way, where the second is counted.)
+            Some((account, id))
+                if stored.get(&id) == Some(&(account, digest.clone()))
+                    && in_page.insert(id.clone()) =>
+            {
+                held.push((id, raw))
+            }
+            _ => rest.push((raw, digest)),
+        }
+    }
+    Ok((held, rest))
+}
+
+impl PreparedPage {
+    /// Held items the previous page wrote (its write overlapped this page's look-up) are
+    /// parsed and prepared after all, so they are compared with what that page stored.
+    pub fn release_stale(
+        &mut self,
+        pending: &PendingLines,
+        targets: &HashMap<String, AccountTarget>,
+    ) {
+        if pending.last_written.is_empty()
+            || !self
+                .held
+                .iter()
+                .any(|(id, _)| pending.last_written.contains(id))
+        {
+            return;
+        }
+        let (stale, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(id, _)| pending.last_written.contains(id));
+        self.held = kept;
+        let (txs, rejected) = saltedge_client::parse_items::<Transaction, _>(
+            stale
+                .iter()
+                .map(|(_, raw)| (raw, crate::digest::raw16(raw.get()))),
+        );
+        let more = prepare_digested(
+            targets,
+            txs.iter().map(|(t, d)| (t, Some(d.clone()))),
+            self.status,
+        );
+        self.rows.extend(more.rows);
+        self.quarantined.extend(more.quarantined);
+        self.quarantined.extend(
+            rejected
+                .iter()
+                .map(|r| Quarantined::rejected(crate::quarantine::RecordKind::Transaction, r)),
+        );
+        let o = more.out;
+        self.out.skipped_duplicate += o.skipped_duplicate;
+        self.out.flagged_duplicated += o.flagged_duplicated;
+        self.out.unknown_account += o.unknown_account;
+        self.out.skipped_before_start += o.skipped_before_start;
+    }
+}
+
+/// The smallest and largest id when every id is a decimal number of one length (Salt Edge's
+/// ids): then the page is one stretch of the (account, id) index in any collation.
+fn one_stretch<'a>(ids: &[&'a str]) -> Option<(&'a str, &'a str)> {
+    let len = ids.first()?.len();
+    let same = len > 0
+        && ids
+            .iter()
+            .all(|i| i.len() == len && i.bytes().all(|b| b.is_ascii_digit()));
+    if !same {
+        return None;
+    }
+    Some((*ids.iter().min()?, *ids.iter().max()?))
+}
+
 /// Salt Edge id → content hash of the page's transactions that already are lines.
+///
+/// Salt Edge lists an account's transactions by ascending id, so a page is one stretch of
+/// the unique index on (account, id) ([`one_stretch`]): read as a range it costs one index
+/// descent instead of one per id; rows of the range not on the page are dropped here. Any
+/// other page (mixed lengths, other characters) is looked up id by id.
 async fn known_lines<'e>(
     db: impl sqlx::PgExecutor<'e>,
     rows: &[Row],
@@ -859,6 +1064,23 @@ async fn known_lines<'e>(
         .into_iter()
         .collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.saltedge_id.as_str()).collect();
+    if let Some((lo, hi)) = one_stretch(&ids) {
+        let wanted: HashSet<&str> = ids.iter().copied().collect();
+        let in_range = sqlx::query!(
+            "SELECT saltedge_transaction_id, content_hash FROM statement_lines
+             WHERE bank_account_id = ANY($1) AND saltedge_transaction_id BETWEEN $2 AND $3",
+            &accounts,
+            lo,
+            hi
+        )
+        .fetch_all(db)
+        .await?;
+        return Ok(in_range
+            .into_iter()
+            .filter(|r| wanted.contains(r.saltedge_transaction_id.as_str()))
+            .map(|r| (r.saltedge_transaction_id, r.content_hash))
+            .collect());
+    }
     Ok(sqlx::query!(
         "SELECT saltedge_transaction_id, content_hash FROM statement_lines
          WHERE bank_account_id = ANY($1) AND saltedge_transaction_id = ANY($2)",
@@ -1001,6 +1223,134 @@ async fn write_pending(
     .rows_affected() as i32)
 }
 
+/// A first import's page of new lines through `COPY … FROM STDIN` (text format), with
+/// what the `INSERT`'s `RETURNING` would give: (id, inserted, suspect, Salt Edge id). The
+/// ids are read back as the page's rows above the highest id before the copy (identity
+/// values only grow), by the primary key.
+async fn copy_lines(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    run_id: Uuid,
+    occurrence: &[i32],
+    first: &[Option<i64>],
+) -> std::result::Result<Vec<(i64, bool, bool, String)>, sqlx::Error> {
+    use std::fmt::Write;
+    let start = sqlx::query!(
+        r#"SELECT (SELECT company_id FROM sync_runs WHERE id = $1) AS "company!",
+                  (SELECT coalesce(max(id), 0) FROM statement_lines) AS "before!""#,
+        run_id
+    )
+    .fetch_one(&mut **db)
+    .await?;
+    let (company, before) = (start.company, start.before);
+    let mut buf = String::with_capacity(rows.len() * 512);
+    for (i, r) in rows.iter().enumerate() {
+        // Columns in the order of the COPY statement below; `\N` is NULL.
+        let _ = write!(
+            buf,
+            "{company}\t{}\t{}\t{}\t",
+            r.journal_id, r.bank_account_id, r.booking_date
+        );
+        match r.value_date {
+            Some(d) => {
+                let _ = write!(buf, "{d}\t");
+            }
+            None => buf.push_str("\\N\t"),
+        }
+        let _ = write!(buf, "{}\t", r.amount);
+        copy_text(&mut buf, Some(&r.currency));
+        copy_text(&mut buf, Some(&r.description));
+        copy_text(&mut buf, r.payee.as_deref());
+        copy_text(&mut buf, r.counterparty_iban.as_deref());
+        copy_text(&mut buf, Some(&r.saltedge_id));
+        match r.pending_id {
+            Some(p) => {
+                let _ = write!(buf, "{p}\t");
+            }
+            None => buf.push_str("\\N\t"),
+        }
+        copy_text(&mut buf, Some(&r.fingerprint));
+        copy_text(&mut buf, Some(&r.extra.to_string()));
+        let _ = write!(buf, "{run_id}\t");
+        match first[i] {
+            Some(f) => {
+                let _ = write!(buf, "{f}\t");
+            }
+            None => buf.push_str("\\N\t"),
+        }
+        copy_text(&mut buf, Some(&r.content_hash));
+        let _ = write!(
+            buf,
+            "{}\t{}\t",
+            if r.text_repaired { 't' } else { 'f' },
+            occurrence[i]
+        );
+        copy_text(&mut buf, r.bank_id.as_deref());
+        let _ = write!(buf, "{run_id}\t");
+        match r.statement_id {
+            Some(s) => {
+                let _ = write!(buf, "{s}\t");
+            }
+            None => buf.push_str("\\N\t"),
+        }
+        match &r.raw_digest {
+            // bytea's hex form, its backslash escaped for the text format.
+            Some(d) => {
+                buf.push_str("\\\\x");
+                for b in d {
+                    let _ = write!(buf, "{b:02x}");
+                }
+                buf.push('\n');
+            }
+            None => buf.push_str("\\N\n"),
+        }
+    }
+    let mut copy = db
+        .copy_in_raw(
+            "COPY statement_lines (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency,
+                 description, payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra,
+                 sync_run_id, suspect_duplicate_of, content_hash, text_repaired, occurrence, bank_transaction_id,
+                 created_run_id, statement_id, raw_digest) FROM STDIN",
+        )
+        .await?;
+    if let Err(e) = copy.send(buf.into_bytes()).await {
+        let _ = copy.abort("the page could not be sent").await;
+        return Err(e);
+    }
+    copy.finish().await?;
+    Ok(sqlx::query!(
+        r#"SELECT id, saltedge_transaction_id, suspect_duplicate_of IS NOT NULL AS "suspect!"
+           FROM statement_lines WHERE id > $1 AND created_run_id = $2"#,
+        before,
+        run_id
+    )
+    .fetch_all(&mut **db)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, true, r.suspect, r.saltedge_transaction_id))
+    .collect())
+}
+
+/// One text column of `COPY`'s text format, then its tab: backslash, tab, newline and
+/// carriage return escaped, `None` as `\N`.
+fn copy_text(buf: &mut String, v: Option<&str>) {
+    match v {
+        None => buf.push_str("\\N"),
+        Some(v) => {
+            for c in v.chars() {
+                match c {
+                    '\\' => buf.push_str("\\\\"),
+                    '\t' => buf.push_str("\\t"),
+                    '\n' => buf.push_str("\\n"),
+                    '\r' => buf.push_str("\\r"),
+                    c => buf.push(c),
+                }
+            }
+        }
+    }
+    buf.push('\t');
+}
+
 struct Upserted {
     /// Salt Edge id → line id of the lines inserted.
     inserted: HashMap<String, i64>,
@@ -1050,8 +1400,10 @@ async fn upsert(
     let mut first = Vec::with_capacity(n);
     let mut bank_id = Vec::with_capacity(n);
     let mut statement = Vec::with_capacity(n);
+    let mut raw_digest = Vec::with_capacity(n);
     for r in rows {
         statement.push(r.statement_id);
+        raw_digest.push(r.raw_digest.as_deref());
         let known = base.get(&(r.bank_account_id, r.fingerprint.clone()));
         let k = seen_fp
             .entry((r.bank_account_id, r.fingerprint.as_str()))
@@ -1091,14 +1443,14 @@ async fn upsert(
              currency = EXCLUDED.currency, description = EXCLUDED.description, payee = EXCLUDED.payee,
              counterparty_iban = EXCLUDED.counterparty_iban, extra = EXCLUDED.extra,
              bank_transaction_id = coalesce(EXCLUDED.bank_transaction_id, l.bank_transaction_id), sync_run_id = EXCLUDED.sync_run_id, content_hash = EXCLUDED.content_hash,
-             text_repaired = EXCLUDED.text_repaired, updated_at = now()
+             text_repaired = EXCLUDED.text_repaired, raw_digest = EXCLUDED.raw_digest, updated_at = now()
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash"#)
         };
         ($tail:literal) => {
             sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
-             content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id, statement_id)
+             content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id, statement_id, raw_digest)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
                 u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
                 coalesce(
@@ -1107,13 +1459,13 @@ async fn upsert(
                         (SELECT o.id FROM statement_lines o WHERE o.bank_account_id = u.bank_account_id
                            AND o.booking_date = u.booking_date AND o.amount = u.amount AND o.currency = u.currency
                          ORDER BY o.id LIMIT 1) END),
-                u.hash, u.repaired, u.occurrence, u.bank_id, $14, u.statement_id
+                u.hash, u.repaired, u.occurrence, u.bank_id, $14, u.statement_id, u.raw_digest
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
                      $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
-                     $18::int4[], $19::text[], $20::bigint[], $21::bigint[])
+                     $18::int4[], $19::text[], $20::bigint[], $21::bigint[], $22::bytea[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
                    counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, occurrence,
-                   bank_id, statement_id, first) "# + $tail + r#"
+                   bank_id, statement_id, first, raw_digest) "# + $tail + r#"
          RETURNING l.id, (l.xmax = 0) AS "inserted!", (l.suspect_duplicate_of IS NOT NULL) AS "suspect!", l.saltedge_transaction_id"#,
         &journal,
         &account,
@@ -1135,7 +1487,8 @@ async fn upsert(
         &occurrence,
         &bank_id as &[Option<&str>],
         &statement as &[Option<i64>],
-        &first as &[Option<i64>]
+        &first as &[Option<i64>],
+        &raw_digest as &[Option<&[u8]>]
     )
     .fetch_all(&mut **db)
     .await
@@ -1150,7 +1503,14 @@ async fn upsert(
         sqlx::query("SAVEPOINT plain_insert")
             .execute(&mut **db)
             .await?;
-        match insert_lines!(plain) {
+        // A page with no look-alike hint (its only per-row look-up) is copied in: `COPY`
+        // batches heap and WAL writes, which no `INSERT` does.
+        let plain = if possible.iter().any(|p| *p) {
+            insert_lines!(plain)
+        } else {
+            copy_lines(db, rows, run_id, &occurrence, &first).await
+        };
+        match plain {
             Ok(rows) => rows,
             Err(e)
                 if e.as_database_error()

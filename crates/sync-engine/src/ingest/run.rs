@@ -136,30 +136,55 @@ async fn run(
         ..TransactionQuery::connection(&conn.saltedge_id)
     };
     // The next page is fetched (and turned into rows) on its own task while this one is
-    // written: one page ahead.
+    // written: one page ahead. Where lines may exist already, items a line holds byte for
+    // byte are set aside unparsed first (`held_verbatim`).
     let fetch = |q: TransactionQuery| {
         let client = client.clone();
         let targets = targets.clone();
+        let pool = pool.clone();
         tokio::spawn(async move {
-            let page = client.transactions_page(&q).await?;
-            let ids: Vec<String> = page
-                .items
+            let raw = client.transactions_raw_page(&q).await?;
+            let (held, rest) = if may_exist {
+                lines::held_verbatim(&pool, &targets, raw.items).await?
+            } else {
+                let rest = raw
+                    .items
+                    .into_iter()
+                    .map(|r| {
+                        let d = crate::digest::raw16(r.get());
+                        (r, d)
+                    })
+                    .collect();
+                (vec![], rest)
+            };
+            let (txs, rejected) = saltedge_client::parse_items::<
+                saltedge_client::models::Transaction,
+                _,
+            >(rest.iter().map(|(r, d)| (r, d)));
+            let ids: Vec<String> = held
                 .iter()
-                .map(|t| t.id.clone())
-                .chain(page.rejected.iter().filter_map(|r| r.id.clone()))
+                .map(|(id, _)| id.clone())
+                .chain(txs.iter().map(|(t, _)| t.id.clone()))
+                .chain(rejected.iter().filter_map(|r| r.id.clone()))
                 .collect();
-            let mut prepared = lines::prepare(&targets, &page.items, LineStatus::Posted);
-            prepared.reject(&page.rejected);
-            Ok::<_, saltedge_client::Error>((page.next_id.clone(), ids, prepared))
+            let mut prepared = lines::prepare_digested(
+                &targets,
+                txs.iter().map(|(t, d)| (t, Some(d.to_vec()))),
+                LineStatus::Posted,
+            );
+            prepared.reject(&rejected);
+            prepared.hold(held);
+            Ok::<_, SyncError>((raw.next_id, ids, prepared))
         })
     };
     let mut ahead = Some(fetch(query.clone()));
     // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
     let mut seen = std::collections::HashSet::new();
     while let Some(handle) = ahead.take() {
-        let (next_id, ids, page) = handle
+        let (next_id, ids, mut page) = handle
             .await
             .map_err(|e| SyncError::Panicked(format!("page fetch task failed: {e}")))??;
+        page.release_stale(&pending_lines, &targets);
         ahead = next_id.map(|next| {
             fetch(TransactionQuery {
                 from_id: Some(next),
@@ -167,21 +192,18 @@ async fn run(
             })
         });
         seen.extend(ids);
-        // Another sync may run once our lock is gone: stop before writing anything more.
-        let written = match lock.ensure_held().await {
-            Ok(()) => {
-                lines::write_prepared(
-                    pool,
-                    run_id,
-                    page,
-                    may_exist,
-                    &mut pending_lines,
-                    &opts.dedup,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        // The lock is checked before the page's transaction opens (a page of unchanged
+        // lines opens none and writes nothing).
+        let written = lines::write_prepared(
+            pool,
+            run_id,
+            page,
+            may_exist,
+            &mut pending_lines,
+            &opts.dedup,
+            Some(&mut *lock),
+        )
+        .await;
         if let Err(e) = written {
             if let Some(h) = ahead {
                 h.abort();
@@ -190,6 +212,7 @@ async fn run(
         }
     }
 
+    lock.ensure_held().await?;
     pending_lines.flush(pool, run_id).await?;
     let rekeyed =
         lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;

@@ -752,6 +752,7 @@ async fn a_first_import_page_repeating_a_stored_id_falls_back_to_the_upsert(pool
         false,
         &mut lines::PendingLines::default(),
         &DedupOptions::default(),
+        None,
     )
     .await
     .unwrap();
@@ -766,4 +767,153 @@ async fn a_first_import_page_repeating_a_stored_id_falls_back_to_the_upsert(pool
     .await
     .unwrap();
     assert_eq!((id, description.as_str()), (line_id, "Changed at the bank"));
+}
+
+/// A first import copies its lines in (`COPY`, text format): text with a tab, newlines, a
+/// carriage return, backslashes, a literal `\N`, quotes and non-ASCII survives exactly, in
+/// the description and in `extra`. A re-sync of the same bytes holds every line without
+/// parsing it (nothing inserted or updated, every line's raw digest kept); an item whose
+/// bytes change but not its content (its category) is parsed and skipped; one whose
+/// description changes is updated.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn copied_lines_keep_their_text_and_verbatim_items_are_held(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
+    let nasty = "Tab\there\nnew line\r\\back\\N ünï 😀 \"q\" 'a'";
+    let mut ids = vec![];
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let mut plain: Vec<usize> = (0..rec.posted.len())
+            .filter(|&i| !rec.posted[i].duplicated)
+            .collect();
+        plain.truncate(3);
+        let t = &mut rec.posted[plain[0]];
+        t.description = nasty.into();
+        t.extra = serde_json::json!({ "payee": "A\tB\\N", "information": "x\ny" });
+        ids = plain.iter().map(|&i| rec.posted[i].id.clone()).collect();
+    });
+    let first = sync(&pool, &f, true).await;
+    assert!(first.run.inserted > 3, "{:?}", first.run);
+    let (description, payee, info): (String, String, String) = sqlx::query_as(
+        "SELECT description, extra->>'payee', extra->>'information' FROM statement_lines WHERE saltedge_transaction_id = $1",
+    )
+    .bind(&ids[0])
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (description.as_str(), payee.as_str(), info.as_str()),
+        (nasty, "A\tB\\N", "x\ny")
+    );
+    let without: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE raw_digest IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(without, 0, "every line keeps its raw digest");
+
+    let again = sync(&pool, &f, true).await;
+    assert_eq!((again.run.inserted, again.run.updated), (0, 0));
+    assert_eq!(again.run.skipped_duplicate, first.run.inserted);
+
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        for t in rec.posted.iter_mut() {
+            if t.id == ids[1] {
+                t.category = "changed_category";
+            }
+            if t.id == ids[2] {
+                t.description = "Changed at the bank".into();
+            }
+        }
+    });
+    let third = sync(&pool, &f, true).await;
+    assert_eq!(
+        (third.run.inserted, third.run.updated),
+        (0, 1),
+        "{:?}",
+        third.run
+    );
+    let changed: String = sqlx::query_scalar(
+        "SELECT description FROM statement_lines WHERE saltedge_transaction_id = $1",
+    )
+    .bind(&ids[2])
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(changed, "Changed at the bank");
+}
+
+/// The look-up of items held byte for byte runs while the previous page is being written.
+/// An id that page wrote is released and compared again: the later item wins, as it would
+/// had the pages been written one after the other.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_held_item_the_previous_page_wrote_is_compared_again(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
+    sync(&pool, &f, true).await;
+    let target = target_of(&pool, f.conn).await;
+    let targets = HashMap::from([target.clone()]);
+    let raw = f
+        .client
+        .transactions_raw_page(&saltedge_client::TransactionQuery::connection(&f.se_conn))
+        .await
+        .unwrap();
+    let mine = raw
+        .items
+        .iter()
+        .filter(|r| {
+            r.get()
+                .contains(&format!("\"account_id\":\"{}\"", target.0))
+        })
+        .count();
+    let (held, _) = lines::held_verbatim(&pool, &targets, raw.items)
+        .await
+        .unwrap();
+    assert!(mine > 1 && held.len() == mine, "{} of {mine}", held.len());
+    let (x, x_raw) = held[0].clone();
+    let x_description: String = serde_json::from_str::<Transaction>(x_raw.get())
+        .unwrap()
+        .description;
+
+    // "The previous page": it stores other content under the same id.
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let mut pending = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut other = serde_json::from_str::<Transaction>(x_raw.get()).unwrap();
+    other.description = "Written by the previous page".into();
+    let prev = lines::write_prepared(
+        &pool,
+        run,
+        lines::prepare(&targets, &[other], LineStatus::Posted),
+        true,
+        &mut pending,
+        &DedupOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(prev.updated, 1);
+
+    // "This page", looked up before that write: x was held; it is released and wins.
+    let mut page = lines::prepare(&targets, &[], LineStatus::Posted);
+    page.hold(held);
+    page.release_stale(&pending, &targets);
+    let out = lines::write_prepared(
+        &pool,
+        run,
+        page,
+        true,
+        &mut pending,
+        &DedupOptions::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.updated, out.skipped_duplicate), (1, mine as i32 - 1));
+    let now: String = sqlx::query_scalar(
+        "SELECT description FROM statement_lines WHERE saltedge_transaction_id = $1",
+    )
+    .bind(&x)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(now, x_description);
 }

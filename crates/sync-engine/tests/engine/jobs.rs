@@ -486,8 +486,13 @@ async fn grouped_callback_storage_accepts_each_once_and_isolates_a_bad_row(pool:
     let sends = (0..300).map(|i| {
         let w = writer.clone();
         async move {
-            w.store("notify", &format!("{{\"n\":{}}}", i % 100), Some("c1"), None)
-                .await
+            w.store(
+                "notify",
+                &format!("{{\"n\":{}}}", i % 100),
+                Some("c1"),
+                None,
+            )
+            .await
         }
     });
     let answers = futures::future::join_all(sends).await;
