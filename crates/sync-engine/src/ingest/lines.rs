@@ -298,9 +298,6 @@ pub struct PendingLines {
     /// Pages that changed nothing (a re-sync of unchanged history) and their counts, not
     /// written yet: [`PendingLines::flush`] adds them to the run in one update.
     deferred: (i32, PageOutcome),
-    /// Salt Edge ids the last page wrote: the next page's [`held_verbatim`] look-up ran
-    /// while that page was being written, so what it found for these ids may be stale.
-    last_written: HashSet<String>,
 }
 
 impl PendingLines {
@@ -319,7 +316,6 @@ impl PendingLines {
             used: HashSet::new(),
             stored_fingerprints: HashSet::new(),
             deferred: Default::default(),
-            last_written: HashSet::new(),
         })
     }
 
@@ -578,7 +574,7 @@ pub async fn write_prepared(
         quarantined,
         held,
     } = page;
-    // Held byte for byte by a line (see `release_stale`): unchanged.
+    // Held byte for byte by a line ([`held_verbatim`]): unchanged.
     out.skipped_duplicate += held.len() as i32;
     drop(held);
     // Rule 1, cheaply: lines we already hold with identical content are not sent again (read
@@ -599,7 +595,6 @@ pub async fn write_prepared(
     {
         out.skipped_duplicate += rows.len() as i32;
         pending.defer(&out);
-        pending.last_written.clear();
         return Ok(out);
     }
     // Another sync may run once the connection's lock is gone: stop before writing.
@@ -668,12 +663,6 @@ pub async fn write_prepared(
         pending.stored_fingerprints.extend(rows.iter().map(digest));
     }
     let up = upsert(&mut db, &rows, run_id, &base, !may_exist).await?;
-    pending.last_written.clear();
-    if may_exist {
-        pending
-            .last_written
-            .extend(up.inserted.keys().chain(up.updated.keys()).cloned());
-    }
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
     out.inserted += up.inserted.len() as i32;
     out.updated += up.updated.len() as i32;
@@ -903,43 +892,60 @@ async fn identities_of(
     .collect())
 }
 
-/// Splits a page's raw items into those a line already holds byte for byte — same account,
-/// same Salt Edge id, same [`crate::digest::raw16`] of the JSON text — and the others, with
-/// their digests. The held ones need no parsing: a re-sync of unchanged history costs the
-/// fetch, a digest per item and one index range read per page. Items whose id or account
-/// cannot be read are never held (they are parsed, and quarantined if they must be).
+/// A page's raw items with what [`held_verbatim`] needs of each: its account and Salt Edge
+/// id (where they can be read and the account is the connection's) and its
+/// [`crate::digest::raw16`]. CPU work only: the sync does it on the fetching task.
+pub struct KeyedPage {
+    items: Vec<Box<RawValue>>,
+    keys: Vec<ItemKey>,
+}
+
+/// An item's (account, Salt Edge id), where they can be read, and its digest.
+type ItemKey = (Option<(Uuid, String)>, Vec<u8>);
+
+impl KeyedPage {
+    pub fn new(targets: &HashMap<String, AccountTarget>, items: Vec<Box<RawValue>>) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Key<'a> {
+            #[serde(borrow)]
+            id: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            account_id: std::borrow::Cow<'a, str>,
+        }
+        let keys = items
+            .iter()
+            .map(|raw| {
+                let key = serde_json::from_str::<Key>(raw.get()).ok().and_then(|k| {
+                    targets
+                        .get(k.account_id.as_ref())
+                        .map(|t| (t.bank_account_id, k.id.into_owned()))
+                });
+                (key, crate::digest::raw16(raw.get()))
+            })
+            .collect();
+        KeyedPage { items, keys }
+    }
+}
+
+/// Splits a page into the items a line already holds byte for byte — same account, same
+/// Salt Edge id, same digest of the JSON text — and the others, with their digests. The
+/// held ones need no parsing: a re-sync of unchanged history costs the fetch, a digest per
+/// item and one index range read per page. Items whose id or account cannot be read are
+/// never held (they are parsed, and quarantined if they must be). Read outside the page's
+/// transaction, like [`known_lines`]: the sync holds the connection's lock and writes its
+/// pages one after the other.
 pub async fn held_verbatim(
     pool: &PgPool,
-    targets: &HashMap<String, AccountTarget>,
-    items: Vec<Box<RawValue>>,
+    page: KeyedPage,
 ) -> Result<(Vec<(String, Box<RawValue>)>, Vec<(Box<RawValue>, Vec<u8>)>)> {
-    #[derive(serde::Deserialize)]
-    struct Key<'a> {
-        #[serde(borrow)]
-        id: std::borrow::Cow<'a, str>,
-        #[serde(borrow)]
-        account_id: std::borrow::Cow<'a, str>,
-    }
-    // (The item's account and id, where they can be read; its digest.)
-    type Keyed = (Option<(Uuid, String)>, Vec<u8>);
-    let keyed: Vec<Keyed> = items
-        .iter()
-        .map(|raw| {
-            let key = serde_json::from_str::<Key>(raw.get()).ok().and_then(|k| {
-                targets
-                    .get(k.account_id.as_ref())
-                    .map(|t| (t.bank_account_id, k.id.into_owned()))
-            });
-            (key, crate::digest::raw16(raw.get()))
-        })
-        .collect();
-    let accounts: Vec<Uuid> = keyed
+    let KeyedPage { items, keys } = page;
+    let accounts: Vec<Uuid> = keys
         .iter()
         .filter_map(|(k, _)| k.as_ref().map(|k| k.0))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let ids: Vec<&str> = keyed
+    let ids: Vec<&str> = keys
         .iter()
         .filter_map(|(k, _)| k.as_ref().map(|k| k.1.as_str()))
         .collect();
@@ -973,11 +979,13 @@ pub async fn held_verbatim(
     };
     let (mut held, mut rest) = (vec![], vec![]);
     let mut in_page = HashSet::new();
-    for (raw, (key, digest)) in items.into_iter().zip(keyed) {
+    for (raw, (key, digest)) in items.into_iter().zip(keys) {
         match key {
             // (An id twice in one page goes the long way, where the second is counted.)
             Some((account, id))
-                if stored.get(&id) == Some(&(account, digest.clone()))
+                if stored
+                    .get(&id)
+                    .is_some_and(|(a, d)| *a == account && *d == digest)
                     && in_page.insert(id.clone()) =>
             {
                 held.push((id, raw))
@@ -986,51 +994,6 @@ pub async fn held_verbatim(
         }
     }
     Ok((held, rest))
-}
-
-impl PreparedPage {
-    /// Held items the previous page wrote (its write overlapped this page's look-up) are
-    /// parsed and prepared after all, so they are compared with what that page stored.
-    pub fn release_stale(
-        &mut self,
-        pending: &PendingLines,
-        targets: &HashMap<String, AccountTarget>,
-    ) {
-        if pending.last_written.is_empty()
-            || !self
-                .held
-                .iter()
-                .any(|(id, _)| pending.last_written.contains(id))
-        {
-            return;
-        }
-        let (stale, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|(id, _)| pending.last_written.contains(id));
-        self.held = kept;
-        let (txs, rejected) = saltedge_client::parse_items::<Transaction, _>(
-            stale
-                .iter()
-                .map(|(_, raw)| (raw, crate::digest::raw16(raw.get()))),
-        );
-        let more = prepare_digested(
-            targets,
-            txs.iter().map(|(t, d)| (t, Some(d.clone()))),
-            self.status,
-        );
-        self.rows.extend(more.rows);
-        self.quarantined.extend(more.quarantined);
-        self.quarantined.extend(
-            rejected
-                .iter()
-                .map(|r| Quarantined::rejected(crate::quarantine::RecordKind::Transaction, r)),
-        );
-        let o = more.out;
-        self.out.skipped_duplicate += o.skipped_duplicate;
-        self.out.flagged_duplicated += o.flagged_duplicated;
-        self.out.unknown_account += o.unknown_account;
-        self.out.skipped_before_start += o.skipped_before_start;
-    }
 }
 
 /// The smallest and largest id when every id is a decimal number of one length (Salt Edge's

@@ -135,75 +135,66 @@ async fn run(
         from_id,
         ..TransactionQuery::connection(&conn.saltedge_id)
     };
-    // The next page is fetched (and turned into rows) on its own task while this one is
-    // written: one page ahead. Where lines may exist already, items a line holds byte for
-    // byte are set aside unparsed first (`held_verbatim`).
+    // The next page is fetched on its own task while this one is written: one page ahead.
+    // A first import's page is parsed and turned into rows there too. Where lines may exist
+    // already, the task only keys the raw items; the items a line holds byte for byte are
+    // then set aside unparsed here (`held_verbatim`, after the previous page's write) and
+    // only the others are parsed.
     let fetch = |q: TransactionQuery| {
         let client = client.clone();
         let targets = targets.clone();
-        let pool = pool.clone();
         tokio::spawn(async move {
             let raw = client.transactions_raw_page(&q).await?;
-            let (held, rest) = if may_exist {
-                lines::held_verbatim(&pool, &targets, raw.items).await?
+            let fetched = if may_exist {
+                Fetched::Keyed(lines::KeyedPage::new(&targets, raw.items))
             } else {
-                let rest = raw
-                    .items
-                    .into_iter()
-                    .map(|r| {
-                        let d = crate::digest::raw16(r.get());
-                        (r, d)
-                    })
-                    .collect();
-                (vec![], rest)
+                let digested = raw.items.iter().map(|r| (r, crate::digest::raw16(r.get())));
+                Fetched::Prepared(prepare(&targets, digested))
             };
-            let (txs, rejected) = saltedge_client::parse_items::<
-                saltedge_client::models::Transaction,
-                _,
-            >(rest.iter().map(|(r, d)| (r, d)));
-            let ids: Vec<String> = held
-                .iter()
-                .map(|(id, _)| id.clone())
-                .chain(txs.iter().map(|(t, _)| t.id.clone()))
-                .chain(rejected.iter().filter_map(|r| r.id.clone()))
-                .collect();
-            let mut prepared = lines::prepare_digested(
-                &targets,
-                txs.iter().map(|(t, d)| (t, Some(d.to_vec()))),
-                LineStatus::Posted,
-            );
-            prepared.reject(&rejected);
-            prepared.hold(held);
-            Ok::<_, SyncError>((raw.next_id, ids, prepared))
+            Ok::<_, SyncError>((raw.next_id, fetched))
         })
     };
     let mut ahead = Some(fetch(query.clone()));
     // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
     let mut seen = std::collections::HashSet::new();
     while let Some(handle) = ahead.take() {
-        let (next_id, ids, mut page) = handle
+        let (next_id, fetched) = handle
             .await
             .map_err(|e| SyncError::Panicked(format!("page fetch task failed: {e}")))??;
-        page.release_stale(&pending_lines, &targets);
         ahead = next_id.map(|next| {
             fetch(TransactionQuery {
                 from_id: Some(next),
                 ..query.clone()
             })
         });
-        seen.extend(ids);
+        let page = match fetched {
+            Fetched::Prepared(p) => Ok(p),
+            Fetched::Keyed(keyed) => lines::held_verbatim(pool, keyed).await.map(|(held, rest)| {
+                let (mut ids, mut page) =
+                    prepare(&targets, rest.iter().map(|(r, d)| (r, d.clone())));
+                ids.extend(held.iter().map(|(id, _)| id.clone()));
+                page.hold(held);
+                (ids, page)
+            }),
+        };
         // The lock is checked before the page's transaction opens (a page of unchanged
         // lines opens none and writes nothing).
-        let written = lines::write_prepared(
-            pool,
-            run_id,
-            page,
-            may_exist,
-            &mut pending_lines,
-            &opts.dedup,
-            Some(&mut *lock),
-        )
-        .await;
+        let written = match page {
+            Ok((ids, page)) => {
+                seen.extend(ids);
+                lines::write_prepared(
+                    pool,
+                    run_id,
+                    page,
+                    may_exist,
+                    &mut pending_lines,
+                    &opts.dedup,
+                    Some(&mut *lock),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = written {
             if let Some(h) = ahead {
                 h.abort();
@@ -326,4 +317,34 @@ pub async fn cursor(
         }
     }
     Ok(min.map(|m| m.to_string()))
+}
+
+/// A fetched page of posted transactions, as the fetching task hands it over.
+enum Fetched {
+    /// Parsed and turned into rows, with every id of the page (rule 8).
+    Prepared((Vec<String>, lines::PreparedPage)),
+    /// Raw, keyed for [`lines::held_verbatim`].
+    Keyed(lines::KeyedPage),
+}
+
+/// Parses raw items (one bad record never fails its page) and turns them into rows; returns
+/// every id the page listed, parsed or not.
+fn prepare<'a>(
+    targets: &HashMap<String, AccountTarget>,
+    raw: impl Iterator<Item = (&'a Box<serde_json::value::RawValue>, Vec<u8>)>,
+) -> (Vec<String>, lines::PreparedPage) {
+    let (txs, rejected) =
+        saltedge_client::parse_items::<saltedge_client::models::Transaction, _>(raw);
+    let ids = txs
+        .iter()
+        .map(|(t, _)| t.id.clone())
+        .chain(rejected.iter().filter_map(|r| r.id.clone()))
+        .collect();
+    let mut page = lines::prepare_digested(
+        targets,
+        txs.iter().map(|(t, d)| (t, Some(d.clone()))),
+        LineStatus::Posted,
+    );
+    page.reject(&rejected);
+    (ids, page)
 }
