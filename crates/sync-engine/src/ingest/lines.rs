@@ -287,14 +287,14 @@ type Identities = HashMap<(Uuid, String), (i64, i32)>;
 /// What one sync carries from page to page: the connection's open pending transactions
 /// (not posted yet, still listed or expired), read once per sync (the sync holds the
 /// connection's lock, so nobody else changes them) and consumed as posted transactions
-/// replace them; and, for a connection that had no lines when the sync started, a digest
-/// of each (account, fingerprint) this sync stored — 8 bytes a line — so that only rows
-/// whose fingerprint came before need their identity looked up.
+/// replace them; and, for a connection that had no lines when the sync started, the
+/// (account, fingerprint) pairs this sync stored, so that only rows whose fingerprint came
+/// before need their identity looked up.
 #[derive(Default)]
 pub struct PendingLines {
     lines: Vec<PendingLine>,
     used: HashSet<i64>,
-    stored_fingerprints: HashSet<u64>,
+    stored_fingerprints: FingerprintFilter,
     /// Pages that changed nothing (a re-sync of unchanged history) and their counts, not
     /// written yet: [`PendingLines::flush`] adds them to the run in one update.
     deferred: (i32, PageOutcome),
@@ -314,7 +314,7 @@ impl PendingLines {
         Ok(PendingLines {
             lines,
             used: HashSet::new(),
-            stored_fingerprints: HashSet::new(),
+            stored_fingerprints: FingerprintFilter::default(),
             deferred: Default::default(),
         })
     }
@@ -344,6 +344,106 @@ impl PendingLines {
     fn any_left(&self) -> bool {
         self.used.len() < self.lines.len()
     }
+}
+
+/// A Bloom filter of (account, fingerprint) digests: 2 MiB whatever the size of the import
+/// (a set of them took ~19 MiB at a million lines). A false positive costs only a look-up
+/// that finds nothing: about 0.5 % of rows at a million lines, more beyond.
+#[derive(Default)]
+struct FingerprintFilter {
+    bits: Vec<u64>,
+}
+
+impl FingerprintFilter {
+    const BITS: u64 = 1 << 24;
+
+    fn positions(h: u64) -> [u64; 3] {
+        // Double hashing: h1 + i·h2 (h2 odd), over the filter's 2^24 bits.
+        let h2 = h.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        [0u64, 1, 2].map(|i| h.wrapping_add(i.wrapping_mul(h2)) & (Self::BITS - 1))
+    }
+
+    fn insert(&mut self, h: u64) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (Self::BITS / 64) as usize];
+        }
+        for b in Self::positions(h) {
+            self.bits[(b / 64) as usize] |= 1u64 << (b % 64);
+        }
+    }
+
+    fn may_contain(&self, h: u64) -> bool {
+        !self.bits.is_empty()
+            && Self::positions(h)
+                .iter()
+                .all(|b| self.bits[(*b / 64) as usize] & (1u64 << (b % 64)) != 0)
+    }
+}
+
+/// The posted ids one listing held (rule 8), compactly: Salt Edge's ids are decimal
+/// numbers, kept as 8-byte integers (a set of strings took ~70 MiB at a million); any other
+/// id (or one with a leading zero, which would not read back the same) as text.
+pub struct SeenIds {
+    numeric: Vec<u64>,
+    sorted: bool,
+    other: HashSet<String>,
+}
+
+impl Default for SeenIds {
+    fn default() -> Self {
+        SeenIds {
+            numeric: vec![],
+            sorted: true,
+            other: HashSet::new(),
+        }
+    }
+}
+
+impl SeenIds {
+    pub fn insert(&mut self, id: &str) {
+        match canonical_number(id) {
+            Some(n) => {
+                if self.numeric.last().is_some_and(|&l| l > n) {
+                    self.sorted = false;
+                }
+                self.numeric.push(n);
+            }
+            None => {
+                self.other.insert(id.to_string());
+            }
+        }
+    }
+
+    /// Sorts what was inserted (listings come in id order, so usually nothing moves).
+    pub fn finish(&mut self) {
+        if !self.sorted {
+            self.numeric.sort_unstable();
+            self.sorted = true;
+        }
+        self.numeric.dedup();
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match canonical_number(id) {
+            Some(n) => {
+                if self.sorted {
+                    self.numeric.binary_search(&n).is_ok()
+                } else {
+                    self.numeric.contains(&n)
+                }
+            }
+            None => self.other.contains(id),
+        }
+    }
+}
+
+/// `id` as a number when it is one written the one way (digits, no leading zero).
+fn canonical_number(id: &str) -> Option<u64> {
+    let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (id.len() > 1 && id.starts_with('0')) {
+        return None;
+    }
+    id.parse().ok()
 }
 
 #[derive(sqlx::FromRow)]
@@ -656,11 +756,13 @@ pub async fn write_prepared(
     let lookup: Vec<&Row> = rows
         .iter()
         .filter(|r| !known.contains_key(&r.saltedge_id))
-        .filter(|r| may_exist || pending.stored_fingerprints.contains(&digest(r)))
+        .filter(|r| may_exist || pending.stored_fingerprints.may_contain(digest(r)))
         .collect();
     let base = identities_of(&mut db, &lookup).await?;
     if !may_exist {
-        pending.stored_fingerprints.extend(rows.iter().map(digest));
+        for r in &rows {
+            pending.stored_fingerprints.insert(digest(r));
+        }
     }
     let up = upsert(&mut db, &rows, run_id, &base, !may_exist).await?;
     link_posted_pending(&mut db, &rows, &up.inserted, run_id).await?;
@@ -1551,7 +1653,7 @@ pub async fn rekey_reissued(
     run_id: Uuid,
     connection_id: Uuid,
     from_id: Option<&str>,
-    seen: &HashSet<String>,
+    seen: &SeenIds,
 ) -> Result<i32> {
     let covered_from: Option<u64> = match from_id {
         Some(f) => match f.parse() {
@@ -1666,6 +1768,58 @@ pub async fn expire_vanished_pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_ids_tell_numbers_and_text_apart() {
+        let mut seen = SeenIds::default();
+        for id in [
+            "300",
+            "100",
+            "200",
+            "0100",
+            "abc",
+            "0",
+            "+5",
+            "18446744073709551616",
+        ] {
+            seen.insert(id);
+        }
+        seen.finish();
+        for id in [
+            "100",
+            "200",
+            "300",
+            "0100",
+            "abc",
+            "0",
+            "+5",
+            "18446744073709551616",
+        ] {
+            assert!(seen.contains(id), "{id}");
+        }
+        // "0100" is not "100", "5" is not "+5": each id is kept the way it was written.
+        for id in ["101", "5", "00", "ABC", "", "01"] {
+            assert!(!seen.contains(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_filter_has_no_false_negatives_and_few_false_positives() {
+        let mut f = FingerprintFilter::default();
+        assert!(!f.may_contain(42), "empty");
+        let h = |i: u64| {
+            use std::hash::{Hash, Hasher};
+            let mut s = std::collections::hash_map::DefaultHasher::new();
+            i.hash(&mut s);
+            s.finish()
+        };
+        for i in 0..200_000 {
+            f.insert(h(i));
+        }
+        assert!((0..200_000).all(|i| f.may_contain(h(i))));
+        let false_positives = (200_000..300_000).filter(|&i| f.may_contain(h(i))).count();
+        assert!(false_positives < 100, "{false_positives} of 100000");
+    }
 
     #[test]
     fn descriptions_normalise_and_compare() {

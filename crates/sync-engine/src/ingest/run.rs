@@ -156,7 +156,7 @@ async fn run(
     };
     let mut ahead = Some(fetch(query.clone()));
     // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = lines::SeenIds::default();
     while let Some(handle) = ahead.take() {
         let (next_id, fetched) = handle
             .await
@@ -181,7 +181,9 @@ async fn run(
         // lines opens none and writes nothing).
         let written = match page {
             Ok((ids, page)) => {
-                seen.extend(ids);
+                for id in &ids {
+                    seen.insert(id);
+                }
                 lines::write_prepared(
                     pool,
                     run_id,
@@ -205,6 +207,7 @@ async fn run(
 
     lock.ensure_held().await?;
     pending_lines.flush(pool, run_id).await?;
+    seen.finish();
     let rekeyed =
         lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);
