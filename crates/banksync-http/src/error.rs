@@ -266,11 +266,30 @@ fn saltedge_parts(
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// An error as a person or a program is told it: the same words for the API's problem
+/// JSON and the console's pages.
+pub struct Explained {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Members beside `detail` (`guidance`: what the user does instead).
+    pub extra: Map<String, Value>,
+}
+
+impl Explained {
+    /// The guidance to show beside the detail, when there is some.
+    pub fn guidance(&self) -> Option<&str> {
+        self.extra.get("guidance").and_then(Value::as_str)
+    }
+}
+
+impl ApiError {
+    /// Status, code and words for this error. Internal details stay in the logs; secrets
+    /// never reach either.
+    pub fn explain(&self) -> Explained {
         let (status, code, title, extra) = self.parts();
-        // Internal details stay in the logs; secrets never reach either.
-        let detail = match &self {
+        let detail = match self {
             ApiError::Sync(SyncError::Db(e)) if text_refused(e) => {
                 "text must not contain the NUL character (U+0000)".to_string()
             }
@@ -280,6 +299,25 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        Explained {
+            status,
+            code,
+            title,
+            detail,
+            extra,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let Explained {
+            status,
+            code,
+            title,
+            detail,
+            extra,
+        } = self.explain();
         let mut resp = problem(status, code, title, &detail, extra);
         if let ApiError::RateLimited { retry_after } = &self {
             resp.headers_mut()

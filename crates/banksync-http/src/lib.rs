@@ -9,6 +9,7 @@
 //! * [`serve`]: plain HTTP or HTTPS (rustls) with graceful shutdown.
 
 pub mod callbacks;
+pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -74,6 +75,13 @@ pub struct AppState {
     pub webhook_rotation_grace: Duration,
     /// Stores verified callbacks in groups (one commit per group).
     pub inbox: sync_engine::inbox::InboxWriter,
+    /// The service's public URL (`server.public_base_url`): the console sends Salt Edge
+    /// Connect's users back under it. Without it the console cannot link banks.
+    pub console_base: Option<Arc<url::Url>>,
+    /// Console cookies are `Secure` (the public URL is https).
+    pub console_secure_cookies: bool,
+    /// How long a console session lasts.
+    pub console_session_ttl: chrono::Duration,
 }
 
 impl AppState {
@@ -105,6 +113,9 @@ impl AppState {
             verifier_v6: None,
             webhook_policy: Default::default(),
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
+            console_base: None,
+            console_secure_cookies: false,
+            console_session_ttl: chrono::Duration::hours(8),
         }
     }
 }
@@ -129,6 +140,10 @@ pub struct HttpConfig {
     /// http and loopback; `serve` takes `[webhooks]` from the configuration).
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
     pub webhook_rotation_grace: Duration,
+    /// The service's public URL (the console's links and Connect's way back).
+    pub public_base_url: Option<url::Url>,
+    /// How long a console session lasts.
+    pub console_session_ttl: chrono::Duration,
 }
 
 impl Default for HttpConfig {
@@ -147,6 +162,8 @@ impl Default for HttpConfig {
                 allow_private_targets: true,
             },
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
+            public_base_url: None,
+            console_session_ttl: chrono::Duration::hours(8),
         }
     }
 }
@@ -181,6 +198,17 @@ impl Application {
         state.webhook_policy = config.webhook_policy;
         state.verifier_v6 = config.callback_verifier_v6.clone();
         state.webhook_rotation_grace = config.webhook_rotation_grace;
+        state.console_base = config.public_base_url.clone().map(|mut u| {
+            if !u.path().ends_with('/') {
+                u.set_path(&format!("{}/", u.path()));
+            }
+            Arc::new(u)
+        });
+        state.console_secure_cookies = config
+            .public_base_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
+        state.console_session_ttl = config.console_session_ttl;
         let router = router(state.clone(), &config.limits);
         Application { state, router }
     }
@@ -239,6 +267,7 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
             ),
         );
     }
+    app = app.merge(console::router(&state));
     app.route_layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
@@ -247,7 +276,10 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, company = tracing::field::Empty)
+            // A console sign-in link's code is a secret: not logged.
+            let path = req.uri().path();
+            let path = if path.starts_with("/console/sign-in/") { "/console/sign-in/…" } else { path };
+            tracing::info_span!("http", method = %req.method(), path = %path, request_id = %id, company = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -221,6 +221,13 @@ pub struct Server {
     pub tls_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+    /// How long a console sign-in lasts (hours).
+    #[serde(default = "eight")]
+    pub console_session_hours: i64,
+}
+
+fn eight() -> i64 {
+    8
 }
 
 impl Server {
@@ -490,6 +497,8 @@ impl Settings {
             webhook_rotation_grace: std::time::Duration::from_secs(
                 self.webhooks.rotation_grace_hours * 3600,
             ),
+            public_base_url: Some(self.server.public_base_url.clone()),
+            console_session_ttl: chrono::Duration::hours(self.server.console_session_hours.max(1)),
         }
     }
 

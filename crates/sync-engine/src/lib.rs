@@ -41,8 +41,8 @@ pub use ingest::{balance, quarantine};
 pub use jobs::worker;
 pub use schedule::fetch_limit;
 pub use store::{
-    audit, catalogue, changes, companies, connections, history, mapping, pending, retention, runs,
-    statement_lines, statements, stats, status, tokens,
+    audit, catalogue, changes, companies, connections, console, history, mapping, pending,
+    retention, runs, statement_lines, statements, stats, status, tokens,
 };
 
 /// The schema, embedded from the workspace's `migrations/` folder.

@@ -49,7 +49,7 @@ impl PendingState {
     }
 }
 
-fn dto(p: pending::PendingTransaction) -> PendingTransaction {
+pub(crate) fn dto(p: pending::PendingTransaction) -> PendingTransaction {
     PendingTransaction {
         id: p.id,
         journal_id: p.journal_id,

@@ -2,6 +2,7 @@
 
 mod accounting;
 mod callbacks;
+mod console;
 mod contract;
 mod exports;
 mod flows;

@@ -100,6 +100,7 @@ async fn serve(
             ..Default::default()
         },
         callback_verifier_v6: Some(Verifier::from_pem(keys::SIMULATOR_V6_PUBLIC_PEM).unwrap()),
+        public_base_url: Some(url::Url::parse(&format!("http://{addr}/")).unwrap()),
         ..Default::default()
     };
     let built = Application::build(
@@ -390,4 +391,145 @@ pub async fn jobs_count(pool: &PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// A real headless Chromium driven over WebDriver (Debian's `chromium` and
+/// `chromium-driver`, installed by `scripts/browser-deps`): one browser and one
+/// chromedriver per test, a fresh profile each time.
+pub struct Browser {
+    pub c: fantoccini::Client,
+    driver: std::process::Child,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let driver_bin =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&driver_bin).exists() && std::path::Path::new(&chromium).exists(),
+            "the console's browser tests need Chromium and ChromeDriver: run scripts/browser-deps \
+             (apt packages chromium and chromium-driver), or set CHROMIUM and CHROMEDRIVER"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = std::env::temp_dir().join(format!("banksync-chromium-{}", Uuid::new_v4()));
+        // The flags the machine notes give for a closed network, as root.
+        let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }))
+        .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        for _ in 0..100 {
+            let http = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(http)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => return Browser { c, driver, profile },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start a session: {last:?}");
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.c.goto(url).await.unwrap();
+    }
+
+    /// The element for a CSS selector, waiting up to 15 s for it to appear.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        self.find("body").await.text().await.unwrap()
+    }
+
+    /// Waits until the page's text contains `needle`; returns the text.
+    pub async fn wait_text(&self, needle: &str) -> String {
+        let mut t = String::new();
+        for _ in 0..150 {
+            t = self.text().await;
+            if t.contains(needle) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never said {needle:?}; it says:\n{t}");
+    }
+
+    pub async fn path(&self) -> String {
+        self.c.current_url().await.unwrap().path().to_string()
+    }
+
+    /// Saves a screenshot under `docs/console/` (linked from the README).
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Signs in on the login page with an API token.
+    pub async fn sign_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/console/login")).await;
+        self.fill("#token", token).await;
+        self.click("form.stack button[type=submit]").await;
+        self.find("header.top nav").await;
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.c.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }

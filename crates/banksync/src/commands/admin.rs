@@ -21,6 +21,12 @@ pub enum CompanyCmd {
         company: String,
         origin: String,
     },
+    /// How the console shows the company's dates and amounts (`en-GB`, `en-US`, `de-DE`…).
+    SetLocale {
+        /// Company id or exact name.
+        company: String,
+        locale: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -190,6 +196,16 @@ pub async fn company(a: CompanyArgs) -> anyhow::Result<()> {
             companies::allow_origin(&pool, c.id, &origin).await?;
             audit(&pool, "cli company allow-origin", Some(c.id), Some(&origin)).await?;
             println!("{} may send users back to {origin}", c.name);
+        }
+        CompanyCmd::SetLocale { company, locale } => {
+            let c = companies::find_by_key(&pool, &company)
+                .await?
+                .with_context(|| {
+                    format!("no company {company:?}: create it with `banksync company create NAME`")
+                })?;
+            companies::set_locale(&pool, c.id, &locale).await?;
+            audit(&pool, "cli company set-locale", Some(c.id), Some(&locale)).await?;
+            println!("{} is shown in {locale}", c.name);
         }
     }
     Ok(())

@@ -82,6 +82,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let client = Client::new(client_config)?;
     let config = HttpConfig {
         return_to_origins: vec![base.clone()],
+        public_base_url: Some(url::Url::parse(&format!("{base}/"))?),
         callback_verifier_v6: Some(Verifier::from_pem(keys::SIMULATOR_V6_PUBLIC_PEM)?),
         ..Default::default()
     };
@@ -119,6 +120,17 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let result = tour(&pool, &client, &base, &a, &sim).await;
     if let Ok(token) = &result {
+        // The console, signed in as the demo company with one click (a one-time link).
+        if let Some(p) = tokens::authenticate(&pool, token).await? {
+            let code = sync_engine::console::create_link(
+                &pool,
+                p.token_id(),
+                chrono::Duration::minutes(30),
+            )
+            .await?;
+            println!("\nConsole: {base}/console");
+            println!("  sign in as the demo company (one-time link, 30 minutes): {base}/console/sign-in/{code}");
+        }
         println!("\nKeep exploring (Ctrl-C stops everything):");
         println!("  export TOKEN={token}");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/connections");

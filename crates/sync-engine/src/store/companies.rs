@@ -120,3 +120,31 @@ pub async fn customer_identifier_taken(pool: &PgPool, identifier: &str) -> Resul
     .fetch_one(pool)
     .await?)
 }
+
+/// Sets how the console shows the company's dates and amounts: a language tag such as
+/// `de-DE` or `en-US` (refused otherwise).
+pub async fn set_locale(pool: &PgPool, company_id: Uuid, locale: &str) -> Result<()> {
+    let valid = {
+        let mut parts = locale.split('-');
+        let lang = parts.next().unwrap_or("");
+        let region = parts.next();
+        (2..=3).contains(&lang.len())
+            && lang.chars().all(|c| c.is_ascii_lowercase())
+            && region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_uppercase()))
+            && parts.next().is_none()
+    };
+    if !valid {
+        return Err(crate::SyncError::invalid(
+            "invalid_locale",
+            "a locale is a language tag such as en-GB, en-US or de-DE",
+        ));
+    }
+    sqlx::query!(
+        "UPDATE companies SET locale = $2 WHERE id = $1",
+        company_id,
+        locale
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}

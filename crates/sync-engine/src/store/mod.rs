@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod changes;
 pub mod companies;
 pub mod connections;
+pub mod console;
 pub mod history;
 pub mod mapping;
 pub mod pending;

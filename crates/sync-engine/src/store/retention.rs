@@ -47,6 +47,7 @@ pub struct Pruned {
     pub sync_runs: u64,
     pub removed_lines: u64,
     pub webhook_events: u64,
+    pub console_sessions: u64,
 }
 
 /// Runs a checked `DELETE … LIMIT $2` of rows older than `$1` until a batch deletes fewer
@@ -105,7 +106,10 @@ pub async fn prune(pool: &PgPool, r: &Retention) -> Result<Pruned> {
                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.state = 'pending')
              ORDER BY e.created_at LIMIT $2)"
     );
+    // Expired console sessions and sign-in links: no longer usable, nothing to keep.
+    let console_sessions = crate::console::prune(pool).await?;
     let out = Pruned {
+        console_sessions,
         callbacks,
         jobs,
         sync_runs,

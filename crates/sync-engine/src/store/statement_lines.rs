@@ -102,6 +102,17 @@ pub async fn page(
     })
 }
 
+/// The company's lines flagged as possible duplicates and not yet decided, newest first.
+pub async fn flagged(pool: &PgPool, company: Uuid, limit: i64) -> Result<Vec<Line>> {
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+         FROM statement_lines l
+         WHERE l.company_id = $1 AND l.suspect_duplicate_of IS NOT NULL
+           AND l.duplicate_confirmed_at IS NULL AND l.duplicate_dismissed_at IS NULL
+         ORDER BY l.id DESC LIMIT $2"#, company, limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid calendar date")
 }

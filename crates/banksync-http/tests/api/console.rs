@@ -1,0 +1,528 @@
+//! The console in a real headless Chromium (WebDriver), against this server, the simulator
+//! and Postgres: the bookkeeper's flows through Salt Edge Connect, review, the operator's
+//! retry; and, over plain HTTP, CSRF, session expiry and cross-company access. Each test
+//! ends by checking the API or the database, not only the page.
+
+use crate::support::*;
+
+/// The simulator's Connect page, as a user fills it in.
+async fn through_connect(b: &Browser) {
+    b.fill("input[name=login]", saltedge_sim::catalogue::LOGIN)
+        .await;
+    b.fill("input[name=password]", saltedge_sim::catalogue::PASSWORD)
+        .await;
+    if let Ok(consent) =
+        b.c.find(fantoccini::Locator::Css("input[name=consent]"))
+            .await
+    {
+        consent.click().await.unwrap();
+    }
+    b.click("button[type=submit]").await;
+}
+
+async fn connection(s: &Stack, id: &str) -> (StatusCode, Value) {
+    s.call(Method::GET, &format!("/api/v1/connections/{id}"), None)
+        .await
+}
+
+/// Clicks a connection's button (a one-button form posting to `action`), accepting the
+/// confirmation the page asks for when it asks.
+async fn press(b: &Browser, action: &str) {
+    b.click(&format!("form[action$='{action}'] button")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = b.c.accept_alert().await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_bookkeeper_links_a_bank_and_uses_every_button_of_the_user_doc(pool: PgPool) {
+    let s = stack(pool).await;
+    sqlx::query("UPDATE companies SET locale = 'de-DE'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let b = Browser::start().await;
+    b.sign_in(&s.base, &s.token).await;
+    assert_eq!(b.path().await, "/console/connections");
+    b.wait_text("No bank is linked yet").await;
+
+    // Link: search, choose, phone and email, then Salt Edge Connect and back.
+    b.click("a[href='/console/link']").await;
+    b.fill("#country", "XF").await;
+    b.fill("#q", "Fakebank Simple").await;
+    b.click("input[name=include_fake]").await;
+    b.click("form[role=search] button").await;
+    b.screenshot("link-search").await;
+    b.click("a[aria-label='Choose Fakebank Simple']").await;
+    b.fill("#email", "books@acme.example").await;
+    b.fill("#phone", "+49 30 1234567").await;
+    b.click("form[action='/console/link'] button").await;
+    through_connect(&b).await;
+    // Back on the console, signed in (the session cookie is SameSite=Lax).
+    b.find("header.top nav").await;
+    assert!(
+        b.path().await.starts_with("/console/connections"),
+        "{}",
+        b.path().await
+    );
+    let id = first_connection(&s).await;
+    wait_sync(&s, &id, 0).await;
+    b.goto(&format!("{}/console/connections", s.base)).await;
+    let page = b.wait_text("Fakebank Simple").await;
+    assert!(page.contains("active"), "{page}");
+    // Dates in the company's locale, amounts with their currency, right-aligned.
+    assert!(
+        regex::Regex::new(r"\d{2}\.\d{2}\.\d{4}")
+            .unwrap()
+            .is_match(&page),
+        "German dates: {page}"
+    );
+    let align = b
+        .c
+        .execute(
+            "const c = document.querySelector('td.num'); return c ? getComputedStyle(c).textAlign : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(align, json!("right"));
+    b.screenshot("connections").await;
+    let (_, c) = connection(&s, &id).await;
+    assert_eq!(c["status"], "active");
+    assert!(!c["accounts"].as_array().unwrap().is_empty());
+
+    // The connection's page: sync now, with its progress line.
+    b.click(&format!("a[href='/console/connections/{id}']"))
+        .await;
+    press(&b, &format!("/console/connections/{id}/sync")).await;
+    b.wait_text("Sync queued").await;
+    wait_sync(&s, &id, 1).await;
+    b.goto(&format!("{}/console/connections/{id}", s.base))
+        .await;
+    b.wait_text("Sync history").await;
+    b.screenshot("connection").await;
+
+    // Update Credentials and Fetch Accounts go through Connect and come back.
+    for (button, runs) in [("update-credentials", 2), ("fetch-accounts", 3)] {
+        press(&b, &format!("/console/connections/{id}/{button}")).await;
+        through_connect(&b).await;
+        b.find("header.top nav").await;
+        wait_sync(&s, &id, runs).await;
+    }
+    let (_, c) = connection(&s, &id).await;
+    assert_eq!(c["status"], "active", "{c}");
+
+    // Journals, a statement with balances.
+    b.goto(&format!("{}/console/journals", s.base)).await;
+    b.click("table a[href^='/console/journals/']").await;
+    b.wait_text("Statements").await;
+    b.screenshot("journal").await;
+    b.click("table a[href^='/console/statements/']").await;
+    let st = b.wait_text("Opening balance").await;
+    assert!(st.contains("Closing balance"), "{st}");
+    b.screenshot("statement").await;
+
+    // Revoke: the consent is revoked at Salt Edge and here.
+    b.goto(&format!("{}/console/connections/{id}", s.base))
+        .await;
+    press(&b, &format!("/console/connections/{id}/revoke")).await;
+    b.wait_text("Consent revoked").await;
+    let (_, c) = connection(&s, &id).await;
+    assert_eq!(c["consent_status"], "revoked", "{c}");
+
+    // Delete while Salt Edge still holds it: the FAQ's message, the record kept.
+    s.sim
+        .set_faults(vec![FaultRule::new(FaultAction::ErrorClass(
+            "ActionNotAllowed".into(),
+        ))
+        .on_path("/connections/")
+        .on_method("DELETE")]);
+    press(&b, &format!("/console/connections/{id}/delete")).await;
+    let refused = b.wait_text("Salt Edge account").await;
+    assert!(refused.contains("Salt Edge"), "{refused}");
+    let (st, _) = connection(&s, &id).await;
+    assert_eq!(st, 200, "the record is kept");
+
+    // Then it goes; journals and lines stay.
+    s.sim.set_faults(vec![]);
+    let lines_before = all_lines(&s).await.len();
+    press(&b, &format!("/console/connections/{id}/delete")).await;
+    b.wait_text("Connection deleted").await;
+    let (st, _) = connection(&s, &id).await;
+    assert_eq!(st, 404);
+    assert_eq!(all_lines(&s).await.len(), lines_before);
+    b.quit().await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_flagged_line_is_confirmed_from_the_review_page(pool: PgPool) {
+    let s = stack(pool).await;
+    let (_, link) = s
+        .call(
+            Method::POST,
+            "/api/v1/connections",
+            Some(link_body("fake_client_xf")),
+        )
+        .await;
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true)
+        .await;
+    let id = first_connection(&s).await;
+    wait_sync(&s, &id, 0).await;
+    let flagged: Vec<i64> = all_lines(&s)
+        .await
+        .iter()
+        .filter(|l| l["duplicate_review"] == "flagged")
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert!(!flagged.is_empty(), "the provider's twins are flagged");
+
+    // Signed in by a one-time link, as `banksync demo` prints it.
+    let token_id: Uuid = sqlx::query_scalar("SELECT id FROM api_tokens LIMIT 1")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let code = sync_engine::console::create_link(&s.pool, token_id, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    let b = Browser::start().await;
+    b.goto(&format!("{}/console/sign-in/{code}", s.base)).await;
+    b.find("header.top nav").await;
+    b.goto(&format!("{}/console/review", s.base)).await;
+    b.wait_text("Confirm duplicate").await;
+    b.screenshot("review").await;
+    let first = flagged.iter().max().unwrap();
+    press(&b, &format!("/console/review/{first}/confirm")).await;
+    b.wait_text("Confirmed as a duplicate").await;
+    let (_, line) = s
+        .call(Method::GET, "/api/v1/statement-lines?limit=1000", None)
+        .await;
+    let line = line["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"].as_i64() == Some(*first))
+        .cloned()
+        .unwrap();
+    assert_eq!(line["duplicate_review"], "confirmed", "{line}");
+    assert_eq!(line["in_journal"], false);
+
+    // The link was spent: a second visit is refused.
+    b.goto(&format!("{}/console/sign-in/{code}", s.base)).await;
+    b.wait_text("used already or has expired").await;
+
+    // Pending transactions and the phone layout: nothing wider than the screen.
+    b.goto(&format!("{}/console/pending", s.base)).await;
+    b.wait_text("Pending transactions").await;
+    b.c.set_window_size(390, 844).await.unwrap();
+    b.goto(&format!("{}/console/connections", s.base)).await;
+    b.wait_text("Fake Bank with Client Keys").await;
+    let fits =
+        b.c.execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "the page fits a phone's width");
+    b.screenshot("connections-phone").await;
+    b.quit().await;
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn an_operator_retries_a_dead_job(pool: PgPool) {
+    let s = stack(pool).await;
+    let dead: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, last_error, finished_at)
+         VALUES ('refresh_catalogue', '{}', 'dead', 5, 5, 'Salt Edge unreachable (test)', now()) RETURNING id",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let (_, operator) = tokens::insert(&s.pool, None, "ops", None).await.unwrap();
+    let b = Browser::start().await;
+    b.sign_in(&s.base, &operator).await;
+    assert_eq!(b.path().await, "/console/ops/jobs");
+    let page = b.wait_text("Salt Edge unreachable (test)").await;
+    assert!(page.contains("Dead jobs"), "{page}");
+    b.screenshot("ops-jobs").await;
+    press(&b, &format!("/console/ops/jobs/{dead}/retry")).await;
+    b.wait_text(&format!("Job {dead} queued again")).await;
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
+            .bind(dead)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_ne!(status, "dead");
+    assert!(attempts <= 1, "a fresh attempts count: {attempts}");
+    // The audit log has the operator's action, and the page shows it.
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE actor LIKE 'operator:%' AND action = $1",
+    )
+    .bind(format!("POST /console/ops/jobs/{dead}/retry"))
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    for (path, says) in [
+        ("sync-runs", "Sync runs"),
+        ("connections", "Connections needing attention"),
+        ("webhooks", "Webhook deliveries"),
+        ("audit", "/console/ops/jobs/"),
+    ] {
+        b.goto(&format!("{}/console/ops/{path}", s.base)).await;
+        b.wait_text(says).await;
+    }
+    b.screenshot("ops-audit").await;
+    // An operator's session reads no company's pages.
+    b.goto(&format!("{}/console/connections", s.base)).await;
+    b.wait_text("use a company token").await;
+    b.quit().await;
+}
+
+/// A plain HTTP client with a cookie jar, as a browser without JavaScript.
+fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let re = regex::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
+    re.captures(html)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+}
+
+/// Signs in over HTTP; returns the session's CSRF token (read from a page's form).
+async fn http_sign_in(s: &Stack, http: &reqwest::Client, token: &str) -> String {
+    let login = http
+        .get(format!("{}/console/login", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{}/console/login", s.base))
+        .form(&[("token", token), ("csrf", &hidden(&login, "csrf"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("banksync_session="))
+        .expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/console"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let page = http
+        .get(format!("{}/console/connections", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    hidden(&page, "csrf")
+}
+
+async fn linked(s: &Stack) -> String {
+    let (_, link) = s
+        .call(
+            Method::POST,
+            "/api/v1/connections",
+            Some(link_body("fakebank_simple_xf")),
+        )
+        .await;
+    s.complete_connect(link["connect_url"].as_str().unwrap(), true)
+        .await;
+    let id = first_connection(s).await;
+    wait_sync(s, &id, 0).await;
+    id
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn console_forms_need_the_sessions_csrf_token_and_sessions_end(pool: PgPool) {
+    let s = stack(pool).await;
+    let id = linked(&s).await;
+    let revoke = format!("{}/console/connections/{id}/revoke", s.base);
+
+    // The login form without its double-submit cookie's value: refused.
+    let http = cookie_client();
+    let r = http
+        .post(format!("{}/console/login", s.base))
+        .form(&[("token", s.token.as_str()), ("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let csrf = http_sign_in(&s, &http, &s.token).await;
+    // Another session's token, a missing one, a wrong one: 403, nothing done.
+    let other = cookie_client();
+    let other_csrf = http_sign_in(&s, &other, &s.token).await;
+    assert_ne!(csrf, other_csrf);
+    for form in [
+        vec![],
+        vec![("csrf", other_csrf.as_str())],
+        vec![("csrf", "x")],
+    ] {
+        let r = http.post(&revoke).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{form:?}");
+    }
+    let (_, c) = connection(&s, &id).await;
+    assert_eq!(c["consent_status"], "valid", "nothing was revoked: {c}");
+    // A cross-site form post carries no session cookie at all (SameSite=Lax): to login.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(&revoke)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/console/login"));
+
+    // With the session's token it is done.
+    let r = http
+        .post(&revoke)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, c) = connection(&s, &id).await;
+    assert_eq!(c["consent_status"], "revoked", "{c}");
+
+    // An expired session: back to the login page, with a message, the cookie cleared.
+    sqlx::query("UPDATE console_sessions SET expires_at = now() - interval '1 second'")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{}/console/journals", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/console/login?next=%2Fconsole%2Fjournals"));
+    let login = http
+        .get(format!("{}/console/login", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("Your session has ended"), "{login}");
+
+    // A revoked token ends its sessions at once.
+    let fresh = cookie_client();
+    http_sign_in(&s, &fresh, &s.token).await;
+    sqlx::query("UPDATE api_tokens SET revoked_at = now()")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let r = fresh
+        .get(format!("{}/console/connections", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // Sessions keep only a hash of their secret.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM console_sessions")
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|h| h.len() == 64));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn one_company_cannot_see_or_touch_anothers_connections(pool: PgPool) {
+    let s = stack(pool).await;
+    let id = linked(&s).await;
+    let other = companies::create(&s.pool, "Other Books Ltd").await.unwrap();
+    let (_, other_token) = tokens::create(&s.pool, other.id, "other").await.unwrap();
+    let http = cookie_client();
+    let csrf = http_sign_in(&s, &http, &other_token).await;
+
+    let list = http
+        .get(format!("{}/console/connections", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains("Fakebank Simple"), "{list}");
+    assert!(!list.contains(&id));
+    let runs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{}/console/connections/{id}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for action in ["revoke", "delete", "sync"] {
+        let r = http
+            .post(format!("{}/console/connections/{id}/{action}", s.base))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{action}");
+        // The message says "not found"; nothing happened to the other company's connection.
+        let page = http
+            .get(format!("{}/console/connections", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("not found"), "{action}: {page}");
+    }
+    let (st, c) = connection(&s, &id).await;
+    assert_eq!(st, 200);
+    assert_eq!(c["consent_status"], "valid", "{c}");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs, runs_before,
+        "no sync was queued for the other company"
+    );
+    // Statements and journals of the owner are not found either.
+    let statement: i64 = sqlx::query_scalar("SELECT id FROM statements LIMIT 1")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{}/console/statements/{statement}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Pages are framed by nobody and scripts come from the console only.
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+}
