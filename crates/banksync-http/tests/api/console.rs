@@ -90,7 +90,29 @@ async fn a_bookkeeper_links_a_bank_and_uses_every_button_of_the_user_doc(pool: P
     assert_eq!(c["status"], "active");
     assert!(!c["accounts"].as_array().unwrap().is_empty());
 
+    // Linking the same bank again: the FAQ's "already synchronized", nothing linked.
+    b.goto(&format!("{}/console/link?provider=fakebank_simple_xf", s.base))
+        .await;
+    // Every field has its label (keyboard and screen-reader users).
+    let unlabelled = b
+        .c
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select')].filter(e => e.labels.length === 0).length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!(0));
+    b.fill("#email", "books@acme.example").await;
+    b.fill("#phone", "+49 30 1234567").await;
+    b.click("form[action='/console/link'] button").await;
+    let dup = b.wait_text("already synchronized this bank account").await;
+    assert!(dup.contains("Update credentials"), "{dup}");
+    let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
     // The connection's page: sync now, with its progress line.
+    b.goto(&format!("{}/console/connections", s.base)).await;
     b.click(&format!("a[href='/console/connections/{id}']"))
         .await;
     press(&b, &format!("/console/connections/{id}/sync")).await;
@@ -525,4 +547,51 @@ async fn one_company_cannot_see_or_touch_anothers_connections(pool: PgPool) {
     // Pages are framed by nobody and scripts come from the console only.
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+}
+
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_banks_question_is_answered_in_the_console(pool: PgPool) {
+    let s = stack(pool).await;
+    let (_, link) = s
+        .call(
+            Method::POST,
+            "/api/v1/connections",
+            Some(link_body("fake_interactive_client_xf")),
+        )
+        .await;
+    let r = s
+        .http
+        .post(link["connect_url"].as_str().unwrap())
+        .form(&[
+            ("login", saltedge_sim::catalogue::LOGIN),
+            ("password", saltedge_sim::catalogue::PASSWORD),
+            ("consent", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the bank asks for its SMS code");
+    let id = first_connection(&s).await;
+    eventually("the bank's question arrives", || async {
+        let (_, c) = connection(&s, &id).await;
+        (!c["interactive"].is_null()).then_some(())
+    })
+    .await;
+
+    let b = Browser::start().await;
+    b.sign_in(&s.base, &s.token).await;
+    let page = b.wait_text("The bank asks").await;
+    assert!(page.contains("SMS code"), "the bank's words, as text: {page}");
+    b.screenshot("interactive").await;
+    b.fill("input[name=sms]", saltedge_sim::catalogue::SMS_CODE)
+        .await;
+    b.click(&format!("form[action='/console/connections/{id}/interactive'] button"))
+        .await;
+    b.wait_text("Answer sent to the bank").await;
+    wait_sync(&s, &id, 0).await;
+    let (_, c) = connection(&s, &id).await;
+    assert!(c["interactive"].is_null(), "{c}");
+    assert_eq!(c["status"], "active");
+    assert!(!all_lines(&s).await.is_empty());
+    b.quit().await;
 }
