@@ -85,14 +85,23 @@ async fn a_bookkeeper_links_a_bank_and_uses_every_button_of_the_user_doc(pool: P
         .await
         .unwrap();
     assert_eq!(align, json!("right"));
+    // htmx loaded under the pages' Content-Security-Policy.
+    let htmx =
+        b.c.execute("return typeof window.htmx;", vec![])
+            .await
+            .unwrap();
+    assert_eq!(htmx, json!("object"));
     b.screenshot("connections").await;
     let (_, c) = connection(&s, &id).await;
     assert_eq!(c["status"], "active");
     assert!(!c["accounts"].as_array().unwrap().is_empty());
 
     // Linking the same bank again: the FAQ's "already synchronized", nothing linked.
-    b.goto(&format!("{}/console/link?provider=fakebank_simple_xf", s.base))
-        .await;
+    b.goto(&format!(
+        "{}/console/link?provider=fakebank_simple_xf",
+        s.base
+    ))
+    .await;
     // Every field has its label (keyboard and screen-reader users).
     let unlabelled = b
         .c
@@ -428,6 +437,43 @@ async fn console_forms_need_the_sessions_csrf_token_and_sessions_end(pool: PgPoo
     let (_, c) = connection(&s, &id).await;
     assert_eq!(c["consent_status"], "revoked", "{c}");
 
+    // While a sync runs, the progress line says so and asks to be refreshed (htmx).
+    let run: Uuid = sqlx::query_scalar(
+        "INSERT INTO sync_runs (company_id, connection_id, trigger, status, pages, fetched, inserted)
+         SELECT company_id, id, 'api', 'running', 3, 2500, 1200 FROM connections WHERE id = $1::uuid RETURNING id",
+    )
+    .bind(&id)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let progress = http
+        .get(format!("{}/console/connections/{id}/progress", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(progress.contains("hx-trigger=\"every 2s\""), "{progress}");
+    assert!(progress.contains("2500 transactions fetched"), "{progress}");
+    sqlx::query("UPDATE sync_runs SET status = 'succeeded', finished_at = now() WHERE id = $1")
+        .bind(run)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let progress = http
+        .get(format!("{}/console/connections/{id}/progress", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !progress.contains("hx-trigger"),
+        "done: no more polling: {progress}"
+    );
+
     // An expired session: back to the login page, with a message, the cookie cleared.
     sqlx::query("UPDATE console_sessions SET expires_at = now() - interval '1 second'")
         .execute(&s.pool)
@@ -581,12 +627,17 @@ async fn the_banks_question_is_answered_in_the_console(pool: PgPool) {
     let b = Browser::start().await;
     b.sign_in(&s.base, &s.token).await;
     let page = b.wait_text("The bank asks").await;
-    assert!(page.contains("SMS code"), "the bank's words, as text: {page}");
+    assert!(
+        page.contains("SMS code"),
+        "the bank's words, as text: {page}"
+    );
     b.screenshot("interactive").await;
     b.fill("input[name=sms]", saltedge_sim::catalogue::SMS_CODE)
         .await;
-    b.click(&format!("form[action='/console/connections/{id}/interactive'] button"))
-        .await;
+    b.click(&format!(
+        "form[action='/console/connections/{id}/interactive'] button"
+    ))
+    .await;
     b.wait_text("Answer sent to the bank").await;
     wait_sync(&s, &id, 0).await;
     let (_, c) = connection(&s, &id).await;
