@@ -319,17 +319,10 @@ impl PendingLines {
         })
     }
 
-    fn defer(&mut self, p: &PageOutcome) {
-        let (pages, d) = &mut self.deferred;
-        *pages += 1;
-        d.fetched += p.fetched;
-        d.inserted += p.inserted;
-        d.updated += p.updated;
-        d.skipped_duplicate += p.skipped_duplicate;
-        d.flagged_duplicated += p.flagged_duplicated;
-        d.skipped_before_start += p.skipped_before_start;
-        d.suspects += p.suspects;
-        d.unknown_account += p.unknown_account;
+    fn defer(&mut self, pages: i32, p: &PageOutcome) {
+        let (n, d) = &mut self.deferred;
+        *n += pages;
+        d.add(p);
     }
 
     /// Adds the deferred pages' counts to the run (one update for all of them).
@@ -509,9 +502,46 @@ pub struct PreparedPage {
     /// Items that a line already holds byte for byte ([`held_verbatim`]), unparsed: their
     /// Salt Edge id and JSON text.
     held: Vec<(String, Box<RawValue>)>,
+    /// How many of Salt Edge's pages this holds ([`PreparedPage::absorb`]).
+    pages: i32,
 }
 
 impl PreparedPage {
+    /// Rows to write.
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Takes the next page of the same listing into this one, to be written in one
+    /// transaction (a first import writes the pages that are ready together). An id this
+    /// one holds already is replaced by the later page's row, as writing the pages one
+    /// after the other would leave it, and counted as a duplicate.
+    pub fn absorb(&mut self, next: PreparedPage) {
+        debug_assert!(self.status == next.status);
+        let mut at: HashMap<String, usize> = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.saltedge_id.clone(), i))
+            .collect();
+        for r in next.rows {
+            match at.get(&r.saltedge_id) {
+                Some(&i) => {
+                    self.rows[i] = r;
+                    self.out.skipped_duplicate += 1;
+                }
+                None => {
+                    at.insert(r.saltedge_id.clone(), self.rows.len());
+                    self.rows.push(r);
+                }
+            }
+        }
+        self.out.add(&next.out);
+        self.quarantined.extend(next.quarantined);
+        self.held.extend(next.held);
+        self.pages += next.pages;
+    }
+
     /// Adds items a line already holds byte for byte: counted, not parsed.
     pub fn hold(&mut self, held: Vec<(String, Box<RawValue>)>) {
         self.out.fetched += held.len() as i32;
@@ -617,6 +647,7 @@ pub fn prepare_digested<'a>(
         status,
         quarantined,
         held: vec![],
+        pages: 1,
     }
 }
 
@@ -673,6 +704,7 @@ pub async fn write_prepared(
         status,
         quarantined,
         held,
+        pages,
     } = page;
     // Held byte for byte by a line ([`held_verbatim`]): unchanged.
     out.skipped_duplicate += held.len() as i32;
@@ -694,7 +726,7 @@ pub async fn write_prepared(
             .all(|r| known.get(&r.saltedge_id) == Some(&r.content_hash))
     {
         out.skipped_duplicate += rows.len() as i32;
-        pending.defer(&out);
+        pending.defer(pages, &out);
         return Ok(out);
     }
     // Another sync may run once the connection's lock is gone: stop before writing.
@@ -705,7 +737,7 @@ pub async fn write_prepared(
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     if status == LineStatus::Pending {
         out.updated += write_pending(&mut db, &rows, run_id).await?;
-        crate::runs::add_page(&mut db, run_id, &out).await?;
+        crate::runs::add_pages(&mut *db, run_id, pages, &out).await?;
         db.commit().await?;
         return Ok(out);
     }
@@ -778,7 +810,7 @@ pub async fn write_prepared(
             .await?;
     }
     crate::history::record_flagged(&mut db, run_id, &flagged).await?;
-    crate::runs::add_page(&mut db, run_id, &out).await?;
+    crate::runs::add_pages(&mut *db, run_id, pages, &out).await?;
     db.commit().await?;
     Ok(out)
 }

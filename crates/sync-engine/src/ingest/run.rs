@@ -135,40 +135,82 @@ async fn run(
         from_id,
         ..TransactionQuery::connection(&conn.saltedge_id)
     };
-    // The next page is fetched on its own task while this one is written: one page ahead.
-    // A first import's page is parsed and turned into rows there too. Where lines may exist
-    // already, the task only keys the raw items; the items a line holds byte for byte are
-    // then set aside unparsed here (`held_verbatim`, after the previous page's write) and
-    // only the others are parsed.
-    let fetch = |q: TransactionQuery| {
+    // Pages are fetched on their own task, up to PREFETCH pages ahead of the writes. A
+    // first import's page is parsed and turned into rows there too, and the pages that are
+    // ready when one is written join its transaction (up to BATCH_ROWS rows; nothing waits
+    // for a page to arrive). Where lines may exist already, the task only keys the raw
+    // items; the items a line holds byte for byte are then set aside unparsed here
+    // (`held_verbatim`) and only the others are parsed.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Fetched>>(PREFETCH);
+    let producer = {
         let client = client.clone();
         let targets = targets.clone();
+        let mut next = Some(query.clone());
         tokio::spawn(async move {
-            let raw = client.transactions_raw_page(&q).await?;
-            let fetched = if may_exist {
-                Fetched::Keyed(lines::KeyedPage::new(&targets, raw.items))
-            } else {
-                let digested = raw.items.iter().map(|r| (r, crate::digest::raw16(r.get())));
-                Fetched::Prepared(prepare(&targets, digested))
-            };
-            Ok::<_, SyncError>((raw.next_id, fetched))
+            while let Some(q) = next.take() {
+                let fetched = async {
+                    let raw = client.transactions_raw_page(&q).await?;
+                    let fetched = if may_exist {
+                        Fetched::Keyed(lines::KeyedPage::new(&targets, raw.items))
+                    } else {
+                        let digested = raw.items.iter().map(|r| (r, crate::digest::raw16(r.get())));
+                        Fetched::Prepared(prepare(&targets, digested))
+                    };
+                    Ok::<_, SyncError>((raw.next_id, fetched))
+                }
+                .await;
+                let item = match fetched {
+                    Ok((next_id, f)) => {
+                        next = next_id.map(|id| TransactionQuery {
+                            from_id: Some(id),
+                            ..q
+                        });
+                        Ok(f)
+                    }
+                    Err(e) => Err(e),
+                };
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
         })
     };
-    let mut ahead = Some(fetch(query.clone()));
+    // The fetching task stops with the sync, however it ends.
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _producer = AbortOnDrop(producer);
     // Every posted id of this (complete) listing, for rule 8 (re-issued transactions).
     let mut seen = lines::SeenIds::default();
-    while let Some(handle) = ahead.take() {
-        let (next_id, fetched) = handle
-            .await
-            .map_err(|e| SyncError::Panicked(format!("page fetch task failed: {e}")))??;
-        ahead = next_id.map(|next| {
-            fetch(TransactionQuery {
-                from_id: Some(next),
-                ..query.clone()
-            })
-        });
+    let mut waiting: Option<Result<Fetched>> = None;
+    loop {
+        let fetched = match waiting.take() {
+            Some(f) => f,
+            None => match rx.recv().await {
+                Some(f) => f,
+                None => break,
+            },
+        }?;
         let page = match fetched {
-            Fetched::Prepared(p) => Ok(p),
+            Fetched::Prepared((mut ids, mut page)) => {
+                while page.row_count() < BATCH_ROWS {
+                    match rx.try_recv() {
+                        Ok(Ok(Fetched::Prepared((more_ids, more)))) => {
+                            ids.extend(more_ids);
+                            page.absorb(more);
+                        }
+                        Ok(other) => {
+                            waiting = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Ok((ids, page))
+            }
             Fetched::Keyed(keyed) => lines::held_verbatim(pool, keyed).await.map(|(held, rest)| {
                 let (mut ids, mut page) =
                     prepare(&targets, rest.iter().map(|(r, d)| (r, d.clone())));
@@ -179,30 +221,20 @@ async fn run(
         };
         // The lock is checked before the page's transaction opens (a page of unchanged
         // lines opens none and writes nothing).
-        let written = match page {
-            Ok((ids, page)) => {
-                for id in &ids {
-                    seen.insert(id);
-                }
-                lines::write_prepared(
-                    pool,
-                    run_id,
-                    page,
-                    may_exist,
-                    &mut pending_lines,
-                    &opts.dedup,
-                    Some(&mut *lock),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            if let Some(h) = ahead {
-                h.abort();
-            }
-            return Err(e);
+        let (ids, page) = page?;
+        for id in &ids {
+            seen.insert(id);
         }
+        lines::write_prepared(
+            pool,
+            run_id,
+            page,
+            may_exist,
+            &mut pending_lines,
+            &opts.dedup,
+            Some(&mut *lock),
+        )
+        .await?;
     }
 
     lock.ensure_held().await?;
@@ -323,6 +355,11 @@ pub async fn cursor(
 }
 
 /// A fetched page of posted transactions, as the fetching task hands it over.
+/// Pages fetched ahead of the writes.
+const PREFETCH: usize = 3;
+/// A first import writes the pages that are ready together, up to this many rows.
+const BATCH_ROWS: usize = 3000;
+
 enum Fetched {
     /// Parsed and turned into rows, with every id of the page (rule 8).
     Prepared((Vec<String>, lines::PreparedPage)),

@@ -181,3 +181,17 @@ pub struct PageOutcome {
     pub suspects: i32,
     pub unknown_account: i32,
 }
+
+impl PageOutcome {
+    /// Adds another page's counts to these.
+    pub fn add(&mut self, p: &PageOutcome) {
+        self.fetched += p.fetched;
+        self.inserted += p.inserted;
+        self.updated += p.updated;
+        self.skipped_duplicate += p.skipped_duplicate;
+        self.flagged_duplicated += p.flagged_duplicated;
+        self.skipped_before_start += p.skipped_before_start;
+        self.suspects += p.suspects;
+        self.unknown_account += p.unknown_account;
+    }
+}

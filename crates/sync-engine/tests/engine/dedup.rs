@@ -887,3 +887,90 @@ async fn items_are_held_only_when_a_line_holds_their_exact_bytes(pool: PgPool) {
     assert!(!held.iter().any(|(id, _)| *id == changed || *id == cleared));
     assert!(rest.iter().any(|(r, _)| r.get().contains(&changed)));
 }
+
+/// A first import writes the pages that are ready together (one transaction for several of
+/// Salt Edge's pages): with pages of 7 items the lines, their occurrences and look-alike
+/// flags are those of the same history imported from one page, and every page is counted.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn pages_written_together_give_the_lines_of_one_page(pool: PgPool) {
+    // The same seeded history once more, in a database of its own (the simulator gives it
+    // the same Salt Edge ids).
+    // (A name of its own: the test's database name already has Postgres's 63 characters.)
+    let other = format!("bs_whole_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{other}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{other}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pool2 = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(
+            std::env::var("DATABASE_URL")
+                .unwrap()
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .unwrap()
+                .database(&other),
+        )
+        .await
+        .unwrap();
+    sync_engine::MIGRATOR.run(&pool2).await.unwrap();
+    let db2: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&pool2)
+        .await
+        .unwrap();
+    assert_eq!(db2, other);
+
+    let small = fixture(&pool, |c| c.per_page_max = 7).await;
+    let whole = fixture(&pool2, |_| {}).await;
+    let report = sync(&pool, &small, true).await;
+    sync(&pool2, &whole, true).await;
+    assert_matches_truth(&pool, &small).await;
+    assert_matches_truth(&pool2, &whole).await;
+    let posted: usize = small
+        .sim
+        .ground_truth(&small.se_conn)
+        .unwrap()
+        .accounts
+        .iter()
+        .map(|a| a.posted.len())
+        .sum();
+    assert!(posted > 20, "several pages: {posted} posted");
+    assert!(
+        report.run.pages as usize >= posted / 7,
+        "every page counted: {} pages for {posted} posted",
+        report.run.pages
+    );
+    let shape = |pool: &PgPool, conn: Uuid| {
+        let pool = pool.clone();
+        async move {
+            let rows: Vec<(String, String, i32, bool)> = sqlx::query_as(
+                "SELECT l.saltedge_transaction_id, l.fingerprint, l.occurrence, l.suspect_duplicate_of IS NOT NULL
+                 FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
+                 WHERE a.connection_id = $1 ORDER BY 1",
+            )
+            .bind(conn)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            rows
+        }
+    };
+    let (a, b) = (
+        shape(&pool, small.conn).await,
+        shape(&pool2, whole.conn).await,
+    );
+    pool2.close().await;
+    sqlx::query(&format!("DROP DATABASE \"{other}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    // A re-sync of the same history in small pages changes nothing.
+    let again = sync(&pool, &small, true).await;
+    assert_eq!(again.run.inserted, 0);
+    assert_eq!(shape(&pool, small.conn).await, b);
+}
