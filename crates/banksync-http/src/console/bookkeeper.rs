@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::layout::{
     action_button, badge, csrf_field, date, moment, money, money_cell, page, table, Nav,
 };
-use super::{failed, notice, redirect_with, Book, Empty, Posted};
+use super::{failed, notice, redirect_with, Book, Empty, Path, Posted, Query};
 use crate::dto;
 use crate::error::ApiError;
 use crate::AppState;
@@ -261,11 +261,7 @@ fn progress_fragment(c: &dto::Connection, l: &str) -> Markup {
     }
 }
 
-async fn connection(
-    State(st): State<AppState>,
-    b: Book,
-    axum::extract::Path(id): axum::extract::Path<Uuid>,
-) -> Page {
+async fn connection(State(st): State<AppState>, b: Book, Path(id): Path<Uuid>) -> Page {
     let c = flows::load(&st.pool, b.company, id).await?;
     let c: dto::Connection = flows::connection_view(&st.pool, c).await?.into();
     let runs = sync_engine::runs::for_connection(&st.pool, c.id, 20).await?;
@@ -295,11 +291,7 @@ async fn connection(
 }
 
 /// The progress line alone (htmx polls it while a sync runs).
-async fn progress(
-    State(st): State<AppState>,
-    b: Book,
-    axum::extract::Path(id): axum::extract::Path<Uuid>,
-) -> Page {
+async fn progress(State(st): State<AppState>, b: Book, Path(id): Path<Uuid>) -> Page {
     use axum::response::IntoResponse;
     let c = flows::load(&st.pool, b.company, id).await?;
     let c: dto::Connection = flows::connection_view(&st.pool, c).await?.into();
@@ -310,11 +302,11 @@ fn back(id: Uuid) -> String {
     format!("/console/connections/{id}")
 }
 
-type IdPath = axum::extract::Path<Uuid>;
+type IdPath = Path<Uuid>;
 
 async fn sync_now(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     match flows::sync_now(&st.pool, b.company, id).await {
@@ -325,7 +317,7 @@ async fn sync_now(
 
 async fn update_credentials(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     let r = async {
@@ -343,7 +335,7 @@ async fn update_credentials(
 
 async fn fetch_accounts(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     let r = async {
@@ -361,7 +353,7 @@ async fn fetch_accounts(
 
 async fn revoke(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     match flows::revoke(&st.pool, &st.client, b.company, id).await {
@@ -372,7 +364,7 @@ async fn revoke(
 
 async fn delete(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     match flows::delete(&st.pool, &st.client, b.company, id).await {
@@ -387,7 +379,7 @@ async fn delete(
 
 async fn interactive(
     State(st): State<AppState>,
-    axum::extract::Path(id): IdPath,
+    Path(id): IdPath,
     Posted(b, form): Posted<Book, HashMap<String, String>>,
 ) -> Response {
     let credentials: serde_json::Map<String, serde_json::Value> = form
@@ -410,11 +402,18 @@ struct LinkQuery {
     provider: Option<String>,
 }
 
-async fn link_page(
-    State(st): State<AppState>,
-    b: Book,
-    axum::extract::Query(q): axum::extract::Query<LinkQuery>,
-) -> Page {
+async fn link_page(State(st): State<AppState>, b: Book, Query(q): Query<LinkQuery>) -> Page {
+    if [&q.country, &q.q, &q.provider]
+        .into_iter()
+        .flatten()
+        .any(|t| t.contains('\0'))
+    {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "the search must not contain the NUL character (U+0000)",
+        )
+        .into());
+    }
     let country = q
         .country
         .as_deref()
@@ -557,8 +556,8 @@ fn lines_head() -> Markup {
 async fn journal(
     State(st): State<AppState>,
     b: Book,
-    axum::extract::Path(id): IdPath,
-    axum::extract::Query(q): axum::extract::Query<LinesQuery>,
+    Path(id): IdPath,
+    Query(q): Query<LinesQuery>,
 ) -> Page {
     let j = mapping::journal(&st.pool, b.company, id).await?;
     let mut sts = statements::page(
@@ -615,11 +614,7 @@ async fn journal(
     Ok(page(&b.user, &j.name, Nav::Journals, body))
 }
 
-async fn statement(
-    State(st): State<AppState>,
-    b: Book,
-    axum::extract::Path(id): axum::extract::Path<i64>,
-) -> Page {
+async fn statement(State(st): State<AppState>, b: Book, Path(id): Path<i64>) -> Page {
     let s = statements::get(&st.pool, b.company, id).await?;
     let ids = statements::line_ids(&st.pool, b.company, id).await?;
     let mut lines = statement_lines::many(&st.pool, b.company, &ids).await?;
@@ -723,7 +718,7 @@ async fn decide(
 
 async fn review_confirm(
     State(st): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    Path(id): Path<i64>,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     decide(
@@ -738,7 +733,7 @@ async fn review_confirm(
 
 async fn review_dismiss(
     State(st): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    Path(id): Path<i64>,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
     decide(

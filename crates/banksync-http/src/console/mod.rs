@@ -358,6 +358,31 @@ impl IntoResponse for PageError {
     }
 }
 
+impl From<axum::extract::rejection::PathRejection> for PageError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        PageError(ApiError::NotFound("page"))
+    }
+}
+
+/// Path parameters; one that does not parse (not a UUID, not a number) names no page: 404.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(PageError))]
+pub struct Path<T>(pub T);
+
+/// The query string; a parameter of the wrong form is a 422 page naming it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &S) -> Result<Self, PageError> {
+        crate::extract::Query::<T>::from_request_parts(parts, st)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(PageError)
+    }
+}
+
 /// A form with nothing but its CSRF token.
 #[derive(serde::Deserialize)]
 pub struct Empty {}
@@ -399,7 +424,7 @@ fn safe_next(next: Option<&str>) -> &str {
 async fn login_form(
     State(st): State<AppState>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+    Query(q): Query<NextQuery>,
 ) -> Response {
     // The login form's own CSRF token: a cookie the form must repeat (double submit).
     let token = Uuid::new_v4().simple().to_string();
@@ -487,10 +512,7 @@ fn signed_in(st: &AppState, secret: &str, s: &Session, next: &str) -> Response {
 }
 
 /// A one-time link (`banksync demo` prints one): opens a session and forgets the code.
-async fn sign_in_link(
-    State(st): State<AppState>,
-    axum::extract::Path(code): axum::extract::Path<String>,
-) -> Response {
+async fn sign_in_link(State(st): State<AppState>, Path(code): Path<String>) -> Response {
     match store::sign_in_with_link(&st.pool, &code, st.console_session_ttl).await {
         Ok(Some((secret, s))) => signed_in(&st, &secret, &s, "/console"),
         Ok(None) => redirect_with(

@@ -10,7 +10,7 @@ use maud::html;
 use sync_engine::console as store;
 
 use super::layout::{action_button, badge, moment, page, table, Nav};
-use super::{failed, notice, Empty, Ops, Posted};
+use super::{failed, notice, Empty, Ops, Path, Posted};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -71,7 +71,7 @@ async fn jobs(State(st): State<AppState>, o: Ops) -> Page {
 
 async fn retry(
     State(st): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    Path(id): Path<i64>,
     Posted(_o, _): Posted<Ops, Empty>,
 ) -> Response {
     match sync_engine::jobs::rerun(&st.pool, id).await {

@@ -646,3 +646,82 @@ async fn the_banks_question_is_answered_in_the_console(pool: PgPool) {
     assert!(!all_lines(&s).await.is_empty());
     b.quit().await;
 }
+
+/// Bad input in the console's URLs and forms gets an error page (4xx, HTML), never a 500,
+/// and changes nothing.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn bad_input_gets_an_error_page_and_changes_nothing(pool: PgPool) {
+    let s = stack(pool).await;
+    let id = linked(&s).await;
+    let http = cookie_client();
+    let csrf = http_sign_in(&s, &http, &s.token).await;
+    let unknown = Uuid::new_v4();
+    for path in [
+        "/console/connections/not-a-uuid".to_string(),
+        format!("/console/connections/{unknown}"),
+        format!("/console/connections/{unknown}/progress"),
+        "/console/statements/abc".into(),
+        "/console/statements/99999999999".into(),
+        "/console/statements/-1".into(),
+        format!("/console/journals/{unknown}"),
+        format!("/console/journals/{unknown}?from=2026-13-45"),
+        "/console/link?q=%00".into(),
+        "/console/link?country=%FF%FE".into(),
+        "/console/link?provider=%00".into(),
+        "/console/link?q=%27%22%3Cscript%3E".into(),
+        "/console/ops/jobs".into(),
+        "/console/assets/..%2F..%2FCargo.toml".into(),
+        "/console/login?next=https%3A%2F%2Fevil.example".into(),
+    ] {
+        let r = http.get(format!("{}{path}", s.base)).send().await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.as_u16() < 500, "{path}: {status} {body}");
+        assert!(!body.contains("<script>"), "{path}: echoed markup");
+    }
+    let before = connection(&s, &id).await.1;
+    for (path, form) in [
+        (
+            "/console/link".to_string(),
+            vec![
+                ("provider_code", "fakebank_simple_xf"),
+                ("email", "not an email"),
+                ("phone", "+49 30 1234567"),
+            ],
+        ),
+        (
+            "/console/link".into(),
+            vec![
+                ("provider_code", "\u{0}"),
+                ("email", "a@b.example"),
+                ("phone", "1"),
+            ],
+        ),
+        ("/console/link".into(), vec![("email", "a@b.example")]),
+        (
+            format!("/console/connections/{id}/interactive"),
+            vec![("sms", "\u{0}"), ("x", "y")],
+        ),
+        (format!("/console/connections/{unknown}/revoke"), vec![]),
+        ("/console/review/99999999/confirm".into(), vec![]),
+        ("/console/review/not-a-number/confirm".into(), vec![]),
+        ("/console/ops/jobs/1/retry".into(), vec![]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", csrf.as_str()));
+        let r = http
+            .post(format!("{}{path}", s.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.as_u16() < 500, "{path}: {status} {body}");
+    }
+    let after = connection(&s, &id).await.1;
+    assert_eq!(before["status"], after["status"]);
+    assert_eq!(before["consent_status"], after["consent_status"]);
+    let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "nothing linked");
+}
