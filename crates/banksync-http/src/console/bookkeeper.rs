@@ -315,22 +315,31 @@ async fn sync_now(
     }
 }
 
+/// To Salt Edge Connect for a connection's reconnect (Update Credentials) or refresh
+/// (Fetch Accounts), coming back to the connection's page.
+async fn through_connect(st: &AppState, b: &Book, id: Uuid, reconnect: bool) -> Response {
+    let r = async {
+        let (to, origins) = return_to(st, Some(id))?;
+        let (pool, client) = (&st.pool, &st.client);
+        Ok::<_, ApiError>(if reconnect {
+            flows::update_credentials(pool, client, &origins, b.company, id, &to).await?
+        } else {
+            flows::fetch_accounts(pool, client, &origins, b.company, id, &to).await?
+        })
+    }
+    .await;
+    match r {
+        Ok(link) => redirect_with(st, &link.connect_url, None),
+        Err(e) => failed(st, &back(id), e),
+    }
+}
+
 async fn update_credentials(
     State(st): State<AppState>,
     Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
-    let r = async {
-        let (to, origins) = return_to(&st, Some(id))?;
-        Ok::<_, ApiError>(
-            flows::update_credentials(&st.pool, &st.client, &origins, b.company, id, &to).await?,
-        )
-    }
-    .await;
-    match r {
-        Ok(link) => redirect_with(&st, &link.connect_url, None),
-        Err(e) => failed(&st, &back(id), e),
-    }
+    through_connect(&st, &b, id, true).await
 }
 
 async fn fetch_accounts(
@@ -338,17 +347,7 @@ async fn fetch_accounts(
     Path(id): IdPath,
     Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
-    let r = async {
-        let (to, origins) = return_to(&st, Some(id))?;
-        Ok::<_, ApiError>(
-            flows::fetch_accounts(&st.pool, &st.client, &origins, b.company, id, &to).await?,
-        )
-    }
-    .await;
-    match r {
-        Ok(link) => redirect_with(&st, &link.connect_url, None),
-        Err(e) => failed(&st, &back(id), e),
-    }
+    through_connect(&st, &b, id, false).await
 }
 
 async fn revoke(

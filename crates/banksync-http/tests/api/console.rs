@@ -187,17 +187,7 @@ async fn a_bookkeeper_links_a_bank_and_uses_every_button_of_the_user_doc(pool: P
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_flagged_line_is_confirmed_from_the_review_page(pool: PgPool) {
     let s = stack(pool).await;
-    let (_, link) = s
-        .call(
-            Method::POST,
-            "/api/v1/connections",
-            Some(link_body("fake_client_xf")),
-        )
-        .await;
-    s.complete_connect(link["connect_url"].as_str().unwrap(), true)
-        .await;
-    let id = first_connection(&s).await;
-    wait_sync(&s, &id, 0).await;
+    linked_to(&s, "fake_client_xf").await;
     let flagged: Vec<i64> = all_lines(&s)
         .await
         .iter()
@@ -319,6 +309,11 @@ fn cookie_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A console page's HTML.
+async fn page(http: &reqwest::Client, url: String) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn hidden(html: &str, name: &str) -> String {
     let re = regex::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
     re.captures(html)
@@ -328,14 +323,7 @@ fn hidden(html: &str, name: &str) -> String {
 
 /// Signs in over HTTP; returns the session's CSRF token (read from a page's form).
 async fn http_sign_in(s: &Stack, http: &reqwest::Client, token: &str) -> String {
-    let login = http
-        .get(format!("{}/console/login", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = page(http, format!("{}/console/login", s.base)).await;
     let r = http
         .post(format!("{}/console/login", s.base))
         .form(&[("token", token), ("csrf", &hidden(&login, "csrf"))])
@@ -353,23 +341,21 @@ async fn http_sign_in(s: &Stack, http: &reqwest::Client, token: &str) -> String 
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/console"] {
         assert!(set.contains(attr), "{set}");
     }
-    let page = http
-        .get(format!("{}/console/connections", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page(http, format!("{}/console/connections", s.base)).await;
     hidden(&page, "csrf")
 }
 
 async fn linked(s: &Stack) -> String {
+    linked_to(s, "fakebank_simple_xf").await
+}
+
+/// A connection to `provider` linked through the API, its first sync done.
+async fn linked_to(s: &Stack, provider: &str) -> String {
     let (_, link) = s
         .call(
             Method::POST,
             "/api/v1/connections",
-            Some(link_body("fakebank_simple_xf")),
+            Some(link_body(provider)),
         )
         .await;
     s.complete_connect(link["connect_url"].as_str().unwrap(), true)
@@ -446,14 +432,11 @@ async fn console_forms_need_the_sessions_csrf_token_and_sessions_end(pool: PgPoo
     .fetch_one(&s.pool)
     .await
     .unwrap();
-    let progress = http
-        .get(format!("{}/console/connections/{id}/progress", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let progress = page(
+        &http,
+        format!("{}/console/connections/{id}/progress", s.base),
+    )
+    .await;
     assert!(progress.contains("hx-trigger=\"every 2s\""), "{progress}");
     assert!(progress.contains("2500 transactions fetched"), "{progress}");
     sqlx::query("UPDATE sync_runs SET status = 'succeeded', finished_at = now() WHERE id = $1")
@@ -461,14 +444,11 @@ async fn console_forms_need_the_sessions_csrf_token_and_sessions_end(pool: PgPoo
         .execute(&s.pool)
         .await
         .unwrap();
-    let progress = http
-        .get(format!("{}/console/connections/{id}/progress", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let progress = page(
+        &http,
+        format!("{}/console/connections/{id}/progress", s.base),
+    )
+    .await;
     assert!(
         !progress.contains("hx-trigger"),
         "done: no more polling: {progress}"
@@ -489,14 +469,7 @@ async fn console_forms_need_the_sessions_csrf_token_and_sessions_end(pool: PgPoo
         .to_str()
         .unwrap()
         .starts_with("/console/login?next=%2Fconsole%2Fjournals"));
-    let login = http
-        .get(format!("{}/console/login", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = page(&http, format!("{}/console/login", s.base)).await;
     assert!(login.contains("Your session has ended"), "{login}");
 
     // A revoked token ends its sessions at once.
@@ -529,14 +502,7 @@ async fn one_company_cannot_see_or_touch_anothers_connections(pool: PgPool) {
     let http = cookie_client();
     let csrf = http_sign_in(&s, &http, &other_token).await;
 
-    let list = http
-        .get(format!("{}/console/connections", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = page(&http, format!("{}/console/connections", s.base)).await;
     assert!(!list.contains("Fakebank Simple"), "{list}");
     assert!(!list.contains(&id));
     let runs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
@@ -558,14 +524,7 @@ async fn one_company_cannot_see_or_touch_anothers_connections(pool: PgPool) {
             .unwrap();
         assert_eq!(r.status(), 303, "{action}");
         // The message says "not found"; nothing happened to the other company's connection.
-        let page = http
-            .get(format!("{}/console/connections", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = page(&http, format!("{}/console/connections", s.base)).await;
         assert!(page.contains("not found"), "{action}: {page}");
     }
     let (st, c) = connection(&s, &id).await;
