@@ -946,10 +946,12 @@ async fn pages_written_together_give_the_lines_of_one_page(pool: PgPool) {
     let shape = |pool: &PgPool, conn: Uuid| {
         let pool = pool.clone();
         async move {
-            let rows: Vec<(String, String, i32, bool)> = sqlx::query_as(
-                "SELECT l.saltedge_transaction_id, l.fingerprint, l.occurrence, l.suspect_duplicate_of IS NOT NULL
+            // In Salt Edge id order, without the ids: the simulator's ids carry the second
+            // it started at.
+            let rows: Vec<(String, i32, bool)> = sqlx::query_as(
+                "SELECT l.fingerprint, l.occurrence, l.suspect_duplicate_of IS NOT NULL
                  FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-                 WHERE a.connection_id = $1 ORDER BY 1",
+                 WHERE a.connection_id = $1 ORDER BY l.saltedge_transaction_id",
             )
             .bind(conn)
             .fetch_all(&pool)
