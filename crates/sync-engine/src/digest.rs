@@ -16,6 +16,11 @@ pub fn sha256_hex(input: impl AsRef<[u8]>, bytes: usize) -> String {
 
 /// The first 16 bytes of SHA-256 of `input`: what a line keeps of the JSON text it was
 /// stored from (`statement_lines.raw_digest`).
+/// Whether two secrets are equal, in time that depends on their length only.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn raw16(input: impl AsRef<[u8]>) -> Vec<u8> {
     Sha256::digest(input.as_ref())[..16].to_vec()
 }

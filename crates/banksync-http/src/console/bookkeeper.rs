@@ -422,10 +422,7 @@ async fn link_page(State(st): State<AppState>, b: Book, Query(q): Query<LinkQuer
     let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let fake = q.include_fake.is_some();
     let chosen = match q.provider.as_deref() {
-        Some(code) => catalogue::search(&st.pool, None, Some(code), true, 50)
-            .await?
-            .into_iter()
-            .find(|i| i.code == code),
+        Some(code) => catalogue::get(&st.pool, code).await?,
         None => None,
     };
     let found = if chosen.is_none() && (country.is_some() || text.is_some()) {

@@ -202,7 +202,7 @@ pub fn action_button(
 
 /// An amount cell: right-aligned, in the locale's marks, with its currency.
 pub fn money_cell(amount: &str, currency: &str, locale: &str) -> Markup {
-    html! { td.num { (format::amount(amount, locale)) span.cur { (currency) } } }
+    html! { td.num { (money(amount, currency, locale)) } }
 }
 
 pub fn money(amount: &str, currency: &str, locale: &str) -> Markup {

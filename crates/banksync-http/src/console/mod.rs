@@ -387,13 +387,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 #[derive(serde::Deserialize)]
 pub struct Empty {}
 
+/// A session's first page: a company's connections, or the operator's job queue.
+fn landing(s: &Session) -> &'static str {
+    match s.principal {
+        Principal::Company { .. } => "/console/connections",
+        Principal::Operator { .. } => "/console/ops/jobs",
+    }
+}
+
 async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let to = match cookie(&headers, SESSION_COOKIE) {
         Some(secret) => match store::session(&st.pool, &secret).await {
-            Ok(Some(s)) => match s.principal {
-                Principal::Company { .. } => "/console/connections",
-                Principal::Operator { .. } => "/console/ops/jobs",
-            },
+            Ok(Some(s)) => landing(&s),
             _ => "/console/login",
         },
         None => "/console/login",
@@ -455,12 +460,7 @@ async fn login(
     axum::extract::Form(f): axum::extract::Form<LoginForm>,
 ) -> Response {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    let same = expected.len() == f.csrf.len()
-        && expected
-            .bytes()
-            .zip(f.csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
+    let same = sync_engine::digest::constant_time_eq(expected.as_bytes(), f.csrf.as_bytes());
     if expected.is_empty() || !same {
         return layout::csrf_refused();
     }
@@ -488,14 +488,7 @@ async fn login(
 }
 
 fn signed_in(st: &AppState, secret: &str, s: &Session, next: &str) -> Response {
-    let to = if next == "/console" {
-        match s.principal {
-            Principal::Company { .. } => "/console/connections",
-            Principal::Operator { .. } => "/console/ops/jobs",
-        }
-    } else {
-        next
-    };
+    let to = if next == "/console" { landing(s) } else { next };
     let mut resp = redirect_with(st, to, None);
     let h = resp.headers_mut();
     h.append(
