@@ -54,8 +54,10 @@
 //! flight, which the next run fetches again.
 //!
 //! Speed, without bending a rule: a first import's page (the connection had no lines) is
-//! `COPY`'d in ([`copy_lines`]), falling back to the upsert through a savepoint if it does
-//! repeat a stored id; every line keeps the digest of its item's JSON as received, so a
+//! `COPY`'d in ([`copy_lines`]: the text of each row rendered ahead on the fetching task,
+//! line ids taken from the sequence first so that look-alikes are flagged as they are
+//! copied and nothing is read back), falling back to the upsert through a savepoint if it
+//! does repeat a stored id; every line keeps the digest of its item's JSON as received, so a
 //! re-sync sets aside the items a line holds byte for byte without parsing them
 //! ([`held_verbatim`]), and compares the rest by content hash; a page that changes nothing
 //! writes nothing.
@@ -170,7 +172,8 @@ struct Row {
     saltedge_id: String,
     fingerprint: String,
     content_hash: String,
-    extra: serde_json::Value,
+    /// Salt Edge's `extra` as compact JSON text (a parsed tree took ~3 times the memory).
+    extra: Box<str>,
     /// Some text holds U+FFFD (see `saltedge_client::text`).
     text_repaired: bool,
     /// Salt Edge's `extra.possible_duplicate` hint.
@@ -185,6 +188,9 @@ struct Row {
     relinked: bool,
     /// [`crate::digest::raw16`] of the item's JSON as received, when the caller had it.
     raw_digest: Option<Vec<u8>>,
+    /// The columns of [`copy_lines`] that do not depend on the database, as `COPY` text,
+    /// rendered ahead on the fetching task ([`PreparedPage::render_copy`]); empty if not.
+    copy_head: String,
 }
 
 /// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
@@ -271,12 +277,13 @@ fn row(
         saltedge_id: t.id.clone(),
         text_repaired: t.description.contains('\u{FFFD}') || holds_replacement(&t.extra),
         possible_duplicate: extra.possible_duplicate == Some(true),
-        extra: t.extra.clone(),
+        extra: t.extra.to_string().into_boxed_str(),
         pending_id: None,
         statement_id: None,
         relinked: target.relinked,
         bank_id: bank_transaction_id(&t.extra),
         raw_digest,
+        copy_head: String::new(),
     }
 }
 
@@ -542,6 +549,16 @@ impl PreparedPage {
         self.pages += next.pages;
     }
 
+    /// Renders each row's `COPY` text ahead ([`Row::copy_head`]), for a first import: CPU
+    /// work the fetching task does while the database writes the previous pages.
+    pub fn render_copy(&mut self, company: Uuid, run_id: Uuid) {
+        for r in &mut self.rows {
+            let mut head = String::with_capacity(384);
+            copy_head(&mut head, r, company, run_id);
+            r.copy_head = head;
+        }
+    }
+
     /// Adds items a line already holds byte for byte: counted, not parsed.
     pub fn hold(&mut self, held: Vec<(String, Box<RawValue>)>) {
         self.out.fetched += held.len() as i32;
@@ -802,7 +819,9 @@ pub async fn write_prepared(
     out.updated += up.updated.len() as i32;
     out.skipped_duplicate += rows.len() as i32 - up.inserted.len() as i32 - up.updated.len() as i32;
     let mut flagged = up.flagged;
-    flagged.extend(flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?);
+    if !up.look_alikes_flagged {
+        flagged.extend(flag_look_alikes_in_page(&mut db, &rows, &up.inserted).await?);
+    }
     out.suspects = flagged.len() as i32;
     // (The rows' content is copied only when Salt Edge changed some line: not on imports.)
     if !up.updated.is_empty() {
@@ -812,6 +831,8 @@ pub async fn write_prepared(
     crate::history::record_flagged(&mut db, run_id, &flagged).await?;
     crate::runs::add_pages(&mut *db, run_id, pages, &out).await?;
     db.commit().await?;
+    // Freeing a batch's rows is CPU work nothing waits for.
+    tokio::task::spawn_blocking(move || drop(rows));
     Ok(out)
 }
 
@@ -855,11 +876,11 @@ async fn rekey_line(
     reason: &str,
 ) -> Result<()> {
     sqlx::query!("UPDATE statement_lines SET saltedge_transaction_id = $2, booking_date = $3, value_date = $4, amount = $5,
-             description = $6, payee = $7, counterparty_iban = $8, extra = $9, content_hash = $10, text_repaired = $11,
+             description = $6, payee = $7, counterparty_iban = $8, extra = $9::text::jsonb, content_hash = $10, text_repaired = $11,
              sync_run_id = $12, bank_transaction_id = coalesce($13, bank_transaction_id),
              rekeyed_from = saltedge_transaction_id, rekeyed_at = now(), updated_at = now()
          WHERE id = $1", line, &r.saltedge_id, r.booking_date, r.value_date, r.amount, &r.description, r.payee.as_deref(),
-         r.counterparty_iban.as_deref(), &r.extra, &r.content_hash, r.text_repaired, run_id, r.bank_id.as_deref())
+         r.counterparty_iban.as_deref(), &*r.extra, &r.content_hash, r.text_repaired, run_id, r.bank_id.as_deref())
     .execute(&mut **db)
     .await?;
     crate::history::record(
@@ -1283,15 +1304,17 @@ async fn write_pending(
     let currency: Vec<&str> = rows.iter().map(|r| r.currency.as_str()).collect();
     let description: Vec<&str> = rows.iter().map(|r| r.description.as_str()).collect();
     let payee: Vec<Option<&str>> = rows.iter().map(|r| r.payee.as_deref()).collect();
-    let extra: Vec<&serde_json::Value> = rows.iter().map(|r| &r.extra).collect();
+    let extra: Vec<&str> = rows.iter().map(|r| &*r.extra).collect();
     let hash: Vec<&str> = rows.iter().map(|r| r.content_hash.as_str()).collect();
     let repaired: Vec<bool> = rows.iter().map(|r| r.text_repaired).collect();
     Ok(sqlx::query!(
         "INSERT INTO pending_transactions AS p (company_id, journal_id, bank_account_id, saltedge_transaction_id, booking_date,
              value_date, amount, currency, description, payee, extra, content_hash, text_repaired, sync_run_id)
-         SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $13), u.*, $13
+         SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $13), u.journal_id, u.bank_account_id,
+                u.saltedge_transaction_id, u.booking_date, u.value_date, u.amount, u.currency, u.description, u.payee,
+                u.extra::jsonb, u.content_hash, u.text_repaired, $13
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::date[], $6::numeric[], $7::text[], $8::text[],
-                     $9::text[], $10::jsonb[], $11::text[], $12::bool[])
+                     $9::text[], $10::text[], $11::text[], $12::bool[])
               AS u(journal_id, bank_account_id, saltedge_transaction_id, booking_date, value_date, amount, currency,
                    description, payee, extra, content_hash, text_repaired)
          ON CONFLICT (bank_account_id, saltedge_transaction_id) DO UPDATE SET
@@ -1310,7 +1333,7 @@ async fn write_pending(
         &currency as &[&str],
         &description as &[&str],
         &payee as &[Option<&str>],
-        &extra as &[&serde_json::Value],
+        &extra as &[&str],
         &hash as &[&str],
         &repaired,
         run_id
@@ -1322,8 +1345,8 @@ async fn write_pending(
 
 /// A first import's page of new lines through `COPY … FROM STDIN` (text format), with
 /// what the `INSERT`'s `RETURNING` would give: (id, inserted, suspect, Salt Edge id). The
-/// ids are read back as the page's rows above the highest id before the copy (identity
-/// values only grow), by the primary key.
+/// line ids are taken from the table's sequence first, so that nothing is read back and a
+/// look-alike within the page (rule 7) is flagged as it is copied, not updated after.
 async fn copy_lines(
     db: &mut sqlx::Transaction<'_, Postgres>,
     rows: &[Row],
@@ -1334,80 +1357,56 @@ async fn copy_lines(
     use std::fmt::Write;
     let start = sqlx::query!(
         r#"SELECT (SELECT company_id FROM sync_runs WHERE id = $1) AS "company!",
-                  (SELECT coalesce(max(id), 0) FROM statement_lines) AS "before!""#,
-        run_id
+                  (SELECT array_agg(nextval('statement_lines_id_seq')) FROM generate_series(1, $2)) AS "ids!""#,
+        run_id,
+        rows.len() as i32
     )
     .fetch_one(&mut **db)
     .await?;
-    let (company, before) = (start.company, start.before);
-    let mut buf = String::with_capacity(rows.len() * 512);
+    let (company, ids) = (start.company, start.ids);
+    if ids.len() != rows.len() {
+        return Err(sqlx::Error::Protocol(
+            "the sequence gave too few line ids".into(),
+        ));
+    }
+    // Rule 7: the first line of the account with the fingerprint (an earlier one, else the
+    // first of this page).
+    let mut first_in_page: HashMap<(Uuid, &str), i64> = HashMap::new();
+    let mut buf = String::with_capacity(rows.len() * 448);
+    let mut out = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        // Columns in the order of the COPY statement below; `\N` is NULL.
-        let _ = write!(
-            buf,
-            "{company}\t{}\t{}\t{}\t",
-            r.journal_id, r.bank_account_id, r.booking_date
-        );
-        match r.value_date {
-            Some(d) => {
-                let _ = write!(buf, "{d}\t");
-            }
-            None => buf.push_str("\\N\t"),
+        if r.copy_head.is_empty() {
+            copy_head(&mut buf, r, company, run_id);
+        } else {
+            buf.push_str(&r.copy_head);
         }
-        let _ = write!(buf, "{}\t", r.amount);
-        copy_text(&mut buf, Some(&r.currency));
-        copy_text(&mut buf, Some(&r.description));
-        copy_text(&mut buf, r.payee.as_deref());
-        copy_text(&mut buf, r.counterparty_iban.as_deref());
-        copy_text(&mut buf, Some(&r.saltedge_id));
-        match r.pending_id {
-            Some(p) => {
-                let _ = write!(buf, "{p}\t");
-            }
-            None => buf.push_str("\\N\t"),
-        }
-        copy_text(&mut buf, Some(&r.fingerprint));
-        copy_text(&mut buf, Some(&r.extra.to_string()));
-        let _ = write!(buf, "{run_id}\t");
-        match first[i] {
-            Some(f) => {
-                let _ = write!(buf, "{f}\t");
-            }
-            None => buf.push_str("\\N\t"),
-        }
-        copy_text(&mut buf, Some(&r.content_hash));
-        let _ = write!(
-            buf,
-            "{}\t{}\t",
-            if r.text_repaired { 't' } else { 'f' },
-            occurrence[i]
-        );
-        copy_text(&mut buf, r.bank_id.as_deref());
-        let _ = write!(buf, "{run_id}\t");
-        match r.statement_id {
-            Some(s) => {
-                let _ = write!(buf, "{s}\t");
-            }
-            None => buf.push_str("\\N\t"),
-        }
-        match &r.raw_digest {
-            // bytea's hex form, its backslash escaped for the text format.
-            Some(d) => {
-                buf.push_str("\\\\x");
-                for b in d {
-                    let _ = write!(buf, "{b:02x}");
+        let id = ids[i];
+        let suspect = match first[i] {
+            Some(f) => Some(f),
+            None => match first_in_page.entry((r.bank_account_id, r.fingerprint.as_str())) {
+                std::collections::hash_map::Entry::Occupied(o) => Some(*o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(id);
+                    None
                 }
-                buf.push('\n');
-            }
-            None => buf.push_str("\\N\n"),
-        }
+            },
+        };
+        // The columns that depend on the database, in the order of the COPY statement.
+        let _ = write!(buf, "{id}\t");
+        copy_number(&mut buf, r.pending_id);
+        copy_number(&mut buf, suspect);
+        let _ = write!(buf, "{}\t", occurrence[i]);
+        copy_number(&mut buf, r.statement_id);
+        buf.pop();
+        buf.push('\n');
+        out.push((id, true, suspect.is_some(), r.saltedge_id.clone()));
     }
     let mut copy = db
         .copy_in_raw(
             "COPY statement_lines (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency,
-                 description, payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra,
-                 sync_run_id, suspect_duplicate_of, content_hash, text_repaired, occurrence, bank_transaction_id,
-                 created_run_id, statement_id, raw_digest) FROM STDIN",
+                 description, payee, counterparty_iban, saltedge_transaction_id, fingerprint, extra,
+                 sync_run_id, content_hash, text_repaired, bank_transaction_id, created_run_id, raw_digest,
+                 id, pending_transaction_id, suspect_duplicate_of, occurrence, statement_id) FROM STDIN",
         )
         .await?;
     if let Err(e) = copy.send(buf.into_bytes()).await {
@@ -1415,17 +1414,59 @@ async fn copy_lines(
         return Err(e);
     }
     copy.finish().await?;
-    Ok(sqlx::query!(
-        r#"SELECT id, saltedge_transaction_id, suspect_duplicate_of IS NOT NULL AS "suspect!"
-           FROM statement_lines WHERE id > $1 AND created_run_id = $2"#,
-        before,
-        run_id
-    )
-    .fetch_all(&mut **db)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, true, r.suspect, r.saltedge_transaction_id))
-    .collect())
+    Ok(out)
+}
+
+/// The columns of a line that do not depend on the database, as `COPY` text, each followed
+/// by its tab (the first columns of [`copy_lines`]'s statement).
+fn copy_head(buf: &mut String, r: &Row, company: Uuid, run_id: Uuid) {
+    use std::fmt::Write;
+    let _ = write!(
+        buf,
+        "{company}\t{}\t{}\t{}\t",
+        r.journal_id, r.bank_account_id, r.booking_date
+    );
+    match r.value_date {
+        Some(d) => {
+            let _ = write!(buf, "{d}\t");
+        }
+        None => buf.push_str("\\N\t"),
+    }
+    let _ = write!(buf, "{}\t", r.amount);
+    copy_text(buf, Some(&r.currency));
+    copy_text(buf, Some(&r.description));
+    copy_text(buf, r.payee.as_deref());
+    copy_text(buf, r.counterparty_iban.as_deref());
+    copy_text(buf, Some(&r.saltedge_id));
+    copy_text(buf, Some(&r.fingerprint));
+    copy_text(buf, Some(&r.extra));
+    let _ = write!(buf, "{run_id}\t");
+    copy_text(buf, Some(&r.content_hash));
+    let _ = write!(buf, "{}\t", if r.text_repaired { 't' } else { 'f' });
+    copy_text(buf, r.bank_id.as_deref());
+    let _ = write!(buf, "{run_id}\t");
+    match &r.raw_digest {
+        // bytea's hex form, its backslash escaped for the text format.
+        Some(d) => {
+            buf.push_str("\\\\x");
+            for b in d {
+                let _ = write!(buf, "{b:02x}");
+            }
+            buf.push('\t');
+        }
+        None => buf.push_str("\\N\t"),
+    }
+}
+
+/// One number column of `COPY`'s text format, then its tab; `None` as `\N`.
+fn copy_number(buf: &mut String, v: Option<i64>) {
+    use std::fmt::Write;
+    match v {
+        Some(v) => {
+            let _ = write!(buf, "{v}\t");
+        }
+        None => buf.push_str("\\N\t"),
+    }
 }
 
 /// One text column of `COPY`'s text format, then its tab: backslash, tab, newline and
@@ -1455,6 +1496,31 @@ struct Upserted {
     updated: HashMap<String, i64>,
     /// Inserted lines that got `suspect_duplicate_of` (rule 7, against earlier lines).
     flagged: Vec<i64>,
+    /// Look-alikes within the page are flagged too (and in `flagged`): `COPY` did it.
+    look_alikes_flagged: bool,
+}
+
+/// The columns of an `INSERT` of rows, as arrays for `UNNEST`.
+struct Columns<'a> {
+    journal: Vec<Uuid>,
+    account: Vec<Uuid>,
+    booking: Vec<NaiveDate>,
+    value: Vec<Option<NaiveDate>>,
+    amount: Vec<Decimal>,
+    currency: Vec<&'a str>,
+    description: Vec<&'a str>,
+    payee: Vec<Option<&'a str>>,
+    iban: Vec<Option<&'a str>>,
+    se_id: Vec<&'a str>,
+    fp: Vec<&'a str>,
+    hash: Vec<&'a str>,
+    extra: Vec<&'a str>,
+    repaired: Vec<bool>,
+    possible: Vec<bool>,
+    pending_id: Vec<Option<i64>>,
+    bank_id: Vec<Option<&'a str>>,
+    statement: Vec<Option<i64>>,
+    raw_digest: Vec<Option<&'a [u8]>>,
 }
 
 /// Rule 1: one bulk upsert per page. Rule 7 rides
@@ -1471,36 +1537,17 @@ async fn upsert(
             inserted: HashMap::new(),
             updated: HashMap::new(),
             flagged: vec![],
+            look_alikes_flagged: true,
         });
     }
     // Occurrence: after the account's highest so far, the n-th row of the page with the
     // fingerprint (rows that are lines already keep theirs: the upsert ignores these).
     let mut seen_fp: HashMap<(Uuid, &str), i32> = HashMap::new();
-    let n = rows.len();
-    let mut journal = Vec::with_capacity(n);
-    let mut account = Vec::with_capacity(n);
-    let mut booking = Vec::with_capacity(n);
-    let mut value = Vec::with_capacity(n);
-    let mut amount = Vec::with_capacity(n);
-    let mut currency = Vec::with_capacity(n);
-    let mut description = Vec::with_capacity(n);
-    let mut payee = Vec::with_capacity(n);
-    let mut iban = Vec::with_capacity(n);
-    let mut se_id = Vec::with_capacity(n);
-    let mut fp = Vec::with_capacity(n);
-    let mut hash = Vec::with_capacity(n);
-    let mut extra = Vec::with_capacity(n);
-    let mut repaired = Vec::with_capacity(n);
-    let mut possible = Vec::with_capacity(n);
-    let mut pending_id = Vec::with_capacity(n);
-    let mut occurrence = Vec::with_capacity(n);
-    let mut first = Vec::with_capacity(n);
-    let mut bank_id = Vec::with_capacity(n);
-    let mut statement = Vec::with_capacity(n);
-    let mut raw_digest = Vec::with_capacity(n);
+    let (mut occurrence, mut first) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
     for r in rows {
-        statement.push(r.statement_id);
-        raw_digest.push(r.raw_digest.as_deref());
         let known = base.get(&(r.bank_account_id, r.fingerprint.clone()));
         let k = seen_fp
             .entry((r.bank_account_id, r.fingerprint.as_str()))
@@ -1508,23 +1555,56 @@ async fn upsert(
         occurrence.push(known.map_or(0, |b| b.1 + 1) + *k);
         first.push(known.map(|b| b.0));
         *k += 1;
-        bank_id.push(r.bank_id.as_deref());
-        pending_id.push(r.pending_id);
-        repaired.push(r.text_repaired);
-        possible.push(r.possible_duplicate);
-        journal.push(r.journal_id);
-        account.push(r.bank_account_id);
-        booking.push(r.booking_date);
-        value.push(r.value_date);
-        amount.push(r.amount);
-        currency.push(r.currency.as_str());
-        description.push(r.description.as_str());
-        payee.push(r.payee.as_deref());
-        iban.push(r.counterparty_iban.as_deref());
-        se_id.push(r.saltedge_id.as_str());
-        fp.push(r.fingerprint.as_str());
-        hash.push(r.content_hash.as_str());
-        extra.push(&r.extra);
+    }
+    let possible_any = rows.iter().any(|r| r.possible_duplicate);
+    // The statement's arrays, built only where a statement is sent (not for `COPY`).
+    macro_rules! columns {
+        () => {{
+            let n = rows.len();
+            let mut c = Columns {
+                journal: Vec::with_capacity(n),
+                account: Vec::with_capacity(n),
+                booking: Vec::with_capacity(n),
+                value: Vec::with_capacity(n),
+                amount: Vec::with_capacity(n),
+                currency: Vec::with_capacity(n),
+                description: Vec::with_capacity(n),
+                payee: Vec::with_capacity(n),
+                iban: Vec::with_capacity(n),
+                se_id: Vec::with_capacity(n),
+                fp: Vec::with_capacity(n),
+                hash: Vec::with_capacity(n),
+                extra: Vec::with_capacity(n),
+                repaired: Vec::with_capacity(n),
+                possible: Vec::with_capacity(n),
+                pending_id: Vec::with_capacity(n),
+                bank_id: Vec::with_capacity(n),
+                statement: Vec::with_capacity(n),
+                raw_digest: Vec::with_capacity(n),
+            };
+            for r in rows {
+                c.statement.push(r.statement_id);
+                c.raw_digest.push(r.raw_digest.as_deref());
+                c.bank_id.push(r.bank_id.as_deref());
+                c.pending_id.push(r.pending_id);
+                c.repaired.push(r.text_repaired);
+                c.possible.push(r.possible_duplicate);
+                c.journal.push(r.journal_id);
+                c.account.push(r.bank_account_id);
+                c.booking.push(r.booking_date);
+                c.value.push(r.value_date);
+                c.amount.push(r.amount);
+                c.currency.push(r.currency.as_str());
+                c.description.push(r.description.as_str());
+                c.payee.push(r.payee.as_deref());
+                c.iban.push(r.counterparty_iban.as_deref());
+                c.se_id.push(r.saltedge_id.as_str());
+                c.fp.push(r.fingerprint.as_str());
+                c.hash.push(r.content_hash.as_str());
+                c.extra.push(&*r.extra);
+            }
+            c
+        }};
     }
     // One statement text, two endings: a page that cannot hold a line already stored (a
     // first import) is a plain INSERT — no speculative insertion, ~15 % faster on the bench;
@@ -1543,13 +1623,14 @@ async fn upsert(
              text_repaired = EXCLUDED.text_repaired, raw_digest = EXCLUDED.raw_digest, updated_at = now()
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash"#)
         };
-        ($tail:literal) => {
+        ($tail:literal) => {{
+            let c = columns!();
             sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
              content_hash, text_repaired, occurrence, bank_transaction_id, created_run_id, statement_id, raw_digest)
          SELECT (SELECT r.company_id FROM sync_runs r WHERE r.id = $14), u.journal_id, u.bank_account_id, u.booking_date, u.value_date, u.amount, u.currency, u.description,
-                u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra, $14,
+                u.payee, u.counterparty_iban, u.saltedge_transaction_id, u.pending_id, u.fp, u.extra::jsonb, $14,
                 coalesce(
                     u.first,
                     CASE WHEN u.possible THEN
@@ -1558,34 +1639,34 @@ async fn upsert(
                          ORDER BY o.id LIMIT 1) END),
                 u.hash, u.repaired, u.occurrence, u.bank_id, $14, u.statement_id, u.raw_digest
          FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::date[], $5::numeric[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $12::text[], $13::jsonb[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
+                     $9::text[], $10::text[], $12::text[], $13::text[], $15::text[], $16::bool[], $17::bool[], $11::bigint[],
                      $18::int4[], $19::text[], $20::bigint[], $21::bigint[], $22::bytea[])
               AS u(journal_id, bank_account_id, booking_date, value_date, amount, currency, description, payee,
                    counterparty_iban, saltedge_transaction_id, fp, extra, hash, repaired, possible, pending_id, occurrence,
                    bank_id, statement_id, first, raw_digest) "# + $tail + r#"
          RETURNING l.id, (l.xmax = 0) AS "inserted!", (l.suspect_duplicate_of IS NOT NULL) AS "suspect!", l.saltedge_transaction_id"#,
-        &journal,
-        &account,
-        &booking,
-        &value as &[Option<NaiveDate>],
-        &amount,
-        &currency as &[&str],
-        &description as &[&str],
-        &payee as &[Option<&str>],
-        &iban as &[Option<&str>],
-        &se_id as &[&str],
-        &pending_id as &[Option<i64>],
-        &fp as &[&str],
-        &extra as &[&serde_json::Value],
+        &c.journal,
+        &c.account,
+        &c.booking,
+        &c.value as &[Option<NaiveDate>],
+        &c.amount,
+        &c.currency as &[&str],
+        &c.description as &[&str],
+        &c.payee as &[Option<&str>],
+        &c.iban as &[Option<&str>],
+        &c.se_id as &[&str],
+        &c.pending_id as &[Option<i64>],
+        &c.fp as &[&str],
+        &c.extra as &[&str],
         run_id,
-        &hash as &[&str],
-        &repaired,
-        &possible,
+        &c.hash as &[&str],
+        &c.repaired,
+        &c.possible,
         &occurrence,
-        &bank_id as &[Option<&str>],
-        &statement as &[Option<i64>],
+        &c.bank_id as &[Option<&str>],
+        &c.statement as &[Option<i64>],
         &first as &[Option<i64>],
-        &raw_digest as &[Option<&[u8]>]
+        &c.raw_digest as &[Option<&[u8]>]
     )
     .fetch_all(&mut **db)
     .await
@@ -1594,17 +1675,19 @@ async fn upsert(
             .map(|r| (r.id, r.inserted, r.suspect, r.saltedge_transaction_id))
             .collect::<Vec<_>>()
     })
-        };
+        }};
     }
+    let mut copied = false;
     let returned: Vec<(i64, bool, bool, String)> = if fresh {
         sqlx::query("SAVEPOINT plain_insert")
             .execute(&mut **db)
             .await?;
         // A page with no look-alike hint (its only per-row look-up) is copied in: `COPY`
         // batches heap and WAL writes, which no `INSERT` does.
-        let plain = if possible.iter().any(|p| *p) {
+        let plain = if possible_any {
             insert_lines!(plain)
         } else {
+            copied = true;
             copy_lines(db, rows, run_id, &occurrence, &first).await
         };
         match plain {
@@ -1616,6 +1699,7 @@ async fn upsert(
                 sqlx::query("ROLLBACK TO SAVEPOINT plain_insert")
                     .execute(&mut **db)
                     .await?;
+                copied = false;
                 insert_lines!(upsert)?
             }
             Err(e) => return Err(e.into()),
@@ -1627,6 +1711,7 @@ async fn upsert(
         inserted: HashMap::with_capacity(returned.len()),
         updated: HashMap::new(),
         flagged: vec![],
+        look_alikes_flagged: copied,
     };
     for (id, was_inserted, suspect, se_id) in returned {
         if was_inserted {

@@ -146,6 +146,7 @@ async fn run(
         let client = client.clone();
         let targets = targets.clone();
         let mut next = Some(query.clone());
+        let company = conn.company_id;
         tokio::spawn(async move {
             while let Some(q) = next.take() {
                 let fetched = async {
@@ -154,7 +155,9 @@ async fn run(
                         Fetched::Keyed(lines::KeyedPage::new(&targets, raw.items))
                     } else {
                         let digested = raw.items.iter().map(|r| (r, crate::digest::raw16(r.get())));
-                        Fetched::Prepared(prepare(&targets, digested))
+                        let (ids, mut page) = prepare(&targets, digested);
+                        page.render_copy(company, run_id);
+                        Fetched::Prepared((ids, page))
                     };
                     Ok::<_, SyncError>((raw.next_id, fetched))
                 }

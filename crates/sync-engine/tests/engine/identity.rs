@@ -24,6 +24,57 @@ async fn history(pool: &PgPool, company: Uuid, line: i64) -> Vec<(String, serde_
         .collect()
 }
 
+/// The same coffees in a connection's first import (copied in, one page): the look-alikes
+/// are flagged as they are copied, pointing at the first, with their history.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn three_identical_coffees_in_a_first_import(pool: PgPool) {
+    // No twins: their `possible_duplicate` hint would send the page through `INSERT`.
+    let f = fixture(&pool, |c| {
+        c.data.transactions_per_account = 5;
+        c.data.twins_per_account = 0;
+    })
+    .await;
+    let coffee_ids = [
+        "990000000000000001",
+        "990000000000000002",
+        "990000000000000003",
+    ];
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let mut t = rec.posted[0].clone();
+        t.amount = "-3.20".parse().unwrap();
+        t.description = "Coffee Shop".into();
+        t.extra = serde_json::json!({ "payee": "Bean There" });
+        for id in coffee_ids {
+            t.id = id.into();
+            rec.posted.push(t.clone());
+        }
+    });
+    let first = sync(&pool, &f, false).await;
+    assert_eq!(first.run.suspects, 2);
+    let coffees: Vec<_> = line_rows(&pool, f.conn)
+        .await
+        .into_iter()
+        .filter(|r| coffee_ids.contains(&r.1.as_str()))
+        .collect();
+    assert_eq!(coffees.iter().map(|c| c.3).collect::<Vec<_>>(), [0, 1, 2]);
+    let flags: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT suspect_duplicate_of FROM statement_lines WHERE saltedge_transaction_id = ANY($1) ORDER BY id",
+    )
+    .bind(coffee_ids)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(flags, [None, Some(coffees[0].0), Some(coffees[0].0)]);
+    assert_eq!(
+        history(&pool, f.company, coffees[1].0).await[1],
+        (
+            "flagged".to_string(),
+            serde_json::json!({ "look_alike_of": coffees[0].0 })
+        )
+    );
+    assert_matches_truth(&pool, &f).await;
+}
+
 /// Three identical coffees on one day are three lines (occurrences 0, 1, 2), the second and
 /// third flagged as look-alikes of the first; two re-syncs change nothing.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
