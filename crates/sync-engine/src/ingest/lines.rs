@@ -336,7 +336,7 @@ impl PendingLines {
     pub async fn flush(&mut self, pool: &PgPool, run_id: Uuid) -> Result<()> {
         let (pages, d) = std::mem::take(&mut self.deferred);
         if pages > 0 {
-            crate::runs::add_pages(pool, run_id, pages, &d).await?;
+            crate::runs::add_pages(pool, run_id, pages, &d, None).await?;
         }
         Ok(())
     }
@@ -344,6 +344,22 @@ impl PendingLines {
     fn any_left(&self) -> bool {
         self.used.len() < self.lines.len()
     }
+}
+
+/// An (account, fingerprint) pair as 64 bits for [`FingerprintFilter`]: a fingerprint is
+/// already a SHA-256 in hex, so its first 16 digits are taken as they are (no hashing again).
+fn fingerprint_digest(account: Uuid, fingerprint: &str) -> u64 {
+    let (hi, lo) = account.as_u64_pair();
+    let fp = fingerprint
+        .get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            fingerprint.hash(&mut h);
+            h.finish()
+        });
+    fp ^ hi.rotate_left(17) ^ lo
 }
 
 /// A Bloom filter of (account, fingerprint) digests: 2 MiB whatever the size of the import
@@ -713,7 +729,7 @@ pub async fn write_prepared(
     may_exist: bool,
     pending: &mut PendingLines,
     opts: &DedupOptions,
-    lock: Option<&mut crate::ingest::lock::ConnectionLock>,
+    lock: Option<&crate::ingest::lock::ConnectionLock>,
 ) -> Result<PageOutcome> {
     let PreparedPage {
         mut rows,
@@ -746,15 +762,14 @@ pub async fn write_prepared(
         pending.defer(pages, &out);
         return Ok(out);
     }
-    // Another sync may run once the connection's lock is gone: stop before writing.
-    if let Some(lock) = lock {
-        lock.ensure_held().await?;
-    }
+    // Another sync may run once the connection's lock is gone: the page's transaction checks
+    // that it is still held before it commits ([`crate::runs::add_pages`]).
+    let lock = lock.map(|l| l.holder());
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     if status == LineStatus::Pending {
         out.updated += write_pending(&mut db, &rows, run_id).await?;
-        crate::runs::add_pages(&mut *db, run_id, pages, &out).await?;
+        crate::runs::add_pages(&mut *db, run_id, pages, &out, lock).await?;
         db.commit().await?;
         return Ok(out);
     }
@@ -796,12 +811,7 @@ pub async fn write_prepared(
     // Identities so far (earlier pages of this sync included: they are committed). Where
     // the connection had no lines before this sync, only fingerprints this sync already
     // stored can have one.
-    let digest = |r: &Row| {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (r.bank_account_id, r.fingerprint.as_str()).hash(&mut h);
-        h.finish()
-    };
+    let digest = |r: &Row| fingerprint_digest(r.bank_account_id, &r.fingerprint);
     let lookup: Vec<&Row> = rows
         .iter()
         .filter(|r| !known.contains_key(&r.saltedge_id))
@@ -829,7 +839,7 @@ pub async fn write_prepared(
             .await?;
     }
     crate::history::record_flagged(&mut db, run_id, &flagged).await?;
-    crate::runs::add_pages(&mut *db, run_id, pages, &out).await?;
+    crate::runs::add_pages(&mut *db, run_id, pages, &out, lock).await?;
     db.commit().await?;
     // Freeing a batch's rows is CPU work nothing waits for.
     tokio::task::spawn_blocking(move || drop(rows));
@@ -1475,15 +1485,19 @@ fn copy_text(buf: &mut String, v: Option<&str>) {
     match v {
         None => buf.push_str("\\N"),
         Some(v) => {
-            for c in v.chars() {
-                match c {
-                    '\\' => buf.push_str("\\\\"),
-                    '\t' => buf.push_str("\\t"),
-                    '\n' => buf.push_str("\\n"),
-                    '\r' => buf.push_str("\\r"),
-                    c => buf.push(c),
-                }
+            // The four are ASCII, so the text between them is whole characters.
+            let mut from = 0;
+            for (at, c) in v.match_indices(['\\', '\t', '\n', '\r']) {
+                buf.push_str(v.get(from..at).unwrap_or_default());
+                buf.push_str(match c {
+                    "\\" => "\\\\",
+                    "\t" => "\\t",
+                    "\n" => "\\n",
+                    _ => "\\r",
+                });
+                from = at + c.len();
             }
+            buf.push_str(v.get(from..).unwrap_or_default());
         }
     }
     buf.push('\t');
@@ -1548,7 +1562,11 @@ async fn upsert(
         Vec::with_capacity(rows.len()),
     );
     for r in rows {
-        let known = base.get(&(r.bank_account_id, r.fingerprint.clone()));
+        let known = if base.is_empty() {
+            None
+        } else {
+            base.get(&(r.bank_account_id, r.fingerprint.clone()))
+        };
         let k = seen_fp
             .entry((r.bank_account_id, r.fingerprint.as_str()))
             .or_insert(0);
@@ -1987,6 +2005,27 @@ mod tests {
                 "Coffee Shop",
                 Some("Bean There")
             )
+        );
+    }
+
+    #[test]
+    fn copy_text_escapes_what_copy_reads_specially() {
+        let mut buf = String::new();
+        copy_text(&mut buf, Some("Müller\\GmbH\tRef\n1\r€"));
+        copy_text(&mut buf, Some("plain"));
+        copy_text(&mut buf, None);
+        assert_eq!(buf, "Müller\\\\GmbH\\tRef\\n1\\r€\tplain\t\\N\t");
+    }
+
+    #[test]
+    fn fingerprint_digests_tell_accounts_and_fingerprints_apart() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let fp = fingerprint(NaiveDate::default(), Decimal::ONE, "EUR", "Coffee", None);
+        assert_eq!(fingerprint_digest(a, &fp), fingerprint_digest(a, &fp));
+        assert_ne!(fingerprint_digest(a, &fp), fingerprint_digest(b, &fp));
+        assert_ne!(
+            fingerprint_digest(a, &fp),
+            fingerprint_digest(a, "not hex at all, ü")
         );
     }
 

@@ -10,6 +10,18 @@ use crate::error::Result;
 pub struct ConnectionLock {
     conn: PgConnection,
     key: i64,
+    /// The backend holding the lock ([`ConnectionLock::holder`]).
+    pid: i32,
+}
+
+/// Who holds a connection's lock, for a check inside another session's transaction
+/// ([`crate::runs::add_pages`]): the lock's backend and its key as `pg_locks` shows a
+/// bigint advisory lock (`classid` the high 32 bits, `objid` the low ones).
+#[derive(Debug, Clone, Copy)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub classid: i64,
+    pub objid: i64,
 }
 
 /// The lock key of a connection: the first 8 bytes of its UUID (random for v4).
@@ -23,10 +35,24 @@ impl ConnectionLock {
     pub async fn acquire(pool: &PgPool, connection_id: Uuid) -> Result<ConnectionLock> {
         let mut conn = pool.acquire().await?.detach();
         let key = key(connection_id);
-        sqlx::query!("SELECT pg_advisory_lock($1)", key)
-            .execute(&mut conn)
-            .await?;
-        Ok(ConnectionLock { conn, key })
+        let pid = sqlx::query_scalar!(
+            r#"SELECT pg_backend_pid() AS "pid!" FROM (SELECT pg_advisory_lock($1)) l"#,
+            key
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(ConnectionLock { conn, key, pid })
+    }
+
+    /// The lock as another session sees it, to check that it is still held in the same
+    /// transaction as a write (one round trip fewer than [`ConnectionLock::ensure_held`]).
+    pub fn holder(&self) -> LockHolder {
+        let k = self.key as u64;
+        LockHolder {
+            pid: self.pid,
+            classid: (k >> 32) as i64,
+            objid: (k & 0xFFFF_FFFF) as i64,
+        }
     }
 
     /// Fails when the lock's session is gone (the server ended it, the network cut it): the

@@ -235,7 +235,7 @@ async fn run(
             may_exist,
             &mut pending_lines,
             &opts.dedup,
-            Some(&mut *lock),
+            Some(&*lock),
         )
         .await?;
     }

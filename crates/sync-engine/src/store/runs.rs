@@ -91,22 +91,33 @@ pub async fn add_page(
     id: Uuid,
     p: &PageOutcome,
 ) -> Result<()> {
-    add_pages(&mut **db, id, 1, p).await
+    add_pages(&mut **db, id, 1, p, None).await
 }
 
-/// Adds `pages` pages' counts `p` to the run.
+/// Adds `pages` pages' counts `p` to the run. With `lock`, only while the connection's lock
+/// is held (checked in the caller's transaction, which must then roll back): otherwise
+/// [`SyncError::LockLost`], as another sync may be writing.
 pub async fn add_pages<'e>(
     db: impl sqlx::PgExecutor<'e>,
     id: Uuid,
     pages: i32,
     p: &PageOutcome,
+    lock: Option<crate::ingest::lock::LockHolder>,
 ) -> Result<()> {
-    sqlx::query!("UPDATE sync_runs SET pages = pages + $9, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
+    let n = sqlx::query!("UPDATE sync_runs SET pages = pages + $9, fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
              skipped_duplicate = skipped_duplicate + $5, flagged_duplicated = flagged_duplicated + $6,
              skipped_before_start = skipped_before_start + $7, suspects = suspects + $8
-         WHERE id = $1", id, p.fetched, p.inserted, p.updated, p.skipped_duplicate, p.flagged_duplicated, p.skipped_before_start, p.suspects, pages)
+         WHERE id = $1
+           AND ($10::int4 IS NULL OR EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                                             AND pid = $10 AND classid::int8 = $11 AND objid::int8 = $12 AND objsubid = 1))",
+        id, p.fetched, p.inserted, p.updated, p.skipped_duplicate, p.flagged_duplicated, p.skipped_before_start, p.suspects, pages,
+        lock.map(|l| l.pid), lock.map(|l| l.classid), lock.map(|l| l.objid))
     .execute(db)
-    .await?;
+    .await?
+    .rows_affected();
+    if n == 0 && lock.is_some() {
+        return Err(SyncError::LockLost);
+    }
     Ok(())
 }
 
