@@ -111,11 +111,22 @@ pub use crate::runs::PageOutcome;
 /// Lower-case words without digits: drops references, card numbers and dates that differ
 /// between a pending and a posted version of one payment.
 pub fn normalise_description(s: &str) -> String {
-    s.split(|c: char| !c.is_alphanumeric())
+    let mut out = String::with_capacity(s.len());
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_numeric()))
-        .map(|w| w.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ")
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        // `str::to_lowercase` for any other text: it knows the final sigma (Σ → ς).
+        if w.is_ascii() {
+            out.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            out.push_str(&w.to_lowercase());
+        }
+    }
+    out
 }
 
 /// Jaccard similarity of the normalised descriptions' words, 0.0 to 1.0.
@@ -568,9 +579,10 @@ impl PreparedPage {
     /// Renders each row's `COPY` text ahead ([`Row::copy_head`]), for a first import: CPU
     /// work the fetching task does while the database writes the previous pages.
     pub fn render_copy(&mut self, company: Uuid, run_id: Uuid) {
+        let mut ids = CopyIds::new(company, run_id);
         for r in &mut self.rows {
             let mut head = String::with_capacity(384);
-            copy_head(&mut head, r, company, run_id);
+            copy_head(&mut head, r, &mut ids);
             r.copy_head = head;
         }
     }
@@ -1384,9 +1396,10 @@ async fn copy_lines(
     let mut first_in_page: HashMap<(Uuid, &str), i64> = HashMap::new();
     let mut buf = String::with_capacity(rows.len() * 448);
     let mut out = Vec::with_capacity(rows.len());
+    let mut copy_ids = CopyIds::new(company, run_id);
     for (i, r) in rows.iter().enumerate() {
         if r.copy_head.is_empty() {
-            copy_head(&mut buf, r, company, run_id);
+            copy_head(&mut buf, r, &mut copy_ids);
         } else {
             buf.push_str(&r.copy_head);
         }
@@ -1427,15 +1440,50 @@ async fn copy_lines(
     Ok(out)
 }
 
+/// The ids a page's rows repeat, as `COPY` text: written once, not once a row.
+struct CopyIds {
+    company: Uuid,
+    /// The run's id and its tab.
+    run: String,
+    /// Per account: company, journal and account, each with its tab.
+    accounts: Vec<(Uuid, String)>,
+}
+
+impl CopyIds {
+    fn new(company: Uuid, run_id: Uuid) -> CopyIds {
+        CopyIds {
+            company,
+            run: format!("{run_id}\t"),
+            accounts: vec![],
+        }
+    }
+
+    fn account(&mut self, r: &Row) -> &str {
+        let at = match self
+            .accounts
+            .iter()
+            .position(|(a, _)| *a == r.bank_account_id)
+        {
+            Some(at) => at,
+            None => {
+                let text = format!(
+                    "{}\t{}\t{}\t",
+                    self.company, r.journal_id, r.bank_account_id
+                );
+                self.accounts.push((r.bank_account_id, text));
+                self.accounts.len() - 1
+            }
+        };
+        &self.accounts[at].1
+    }
+}
+
 /// The columns of a line that do not depend on the database, as `COPY` text, each followed
 /// by its tab (the first columns of [`copy_lines`]'s statement).
-fn copy_head(buf: &mut String, r: &Row, company: Uuid, run_id: Uuid) {
+fn copy_head(buf: &mut String, r: &Row, ids: &mut CopyIds) {
     use std::fmt::Write;
-    let _ = write!(
-        buf,
-        "{company}\t{}\t{}\t{}\t",
-        r.journal_id, r.bank_account_id, r.booking_date
-    );
+    buf.push_str(ids.account(r));
+    let _ = write!(buf, "{}\t", r.booking_date);
     match r.value_date {
         Some(d) => {
             let _ = write!(buf, "{d}\t");
@@ -1450,18 +1498,16 @@ fn copy_head(buf: &mut String, r: &Row, company: Uuid, run_id: Uuid) {
     copy_text(buf, Some(&r.saltedge_id));
     copy_text(buf, Some(&r.fingerprint));
     copy_text(buf, Some(&r.extra));
-    let _ = write!(buf, "{run_id}\t");
+    buf.push_str(&ids.run);
     copy_text(buf, Some(&r.content_hash));
     let _ = write!(buf, "{}\t", if r.text_repaired { 't' } else { 'f' });
     copy_text(buf, r.bank_id.as_deref());
-    let _ = write!(buf, "{run_id}\t");
+    buf.push_str(&ids.run);
     match &r.raw_digest {
         // bytea's hex form, its backslash escaped for the text format.
         Some(d) => {
             buf.push_str("\\\\x");
-            for b in d {
-                let _ = write!(buf, "{b:02x}");
-            }
+            crate::digest::push_hex(buf, d);
             buf.push('\t');
         }
         None => buf.push_str("\\N\t"),
@@ -1964,6 +2010,24 @@ mod tests {
         );
         assert_eq!(similarity("Coffee Shop", "COFFEE SHOP REF4711"), 1.0);
         assert!(similarity("Coffee Shop", "Rent City Flats") < 0.1);
+        // As it always was (fingerprints must not change): words lower-cased by
+        // `str::to_lowercase` (final sigma included), joined by one space.
+        for text in [
+            "ΟΔΟΣ Müller-STRAẞE 7b",
+            "  a--B  ",
+            "",
+            "İstanbul ÇAY",
+            "x\u{FFFD}y",
+        ] {
+            let reference = text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_numeric()))
+                .map(|w| w.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(normalise_description(text), reference, "{text:?}");
+        }
+        assert!(normalise_description("ΟΔΟΣ").ends_with('ς'));
     }
 
     #[test]
