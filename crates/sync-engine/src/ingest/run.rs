@@ -1,7 +1,8 @@
 //! One sync of one connection: lock, refresh the connection and its accounts, stream posted
 //! transactions page by page from the incremental cursor, then the pending list, then check
-//! balances. Each page is stored in its own transaction while the next one is being fetched
-//! (one page ahead, never more): memory stays bounded by two pages, the bank's latency hides
+//! balances. Pages are stored while the next ones are being fetched (up to [`PREFETCH`]
+//! ahead; a first import joins the pages that are ready into one transaction of up to
+//! [`BATCH_ROWS`] rows): memory stays bounded by a few pages, the bank's latency hides
 //! behind the database's, and a crash loses at most the pages in flight, which the next run
 //! fetches again because the cursor only moves over stored lines.
 
