@@ -24,6 +24,47 @@ async fn history(pool: &PgPool, company: Uuid, line: i64) -> Vec<(String, serde_
         .collect()
 }
 
+const COFFEE_IDS: [&str; 3] = [
+    "990000000000000001",
+    "990000000000000002",
+    "990000000000000003",
+];
+
+/// Books three identical coffees at Salt Edge (on the newest day, or on the first
+/// transaction's).
+fn book_coffees(f: &Fixture, on_newest_day: bool) {
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let mut t = rec.posted[0].clone();
+        if on_newest_day {
+            t.made_on = rec.posted.iter().map(|p| p.made_on).max().unwrap();
+        }
+        t.amount = "-3.20".parse().unwrap();
+        t.description = "Coffee Shop".into();
+        t.extra = serde_json::json!({ "payee": "Bean There" });
+        for id in COFFEE_IDS {
+            t.id = id.into();
+            rec.posted.push(t.clone());
+        }
+    });
+}
+
+/// The coffees' lines, and what each is flagged as a look-alike of, in id order.
+async fn coffees(pool: &PgPool, conn: Uuid) -> (Vec<(i64, String, String, i32)>, Vec<Option<i64>>) {
+    let lines: Vec<_> = line_rows(pool, conn)
+        .await
+        .into_iter()
+        .filter(|r| COFFEE_IDS.contains(&r.1.as_str()))
+        .collect();
+    let flags: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT suspect_duplicate_of FROM statement_lines WHERE saltedge_transaction_id = ANY($1) ORDER BY id",
+    )
+    .bind(COFFEE_IDS)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (lines, flags)
+}
+
 /// The same coffees in a connection's first import (copied in, one page): the look-alikes
 /// are flagged as they are copied, pointing at the first, with their history.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
@@ -34,36 +75,11 @@ async fn three_identical_coffees_in_a_first_import(pool: PgPool) {
         c.data.twins_per_account = 0;
     })
     .await;
-    let coffee_ids = [
-        "990000000000000001",
-        "990000000000000002",
-        "990000000000000003",
-    ];
-    f.sim.edit_connection(&f.se_conn, |rec| {
-        let mut t = rec.posted[0].clone();
-        t.amount = "-3.20".parse().unwrap();
-        t.description = "Coffee Shop".into();
-        t.extra = serde_json::json!({ "payee": "Bean There" });
-        for id in coffee_ids {
-            t.id = id.into();
-            rec.posted.push(t.clone());
-        }
-    });
+    book_coffees(&f, false);
     let first = sync(&pool, &f, false).await;
     assert_eq!(first.run.suspects, 2);
-    let coffees: Vec<_> = line_rows(&pool, f.conn)
-        .await
-        .into_iter()
-        .filter(|r| coffee_ids.contains(&r.1.as_str()))
-        .collect();
+    let (coffees, flags) = coffees(&pool, f.conn).await;
     assert_eq!(coffees.iter().map(|c| c.3).collect::<Vec<_>>(), [0, 1, 2]);
-    let flags: Vec<Option<i64>> = sqlx::query_scalar(
-        "SELECT suspect_duplicate_of FROM statement_lines WHERE saltedge_transaction_id = ANY($1) ORDER BY id",
-    )
-    .bind(coffee_ids)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
     assert_eq!(flags, [None, Some(coffees[0].0), Some(coffees[0].0)]);
     assert_eq!(
         history(&pool, f.company, coffees[1].0).await[1],
@@ -81,29 +97,10 @@ async fn three_identical_coffees_in_a_first_import(pool: PgPool) {
 async fn three_identical_coffees_stay_three_lines(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
     sync(&pool, &f, false).await;
-    let coffee_ids = [
-        "990000000000000001",
-        "990000000000000002",
-        "990000000000000003",
-    ];
-    f.sim.edit_connection(&f.se_conn, |rec| {
-        let mut t = rec.posted[0].clone();
-        t.made_on = rec.posted.iter().map(|p| p.made_on).max().unwrap();
-        t.amount = "-3.20".parse().unwrap();
-        t.description = "Coffee Shop".into();
-        t.extra = serde_json::json!({ "payee": "Bean There" });
-        for id in coffee_ids {
-            t.id = id.into();
-            rec.posted.push(t.clone());
-        }
-    });
+    book_coffees(&f, true);
     let first = sync(&pool, &f, false).await;
     assert_eq!(first.run.inserted, 3);
-    let coffees: Vec<_> = line_rows(&pool, f.conn)
-        .await
-        .into_iter()
-        .filter(|r| coffee_ids.contains(&r.1.as_str()))
-        .collect();
+    let (coffees, flags) = coffees(&pool, f.conn).await;
     assert_eq!(coffees.len(), 3);
     assert!(
         coffees.iter().all(|c| c.2 == coffees[0].2),
@@ -114,20 +111,13 @@ async fn three_identical_coffees_stay_three_lines(pool: PgPool) {
         [0, 1, 2],
         "occurrences in the order first stored"
     );
-    let flags: Vec<Option<i64>> = sqlx::query_scalar(
-        "SELECT suspect_duplicate_of FROM statement_lines WHERE saltedge_transaction_id = ANY($1) ORDER BY id",
-    )
-    .bind(coffee_ids)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
     assert_eq!(flags, [None, Some(coffees[0].0), Some(coffees[0].0)]);
     assert_eq!(
         history(&pool, f.company, coffees[2].0).await,
         [
             (
                 "created".to_string(),
-                serde_json::json!({ "saltedge_transaction_id": coffee_ids[2], "fingerprint": coffees[2].2, "occurrence": 2 })
+                serde_json::json!({ "saltedge_transaction_id": COFFEE_IDS[2], "fingerprint": coffees[2].2, "occurrence": 2 })
             ),
             (
                 "flagged".to_string(),
