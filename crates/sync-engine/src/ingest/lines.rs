@@ -1583,6 +1583,55 @@ struct Columns<'a> {
     raw_digest: Vec<Option<&'a [u8]>>,
 }
 
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [Row]) -> Columns<'a> {
+        let n = rows.len();
+        let mut c = Columns {
+            journal: Vec::with_capacity(n),
+            account: Vec::with_capacity(n),
+            booking: Vec::with_capacity(n),
+            value: Vec::with_capacity(n),
+            amount: Vec::with_capacity(n),
+            currency: Vec::with_capacity(n),
+            description: Vec::with_capacity(n),
+            payee: Vec::with_capacity(n),
+            iban: Vec::with_capacity(n),
+            se_id: Vec::with_capacity(n),
+            fp: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            extra: Vec::with_capacity(n),
+            repaired: Vec::with_capacity(n),
+            possible: Vec::with_capacity(n),
+            pending_id: Vec::with_capacity(n),
+            bank_id: Vec::with_capacity(n),
+            statement: Vec::with_capacity(n),
+            raw_digest: Vec::with_capacity(n),
+        };
+        for r in rows {
+            c.statement.push(r.statement_id);
+            c.raw_digest.push(r.raw_digest.as_deref());
+            c.bank_id.push(r.bank_id.as_deref());
+            c.pending_id.push(r.pending_id);
+            c.repaired.push(r.text_repaired);
+            c.possible.push(r.possible_duplicate);
+            c.journal.push(r.journal_id);
+            c.account.push(r.bank_account_id);
+            c.booking.push(r.booking_date);
+            c.value.push(r.value_date);
+            c.amount.push(r.amount);
+            c.currency.push(r.currency.as_str());
+            c.description.push(r.description.as_str());
+            c.payee.push(r.payee.as_deref());
+            c.iban.push(r.counterparty_iban.as_deref());
+            c.se_id.push(r.saltedge_id.as_str());
+            c.fp.push(r.fingerprint.as_str());
+            c.hash.push(r.content_hash.as_str());
+            c.extra.push(&*r.extra);
+        }
+        c
+    }
+}
+
 /// Rule 1: one bulk upsert per page. Rule 7 rides
 /// along: each new line looks up the oldest earlier line of its account with its fingerprint.
 async fn upsert(
@@ -1621,55 +1670,6 @@ async fn upsert(
         *k += 1;
     }
     let possible_any = rows.iter().any(|r| r.possible_duplicate);
-    // The statement's arrays, built only where a statement is sent (not for `COPY`).
-    macro_rules! columns {
-        () => {{
-            let n = rows.len();
-            let mut c = Columns {
-                journal: Vec::with_capacity(n),
-                account: Vec::with_capacity(n),
-                booking: Vec::with_capacity(n),
-                value: Vec::with_capacity(n),
-                amount: Vec::with_capacity(n),
-                currency: Vec::with_capacity(n),
-                description: Vec::with_capacity(n),
-                payee: Vec::with_capacity(n),
-                iban: Vec::with_capacity(n),
-                se_id: Vec::with_capacity(n),
-                fp: Vec::with_capacity(n),
-                hash: Vec::with_capacity(n),
-                extra: Vec::with_capacity(n),
-                repaired: Vec::with_capacity(n),
-                possible: Vec::with_capacity(n),
-                pending_id: Vec::with_capacity(n),
-                bank_id: Vec::with_capacity(n),
-                statement: Vec::with_capacity(n),
-                raw_digest: Vec::with_capacity(n),
-            };
-            for r in rows {
-                c.statement.push(r.statement_id);
-                c.raw_digest.push(r.raw_digest.as_deref());
-                c.bank_id.push(r.bank_id.as_deref());
-                c.pending_id.push(r.pending_id);
-                c.repaired.push(r.text_repaired);
-                c.possible.push(r.possible_duplicate);
-                c.journal.push(r.journal_id);
-                c.account.push(r.bank_account_id);
-                c.booking.push(r.booking_date);
-                c.value.push(r.value_date);
-                c.amount.push(r.amount);
-                c.currency.push(r.currency.as_str());
-                c.description.push(r.description.as_str());
-                c.payee.push(r.payee.as_deref());
-                c.iban.push(r.counterparty_iban.as_deref());
-                c.se_id.push(r.saltedge_id.as_str());
-                c.fp.push(r.fingerprint.as_str());
-                c.hash.push(r.content_hash.as_str());
-                c.extra.push(&*r.extra);
-            }
-            c
-        }};
-    }
     // One statement text, two endings: a page that cannot hold a line already stored (a
     // first import) is a plain INSERT — no speculative insertion, ~15 % faster on the bench;
     // the upsert is the fallback when that assumption fails (a unique violation, rolled back
@@ -1688,7 +1688,8 @@ async fn upsert(
          WHERE l.content_hash IS DISTINCT FROM EXCLUDED.content_hash"#)
         };
         ($tail:literal) => {{
-            let c = columns!();
+            // The statement's arrays, built only where a statement is sent (not for `COPY`).
+            let c = Columns::of(rows);
             sqlx::query!(
         r#"INSERT INTO statement_lines AS l (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency, description,
              payee, counterparty_iban, saltedge_transaction_id, pending_transaction_id, fingerprint, extra, sync_run_id, suspect_duplicate_of,
