@@ -74,8 +74,11 @@ use serde_json::value::RawValue;
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Result, SyncError};
 use crate::quarantine::Quarantined;
+
+mod pipeline;
+pub use pipeline::ImportPipeline;
 
 /// Where a bank account's lines go.
 #[derive(Debug, Clone)]
@@ -1269,6 +1272,17 @@ async fn link_posted_pending(
             lids.push(l);
         }
     }
+    link_pending(db, pids, lids, run_id).await
+}
+
+/// [`link_posted_pending`] for pending transactions `pids` and the new lines `lids` that
+/// replace them, pair by pair.
+async fn link_pending(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    pids: Vec<i64>,
+    lids: Vec<i64>,
+    run_id: Uuid,
+) -> Result<()> {
     if pids.is_empty() {
         return Ok(());
     }
@@ -1376,21 +1390,46 @@ async fn copy_lines(
     occurrence: &[i32],
     first: &[Option<i64>],
 ) -> std::result::Result<Vec<(i64, bool, bool, String)>, sqlx::Error> {
-    use std::fmt::Write;
+    let (company, ids) = line_ids(db, run_id, rows.len()).await?;
+    let (buf, out) = render_lines(rows, &ids, company, run_id, occurrence, first);
+    send_copy(db, buf).await?;
+    Ok(out)
+}
+
+/// The run's company and `n` new line ids from the sequence, in one round trip (nothing is
+/// read back after the `COPY`).
+async fn line_ids(
+    db: &mut sqlx::PgConnection,
+    run_id: Uuid,
+    n: usize,
+) -> std::result::Result<(Uuid, Vec<i64>), sqlx::Error> {
     let start = sqlx::query!(
         r#"SELECT (SELECT company_id FROM sync_runs WHERE id = $1) AS "company!",
                   (SELECT array_agg(nextval('statement_lines_id_seq')) FROM generate_series(1, $2)) AS "ids!""#,
         run_id,
-        rows.len() as i32
+        n as i32
     )
-    .fetch_one(&mut **db)
+    .fetch_one(&mut *db)
     .await?;
-    let (company, ids) = (start.company, start.ids);
-    if ids.len() != rows.len() {
+    if start.ids.len() != n {
         return Err(sqlx::Error::Protocol(
             "the sequence gave too few line ids".into(),
         ));
     }
+    Ok((start.company, start.ids))
+}
+
+/// The rows as `COPY` text with their line ids (`ids`, one a row), occurrences and first
+/// look-alikes; returns the text and, per row, (line id, inserted, flagged, Salt Edge id).
+fn render_lines(
+    rows: &[Row],
+    ids: &[i64],
+    company: Uuid,
+    run_id: Uuid,
+    occurrence: &[i32],
+    first: &[Option<i64>],
+) -> (String, Vec<(i64, bool, bool, String)>) {
+    use std::fmt::Write;
     // Rule 7: the first line of the account with the fingerprint (an earlier one, else the
     // first of this page).
     let mut first_in_page: HashMap<(Uuid, &str), i64> = HashMap::new();
@@ -1424,6 +1463,14 @@ async fn copy_lines(
         buf.push('\n');
         out.push((id, true, suspect.is_some(), r.saltedge_id.clone()));
     }
+    (buf, out)
+}
+
+/// Sends rendered lines ([`render_lines`]) with `COPY`.
+async fn send_copy(
+    db: &mut sqlx::PgConnection,
+    buf: String,
+) -> std::result::Result<(), sqlx::Error> {
     let mut copy = db
         .copy_in_raw(
             "COPY statement_lines (company_id, journal_id, bank_account_id, booking_date, value_date, amount, currency,
@@ -1437,7 +1484,7 @@ async fn copy_lines(
         return Err(e);
     }
     copy.finish().await?;
-    Ok(out)
+    Ok(())
 }
 
 /// The ids a page's rows repeat, as `COPY` text: written once, not once a row.
@@ -1632,25 +1679,11 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Rule 1: one bulk upsert per page. Rule 7 rides
-/// along: each new line looks up the oldest earlier line of its account with its fingerprint.
-async fn upsert(
-    db: &mut sqlx::Transaction<'_, Postgres>,
-    rows: &[Row],
-    run_id: Uuid,
-    base: &Identities,
-    fresh: bool,
-) -> Result<Upserted> {
-    if rows.is_empty() {
-        return Ok(Upserted {
-            inserted: HashMap::new(),
-            updated: HashMap::new(),
-            flagged: vec![],
-            look_alikes_flagged: true,
-        });
-    }
-    // Occurrence: after the account's highest so far, the n-th row of the page with the
-    // fingerprint (rows that are lines already keep theirs: the upsert ignores these).
+/// Rule 7's bookkeeping for a page's rows: each row's occurrence — after the account's
+/// highest so far for its fingerprint (`base`), the n-th row of the page with it (rows that
+/// are lines already keep theirs: the upsert ignores these) — and the account's first line
+/// with that fingerprint before this page, if any.
+fn occurrences(rows: &[Row], base: &Identities) -> (Vec<i32>, Vec<Option<i64>>) {
     let mut seen_fp: HashMap<(Uuid, &str), i32> = HashMap::new();
     let (mut occurrence, mut first) = (
         Vec::with_capacity(rows.len()),
@@ -1669,6 +1702,27 @@ async fn upsert(
         first.push(known.map(|b| b.0));
         *k += 1;
     }
+    (occurrence, first)
+}
+
+/// Rule 1: one bulk upsert per page. Rule 7 rides
+/// along: each new line looks up the oldest earlier line of its account with its fingerprint.
+async fn upsert(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[Row],
+    run_id: Uuid,
+    base: &Identities,
+    fresh: bool,
+) -> Result<Upserted> {
+    if rows.is_empty() {
+        return Ok(Upserted {
+            inserted: HashMap::new(),
+            updated: HashMap::new(),
+            flagged: vec![],
+            look_alikes_flagged: true,
+        });
+    }
+    let (occurrence, first) = occurrences(rows, base);
     let possible_any = rows.iter().any(|r| r.possible_duplicate);
     // One statement text, two endings: a page that cannot hold a line already stored (a
     // first import) is a plain INSERT — no speculative insertion, ~15 % faster on the bench;

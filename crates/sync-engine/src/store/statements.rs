@@ -107,6 +107,93 @@ pub async fn assign(
     if lines.is_empty() {
         return Ok(vec![]);
     }
+    let (plans, targets, distinct) = plan(db, lines).await?;
+    let ids = insert(db, &plans, &distinct).await?;
+    // Later open statements' opening balances moved with these: they changed too. (A first
+    // import goes forward in time: usually there are none, and no query.)
+    let later: Vec<(Uuid, NaiveDate)> = distinct
+        .iter()
+        .filter(|(a, start)| {
+            plans
+                .get(a)
+                .and_then(|p| p.open_from)
+                .is_some_and(|o| o > *start)
+        })
+        .copied()
+        .collect();
+    if !later.is_empty() {
+        touch_later(db, &distinct).await?;
+    }
+    by_target(&targets, &ids)
+}
+
+/// What [`assign_ahead`] leaves to do once the sync's earlier writes have committed: the
+/// statements it found among them (changed again: they get lines) and, where lines went
+/// into an earlier period than some open statement's, those later statements.
+#[derive(Debug, Default)]
+pub struct Touch {
+    ids: Vec<i64>,
+    later_from: Vec<(Uuid, NaiveDate)>,
+}
+
+/// [`assign`] for a write that runs while the sync's previous write may still be open:
+/// statements this sync created or touched before (`known`: (account, period start) → id)
+/// are not written now — that would wait for the previous write to commit —, and the
+/// returned [`Touch`] marks them changed once it has ([`touch`]). `known` learns the
+/// statements created here.
+pub async fn assign_ahead(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    lines: &[(Uuid, NaiveDate)],
+    known: &mut HashMap<(Uuid, NaiveDate), i64>,
+) -> Result<(Vec<i64>, Touch)> {
+    if lines.is_empty() {
+        return Ok((vec![], Touch::default()));
+    }
+    let (plans, targets, distinct) = plan(db, lines).await?;
+    let (seen, new): (Vec<Target>, Vec<Target>) =
+        distinct.iter().partition(|t| known.contains_key(t));
+    let mut newest: HashMap<Uuid, NaiveDate> = HashMap::new();
+    for (a, start) in known.keys() {
+        let n = newest.entry(*a).or_insert(*start);
+        *n = (*n).max(*start);
+    }
+    let later = distinct.iter().any(|(a, start)| {
+        let open = plans.get(a).and_then(|p| p.open_from);
+        open.is_some_and(|o| o > *start) || newest.get(a).is_some_and(|n| n > start)
+    });
+    let created = insert(db, &plans, &new).await?;
+    let touch = Touch {
+        ids: seen.iter().filter_map(|t| known.get(t).copied()).collect(),
+        later_from: if later { distinct.clone() } else { vec![] },
+    };
+    known.extend(created);
+    Ok((by_target(&targets, known)?, touch))
+}
+
+/// Marks what [`assign_ahead`] left as changed.
+pub async fn touch(db: &mut sqlx::Transaction<'_, Postgres>, t: &Touch) -> Result<()> {
+    if !t.ids.is_empty() {
+        sqlx::query!(
+            "UPDATE statements SET updated_at = now() WHERE id = ANY($1)",
+            &t.ids
+        )
+        .execute(&mut **db)
+        .await?;
+    }
+    if !t.later_from.is_empty() {
+        touch_later(db, &t.later_from).await?;
+    }
+    Ok(())
+}
+
+/// Where a line goes: its account and its statement's period start.
+type Target = (Uuid, NaiveDate);
+
+/// The accounts' plans, each line's target (account, period start), and the distinct ones.
+async fn plan(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    lines: &[(Uuid, NaiveDate)],
+) -> Result<(HashMap<Uuid, AccountPlan>, Vec<Target>, Vec<Target>)> {
     let accounts: Vec<Uuid> = lines
         .iter()
         .map(|l| l.0)
@@ -152,6 +239,19 @@ pub async fn assign(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    Ok((plans, targets, distinct))
+}
+
+/// Creates the statements `distinct` names that do not exist yet (and marks the others as
+/// changed); returns every one's id.
+async fn insert(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    plans: &HashMap<Uuid, AccountPlan>,
+    distinct: &[(Uuid, NaiveDate)],
+) -> Result<HashMap<(Uuid, NaiveDate), i64>> {
+    if distinct.is_empty() {
+        return Ok(HashMap::new());
+    }
     let acc: Vec<Uuid> = distinct.iter().map(|t| t.0).collect();
     let start: Vec<NaiveDate> = distinct.iter().map(|t| t.1).collect();
     let period: Vec<&str> = distinct
@@ -162,7 +262,7 @@ pub async fn assign(
         .iter()
         .map(|t| plans.get(&t.0).map_or(Period::Daily, |p| p.period).end(t.1))
         .collect();
-    let ids: HashMap<(Uuid, NaiveDate), i64> = sqlx::query!(
+    Ok(sqlx::query!(
         "INSERT INTO statements (company_id, bank_account_id, journal_id, period, period_start, period_end)
          SELECT a.company_id, a.id, a.journal_id, u.period, u.period_start, u.period_end
          FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::date[]) AS u(account, period_start, period, period_end)
@@ -178,27 +278,35 @@ pub async fn assign(
     .await?
     .into_iter()
     .map(|r| ((r.bank_account_id, r.period_start), r.id))
-    .collect();
-    // Later open statements' opening balances moved with these: they changed too. (A first
-    // import goes forward in time: usually there are none, and no query.)
-    let later = distinct.iter().any(|(a, start)| {
-        plans
-            .get(a)
-            .and_then(|p| p.open_from)
-            .is_some_and(|o| o > *start)
-    });
-    if later {
-        sqlx::query!(
+    .collect())
+}
+
+/// Marks each account's open statements after the earliest of `from` (account, period
+/// start) as changed: their opening balances moved.
+async fn touch_later(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    from: &[(Uuid, NaiveDate)],
+) -> Result<()> {
+    let acc: Vec<Uuid> = from.iter().map(|t| t.0).collect();
+    let start: Vec<NaiveDate> = from.iter().map(|t| t.1).collect();
+    sqlx::query!(
         "UPDATE statements s SET updated_at = now()
          FROM (SELECT u.account, min(u.period_start) AS from_start
                FROM UNNEST($1::uuid[], $2::date[]) AS u(account, period_start) GROUP BY u.account) f
          WHERE s.bank_account_id = f.account AND s.closed_at IS NULL AND s.period_start > f.from_start",
         &acc,
         &start
-        )
-        .execute(&mut **db)
-        .await?;
-    }
+    )
+    .execute(&mut **db)
+    .await?;
+    Ok(())
+}
+
+/// Each target's statement id.
+fn by_target(
+    targets: &[(Uuid, NaiveDate)],
+    ids: &HashMap<(Uuid, NaiveDate), i64>,
+) -> Result<Vec<i64>> {
     targets
         .iter()
         .map(|t| {

@@ -91,6 +91,167 @@ async fn three_identical_coffees_in_a_first_import(pool: PgPool) {
     assert_matches_truth(&pool, &f).await;
 }
 
+/// A first import writes two batches at a time (`lines::ImportPipeline`): identical coffees in
+/// the first, middle and last pages of a 7,000-transaction history land in three different
+/// writes, each of which cannot see the lines of the one in flight. They still get
+/// occurrences 0, 1, 2 and both later ones point at the first; every line sits in its
+/// day's statement, one statement a day; a re-sync changes nothing.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn identical_coffees_across_the_writes_of_a_first_import(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.accounts_per_connection = 1;
+        c.data.transactions_per_account = 7000;
+        c.data.twins_per_account = 0;
+    })
+    .await;
+    let mut ids = vec![];
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let mut order: Vec<usize> = (0..rec.posted.len()).collect();
+        order.sort_by_key(|&i| rec.posted[i].id.parse::<u64>().unwrap());
+        // On the newest day: the earlier writes then reach forward into a statement that
+        // later writes add lines to as well.
+        let day = rec.posted.iter().map(|p| p.made_on).max().unwrap();
+        for at in [0, order.len() / 2, order.len() - 1] {
+            let t = &mut rec.posted[order[at]];
+            t.made_on = day;
+            t.amount = "-3.20".parse().unwrap();
+            t.description = "Coffee Shop".into();
+            t.extra = serde_json::json!({ "payee": "Bean There" });
+            ids.push(t.id.clone());
+        }
+    });
+    let first = sync(&pool, &f, false).await;
+    assert_eq!(first.run.inserted, 7000);
+    assert!(first.run.pages >= 7, "{first:?}");
+    // Every group of look-alikes (the coffees, and any the generated history holds): its
+    // occurrences are 0, 1, … in line order and every later one points at the first.
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT id, occurrence, suspect_duplicate_of,
+                    row_number() OVER w - 1 AS expected, first_value(id) OVER w AS first
+             FROM statement_lines WINDOW w AS (PARTITION BY bank_account_id, fingerprint ORDER BY id)) g
+         WHERE occurrence <> expected
+            OR suspect_duplicate_of IS DISTINCT FROM (CASE WHEN expected > 0 THEN first END)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(broken, 0, "occurrences and look-alike flags across writes");
+    let look_alikes: i64 = sqlx::query_scalar(
+        "SELECT count(*) - count(DISTINCT (bank_account_id, fingerprint)) FROM statement_lines",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(look_alikes >= 2);
+    assert_eq!(i64::from(first.run.suspects), look_alikes);
+    let coffees: Vec<(i64, i32, Option<i64>)> = sqlx::query_as(
+        "SELECT id, occurrence, suspect_duplicate_of FROM statement_lines WHERE saltedge_transaction_id = ANY($1) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        coffees.iter().map(|c| (c.1, c.2)).collect::<Vec<_>>(),
+        [(0, None), (1, Some(coffees[0].0)), (2, Some(coffees[0].0))]
+    );
+    let misplaced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM statement_lines l LEFT JOIN statements s ON s.id = l.statement_id
+         WHERE s.id IS NULL OR s.bank_account_id <> l.bank_account_id OR s.period_start <> l.booking_date",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(misplaced, 0, "every line in its day's statement");
+    let (statements, days): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM statements), (SELECT count(DISTINCT booking_date) FROM statement_lines)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(statements, days);
+    let before = line_rows(&pool, f.conn).await;
+    let again = sync(&pool, &f, true).await;
+    assert_eq!((again.run.inserted, again.run.updated), (0, 0));
+    assert_eq!(line_rows(&pool, f.conn).await, before);
+    assert_matches_truth(&pool, &f).await;
+}
+
+/// Two batches written by one `ImportPipeline` without waiting in between: the second cannot
+/// see the first's lines or statement while it prepares, yet its coffee is occurrence 1 and
+/// flagged to the first's, both go into one statement for the day, and that statement
+/// shows in the change feed as changed by the second write too (it is still open).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn two_writes_in_flight_share_identities_and_statements(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
+    sync(&pool, &f, false).await;
+    let (account, target) = target_of(&pool, f.conn).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let batch = |ids: [&str; 2]| {
+        let coffee = tx(ids[0], &account, &today, "-3.20", "Coffee Shop");
+        let other = tx(ids[1], &account, &today, "-12.00", "Books");
+        let txs: Vec<_> = [coffee, other]
+            .into_iter()
+            .map(|mut t| {
+                t.currency_code = target.currency.clone();
+                t
+            })
+            .collect();
+        lines::prepare(
+            &HashMap::from([(account.clone(), target.clone())]),
+            &txs,
+            LineStatus::Posted,
+        )
+    };
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let mut pending = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut pipeline = lines::ImportPipeline::default();
+    let opts = DedupOptions::default();
+    for ids in [
+        ["990000000000000101", "990000000000000102"],
+        ["990000000000000103", "990000000000000104"],
+    ] {
+        pipeline
+            .write(&pool, run, batch(ids), &mut pending, &opts, None)
+            .await
+            .unwrap();
+    }
+    pipeline.drain().await.unwrap();
+    let rows: Vec<(String, i32, Option<i64>, i64, i64)> = sqlx::query_as(
+        "SELECT saltedge_transaction_id, occurrence, suspect_duplicate_of, statement_id, change_xid
+         FROM statement_lines WHERE saltedge_transaction_id LIKE '9900000000000001%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4);
+    let first_coffee: i64 = sqlx::query_scalar(
+        "SELECT id FROM statement_lines WHERE saltedge_transaction_id = '990000000000000101'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows[0].1, rows[0].2), (0, None));
+    assert_eq!((rows[2].1, rows[2].2), (1, Some(first_coffee)));
+    assert!(
+        rows.iter().all(|r| r.3 == rows[0].3),
+        "one statement: {rows:?}"
+    );
+    assert_ne!(rows[0].4, rows[2].4, "two transactions");
+    let statement_xid: i64 = sqlx::query_scalar("SELECT change_xid FROM statements WHERE id = $1")
+        .bind(rows[0].3)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        statement_xid, rows[2].4,
+        "the statement changed with the second write"
+    );
+}
+
 /// Three identical coffees on one day are three lines (occurrences 0, 1, 2), the second and
 /// third flagged as look-alikes of the first; two re-syncs change nothing.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
