@@ -116,11 +116,11 @@ impl Signer {
     }
 }
 
-/// Verifies with an RSA public key (2048 to 8192 bits).
+/// Verifies with an RSA public key (2048 to 8192 bits). Cheap to clone (shared bytes).
 #[derive(Clone, Debug)]
 pub struct Verifier {
-    n: Vec<u8>,
-    e: Vec<u8>,
+    n: std::sync::Arc<[u8]>,
+    e: std::sync::Arc<[u8]>,
 }
 
 impl Verifier {
@@ -133,8 +133,8 @@ impl Verifier {
             return Err(SignatureError::WeakKey);
         }
         Ok(Verifier {
-            n: key.n().to_bytes_be(),
-            e: key.e().to_bytes_be(),
+            n: key.n().to_bytes_be().into(),
+            e: key.e().to_bytes_be().into(),
         })
     }
 
