@@ -247,16 +247,13 @@ async fn run(
                 )
                 .await?;
             } else {
-                first_import
-                    .write(
-                        pool,
-                        run_id,
-                        page,
-                        &mut pending_lines,
-                        &opts.dedup,
-                        Some(&*lock),
-                    )
-                    .await?;
+                let ctx = lines::WriteContext {
+                    pool,
+                    run_id,
+                    opts: &opts.dedup,
+                    lock: Some(&*lock),
+                };
+                first_import.write(&ctx, page, &mut pending_lines).await?;
             }
         }
         Ok::<_, SyncError>(())

@@ -210,12 +210,18 @@ async fn two_writes_in_flight_share_identities_and_statements(pool: PgPool) {
     let mut pending = lines::PendingLines::load(&pool, f.conn).await.unwrap();
     let mut pipeline = lines::ImportPipeline::default();
     let opts = DedupOptions::default();
+    let ctx = lines::WriteContext {
+        pool: &pool,
+        run_id: run,
+        opts: &opts,
+        lock: None,
+    };
     for ids in [
         ["990000000000000101", "990000000000000102"],
         ["990000000000000103", "990000000000000104"],
     ] {
         pipeline
-            .write(&pool, run, batch(ids), &mut pending, &opts, None)
+            .write(&ctx, batch(ids), &mut pending)
             .await
             .unwrap();
     }

@@ -31,6 +31,16 @@ use uuid::Uuid;
 use super::*;
 use crate::statements;
 
+/// What every write of one sync shares.
+#[derive(Clone, Copy)]
+pub struct WriteContext<'a> {
+    pub pool: &'a PgPool,
+    pub run_id: Uuid,
+    pub opts: &'a DedupOptions,
+    /// The connection's lock, checked inside each write's transaction.
+    pub lock: Option<&'a crate::ingest::lock::ConnectionLock>,
+}
+
 /// The writes of one first import.
 #[derive(Default)]
 pub struct ImportPipeline {
@@ -81,12 +91,9 @@ impl ImportPipeline {
     /// overlapping it with the write before it where that is safe.
     pub async fn write(
         &mut self,
-        pool: &PgPool,
-        run_id: Uuid,
+        ctx: &WriteContext<'_>,
         page: PreparedPage,
         pending: &mut PendingLines,
-        opts: &DedupOptions,
-        lock: Option<&crate::ingest::lock::ConnectionLock>,
     ) -> Result<()> {
         let ids: Option<Vec<u64>> = page
             .rows
@@ -114,6 +121,12 @@ impl ImportPipeline {
                 self.last_id = Some(u64::MAX);
             }
             self.drain().await?;
+            let WriteContext {
+                pool,
+                run_id,
+                opts,
+                lock,
+            } = *ctx;
             write_prepared(pool, run_id, page, false, pending, opts, lock).await?;
             return Ok(());
         }
@@ -123,7 +136,7 @@ impl ImportPipeline {
                 oldest.task.join().await?;
             }
         }
-        self.start(pool, run_id, page, pending, opts, lock).await
+        self.start(ctx, page, pending).await
     }
 
     /// Waits for every write in flight, in order.
@@ -137,13 +150,11 @@ impl ImportPipeline {
     /// The part of a write that the next one depends on, then the rest on its own task.
     async fn start(
         &mut self,
-        pool: &PgPool,
-        run_id: Uuid,
+        ctx: &WriteContext<'_>,
         page: PreparedPage,
         pending: &mut PendingLines,
-        opts: &DedupOptions,
-        lock: Option<&crate::ingest::lock::ConnectionLock>,
     ) -> Result<()> {
+        let (pool, run_id, opts) = (ctx.pool, ctx.run_id, ctx.opts);
         let PreparedPage {
             mut rows,
             mut out,
@@ -151,7 +162,7 @@ impl ImportPipeline {
             pages,
             ..
         } = page;
-        let lock = lock.map(|l| l.holder());
+        let lock = ctx.lock.map(|l| l.holder());
         let mut db = pool.begin().await?;
         crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
         if !rows.is_empty() && pending.any_left() {
