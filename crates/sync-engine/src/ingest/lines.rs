@@ -1391,9 +1391,14 @@ async fn copy_lines(
     first: &[Option<i64>],
 ) -> std::result::Result<Vec<(i64, bool, bool, String)>, sqlx::Error> {
     let (company, ids) = line_ids(db, run_id, rows.len()).await?;
-    let (buf, out) = render_lines(rows, &ids, company, run_id, occurrence, first);
+    let (buf, flagged) = render_lines(rows, &ids, company, run_id, occurrence, first);
     send_copy(db, buf).await?;
-    Ok(out)
+    Ok(rows
+        .iter()
+        .zip(ids)
+        .zip(flagged)
+        .map(|((r, id), flagged)| (id, true, flagged, r.saltedge_id.clone()))
+        .collect())
 }
 
 /// The run's company and `n` new line ids from the sequence, in one round trip (nothing is
@@ -1420,7 +1425,7 @@ async fn line_ids(
 }
 
 /// The rows as `COPY` text with their line ids (`ids`, one a row), occurrences and first
-/// look-alikes; returns the text and, per row, (line id, inserted, flagged, Salt Edge id).
+/// look-alikes; returns the text and, per row, whether it is flagged as a look-alike.
 fn render_lines(
     rows: &[Row],
     ids: &[i64],
@@ -1428,7 +1433,7 @@ fn render_lines(
     run_id: Uuid,
     occurrence: &[i32],
     first: &[Option<i64>],
-) -> (String, Vec<(i64, bool, bool, String)>) {
+) -> (String, Vec<bool>) {
     use std::fmt::Write;
     // Rule 7: the first line of the account with the fingerprint (an earlier one, else the
     // first of this page).
@@ -1461,7 +1466,7 @@ fn render_lines(
         copy_number(&mut buf, r.statement_id);
         buf.pop();
         buf.push('\n');
-        out.push((id, true, suspect.is_some(), r.saltedge_id.clone()));
+        out.push(suspect.is_some());
     }
     (buf, out)
 }

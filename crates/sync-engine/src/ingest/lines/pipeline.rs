@@ -214,7 +214,11 @@ impl ImportPipeline {
                 lids.push(*id);
             }
         }
-        let flagged: Vec<i64> = written.iter().filter(|w| w.2).map(|w| w.0).collect();
+        let flagged: Vec<i64> = line_ids
+            .iter()
+            .zip(&written)
+            .filter_map(|(id, flagged)| flagged.then_some(*id))
+            .collect();
         out.inserted += rows.len() as i32;
         out.suspects = flagged.len() as i32;
         drop(written);
