@@ -188,21 +188,12 @@ async fn two_writes_in_flight_share_identities_and_statements(pool: PgPool) {
     sync(&pool, &f, false).await;
     let (account, target) = target_of(&pool, f.conn).await;
     let today = chrono::Utc::now().date_naive().to_string();
+    let at = (account.clone(), target);
     let batch = |ids: [&str; 2]| {
         let coffee = tx(ids[0], &account, &today, "-3.20", "Coffee Shop");
         let other = tx(ids[1], &account, &today, "-12.00", "Books");
-        let txs: Vec<_> = [coffee, other]
-            .into_iter()
-            .map(|mut t| {
-                t.currency_code = target.currency.clone();
-                t
-            })
-            .collect();
-        lines::prepare(
-            &HashMap::from([(account.clone(), target.clone())]),
-            &txs,
-            LineStatus::Posted,
-        )
+        let txs = in_currency_of(&at, vec![coffee, other]);
+        lines::prepare(&HashMap::from([at.clone()]), &txs, LineStatus::Posted)
     };
     let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
         .await

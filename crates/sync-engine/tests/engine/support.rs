@@ -149,6 +149,16 @@ pub fn tx(id: &str, account: &str, date: &str, amount: &str, description: &str) 
     }
 }
 
+/// `txs` in the currency of `target`'s account.
+pub fn in_currency_of(target: &(String, AccountTarget), txs: Vec<Transaction>) -> Vec<Transaction> {
+    txs.into_iter()
+        .map(|mut t| {
+            t.currency_code = target.1.currency.clone();
+            t
+        })
+        .collect()
+}
+
 pub async fn write(
     pool: &PgPool,
     f: &Fixture,
@@ -159,13 +169,7 @@ pub async fn write(
         .await
         .unwrap();
     let targets = HashMap::from([target.clone()]);
-    let txs: Vec<Transaction> = txs
-        .into_iter()
-        .map(|mut t| {
-            t.currency_code = target.1.currency.clone();
-            t
-        })
-        .collect();
+    let txs = in_currency_of(target, txs);
     let mut pending = lines::PendingLines::load(pool, f.conn).await.unwrap();
     lines::write_page(
         pool,
