@@ -108,7 +108,8 @@ impl Shared {
         callbacks: callbacks::urls::CallbackUrls,
     ) -> Self {
         Shared {
-            // Four groups may commit at once; each holds a connection only while it does.
+            // One group commits at a time, up to four when commits are slow; each holds a
+            // connection only while it commits.
             inbox: sync_engine::inbox::InboxWriter::start(pool.clone(), 4),
             pool,
             client,

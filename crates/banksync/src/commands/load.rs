@@ -186,6 +186,7 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
 
+    eprintln!("sending {} callbacks…", a.callbacks);
     let (h, u, s) = (http.clone(), url.clone(), signed.clone());
     let callbacks = drive(a.callbacks, a.concurrency, move |i| {
         h.post(&u)

@@ -50,8 +50,14 @@ struct Pending {
 /// Stores callbacks in groups: what arrives while a group commits goes into the next one,
 /// so a burst costs one commit per group instead of one per callback, and a lone callback
 /// waits for nothing but its own commit (no timer). Each caller is answered only once its
-/// row is committed, so an acknowledged callback is never lost. A few groups commit at once
-/// (`writers`), so one slow commit does not hold every answer.
+/// row is committed, so an acknowledged callback is never lost.
+///
+/// One group commits at a time while commits are quick: Postgres' cost is mostly per
+/// statement (measured under `bench load`: ~90 µs of its CPU per callback with four groups
+/// committing side by side in groups of ~8, ~45 µs with one at a time in groups of ~32). A
+/// further group starts beside it only when the last one has been committing for
+/// [`InboxWriter::STALL`] (up to `writers` at once), so one slow commit does not hold every
+/// answer.
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: tokio::sync::mpsc::Sender<Pending>,
@@ -60,27 +66,14 @@ pub struct InboxWriter {
 impl InboxWriter {
     /// At most this many callbacks per group.
     pub const GROUP: usize = 256;
+    /// How long the last group may commit before another starts beside it.
+    pub const STALL: std::time::Duration = std::time::Duration::from_millis(3);
 
-    /// Starts `writers` writer tasks on the current runtime; they end when every handle is
-    /// dropped.
+    /// Starts the writer on the current runtime, with up to `writers` groups committing at
+    /// once; it ends when every handle is dropped and what it holds is committed.
     pub fn start(pool: PgPool, writers: usize) -> InboxWriter {
         let (tx, rx) = tokio::sync::mpsc::channel::<Pending>(Self::GROUP * writers.max(1) * 4);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..writers.max(1) {
-            let (pool, rx) = (pool.clone(), rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    let mut group = Vec::with_capacity(Self::GROUP);
-                    {
-                        let mut rx = rx.lock().await;
-                        if rx.recv_many(&mut group, Self::GROUP).await == 0 {
-                            return;
-                        }
-                    }
-                    store_group(&pool, group).await;
-                }
-            });
-        }
+        tokio::spawn(dispatch(pool, rx, writers.max(1)));
         InboxWriter { tx }
     }
 
@@ -104,6 +97,43 @@ impl InboxWriter {
         let stopped = || SyncError::Panicked("the callback inbox writer has stopped".into());
         self.tx.send(pending).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Gathers callbacks into groups and commits them (see [`InboxWriter`]): a group starts
+/// when nothing is committing, or when the last group started [`InboxWriter::STALL`] ago and
+/// fewer than `writers` are committing; until then arrivals join the waiting group.
+async fn dispatch(pool: PgPool, mut rx: tokio::sync::mpsc::Receiver<Pending>, writers: usize) {
+    use futures::StreamExt;
+    let mut committing = futures::stream::FuturesUnordered::new();
+    let mut group: Vec<Pending> = Vec::with_capacity(InboxWriter::GROUP);
+    let mut last_start = tokio::time::Instant::now();
+    let mut open = true;
+    loop {
+        let may_start = committing.is_empty()
+            || (committing.len() < writers && last_start.elapsed() >= InboxWriter::STALL);
+        if !group.is_empty() && may_start {
+            let full = std::mem::replace(&mut group, Vec::with_capacity(InboxWriter::GROUP));
+            committing.push(store_group(&pool, full));
+            last_start = tokio::time::Instant::now();
+            continue;
+        }
+        if !open && group.is_empty() && committing.is_empty() {
+            return;
+        }
+        let room = InboxWriter::GROUP - group.len();
+        let second_slot = !group.is_empty() && committing.len() < writers;
+        tokio::select! {
+            Some(()) = committing.next(), if !committing.is_empty() => {}
+            n = rx.recv_many(&mut group, room), if open && room > 0 => {
+                if n == 0 {
+                    open = false;
+                }
+            }
+            () = tokio::time::sleep_until(last_start + InboxWriter::STALL), if second_slot => {}
+            // Not reached: with nothing committing, a group starts or arrivals are awaited.
+            else => return,
+        }
     }
 }
 

@@ -541,3 +541,49 @@ async fn grouped_callback_storage_accepts_each_once_and_isolates_a_bad_row(pool:
         .unwrap();
     assert_eq!(rows, 139);
 }
+
+/// A group whose commit is stuck (here: behind another transaction's uncommitted row with
+/// the same identity) does not hold the callbacks that arrive after it: after
+/// `InboxWriter::STALL` another group commits beside it. The stuck one is answered once the
+/// other transaction ends.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_stuck_group_commit_does_not_hold_later_callbacks(pool: PgPool) {
+    use std::time::Duration;
+    use sync_engine::inbox::{InboxWriter, Stored};
+    let writer = InboxWriter::start(pool.clone(), 2);
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO callback_inbox (identity, kind, body)
+         VALUES (encode(sha256(convert_to('notify|{\"n\":1}', 'UTF8')), 'hex'), 'notify', '{\"n\":1}')",
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let stuck = tokio::spawn({
+        let w = writer.clone();
+        async move { w.store("notify", "{\"n\":1}", None, None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !stuck.is_finished(),
+        "the first callback waits for the other transaction"
+    );
+    let later = tokio::time::timeout(
+        Duration::from_secs(5),
+        writer.store("notify", "{\"n\":2}", None, None),
+    )
+    .await
+    .expect("a later callback is answered while the first group is stuck");
+    assert_eq!(later.unwrap(), Stored::Accepted);
+    assert!(!stuck.is_finished());
+    other.commit().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), stuck)
+        .await
+        .expect("answered once the other transaction ends")
+        .unwrap();
+    assert_eq!(
+        first.unwrap(),
+        Stored::Duplicate,
+        "the other transaction stored it first"
+    );
+}
