@@ -349,6 +349,41 @@ async fn bench_ingest_runs_and_reports(pool: PgPool) {
     assert!(report["pages"].as_i64().is_some_and(|p| p >= 1), "{report}");
 }
 
+/// `banksync bench load` runs end to end with a few requests: every signed callback is
+/// accepted and stored once, every list request answered (its own HTTP client reads each
+/// response whole, so a failure here is the server's or the client's, counted).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn bench_load_runs_and_reports(pool: PgPool) {
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let out = banksync(&pool, &sim)
+        .args([
+            "bench",
+            "load",
+            "--callbacks",
+            "200",
+            "--list-requests",
+            "50",
+            "--concurrency",
+            "8",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&text[text.find('{').unwrap_or(0)..]).expect("a JSON report");
+    assert_eq!(report["callbacks"]["ok"], 200, "{report}");
+    assert_eq!(report["callbacks"]["failed"], 0, "{report}");
+    assert_eq!(report["callbacks_stored_once"], true, "{report}");
+    assert_eq!(report["statement_lines_list"]["ok"], 50, "{report}");
+    assert_eq!(report["statement_lines_list"]["failed"], 0, "{report}");
+}
+
 /// `banksync demo --api-version 6` links, syncs and summarises over Salt Edge v6 (requests,
 /// Connect, v6 callbacks): every transaction the simulator holds arrives.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
