@@ -159,6 +159,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         ..Default::default()
     };
 
+    eprintln!("importing {n} transactions…");
     let (t, c) = (Instant::now(), cpu_s());
     let first = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
     let first_s = t.elapsed().as_secs_f64();
@@ -169,6 +170,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
             first.run.inserted
         );
     }
+    eprintln!("syncing them again…");
     let (t, c) = (Instant::now(), cpu_s());
     let again = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
     let resync_s = t.elapsed().as_secs_f64();

@@ -153,13 +153,19 @@ pub fn fingerprint(
     description: &str,
     counterparty: Option<&str>,
 ) -> String {
-    let text = format!(
-        "{date}|{}|{currency}|{}|{}",
-        amount.normalize(),
-        normalise_description(description),
-        counterparty.unwrap_or("").trim().to_lowercase()
-    );
-    crate::digest::sha256_hex(text, 16)
+    // `format!("{date}|{}|{currency}|{}|{}", amount.normalize(), normalise_description(…),
+    // counterparty.trim().to_lowercase())`, hashed as written.
+    let mut h = crate::digest::HashText::new();
+    h.date(date)
+        .str("|")
+        .fmt(format_args!("{}", amount.normalize()))
+        .str("|")
+        .str(currency)
+        .str("|")
+        .str(&normalise_description(description))
+        .str("|")
+        .str(&counterparty.unwrap_or("").trim().to_lowercase());
+    h.hex(16)
 }
 
 /// Two capital letters, two digits, then letters and digits: 15–34 characters. Works on
@@ -229,6 +235,28 @@ fn holds_replacement(v: &serde_json::Value) -> bool {
     }
 }
 
+/// Change detection without re-serialising `extra`: Salt Edge bumps `updated_at` whenever
+/// it changes a transaction; the visible fields are hashed too, for sources that do not.
+/// The text is `format!("{}|{:?}|{}|{}|{}|{}|{:?}", made_on, updated_at,
+/// amount.normalize(), currency, description, status, posting_date)`, hashed as written.
+fn content_hash(t: &Transaction, status: LineStatus, posting: Option<NaiveDate>) -> String {
+    let mut h = crate::digest::HashText::new();
+    h.date(t.made_on)
+        .str("|")
+        .time_debug(t.updated_at)
+        .str("|")
+        .fmt(format_args!("{}", t.amount.normalize()))
+        .str("|")
+        .str(&t.currency_code)
+        .str("|")
+        .str(&t.description)
+        .str("|")
+        .str(status.as_str())
+        .str("|")
+        .date_debug(posting);
+    h.hex(16)
+}
+
 fn row(
     t: &Transaction,
     target: &AccountTarget,
@@ -255,21 +283,7 @@ fn row(
     let counterparty_iban = info
         .filter(|i| looks_like_iban(i))
         .map(|i| i.replace(' ', ""));
-    // Change detection without re-serialising `extra`: Salt Edge bumps `updated_at` whenever
-    // it changes a transaction; the visible fields are hashed too, for sources that do not.
-    let content_hash = crate::digest::sha256_hex(
-        format!(
-            "{}|{:?}|{}|{}|{}|{}|{:?}",
-            t.made_on,
-            t.updated_at,
-            t.amount.normalize(),
-            t.currency_code,
-            t.description,
-            status.as_str(),
-            extra.posting_date
-        ),
-        16,
-    );
+    let content_hash = content_hash(t, status, extra.posting_date);
     Row {
         content_hash,
         bank_account_id: target.bank_account_id,
@@ -2088,6 +2102,66 @@ mod tests {
             assert_eq!(normalise_description(text), reference, "{text:?}");
         }
         assert!(normalise_description("ΟΔΟΣ").ends_with('ς'));
+    }
+
+    /// Fingerprints and content hashes are stored: their text stays byte for byte what
+    /// `format!` made when they were introduced, or every known line would look changed.
+    #[test]
+    fn fingerprints_and_content_hashes_keep_their_stored_form() {
+        use chrono::TimeZone;
+        let date = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        for (amount, description, counterparty) in [
+            ("-12.50", "CARD 4711 Bean There Café", Some("  Bean There ")),
+            ("1000", "Σ salary", None),
+            ("0.000100", "", Some("ÜBER gmbh")),
+        ] {
+            let amount: Decimal = amount.parse().unwrap();
+            let old = crate::digest::sha256_hex(
+                format!(
+                    "{date}|{}|EUR|{}|{}",
+                    amount.normalize(),
+                    normalise_description(description),
+                    counterparty.unwrap_or("").trim().to_lowercase()
+                ),
+                16,
+            );
+            assert_eq!(
+                fingerprint(date, amount, "EUR", description, counterparty),
+                old
+            );
+            for updated_at in [
+                None,
+                Some(chrono::Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 1).unwrap()),
+                Some(
+                    chrono::Utc
+                        .timestamp_opt(1_773_000_000, 250_000_000)
+                        .unwrap(),
+                ),
+            ] {
+                let t: Transaction = serde_json::from_value(serde_json::json!({
+                    "id": "1", "account_id": "2", "status": "posted", "made_on": date,
+                    "amount": amount, "currency_code": "EUR", "description": description,
+                    "updated_at": updated_at,
+                }))
+                .unwrap();
+                for posting in [None, Some(date)] {
+                    let old = crate::digest::sha256_hex(
+                        format!(
+                            "{}|{:?}|{}|{}|{}|{}|{:?}",
+                            t.made_on,
+                            t.updated_at,
+                            t.amount.normalize(),
+                            t.currency_code,
+                            t.description,
+                            LineStatus::Posted.as_str(),
+                            posting
+                        ),
+                        16,
+                    );
+                    assert_eq!(content_hash(&t, LineStatus::Posted, posting), old);
+                }
+            }
+        }
     }
 
     #[test]
