@@ -192,7 +192,8 @@ struct Row {
     saltedge_id: String,
     fingerprint: String,
     content_hash: String,
-    /// Salt Edge's `extra` as compact JSON text (a parsed tree took ~3 times the memory).
+    /// Salt Edge's `extra` as the JSON text it arrived in (a parsed tree took ~3 times the
+    /// memory).
     extra: Box<str>,
     /// Some text holds U+FFFD (see `saltedge_client::text`).
     text_repaired: bool,
@@ -216,12 +217,71 @@ struct Row {
 /// The bank's own id of a transaction, `extra.id`, as text (a string or a number). Salt
 /// Edge's transaction `extra` lists `id` among its fields; none of the conformance
 /// payloads carries it, so both shapes are accepted and anything else is ignored.
-fn bank_transaction_id(extra: &serde_json::Value) -> Option<String> {
-    match extra.get("id")? {
+fn bank_transaction_id(id: Option<&serde_json::Value>) -> Option<String> {
+    match id? {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// What a line reads of a transaction's `extra`, from its text. Usually one pass into
+/// [`TransactionExtra`]; when that fails (a documented field of an unexpected type) the
+/// tree is read as before: nothing typed, the bank's id and the posting date where they
+/// are well-formed.
+struct ExtraRead {
+    typed: TransactionExtra,
+    /// `extra.posting_date`, when it is a date.
+    posting: Option<NaiveDate>,
+    bank_id: Option<String>,
+    /// Some text in it holds U+FFFD (see `saltedge_client::text`).
+    repaired: bool,
+}
+
+impl ExtraRead {
+    fn of(extra: &saltedge_client::models::RawJson) -> ExtraRead {
+        if extra.is_null() {
+            return ExtraRead {
+                typed: TransactionExtra::default(),
+                posting: None,
+                bank_id: None,
+                repaired: false,
+            };
+        }
+        let text = extra.get();
+        // U+FFFD as a character or as an escape (any case); only then is the tree read to
+        // tell a repaired text from, say, an escaped backslash before "ufffd".
+        let repaired = (text.contains('\u{FFFD}') || may_escape_replacement(text))
+            && holds_replacement(&extra.value());
+        match extra.parse::<TransactionExtra>() {
+            Ok(typed) => ExtraRead {
+                posting: typed.posting_date,
+                bank_id: bank_transaction_id(typed.id.as_ref()),
+                typed,
+                repaired,
+            },
+            Err(_) => {
+                let v = extra.value();
+                ExtraRead {
+                    typed: TransactionExtra::default(),
+                    posting: v
+                        .get("posting_date")
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| s.parse::<NaiveDate>().ok()),
+                    bank_id: bank_transaction_id(v.get("id")),
+                    repaired,
+                }
+            }
+        }
+    }
+}
+
+/// Whether `text` holds `\ufffd` in any case (a JSON escape of U+FFFD, or text that looks
+/// like one).
+fn may_escape_replacement(text: &str) -> bool {
+    text.as_bytes()
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].eq_ignore_ascii_case(b"fffd"))
 }
 
 fn holds_replacement(v: &serde_json::Value) -> bool {
@@ -259,16 +319,12 @@ fn content_hash(t: &Transaction, status: LineStatus, posting: Option<NaiveDate>)
 
 fn row(
     t: &Transaction,
+    read: ExtraRead,
     target: &AccountTarget,
     status: LineStatus,
     raw_digest: Option<Vec<u8>>,
 ) -> Row {
-    let extra = if t.extra.is_null() {
-        Default::default()
-    } else {
-        use serde::Deserialize;
-        TransactionExtra::deserialize(&t.extra).unwrap_or_default()
-    };
+    let extra = read.typed;
     let outgoing = t.amount.is_sign_negative();
     let payee = if outgoing {
         extra.payee.clone().or(extra.payer.clone())
@@ -303,13 +359,13 @@ fn row(
         payee,
         counterparty_iban,
         saltedge_id: t.id.clone(),
-        text_repaired: t.description.contains('\u{FFFD}') || holds_replacement(&t.extra),
+        text_repaired: t.description.contains('\u{FFFD}') || read.repaired,
         possible_duplicate: extra.possible_duplicate == Some(true),
-        extra: t.extra.to_string().into_boxed_str(),
+        extra: t.extra.get().into(),
         pending_id: None,
         statement_id: None,
         relinked: target.relinked,
-        bank_id: bank_transaction_id(&t.extra),
+        bank_id: read.bank_id,
         raw_digest,
         copy_head: String::new(),
     }
@@ -622,7 +678,7 @@ impl PreparedPage {
 }
 
 /// Why a parsed transaction cannot be stored, if it cannot.
-fn unstorable(t: &Transaction) -> Option<String> {
+fn unstorable(t: &Transaction, extra: &ExtraRead) -> Option<String> {
     if t.id.trim().is_empty() {
         return Some("the transaction has no id".into());
     }
@@ -635,11 +691,7 @@ fn unstorable(t: &Transaction) -> Option<String> {
     if !crate::quarantine::plausible_date(t.made_on) {
         return Some(format!("booking date {} is not plausible", t.made_on));
     }
-    let posting = t
-        .extra
-        .get("posting_date")
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse::<NaiveDate>().ok());
+    let posting = extra.posting;
     if posting.is_some_and(|d| !crate::quarantine::plausible_date(d)) {
         return Some(format!(
             "posting date {} is not plausible",
@@ -671,7 +723,8 @@ pub fn prepare_digested<'a>(
     let mut in_page = HashSet::with_capacity(txs.len());
     let mut quarantined = vec![];
     for (t, raw_digest) in txs {
-        if let Some(reason) = unstorable(t) {
+        let extra = ExtraRead::of(&t.extra);
+        if let Some(reason) = unstorable(t, &extra) {
             quarantined.push(Quarantined::unstorable(
                 crate::quarantine::RecordKind::Transaction,
                 &t.id,
@@ -701,7 +754,7 @@ pub fn prepare_digested<'a>(
             out.skipped_before_start += 1;
             continue;
         }
-        rows.push(row(t, target, status, raw_digest));
+        rows.push(row(t, extra, target, status, raw_digest));
     }
     PreparedPage {
         rows,
@@ -2102,6 +2155,52 @@ mod tests {
             assert_eq!(normalise_description(text), reference, "{text:?}");
         }
         assert!(normalise_description("ΟΔΟΣ").ends_with('ς'));
+    }
+
+    /// `extra` read from its text gives what reading its tree gave: typed fields, the
+    /// posting date, the bank's id and the repaired flag, for every shape a bank sends.
+    #[test]
+    fn extra_read_from_text_matches_the_tree() {
+        use saltedge_client::models::RawJson;
+        let cases = [
+            "null",
+            r#""just text""#,
+            "[1,2]",
+            "{}",
+            r#"{"payee":"Bean There","posting_date":"2026-03-01","id":"  REF-1 ","original_amount":-12.5}"#,
+            r#"{"posting_date":"not a date","payee":"x"}"#,
+            r#"{"posting_date":20260301,"id":77}"#,
+            r#"{"payee":12,"id":"B-9","posting_date":"2026-03-02"}"#,
+            r#"{"id":{"nested":true},"information":"caf\u00e9"}"#,
+            r#"{"id":"   "}"#,
+            r#"{"information":"broken \ufffd text"}"#,
+            r#"{"information":"broken \uFFFD text"}"#,
+            r#"{"information":"a literal \\ufffd, not a repair"}"#,
+            "{\"k\u{FFFD}\":\"key repaired\"}",
+            "{\"additional\":\"x\u{FFFD}\"}",
+            r#"{ "payee" : "spaced" ,
+                "possible_duplicate": true }"#,
+        ];
+        for text in cases {
+            let raw: RawJson = serde_json::from_str(text).unwrap();
+            let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+            let read = ExtraRead::of(&raw);
+            // The former reading, from the tree.
+            let typed = if tree.is_null() {
+                TransactionExtra::default()
+            } else {
+                use serde::Deserialize;
+                TransactionExtra::deserialize(&tree).unwrap_or_default()
+            };
+            let posting = tree
+                .get("posting_date")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse::<NaiveDate>().ok());
+            assert_eq!(read.typed, typed, "{text}");
+            assert_eq!(read.posting, posting, "{text}");
+            assert_eq!(read.bank_id, bank_transaction_id(tree.get("id")), "{text}");
+            assert_eq!(read.repaired, holds_replacement(&tree), "{text}");
+        }
     }
 
     /// Fingerprints and content hashes are stored: their text stays byte for byte what

@@ -308,7 +308,7 @@ async fn the_banks_own_id_is_the_first_key_and_history_explains(pool: PgPool) {
         "-12.50",
         "Book shop",
     );
-    t.extra = serde_json::json!({ "payee": "Pages", "id": "BANK-REF-77" });
+    t.extra = serde_json::json!({ "payee": "Pages", "id": "BANK-REF-77" }).into();
     let o = write(&pool, &f, &target, vec![t.clone()]).await;
     assert_eq!(o.inserted, 1);
     let (line, _, fp, occ) = line_rows(&pool, f.conn)
@@ -326,7 +326,7 @@ async fn the_banks_own_id_is_the_first_key_and_history_explains(pool: PgPool) {
     // The same bank transaction under a new Salt Edge id (a number this time).
     let mut again = t.clone();
     again.id = "980000000000000002".into();
-    again.extra = serde_json::json!({ "payee": "Pages", "id": "BANK-REF-77" });
+    again.extra = serde_json::json!({ "payee": "Pages", "id": "BANK-REF-77" }).into();
     let o = write(&pool, &f, &target, vec![again]).await;
     assert_eq!((o.inserted, o.updated), (0, 1), "re-keyed, not inserted");
     let rows = line_rows(&pool, f.conn).await;

@@ -143,7 +143,7 @@ pub fn tx(id: &str, account: &str, date: &str, amount: &str, description: &str) 
         currency_code: "EUR".into(),
         description: description.into(),
         category: String::new(),
-        extra: serde_json::json!({ "payee": "Bean There" }),
+        extra: serde_json::json!({ "payee": "Bean There" }).into(),
         created_at: None,
         updated_at: None,
     }
