@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use banksync_http::{Application, HttpConfig};
 use saltedge_client::{Signer, Verifier};
 use saltedge_sim::keys;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
@@ -206,7 +206,8 @@ pub async fn run(a: LoadArgs) -> anyhow::Result<()> {
 }
 
 async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_json::Value> {
-    let pool = PgPoolOptions::new()
+    // The server's pool as `banksync serve` configures it.
+    let pool = crate::db::pool_options()
         .max_connections(16)
         .connect_with(opts.clone())
         .await?;

@@ -10,6 +10,7 @@ pub mod console;
 pub mod history;
 pub mod mapping;
 pub mod pending;
+pub mod pool;
 pub mod retention;
 pub mod runs;
 pub mod statement_lines;

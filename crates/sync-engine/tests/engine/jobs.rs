@@ -587,3 +587,38 @@ async fn a_stuck_group_commit_does_not_hold_later_callbacks(pool: PgPool) {
         "the other transaction stored it first"
     );
 }
+
+/// The pool hands out a busy connection without a ping, and pings one that sat idle: a
+/// connection Postgres ended while it was idle in the pool is replaced, not handed out
+/// broken.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn an_idle_connection_that_died_is_replaced(
+    _: sqlx::postgres::PgPoolOptions,
+    opts: sqlx::postgres::PgConnectOptions,
+) {
+    use sqlx::Connection;
+    use std::time::Duration;
+    let pool = sync_engine::store::pool::options(Duration::from_millis(100))
+        .max_connections(1)
+        .connect_with(opts.clone())
+        .await
+        .unwrap();
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Ended by Postgres while idle in the pool.
+    let mut admin = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("the dead connection was pinged and replaced");
+    assert_ne!(first, second);
+}
