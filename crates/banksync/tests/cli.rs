@@ -326,20 +326,7 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
 /// here, not when someone needs the numbers.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn bench_ingest_runs_and_reports(pool: PgPool) {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let out = banksync(&pool, &sim)
-        .args(["bench", "ingest", "--transactions", "300"])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&text[text.find('{').unwrap_or(0)..]).expect("a JSON report");
+    let report = bench_report(&pool, &["ingest", "--transactions", "300"]).await;
     assert!(
         report["first_import_rows_per_s"]
             .as_f64()
@@ -349,23 +336,13 @@ async fn bench_ingest_runs_and_reports(pool: PgPool) {
     assert!(report["pages"].as_i64().is_some_and(|p| p >= 1), "{report}");
 }
 
-/// `banksync bench load` runs end to end with a few requests: every signed callback is
-/// accepted and stored once, every list request answered (its own HTTP client reads each
-/// response whole, so a failure here is the server's or the client's, counted).
-#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
-async fn bench_load_runs_and_reports(pool: PgPool) {
+/// Runs `banksync bench <args>` (with a simulator) and reads the JSON report it prints,
+/// failing with its output if it does not succeed.
+async fn bench_report(pool: &PgPool, args: &[&str]) -> serde_json::Value {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let out = banksync(&pool, &sim)
-        .args([
-            "bench",
-            "load",
-            "--callbacks",
-            "200",
-            "--list-requests",
-            "50",
-            "--concurrency",
-            "8",
-        ])
+    let out = banksync(pool, &sim)
+        .arg("bench")
+        .args(args)
         .output()
         .await
         .unwrap();
@@ -375,8 +352,27 @@ async fn bench_load_runs_and_reports(pool: PgPool) {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&text[text.find('{').unwrap_or(0)..]).expect("a JSON report");
+    serde_json::from_str(&text[text.find('{').unwrap_or(0)..]).expect("a JSON report")
+}
+
+/// `banksync bench load` runs end to end with a few requests: every signed callback is
+/// accepted and stored once, every list request answered (its own HTTP client reads each
+/// response whole, so a failure here is the server's or the client's, counted).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn bench_load_runs_and_reports(pool: PgPool) {
+    let report = bench_report(
+        &pool,
+        &[
+            "load",
+            "--callbacks",
+            "200",
+            "--list-requests",
+            "50",
+            "--concurrency",
+            "8",
+        ],
+    )
+    .await;
     assert_eq!(report["callbacks"]["ok"], 200, "{report}");
     assert_eq!(report["callbacks"]["failed"], 0, "{report}");
     assert_eq!(report["callbacks_stored_once"], true, "{report}");
