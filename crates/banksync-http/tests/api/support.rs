@@ -480,9 +480,19 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
-    /// The page's visible text.
+    /// The page's visible text. A page that is replaced between finding its body and
+    /// reading it (a form's answer arriving, a redirect) leaves a stale element: the new
+    /// page's body is read instead.
     pub async fn text(&self) -> String {
-        self.find("body").await.text().await.unwrap()
+        let mut last = None;
+        for _ in 0..50 {
+            match self.find("body").await.text().await {
+                Ok(t) => return t,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page's text could not be read: {last:?}");
     }
 
     /// Waits until the page's text contains `needle`; returns the text.
