@@ -652,9 +652,13 @@ async fn connect_sessions_share_the_fetch_budget_across_replicas(pool: PgPool) {
         .collect();
     times.sort_by(f64::total_cmp);
     assert_eq!(times.len(), 6);
+    // The gate spaces the starts by the database's clock; the simulator stamps them when they
+    // arrive, a few milliseconds of network and scheduling later, and that delay varies (one
+    // run saw 999.7 ms between a first and a third): 50 ms of it are allowed. Without the
+    // gate the six arrive within a few milliseconds.
     for w in times.windows(3) {
         assert!(
-            w[2] - w[0] >= 1000.0,
+            w[2] - w[0] >= 950.0,
             "three fetch-starting requests within a second: {times:?}"
         );
     }
