@@ -78,7 +78,7 @@ use crate::error::{Result, SyncError};
 use crate::quarantine::Quarantined;
 
 mod pipeline;
-pub use pipeline::{ImportPipeline, WriteContext};
+pub use pipeline::{ImportPipeline, WriteContext, WRITE_LOCK};
 
 /// Where a bank account's lines go.
 #[derive(Debug, Clone)]

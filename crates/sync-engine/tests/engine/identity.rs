@@ -249,6 +249,93 @@ async fn two_writes_in_flight_share_identities_and_statements(pool: PgPool) {
     );
 }
 
+/// The two writes in flight copy at the same time, and the later one waits for the earlier
+/// one's end inside Postgres (an advisory lock), not only in the process: were their rows
+/// ever to share a unique key, Postgres would see the cycle and fail one of them rather than
+/// both waiting for ever. Here the earlier write is held open (the run's row locked from
+/// outside): the later one has copied its lines and waits on the earlier one's lock; once
+/// the hold is released, both commit in order.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_later_write_waits_for_the_earlier_inside_postgres(pool: PgPool) {
+    let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
+    sync(&pool, &f, false).await;
+    let (account, target) = target_of(&pool, f.conn).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let at = (account.clone(), target);
+    let batch = |id: &str, what: &str| {
+        let txs = in_currency_of(&at, vec![tx(id, &account, &today, "-5.00", what)]);
+        lines::prepare(&HashMap::from([at.clone()]), &txs, LineStatus::Posted)
+    };
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sync_runs WHERE id = $1 FOR UPDATE")
+        .bind(run)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let mut pending = lines::PendingLines::load(&pool, f.conn).await.unwrap();
+    let mut pipeline = lines::ImportPipeline::default();
+    let opts = DedupOptions::default();
+    let ctx = lines::WriteContext {
+        pool: &pool,
+        run_id: run,
+        opts: &opts,
+        lock: None,
+    };
+    for (id, what) in [
+        ("990000000000000201", "Lunch"),
+        ("990000000000000202", "Taxi"),
+    ] {
+        pipeline
+            .write(&ctx, batch(id, what), &mut pending)
+            .await
+            .unwrap();
+    }
+    let waiting = async {
+        loop {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND classid::int8 = $1 AND objsubid = 2",
+            )
+            .bind(lines::WRITE_LOCK as i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if n == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the later write waits on the earlier one's lock in Postgres");
+    let copying: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY statement_lines%' AND state = 'active'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(copying, 0, "both writes have copied their lines");
+    hold.rollback().await.unwrap();
+    pipeline.drain().await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT saltedge_transaction_id FROM statement_lines WHERE saltedge_transaction_id LIKE '9900000000000002%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, ["990000000000000201", "990000000000000202"]);
+    let inserted: i32 = sqlx::query_scalar("SELECT inserted FROM sync_runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(inserted, 2);
+}
+
 /// Three identical coffees on one day are three lines (occurrences 0, 1, 2), the second and
 /// third flagged as look-alikes of the first; two re-syncs change nothing.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
