@@ -19,7 +19,6 @@
 //! (bank balance minus the lines counted then).
 
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -80,33 +79,35 @@ struct Row {
     balance_type: Option<String>,
     bank_balance: Option<Decimal>,
     opening_balance: Option<Decimal>,
-    posted: Option<Decimal>,
-    posted_negative: Option<Decimal>,
 }
 
-pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> {
+/// Compares each of the connection's accounts with its lines, summed once for the check and
+/// the closing of statements ([`crate::statements::LineSums`]), in the transaction that
+/// closes them.
+pub async fn check(
+    db: &mut sqlx::PgConnection,
+    connection_id: Uuid,
+    sums: &crate::statements::LineSums,
+) -> Result<Vec<Mismatch>> {
     let rows: Vec<Row> = sqlx::query_as!(
         Row,
-        "SELECT a.id, a.currency, a.nature, a.balance_type, a.bank_balance, a.opening_balance,
-                t.posted, t.posted_negative
+        "SELECT a.id, a.currency, a.nature, a.balance_type, a.bank_balance, a.opening_balance
          FROM bank_accounts a
-         LEFT JOIN LATERAL (SELECT sum(l.amount) AS posted, sum(l.amount) FILTER (WHERE l.amount < 0) AS posted_negative
-                            FROM statement_lines l
-                            WHERE l.bank_account_id = a.id AND l.duplicate_confirmed_at IS NULL) t ON true
          WHERE a.connection_id = $1 AND a.disappeared_at IS NULL",
         connection_id
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     let mut out = vec![];
     for r in rows {
         let basis = Basis::of(&r.nature, r.balance_type.as_deref());
+        let lines = sums.account(r.id);
         let counted = match basis {
-            Basis::Booked => r.posted.unwrap_or_default(),
-            Basis::CreditCardSpend => r.posted_negative.unwrap_or_default(),
+            Basis::Booked => lines.total,
+            Basis::CreditCardSpend => lines.negative,
             Basis::NotComparable(reason) => {
                 sqlx::query!("UPDATE bank_accounts SET balance_check = $2, balance_note = $3, balance_mismatch = NULL WHERE id = $1", r.id, basis.as_str(), reason)
-                    .execute(pool)
+                    .execute(&mut *db)
                     .await?;
                 continue;
             }
@@ -116,7 +117,7 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
             None => {
                 sqlx::query!("UPDATE bank_accounts SET opening_balance = $2, balance_mismatch = NULL, balance_check = $3, balance_note = NULL
                      WHERE id = $1", r.id, bank - counted, basis.as_str())
-                .execute(pool)
+                .execute(&mut *db)
                 .await?;
             }
             Some(opening) => {
@@ -124,7 +125,7 @@ pub async fn check(pool: &PgPool, connection_id: Uuid) -> Result<Vec<Mismatch>> 
                 let diff = bank - journal;
                 let mismatch = (!diff.is_zero()).then_some(diff);
                 sqlx::query!("UPDATE bank_accounts SET balance_mismatch = $2, balance_check = $3, balance_note = NULL WHERE id = $1", r.id, mismatch, basis.as_str())
-                    .execute(pool)
+                    .execute(&mut *db)
                     .await?;
                 if let Some(difference) = mismatch {
                     out.push(Mismatch {

@@ -307,8 +307,7 @@ async fn run(
     }
     runs::add_counts(pool, run_id, removed, flagged, rekeyed).await?;
 
-    let mismatches = balance::check(pool, conn.id).await?;
-    crate::statements::close_ended(pool, conn.id, started).await?;
+    let mismatches = check_and_close(pool, conn.id, started).await?;
     let run = runs::succeed(
         pool,
         run_id,
@@ -325,6 +324,22 @@ async fn run(
         new_accounts: acc.new_accounts,
         disappeared_accounts: acc.disappeared,
     })
+}
+
+/// The balance check and the closing of ended statements, in one transaction over one sum
+/// of the connection's lines.
+async fn check_and_close(
+    pool: &PgPool,
+    connection_id: Uuid,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<balance::Mismatch>> {
+    let mut db = pool.begin().await?;
+    let due = crate::statements::lock_ended(&mut db, connection_id, started).await?;
+    let sums = crate::statements::LineSums::load(&mut db, connection_id).await?;
+    let mismatches = balance::check(&mut db, connection_id, &sums).await?;
+    crate::statements::close_ended(&mut db, connection_id, started, due, &sums).await?;
+    db.commit().await?;
+    Ok(mismatches)
 }
 
 async fn targets(pool: &PgPool, connection_id: Uuid) -> Result<HashMap<String, AccountTarget>> {

@@ -218,6 +218,195 @@ async fn late_lines_and_corrections_go_to_the_open_statement(pool: PgPool) {
     );
 }
 
+/// The newest `n` closed statements of an account opened again, as they are at the end of a
+/// first import before the close; returns them, oldest first.
+async fn reopen_newest(pool: &PgPool, account: Uuid, n: i64) -> Vec<i64> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE statements SET closed_at = NULL, sequence = NULL
+         WHERE id IN (SELECT id FROM statements WHERE bank_account_id = $1 AND closed_at IS NOT NULL
+                      ORDER BY period_start DESC LIMIT $2)
+         RETURNING id",
+    )
+    .bind(account)
+    .bind(n)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    ids.sort();
+    ids
+}
+
+/// A line of a statement with lines, and its amount.
+async fn a_line_of(pool: &PgPool, statement: i64) -> (i64, Decimal) {
+    sqlx::query_as(
+        "SELECT id, amount FROM statement_lines WHERE statement_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(statement)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until some session waits for a row lock on `statements` (or gives up after 20 s).
+async fn until_someone_waits(pool: &PgPool) -> bool {
+    for _ in 0..1000 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A duplicate confirmed while the sync is about to close its statement: the close waits for
+/// that transaction and sums the statement's lines after it, so the closed figures leave the
+/// duplicate out (summing first and waiting on the row after, as one statement did, closed
+/// it with the duplicate counted).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_line_changed_before_the_close_is_in_the_closed_figures(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.pending_per_account = 0;
+        c.data.twins_per_account = 0;
+        c.data.reissued_per_fetch = 0;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let account = target_of(&pool, f.conn).await.1.bank_account_id;
+    let mut reopened = vec![];
+    for id in reopen_newest(&pool, account, 5).await {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE statement_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if n > 0 {
+            reopened.push(id);
+        }
+    }
+    let statement = *reopened.first().expect("a reopened statement with lines");
+    let (line, amount) = a_line_of(&pool, statement).await;
+    let mut user = pool.begin().await.unwrap();
+    sqlx::query("UPDATE statement_lines SET duplicate_confirmed_at = now() WHERE id = $1")
+        .bind(line)
+        .execute(&mut *user)
+        .await
+        .unwrap();
+    let release = async {
+        let waited = until_someone_waits(&pool).await;
+        user.commit().await.unwrap();
+        waited
+    };
+    let (_, waited) = tokio::join!(sync(&pool, &f, false), release);
+    assert!(waited, "the close waits for the change");
+    let s = statements::get(&pool, f.company, statement).await.unwrap();
+    assert!(s.closed_at.is_some());
+    let counted: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(amount), 0) FROM statement_lines WHERE statement_id = $1 AND duplicate_confirmed_at IS NULL",
+    )
+    .bind(statement)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        s.closing_balance - s.opening_balance,
+        counted + s.corrections,
+        "the confirmed duplicate ({amount}) is out of the closed figures"
+    );
+}
+
+/// The other order: a statement being closed (its row locked, as the close does) and a line
+/// of it changed meanwhile. The change waits for the close and is then carried as a
+/// correction on the current statement; read before the close committed, it was taken for
+/// a change to an open statement and lost.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_line_changed_during_the_close_is_carried_as_a_correction(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.pending_per_account = 0;
+        c.data.twins_per_account = 0;
+        c.data.reissued_per_fetch = 0;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let account = target_of(&pool, f.conn).await.1.bank_account_id;
+    let closed: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT s.id, count(l.id) FROM statements s JOIN statement_lines l ON l.statement_id = s.id
+         WHERE s.bank_account_id = $1 AND s.closed_at IS NOT NULL GROUP BY s.id ORDER BY s.period_start DESC LIMIT 1",
+    )
+    .bind(account)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let statement = closed[0].0;
+    sqlx::query("UPDATE statements SET closed_at = NULL, sequence = NULL WHERE id = $1")
+        .bind(statement)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (line, amount) = a_line_of(&pool, statement).await;
+    let corrections_before: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(corrections), 0) FROM statements WHERE bank_account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let mut close = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM statements WHERE id = $1 FOR UPDATE")
+        .bind(statement)
+        .execute(&mut *close)
+        .await
+        .unwrap();
+    let confirming = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            sqlx::query("UPDATE statement_lines SET duplicate_confirmed_at = now() WHERE id = $1")
+                .bind(line)
+                .execute(&pool)
+                .await
+                .unwrap();
+        })
+    };
+    assert!(
+        until_someone_waits(&pool).await,
+        "the change waits for the close"
+    );
+    let sequence: i32 = sqlx::query_scalar(
+        "SELECT coalesce(max(sequence), 0) + 1 FROM statements WHERE bank_account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(&mut *close)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE statements SET closed_at = now(), sequence = $2 WHERE id = $1")
+        .bind(statement)
+        .bind(sequence)
+        .execute(&mut *close)
+        .await
+        .unwrap();
+    close.commit().await.unwrap();
+    confirming.await.unwrap();
+    let corrections_after: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(corrections), 0) FROM statements WHERE bank_account_id = $1 AND closed_at IS NULL",
+    )
+    .bind(account)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        corrections_after - corrections_before,
+        -amount,
+        "the duplicate's amount leaves the books as a correction on the open statement"
+    );
+}
+
 /// Weekly and monthly periods: the account's open statements are regrouped, closed ones
 /// stay; Monday-to-Sunday weeks and calendar months.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
