@@ -335,7 +335,7 @@ async fn check_and_close(
 ) -> Result<Vec<balance::Mismatch>> {
     let mut db = pool.begin().await?;
     let due = crate::statements::lock_ended(&mut db, connection_id, started).await?;
-    let sums = crate::statements::LineSums::load(&mut db, connection_id).await?;
+    let sums = crate::statements::LineSums::load(&mut db, connection_id, !due.is_empty()).await?;
     let mismatches = balance::check(&mut db, connection_id, &sums).await?;
     crate::statements::close_ended(&mut db, connection_id, started, due, &sums).await?;
     db.commit().await?;
