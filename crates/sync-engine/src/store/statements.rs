@@ -343,25 +343,17 @@ impl Sums {
 }
 
 impl LineSums {
-    /// `per_statement`: whether statements close (else the check's per-account sums are
-    /// enough, and cheaper: a re-sync's end).
-    pub async fn load(
-        db: &mut sqlx::PgConnection,
-        connection_id: Uuid,
-        per_statement: bool,
-    ) -> Result<LineSums> {
+    pub async fn load(db: &mut sqlx::PgConnection, connection_id: Uuid) -> Result<LineSums> {
         // No join in the query: on a freshly filled table the planner's estimates are far
         // off, and a join of the sums with the statements was planned as a nested loop.
         let rows = sqlx::query!(
-            r#"SELECT l.bank_account_id AS "account!", CASE WHEN $2 THEN l.statement_id END AS statement_id,
-                      count(*) AS "lines!",
+            r#"SELECT l.bank_account_id AS "account!", l.statement_id, count(*) AS "lines!",
                       coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL), 0) AS "total!",
                       coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.amount < 0), 0) AS "negative!"
                FROM statement_lines l
                WHERE l.bank_account_id = ANY(ARRAY(SELECT id FROM bank_accounts WHERE connection_id = $1))
-               GROUP BY 1, 2"#,
-            connection_id,
-            per_statement
+               GROUP BY l.bank_account_id, l.statement_id"#,
+            connection_id
         )
         .fetch_all(&mut *db)
         .await?;
