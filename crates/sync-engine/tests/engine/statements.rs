@@ -218,6 +218,20 @@ async fn late_lines_and_corrections_go_to_the_open_statement(pool: PgPool) {
     );
 }
 
+/// A connection without pending, look-alike or re-issued transactions, synced once, and
+/// its account.
+async fn synced(pool: &PgPool) -> (Fixture, Uuid) {
+    let f = fixture(pool, |c| {
+        c.data.pending_per_account = 0;
+        c.data.twins_per_account = 0;
+        c.data.reissued_per_fetch = 0;
+    })
+    .await;
+    sync(pool, &f, false).await;
+    let account = target_of(pool, f.conn).await.1.bank_account_id;
+    (f, account)
+}
+
 /// The newest `n` closed statements of an account opened again, as they are at the end of a
 /// first import before the close; returns them, oldest first.
 async fn reopen_newest(pool: &PgPool, account: Uuid, n: i64) -> Vec<i64> {
@@ -270,14 +284,7 @@ async fn until_someone_waits(pool: &PgPool) -> bool {
 /// it with the duplicate counted).
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_line_changed_before_the_close_is_in_the_closed_figures(pool: PgPool) {
-    let f = fixture(&pool, |c| {
-        c.data.pending_per_account = 0;
-        c.data.twins_per_account = 0;
-        c.data.reissued_per_fetch = 0;
-    })
-    .await;
-    sync(&pool, &f, false).await;
-    let account = target_of(&pool, f.conn).await.1.bank_account_id;
+    let (f, account) = synced(&pool).await;
     let mut reopened = vec![];
     for id in reopen_newest(&pool, account, 5).await {
         let n: i64 =
@@ -327,14 +334,7 @@ async fn a_line_changed_before_the_close_is_in_the_closed_figures(pool: PgPool) 
 /// a change to an open statement and lost.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_line_changed_during_the_close_is_carried_as_a_correction(pool: PgPool) {
-    let f = fixture(&pool, |c| {
-        c.data.pending_per_account = 0;
-        c.data.twins_per_account = 0;
-        c.data.reissued_per_fetch = 0;
-    })
-    .await;
-    sync(&pool, &f, false).await;
-    let account = target_of(&pool, f.conn).await.1.bank_account_id;
+    let (_f, account) = synced(&pool).await;
     let closed: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT s.id, count(l.id) FROM statements s JOIN statement_lines l ON l.statement_id = s.id
          WHERE s.bank_account_id = $1 AND s.closed_at IS NOT NULL GROUP BY s.id ORDER BY s.period_start DESC LIMIT 1",
