@@ -965,7 +965,9 @@ async fn pages_written_together_give_the_lines_of_one_page(pool: PgPool) {
         shape(&pool2, whole.conn).await,
     );
     pool2.close().await;
-    sqlx::query(&format!("DROP DATABASE \"{other}\""))
+    // FORCE: a closed connection's backend may still be on its way out (twice "being
+    // accessed by other users" under a full test run).
+    sqlx::query(&format!("DROP DATABASE \"{other}\" WITH (FORCE)"))
         .execute(&pool)
         .await
         .unwrap();
