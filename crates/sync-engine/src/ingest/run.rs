@@ -341,7 +341,7 @@ async fn check_and_close(
         .execute(&mut *db)
         .await?;
     let due = crate::statements::lock_ended(&mut db, connection_id, started).await?;
-    let sums = crate::statements::LineSums::load(&mut db, connection_id).await?;
+    let sums = crate::statements::LineSums::load(&mut db, connection_id, &due).await?;
     let mismatches = balance::check(&mut db, connection_id, &sums).await?;
     crate::statements::close_ended(&mut db, connection_id, started, due, &sums).await?;
     db.commit().await?;

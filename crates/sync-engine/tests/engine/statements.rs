@@ -493,3 +493,96 @@ async fn sql_and_rust_periods_agree(pool: PgPool) {
         }
     }
 }
+
+/// What a check would use for an account (its sums, and whether they were the kept ones),
+/// in a transaction of its own as the sync's is.
+async fn load_sums(pool: &PgPool, f: &Fixture, account: Uuid) -> (bool, statements::Sums) {
+    let mut db = pool.begin().await.unwrap();
+    let sums = statements::LineSums::load(&mut db, f.conn, &[])
+        .await
+        .unwrap();
+    db.commit().await.unwrap();
+    (sums.reused, sums.account(account))
+}
+
+/// The account's lines summed directly, and what `line_sums` keeps for it.
+async fn counted_and_kept(pool: &PgPool, account: Uuid) -> [(i64, Decimal, Decimal); 2] {
+    let counted = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL), 0),
+                coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL AND amount < 0), 0)
+         FROM statement_lines WHERE bank_account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let kept =
+        sqlx::query_as("SELECT lines, total, negative FROM line_sums WHERE bank_account_id = $1")
+            .bind(account)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    [counted, kept]
+}
+
+/// The sums a check keeps for the next are reused only while no line of the account
+/// changed: an edited amount, a confirmed duplicate, a removed line, new lines from a sync,
+/// a pruned tombstone each make the next check sum anew; an update that changes nothing
+/// does not. Whichever way, the sums are the lines'.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn kept_sums_are_reused_only_while_no_line_changed(pool: PgPool) {
+    let (f, account) = synced(&pool).await;
+    let as_triple = |s: statements::Sums| (s.lines, s.total, s.negative);
+    let [counted, kept] = counted_and_kept(&pool, account).await;
+    assert_eq!(kept, counted, "the sync kept its sums");
+    assert!(counted.0 > 0);
+    let (reused, sums) = load_sums(&pool, &f, account).await;
+    assert!(reused, "nothing changed since the sync");
+    assert_eq!(as_triple(sums), counted);
+
+    let line: i64 = sqlx::query_scalar(
+        "SELECT id FROM statement_lines WHERE bank_account_id = $1 AND amount < 0 ORDER BY id LIMIT 1",
+    )
+    .bind(account)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let changes = [
+        ("UPDATE statement_lines SET amount = amount - 5 WHERE id = $1", true),
+        ("UPDATE statement_lines SET amount = amount WHERE id = $1", false),
+        ("UPDATE statement_lines SET duplicate_confirmed_at = now() WHERE id = $1", true),
+        ("DELETE FROM statement_lines WHERE id = $1", true),
+        (
+            "UPDATE change_feed_horizon SET pruned_xid = pg_current_xact_id()::text::bigint WHERE $1::int8 IS NOT NULL",
+            true,
+        ),
+    ];
+    for (change, changes_anything) in changes {
+        let done = sqlx::query(change).bind(line).execute(&pool).await.unwrap();
+        assert_eq!(done.rows_affected(), 1, "{change}");
+        let (reused, sums) = load_sums(&pool, &f, account).await;
+        assert_eq!(reused, !changes_anything, "after {change}");
+        let [counted, kept] = counted_and_kept(&pool, account).await;
+        assert_eq!(as_triple(sums), counted, "after {change}");
+        assert_eq!(kept, counted, "after {change}");
+        assert!(
+            load_sums(&pool, &f, account).await.0,
+            "then kept, after {change}"
+        );
+    }
+
+    // New lines from the bank: the sync's check counts them (a kept sum would miss them and
+    // report the bank's balance as a mismatch).
+    sqlx::query("UPDATE bank_accounts SET opening_balance = NULL WHERE id = $1")
+        .bind(account)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sync(&pool, &f, false).await;
+    f.sim.advance(&f.se_conn);
+    let report = sync(&pool, &f, false).await;
+    assert!(report.run.inserted > 0);
+    assert_eq!(report.run.balance_mismatches, serde_json::json!([]));
+    let [counted, kept] = counted_and_kept(&pool, account).await;
+    assert_eq!(kept, counted);
+}
