@@ -342,6 +342,14 @@ pub struct Sums {
 }
 
 impl Sums {
+    fn new(lines: i64, total: Decimal, negative: Decimal) -> Sums {
+        Sums {
+            lines,
+            total,
+            negative,
+        }
+    }
+
     fn add(&mut self, o: &Sums) {
         self.lines += o.lines;
         self.total += o.total;
@@ -394,11 +402,11 @@ impl LineSums {
         if kept.iter().all(|k| k.fresh) {
             out.reused = true;
             for k in &kept {
-                let sums = Sums {
-                    lines: k.lines.unwrap_or_default(),
-                    total: k.total.unwrap_or_default(),
-                    negative: k.negative.unwrap_or_default(),
-                };
+                let sums = Sums::new(
+                    k.lines.unwrap_or_default(),
+                    k.total.unwrap_or_default(),
+                    k.negative.unwrap_or_default(),
+                );
                 out.accounts.insert(k.id, sums);
             }
             if !due.is_empty() {
@@ -414,11 +422,7 @@ impl LineSums {
                 .fetch_all(&mut *db)
                 .await?;
                 for r in rows {
-                    let sums = Sums {
-                        lines: r.lines,
-                        total: r.total,
-                        negative: r.negative,
-                    };
+                    let sums = Sums::new(r.lines, r.total, r.negative);
                     out.statements.insert(r.statement, sums);
                 }
             }
@@ -438,11 +442,7 @@ impl LineSums {
             .fetch_all(&mut *db)
             .await?;
             for r in rows {
-                let sums = Sums {
-                    lines: r.lines,
-                    total: r.total,
-                    negative: r.negative,
-                };
+                let sums = Sums::new(r.lines, r.total, r.negative);
                 out.accounts.entry(r.account).or_default().add(&sums);
                 if let Some(id) = r.statement_id {
                     out.statements.entry(id).or_default().add(&sums);
