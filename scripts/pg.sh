@@ -2,7 +2,8 @@
 # Postgres harness: prints a DATABASE_URL that answers.
 #
 #   1. $DATABASE_URL, when that server answers;
-#   2. otherwise a private cluster in target/pg (port $BANKSYNC_PG_PORT, default 55432),
+#   2. otherwise a private cluster in target/pg ($BANKSYNC_PG_DIR; port $BANKSYNC_PG_PORT,
+#      default 55432),
 #      created from the system's /usr/lib/postgresql/*/bin, installing the `postgresql`
 #      package with apt-get when it is missing and we are root.
 #
@@ -11,7 +12,7 @@
 # Usage: scripts/pg.sh [url|stop]      (prints progress on stderr, the URL on stdout)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-pgdir="$root/target/pg"
+pgdir="${BANKSYNC_PG_DIR:-$root/target/pg}"
 port="${BANKSYNC_PG_PORT:-55432}"
 say() { echo "pg: $*" >&2; }
 

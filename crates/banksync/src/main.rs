@@ -1,5 +1,6 @@
 //! `banksync`: the command-line entry point. Each subcommand lives in `commands/`.
 
+mod bundled_keys;
 mod commands;
 mod db;
 mod settings;

@@ -291,7 +291,9 @@ pub struct SaltEdge {
     pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
-    pub callback_public_key_file: PathBuf,
+    /// Salt Edge's public key (PEM), to verify callbacks with; required to serve.
+    #[serde(default)]
+    pub callback_public_key_file: Option<PathBuf>,
     /// Salt Edge's v6 callback key (v6 callbacks are signed with a key of their own);
     /// empty: v6 callbacks are not accepted.
     #[serde(default)]
@@ -366,29 +368,27 @@ impl Settings {
         for f in secret_in_toml(&Self::config_dir()) {
             out.push(format!("{f} contains saltedge.secret: move it to BANKSYNC__SALTEDGE__SECRET or saltedge.secret_file"));
         }
+        let hint = "(set saltedge.simulator = true only when Salt Edge is the simulator)";
         if !self.saltedge.simulator {
-            let same = |path: Option<&PathBuf>, bundled: &str| {
-                path.and_then(|p| std::fs::read_to_string(p).ok())
-                    .is_some_and(|t| t.trim() == bundled.trim())
-            };
-            let hint = "(set saltedge.simulator = true only when Salt Edge is the simulator)";
-            if same(
-                self.saltedge.private_key_file.as_ref(),
-                saltedge_sim::keys::CLIENT_PRIVATE_PEM,
-            ) {
-                out.push(format!("saltedge.private_key_file is the simulator's public test key: generate your own {hint}"));
-            }
-            if same(
-                Some(&self.saltedge.callback_public_key_file),
-                saltedge_sim::keys::SIMULATOR_PUBLIC_PEM,
-            ) {
-                out.push(format!("saltedge.callback_public_key_file is the simulator's key, not Salt Edge's {hint}"));
-            }
-            if same(
-                self.saltedge.callback_public_key_v6_file.as_ref(),
-                saltedge_sim::keys::SIMULATOR_V6_PUBLIC_PEM,
-            ) {
-                out.push(format!("saltedge.callback_public_key_v6_file is the simulator's v6 key, not Salt Edge's: set Salt Edge's v6 key, or empty to refuse v6 callbacks {hint}"));
+            // Recognised by key material, in any slot and any PEM encoding.
+            for (slot, path) in [
+                ("private_key_file", self.saltedge.private_key_file.as_ref()),
+                (
+                    "callback_public_key_file",
+                    self.saltedge.callback_public_key_file.as_ref(),
+                ),
+                (
+                    "callback_public_key_v6_file",
+                    self.saltedge.callback_public_key_v6_file.as_ref(),
+                ),
+            ] {
+                let bundled = path
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|pem| crate::bundled_keys::which(&pem));
+                if let Some(name) = bundled {
+                    out.push(format!("saltedge.{slot} is {name}, a public test key in git: use your own key (or Salt Edge's) {hint}"));
+                }
             }
             if self
                 .saltedge_secret()
@@ -396,6 +396,17 @@ impl Settings {
             {
                 out.push(format!("the Salt Edge secret is the simulator's {hint}"));
             }
+        } else if !simulator_host(&self.saltedge.base_url) {
+            out.push(format!(
+                "saltedge.simulator = true but saltedge.base_url {} is not the simulator (a loopback address or the compose network's `simulator` host): the simulator's public keys would be trusted for a real Salt Edge",
+                self.saltedge.base_url
+            ));
+        }
+        if saltedge_client::ApiVersion::of_base_url(&self.saltedge.base_url)
+            == saltedge_client::ApiVersion::V6
+            && matches!(self.callback_verifier_v6(), Ok(None))
+        {
+            out.push("saltedge.base_url is API v6 but saltedge.callback_public_key_v6_file is not set: v6 callbacks are signed with Salt Edge's v6 key".to_string());
         }
         if let Err(e) = self.signer() {
             out.push(format!("{e:#}"));
@@ -428,7 +439,14 @@ impl Settings {
 
     /// Salt Edge's public key, to verify callbacks with.
     pub fn callback_verifier(&self) -> anyhow::Result<saltedge_client::Verifier> {
-        let p = &self.saltedge.callback_public_key_file;
+        let Some(p) = self
+            .saltedge
+            .callback_public_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        else {
+            anyhow::bail!("saltedge.callback_public_key_file is not set: Salt Edge's public key (PEM), to verify callbacks with");
+        };
         let pem = std::fs::read_to_string(p).with_context(|| {
             format!(
                 "cannot read saltedge.callback_public_key_file {}",
@@ -556,6 +574,19 @@ impl Settings {
         c.timeout = std::time::Duration::from_secs(self.saltedge.timeout_secs);
         c.max_retries = self.saltedge.max_retries;
         Ok(c)
+    }
+}
+
+/// Salt Edge's base URL names the bundled simulator: a loopback address, or the host
+/// `simulator` of docker-compose's network.
+pub fn simulator_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.eq_ignore_ascii_case("simulator")
+        }
+        None => false,
     }
 }
 

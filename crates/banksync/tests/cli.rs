@@ -31,9 +31,10 @@ fn banksync(pool: &PgPool, sim: &Simulator) -> Command {
     c.current_dir(workspace())
         .env("DATABASE_URL", db_url(pool))
         .env("BANKSYNC_CONFIG_DIR", workspace().join("config"))
+        // The simulator's layer (config/simulator.toml): its keys, set explicitly.
+        .env("BANKSYNC_ENV", "simulator")
         .env("BANKSYNC__SALTEDGE__BASE_URL", sim.api_base().as_str())
         .env("BANKSYNC__SALTEDGE__SECRET", "sim-secret")
-        .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
         .env("RUST_LOG", "warn");
     c
 }
@@ -271,7 +272,7 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
     };
     refuse(
         serve().output().await.unwrap(),
-        "simulator's public test key",
+        "saltedge.private_key_file is the bundled client test key",
     );
     refuse(
         serve().output().await.unwrap(),
@@ -279,7 +280,7 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
     );
     refuse(
         serve().output().await.unwrap(),
-        "callback_public_key_v6_file is the simulator's v6 key",
+        "saltedge.callback_public_key_v6_file is the simulator's v6 callback key",
     );
 
     // A secret in TOML, in a config folder of its own.
@@ -318,6 +319,121 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
         .await
         .unwrap();
     refuse(out, "under 2048 bits");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A configuration that is production-safe at heart: the defaults name nothing of the
+/// simulator's; a v5-only configuration with real keys passes `config check` without any v6
+/// setting; a bundled key is recognised by its material in any slot and encoding; the
+/// simulator flag is refused with a Salt Edge that is not the simulator.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn production_defaults_are_safe(pool: PgPool) {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::{DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+    let dir = std::env::temp_dir().join(format!("banksync-prod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let default = std::fs::read_to_string(workspace().join("config/default.toml")).unwrap();
+    for bundled in ["saltedge-sim", "sim-app-id", "sim-secret", "8700"] {
+        assert!(!default.contains(bundled), "default.toml names {bundled}");
+    }
+    // Our own request key, and a stand-in for Salt Edge's v5 callback key.
+    let ours = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let theirs = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let (key, callback) = (dir.join("ours.pem"), dir.join("saltedge.pem"));
+    std::fs::write(&key, ours.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        &callback,
+        theirs
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    // Only the configuration folder, the database and the operator's own settings: no
+    // simulator layer, no v6 setting.
+    let production = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_banksync"));
+        c.current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", db_url(&pool))
+            .env("BANKSYNC_CONFIG_DIR", workspace().join("config"))
+            .env("BANKSYNC__SALTEDGE__APP_ID", "live-app-id")
+            .env("BANKSYNC__SALTEDGE__SECRET", "live-secret")
+            .env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", &key)
+            .env("BANKSYNC__SALTEDGE__CALLBACK_PUBLIC_KEY_FILE", &callback)
+            .env("RUST_LOG", "warn")
+            .args(["config", "check"]);
+        c
+    };
+    let out = production().output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "v5-only real config: {text}");
+    assert!(text.contains("v6 callbacks are refused"), "{text}");
+    assert!(!text.contains("live-secret"));
+
+    // The same on v6 needs Salt Edge's v6 key.
+    let out = production()
+        .env(
+            "BANKSYNC__SALTEDGE__BASE_URL",
+            "https://www.saltedge.com/api/v6/",
+        )
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success());
+    assert!(text.contains("callback_public_key_v6_file is not set"), "{text}");
+
+    // The simulator's callback key, re-encoded (PKCS#1, CRLF), in the v6 slot.
+    let sim_public = rsa::RsaPublicKey::from_public_key_pem(saltedge_sim::keys::SIMULATOR_PUBLIC_PEM)
+        .unwrap();
+    let reencoded = dir.join("reencoded.pem");
+    std::fs::write(
+        &reencoded,
+        sim_public.to_pkcs1_pem(LineEnding::CRLF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let out = production()
+        .env("BANKSYNC__SALTEDGE__CALLBACK_PUBLIC_KEY_V6_FILE", &reencoded)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "re-encoded simulator key accepted: {text}");
+    assert!(
+        text.contains("callback_public_key_v6_file is the simulator's callback key"),
+        "{text}"
+    );
+
+    // The simulator flag with the real Salt Edge (or any host that is not the simulator).
+    for url in [
+        "https://www.saltedge.com/api/v5/",
+        "http://10.0.0.7:8700/api/v5/",
+        "http://simulator.evil.example/api/v5/",
+    ] {
+        let out = production()
+            .env("BANKSYNC__SALTEDGE__BASE_URL", url)
+            .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!out.status.success(), "{url}: {text}");
+        assert!(text.contains("is not the simulator"), "{url}: {text}");
+    }
+    // On loopback it is accepted.
+    let out = production()
+        .env("BANKSYNC__SALTEDGE__BASE_URL", "http://127.0.0.1:8700/api/v5/")
+        .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -5,7 +5,7 @@
 //!   (`…|body|sha256|`) — signed with *our* private key. Evidence: the guide's examples
 //!   (`1413802718|GET|<url>|`, `1413802718|POST|<url>|{"data":…}`) and Salt Edge's sample
 //!   apps (`saltedge/saltedge-examples`, Ruby: `"#{expires_at}|#{method}|#{url}|#{params}"`);
-//!   checked against `../shared/conformance/saltedge-request-signing.json` in
+//!   checked against `conformance/saltedge-request-signing.json` in
 //!   `tests/conformance.rs`;
 //! * callbacks we receive: `callback_url|raw body`, signed with *Salt Edge's* private key
 //!   and verified with its public key.

@@ -2,7 +2,7 @@
 //! verb, body) in v5 and in v6. The client's methods ask this module and send what it
 //! returns; nothing else in banksync knows which version it talks to.
 //!
-//! v6 facts and their sources are in `../shared/saltedge-v6-notes.md` (§3, §4); the items
+//! v6 facts and their sources are in `docs/saltedge/v6-notes.md` (§3, §4); the items
 //! it marks unverified are spelled the way most sources agree on and listed in the README
 //! ("to confirm against Salt Edge"):
 //! - connect / reconnect / widget refresh: `POST connections/connect`,

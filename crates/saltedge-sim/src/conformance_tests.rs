@@ -1,4 +1,4 @@
-//! The simulator against `../shared/conformance/` (read from there, never copied): its own
+//! The simulator against `conformance/` at the repository root (the client reads the same files): its own
 //! signing code reproduces every request-signing vector exactly, and what it serialises
 //! uses only keys that real Salt Edge payloads carry.
 
@@ -11,7 +11,7 @@ use crate::sigs::{request_string, ClientKey, SaltEdgeKey};
 use crate::world::{DataConfig, World};
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance")
 }
 
 fn read(rel: &str) -> Value {

@@ -1,6 +1,6 @@
 //! Salt Edge's error classes as the simulator answers them, with the HTTP status for each.
-//! Written from the guide's error list (`../shared/seeds/saltedge-api-guide.txt`, "Errors")
-//! and `../shared/saltedge-api-notes.md`; kept apart from saltedge-client's own list so that
+//! Written from the guide's error list (`docs/saltedge/sources/saltedge-api-guide.txt`, "Errors")
+//! and `docs/saltedge/api-notes.md`; kept apart from saltedge-client's own list so that
 //! the client's assumptions cannot leak into what the simulator says.
 
 use std::fmt;

@@ -277,6 +277,12 @@ impl Simulator {
         self.state.world.lock().unwrap().clock = now;
     }
 
+    /// The bank's today: the day new transactions are dated (the clock's date unless the
+    /// data configuration fixes one).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.state.world.lock().unwrap().today()
+    }
+
     /// Runs Salt Edge's nightly automatic fetch at `now` (see [`api::run_nightly`]).
     pub fn run_nightly(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
         api::run_nightly(&self.state, now)

@@ -1,6 +1,6 @@
 //! The simulator's side of Salt Edge's two signatures, written from the guide and
 //! independent of saltedge-client (tests check both sides against
-//! `../shared/conformance/saltedge-request-signing.json` and `saltedge-callback-v5.json`):
+//! `conformance/saltedge-request-signing.json` and `saltedge-callback-v5.json`):
 //!
 //! * a request's `Signature` header is base64 RSA PKCS#1 v1.5 / SHA-256 of
 //!   `Expires-at|METHOD|full URL|body` — four fields, no trailing bar (a GET therefore ends

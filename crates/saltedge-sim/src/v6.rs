@@ -1,4 +1,4 @@
-//! Salt Edge API v6, as the simulator states it (from `../shared/saltedge-v6-notes.md`, not
+//! Salt Edge API v6, as the simulator states it (from `docs/saltedge/v6-notes.md`, not
 //! from banksync's client): served under `/api/v6` over the same world, faults, Connect page
 //! and signature rules as v5. What changes is the spelling:
 //!

@@ -1,6 +1,6 @@
 //! The simulator's own wire types: what it serialises in responses and callbacks and what it
 //! reads from requests. Written from the guide and the payload corpus
-//! (`../shared/conformance/saltedge-v5-payloads/`), not shared with saltedge-client, so a
+//! (`conformance/saltedge-v5-payloads/`), not shared with saltedge-client, so a
 //! wrong assumption in the client cannot be mirrored here. Field names and nesting follow
 //! the recorded payloads (`connection-show.1.json`, `accounts-list.1.json`, …); what the
 //! simulator leaves out is listed in the README ("Salt Edge fidelity").

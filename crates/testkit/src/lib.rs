@@ -4,6 +4,8 @@
 //! the limit set it). The simulator itself never uses the client: this crate only joins
 //! the two for callers.
 
+pub mod clock;
+
 use std::time::Duration;
 
 use saltedge_client::{Client, ClientConfig};

@@ -175,7 +175,7 @@ async fn the_change_feed_replays_to_the_current_lines(pool: PgPool) {
                         let k = (n % rec.posted.len() as u64) as usize;
                         let t = &mut rec.posted[k];
                         t.description = format!("{} (edited {n})", t.description);
-                        t.updated_at = chrono::Utc::now();
+                        t.updated_at = banksync_testkit::clock::now();
                     });
                     sync(&s, &client, conn).await;
                 }

@@ -2,13 +2,13 @@
 
 use super::support::*;
 
-/// Salt Edge's real signed callback (`../shared/conformance/saltedge-callback-v5.json`) was
+/// Salt Edge's real signed callback (`conformance/saltedge-callback-v5.json`) was
 /// posted to a URL registered with a trailing slash. Registered so here, the receiver answers
 /// at that path and accepts it; a URL that differs by the slash is not that URL.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/saltedge-callback-v5.json");
+        .join("../../conformance/saltedge-callback-v5.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let (registered, body, sig) = (
         v["callback_url"].as_str().unwrap(),
@@ -82,7 +82,7 @@ async fn the_real_callback_is_accepted_at_its_registered_url(pool: PgPool) {
 async fn forged_missing_replayed_and_duplicate_callbacks(pool: PgPool) {
     let s = stack(pool).await;
     let body = json!({ "data": { "connection_id": "100000000000000999", "customer_id": "1", "stage": "start" },
-                       "meta": { "version": "5", "time": chrono::Utc::now() } })
+                       "meta": { "version": "5", "time": banksync_testkit::clock::now() } })
     .to_string();
 
     // Missing signature.
@@ -234,7 +234,7 @@ async fn forged_missing_replayed_and_duplicate_callbacks(pool: PgPool) {
         .await;
     assert_eq!(before["stage"], "finish");
     let late = json!({ "data": { "connection_id": list[0]["saltedge_id"], "customer_id": "x", "stage": "start" },
-                       "meta": { "version": "5", "time": chrono::Utc::now() - chrono::Duration::minutes(5) } })
+                       "meta": { "version": "5", "time": banksync_testkit::clock::now() - chrono::Duration::minutes(5) } })
     .to_string();
     let (st, _) = s
         .post_callback("notify", &late, Some(signed(&s, "notify", &late)))
@@ -299,7 +299,7 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         .resolve("localhost", ([127, 0, 0, 1], port).into())
         .build()
         .unwrap();
-    let body = json!({ "data": { "connection_id": "1", "customer_id": "1" }, "meta": { "version": "5", "time": chrono::Utc::now() } }).to_string();
+    let body = json!({ "data": { "connection_id": "1", "customer_id": "1" }, "meta": { "version": "5", "time": banksync_testkit::clock::now() } }).to_string();
     let url = format!("{callback_base}success");
     let sig = Signer::from_pem(keys::SIMULATOR_PRIVATE_PEM)
         .unwrap()
@@ -330,7 +330,7 @@ async fn v6_callbacks_and_their_key_version(pool: PgPool) {
     let s = stack(pool).await;
     let body = |n: u32| {
         json!({ "data": { "connection_id": format!("10000000000000{n:04}"), "customer_id": "1", "stage": "start" },
-                "meta": { "version": "6", "time": chrono::Utc::now() } })
+                "meta": { "version": "6", "time": banksync_testkit::clock::now() } })
         .to_string()
     };
     let sign = |pem: &str, b: &str| {
@@ -412,7 +412,7 @@ async fn v6_consent_and_provider_changes(pool: PgPool) {
             .unwrap();
     let body =
         json!({ "data": { "provider_code": "fake_client_xf", "provider_status": "inactive" },
-                       "meta": { "version": "6", "time": chrono::Utc::now() } })
+                       "meta": { "version": "6", "time": banksync_testkit::clock::now() } })
         .to_string();
     let sig = Signer::from_pem(keys::SIMULATOR_V6_PRIVATE_PEM)
         .unwrap()

@@ -604,7 +604,7 @@ async fn consent_reminders_fire_once_per_threshold(pool: PgPool) {
     let s = stack(pool.clone()).await;
     let (endpoint, _) = register(&s, "http://127.0.0.1:9/hook", None).await;
     let conn = linked(&s, "fake_client_xf").await;
-    let expires = chrono::Utc::now() + chrono::Duration::days(20);
+    let expires = banksync_testkit::clock::now() + chrono::Duration::days(20);
     sqlx::query("UPDATE connections SET consent_expires_at = $2 WHERE id = $1::uuid")
         .bind(&conn)
         .bind(expires)

@@ -92,6 +92,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         Ok(_) => r.ok("saltedge.callback_public_key_file is an RSA public key"),
         Err(e) => r.err(&format!("{e:#}")),
     }
+    // A bad or missing v6 key where v6 is used is among the unsafe reasons above.
+    match s.callback_verifier_v6() {
+        Ok(Some(_)) => r.ok("saltedge.callback_public_key_v6_file is an RSA public key"),
+        Ok(None) => r.ok("no v6 callback key: v6 callbacks are refused"),
+        Err(_) => {}
+    }
     match s.callback_urls() {
         Ok(urls) => {
             for c in urls.all() {

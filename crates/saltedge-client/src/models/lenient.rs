@@ -1,5 +1,5 @@
 //! Tolerant decoding for what real Salt Edge payloads do (see
-//! `../shared/conformance/saltedge-v5-payloads/`): `null` where a list or text is expected
+//! `conformance/saltedge-v5-payloads/`): `null` where a list or text is expected
 //! (`"interactive_fields_names": null`, `"from_date": null`), and amounts spelled as JSON
 //! numbers in any form (`10000`, `-200.0`, `-3974.60`, `1.5e3`) or, defensively, as strings.
 //! Amounts are read from the number's own text (serde_json's `arbitrary_precision`), never

@@ -1,5 +1,5 @@
-//! The client against Salt Edge's own material in `../shared/conformance/` (read from there,
-//! never copied): the request-signing vectors, a real signed callback and the v5 payload
+//! The client against Salt Edge's own material in `conformance/` at the repository root (the
+//! simulator reads the same files): the request-signing vectors, a real signed callback and the v5 payload
 //! corpus. The simulator is checked against the same files in its own crate.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use saltedge_client::{Signer, Verifier};
 use serde_json::Value;
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance")
 }
 
 fn read_json(path: PathBuf) -> Value {

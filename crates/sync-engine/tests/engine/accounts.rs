@@ -144,7 +144,7 @@ async fn balance_mismatch_is_recorded_not_fixed(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn connection_state_comes_from_the_last_attempt_not_the_stage(pool: PgPool) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/saltedge-v5-payloads/connection-show.1.json");
+        .join("../../conformance/saltedge-v5-payloads/connection-show.1.json");
     let env: saltedge_client::models::Envelope<saltedge_client::models::Connection> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut se = env.data;
@@ -162,7 +162,7 @@ async fn connection_state_comes_from_the_last_attempt_not_the_stage(pool: PgPool
         Some("Unfinished authorization.")
     );
     let attempt = se.last_attempt.as_mut().unwrap();
-    attempt.success_at = Some(chrono::Utc::now());
+    attempt.success_at = Some(banksync_testkit::clock::now());
     let c = connections::upsert_from_saltedge(&pool, company, &se)
         .await
         .unwrap();
@@ -274,7 +274,7 @@ async fn adopted_connections_are_caught_up_and_customers_stay_with_one_company(p
         window_end_hour: 0,
         ..Default::default()
     };
-    sync_engine::schedule::tick(&pool, &client, &cfg, chrono::Utc::now())
+    sync_engine::schedule::tick(&pool, &client, &cfg, banksync_testkit::clock::now())
         .await
         .unwrap();
     assert_eq!(

@@ -187,7 +187,7 @@ async fn two_writes_in_flight_share_identities_and_statements(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
     sync(&pool, &f, false).await;
     let (account, target) = target_of(&pool, f.conn).await;
-    let today = chrono::Utc::now().date_naive().to_string();
+    let today = banksync_testkit::clock::today().to_string();
     let at = (account.clone(), target);
     let batch = |ids: [&str; 2]| {
         let coffee = tx(ids[0], &account, &today, "-3.20", "Coffee Shop");
@@ -260,7 +260,7 @@ async fn the_later_write_waits_for_the_earlier_inside_postgres(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.transactions_per_account = 5).await;
     sync(&pool, &f, false).await;
     let (account, target) = target_of(&pool, f.conn).await;
-    let today = chrono::Utc::now().date_naive().to_string();
+    let today = banksync_testkit::clock::today().to_string();
     let at = (account.clone(), target);
     let batch = |id: &str, what: &str| {
         let txs = in_currency_of(&at, vec![tx(id, &account, &today, "-5.00", what)]);
@@ -406,7 +406,7 @@ async fn the_banks_own_id_is_the_first_key_and_history_explains(pool: PgPool) {
 
     // Salt Edge edits the text.
     t.description = "Book shop Mitte".into();
-    t.updated_at = Some(chrono::Utc::now());
+    t.updated_at = Some(banksync_testkit::clock::now());
     let o = write(&pool, &f, &target, vec![t.clone()]).await;
     assert_eq!(o.updated, 1);
 

@@ -3,6 +3,7 @@
 //! truth where that applies.
 
 mod accounts;
+mod clock;
 mod dedup;
 mod faults;
 mod identity;

@@ -247,7 +247,7 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
         let chunk = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
             for c in chunk {
-                scheduler::refresh(&p, &client, &cfg, c, chrono::Utc::now())
+                scheduler::refresh(&p, &client, &cfg, c, banksync_testkit::clock::now())
                     .await
                     .unwrap();
             }
@@ -279,12 +279,12 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
     // The same night, nothing qualifies again: one fetch per end user per day.
     for mut c in scheduler::candidates(&pool).await.unwrap() {
         assert_ne!(
-            scheduler::decide(&c, chrono::Utc::now(), &cfg),
+            scheduler::decide(&c, banksync_testkit::clock::now(), &cfg),
             Verdict::Due
         );
         c.next_refresh_possible_at = None;
         assert_eq!(
-            scheduler::decide(&c, chrono::Utc::now(), &cfg),
+            scheduler::decide(&c, banksync_testkit::clock::now(), &cfg),
             Verdict::FetchedToday
         );
     }
@@ -322,7 +322,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
         window_end_hour: 24,
         ..Default::default()
     };
-    scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now())
+    scheduler::tick(&pool, &f.client, &anytime, banksync_testkit::clock::now())
         .await
         .unwrap();
     assert_eq!(
@@ -330,7 +330,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
         1,
         "the customer's connections are listed"
     );
-    let queued = scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now())
+    let queued = scheduler::tick(&pool, &f.client, &anytime, banksync_testkit::clock::now())
         .await
         .unwrap();
     assert_eq!(queued, 1, "the connection qualifies for our own refresh");
@@ -354,7 +354,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
         "the catalogue is fresh"
     );
     // A second tick queues nothing new: each kind of work is queued once.
-    scheduler::tick(&pool, &f.client, &anytime, chrono::Utc::now())
+    scheduler::tick(&pool, &f.client, &anytime, banksync_testkit::clock::now())
         .await
         .unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")
@@ -365,7 +365,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     // Outside the window nothing is refreshed.
     let night_only = ScheduleConfig::default();
     let c = scheduler::candidates(&pool).await.unwrap().remove(0);
-    let noon_utc = (chrono::Utc::now() + chrono::Duration::days(1))
+    let noon_utc = (banksync_testkit::clock::now() + chrono::Duration::days(1))
         .date_naive()
         .and_hms_opt(12, 0, 0)
         .unwrap()
@@ -411,7 +411,7 @@ async fn a_simulated_week_has_one_fetch_per_connection_per_night_plus_two_retrie
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let client = client_for(&sim, 0);
     catalogue::refresh(&pool, &client).await.unwrap();
-    let start = (chrono::Utc::now() + D::days(1))
+    let start = (banksync_testkit::clock::now() + D::days(1))
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .unwrap()
@@ -575,7 +575,7 @@ async fn three_replicas_refreshing_one_company_send_one_fetch(pool: PgPool) {
         window_end_hour: 24,
         ..Default::default()
     };
-    let now = chrono::Utc::now();
+    let now = banksync_testkit::clock::now();
     let mut tasks = vec![];
     for id in ids {
         let p = sqlx::postgres::PgPoolOptions::new()
@@ -715,7 +715,7 @@ async fn two_replicas_scheduling_at_once_run_one_tick(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        scheduler::tick_once(&pool, &client, &cfg, chrono::Utc::now())
+        scheduler::tick_once(&pool, &client, &cfg, banksync_testkit::clock::now())
             .await
             .unwrap(),
         None
@@ -725,7 +725,7 @@ async fn two_replicas_scheduling_at_once_run_one_tick(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        scheduler::tick_once(&pool, &client, &cfg, chrono::Utc::now())
+        scheduler::tick_once(&pool, &client, &cfg, banksync_testkit::clock::now())
             .await
             .unwrap(),
         Some(0)
@@ -734,12 +734,12 @@ async fn two_replicas_scheduling_at_once_run_one_tick(pool: PgPool) {
     let (p1, p2, c1, c2) = (pool.clone(), pool.clone(), client.clone(), client.clone());
     let (x, y) = tokio::join!(
         async move {
-            scheduler::tick_once(&p1, &c1, &ScheduleConfig::default(), chrono::Utc::now())
+            scheduler::tick_once(&p1, &c1, &ScheduleConfig::default(), banksync_testkit::clock::now())
                 .await
                 .unwrap()
         },
         async move {
-            scheduler::tick_once(&p2, &c2, &ScheduleConfig::default(), chrono::Utc::now())
+            scheduler::tick_once(&p2, &c2, &ScheduleConfig::default(), banksync_testkit::clock::now())
                 .await
                 .unwrap()
         },
@@ -765,7 +765,7 @@ async fn catch_up_lists_each_customer_once_a_day_spread_over_ticks(pool: PgPool)
         fetches_per_second: 0,
         ..Default::default()
     };
-    let start = chrono::Utc::now();
+    let start = banksync_testkit::clock::now();
     let mut per_tick = vec![];
     for k in 0..8 {
         scheduler::tick(&pool, &client, &cfg, start + chrono::Duration::hours(6 * k))

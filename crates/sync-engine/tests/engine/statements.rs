@@ -64,7 +64,7 @@ async fn statements_close_in_sequence_and_chain_to_the_bank_balance(pool: PgPool
         .expect("a booked account")
         .clone();
     let st = all(&pool, &f, account.id).await;
-    let today = chrono::Utc::now().date_naive();
+    let today = banksync_testkit::clock::today();
     // Daily by default; every day before today has ended and this sync saw it: closed.
     assert!(st.iter().all(|s| s.period == "daily"));
     assert!(st
@@ -142,7 +142,7 @@ async fn late_lines_and_corrections_go_to_the_open_statement(pool: PgPool) {
         .filter(|s| s.closed_at.is_some())
         .collect();
     let old_day = closed[2].period_start;
-    let today = chrono::Utc::now().date_naive();
+    let today = banksync_testkit::clock::today();
 
     // A late transaction dated in a closed period.
     let late = tx(
@@ -427,20 +427,37 @@ async fn weekly_and_monthly_statements(pool: PgPool) {
     statements::set_period(&pool, f.company, b.id, Period::Monthly)
         .await
         .unwrap();
-    let a_before = all(&pool, &f, a.id).await.len();
+    let before_change = all(&pool, &f, a.id).await;
+    let before: Vec<i64> = before_change.iter().map(|s| s.id).collect();
+    // The last day of the newest statement closed under the daily period.
+    let closed_through = before_change
+        .iter()
+        .filter(|s| s.closed_at.is_some())
+        .map(|s| s.period_end)
+        .max();
     f.sim.advance(&f.se_conn);
     sync(&pool, &f, false).await;
     let st = all(&pool, &f, a.id).await;
     let weekly: Vec<_> = st.iter().filter(|s| s.period == "weekly").collect();
     assert!(!weekly.is_empty());
-    assert!(st.len() <= a_before + 1);
+    // The new lines are dated today or yesterday: they make at most two new statements
+    // (two when yesterday was a Sunday, or the day after the last closed statement starts
+    // a short week), each holding some of them; one that has ended is closed by this sync.
+    let today = banksync_testkit::clock::today();
+    let new: Vec<_> = st.iter().filter(|s| !before.contains(&s.id)).collect();
+    assert!(new.len() <= 2, "{new:?}");
+    for s in &new {
+        let lines: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM statement_lines WHERE statement_id = $1")
+                .bind(s.id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(lines > 0, "a new statement holds lines: {s:?}");
+        assert_eq!(s.closed_at.is_some(), s.period_end < today, "{s:?}");
+    }
     // Weeks run Monday to Sunday; the first one after the change starts the day after the
-    // last closed statement, so that no period overlaps a closed one.
-    let closed_through = st
-        .iter()
-        .filter(|s| s.closed_at.is_some())
-        .map(|s| s.period_end)
-        .max();
+    // last statement closed before it, so that no period overlaps a closed one.
     for s in &weekly {
         assert_eq!(s.period_end.weekday(), chrono::Weekday::Sun);
         assert!(
