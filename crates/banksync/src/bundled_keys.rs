@@ -13,8 +13,14 @@ use saltedge_sim::keys;
 const BUNDLED: [(&str, &str); 6] = [
     ("the simulator's callback key", keys::SIMULATOR_PRIVATE_PEM),
     ("the simulator's callback key", keys::SIMULATOR_PUBLIC_PEM),
-    ("the simulator's v6 callback key", keys::SIMULATOR_V6_PRIVATE_PEM),
-    ("the simulator's v6 callback key", keys::SIMULATOR_V6_PUBLIC_PEM),
+    (
+        "the simulator's v6 callback key",
+        keys::SIMULATOR_V6_PRIVATE_PEM,
+    ),
+    (
+        "the simulator's v6 callback key",
+        keys::SIMULATOR_V6_PUBLIC_PEM,
+    ),
     ("the bundled client test key", keys::CLIENT_PRIVATE_PEM),
     ("the bundled client test key", keys::CLIENT_PUBLIC_PEM),
 ];
@@ -58,7 +64,9 @@ mod tests {
             assert_eq!(which(pem), Some(name));
             let crlf = pem.replace('\n', "\r\n");
             assert_eq!(which(&crlf), Some(name), "CRLF");
-            if let Ok(k) = RsaPrivateKey::from_pkcs8_pem(pem).or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem)) {
+            if let Ok(k) =
+                RsaPrivateKey::from_pkcs8_pem(pem).or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+            {
                 let pkcs1 = k.to_pkcs1_pem(LineEnding::CRLF).unwrap();
                 assert_eq!(which(&pkcs1), Some(name), "PKCS#1 private");
                 let pkcs8 = k.to_pkcs8_pem(LineEnding::LF).unwrap();

@@ -383,24 +383,36 @@ async fn production_defaults_are_safe(pool: PgPool) {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!out.status.success());
-    assert!(text.contains("callback_public_key_v6_file is not set"), "{text}");
+    assert!(
+        text.contains("callback_public_key_v6_file is not set"),
+        "{text}"
+    );
 
     // The simulator's callback key, re-encoded (PKCS#1, CRLF), in the v6 slot.
-    let sim_public = rsa::RsaPublicKey::from_public_key_pem(saltedge_sim::keys::SIMULATOR_PUBLIC_PEM)
-        .unwrap();
+    let sim_public =
+        rsa::RsaPublicKey::from_public_key_pem(saltedge_sim::keys::SIMULATOR_PUBLIC_PEM).unwrap();
     let reencoded = dir.join("reencoded.pem");
     std::fs::write(
         &reencoded,
-        sim_public.to_pkcs1_pem(LineEnding::CRLF).unwrap().as_bytes(),
+        sim_public
+            .to_pkcs1_pem(LineEnding::CRLF)
+            .unwrap()
+            .as_bytes(),
     )
     .unwrap();
     let out = production()
-        .env("BANKSYNC__SALTEDGE__CALLBACK_PUBLIC_KEY_V6_FILE", &reencoded)
+        .env(
+            "BANKSYNC__SALTEDGE__CALLBACK_PUBLIC_KEY_V6_FILE",
+            &reencoded,
+        )
         .output()
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(!out.status.success(), "re-encoded simulator key accepted: {text}");
+    assert!(
+        !out.status.success(),
+        "re-encoded simulator key accepted: {text}"
+    );
     assert!(
         text.contains("callback_public_key_v6_file is the simulator's callback key"),
         "{text}"
@@ -424,7 +436,10 @@ async fn production_defaults_are_safe(pool: PgPool) {
     }
     // On loopback it is accepted.
     let out = production()
-        .env("BANKSYNC__SALTEDGE__BASE_URL", "http://127.0.0.1:8700/api/v5/")
+        .env(
+            "BANKSYNC__SALTEDGE__BASE_URL",
+            "http://127.0.0.1:8700/api/v5/",
+        )
         .env("BANKSYNC__SALTEDGE__SIMULATOR", "true")
         .output()
         .await

@@ -18,7 +18,11 @@ async fn the_process_and_the_database_share_the_test_clock(pool: PgPool) {
         "the database's now() {db_now} is not the tests' {ours}"
     );
     if let Some(day) = banksync_testkit::clock::pinned_day() {
-        assert_eq!(db_now.date_naive(), day, "the database is not at the pinned day");
+        assert_eq!(
+            db_now.date_naive(),
+            day,
+            "the database is not at the pinned day"
+        );
     }
     // The simulator's clock is the same one: today's transactions are dated today.
     let sim = saltedge_sim::Simulator::start(saltedge_sim::SimConfig::default())

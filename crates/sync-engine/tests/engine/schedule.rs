@@ -734,14 +734,24 @@ async fn two_replicas_scheduling_at_once_run_one_tick(pool: PgPool) {
     let (p1, p2, c1, c2) = (pool.clone(), pool.clone(), client.clone(), client.clone());
     let (x, y) = tokio::join!(
         async move {
-            scheduler::tick_once(&p1, &c1, &ScheduleConfig::default(), banksync_testkit::clock::now())
-                .await
-                .unwrap()
+            scheduler::tick_once(
+                &p1,
+                &c1,
+                &ScheduleConfig::default(),
+                banksync_testkit::clock::now(),
+            )
+            .await
+            .unwrap()
         },
         async move {
-            scheduler::tick_once(&p2, &c2, &ScheduleConfig::default(), banksync_testkit::clock::now())
-                .await
-                .unwrap()
+            scheduler::tick_once(
+                &p2,
+                &c2,
+                &ScheduleConfig::default(),
+                banksync_testkit::clock::now(),
+            )
+            .await
+            .unwrap()
         },
     );
     assert!(x.is_some() || y.is_some());
