@@ -255,6 +255,18 @@ impl Simulator {
         id
     }
 
+    /// The bank removes a posted transaction (it is no longer listed, and the balance no
+    /// longer holds it).
+    pub fn remove_posted(&self, connection_id: &str, transaction_id: &str) {
+        self.state
+            .world
+            .lock()
+            .unwrap()
+            .remove_posted(connection_id, transaction_id)
+            .expect("remove_posted");
+        self.state.tx_json.lock().unwrap().remove(transaction_id);
+    }
+
     /// Moves the connection's last fetch back in time by `by` (as if it happened then).
     pub fn age_connection(&self, connection_id: &str, by: chrono::Duration) {
         let mut w = self.state.world.lock().unwrap();

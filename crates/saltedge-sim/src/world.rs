@@ -822,6 +822,20 @@ impl World {
         Ok(new_id)
     }
 
+    /// The bank removes a posted transaction: it is no longer listed.
+    pub fn remove_posted(&mut self, conn_id: &str, tx_id: &str) -> Result<(), SimError> {
+        let rec = self.conn_mut(conn_id)?;
+        let before = rec.posted.len();
+        rec.posted.retain(|t| t.id != tx_id);
+        if rec.posted.len() == before {
+            return Err(SimError::new(
+                ErrorClass::TransactionNotFound,
+                format!("Transaction {tx_id} was not found."),
+            ));
+        }
+        self.recompute_balances(conn_id)
+    }
+
     /// The same transaction under a new id, with Salt Edge's `possible_duplicate` hint.
     fn copy_tx(&mut self, src: &Transaction) -> Transaction {
         let mut t = src.clone();

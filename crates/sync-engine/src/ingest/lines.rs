@@ -37,7 +37,10 @@
 //!    When a complete listing that covers the old id (its id is at or above the listing's
 //!    `from_id`) no longer holds it, the old line takes the new id (keeping its line id and
 //!    remembering `rekeyed_from`) and the new line goes. Until then both stand, the new one
-//!    flagged for review ([`rekey_reissued`]).
+//!    flagged for review ([`rekey_reissued`]). **Twins are never merged:** never when both
+//!    carry bank ids (`extra.id`) that differ, and never when a complete listing held both
+//!    after the new one was first stored (table `line_listings`: per line of a look-alike
+//!    group, the last complete listing that held its transaction).
 //! 9. **Identity survives the bank.** A transaction with an unknown Salt Edge id whose bank
 //!    id (`extra.id`) is a line's of the same account is that line: it is re-keyed at once
 //!    ([`rekey_by_bank_id`]). A line's content identity — its fingerprint, fixed when first
@@ -1973,43 +1976,74 @@ pub async fn rekey_reissued(
     // Flagged look-alikes and the earlier lines they resemble: few rows, found through the
     // flag, whatever the size of the history. For each gone line the newest look-alike is
     // taken: a re-issue gets a newer id than a genuine twin seen before it (and any of them
-    // carries the same date, amount, text and payee).
-    let pairs: Vec<(i64, String, i64, String)> = sqlx::query!(
+    // carries the same date, amount, text and payee). With each pair: both bank ids, when
+    // the old line's transaction was last listed, and when the new one was first stored.
+    let pairs = sqlx::query!(
         r#"WITH n AS MATERIALIZED (
-             SELECT n.id, n.bank_account_id, n.fingerprint, n.suspect_duplicate_of, n.saltedge_transaction_id
+             SELECT n.id, n.bank_account_id, n.fingerprint, n.suspect_duplicate_of, n.saltedge_transaction_id,
+                    n.bank_transaction_id, n.imported_at
              FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
              WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.duplicate_confirmed_at IS NULL)
-         SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!"
+         SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", l.bank_transaction_id AS old_bank_id,
+                ll.listed_at AS "old_listed_at?",
+                n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!", n.bank_transaction_id AS new_bank_id,
+                n.imported_at AS new_imported_at
          FROM n CROSS JOIN LATERAL (
-             SELECT o.id, o.saltedge_transaction_id FROM statement_lines o
+             SELECT o.id, o.saltedge_transaction_id, o.bank_transaction_id FROM statement_lines o
              WHERE o.bank_account_id = n.bank_account_id AND o.fingerprint = n.fingerprint AND o.id < n.id
                AND o.duplicate_confirmed_at IS NULL
              UNION
-             SELECT o.id, o.saltedge_transaction_id FROM statement_lines o
+             SELECT o.id, o.saltedge_transaction_id, o.bank_transaction_id FROM statement_lines o
              WHERE o.id = n.suspect_duplicate_of AND o.id < n.id AND o.duplicate_confirmed_at IS NULL) l
+         LEFT JOIN line_listings ll ON ll.line_id = l.id
          ORDER BY l.id, n.id DESC"#,
         connection_id
     )
     .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|r| (r.old_line, r.old_id, r.new_line, r.new_id))
-    .collect();
+    .await?;
     // Covered: the listing started at or below the old id (a non-numeric id cannot be placed).
     let covered = |id: &str| match (covered_from, id.parse::<u64>()) {
         (None, _) => true,
         (Some(from), Ok(id)) => id >= from,
         (Some(_), Err(_)) => false,
     };
+    // This complete listing, recorded for every line of these groups that it holds: a
+    // fact the next listings decide by ("listed together").
+    let mut listed: Vec<i64> = pairs
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.old_line, p.old_id.as_str()),
+                (p.new_line, p.new_id.as_str()),
+            ]
+        })
+        .filter(|(_, id)| seen.contains(id))
+        .map(|(line, _)| line)
+        .collect();
+    listed.sort_unstable();
+    listed.dedup();
+    record_listing(pool, run_id, &listed).await?;
     let mut used: HashSet<i64> = HashSet::new();
     let mut rekeyed = 0;
-    for (old_line, old_id, new_line, new_id) in pairs {
+    for p in pairs {
+        let (old_line, old_id, new_line, new_id) = (p.old_line, p.old_id, p.new_line, p.new_id);
         if used.contains(&old_line)
             || used.contains(&new_line)
             || seen.contains(&old_id)
             || !seen.contains(&new_id)
             || !covered(&old_id)
         {
+            continue;
+        }
+        // Two transactions the bank tells apart by its own ids are two transactions.
+        if let (Some(a), Some(b)) = (&p.old_bank_id, &p.new_bank_id) {
+            if a != b {
+                continue;
+            }
+        }
+        // Listed together after the new one was first stored: genuine twins, whatever
+        // happens to one of them later.
+        if p.old_listed_at.is_some_and(|t| t >= p.new_imported_at) {
             continue;
         }
         used.insert(old_line);
@@ -2051,6 +2085,24 @@ pub async fn rekey_reissued(
         rekeyed += 1;
     }
     Ok(rekeyed)
+}
+
+/// Records that the complete listing of `run_id` held the transactions of `lines` (rule 8's
+/// "listed together"): one row per line, in a table of its own so that no line changes.
+async fn record_listing(pool: &PgPool, run_id: Uuid, lines: &[i64]) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO line_listings (line_id, company_id, sync_run_id, listed_at)
+         SELECT l.id, l.company_id, $2, now() FROM statement_lines l WHERE l.id = ANY($1)
+         ON CONFLICT (line_id) DO UPDATE SET sync_run_id = EXCLUDED.sync_run_id, listed_at = EXCLUDED.listed_at",
+        lines,
+        run_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Rule 3: the connection's pending transactions that Salt Edge no longer lists expire.

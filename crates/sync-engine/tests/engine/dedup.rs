@@ -551,6 +551,116 @@ async fn rule8_a_reissue_next_to_a_genuine_twin_keeps_the_twin(pool: PgPool) {
     assert_matches_truth(&pool, &f).await;
 }
 
+/// Genuine twins X and Y (same date, amount, currency and text), each re-issued by the bank
+/// in its own fetch, then X removed: Y's line keeps Y, X's line is not taken over by Y.
+/// Listed together once, two transactions for good (issue 30: a live twin was merged into a
+/// removed transaction's line).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_twins_listed_together_are_never_merged_when_one_goes(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 1;
+        c.data.new_transactions_per_fetch = 0;
+        c.data.pending_per_account = 0;
+    })
+    .await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let (x, y) = truth.accounts[0].twins[0].clone();
+    sync(&pool, &f, true).await;
+    let rows = review_rows(&pool, f.conn).await;
+    let line_of = |rows: &[(i64, String, Option<i64>, Option<String>)], se: &str| {
+        rows.iter().find(|r| r.1 == se).map(|r| r.0)
+    };
+    let (x_line, y_line) = (line_of(&rows, &x).unwrap(), line_of(&rows, &y).unwrap());
+    // X re-issued, then Y: each line re-keyed to its own re-issue.
+    let x2 = f.sim.reissue(&f.se_conn, &x);
+    assert_eq!(sync(&pool, &f, true).await.run.rekeyed, 1);
+    let y2 = f.sim.reissue(&f.se_conn, &y);
+    assert_eq!(sync(&pool, &f, true).await.run.rekeyed, 1);
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(line_of(&rows, &x2), Some(x_line));
+    assert_eq!(line_of(&rows, &y2), Some(y_line));
+    // The bank removes X: nothing is re-keyed, Y's line still carries Y.
+    f.sim.remove_posted(&f.se_conn, &x2);
+    let r = sync(&pool, &f, true).await;
+    assert_eq!(
+        r.run.rekeyed, 0,
+        "a twin is not a re-issue of the one that went"
+    );
+    let rows = review_rows(&pool, f.conn).await;
+    assert_eq!(
+        line_of(&rows, &y2),
+        Some(y_line),
+        "the live twin keeps its line"
+    );
+    assert_eq!(
+        line_of(&rows, &x2),
+        Some(x_line),
+        "the removed one's line is not taken over (lines never vanish)"
+    );
+    let y_row = rows.iter().find(|r| r.0 == y_line).unwrap();
+    assert_eq!(
+        y_row.3.as_deref(),
+        Some(y.as_str()),
+        "re-keyed once, from Y"
+    );
+}
+
+/// Two transactions the bank tells apart by its own ids (`extra.id`) are never taken for a
+/// re-issue of each other, even when they look alike and one goes.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule8_different_bank_ids_are_never_a_reissue(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    sync(&pool, &f, false).await;
+    let target = target_of(&pool, f.conn).await;
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let targets = HashMap::from([target.clone()]);
+    let mk = |id: &str, bank: &str| {
+        let mut t = tx(id, &target.0, "2026-03-02", "-15.00", "Card payment");
+        t.currency_code = target.1.currency.clone();
+        t.extra = serde_json::json!({ "payee": "Card shop", "id": bank }).into();
+        t
+    };
+    let (a, b) = (
+        mk("900000000000000201", "BK104"),
+        mk("900000000000000202", "BK109"),
+    );
+    lines::write_page(
+        &pool,
+        run,
+        &targets,
+        &[a.clone()],
+        LineStatus::Posted,
+        &mut lines::PendingLines::default(),
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    // B arrives in a later listing that no longer holds A: a re-issue by the old rule.
+    lines::write_page(
+        &pool,
+        run,
+        &targets,
+        &[b.clone()],
+        LineStatus::Posted,
+        &mut lines::PendingLines::default(),
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut seen = lines::SeenIds::default();
+    seen.insert(&b.id);
+    seen.finish();
+    let rekeyed = lines::rekey_reissued(&pool, run, f.conn, None, &seen)
+        .await
+        .unwrap();
+    assert_eq!(rekeyed, 0);
+    let rows = review_rows(&pool, f.conn).await;
+    assert!(rows.iter().any(|r| r.1 == a.id) && rows.iter().any(|r| r.1 == b.id));
+}
+
 /// Two syncs that both believe they hold the lock (one lost it) see the same pending
 /// transaction: it is linked to at most one posted line; the other line stands alone.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
