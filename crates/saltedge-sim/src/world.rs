@@ -569,7 +569,9 @@ impl World {
         let now = self.now();
         let rec = self.conn_mut(conn_id)?;
         rec.conn.status = ConnectionStatus::Active;
-        rec.conn.last_success_at = Some(now);
+        // Salt Edge's timestamps have whole seconds (every one in the conformance corpus,
+        // e.g. `connection-show.1.json`); a consumer must not read more precision into them.
+        rec.conn.last_success_at = Some(chrono::SubsecRound::trunc_subsecs(now, 0));
         rec.conn.next_refresh_possible_at = Some(now + Duration::minutes(60));
         rec.conn.last_attempt = Some(attempt);
         rec.conn.updated_at = now;

@@ -323,7 +323,9 @@ async fn run(
         &serde_json::to_value(&mismatches).unwrap_or_default(),
     )
     .await?;
-    sqlx::query!("UPDATE connections SET last_synced_at = now(), last_error_class = NULL, last_error_message = NULL, updated_at = now() WHERE id = $1", conn.id)
+    // This sync read Salt Edge's data as of its start: the catch-up compares Salt Edge's
+    // `last_success_at` (whole seconds) with the second it started in.
+    sqlx::query!("UPDATE connections SET last_synced_at = now(), last_sync_started_at = $2, last_error_class = NULL, last_error_message = NULL, updated_at = now() WHERE id = $1", conn.id, started)
     .execute(pool)
     .await?;
     tracing::info!(connection = %conn.id, run = %run.id, inserted = run.inserted, updated = run.updated,

@@ -308,7 +308,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     }
     let behind = sqlx::query!(
         "SELECT c.id, c.company_id FROM connections c WHERE c.status = 'active'
-           AND c.saltedge_last_success_at > coalesce(c.last_synced_at, '-infinity'::timestamptz)
+           AND c.saltedge_last_success_at >= date_trunc('second', coalesce(c.last_sync_started_at, c.last_synced_at, '-infinity'::timestamptz))
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'sync:' || c.id AND j.status = 'queued')"
     )
     .fetch_all(pool)
@@ -390,7 +390,7 @@ pub async fn list_customer(
             }
         }
         if local.status == crate::store::status::ConnectionStatus::Active
-            && local.saltedge_last_success_at > local.last_synced_at
+            && connections::behind_saltedge(pool, local.id).await?
         {
             jobs::queue_sync(pool, company, local.id, "catch_up").await?;
         }

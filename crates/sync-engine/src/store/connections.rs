@@ -416,3 +416,18 @@ pub async fn read_consent(
     }
     Ok(())
 }
+
+/// Salt Edge fetched data our last successful sync may not have read: its `last_success_at`
+/// (whole seconds) is at or after the second in which that sync started and read the
+/// connection. A fetch that ended in that very second is caught up (one sync too many at
+/// worst, never one too few).
+pub async fn behind_saltedge(pool: &PgPool, connection_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(c.saltedge_last_success_at >= date_trunc('second', coalesce(c.last_sync_started_at, c.last_synced_at, '-infinity'::timestamptz)), false) AS "behind!"
+           FROM connections c WHERE c.id = $1"#,
+        connection_id
+    )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or(false))
+}

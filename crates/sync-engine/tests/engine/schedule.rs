@@ -310,7 +310,7 @@ async fn scheduler_tick_queues_catch_up_syncs_and_due_refreshes(pool: PgPool) {
     .unwrap();
     // We last synced two days ago; Salt Edge refreshed yesterday night and its callback was
     // lost: the bank moved on. Yesterday's fetch is more than a day ago, so tonight we may ask.
-    sqlx::query("UPDATE connections SET last_synced_at = now() - interval '2 days'")
+    sqlx::query("UPDATE connections SET last_synced_at = now() - interval '2 days', last_sync_started_at = now() - interval '2 days'")
         .execute(&pool)
         .await
         .unwrap();
@@ -794,4 +794,75 @@ async fn catch_up_lists_each_customer_once_a_day_spread_over_ticks(pool: PgPool)
         .filter(|r| r.path.ends_with("/connections"))
         .count();
     assert_eq!(lists, 20, "two days, ten customers");
+}
+
+/// A lost callback is caught up even when Salt Edge's fetch ended in the same second as our
+/// last sync: Salt Edge's `last_success_at` has whole seconds, our end of sync fractions
+/// (seen: sync ended 01:49:52.070, fetch at 01:49:52, its transactions never imported).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_fetch_in_the_second_our_sync_ended_is_caught_up(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    // The link's fetch was yesterday: today's sync reads it.
+    f.sim.age_connection(&f.se_conn, chrono::Duration::days(1));
+    sync(&pool, &f, false).await;
+    let customer = f
+        .client
+        .show_connection(&f.se_conn)
+        .await
+        .unwrap()
+        .customer_id;
+    companies::save_customer(&pool, f.company, &customer, "acme", None, None)
+        .await
+        .unwrap();
+    // Our sync ended at hh:mm:ss.070; Salt Edge's next fetch ended in that second after the
+    // sync had read the connection, and reports hh:mm:ss. Its callback is lost.
+    let ended: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_synced_at FROM connections WHERE id = $1")
+            .bind(f.conn)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let second = chrono::SubsecRound::trunc_subsecs(ended, 0);
+    sqlx::query(
+        "UPDATE connections SET last_synced_at = $2, last_sync_started_at = $3 WHERE id = $1",
+    )
+    .bind(f.conn)
+    .bind(second + chrono::Duration::milliseconds(70))
+    .bind(second + chrono::Duration::milliseconds(20))
+    .execute(&pool)
+    .await
+    .unwrap();
+    f.sim.set_clock(Some(second));
+    f.sim.advance(&f.se_conn);
+    f.sim.set_clock(None);
+    scheduler::list_customer(&pool, &f.client, &ScheduleConfig::default(), &customer)
+        .await
+        .unwrap();
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'sync_connection' AND status = 'queued' AND payload::text LIKE '%' || $1 || '%'",
+    )
+    .bind(f.conn.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1, "the fetch our sync did not read is caught up");
+    // Once a sync that started in a later second has read it, nothing more is queued.
+    sqlx::query("DELETE FROM jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let now = banksync_testkit::clock::now();
+    let next_second = chrono::SubsecRound::trunc_subsecs(now, 0) + chrono::Duration::seconds(1);
+    tokio::time::sleep((next_second - now).to_std().unwrap()).await;
+    sync(&pool, &f, false).await;
+    scheduler::list_customer(&pool, &f.client, &ScheduleConfig::default(), &customer)
+        .await
+        .unwrap();
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'sync_connection' AND status = 'queued'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 0, "caught up");
 }
