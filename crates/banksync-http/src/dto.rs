@@ -537,6 +537,10 @@ pub struct PendingTransaction {
     #[schema(pattern = "^(pending|posted|expired)$")]
     pub state: String,
     pub posted_line_id: Option<i64>,
+    /// A statement line that may be this transaction's posting: same amount and currency
+    /// within a few days, the only candidate, but no shared words, so it was proposed for
+    /// review instead of linked. The transaction stays `pending`/`expired` meanwhile.
+    pub proposed_line_id: Option<i64>,
     pub first_seen_at: DateTime<Utc>,
     /// When it posted or expired.
     pub resolved_at: Option<DateTime<Utc>>,

@@ -63,6 +63,7 @@ pub(crate) fn dto(p: pending::PendingTransaction) -> PendingTransaction {
         payee: p.payee,
         state: p.state,
         posted_line_id: p.posted_line_id,
+        proposed_line_id: p.proposed_line_id,
         first_seen_at: p.first_seen_at,
         resolved_at: p.resolved_at,
         extra: p.extra,

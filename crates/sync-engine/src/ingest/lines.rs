@@ -11,10 +11,13 @@
 //! 2. **A pending transaction that posts is linked, not doubled.** A posted transaction whose
 //!    id we have not seen is matched against the account's open pending transactions: the
 //!    same Salt Edge id, else same amount and currency, booking dates at most
-//!    `pending_match_days` apart, then the most similar description (token overlap of the
-//!    normalised text). A match is taken when the similarity reaches `min_similarity` or the
-//!    candidate is the only one. The new line records `pending_transaction_id`; the pending
-//!    transaction becomes `posted` with `posted_line_id`.
+//!    `pending_match_days` apart, never one that this sync's pending list (read before the
+//!    posted listing) still holds, then the most similar description (word overlap; long
+//!    numbers and references dropped, short numbers kept, differing numbers contradict). A
+//!    match is linked when the similarity reaches `min_similarity`; the only candidate
+//!    below it is proposed (`proposed_line_id` on the pending transaction), not linked. A
+//!    linked line records `pending_transaction_id`; the pending transaction becomes `posted`
+//!    with `posted_line_id`.
 //! 3. **Pending transactions that vanish expire; lines never do.** After a complete pending
 //!    list, the connection's pending transactions that Salt Edge no longer lists become
 //!    `expired` (kept, out of the books). An expired one can still be matched when it posts.
@@ -206,6 +209,9 @@ struct Row {
     bank_id: Option<String>,
     /// The pending transaction this posted one replaces (rule 2).
     pending_id: Option<i64>,
+    /// A pending transaction this row may be the posting of, on weak evidence (rule 2):
+    /// proposed for review, not linked.
+    pending_proposal: Option<i64>,
     /// The statement a new line goes into ([`crate::statements::assign`]).
     statement_id: Option<i64>,
     /// Its account was taken over by a new connection (rule 10).
@@ -366,6 +372,7 @@ fn row(
         possible_duplicate: extra.possible_duplicate == Some(true),
         extra: t.extra.get().into(),
         pending_id: None,
+        pending_proposal: None,
         statement_id: None,
         relinked: target.relinked,
         bank_id: read.bank_id,
@@ -392,6 +399,9 @@ pub struct PendingLines {
     /// Pages that changed nothing (a re-sync of unchanged history) and their counts, not
     /// written yet: [`PendingLines::flush`] adds them to the run in one update.
     deferred: (i32, PageOutcome),
+    /// The Salt Edge ids this sync's pending list holds (read before the posted listing):
+    /// a pending transaction the bank still lists as pending has not posted.
+    still_listed: HashSet<String>,
 }
 
 impl PendingLines {
@@ -410,7 +420,13 @@ impl PendingLines {
             used: HashSet::new(),
             stored_fingerprints: FingerprintFilter::default(),
             deferred: Default::default(),
+            still_listed: HashSet::new(),
         })
+    }
+
+    /// This sync's pending list (rule 2: what it holds is still pending, never posted).
+    pub fn set_still_listed(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.still_listed = ids.into_iter().collect();
     }
 
     fn defer(&mut self, pages: i32, p: &PageOutcome) {
@@ -560,31 +576,45 @@ struct PendingLine {
     description: String,
 }
 
-/// Rule 2: picks the pending transaction a new posted row replaces, if any.
+/// What rule 2 makes of a new posted row and the open pending transactions.
+enum PendingMatch<'a> {
+    /// The posting of this pending transaction: linked.
+    Link(&'a PendingLine),
+    /// Maybe its posting (same amount and currency, within the days, the only one), but
+    /// nothing else says so: proposed for the bookkeeper's review, not linked.
+    Propose(&'a PendingLine),
+    None,
+}
+
+/// Rule 2: the pending transaction a new posted row replaces, if any. Never one that this
+/// sync's pending list still holds (it has not posted); by amount only with evidence: the
+/// description's words (numbers included) overlap at least `min_similarity`. The only
+/// candidate without such evidence is proposed, not linked.
 fn match_pending<'a>(
     r: &Row,
     candidates: &'a [PendingLine],
     used: &HashSet<i64>,
+    still_listed: &HashSet<String>,
     opts: &DedupOptions,
-) -> Option<&'a PendingLine> {
+) -> PendingMatch<'a> {
     let same_id = candidates.iter().find(|p| {
         !used.contains(&p.id)
             && p.bank_account_id == r.bank_account_id
             && p.saltedge_transaction_id == r.saltedge_id
     });
-    if same_id.is_some() {
-        return same_id;
+    if let Some(p) = same_id {
+        return PendingMatch::Link(p);
     }
     let mut fits: Vec<(&PendingLine, f64)> = candidates
         .iter()
-        .filter(|p| !used.contains(&p.id))
+        .filter(|p| !used.contains(&p.id) && !still_listed.contains(&p.saltedge_transaction_id))
         .filter(|p| {
             p.bank_account_id == r.bank_account_id
                 && p.amount == r.amount
                 && p.currency == r.currency
         })
         .filter(|p| (p.booking_date - r.booking_date).num_days().abs() <= opts.pending_match_days)
-        .map(|p| (p, similarity(&p.description, &r.description)))
+        .map(|p| (p, pending_similarity(&p.description, &r.description)))
         .collect();
     let only_one = fits.len() == 1;
     fits.sort_by(|a, b| {
@@ -597,9 +627,45 @@ fn match_pending<'a>(
             })
             .then_with(|| a.0.id.cmp(&b.0.id))
     });
-    fits.first()
-        .filter(|(_, s)| only_one || *s >= opts.min_similarity)
-        .map(|(p, _)| *p)
+    match fits.first() {
+        Some((p, s)) if *s >= opts.min_similarity => PendingMatch::Link(p),
+        Some((p, _)) if only_one => PendingMatch::Propose(p),
+        _ => PendingMatch::None,
+    }
+}
+
+/// Words of a description for matching a posting to its pending transaction: lower case,
+/// references and long numbers dropped (they differ between the two versions: `REF1234`,
+/// card numbers, dates), short numbers kept (`card 1` is not `card 2`).
+fn pending_words(s: &str) -> HashSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .filter(|w| {
+            let digits = w.chars().filter(|c| c.is_numeric()).count();
+            digits == 0 || (digits == w.chars().count() && digits <= 3)
+        })
+        .map(|w| w.to_lowercase())
+        .collect()
+}
+
+/// Jaccard similarity of [`pending_words`], 0.0 to 1.0; 0.0 when both name numbers and
+/// none is the same (`card 1`, `card 2`: the text says they are different payments).
+fn pending_similarity(a: &str, b: &str) -> f64 {
+    let (wa, wb) = (pending_words(a), pending_words(b));
+    if wa.is_empty() && wb.is_empty() {
+        return 1.0;
+    }
+    let numbers = |w: &HashSet<String>| -> HashSet<String> {
+        w.iter()
+            .filter(|x| x.chars().all(char::is_numeric))
+            .cloned()
+            .collect()
+    };
+    let (na, nb) = (numbers(&wa), numbers(&wb));
+    if !na.is_empty() && !nb.is_empty() && na.is_disjoint(&nb) {
+        return 0.0;
+    }
+    wa.intersection(&wb).count() as f64 / wa.union(&wb).count() as f64
 }
 
 /// A page turned into rows, ready to write. Building it is CPU work that needs no database,
@@ -853,7 +919,9 @@ pub async fn write_prepared(
     let mut db = pool.begin().await?;
     crate::quarantine::record(&mut *db, run_id, &quarantined).await?;
     if status == LineStatus::Pending {
-        out.updated += write_pending(&mut db, &rows, run_id).await?;
+        // Pending transactions are not lines: storing one changes no line (`updated`
+        // counts lines whose content changed, and `lines.changed` follows it).
+        write_pending(&mut db, &rows, run_id).await?;
         crate::runs::add_pages(&mut *db, run_id, pages, &out, lock).await?;
         db.commit().await?;
         return Ok(out);
@@ -1319,9 +1387,19 @@ fn match_pending_rows(
         if known.contains_key(&r.saltedge_id) {
             continue;
         }
-        if let Some(p) = match_pending(r, &pending.lines, &pending.used, opts) {
-            r.pending_id = Some(p.id);
-            pending.used.insert(p.id);
+        match match_pending(
+            r,
+            &pending.lines,
+            &pending.used,
+            &pending.still_listed,
+            opts,
+        ) {
+            PendingMatch::Link(p) => {
+                r.pending_id = Some(p.id);
+                pending.used.insert(p.id);
+            }
+            PendingMatch::Propose(p) => r.pending_proposal = Some(p.id),
+            PendingMatch::None => {}
         }
     }
 }
@@ -1342,7 +1420,37 @@ async fn link_posted_pending(
             lids.push(l);
         }
     }
-    link_pending(db, pids, lids, run_id).await
+    link_pending(db, pids, lids, run_id).await?;
+    let (mut pids, mut lids) = (vec![], vec![]);
+    for r in rows {
+        if let (Some(p), Some(&l)) = (r.pending_proposal, inserted.get(&r.saltedge_id)) {
+            pids.push(p);
+            lids.push(l);
+        }
+    }
+    propose_pending(db, pids, lids).await
+}
+
+/// Rule 2 on weak evidence: each pending transaction `pids[i]` is proposed as posted by the
+/// new line `lids[i]`, for the bookkeeper to link or dismiss; it stays open meanwhile.
+async fn propose_pending(
+    db: &mut sqlx::Transaction<'_, Postgres>,
+    pids: Vec<i64>,
+    lids: Vec<i64>,
+) -> Result<()> {
+    if pids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE pending_transactions p SET proposed_line_id = u.line, updated_at = now()
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS u(pid, line)
+         WHERE p.id = u.pid AND p.posted_line_id IS NULL",
+        &pids,
+        &lids
+    )
+    .execute(&mut **db)
+    .await?;
+    Ok(())
 }
 
 /// [`link_posted_pending`] for pending transactions `pids` and the new lines `lids` that

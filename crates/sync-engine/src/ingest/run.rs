@@ -133,6 +133,25 @@ async fn run(
     };
     runs::set_from_id(pool, run_id, from_id.as_deref()).await?;
     let mut pending_lines = lines::PendingLines::load(pool, conn.id).await?;
+    // Salt Edge's pending list first: a posted transaction is never linked to a pending one
+    // that the same sync reads as still pending (rule 2). Written after the posted listing.
+    let mut pending_pages = vec![];
+    let mut still_pending = vec![];
+    {
+        let mut pending = std::pin::pin!(
+            client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id))
+        );
+        while let Some(page) = pending.try_next().await? {
+            still_pending.extend(
+                page.items
+                    .iter()
+                    .map(|t| t.id.clone())
+                    .chain(page.rejected.iter().filter_map(|r| r.id.clone())),
+            );
+            pending_pages.push(page);
+        }
+    }
+    pending_lines.set_still_listed(still_pending.iter().cloned());
     let query = TransactionQuery {
         from_id,
         ..TransactionQuery::connection(&conn.saltedge_id)
@@ -281,18 +300,8 @@ async fn run(
         lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);
 
-    let mut still_pending = vec![];
-    let mut pending = std::pin::pin!(
-        client.pending_transaction_pages(TransactionQuery::connection(&conn.saltedge_id))
-    );
-    while let Some(page) = pending.try_next().await? {
+    for page in pending_pages {
         lock.ensure_held().await?;
-        still_pending.extend(
-            page.items
-                .iter()
-                .map(|t| t.id.clone())
-                .chain(page.rejected.iter().filter_map(|r| r.id.clone())),
-        );
         lines::write_fetched(
             pool,
             run_id,

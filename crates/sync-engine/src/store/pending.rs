@@ -26,6 +26,9 @@ pub struct PendingTransaction {
     /// (Salt Edge stopped listing it without it posting).
     pub state: String,
     pub posted_line_id: Option<i64>,
+    /// A line that may be this transaction's posting, on weak evidence (same amount, the
+    /// only candidate, no shared words): proposed for review, not linked.
+    pub proposed_line_id: Option<i64>,
     pub first_seen_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
 }
@@ -48,7 +51,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<PendingTransaction>> {
     Ok(sqlx::query_as!(PendingTransaction, r#"SELECT id, journal_id, bank_account_id, saltedge_transaction_id, booking_date, value_date, amount,
-                currency, description, payee, extra, text_repaired, state, posted_line_id, first_seen_at, resolved_at
+                currency, description, payee, extra, text_repaired, state, posted_line_id, proposed_line_id, first_seen_at, resolved_at
          FROM pending_transactions
          WHERE company_id = $1
            AND ($2::uuid IS NULL OR journal_id = $2)

@@ -78,6 +78,198 @@ async fn rule2_pending_that_posts_under_a_new_id_is_linked_not_doubled(pool: PgP
     assert_matches_truth(&pool, &f).await;
 }
 
+/// A pending card payment of -15.00 the bank still lists as pending is never linked to
+/// another posted payment of the same amount a day later ("Another merchant, same amount"):
+/// the sync reads the pending list before it links. When the payment really posts, it is
+/// linked to its own posting. Storing a pending transaction changes no line: `updated`
+/// stays 0 and no `lines.changed` is sent.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule2_a_pending_the_bank_still_lists_is_never_linked(pool: PgPool) {
+    use saltedge_sim::wire::TransactionStatus as SimStatus;
+    let f = fixture(&pool, |c| {
+        c.data.pending_per_account = 0;
+        c.data.new_transactions_per_fetch = 0;
+        c.data.reissued_per_fetch = 0;
+    })
+    .await;
+    sqlx::query("INSERT INTO webhook_endpoints (company_id, url, secret) VALUES ($1, 'https://books.example/hook', 'whsec_test')")
+        .bind(f.company)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let lines_changed = |run: uuid::Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM webhook_events WHERE kind = 'lines.changed' AND payload->'data'->>'sync_run_id' = $1",
+            )
+            .bind(run.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    sync(&pool, &f, false).await;
+    let today = banksync_testkit::clock::today();
+    let make = |rec: &saltedge_sim::world::ConnRec, id: &str, status, days_ago: u64, text: &str| {
+        let mut t = rec.posted[0].clone();
+        t.id = id.into();
+        t.status = status;
+        t.duplicated = false;
+        t.made_on = today - chrono::Days::new(days_ago);
+        t.amount = "-15.00".parse().unwrap();
+        t.description = text.into();
+        t.extra = serde_json::json!({ "payee": text, "record_number": id });
+        t
+    };
+    let (pending_id, other_id, real_id) = (
+        "990000000000000001",
+        "990000000000000002",
+        "990000000000000003",
+    );
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let p = make(
+            rec,
+            pending_id,
+            SimStatus::Pending,
+            1,
+            "Card payment Coffee Corner",
+        );
+        rec.pending.push(p);
+    });
+    let r = sync(&pool, &f, false).await;
+    assert_eq!((r.run.inserted, r.run.updated), (0, 0), "no line changed");
+    assert_eq!(
+        lines_changed(r.run.id).await,
+        0,
+        "no lines.changed for a pending transaction"
+    );
+
+    // Another merchant's payment of the same amount posts; the card payment stays pending.
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let t = make(
+            rec,
+            other_id,
+            SimStatus::Posted,
+            0,
+            "Another merchant, same amount",
+        );
+        rec.posted.push(t);
+    });
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(
+        lines_changed(r.run.id).await,
+        1,
+        "a new line: lines.changed"
+    );
+    let state = |id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<i64>, Option<i64>)>(
+                "SELECT state, posted_line_id, proposed_line_id FROM pending_transactions WHERE saltedge_transaction_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        state(pending_id).await,
+        ("pending".to_string(), None, None),
+        "still listed as pending: not posted, not proposed"
+    );
+    let other_link: Option<i64> = sqlx::query_scalar(
+        "SELECT pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1",
+    )
+    .bind(other_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(other_link, None);
+
+    // The card payment posts under a new id: linked to its own posting.
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        rec.pending.retain(|t| t.id != pending_id);
+        let t = make(
+            rec,
+            real_id,
+            SimStatus::Posted,
+            0,
+            "CARD PAYMENT COFFEE CORNER REF4821",
+        );
+        rec.posted.push(t);
+    });
+    sync(&pool, &f, false).await;
+    let real_line: i64 =
+        sqlx::query_scalar("SELECT id FROM statement_lines WHERE saltedge_transaction_id = $1")
+            .bind(real_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        state(pending_id).await,
+        ("posted".to_string(), Some(real_line), None)
+    );
+}
+
+/// Weak evidence is proposed, not linked: the only open pending transaction of the same
+/// amount, no longer listed, but without a word in common with the posting.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn rule2_weak_evidence_is_proposed_not_linked(pool: PgPool) {
+    use saltedge_sim::wire::TransactionStatus as SimStatus;
+    let f = fixture(&pool, |c| {
+        c.data.pending_per_account = 0;
+        c.data.new_transactions_per_fetch = 0;
+        c.data.reissued_per_fetch = 0;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let today = banksync_testkit::clock::today();
+    let (pending_id, posted_id) = ("990000000000000011", "990000000000000012");
+    let mut template = None;
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let mut p = rec.posted[0].clone();
+        p.id = pending_id.into();
+        p.status = SimStatus::Pending;
+        p.duplicated = false;
+        p.made_on = today;
+        p.amount = "-15.00".parse().unwrap();
+        p.description = "Pending card 1".into();
+        p.extra = serde_json::json!({ "payee": "", "record_number": pending_id });
+        template = Some(p.clone());
+        rec.pending.push(p);
+    });
+    sync(&pool, &f, false).await;
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        rec.pending.clear();
+        let mut t = template.clone().unwrap();
+        t.id = posted_id.into();
+        t.status = SimStatus::Posted;
+        t.description = "Pending card 2".into();
+        t.extra = serde_json::json!({ "payee": "", "record_number": posted_id });
+        rec.posted.push(t);
+    });
+    sync(&pool, &f, false).await;
+    let line: (i64, Option<i64>) = sqlx::query_as(
+        "SELECT id, pending_transaction_id FROM statement_lines WHERE saltedge_transaction_id = $1",
+    )
+    .bind(posted_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(line.1, None, "not linked: card 1 is not card 2");
+    let (state, posted, proposed): (String, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT state, posted_line_id, proposed_line_id FROM pending_transactions WHERE saltedge_transaction_id = $1",
+    )
+    .bind(pending_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), posted), ("expired", None));
+    assert_eq!(proposed, Some(line.0), "proposed for review");
+}
+
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn rule3_vanished_pending_transactions_expire_lines_never(pool: PgPool) {
     let f = fixture(&pool, |c| c.data.pending_per_account = 4).await;
@@ -631,7 +823,7 @@ async fn rule8_different_bank_ids_are_never_a_reissue(pool: PgPool) {
         &pool,
         run,
         &targets,
-        &[a.clone()],
+        std::slice::from_ref(&a),
         LineStatus::Posted,
         &mut lines::PendingLines::default(),
         &DedupOptions::default(),
@@ -643,7 +835,7 @@ async fn rule8_different_bank_ids_are_never_a_reissue(pool: PgPool) {
         &pool,
         run,
         &targets,
-        &[b.clone()],
+        std::slice::from_ref(&b),
         LineStatus::Posted,
         &mut lines::PendingLines::default(),
         &DedupOptions::default(),

@@ -222,10 +222,15 @@ impl ImportPipeline {
             e.1 = e.1.max(occurrence[i]);
         }
         let (mut pids, mut lids) = (vec![], vec![]);
+        let (mut proposed, mut proposed_lines) = (vec![], vec![]);
         for (r, id) in rows.iter().zip(&line_ids) {
             if let Some(p) = r.pending_id {
                 pids.push(p);
                 lids.push(*id);
+            }
+            if let Some(p) = r.pending_proposal {
+                proposed.push(p);
+                proposed_lines.push(*id);
             }
         }
         let flagged: Vec<i64> = line_ids
@@ -249,6 +254,7 @@ impl ImportPipeline {
                 || SyncError::Corrupt("the sync's previous write did not commit".into());
             send_copy(&mut db, text).await?;
             link_pending(&mut db, pids, lids, run_id).await?;
+            propose_pending(&mut db, proposed, proposed_lines).await?;
             crate::history::record_flagged(&mut db, run_id, &flagged).await?;
             // The previous write's end, waited for in Postgres first (see the module's
             // "order"), then its outcome.
