@@ -500,9 +500,10 @@ pub struct ChangesPage {
 pub struct LineEvent {
     /// `created`, `updated` (by Salt Edge: `detail.fields` and what they held in
     /// `detail.before`), `rekeyed` (`detail.from`, `detail.to`, `detail.reason`:
-    /// `reissued`, `bank_transaction_id` or `relinked`), `posted_from_pending`, `flagged`
+    /// `reissued`, `bank_transaction_id` or `relinked`), `posted_from_pending`
+    /// (`detail.by`: `bookkeeper` when linked through the API), `flagged`
     /// (`detail.look_alike_of`), `duplicate_confirmed`, `duplicate_dismissed`,
-    /// `review_undone`.
+    /// `review_undone`, `pending_unlinked` (a bookkeeper undid the link).
     pub kind: String,
     pub at: DateTime<Utc>,
     /// The sync run that made the change (none for a bookkeeper's review).

@@ -375,6 +375,8 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::undo_review))
         .routes(routes!(statement_lines::history))
         .routes(routes!(pending_transactions::list))
+        .routes(routes!(pending_transactions::link))
+        .routes(routes!(pending_transactions::unlink))
         .routes(routes!(changes::list))
         .routes(routes!(statements::of_account))
         .routes(routes!(statements::of_journal))

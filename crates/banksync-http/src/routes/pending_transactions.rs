@@ -1,10 +1,11 @@
 //! Pending transactions: what the bank has not booked yet, out of the journals, by journal
 //! and state (signed cursor).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use sync_engine::pending;
 use utoipa::IntoParams;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::dto::{PendingPage, PendingTransaction};
@@ -96,4 +97,48 @@ pub async fn list(
         items: rows.into_iter().map(dto).collect(),
         next_cursor,
     }))
+}
+
+/// Which statement line is the posting of a pending transaction.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPending {
+    /// A statement line of the same bank account that names no pending transaction yet
+    /// (e.g. the transaction's `proposed_line_id`).
+    pub line_id: i64,
+}
+
+/// Links an open pending transaction to the statement line that is its posting: a
+/// proposal (`proposed_line_id`) confirmed, or a link banksync did not make. The
+/// transaction becomes `posted`; the line names it and its history records the link.
+#[utoipa::path(post, path = "/api/v1/pending-transactions/{id}/link", tag = "statement-lines", operation_id = "link_pending_transaction",
+    params(("id" = i64, Path)), request_body = LinkPending,
+    responses((status = 200, body = PendingTransaction), (status = 404, description = "no such pending transaction or line"),
+              (status = 409, description = "already linked, another bank account, or the line names a pending transaction")),
+    security(("token" = [])))]
+pub async fn link(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+    Json(body): Json<LinkPending>,
+) -> ApiResult<Json<PendingTransaction>> {
+    pending::link(&st.pool, company, id, body.line_id).await?;
+    Ok(Json(dto(pending::get(&st.pool, company, id).await?)))
+}
+
+/// Undoes the link between a pending transaction and its line (a wrong link, banksync's or
+/// a bookkeeper's): the line no longer names it, the transaction is open again (`expired`
+/// until a sync finds it in Salt Edge's pending list); the line's history records it.
+#[utoipa::path(post, path = "/api/v1/pending-transactions/{id}/unlink", tag = "statement-lines", operation_id = "unlink_pending_transaction",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = PendingTransaction), (status = 404, description = "no such pending transaction"),
+              (status = 409, description = "not linked")),
+    security(("token" = [])))]
+pub async fn unlink(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<PendingTransaction>> {
+    pending::unlink(&st.pool, company, id).await?;
+    Ok(Json(dto(pending::get(&st.pool, company, id).await?)))
 }

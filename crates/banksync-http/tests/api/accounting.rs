@@ -772,3 +772,100 @@ async fn account_matches_are_decided_through_the_api(pool: PgPool) {
         "history kept, nothing twice"
     );
 }
+
+/// A bookkeeper links a pending transaction to the line that is its posting (a proposal
+/// confirmed) and undoes a wrong link; both are recorded in the line's history, and each
+/// answers 409 when it does not apply.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_pending_link_is_made_and_undone_by_the_bookkeeper(pool: PgPool) {
+    let s = stack(pool).await;
+    linked(&s, "fake_client_xf").await;
+    let pending = all_pending(&s).await;
+    let p = pending
+        .first()
+        .expect("the bank lists pending transactions")
+        .clone();
+    let lines = all_lines(&s).await;
+    let line = lines
+        .iter()
+        .find(|l| {
+            l["bank_account_id"] == p["bank_account_id"] && l["pending_transaction_id"].is_null()
+        })
+        .expect("a line of the same account")
+        .clone();
+    let (pid, lid) = (p["id"].as_i64().unwrap(), line["id"].as_i64().unwrap());
+
+    let (st, body) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/unlink"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "not linked: {body}");
+    let (st, linked) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/link"),
+            Some(json!({ "line_id": lid })),
+        )
+        .await;
+    assert_eq!(st, 200, "{linked}");
+    assert_eq!(
+        (linked["state"].as_str(), linked["posted_line_id"].as_i64()),
+        (Some("posted"), Some(lid))
+    );
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/link"),
+            Some(json!({ "line_id": lid })),
+        )
+        .await;
+    assert_eq!(st, 409, "already linked");
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/link"),
+            Some(json!({ "line_id": 999_999_999 })),
+        )
+        .await;
+    assert_eq!(st, 409, "already linked comes first");
+
+    let (st, open) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/unlink"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{open}");
+    assert_eq!(open["state"], "expired");
+    assert!(open["posted_line_id"].is_null());
+    let (_, history) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/statement-lines/{lid}/history"),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = history["events"]
+        .as_array()
+        .or(history.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"posted_from_pending") && kinds.contains(&"pending_unlinked"),
+        "{kinds:?}"
+    );
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/pending-transactions/999999999/link",
+            Some(json!({ "line_id": lid })),
+        )
+        .await;
+    assert_eq!(st, 404);
+}

@@ -23,10 +23,12 @@ pub enum EventKind {
     DuplicateConfirmed,
     DuplicateDismissed,
     ReviewUndone,
+    /// The bookkeeper undid the link to the pending transaction the line posted from.
+    PendingUnlinked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Updated,
         EventKind::Rekeyed,
         EventKind::PostedFromPending,
@@ -34,6 +36,7 @@ impl EventKind {
         EventKind::DuplicateConfirmed,
         EventKind::DuplicateDismissed,
         EventKind::ReviewUndone,
+        EventKind::PendingUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl EventKind {
             EventKind::DuplicateConfirmed => "duplicate_confirmed",
             EventKind::DuplicateDismissed => "duplicate_dismissed",
             EventKind::ReviewUndone => "review_undone",
+            EventKind::PendingUnlinked => "pending_unlinked",
         }
     }
 }
