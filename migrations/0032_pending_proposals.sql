@@ -7,4 +7,4 @@ ALTER TABLE pending_transactions ADD COLUMN proposed_line_id bigint;
 ALTER TABLE line_events DROP CONSTRAINT line_events_kind_check;
 ALTER TABLE line_events ADD CONSTRAINT line_events_kind_check CHECK (kind IN ('updated', 'rekeyed',
     'posted_from_pending', 'flagged', 'duplicate_confirmed', 'duplicate_dismissed', 'review_undone',
-    'pending_unlinked'));
+    'pending_unlinked', 'gone_at_bank', 'back_at_bank'));

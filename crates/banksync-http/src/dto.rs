@@ -140,6 +140,8 @@ pub struct SyncRun {
     pub suspects: i32,
     /// Lines moved to the id under which the bank re-issued their transaction.
     pub rekeyed: i32,
+    /// Lines this run flagged `gone_at_bank`: the bank no longer lists their transaction.
+    pub gone_at_bank: i32,
     /// Records that could not be parsed or stored, kept with the reason (see
     /// `GET /api/v1/connections/{id}/quarantine`).
     pub quarantined: i32,
@@ -166,6 +168,7 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
             pending_removed: r.pending_removed,
             suspects: r.suspects,
             rekeyed: r.rekeyed,
+            gone_at_bank: r.gone_at_bank,
             quarantined: r.quarantined,
             balance_mismatches: BalanceMismatch::list(&r.balance_mismatches),
             error_class: r.error_class,
@@ -446,6 +449,13 @@ pub struct StatementLine {
     pub in_journal: bool,
     /// The Salt Edge id this line had before the bank re-issued its transaction.
     pub rekeyed_from: Option<String>,
+    /// Set when a complete listing that covers this line's transaction no longer holds it
+    /// (the bank removed it; no re-issue explains it): the line stays (closed statements
+    /// never change) and the bookkeeper is told. Cleared, recorded in the history, when the
+    /// bank lists the transaction again.
+    pub gone_at_bank_at: Option<DateTime<Utc>>,
+    /// The sync run that found the line gone.
+    pub gone_at_bank_run_id: Option<Uuid>,
     /// Content identity, fixed when the line was first stored: a hash of booking date,
     /// amount, currency, normalised description and counterparty…
     pub fingerprint: String,
@@ -503,7 +513,8 @@ pub struct LineEvent {
     /// `reissued`, `bank_transaction_id` or `relinked`), `posted_from_pending`
     /// (`detail.by`: `bookkeeper` when linked through the API), `flagged`
     /// (`detail.look_alike_of`), `duplicate_confirmed`, `duplicate_dismissed`,
-    /// `review_undone`, `pending_unlinked` (a bookkeeper undid the link).
+    /// `review_undone`, `pending_unlinked` (a bookkeeper undid the link), `gone_at_bank`
+    /// (the bank no longer lists the transaction), `back_at_bank` (listed again).
     pub kind: String,
     pub at: DateTime<Utc>,
     /// The sync run that made the change (none for a bookkeeper's review).
@@ -808,6 +819,8 @@ pub struct WebhookEndpointChange {
 pub enum WebhookEventKind {
     #[serde(rename = "lines.changed")]
     LinesChanged,
+    #[serde(rename = "lines.flagged")]
+    LinesFlagged,
     #[serde(rename = "connection.status_changed")]
     ConnectionStatusChanged,
     #[serde(rename = "connection.needs_reconnect")]
@@ -824,6 +837,7 @@ impl WebhookEventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookEventKind::LinesChanged => "lines.changed",
+            WebhookEventKind::LinesFlagged => "lines.flagged",
             WebhookEventKind::ConnectionStatusChanged => "connection.status_changed",
             WebhookEventKind::ConnectionNeedsReconnect => "connection.needs_reconnect",
             WebhookEventKind::ConsentExpiring => "consent.expiring",

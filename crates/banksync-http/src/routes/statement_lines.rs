@@ -65,6 +65,8 @@ pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
         duplicate_review: duplicate_review.map(str::to_string),
         in_journal: r.duplicate_confirmed_at.is_none(),
         rekeyed_from: r.rekeyed_from,
+        gone_at_bank_at: r.gone_at_bank_at,
+        gone_at_bank_run_id: r.gone_at_bank_run_id,
         fingerprint: r.fingerprint,
         occurrence: r.occurrence,
         bank_transaction_id: r.bank_transaction_id,

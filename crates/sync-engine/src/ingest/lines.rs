@@ -2195,6 +2195,131 @@ pub async fn rekey_reissued(
     Ok(rekeyed)
 }
 
+/// The bank's removals, after a complete listing (and after [`rekey_reissued`], so that a
+/// re-issue is never taken for a removal): each line of the connection whose Salt Edge id
+/// the listing covers (at or above its `from_id`) but does not hold is flagged
+/// `gone_at_bank` (time, sync run; its history records it); a flagged line whose
+/// transaction is listed again is cleared, recorded. Confirmed duplicates are not "gone".
+/// Reads the lines the listing covers only: an incremental listing's few recent ones.
+/// Returns how many lines were flagged.
+pub async fn flag_gone_at_bank(
+    pool: &PgPool,
+    run_id: Uuid,
+    connection_id: Uuid,
+    from_id: Option<&str>,
+    seen: &SeenIds,
+) -> Result<i32> {
+    let from = match from_id {
+        Some(f) => match canonical_number(f) {
+            Some(_) => Some(f),
+            None => return Ok(0),
+        },
+        None => None,
+    };
+    let accounts: Vec<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM bank_accounts WHERE connection_id = $1",
+        connection_id
+    )
+    .fetch_all(pool)
+    .await?;
+    // Salt Edge ids are decimal numbers: among ids of one length, text order is number order.
+    let covered = sqlx::query!(
+        r#"SELECT l.id AS "id!", l.saltedge_transaction_id AS "saltedge_transaction_id!", l.gone_at_bank_at IS NOT NULL AS "flagged!"
+           FROM statement_lines l
+           WHERE l.bank_account_id = ANY($1) AND l.duplicate_confirmed_at IS NULL
+             AND ($2::text IS NULL
+                  OR (length(l.saltedge_transaction_id) = length($2) AND l.saltedge_transaction_id >= $2)
+                  OR length(l.saltedge_transaction_id) > length($2))
+           UNION
+           SELECT l.id, l.saltedge_transaction_id, true
+           FROM statement_lines l
+           WHERE l.bank_account_id = ANY($1) AND l.gone_at_bank_at IS NOT NULL"#,
+        &accounts,
+        from
+    )
+    .fetch_all(pool)
+    .await?;
+    let covers = |id: &str| match (from.and_then(canonical_number), canonical_number(id)) {
+        (None, _) => true,
+        (Some(f), Some(n)) => n >= f,
+        (Some(_), None) => false,
+    };
+    let (mut gone, mut back) = (vec![], vec![]);
+    for l in covered {
+        let listed = seen.contains(&l.saltedge_transaction_id);
+        if !l.flagged && !listed && covers(&l.saltedge_transaction_id) {
+            gone.push(l.id);
+        } else if l.flagged && listed {
+            back.push(l.id);
+        }
+    }
+    if gone.is_empty() && back.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    if !gone.is_empty() {
+        sqlx::query!(
+            "UPDATE statement_lines SET gone_at_bank_at = now(), gone_at_bank_run_id = $2 WHERE id = ANY($1)",
+            &gone,
+            run_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
+             SELECT company_id, id, $2, 'gone_at_bank', jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
+             FROM statement_lines WHERE id = ANY($1)",
+            &gone,
+            run_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !back.is_empty() {
+        sqlx::query!(
+            "UPDATE statement_lines SET gone_at_bank_at = NULL, gone_at_bank_run_id = NULL WHERE id = ANY($1)",
+            &back
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
+             SELECT company_id, id, $2, 'back_at_bank', jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
+             FROM statement_lines WHERE id = ANY($1)",
+            &back,
+            run_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let company: Option<Uuid> = sqlx::query_scalar!(
+        "SELECT company_id FROM connections WHERE id = $1",
+        connection_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let (Some(company), false) = (company, gone.is_empty()) {
+        crate::webhooks::emit(
+            &mut tx,
+            company,
+            Some(connection_id),
+            "lines.flagged",
+            &serde_json::json!({ "connection_id": connection_id, "sync_run_id": run_id,
+                                 "reason": "gone_at_bank", "line_ids": gone }),
+        )
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE sync_runs SET gone_at_bank = gone_at_bank + $2 WHERE id = $1",
+        run_id,
+        gone.len() as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(gone.len() as i32)
+}
+
 /// Records that the complete listing of `run_id` held the transactions of `lines` (rule 8's
 /// "listed together"): one row per line, in a table of its own so that no line changes.
 async fn record_listing(pool: &PgPool, run_id: Uuid, lines: &[i64]) -> Result<()> {

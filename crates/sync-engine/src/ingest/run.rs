@@ -298,6 +298,7 @@ async fn run(
     seen.finish();
     let rekeyed =
         lines::rekey_reissued(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
+    lines::flag_gone_at_bank(pool, run_id, conn.id, query.from_id.as_deref(), &seen).await?;
     drop(seen);
 
     for page in pending_pages {

@@ -25,10 +25,14 @@ pub enum EventKind {
     ReviewUndone,
     /// The bookkeeper undid the link to the pending transaction the line posted from.
     PendingUnlinked,
+    /// A complete listing that covers the line's transaction no longer holds it.
+    GoneAtBank,
+    /// The transaction of a line flagged gone is listed again: the flag cleared.
+    BackAtBank,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Updated,
         EventKind::Rekeyed,
         EventKind::PostedFromPending,
@@ -37,6 +41,8 @@ impl EventKind {
         EventKind::DuplicateDismissed,
         EventKind::ReviewUndone,
         EventKind::PendingUnlinked,
+        EventKind::GoneAtBank,
+        EventKind::BackAtBank,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,8 @@ impl EventKind {
             EventKind::DuplicateDismissed => "duplicate_dismissed",
             EventKind::ReviewUndone => "review_undone",
             EventKind::PendingUnlinked => "pending_unlinked",
+            EventKind::GoneAtBank => "gone_at_bank",
+            EventKind::BackAtBank => "back_at_bank",
         }
     }
 }

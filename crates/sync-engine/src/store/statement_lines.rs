@@ -33,6 +33,11 @@ pub struct Line {
     pub fingerprint: String,
     pub occurrence: i32,
     pub bank_transaction_id: Option<String>,
+    /// A complete listing that covers this line's transaction no longer holds it (the
+    /// bank removed it) since then; cleared when it is listed again.
+    pub gone_at_bank_at: Option<DateTime<Utc>>,
+    /// The sync run that found it gone.
+    pub gone_at_bank_run_id: Option<Uuid>,
 }
 
 /// Which lines a page holds.
@@ -47,7 +52,7 @@ pub struct LineFilter {
 
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
-    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
+    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("statement line"))
@@ -58,7 +63,7 @@ pub async fn many(pool: &PgPool, company: Uuid, ids: &[i64]) -> Result<Vec<Line>
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = ANY($2)"#, company, ids)
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = ANY($2)"#, company, ids)
     .fetch_all(pool)
     .await?)
 }
@@ -83,7 +88,7 @@ pub async fn page(
     let to = filter.to.unwrap_or(hi);
     let (after_date, after_id) = after.unwrap_or((lo, i64::MIN));
     Ok(match filter.journal_id {
-        Some(journal) => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+        Some(journal) => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
              FROM statement_lines l
              WHERE l.journal_id = $2 AND l.company_id = $1
                AND l.booking_date >= $3 AND l.booking_date <= $4 AND (l.booking_date, l.id) > ($5, $6)
@@ -91,7 +96,7 @@ pub async fn page(
              LIMIT $7"#, company, journal, from, to, after_date, after_id, limit)
         .fetch_all(pool)
         .await?,
-        None => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+        None => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
              FROM statement_lines l
              WHERE l.company_id = $1
                AND l.booking_date >= $2 AND l.booking_date <= $3 AND (l.booking_date, l.id) > ($4, $5)
@@ -104,7 +109,7 @@ pub async fn page(
 
 /// The company's lines flagged as possible duplicates and not yet decided, newest first.
 pub async fn flagged(pool: &PgPool, company: Uuid, limit: i64) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
          FROM statement_lines l
          WHERE l.company_id = $1 AND l.suspect_duplicate_of IS NOT NULL
            AND l.duplicate_confirmed_at IS NULL AND l.duplicate_dismissed_at IS NULL

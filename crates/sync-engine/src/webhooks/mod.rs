@@ -21,8 +21,9 @@ use rand::RngCore;
 use sha2::Sha256;
 
 /// The events, as endpoints filter them and bodies' `type` names them.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "lines.changed",
+    "lines.flagged",
     "connection.status_changed",
     "connection.needs_reconnect",
     "consent.expiring",

@@ -465,10 +465,11 @@ async fn crash_between_pages_loses_only_the_page_in_flight(pool: PgPool) {
         c.data.transactions_per_account = 2500;
     })
     .await;
-    // The second transactions page dies mid-answer, and this client does not retry.
+    // The second transactions page dies mid-answer, and this client does not retry (the
+    // pending list, read first, is the first request on that path).
     f.sim.set_faults(vec![FaultRule::new(FaultAction::Drop)
         .on_path("/transactions")
-        .nth(2)]);
+        .nth(3)]);
     let fragile = client_for(&f.sim, 0);
     let err = sync_connection(&pool, &fragile, f.conn, &SyncOptions::default())
         .await
@@ -796,6 +797,84 @@ async fn rule8_twins_listed_together_are_never_merged_when_one_goes(pool: PgPool
         Some(y.as_str()),
         "re-keyed once, from Y"
     );
+    // The bookkeeper is told which line the bank no longer has.
+    let gone: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM statement_lines WHERE gone_at_bank_at IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(gone, vec![x_line]);
+    assert_eq!(r.run.gone_at_bank, 1);
+}
+
+/// A transaction the bank removes after banksync stored it: its line stays (closed
+/// statements never change) but is flagged `gone_at_bank` (time, run, history, counted on
+/// the run); when the bank lists the transaction again the flag clears by itself,
+/// recorded.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_line_the_bank_removed_is_flagged_and_cleared_when_it_returns(pool: PgPool) {
+    let f = fixture(&pool, |c| {
+        c.data.reissued_per_fetch = 0;
+        c.data.twins_per_account = 0;
+        c.data.pending_per_account = 0;
+    })
+    .await;
+    sync(&pool, &f, false).await;
+    let truth = f.sim.ground_truth(&f.se_conn).unwrap();
+    let newest = truth.accounts[0]
+        .posted
+        .iter()
+        .max_by_key(|t| t.id.parse::<u64>().unwrap())
+        .unwrap()
+        .id
+        .clone();
+    let mut removed = None;
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        let at = rec.posted.iter().position(|t| t.id == newest).unwrap();
+        removed = Some(rec.posted.remove(at));
+    });
+    let r = sync(&pool, &f, false).await;
+    assert_eq!(r.run.gone_at_bank, 1, "{:?}", r.run);
+    let (line, gone_at, gone_run): (i64, Option<chrono::DateTime<chrono::Utc>>, Option<uuid::Uuid>) =
+        sqlx::query_as(
+            "SELECT id, gone_at_bank_at, gone_at_bank_run_id FROM statement_lines WHERE saltedge_transaction_id = $1",
+        )
+        .bind(&newest)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(gone_at.is_some());
+    assert_eq!(gone_run, Some(r.run.id));
+    let flagged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM statement_lines WHERE gone_at_bank_at IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(flagged, 1, "only the removed one");
+    // Nothing more while it stays away.
+    let again = sync(&pool, &f, false).await;
+    assert_eq!(again.run.gone_at_bank, 0, "flagged once");
+    // The bank lists it again: cleared, recorded.
+    f.sim.edit_connection(&f.se_conn, |rec| {
+        rec.posted.push(removed.take().unwrap());
+    });
+    sync(&pool, &f, false).await;
+    let gone_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT gone_at_bank_at FROM statement_lines WHERE id = $1")
+            .bind(line)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(gone_at, None);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM line_events WHERE line_id = $1 ORDER BY id")
+            .bind(line)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["gone_at_bank", "back_at_bank"]);
 }
 
 /// Two transactions the bank tells apart by its own ids (`extra.id`) are never taken for a
