@@ -408,7 +408,7 @@ impl PendingLines {
     pub async fn load(pool: &PgPool, connection_id: Uuid) -> Result<PendingLines> {
         let lines = sqlx::query_as!(
             PendingLine,
-            "SELECT p.id, p.bank_account_id, p.saltedge_transaction_id, p.booking_date, p.amount, p.currency, p.description
+            "SELECT p.id, p.bank_account_id, p.saltedge_transaction_id, p.booking_date, p.amount, p.currency, p.description, p.state
              FROM pending_transactions p JOIN bank_accounts a ON a.id = p.bank_account_id
              WHERE a.connection_id = $1 AND p.posted_line_id IS NULL ORDER BY p.id",
             connection_id
@@ -574,6 +574,8 @@ struct PendingLine {
     amount: Decimal,
     currency: String,
     description: String,
+    /// `pending` (open until this sync) or `expired` (Salt Edge stopped listing it before).
+    state: String,
 }
 
 /// What rule 2 makes of a new posted row and the open pending transactions.
@@ -617,8 +619,11 @@ fn match_pending<'a>(
         .map(|p| (p, pending_similarity(&p.description, &r.description)))
         .collect();
     let only_one = fits.len() == 1;
+    // The most similar; among equals, one that left the pending list in this very sync
+    // before one that expired earlier; then the nearest date, then the first stored.
     fits.sort_by(|a, b| {
         b.1.total_cmp(&a.1)
+            .then_with(|| (a.0.state != "pending").cmp(&(b.0.state != "pending")))
             .then_with(|| {
                 (a.0.booking_date - r.booking_date)
                     .num_days()

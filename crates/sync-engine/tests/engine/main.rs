@@ -4,6 +4,7 @@
 
 mod accounts;
 mod clock;
+mod contract;
 mod dedup;
 mod faults;
 mod identity;
