@@ -43,7 +43,9 @@
 //!    flagged for review ([`rekey_reissued`]). **Twins are never merged:** never when both
 //!    carry bank ids (`extra.id`) that differ, and never when a complete listing held both
 //!    after the new one was first stored (table `line_listings`: per line of a look-alike
-//!    group, the last complete listing that held its transaction).
+//!    group, the last complete listing that held its transaction). A line the bank had
+//!    already removed (flagged `gone_at_bank` by an earlier listing) is no re-issue's old
+//!    line: a re-issue's old id goes in the listing where the new one comes.
 //! 9. **Identity survives the bank.** A transaction with an unknown Salt Edge id whose bank
 //!    id (`extra.id`) is a line's of the same account is that line: it is re-keyed at once
 //!    ([`rekey_by_bank_id`]). A line's content identity — its fingerprint, fixed when first
@@ -2104,10 +2106,11 @@ pub async fn rekey_reissued(
          FROM n CROSS JOIN LATERAL (
              SELECT o.id, o.saltedge_transaction_id, o.bank_transaction_id FROM statement_lines o
              WHERE o.bank_account_id = n.bank_account_id AND o.fingerprint = n.fingerprint AND o.id < n.id
-               AND o.duplicate_confirmed_at IS NULL
+               AND o.duplicate_confirmed_at IS NULL AND o.gone_at_bank_at IS NULL
              UNION
              SELECT o.id, o.saltedge_transaction_id, o.bank_transaction_id FROM statement_lines o
-             WHERE o.id = n.suspect_duplicate_of AND o.id < n.id AND o.duplicate_confirmed_at IS NULL) l
+             WHERE o.id = n.suspect_duplicate_of AND o.id < n.id AND o.duplicate_confirmed_at IS NULL
+               AND o.gone_at_bank_at IS NULL) l
          LEFT JOIN line_listings ll ON ll.line_id = l.id
          ORDER BY l.id, n.id DESC"#,
         connection_id
@@ -2162,6 +2165,15 @@ pub async fn rekey_reissued(
         used.insert(old_line);
         used.insert(new_line);
         let mut tx = pool.begin().await?;
+        // The re-issue was taken for a pending transaction's posting when it arrived (rule 2
+        // runs first): it is the old line's transaction, so that pending one did not post.
+        sqlx::query!(
+            "UPDATE pending_transactions SET state = 'expired', posted_line_id = NULL, updated_at = now()
+             WHERE posted_line_id = $1",
+            new_line
+        )
+        .execute(&mut *tx)
+        .await?;
         let new = sqlx::query!(
             "DELETE FROM statement_lines WHERE id = $1
              RETURNING saltedge_transaction_id, booking_date, value_date, amount, description, payee, counterparty_iban,

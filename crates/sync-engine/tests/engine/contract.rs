@@ -11,7 +11,7 @@
 //! - closed statements chain: each opens where the previous one closed.
 //!
 //! Seeded: a failure prints the seed, and `BANKSYNC_CONTRACT_SEED=N` replays that history.
-//! `BANKSYNC_CONTRACT_HISTORIES` (100) / `BANKSYNC_CONTRACT_ROUNDS` (8) run more or fewer.
+//! `BANKSYNC_CONTRACT_HISTORIES` (100) / `BANKSYNC_CONTRACT_ROUNDS` (10) run more or fewer.
 
 use std::collections::HashMap;
 
@@ -36,6 +36,10 @@ impl Rng {
 }
 
 const TEXTS: [&str; 4] = ["Coffee Shop", "Grocery Store", "Book Shop", "Train Ticket"];
+/// Card payments start pending, with words of their own: a posted transaction of another
+/// kind is never their posting (a pending one that vanished and a new posting with its very
+/// amount and text cannot be told from a pending one that posted late: rule 3).
+const CARD_TEXTS: [&str; 3] = ["Latte Corner", "Fuel Station", "Kiosk Papers"];
 const AMOUNTS: [&str; 3] = ["-3.20", "-15.00", "-42.50"];
 
 /// One bank transaction as the test follows it.
@@ -47,6 +51,12 @@ struct Truth {
     listed: bool,
     /// Its line, once banksync gave it one.
     line: Option<i64>,
+    /// The posting of a pending card payment: given no twin (a twin of it could not be
+    /// told from the late posting of another card payment that vanished: rule 3).
+    card: bool,
+    /// Edited at the bank: not re-issued (a re-issue with content other than the line's
+    /// first is not recognised yet; issue 30, "possible re-issues with changed content").
+    edited: bool,
 }
 
 /// A pending transaction as the test follows it: listed as pending, posted as `posted`
@@ -139,12 +149,15 @@ impl History {
                     se_id: id.clone(),
                     listed: true,
                     line: None,
+                    card: false,
+                    edited: false,
                 });
                 format!("new {id} ({days} days ago)")
             }
-            2 if !listed.is_empty() => {
+            2 if listed.iter().any(|&i| !self.txs[i].card) => {
                 // A genuine twin: same date, amount, currency and text, its own bank id if any.
-                let src = self.txs[listed[self.rng.below(listed.len())]].se_id.clone();
+                let plain: Vec<usize> = listed.into_iter().filter(|&i| !self.txs[i].card).collect();
+                let src = self.txs[plain[self.rng.below(plain.len())]].se_id.clone();
                 let id = self.new_id();
                 self.bank_ids += 1;
                 let bank = format!("BK{}", self.bank_ids);
@@ -162,12 +175,15 @@ impl History {
                     se_id: id.clone(),
                     listed: true,
                     line: None,
+                    card: false,
+                    edited: false,
                 });
                 format!("twin {id} of {src}")
             }
             3 if !listed.is_empty() => {
                 let i = listed[self.rng.below(listed.len())];
                 let id = self.txs[i].se_id.clone();
+                self.txs[i].edited = true;
                 let text = format!(
                     "{} edited {}",
                     TEXTS[self.rng.below(4)],
@@ -189,16 +205,20 @@ impl History {
                 self.txs[i].listed = false;
                 format!("remove {id}")
             }
-            5 if !listed.is_empty() => {
+            5 if listed.iter().any(|&i| !self.txs[i].edited) => {
                 // Re-issued under a new Salt Edge id, same content (and bank id, if any).
-                let i = listed[self.rng.below(listed.len())];
+                let plain: Vec<usize> = listed
+                    .into_iter()
+                    .filter(|&i| !self.txs[i].edited)
+                    .collect();
+                let i = plain[self.rng.below(plain.len())];
                 let old = self.txs[i].se_id.clone();
                 let new = self.f.sim.reissue(&self.f.se_conn, &old);
                 self.txs[i].se_id = new.clone();
                 format!("reissue {old} as {new}")
             }
             6 => {
-                let (a, t) = (AMOUNTS[self.rng.below(3)], TEXTS[self.rng.below(4)]);
+                let (a, t) = (AMOUNTS[self.rng.below(3)], CARD_TEXTS[self.rng.below(3)]);
                 let days = self.rng.below(2) as u64;
                 let id = self.push(SimStatus::Pending, days, a, t, None);
                 self.pending.push(PendingTruth {
@@ -228,6 +248,8 @@ impl History {
                     se_id: id.clone(),
                     listed: true,
                     line: None,
+                    card: true,
+                    edited: false,
                 });
                 self.pending[p].posted_as = Some(self.txs.len() - 1);
                 format!("pending {pid} posts as {id}")
@@ -342,7 +364,7 @@ async fn run_histories(pool: PgPool, first_seed: u64, histories: u64) {
     let rounds: usize = std::env::var("BANKSYNC_CONTRACT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(10);
     let seeds: Vec<u64> = match std::env::var("BANKSYNC_CONTRACT_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -387,6 +409,8 @@ async fn run_histories(pool: PgPool, first_seed: u64, histories: u64) {
                 se_id: t.id.clone(),
                 listed: true,
                 line: None,
+                card: false,
+                edited: false,
             });
         }
         h.check(&pool, &format!("seed {seed}, first import")).await;
@@ -411,7 +435,7 @@ async fn run_histories(pool: PgPool, first_seed: u64, histories: u64) {
     );
 }
 
-// 4 × 25 histories of 8 rounds in the ordinary run (on the two cores, in parallel).
+// 4 × 25 histories of 10 rounds in the ordinary run (on the two cores, in parallel).
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn random_bank_histories_keep_the_contract_1(pool: PgPool) {
     run_histories(pool, 1, 25).await;
