@@ -1,7 +1,7 @@
 //! Pending transactions: what the bank has not booked yet, out of the journals, by journal
 //! and state (signed cursor).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use sync_engine::pending;
 use utoipa::IntoParams;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::dto::{PendingPage, PendingTransaction};
 use crate::error::ApiResult;
-use crate::extract::{Company, Json, Query};
+use crate::extract::{Company, Json, Path, Query};
 use crate::paging;
 use crate::AppState;
 
@@ -105,7 +105,21 @@ pub async fn list(
 pub struct LinkPending {
     /// A statement line of the same bank account that names no pending transaction yet
     /// (e.g. the transaction's `proposed_line_id`).
+    #[serde(deserialize_with = "whole_number")]
     pub line_id: i64,
+}
+
+/// An id in JSON: an integer, written as such or with a zero fraction (`12.0`), as JSON
+/// Schema's `integer` allows.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (-9.2e18..=9.2e18).contains(&f) => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("not a whole number")),
+    }
 }
 
 /// Links an open pending transaction to the statement line that is its posting: a

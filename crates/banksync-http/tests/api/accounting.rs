@@ -803,11 +803,12 @@ async fn a_pending_link_is_made_and_undone_by_the_bookkeeper(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 409, "not linked: {body}");
+    // An integer written with a zero fraction is that integer (JSON Schema's `integer`).
     let (st, linked) = s
         .call(
             Method::POST,
             &format!("/api/v1/pending-transactions/{pid}/link"),
-            Some(json!({ "line_id": lid })),
+            Some(json!({ "line_id": lid as f64 })),
         )
         .await;
     assert_eq!(st, 200, "{linked}");
@@ -868,4 +869,21 @@ async fn a_pending_link_is_made_and_undone_by_the_bookkeeper(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 404);
+    // An id that is no number names nothing (problem+json, as every other route).
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/pending-transactions/9223372036854775808/unlink",
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/pending-transactions/{pid}/link"),
+            Some(json!({ "line_id": 1.5 })),
+        )
+        .await;
+    assert_eq!(st, 422, "not a whole number");
 }
