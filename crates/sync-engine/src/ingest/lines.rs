@@ -2274,41 +2274,29 @@ pub async fn flag_gone_at_bank(
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
-    if !gone.is_empty() {
-        sqlx::query!(
-            "UPDATE statement_lines SET gone_at_bank_at = now(), gone_at_bank_run_id = $2 WHERE id = ANY($1)",
-            &gone,
-            run_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
-             SELECT company_id, id, $2, 'gone_at_bank', jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
-             FROM statement_lines WHERE id = ANY($1)",
-            &gone,
-            run_id
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !back.is_empty() {
-        sqlx::query!(
-            "UPDATE statement_lines SET gone_at_bank_at = NULL, gone_at_bank_run_id = NULL WHERE id = ANY($1)",
-            &back
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
-             SELECT company_id, id, $2, 'back_at_bank', jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
-             FROM statement_lines WHERE id = ANY($1)",
-            &back,
-            run_id
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
+    // One update and one history entry per line, gone or back.
+    sqlx::query!(
+        "UPDATE statement_lines
+         SET gone_at_bank_at = CASE WHEN id = ANY($1) THEN now() END,
+             gone_at_bank_run_id = CASE WHEN id = ANY($1) THEN $3::uuid END
+         WHERE id = ANY($1) OR id = ANY($2)",
+        &gone,
+        &back,
+        run_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
+         SELECT company_id, id, $3, CASE WHEN id = ANY($1) THEN 'gone_at_bank' ELSE 'back_at_bank' END,
+                jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
+         FROM statement_lines WHERE id = ANY($1) OR id = ANY($2)",
+        &gone,
+        &back,
+        run_id
+    )
+    .execute(&mut *tx)
+    .await?;
     let company: Option<Uuid> = sqlx::query_scalar!(
         "SELECT company_id FROM connections WHERE id = $1",
         connection_id
