@@ -142,6 +142,9 @@ pub struct SyncRun {
     pub rekeyed: i32,
     /// Lines this run flagged `gone_at_bank`: the bank no longer lists their transaction.
     pub gone_at_bank: i32,
+    /// New lines this run flagged as possible re-issues (changed content) of lines that
+    /// vanished in the same listing (`reissue_of`).
+    pub possible_reissues: i32,
     /// Records that could not be parsed or stored, kept with the reason (see
     /// `GET /api/v1/connections/{id}/quarantine`).
     pub quarantined: i32,
@@ -169,6 +172,7 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
             suspects: r.suspects,
             rekeyed: r.rekeyed,
             gone_at_bank: r.gone_at_bank,
+            possible_reissues: r.possible_reissues,
             quarantined: r.quarantined,
             balance_mismatches: BalanceMismatch::list(&r.balance_mismatches),
             error_class: r.error_class,
@@ -445,7 +449,8 @@ pub struct StatementLine {
     /// The bookkeeper's review of the flag: flagged, confirmed (a duplicate: out of the
     /// journal, marked `duplicated` at Salt Edge) or dismissed; absent when not flagged.
     pub duplicate_review: Option<String>,
-    /// False once confirmed as a duplicate: the line no longer counts in the journal.
+    /// False once confirmed as a duplicate or confirmed removed: the line no longer counts
+    /// in the journal.
     pub in_journal: bool,
     /// The Salt Edge id this line had before the bank re-issued its transaction.
     pub rekeyed_from: Option<String>,
@@ -456,6 +461,20 @@ pub struct StatementLine {
     pub gone_at_bank_at: Option<DateTime<Utc>>,
     /// The sync run that found the line gone.
     pub gone_at_bank_run_id: Option<Uuid>,
+    /// The bookkeeper's answer to `gone_at_bank`: `flagged` (waiting), `confirmed` (the
+    /// removal: the line left the journal, a correction when its statement is closed) or
+    /// `kept`; absent when the bank lists the transaction. Cleared with the flag when the
+    /// transaction comes back.
+    #[schema(pattern = "^(flagged|confirmed|kept)$")]
+    pub removal_review: Option<String>,
+    /// This line may be the bank's re-issue, with changed amount or text, of that earlier
+    /// line, which vanished in the same listing: merge them
+    /// (`POST …/{id}/merge-reissue`: the earlier line keeps its id and takes this content;
+    /// this line goes) or dismiss (both stay).
+    pub reissue_of: Option<i64>,
+    /// `flagged` (waiting) or `dismissed`; absent when `reissue_of` is.
+    #[schema(pattern = "^(flagged|dismissed)$")]
+    pub reissue_review: Option<String>,
     /// Content identity, fixed when the line was first stored: a hash of booking date,
     /// amount, currency, normalised description and counterparty…
     pub fingerprint: String,
@@ -513,8 +532,12 @@ pub struct LineEvent {
     /// `reissued`, `bank_transaction_id` or `relinked`), `posted_from_pending`
     /// (`detail.by`: `bookkeeper` when linked through the API), `flagged`
     /// (`detail.look_alike_of`), `duplicate_confirmed`, `duplicate_dismissed`,
-    /// `review_undone`, `pending_unlinked` (a bookkeeper undid the link), `gone_at_bank`
-    /// (the bank no longer lists the transaction), `back_at_bank` (listed again).
+    /// `review_undone` (`detail.undone`: the decision taken back), `pending_unlinked` (a
+    /// bookkeeper undid the link), `gone_at_bank` (the bank no longer lists the
+    /// transaction), `back_at_bank` (listed again; `detail.answer_dropped` when a removal
+    /// had been answered), `removal_confirmed`, `removal_kept`, `possible_reissue`
+    /// (`detail.reissue_of`), `reissue_merged` (on the earlier line: `detail.replaced_line`,
+    /// `from`, `to`, `before`), `reissue_dismissed`.
     pub kind: String,
     pub at: DateTime<Utc>,
     /// The sync run that made the change (none for a bookkeeper's review).

@@ -313,6 +313,38 @@ impl Links {
             "$response.body#/items/0/id",
         ),
         (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "confirm_removal",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "keep_removed",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "merge_reissue",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
+            "/api/v1/statement-lines",
+            HttpMethod::Get,
+            "200",
+            "dismiss_reissue",
+            "id",
+            "$response.body#/items/0/id",
+        ),
+        (
             "/api/v1/admin/jobs",
             HttpMethod::Get,
             "200",
@@ -373,6 +405,10 @@ pub fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(statement_lines::confirm_duplicate))
         .routes(routes!(statement_lines::dismiss_duplicate))
         .routes(routes!(statement_lines::undo_review))
+        .routes(routes!(statement_lines::confirm_removal))
+        .routes(routes!(statement_lines::keep_removed))
+        .routes(routes!(statement_lines::merge_reissue))
+        .routes(routes!(statement_lines::dismiss_reissue))
         .routes(routes!(statement_lines::history))
         .routes(routes!(pending_transactions::list))
         .routes(routes!(pending_transactions::link))

@@ -255,6 +255,26 @@ impl Simulator {
         id
     }
 
+    /// The bank re-issues a transaction under a new id with a changed amount and text and
+    /// no bank id (`extra.id`). Returns the new id.
+    pub fn reissue_changed(
+        &self,
+        connection_id: &str,
+        transaction_id: &str,
+        amount: rust_decimal::Decimal,
+        description: &str,
+    ) -> String {
+        let id = self
+            .state
+            .world
+            .lock()
+            .unwrap()
+            .reissue_changed(connection_id, transaction_id, amount, description)
+            .expect("reissue_changed");
+        self.state.tx_json.lock().unwrap().remove(transaction_id);
+        id
+    }
+
     /// The bank removes a posted transaction (it is no longer listed, and the balance no
     /// longer holds it).
     pub fn remove_posted(&self, connection_id: &str, transaction_id: &str) {

@@ -824,6 +824,32 @@ impl World {
         Ok(new_id)
     }
 
+    /// The bank re-issues a transaction under a new id with changed content (amount and
+    /// description) and without its own id (`extra.id`): nothing says it is the same one.
+    pub fn reissue_changed(
+        &mut self,
+        conn_id: &str,
+        tx_id: &str,
+        amount: Decimal,
+        description: &str,
+    ) -> Result<String, SimError> {
+        let new_id = self.reissue(conn_id, tx_id)?;
+        let rec = self.conn_mut(conn_id)?;
+        let t = rec
+            .posted
+            .iter_mut()
+            .find(|t| t.id == new_id)
+            .expect("just re-issued");
+        t.amount = amount;
+        t.description = description.to_string();
+        if let Some(extra) = t.extra.as_object_mut() {
+            extra.remove("id");
+            extra.remove("possible_duplicate");
+        }
+        self.recompute_balances(conn_id)?;
+        Ok(new_id)
+    }
+
     /// The bank removes a posted transaction: it is no longer listed.
     pub fn remove_posted(&mut self, conn_id: &str, tx_id: &str) -> Result<(), SimError> {
         let rec = self.conn_mut(conn_id)?;

@@ -48,8 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/statements/{id}", get(statement))
         .route("/console/pending", get(pending_page))
         .route("/console/review", get(review_page))
-        .route("/console/review/{id}/confirm", post(review_confirm))
-        .route("/console/review/{id}/dismiss", post(review_dismiss))
+        .route("/console/review/{id}/{answer}", post(review_answer))
 }
 
 /// Where Salt Edge Connect sends the user back: this console, when its public URL is known.
@@ -677,19 +676,35 @@ async fn review_page(State(st): State<AppState>, b: Book) -> Page {
         .collect();
     let l = b.user.locale().to_string();
     let u = &b.user;
+    let waiting = |r: &Option<String>| r.as_deref() == Some("flagged");
+    // Each line shows what it waits for, and the answers to it (one line may wait for two).
     let body = html! {
-        p.muted { "Lines that look like another line of the same day and amount. Confirm a duplicate to take it out of the journal (and mark it at Salt Edge), or keep it." }
+        p.muted { "Lines that look like another line of the same day and amount, lines the bank no longer lists, and new lines that may be the bank's re-issue of a line that vanished. Each answer is recorded in the line's history and can be undone (a merge is final)." }
         @if lines.is_empty() { p { "Nothing to review." } } @else {
-            (table("Lines to review", html! { th { "Booked" } th { "Description" } th.num { "Amount" } th { "Looks like" } th { "Decision" } }, html! {
+            (table("Lines to review", html! { th { "Booked" } th { "Description" } th.num { "Amount" } th { "Why" } th { "Decision" } }, html! {
                 @for x in &lines {
                     tr data-line=(x.id) {
                         td { (date(x.booking_date, &l)) }
                         td { (x.description) }
                         (money_cell(&x.amount, &x.currency, &l))
-                        td { @if let Some(o) = x.suspect_duplicate_of { "line " (o) } }
+                        td {
+                            @if waiting(&x.duplicate_review) { @if let Some(o) = x.suspect_duplicate_of { div { "Looks like line " (o) } } }
+                            @if waiting(&x.removal_review) { div.warn { "The bank no longer lists it (since " (moment(x.gone_at_bank_at, &l)) ")" } }
+                            @if waiting(&x.reissue_review) { @if let Some(o) = x.reissue_of { div { "May be the bank's re-issue of line " (o) ", which vanished" } } }
+                        }
                         td { div.actions {
-                            (action_button(u, &format!("/console/review/{}/confirm", x.id), "Confirm duplicate", "danger", None))
-                            (action_button(u, &format!("/console/review/{}/dismiss", x.id), "Keep", "", None))
+                            @if waiting(&x.duplicate_review) {
+                                (action_button(u, &format!("/console/review/{}/confirm", x.id), "Confirm duplicate", "danger", None))
+                                (action_button(u, &format!("/console/review/{}/dismiss", x.id), "Keep", "", None))
+                            }
+                            @if waiting(&x.removal_review) {
+                                (action_button(u, &format!("/console/review/{}/confirm-removal", x.id), "Confirm removal", "danger", None))
+                                (action_button(u, &format!("/console/review/{}/keep-removed", x.id), "Keep the line", "", None))
+                            }
+                            @if waiting(&x.reissue_review) {
+                                (action_button(u, &format!("/console/review/{}/merge-reissue", x.id), "Merge into the earlier line", "danger", Some("Merge: the earlier line takes this content and this line goes. This cannot be undone.")))
+                                (action_button(u, &format!("/console/review/{}/dismiss-reissue", x.id), "Keep both", "", None))
+                            }
                         } }
                     }
                 }
@@ -699,45 +714,45 @@ async fn review_page(State(st): State<AppState>, b: Book) -> Page {
     Ok(page(u, "Lines to review", Nav::Review, body))
 }
 
-async fn decide(
-    st: &AppState,
-    b: &Book,
-    id: i64,
-    d: sync_engine::review::Decision,
-    done: &str,
+/// One console answer to a flagged line: `/console/review/{id}/{answer}`.
+async fn review_answer(
+    State(st): State<AppState>,
+    Path((id, answer)): Path<(i64, String)>,
+    Posted(b, _): Posted<Book, Empty>,
 ) -> Response {
-    match sync_engine::review::decide(&st.pool, &st.client, b.company, id, d).await {
-        Ok(_) => notice(st, "/console/review", done),
-        Err(e) => failed(st, "/console/review", e.into()),
+    use sync_engine::review::Decision;
+    let (decision, done) = match answer.as_str() {
+        "confirm" => (
+            Decision::ConfirmDuplicate,
+            "Confirmed as a duplicate: the line left the journal.",
+        ),
+        "dismiss" => (
+            Decision::DismissDuplicate,
+            "Kept: the line stays in the journal.",
+        ),
+        "confirm-removal" => (
+            Decision::ConfirmRemoval,
+            "Removal confirmed: the line left the journal.",
+        ),
+        "keep-removed" => (
+            Decision::KeepRemoved,
+            "Kept: the line stays in the journal.",
+        ),
+        "merge-reissue" => (
+            Decision::MergeReissue,
+            "Merged: the earlier line holds the re-issued transaction.",
+        ),
+        "dismiss-reissue" => (Decision::DismissReissue, "Kept both lines."),
+        _ => {
+            return failed(
+                &st,
+                "/console/review",
+                sync_engine::SyncError::not_found("review answer").into(),
+            )
+        }
+    };
+    match sync_engine::review::decide(&st.pool, &st.client, b.company, id, decision).await {
+        Ok(_) => notice(&st, "/console/review", done),
+        Err(e) => failed(&st, "/console/review", e.into()),
     }
-}
-
-async fn review_confirm(
-    State(st): State<AppState>,
-    Path(id): Path<i64>,
-    Posted(b, _): Posted<Book, Empty>,
-) -> Response {
-    decide(
-        &st,
-        &b,
-        id,
-        sync_engine::review::Decision::ConfirmDuplicate,
-        "Confirmed as a duplicate: the line left the journal.",
-    )
-    .await
-}
-
-async fn review_dismiss(
-    State(st): State<AppState>,
-    Path(id): Path<i64>,
-    Posted(b, _): Posted<Book, Empty>,
-) -> Response {
-    decide(
-        &st,
-        &b,
-        id,
-        sync_engine::review::Decision::Dismiss,
-        "Kept: the line stays in the journal.",
-    )
-    .await
 }

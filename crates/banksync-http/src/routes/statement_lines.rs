@@ -1,9 +1,10 @@
 //! Statement lines: the company's journals' lines by booking date (filters, signed cursor),
-//! and the review of lines flagged as possible duplicates.
+//! and the review of flagged lines (possible duplicates, removals, re-issues).
 
 use axum::extract::State;
 use chrono::NaiveDate;
 use serde::Deserialize;
+use sync_engine::review::Decision;
 use sync_engine::statement_lines;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -48,6 +49,18 @@ pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
         (Some(_), None, None) => Some("flagged"),
         (None, None, None) => None,
     };
+    let removal_review = match (r.gone_at_bank_at, r.removal_confirmed_at, r.removal_kept_at) {
+        (None, _, _) => None,
+        (Some(_), Some(_), _) => Some("confirmed"),
+        (Some(_), None, Some(_)) => Some("kept"),
+        (Some(_), None, None) => Some("flagged"),
+    };
+    let reissue_review = match (r.reissue_of, r.reissue_dismissed_at) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("dismissed"),
+        (Some(_), None) => Some("flagged"),
+    };
+    let in_journal = r.in_books();
     StatementLine {
         id: r.id,
         journal_id: r.journal_id,
@@ -63,10 +76,13 @@ pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
         pending_transaction_id: r.pending_transaction_id,
         suspect_duplicate_of: r.suspect_duplicate_of,
         duplicate_review: duplicate_review.map(str::to_string),
-        in_journal: r.duplicate_confirmed_at.is_none(),
+        in_journal,
         rekeyed_from: r.rekeyed_from,
         gone_at_bank_at: r.gone_at_bank_at,
         gone_at_bank_run_id: r.gone_at_bank_run_id,
+        removal_review: removal_review.map(str::to_string),
+        reissue_of: r.reissue_of,
+        reissue_review: reissue_review.map(str::to_string),
         fingerprint: r.fingerprint,
         occurrence: r.occurrence,
         bank_transaction_id: r.bank_transaction_id,
@@ -80,7 +96,7 @@ async fn review(
     st: AppState,
     company: Uuid,
     id: i64,
-    decision: sync_engine::review::Decision,
+    decision: Decision,
 ) -> ApiResult<Json<StatementLine>> {
     sync_engine::review::decide(&st.pool, &st.client, company, id, decision).await?;
     Ok(Json(line_dto(
@@ -98,13 +114,7 @@ pub async fn confirm_duplicate(
     Company(company): Company,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<StatementLine>> {
-    review(
-        st,
-        company,
-        id,
-        sync_engine::review::Decision::ConfirmDuplicate,
-    )
-    .await
+    review(st, company, id, Decision::ConfirmDuplicate).await
 }
 
 /// Dismisses the look-alike flag: the line is a genuine transaction of its own.
@@ -115,11 +125,12 @@ pub async fn dismiss_duplicate(
     Company(company): Company,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<StatementLine>> {
-    review(st, company, id, sync_engine::review::Decision::Dismiss).await
+    review(st, company, id, Decision::DismissDuplicate).await
 }
 
-/// Undoes a confirmation (the transaction is `unduplicate`d at Salt Edge and the line returns
-/// to the journal) or a dismissal (the flag stands again).
+/// Undoes the line's latest review decision: a confirmed duplicate (the transaction is
+/// `unduplicate`d at Salt Edge and the line returns to the journal), a dismissal (the flag
+/// stands again), a confirmed or kept removal, a dismissed re-issue. A merge is final.
 #[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "nothing to undo"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn undo_review(
@@ -127,7 +138,69 @@ pub async fn undo_review(
     Company(company): Company,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<StatementLine>> {
-    review(st, company, id, sync_engine::review::Decision::Undo).await
+    review(st, company, id, Decision::Undo).await
+}
+
+/// Confirms the bank's removal of a line flagged `gone_at_bank`: the line leaves the
+/// journal (`in_journal: false`; a correction on the current statement when its own is
+/// closed). Undone by `undo-review`; cleared by itself if the bank lists it again.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-removal", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not gone at the bank, or already answered")),
+    security(("token" = [])))]
+pub async fn confirm_removal(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, Decision::ConfirmRemoval).await
+}
+
+/// Keeps a line flagged `gone_at_bank` in the journal (the bookkeeper knows better, e.g. a
+/// bank's display glitch). Undone by `undo-review`.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/keep-removed", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not gone at the bank, or already answered")),
+    security(("token" = [])))]
+pub async fn keep_removed(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, Decision::KeepRemoved).await
+}
+
+/// Merges a possible re-issue (this line, `reissue_of` set) into the earlier line: that line
+/// keeps its id and takes this line's content and Salt Edge id (its history records the
+/// merge and what it held); this line goes (`removed` in the change feed). Final. Answers
+/// the earlier line.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/merge-reissue", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine, description = "the earlier line, merged"),
+              (status = 409, description = "not flagged as a possible re-issue, already dismissed, or sync_running (try again)")),
+    security(("token" = [])))]
+pub async fn merge_reissue(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    let into = statement_lines::get(&st.pool, company, id)
+        .await?
+        .reissue_of;
+    sync_engine::review::decide(&st.pool, &st.client, company, id, Decision::MergeReissue).await?;
+    let merged = into.ok_or(sync_engine::SyncError::not_found("statement line"))?;
+    Ok(Json(line_dto(
+        statement_lines::get(&st.pool, company, merged).await?,
+    )))
+}
+
+/// Dismisses a possible re-issue: both lines stay. Undone by `undo-review`.
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-reissue", tag = "statement-lines", params(("id" = i64, Path)),
+    responses((status = 200, body = StatementLine), (status = 409, description = "not flagged as a possible re-issue, or already dismissed")),
+    security(("token" = [])))]
+pub async fn dismiss_reissue(
+    State(st): State<AppState>,
+    Company(company): Company,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<StatementLine>> {
+    review(st, company, id, Decision::DismissReissue).await
 }
 
 /// What a statement-lines cursor is valid for: this company and these filters.

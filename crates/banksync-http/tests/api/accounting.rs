@@ -887,3 +887,151 @@ async fn a_pending_link_is_made_and_undone_by_the_bookkeeper(pool: PgPool) {
         .await;
     assert_eq!(st, 422, "not a whole number");
 }
+
+/// The bank removes one transaction and re-issues another with a changed amount and text:
+/// the API shows the removal and the possible re-issue, the bookkeeper confirms and undoes
+/// the removal and merges the re-issue, and the change feed carries each step.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn removals_and_reissues_are_answered_through_the_api(pool: PgPool) {
+    let s = stack(pool).await;
+    let conn_id = linked(&s, "fake_client_xf").await;
+    let (_, conn) = s
+        .call(Method::GET, &format!("/api/v1/connections/{conn_id}"), None)
+        .await;
+    let se_conn = conn["saltedge_id"].as_str().unwrap().to_string();
+    let (_, feed) = s.call(Method::GET, "/api/v1/changes", None).await;
+    let mut cursor = feed["next_cursor"].as_str().unwrap().to_string();
+    let truth = s.sim.ground_truth(&se_conn).unwrap();
+    let mut posted: Vec<_> = truth.accounts[0].posted.clone();
+    posted.sort_by_key(|t| t.id.parse::<u64>().unwrap());
+    let (gone, reissued) = (
+        posted[posted.len() - 1].clone(),
+        posted[posted.len() - 2].clone(),
+    );
+    s.sim.remove_posted(&se_conn, &gone.id);
+    let changed = reissued.amount + rust_decimal::Decimal::new(25, 2);
+    let new_id = s
+        .sim
+        .reissue_changed(&se_conn, &reissued.id, changed, "Booking text, corrected");
+    let before = succeeded_runs(&s, &conn_id).await;
+    s.call(
+        Method::POST,
+        &format!("/api/v1/connections/{conn_id}/sync"),
+        None,
+    )
+    .await;
+    let run = wait_sync(&s, &conn_id, before).await;
+    assert_eq!(
+        (
+            run["gone_at_bank"].as_i64(),
+            run["possible_reissues"].as_i64()
+        ),
+        (Some(2), Some(1)),
+        "{run}"
+    );
+    let lines = all_lines(&s).await;
+    let by_se = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["saltedge_transaction_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (g, o, n) = (by_se(&gone.id), by_se(&reissued.id), by_se(&new_id));
+    assert_eq!(
+        (g["removal_review"].as_str(), o["removal_review"].as_str()),
+        (Some("flagged"), Some("flagged"))
+    );
+    assert_eq!(
+        (n["reissue_of"].as_i64(), n["reissue_review"].as_str()),
+        (o["id"].as_i64(), Some("flagged"))
+    );
+    let (gid, oid, nid) = (
+        g["id"].as_i64().unwrap(),
+        o["id"].as_i64().unwrap(),
+        n["id"].as_i64().unwrap(),
+    );
+
+    let post = |path: String| {
+        let s = &s;
+        async move { s.call(Method::POST, &path, None).await }
+    };
+    let (st, l) = post(format!("/api/v1/statement-lines/{gid}/confirm-removal")).await;
+    assert_eq!(
+        (
+            st.as_u16(),
+            l["removal_review"].as_str(),
+            l["in_journal"].as_bool()
+        ),
+        (200, Some("confirmed"), Some(false)),
+        "{l}"
+    );
+    let (st, _) = post(format!("/api/v1/statement-lines/{gid}/keep-removed")).await;
+    assert_eq!(st, 409, "answered already");
+    let (st, l) = post(format!("/api/v1/statement-lines/{gid}/undo-review")).await;
+    assert_eq!(
+        (
+            st.as_u16(),
+            l["removal_review"].as_str(),
+            l["in_journal"].as_bool()
+        ),
+        (200, Some("flagged"), Some(true))
+    );
+    let (st, l) = post(format!("/api/v1/statement-lines/{gid}/keep-removed")).await;
+    assert_eq!(
+        (
+            st.as_u16(),
+            l["removal_review"].as_str(),
+            l["in_journal"].as_bool()
+        ),
+        (200, Some("kept"), Some(true))
+    );
+    let (st, _) = post(format!("/api/v1/statement-lines/{oid}/merge-reissue")).await;
+    assert_eq!(st, 409, "the earlier line is not the re-issue");
+    let (st, m) = post(format!("/api/v1/statement-lines/{nid}/merge-reissue")).await;
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(
+        (m["id"].as_i64(), m["saltedge_transaction_id"].as_str()),
+        (Some(oid), Some(new_id.as_str()))
+    );
+    assert_eq!(
+        (m["amount"].as_str(), m["removal_review"].as_str()),
+        (Some(changed.to_string().as_str()), None)
+    );
+    let (st, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/statement-lines/{nid}/history"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404, "the re-issue's own line is gone");
+
+    // The feed: the merged line modified, the re-issue's line removed, the kept one modified.
+    let mut ops: Vec<(i64, String)> = vec![];
+    loop {
+        let (st, page) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/changes?cursor={cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{page}");
+        for c in page["changes"].as_array().unwrap() {
+            if c["entity"] == "line" {
+                ops.push((
+                    c["id"].as_i64().unwrap(),
+                    c["op"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        cursor = page["next_cursor"].as_str().unwrap().to_string();
+        if page["caught_up"] == true {
+            break;
+        }
+    }
+    assert!(ops.contains(&(nid, "removed".into())), "{ops:?}");
+    assert!(ops.contains(&(oid, "modified".into())), "{ops:?}");
+    assert!(ops.contains(&(gid, "modified".into())), "{ops:?}");
+}

@@ -289,7 +289,7 @@ async fn entries(pool: &PgPool, company: Uuid, st: &Statement) -> Result<Vec<Ent
         r#"SELECT id, booking_date, value_date, amount, description, payee, counterparty_iban,
                   coalesce(bank_transaction_id, saltedge_transaction_id) AS "reference!"
            FROM statement_lines
-           WHERE company_id = $1 AND statement_id = $2 AND duplicate_confirmed_at IS NULL
+           WHERE company_id = $1 AND statement_id = $2 AND duplicate_confirmed_at IS NULL AND removal_confirmed_at IS NULL
            ORDER BY booking_date, id"#,
         company,
         st.id

@@ -2275,21 +2275,14 @@ pub async fn flag_gone_at_bank(
     }
     let mut tx = pool.begin().await?;
     // One update and one history entry per line, gone or back.
-    sqlx::query!(
-        "UPDATE statement_lines
-         SET gone_at_bank_at = CASE WHEN id = ANY($1) THEN now() END,
-             gone_at_bank_run_id = CASE WHEN id = ANY($1) THEN $3::uuid END
-         WHERE id = ANY($1) OR id = ANY($2)",
-        &gone,
-        &back,
-        run_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    // The history entry first: a line that comes back records the bookkeeper's answer it
+    // drops (a confirmed removal returns the line to the books).
     sqlx::query!(
         "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
          SELECT company_id, id, $3, CASE WHEN id = ANY($1) THEN 'gone_at_bank' ELSE 'back_at_bank' END,
-                jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id)
+                jsonb_strip_nulls(jsonb_build_object('saltedge_transaction_id', saltedge_transaction_id,
+                    'answer_dropped', CASE WHEN removal_confirmed_at IS NOT NULL THEN 'removal_confirmed'
+                                           WHEN removal_kept_at IS NOT NULL THEN 'removal_kept' END))
          FROM statement_lines WHERE id = ANY($1) OR id = ANY($2)",
         &gone,
         &back,
@@ -2297,6 +2290,27 @@ pub async fn flag_gone_at_bank(
     )
     .execute(&mut *tx)
     .await?;
+    sqlx::query!(
+        "UPDATE statement_lines
+         SET gone_at_bank_at = CASE WHEN id = ANY($1) THEN now() END,
+             gone_at_bank_run_id = CASE WHEN id = ANY($1) THEN $3::uuid END,
+             removal_confirmed_at = NULL, removal_kept_at = NULL
+         WHERE id = ANY($1) OR id = ANY($2)",
+        &gone,
+        &back,
+        run_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    // A line that is back was no one's re-issue: undecided proposals against it stand down.
+    sqlx::query!(
+        "UPDATE statement_lines SET reissue_of = NULL, updated_at = now()
+         WHERE reissue_of = ANY($1) AND reissue_dismissed_at IS NULL",
+        &back
+    )
+    .execute(&mut *tx)
+    .await?;
+    let proposed = propose_reissues(&mut tx, run_id, &gone).await?;
     let company: Option<Uuid> = sqlx::query_scalar!(
         "SELECT company_id FROM connections WHERE id = $1",
         connection_id
@@ -2314,15 +2328,96 @@ pub async fn flag_gone_at_bank(
         )
         .await?;
     }
+    if let (Some(company), false) = (company, proposed.is_empty()) {
+        crate::webhooks::emit(
+            &mut tx,
+            company,
+            Some(connection_id),
+            "lines.flagged",
+            &serde_json::json!({ "connection_id": connection_id, "sync_run_id": run_id,
+                                 "reason": "possible_reissue", "line_ids": proposed }),
+        )
+        .await?;
+    }
     sqlx::query!(
-        "UPDATE sync_runs SET gone_at_bank = gone_at_bank + $2 WHERE id = $1",
+        "UPDATE sync_runs SET gone_at_bank = gone_at_bank + $2, possible_reissues = possible_reissues + $3 WHERE id = $1",
         run_id,
-        gone.len() as i32
+        gone.len() as i32,
+        proposed.len() as i32
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(gone.len() as i32)
+}
+
+/// Days apart, at most, of a line that vanished and a possible re-issue of it.
+const REISSUE_DAYS: i32 = 3;
+
+/// Possible re-issues with changed content (rule 8's other half): for each line this
+/// listing found gone, a line of the same account and currency that the same run stored
+/// new, without bank id, booked at most [`REISSUE_DAYS`] apart, with an amount of the same
+/// sign that differs by at most 1.00 or 2 % of the old one (whichever is more), not a
+/// look-alike (those are rule 8's), is flagged `reissue_of` the gone line — the closest in
+/// amount, then date, each new line at most once. Nothing merges until the bookkeeper
+/// says so. Returns the flagged lines.
+async fn propose_reissues(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    run_id: Uuid,
+    gone: &[i64],
+) -> Result<Vec<i64>> {
+    if gone.is_empty() {
+        return Ok(vec![]);
+    }
+    let pairs = sqlx::query!(
+        r#"SELECT o.id AS "old!", n.id AS "new!"
+           FROM statement_lines o
+           JOIN statement_lines n ON n.bank_account_id = o.bank_account_id AND n.currency = o.currency
+           WHERE o.id = ANY($1) AND n.sync_run_id = $2
+             AND n.imported_at >= (SELECT started_at FROM sync_runs WHERE id = $2)
+             AND n.id > o.id AND n.bank_transaction_id IS NULL AND n.reissue_of IS NULL
+             AND n.suspect_duplicate_of IS NULL AND n.rekeyed_from IS NULL
+             AND n.duplicate_confirmed_at IS NULL AND n.gone_at_bank_at IS NULL
+             AND abs(n.booking_date - o.booking_date) <= $3
+             AND sign(n.amount) = sign(o.amount)
+             AND abs(n.amount - o.amount) <= greatest(1.00, abs(o.amount) * 0.02)
+           ORDER BY abs(n.amount - o.amount), abs(n.booking_date - o.booking_date), o.id, n.id"#,
+        gone,
+        run_id,
+        REISSUE_DAYS
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let (mut olds, mut news) = (HashSet::new(), vec![]);
+    let mut pick = vec![];
+    for p in pairs {
+        if olds.contains(&p.old) || news.contains(&p.new) {
+            continue;
+        }
+        olds.insert(p.old);
+        news.push(p.new);
+        pick.push((p.new, p.old));
+    }
+    let (new, old): (Vec<i64>, Vec<i64>) = pick.into_iter().unzip();
+    sqlx::query!(
+        "UPDATE statement_lines l SET reissue_of = p.old, updated_at = now()
+         FROM unnest($1::bigint[], $2::bigint[]) AS p(new, old) WHERE l.id = p.new",
+        &new,
+        &old
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO line_events (company_id, line_id, sync_run_id, kind, detail)
+         SELECT l.company_id, l.id, $3, 'possible_reissue', jsonb_build_object('reissue_of', p.old)
+         FROM unnest($1::bigint[], $2::bigint[]) AS p(new, old) JOIN statement_lines l ON l.id = p.new",
+        &new,
+        &old,
+        run_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(new)
 }
 
 /// Records that the complete listing of `run_id` held the transactions of `lines` (rule 8's

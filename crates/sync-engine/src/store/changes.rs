@@ -148,7 +148,7 @@ pub async fn page(
         r#"WITH h AS (SELECT $7::bigint AS x),
          lines AS (
              SELECT l.change_xid AS xid, 0::int2 AS kind, l.id, l.journal_id,
-                    (l.updated_at = l.imported_at) AS added, (l.duplicate_confirmed_at IS NOT NULL) AS gone
+                    (l.updated_at = l.imported_at) AS added, (l.duplicate_confirmed_at IS NOT NULL OR l.removal_confirmed_at IS NOT NULL) AS gone
              FROM statement_lines l, h
              WHERE l.company_id = $1 AND ($2::uuid IS NULL OR l.journal_id = $2) AND l.change_xid < h.x
                AND l.change_xid >= $3 AND (l.change_xid > $3 OR 0 > $4::int2 OR (0 = $4::int2 AND l.id > $5))

@@ -29,10 +29,20 @@ pub enum EventKind {
     GoneAtBank,
     /// The transaction of a line flagged gone is listed again: the flag cleared.
     BackAtBank,
+    /// The bookkeeper confirmed the bank's removal: the line left the books.
+    RemovalConfirmed,
+    /// The bookkeeper kept a line the bank no longer lists.
+    RemovalKept,
+    /// The line may be a re-issue, with changed content, of an earlier line that vanished.
+    PossibleReissue,
+    /// A possible re-issue was merged into this (earlier) line.
+    ReissueMerged,
+    /// The bookkeeper dismissed the possible re-issue: both lines stay.
+    ReissueDismissed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Updated,
         EventKind::Rekeyed,
         EventKind::PostedFromPending,
@@ -43,6 +53,11 @@ impl EventKind {
         EventKind::PendingUnlinked,
         EventKind::GoneAtBank,
         EventKind::BackAtBank,
+        EventKind::RemovalConfirmed,
+        EventKind::RemovalKept,
+        EventKind::PossibleReissue,
+        EventKind::ReissueMerged,
+        EventKind::ReissueDismissed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +72,11 @@ impl EventKind {
             EventKind::PendingUnlinked => "pending_unlinked",
             EventKind::GoneAtBank => "gone_at_bank",
             EventKind::BackAtBank => "back_at_bank",
+            EventKind::RemovalConfirmed => "removal_confirmed",
+            EventKind::RemovalKept => "removal_kept",
+            EventKind::PossibleReissue => "possible_reissue",
+            EventKind::ReissueMerged => "reissue_merged",
+            EventKind::ReissueDismissed => "reissue_dismissed",
         }
     }
 }

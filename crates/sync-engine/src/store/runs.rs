@@ -31,6 +31,8 @@ pub struct SyncRun {
     pub rekeyed: i32,
     /// Lines whose transaction the bank no longer lists (flagged `gone_at_bank`).
     pub gone_at_bank: i32,
+    /// New lines flagged as possible re-issues (changed content) of lines that vanished.
+    pub possible_reissues: i32,
     /// Records that could not be parsed or stored (see [`crate::quarantine`]).
     pub quarantined: i32,
     pub balance_mismatches: serde_json::Value,
@@ -138,7 +140,7 @@ pub async fn add_counts(
 }
 
 pub async fn succeed(pool: &PgPool, id: Uuid, mismatches: &serde_json::Value) -> Result<SyncRun> {
-    Ok(sqlx::query_as!(SyncRun, r#"UPDATE sync_runs SET status = 'succeeded', finished_at = now(), balance_mismatches = $2 WHERE id = $1 RETURNING id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, quarantined, balance_mismatches, error_class, error_message"#, id, mismatches)
+    Ok(sqlx::query_as!(SyncRun, r#"UPDATE sync_runs SET status = 'succeeded', finished_at = now(), balance_mismatches = $2 WHERE id = $1 RETURNING id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, possible_reissues, quarantined, balance_mismatches, error_class, error_message"#, id, mismatches)
     .fetch_one(pool)
     .await?)
 }
@@ -151,7 +153,7 @@ pub async fn fail(pool: &PgPool, id: Uuid, class: Option<&str>, message: &str) -
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<SyncRun> {
-    sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE id = $1"#, id)
+    sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, possible_reissues, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE id = $1"#, id)
         .fetch_optional(pool)
         .await?
         .ok_or(SyncError::not_found("sync run"))
@@ -165,7 +167,7 @@ pub async fn page(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<SyncRun>> {
-    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, quarantined, balance_mismatches, error_class, error_message FROM sync_runs
+    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, possible_reissues, quarantined, balance_mismatches, error_class, error_message FROM sync_runs
          WHERE connection_id = $1 AND ($2::timestamptz IS NULL OR (started_at, id) < ($2, $3))
          ORDER BY started_at DESC, id DESC LIMIT $4"#, connection_id, after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default(), limit)
     .fetch_all(pool)
@@ -177,7 +179,7 @@ pub async fn for_connection(
     connection_id: Uuid,
     limit: i64,
 ) -> Result<Vec<SyncRun>> {
-    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"#, connection_id, limit)
+    Ok(sqlx::query_as!(SyncRun, r#"SELECT id, company_id, connection_id, trigger, status AS "status: RunStatus", started_at, finished_at, from_id, pages, fetched, inserted, updated, skipped_duplicate, flagged_duplicated, skipped_before_start, pending_removed, suspects, rekeyed, gone_at_bank, possible_reissues, quarantined, balance_mismatches, error_class, error_message FROM sync_runs WHERE connection_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"#, connection_id, limit)
         .fetch_all(pool)
         .await?)
 }

@@ -38,6 +38,22 @@ pub struct Line {
     pub gone_at_bank_at: Option<DateTime<Utc>>,
     /// The sync run that found it gone.
     pub gone_at_bank_run_id: Option<Uuid>,
+    /// The bookkeeper confirmed the bank's removal: the line left the books.
+    pub removal_confirmed_at: Option<DateTime<Utc>>,
+    /// The bookkeeper kept the line the bank no longer lists.
+    pub removal_kept_at: Option<DateTime<Utc>>,
+    /// A possible re-issue (with changed content) of this earlier line, which the same
+    /// listing found gone.
+    pub reissue_of: Option<i64>,
+    /// The bookkeeper dismissed the possible re-issue: both lines stay.
+    pub reissue_dismissed_at: Option<DateTime<Utc>>,
+}
+
+impl Line {
+    /// In the books (its journal's figures): not confirmed a duplicate nor removed.
+    pub fn in_books(&self) -> bool {
+        self.duplicate_confirmed_at.is_none() && self.removal_confirmed_at.is_none()
+    }
 }
 
 /// Which lines a page holds.
@@ -52,7 +68,7 @@ pub struct LineFilter {
 
 /// One line of the company's journals.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<Line> {
-    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
+    sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id, l.removal_confirmed_at, l.removal_kept_at, l.reissue_of, l.reissue_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = $2"#, company, id)
     .fetch_optional(pool)
     .await?
     .ok_or(SyncError::not_found("statement line"))
@@ -63,7 +79,7 @@ pub async fn many(pool: &PgPool, company: Uuid, ids: &[i64]) -> Result<Vec<Line>
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id FROM statement_lines l WHERE l.company_id = $1 AND l.id = ANY($2)"#, company, ids)
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id, l.removal_confirmed_at, l.removal_kept_at, l.reissue_of, l.reissue_dismissed_at FROM statement_lines l WHERE l.company_id = $1 AND l.id = ANY($2)"#, company, ids)
     .fetch_all(pool)
     .await?)
 }
@@ -88,7 +104,7 @@ pub async fn page(
     let to = filter.to.unwrap_or(hi);
     let (after_date, after_id) = after.unwrap_or((lo, i64::MIN));
     Ok(match filter.journal_id {
-        Some(journal) => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
+        Some(journal) => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id, l.removal_confirmed_at, l.removal_kept_at, l.reissue_of, l.reissue_dismissed_at
              FROM statement_lines l
              WHERE l.journal_id = $2 AND l.company_id = $1
                AND l.booking_date >= $3 AND l.booking_date <= $4 AND (l.booking_date, l.id) > ($5, $6)
@@ -96,7 +112,7 @@ pub async fn page(
              LIMIT $7"#, company, journal, from, to, after_date, after_id, limit)
         .fetch_all(pool)
         .await?,
-        None => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
+        None => sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id, l.removal_confirmed_at, l.removal_kept_at, l.reissue_of, l.reissue_dismissed_at
              FROM statement_lines l
              WHERE l.company_id = $1
                AND l.booking_date >= $2 AND l.booking_date <= $3 AND (l.booking_date, l.id) > ($4, $5)
@@ -107,12 +123,15 @@ pub async fn page(
     })
 }
 
-/// The company's lines flagged as possible duplicates and not yet decided, newest first.
+/// The company's lines waiting for the bookkeeper, newest first: possible duplicates,
+/// lines the bank removed, possible re-issues, none of them decided yet.
 pub async fn flagged(pool: &PgPool, company: Uuid, limit: i64) -> Result<Vec<Line>> {
-    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id
+    Ok(sqlx::query_as!(Line, r#"SELECT l.id, l.journal_id, l.bank_account_id, l.booking_date, l.value_date, l.amount, l.currency, l.description, l.payee, l.counterparty_iban, l.saltedge_transaction_id, l.pending_transaction_id, l.suspect_duplicate_of, l.imported_at, l.extra, l.text_repaired, l.rekeyed_from, l.duplicate_confirmed_at, l.duplicate_dismissed_at, l.fingerprint, l.occurrence, l.bank_transaction_id, l.gone_at_bank_at, l.gone_at_bank_run_id, l.removal_confirmed_at, l.removal_kept_at, l.reissue_of, l.reissue_dismissed_at
          FROM statement_lines l
-         WHERE l.company_id = $1 AND l.suspect_duplicate_of IS NOT NULL
-           AND l.duplicate_confirmed_at IS NULL AND l.duplicate_dismissed_at IS NULL
+         WHERE l.company_id = $1
+           AND ((l.suspect_duplicate_of IS NOT NULL AND l.duplicate_confirmed_at IS NULL AND l.duplicate_dismissed_at IS NULL)
+                OR (l.gone_at_bank_at IS NOT NULL AND l.removal_confirmed_at IS NULL AND l.removal_kept_at IS NULL)
+                OR (l.reissue_of IS NOT NULL AND l.reissue_dismissed_at IS NULL))
          ORDER BY l.id DESC LIMIT $2"#, company, limit)
     .fetch_all(pool)
     .await?)

@@ -413,8 +413,8 @@ impl LineSums {
                 let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
                 let rows = sqlx::query!(
                     r#"SELECT l.statement_id AS "statement!", count(*) AS "lines!",
-                              coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL), 0) AS "total!",
-                              coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.amount < 0), 0) AS "negative!"
+                              coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL), 0) AS "total!",
+                              coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL AND l.amount < 0), 0) AS "negative!"
                        FROM statement_lines l WHERE l.statement_id = ANY($1)
                        GROUP BY l.statement_id"#,
                     &ids
@@ -432,8 +432,8 @@ impl LineSums {
             // loop.
             let rows = sqlx::query!(
                 r#"SELECT l.bank_account_id AS "account!", l.statement_id, count(*) AS "lines!",
-                          coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL), 0) AS "total!",
-                          coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.amount < 0), 0) AS "negative!"
+                          coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL), 0) AS "total!",
+                          coalesce(sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL AND l.amount < 0), 0) AS "negative!"
                    FROM statement_lines l
                    WHERE l.bank_account_id = ANY(ARRAY(SELECT id FROM bank_accounts WHERE connection_id = $1))
                    GROUP BY l.bank_account_id, l.statement_id"#,
@@ -661,7 +661,7 @@ pub async fn page(
                     coalesce(t.n, 0) AS live_n, coalesce(t.total, 0) + s.corrections AS live_movement,
                     CASE WHEN a.balance_check = 'booked' THEN coalesce(a.opening_balance, 0) ELSE 0 END AS account_opening
              FROM statements s JOIN bank_accounts a ON a.id = s.bank_account_id
-             LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL) AS total
+             LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL) AS total
                                 FROM statement_lines l WHERE l.statement_id = s.id AND s.closed_at IS NULL) t ON true
              WHERE s.company_id = $1
                AND s.bank_account_id IN (SELECT x.bank_account_id FROM statements x WHERE x.company_id = $1

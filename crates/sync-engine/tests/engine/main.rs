@@ -9,6 +9,7 @@ mod dedup;
 mod faults;
 mod identity;
 mod jobs;
+mod review;
 mod schedule;
 mod statements;
 mod support;
