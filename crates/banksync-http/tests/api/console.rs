@@ -187,7 +187,7 @@ async fn a_bookkeeper_links_a_bank_and_uses_every_button_of_the_user_doc(pool: P
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_flagged_line_is_confirmed_from_the_review_page(pool: PgPool) {
     let s = stack(pool).await;
-    linked_to(&s, "fake_client_xf").await;
+    let conn_id = linked_to(&s, "fake_client_xf").await;
     let flagged: Vec<i64> = all_lines(&s)
         .await
         .iter()
@@ -225,6 +225,56 @@ async fn a_flagged_line_is_confirmed_from_the_review_page(pool: PgPool) {
         .unwrap();
     assert_eq!(line["duplicate_review"], "confirmed", "{line}");
     assert_eq!(line["in_journal"], false);
+
+    // The bank removes a transaction: the page offers the removal, confirmed from there.
+    let (_, conn) = connection(&s, &conn_id).await;
+    let se_conn = conn["saltedge_id"].as_str().unwrap();
+    let gone = all_lines(&s)
+        .await
+        .into_iter()
+        .filter(|l| l["duplicate_review"].is_null())
+        .max_by_key(|l| {
+            l["saltedge_transaction_id"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .unwrap();
+    s.sim
+        .remove_posted(se_conn, gone["saltedge_transaction_id"].as_str().unwrap());
+    let before = succeeded_runs(&s, &conn_id).await;
+    s.call(
+        Method::POST,
+        &format!("/api/v1/connections/{conn_id}/sync"),
+        None,
+    )
+    .await;
+    wait_sync(&s, &conn_id, before).await;
+    b.goto(&format!("{}/console/review", s.base)).await;
+    b.wait_text("The bank no longer lists it").await;
+    let gone_id = gone["id"].as_i64().unwrap();
+    press(&b, &format!("/console/review/{gone_id}/confirm-removal")).await;
+    b.wait_text("Removal confirmed").await;
+    let (_, l) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/statement-lines?limit=1000"),
+            None,
+        )
+        .await;
+    let l = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"].as_i64() == Some(gone_id))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (l["removal_review"].as_str(), l["in_journal"].as_bool()),
+        (Some("confirmed"), Some(false)),
+        "{l}"
+    );
 
     // The link was spent: a second visit is refused.
     b.goto(&format!("{}/console/sign-in/{code}", s.base)).await;
@@ -664,6 +714,8 @@ async fn bad_input_gets_an_error_page_and_changes_nothing(pool: PgPool) {
         (format!("/console/connections/{unknown}/revoke"), vec![]),
         ("/console/review/99999999/confirm".into(), vec![]),
         ("/console/review/not-a-number/confirm".into(), vec![]),
+        ("/console/review/99999999/no-such-answer".into(), vec![]),
+        ("/console/review/99999999/merge-reissue".into(), vec![]),
         ("/console/ops/jobs/1/retry".into(), vec![]),
     ] {
         let mut form = form;

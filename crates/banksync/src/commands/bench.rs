@@ -29,6 +29,9 @@ pub enum What {
     Load(super::load::LoadArgs),
     /// The scheduler over a simulated day with many companies and connections.
     Scale(super::scale::ScaleArgs),
+    /// Daily syncs of a few new lines over accounts with short and very long histories,
+    /// in the same run: a sync's cost must not grow with the history.
+    Daily(super::daily::DailyArgs),
 }
 
 #[derive(clap::Args)]
@@ -45,11 +48,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         What::Ingest(i) => ingest(i).await,
         What::Load(l) => super::load::run(l).await,
         What::Scale(s) => super::scale::run(s).await,
+        What::Daily(d) => super::daily::run(d).await,
     }
 }
 
 /// CPU seconds (user + system) this process has used, from /proc (Linux).
-fn cpu_s() -> f64 {
+pub fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -93,64 +97,8 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         .await?;
     sync_engine::MIGRATOR.run(&pool).await?;
 
-    // The simulator runs as a child process on a free port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args([
-            "simulator",
-            "--port",
-            &port.to_string(),
-            "--accounts",
-            "1",
-            "--pending",
-            "0",
-            "--twins",
-            "0",
-            "--reissued",
-            "0",
-        ])
-        .args(["--transactions", &n.to_string(), "--history-days", "3650"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the simulator")?;
-    let base = format!("http://127.0.0.1:{port}/");
-    let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while http
-        .get(format!("{base}sim/requests"))
-        .send()
-        .await
-        .is_err()
-    {
-        if ready.elapsed() > Duration::from_secs(30) {
-            bail!("the simulator did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let seeded: serde_json::Value = http
-        .post(format!("{base}sim/connections"))
-        .json(&serde_json::json!({ "identifier": "bench", "provider_code": "fakebank_simple_xf" }))
-        .timeout(Duration::from_secs(600))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let se_conn = seeded["connection_id"]
-        .as_str()
-        .context("simulator did not seed")?
-        .to_string();
-
-    let mut cfg = ClientConfig::new(
-        url::Url::parse(&format!("{base}api/v5/"))?,
-        "sim-app-id",
-        "sim-secret",
-    );
-    cfg.signer = Some(Signer::from_pem(saltedge_sim::keys::CLIENT_PRIVATE_PEM)?);
-    let client = Client::new(cfg)?;
+    let sim = BenchSim::start(n, 0).await?;
+    let (client, se_conn) = (sim.client.clone(), sim.connection.clone());
     let company = companies::create(&pool, "Bench Ltd").await?;
     let se = client.show_connection(&se_conn).await?;
     let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await?;
@@ -206,7 +154,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
     if fetched != n as usize {
         bail!("the floor fetched {fetched} transactions, expected {n}");
     }
-    child.kill().await.ok();
+    drop(sim);
 
     let copy_bare_s = copy_baseline(opts, &["statement_lines"], "").await?;
     let copy_s = copy_baseline(opts, &["statement_lines"], "INCLUDING ALL").await?;
@@ -238,10 +186,100 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
     }))
 }
 
+/// A simulator child process (so this process's peak RSS is the service's alone) holding
+/// one connection with one account of `transactions` over ten years, nothing pending, no
+/// twins, no re-issues; each advance posts `new_per_fetch` more. Killed when dropped.
+pub struct BenchSim {
+    _child: tokio::process::Child,
+    pub base: String,
+    pub client: Client,
+    pub connection: String,
+    http: reqwest::Client,
+}
+
+impl BenchSim {
+    pub async fn start(transactions: u32, new_per_fetch: u32) -> anyhow::Result<BenchSim> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let exe = std::env::current_exe()?;
+        let child = tokio::process::Command::new(exe)
+            .args(["simulator", "--port", &port.to_string(), "--accounts", "1"])
+            .args(["--pending", "0", "--twins", "0", "--reissued", "0"])
+            .args([
+                "--transactions",
+                &transactions.to_string(),
+                "--history-days",
+                "3650",
+            ])
+            .args(["--new-per-fetch", &new_per_fetch.to_string()])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the simulator")?;
+        let base = format!("http://127.0.0.1:{port}/");
+        let http = reqwest::Client::new();
+        let ready = Instant::now();
+        while http
+            .get(format!("{base}sim/requests"))
+            .send()
+            .await
+            .is_err()
+        {
+            if ready.elapsed() > Duration::from_secs(30) {
+                bail!("the simulator did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seeded: serde_json::Value = http
+            .post(format!("{base}sim/connections"))
+            .json(&serde_json::json!({ "identifier": "bench", "provider_code": "fakebank_simple_xf" }))
+            .timeout(Duration::from_secs(1800))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let connection = seeded["connection_id"]
+            .as_str()
+            .context("simulator did not seed")?
+            .to_string();
+        let mut cfg = ClientConfig::new(
+            url::Url::parse(&format!("{base}api/v5/"))?,
+            "sim-app-id",
+            "sim-secret",
+        );
+        cfg.signer = Some(Signer::from_pem(saltedge_sim::keys::CLIENT_PRIVATE_PEM)?);
+        cfg.timeout = Duration::from_secs(600);
+        Ok(BenchSim {
+            _child: child,
+            base,
+            client: Client::new(cfg)?,
+            connection,
+            http,
+        })
+    }
+
+    /// The bank's next fetch: `new_per_fetch` more posted transactions.
+    pub async fn advance(&self) -> anyhow::Result<()> {
+        let r = self
+            .http
+            .post(format!(
+                "{}sim/connections/{}/advance",
+                self.base, self.connection
+            ))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("the simulator did not advance: {}", r.status());
+        }
+        Ok(())
+    }
+}
+
 /// Before each timed phase: the dirty pages the previous phase left are written out
 /// (`CHECKPOINT`), so that no phase pays for another's writes. Needs a superuser or
 /// `pg_checkpoint` (the test harness's cluster has it); without, the phases run as they are.
-async fn settle<'e>(db: impl sqlx::PgExecutor<'e>) {
+pub async fn settle<'e>(db: impl sqlx::PgExecutor<'e>) {
     let _ = sqlx::query("CHECKPOINT").execute(db).await;
 }
 

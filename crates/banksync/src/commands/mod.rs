@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod bench;
 pub mod config;
+pub mod daily;
 pub mod demo;
 pub mod load;
 pub mod migrate;

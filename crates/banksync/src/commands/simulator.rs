@@ -34,6 +34,9 @@ pub struct Args {
     /// Transactions re-issued under a new id on each fetch.
     #[arg(long, default_value_t = 1)]
     pub reissued: u32,
+    /// New posted transactions per account on each fetch after the first.
+    #[arg(long, default_value_t = 4)]
+    pub new_per_fetch: u32,
     /// Days of history the transactions spread over.
     #[arg(long, default_value_t = 90)]
     pub history_days: u32,
@@ -59,6 +62,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             twins_per_account: a.twins,
             reissued_per_fetch: a.reissued,
             history_days: a.history_days,
+            new_transactions_per_fetch: a.new_per_fetch,
             ..Default::default()
         },
         ..Default::default()

@@ -46,6 +46,11 @@
 //!    group, the last complete listing that held its transaction). A line the bank had
 //!    already removed (flagged `gone_at_bank` by an earlier listing) is no re-issue's old
 //!    line: a re-issue's old id goes in the listing where the new one comes.
+//!    **Removals and changed re-issues** ([`flag_gone_at_bank`]): a line the listing covers
+//!    but no longer holds is flagged `gone_at_bank`, cleared (with any answer) when it is
+//!    listed again; a new line without bank id that the same listing brought, a few days
+//!    and a small amount from a line found gone, is flagged `reissue_of` it
+//!    ([`propose_reissues`]). The bookkeeper answers both ([`crate::review`]).
 //! 9. **Identity survives the bank.** A transaction with an unknown Salt Edge id whose bank
 //!    id (`extra.id`) is a line's of the same account is that line: it is re-keyed at once
 //!    ([`rekey_by_bank_id`]). A line's content identity — its fingerprint, fixed when first

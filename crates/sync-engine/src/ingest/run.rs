@@ -402,12 +402,18 @@ pub async fn cursor(
     connection_id: Uuid,
     overlap_days: i64,
 ) -> Result<Option<String>> {
+    // Through the (journal, booking date) index: the newest date is one backward step per
+    // account, the window a range; never every line of a long history.
     let ids: Vec<String> = sqlx::query_scalar!(
-        "WITH mine AS (
-             SELECT l.saltedge_transaction_id AS id, l.booking_date
-             FROM statement_lines l JOIN bank_accounts a ON a.id = l.bank_account_id
-             WHERE a.connection_id = $1)
-         SELECT id FROM mine WHERE booking_date >= (SELECT max(booking_date) FROM mine) - $2::int",
+        r#"WITH acc AS (SELECT id, journal_id FROM bank_accounts WHERE connection_id = $1),
+              newest AS (
+                  SELECT max(x.booking_date) AS d FROM acc CROSS JOIN LATERAL (
+                      SELECT l.booking_date FROM statement_lines l
+                      WHERE l.journal_id = acc.journal_id AND l.bank_account_id = acc.id
+                      ORDER BY l.booking_date DESC LIMIT 1) x)
+         SELECT l.saltedge_transaction_id AS "id!"
+         FROM acc JOIN statement_lines l ON l.journal_id = acc.journal_id AND l.bank_account_id = acc.id, newest
+         WHERE l.booking_date >= newest.d - $2::int"#,
         connection_id,
         overlap_days as i32
     )

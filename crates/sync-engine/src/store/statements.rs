@@ -329,8 +329,10 @@ fn by_target(
 pub struct LineSums {
     statements: HashMap<i64, Sums>,
     accounts: HashMap<Uuid, Sums>,
-    /// Whether the accounts' sums were the kept ones.
+    /// Whether the accounts' sums were the kept ones (extended by lines stored since).
     pub reused: bool,
+    /// Lines stored since the kept sums were counted, added to them.
+    pub added: i64,
 }
 
 /// Lines counted, and the amounts of those not confirmed as duplicates: all, negative.
@@ -366,11 +368,14 @@ impl LineSums {
     /// line inserted or changed since carries, in `change_xid`, a transaction invisible in
     /// `as_of` (every insert sets it, every update that changes anything bumps it); a line
     /// removed since leaves a tombstone with such a transaction, unless the tombstone was
-    /// pruned, which the change feed's horizon tells. When none of these is visible now,
-    /// the account's lines now are the ones counted. The snapshot kept is the one this
-    /// check found that in (or, when it sums anew, the one before the sum: a change that
-    /// commits in between is then seen as a change next time, never missed). Lines never
-    /// move between accounts.
+    /// pruned, which the change feed's horizon tells. A line whose first store
+    /// (`created_xid`) is invisible in `as_of` was not counted: its amount is added as it
+    /// is now. Any other line changed since (it was counted, with amounts no longer known),
+    /// a tombstone or a pruning since: the account's lines are summed anew. The snapshot
+    /// kept is the one this check read in (or, when it sums anew, the one before the sum: a
+    /// change that commits in between is then seen as a change next time, never missed).
+    /// Lines never move between accounts. A night's new lines thus cost what they are, not
+    /// what the history is.
     pub async fn load(
         db: &mut sqlx::PgConnection,
         connection_id: Uuid,
@@ -384,12 +389,25 @@ impl LineSums {
                        AND NOT EXISTS (SELECT 1 FROM statement_lines l
                             WHERE l.company_id = a.company_id AND l.bank_account_id = a.id
                               AND l.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
-                              AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of))
+                              AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of)
+                              AND (l.created_xid IS NULL OR pg_visible_in_snapshot(l.created_xid::text::xid8, c.as_of)))
                        AND NOT EXISTS (SELECT 1 FROM removed_lines r
                             WHERE r.company_id = a.company_id
                               AND r.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
-                              AND NOT pg_visible_in_snapshot(r.change_xid::text::xid8, c.as_of))) AS "fresh!"
+                              AND NOT pg_visible_in_snapshot(r.change_xid::text::xid8, c.as_of))) AS "extendable!",
+                      coalesce(n.lines, 0) AS "added_lines!", coalesce(n.total, 0) AS "added_total!",
+                      coalesce(n.negative, 0) AS "added_negative!"
                FROM bank_accounts a LEFT JOIN line_sums c ON c.bank_account_id = a.id
+               LEFT JOIN LATERAL (
+                   SELECT count(*) AS lines,
+                          sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL) AS total,
+                          sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL AND l.amount < 0) AS negative
+                   FROM statement_lines l
+                   WHERE l.company_id = a.company_id AND l.bank_account_id = a.id
+                     AND l.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
+                     AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of)
+                     AND l.created_xid IS NOT NULL
+                     AND NOT pg_visible_in_snapshot(l.created_xid::text::xid8, c.as_of)) n ON c.bank_account_id IS NOT NULL
                WHERE a.connection_id = $1"#,
             connection_id
         )
@@ -399,14 +417,16 @@ impl LineSums {
             return Ok(LineSums::default());
         };
         let mut out = LineSums::default();
-        if kept.iter().all(|k| k.fresh) {
+        if kept.iter().all(|k| k.extendable) {
             out.reused = true;
             for k in &kept {
-                let sums = Sums::new(
+                let mut sums = Sums::new(
                     k.lines.unwrap_or_default(),
                     k.total.unwrap_or_default(),
                     k.negative.unwrap_or_default(),
                 );
+                sums.add(&Sums::new(k.added_lines, k.added_total, k.added_negative));
+                out.added += k.added_lines;
                 out.accounts.insert(k.id, sums);
             }
             if !due.is_empty() {

@@ -26,7 +26,7 @@ async fn assert_chain(pool: &PgPool, f: &Fixture, account: &mapping::BankAccount
             s.id
         );
         let (n, sum): (i64, Option<Decimal>) = sqlx::query_as(
-            "SELECT count(*), sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL) FROM statement_lines WHERE statement_id = $1",
+            "SELECT count(*), sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL AND removal_confirmed_at IS NULL) FROM statement_lines WHERE statement_id = $1",
         )
         .bind(s.id)
         .fetch_one(pool)
@@ -525,8 +525,8 @@ async fn load_sums(pool: &PgPool, f: &Fixture, account: Uuid) -> (bool, statemen
 /// The account's lines summed directly, and what `line_sums` keeps for it.
 async fn counted_and_kept(pool: &PgPool, account: Uuid) -> [(i64, Decimal, Decimal); 2] {
     let counted = sqlx::query_as(
-        "SELECT count(*), coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL), 0),
-                coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL AND amount < 0), 0)
+        "SELECT count(*), coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL AND removal_confirmed_at IS NULL), 0),
+                coalesce(sum(amount) FILTER (WHERE duplicate_confirmed_at IS NULL AND removal_confirmed_at IS NULL AND amount < 0), 0)
          FROM statement_lines WHERE bank_account_id = $1",
     )
     .bind(account)
@@ -594,6 +594,52 @@ async fn kept_sums_are_reused_only_while_no_line_changed(pool: PgPool) {
             "then kept, after {change}"
         );
     }
+    // Lines stored since: the kept sums are extended by them, not summed anew (a night's
+    // sync costs its new lines, not the history).
+    let (se_account, target) = target_of(&pool, f.conn).await;
+    assert_eq!(target.bank_account_id, account);
+    let run = sync_engine::runs::start(&pool, f.company, f.conn, "test", None)
+        .await
+        .unwrap();
+    let mut new_line = tx(
+        "990000000000000001",
+        &se_account,
+        "2026-03-02",
+        "-12.34",
+        "New since",
+    );
+    new_line.currency_code = target.currency.clone();
+    lines::write_page(
+        &pool,
+        run,
+        &HashMap::from([(se_account.clone(), target.clone())]),
+        std::slice::from_ref(&new_line),
+        LineStatus::Posted,
+        &mut lines::PendingLines::default(),
+        &DedupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut db = pool.begin().await.unwrap();
+    let extended = statements::LineSums::load(&mut db, f.conn, &[])
+        .await
+        .unwrap();
+    db.commit().await.unwrap();
+    assert!(extended.reused, "extended, not summed anew");
+    assert_eq!(extended.added, 1);
+    let [counted, kept] = counted_and_kept(&pool, account).await;
+    assert_eq!(as_triple(extended.account(account)), counted);
+    assert_eq!(kept, counted);
+    // The same line changed afterwards: it was counted, so the next check sums anew.
+    sqlx::query("UPDATE statement_lines SET amount = -20 WHERE saltedge_transaction_id = $1")
+        .bind(&new_line.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (reused, sums) = load_sums(&pool, &f, account).await;
+    assert!(!reused, "a counted line changed");
+    assert_eq!(as_triple(sums), counted_and_kept(&pool, account).await[0]);
+
     // Tombstones pruned since the sums were kept: one may have been a line of the account.
     // (Kept again only once no transaction older than the pruning runs anywhere in the
     // cluster, which other tests' transactions may delay: not asserted.)
