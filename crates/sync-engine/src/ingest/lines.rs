@@ -2087,14 +2087,15 @@ pub async fn rekey_reissued(
     seen: &SeenIds,
 ) -> Result<i32> {
     let covered_from: Option<u64> = match from_id {
-        Some(f) => match f.parse() {
-            Ok(v) => Some(v),
-            Err(_) => return Ok(0),
+        Some(f) => match canonical_number(f) {
+            Some(v) => Some(v),
+            None => return Ok(0),
         },
         None => None,
     };
-    // Flagged look-alikes and the earlier lines they resemble: few rows, found through the
-    // flag, whatever the size of the history. For each gone line the newest look-alike is
+    // Flagged look-alikes the listing covers (a re-issue is in the listing, so at or above
+    // its `from_id`: an incremental listing's few recent ones) and the earlier lines they
+    // resemble. For each gone line the newest look-alike is
     // taken: a re-issue gets a newer id than a genuine twin seen before it (and any of them
     // carries the same date, amount, text and payee). With each pair: both bank ids, when
     // the old line's transaction was last listed, and when the new one was first stored.
@@ -2103,7 +2104,8 @@ pub async fn rekey_reissued(
              SELECT n.id, n.bank_account_id, n.fingerprint, n.suspect_duplicate_of, n.saltedge_transaction_id,
                     n.bank_transaction_id, n.imported_at
              FROM statement_lines n JOIN bank_accounts a ON a.id = n.bank_account_id
-             WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.duplicate_confirmed_at IS NULL)
+             WHERE a.connection_id = $1 AND n.suspect_duplicate_of IS NOT NULL AND n.duplicate_confirmed_at IS NULL
+               AND (length(n.saltedge_transaction_id), n.saltedge_transaction_id) >= (length($2), $2))
          SELECT l.id AS "old_line!", l.saltedge_transaction_id AS "old_id!", l.bank_transaction_id AS old_bank_id,
                 ll.listed_at AS "old_listed_at?",
                 n.id AS "new_line!", n.saltedge_transaction_id AS "new_id!", n.bank_transaction_id AS new_bank_id,
@@ -2118,7 +2120,8 @@ pub async fn rekey_reissued(
                AND o.gone_at_bank_at IS NULL) l
          LEFT JOIN line_listings ll ON ll.line_id = l.id
          ORDER BY l.id, n.id DESC"#,
-        connection_id
+        connection_id,
+        from_id.unwrap_or("")
     )
     .fetch_all(pool)
     .await?;
@@ -2244,20 +2247,20 @@ pub async fn flag_gone_at_bank(
     )
     .fetch_all(pool)
     .await?;
-    // Salt Edge ids are decimal numbers: among ids of one length, text order is number order.
+    // Salt Edge ids are decimal numbers: in (length, text) order they are in number order,
+    // one range of `statement_lines_numeric_id` (a full listing: from "", every line).
+    let from_key = from.unwrap_or("");
     let covered = sqlx::query!(
         r#"SELECT l.id AS "id!", l.saltedge_transaction_id AS "saltedge_transaction_id!", l.gone_at_bank_at IS NOT NULL AS "flagged!"
            FROM statement_lines l
            WHERE l.bank_account_id = ANY($1) AND l.duplicate_confirmed_at IS NULL
-             AND ($2::text IS NULL
-                  OR (length(l.saltedge_transaction_id) = length($2) AND l.saltedge_transaction_id >= $2)
-                  OR length(l.saltedge_transaction_id) > length($2))
+             AND (length(l.saltedge_transaction_id), l.saltedge_transaction_id) >= (length($2), $2)
            UNION
            SELECT l.id, l.saltedge_transaction_id, true
            FROM statement_lines l
            WHERE l.bank_account_id = ANY($1) AND l.gone_at_bank_at IS NOT NULL"#,
         &accounts,
-        from
+        from_key
     )
     .fetch_all(pool)
     .await?;
