@@ -2248,22 +2248,37 @@ pub async fn flag_gone_at_bank(
     .fetch_all(pool)
     .await?;
     // Salt Edge ids are decimal numbers: in (length, text) order they are in number order,
-    // one range of `statement_lines_numeric_id` (a full listing: from "", every line).
-    let from_key = from.unwrap_or("");
-    let covered = sqlx::query!(
-        r#"SELECT l.id AS "id!", l.saltedge_transaction_id AS "saltedge_transaction_id!", l.gone_at_bank_at IS NOT NULL AS "flagged!"
-           FROM statement_lines l
-           WHERE l.bank_account_id = ANY($1) AND l.duplicate_confirmed_at IS NULL
-             AND (length(l.saltedge_transaction_id), l.saltedge_transaction_id) >= (length($2), $2)
-           UNION
-           SELECT l.id, l.saltedge_transaction_id, true
-           FROM statement_lines l
-           WHERE l.bank_account_id = ANY($1) AND l.gone_at_bank_at IS NOT NULL"#,
-        &accounts,
-        from_key
-    )
-    .fetch_all(pool)
-    .await?;
+    // one range of `statement_lines_numeric_id`. Two statements, so that each keeps its own
+    // plan: a prepared statement serving both full listings (every line) and incremental
+    // ones settled on a scan of the whole account for both (0.4 s a night over 1,000,000).
+    let covered: Vec<Covered> = match from {
+        Some(from) => sqlx::query_as!(
+            Covered,
+            r#"SELECT l.id AS "id!", l.saltedge_transaction_id AS "saltedge_transaction_id!", l.gone_at_bank_at IS NOT NULL AS "flagged!"
+               FROM statement_lines l
+               WHERE l.bank_account_id = ANY($1) AND l.duplicate_confirmed_at IS NULL
+                 AND (length(l.saltedge_transaction_id), l.saltedge_transaction_id) >= (length($2), $2)
+               UNION
+               SELECT l.id, l.saltedge_transaction_id, true
+               FROM statement_lines l
+               WHERE l.bank_account_id = ANY($1) AND l.gone_at_bank_at IS NOT NULL"#,
+            &accounts,
+            from
+        )
+        .fetch_all(pool)
+        .await?,
+        None => sqlx::query_as!(
+            Covered,
+            r#"SELECT l.id AS "id!", l.saltedge_transaction_id AS "saltedge_transaction_id!",
+                      l.gone_at_bank_at IS NOT NULL AS "flagged!"
+               FROM statement_lines l
+               WHERE l.bank_account_id = ANY($1)
+                 AND (l.duplicate_confirmed_at IS NULL OR l.gone_at_bank_at IS NOT NULL)"#,
+            &accounts
+        )
+        .fetch_all(pool)
+        .await?,
+    };
     let covers = |id: &str| match (from.and_then(canonical_number), canonical_number(id)) {
         (None, _) => true,
         (Some(f), Some(n)) => n >= f,
@@ -2426,6 +2441,13 @@ async fn propose_reissues(
     .execute(&mut **tx)
     .await?;
     Ok(new)
+}
+
+/// A line a complete listing covers, and whether it is flagged gone already.
+struct Covered {
+    id: i64,
+    saltedge_transaction_id: String,
+    flagged: bool,
 }
 
 /// Records that the complete listing of `run_id` held the transactions of `lines` (rule 8's

@@ -13,8 +13,18 @@ pub const PING_IDLE: Duration = Duration::from_secs(5);
 /// matters for connections that may have died while idle (a Postgres restart, a proxy's
 /// idle timeout); pinging every one (sqlx's default) cost each list request two round
 /// trips (`bench load`: ~10 % of its requests per second).
+///
+/// Every connection runs with JIT compilation off: banksync's statements are short, and
+/// where a generic plan's estimate crossed `jit_above_cost` (a night's upsert of 50 lines
+/// over an account of 1,000,000) compiling took 0.3–0.5 s of a 1 ms statement.
 pub fn options(ping_idle: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(&mut *conn, "SET jit = off").await?;
+                Ok(())
+            })
+        })
         .test_before_acquire(false)
         .before_acquire(move |conn, meta| {
             Box::pin(async move {

@@ -381,16 +381,16 @@ impl LineSums {
         connection_id: Uuid,
         due: &[Due],
     ) -> Result<LineSums> {
+        // One range of `statement_lines_changes` per account: the lines changed since the
+        // kept sums were counted, split into those stored since (added to the sums) and those
+        // that were counted (any of them: sum anew). (As a NOT EXISTS beside it, the planner
+        // chose a scan of every line of the company: 0.5 s over 1,000,000.)
         let kept = sqlx::query!(
             r#"SELECT a.id, c.lines AS "lines?", c.total AS "total?", c.negative AS "negative?",
                       pg_current_snapshot()::text AS "now!",
                       (c.bank_account_id IS NOT NULL
                        AND pg_snapshot_xmin(c.as_of)::text::bigint > (SELECT pruned_xid FROM change_feed_horizon)
-                       AND NOT EXISTS (SELECT 1 FROM statement_lines l
-                            WHERE l.company_id = a.company_id AND l.bank_account_id = a.id
-                              AND l.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
-                              AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of)
-                              AND (l.created_xid IS NULL OR pg_visible_in_snapshot(l.created_xid::text::xid8, c.as_of)))
+                       AND coalesce(n.counted_changed, 0) = 0
                        AND NOT EXISTS (SELECT 1 FROM removed_lines r
                             WHERE r.company_id = a.company_id
                               AND r.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
@@ -399,15 +399,19 @@ impl LineSums {
                       coalesce(n.negative, 0) AS "added_negative!"
                FROM bank_accounts a LEFT JOIN line_sums c ON c.bank_account_id = a.id
                LEFT JOIN LATERAL (
-                   SELECT count(*) AS lines,
-                          sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL) AS total,
-                          sum(l.amount) FILTER (WHERE l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL AND l.amount < 0) AS negative
-                   FROM statement_lines l
-                   WHERE l.company_id = a.company_id AND l.bank_account_id = a.id
-                     AND l.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
-                     AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of)
-                     AND l.created_xid IS NOT NULL
-                     AND NOT pg_visible_in_snapshot(l.created_xid::text::xid8, c.as_of)) n ON c.bank_account_id IS NOT NULL
+                   SELECT count(*) FILTER (WHERE ch.new) AS lines,
+                          count(*) FILTER (WHERE NOT ch.new) AS counted_changed,
+                          sum(ch.amount) FILTER (WHERE ch.new AND ch.in_books) AS total,
+                          sum(ch.amount) FILTER (WHERE ch.new AND ch.in_books AND ch.amount < 0) AS negative
+                   FROM (SELECT l.amount,
+                                l.duplicate_confirmed_at IS NULL AND l.removal_confirmed_at IS NULL AS in_books,
+                                (l.created_xid IS NOT NULL
+                                 AND NOT pg_visible_in_snapshot(l.created_xid::text::xid8, c.as_of)) AS new
+                         FROM statement_lines l
+                         WHERE l.company_id = a.company_id AND l.bank_account_id = a.id
+                           AND l.change_xid >= pg_snapshot_xmin(c.as_of)::text::bigint
+                           AND NOT pg_visible_in_snapshot(l.change_xid::text::xid8, c.as_of)) ch
+               ) n ON c.bank_account_id IS NOT NULL
                WHERE a.connection_id = $1"#,
             connection_id
         )
