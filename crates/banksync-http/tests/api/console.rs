@@ -257,11 +257,7 @@ async fn a_flagged_line_is_confirmed_from_the_review_page(pool: PgPool) {
     press(&b, &format!("/console/review/{gone_id}/confirm-removal")).await;
     b.wait_text("Removal confirmed").await;
     let (_, l) = s
-        .call(
-            Method::GET,
-            &format!("/api/v1/statement-lines?limit=1000"),
-            None,
-        )
+        .call(Method::GET, "/api/v1/statement-lines?limit=1000", None)
         .await;
     let l = l["items"]
         .as_array()

@@ -97,7 +97,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         .await?;
     sync_engine::MIGRATOR.run(&pool).await?;
 
-    let sim = BenchSim::start(n, 0).await?;
+    let sim = BenchSim::start(n, 3650, 0).await?;
     let (client, se_conn) = (sim.client.clone(), sim.connection.clone());
     let company = companies::create(&pool, "Bench Ltd").await?;
     let se = client.show_connection(&se_conn).await?;
@@ -187,8 +187,9 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
 }
 
 /// A simulator child process (so this process's peak RSS is the service's alone) holding
-/// one connection with one account of `transactions` over ten years, nothing pending, no
-/// twins, no re-issues; each advance posts `new_per_fetch` more. Killed when dropped.
+/// one connection with one account of `transactions` over `history_days`, nothing
+/// pending, no twins, no re-issues; each advance posts `new_per_fetch` more. Killed when
+/// dropped.
 pub struct BenchSim {
     _child: tokio::process::Child,
     pub base: String,
@@ -198,7 +199,11 @@ pub struct BenchSim {
 }
 
 impl BenchSim {
-    pub async fn start(transactions: u32, new_per_fetch: u32) -> anyhow::Result<BenchSim> {
+    pub async fn start(
+        transactions: u32,
+        history_days: u32,
+        new_per_fetch: u32,
+    ) -> anyhow::Result<BenchSim> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -210,7 +215,7 @@ impl BenchSim {
                 "--transactions",
                 &transactions.to_string(),
                 "--history-days",
-                "3650",
+                &history_days.to_string(),
             ])
             .args(["--new-per-fetch", &new_per_fetch.to_string()])
             .stdout(std::process::Stdio::null())

@@ -1,7 +1,10 @@
 //! `banksync bench daily`: what a night's sync costs as history grows. For each history size
 //! (default 1,000 and 1,000,000 lines, in the same run and the same database), one account
 //! is imported once, then synced `--days` times the way the scheduler does (incremental,
-//! from the newest known id), each after the bank posted `--new` more transactions. Prints
+//! from the newest known id), each after the bank posted `--new` more transactions. Every
+//! account has the same activity, `--new` transactions a day (its history spans
+//! lines ÷ `--new` days): only the length of the history differs, not how many recent
+//! transactions a night's listing re-reads in its overlap window. Prints
 //! one JSON object: per size the median and best daily sync, and the ratio of the largest
 //! size's median to the smallest's (target: ≤ 1.5, the bound). Run it in a release
 //! build: `scripts/dev bench daily`.
@@ -50,7 +53,8 @@ pub async fn run(a: DailyArgs) -> anyhow::Result<()> {
         let mut accounts = vec![];
         for &history in &a.history {
             eprintln!("importing a history of {history} lines…");
-            let sim = BenchSim::start(history, a.new).await?;
+            let history_days = history.div_ceil(a.new).max(1);
+            let sim = BenchSim::start(history, history_days, a.new).await?;
             let company = companies::create(&pool, &format!("Daily {history}")).await?;
             let se = sim.client.show_connection(&sim.connection).await?;
             let conn = connections::upsert_from_saltedge(&pool, company.id, &se).await?;
@@ -68,7 +72,7 @@ pub async fn run(a: DailyArgs) -> anyhow::Result<()> {
             if first.run.inserted != history as i32 {
                 bail!("imported {} lines, expected {history}", first.run.inserted);
             }
-            accounts.push((history, sim, conn.id));
+            accounts.push((history, history_days, sim, conn.id));
         }
         let nightly = SyncOptions {
             trigger: "bench".into(),
@@ -78,7 +82,7 @@ pub async fn run(a: DailyArgs) -> anyhow::Result<()> {
         let mut cpu: Vec<f64> = vec![0.0; accounts.len()];
         // Nights interleaved across sizes, so that drift in the machine's speed hits all.
         for day in 0..a.days {
-            for (k, (history, sim, conn)) in accounts.iter().enumerate() {
+            for (k, (history, _, sim, conn)) in accounts.iter().enumerate() {
                 sim.advance().await?;
                 settle(&pool).await;
                 let (t, c) = (Instant::now(), cpu_s());
@@ -96,9 +100,10 @@ pub async fn run(a: DailyArgs) -> anyhow::Result<()> {
             v[v.len() / 2]
         };
         let round = |x: f64| (x * 10.0).round() / 10.0;
-        for (k, (history, _, _)) in accounts.iter().enumerate() {
+        for (k, (history, days, _, _)) in accounts.iter().enumerate() {
             sizes.push(serde_json::json!({
                 "history_lines": history,
+                "history_days": days,
                 "daily_sync_median_ms": round(median(&times[k])),
                 "daily_sync_best_ms": round(times[k].iter().copied().fold(f64::MAX, f64::min)),
                 "daily_sync_ms": times[k].iter().map(|t| round(*t)).collect::<Vec<_>>(),
