@@ -550,8 +550,8 @@ pub async fn close_ended(
                 p.sequence AS \"last_sequence?\", p.closing_balance AS \"last_closing?\"
          FROM bank_accounts a
          LEFT JOIN LATERAL (SELECT s.sequence, s.closing_balance FROM statements s
-                            WHERE s.bank_account_id = a.id AND s.closed_at IS NOT NULL
-                            ORDER BY s.sequence DESC NULLS LAST LIMIT 1) p ON true
+                            WHERE s.bank_account_id = a.id AND s.closed_at IS NOT NULL AND s.sequence IS NOT NULL
+                            ORDER BY s.sequence DESC LIMIT 1) p ON true
          WHERE a.connection_id = $1",
         connection_id
     )
