@@ -108,7 +108,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         ..Default::default()
     };
 
-    settle(&pool).await;
+    settle(&mut *pool.acquire().await?).await;
     eprintln!("importing {n} transactions…");
     let (t, c) = (Instant::now(), cpu_s());
     let first = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
@@ -129,7 +129,7 @@ async fn ingest_into(opts: &PgConnectOptions, n: u32) -> anyhow::Result<serde_js
         "INCLUDING ALL",
     )
     .await?;
-    settle(&pool).await;
+    settle(&mut *pool.acquire().await?).await;
     eprintln!("syncing them again…");
     let (t, c) = (Instant::now(), cpu_s());
     let again = sync_engine::sync_connection(&pool, &client, conn.id, &full).await?;
@@ -284,7 +284,22 @@ impl BenchSim {
 /// Before each timed phase: the dirty pages the previous phase left are written out
 /// (`CHECKPOINT`), so that no phase pays for another's writes. Needs a superuser or
 /// `pg_checkpoint` (the test harness's cluster has it); without, the phases run as they are.
-pub async fn settle<'e>(db: impl sqlx::PgExecutor<'e>) {
+pub async fn settle(db: &mut PgConnection) {
+    // Maintenance a sync started in the background (statistics after a large import) ends
+    // first: no phase pays for it.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        let busy: Option<bool> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_analyze WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        )
+        .fetch_one(&mut *db)
+        .await
+        .ok();
+        if busy != Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _ = sqlx::query("CHECKPOINT").execute(db).await;
 }
 

@@ -90,7 +90,7 @@ pub async fn run(a: DailyArgs) -> anyhow::Result<()> {
         for day in 0..a.days {
             for (k, (history, _, sim, conn)) in accounts.iter().enumerate() {
                 sim.advance().await?;
-                settle(&pool).await;
+                settle(&mut *pool.acquire().await?).await;
                 let (t, c) = (Instant::now(), cpu_s());
                 let r = sync_engine::sync_connection(&pool, &sim.client, *conn, &nightly).await?;
                 times[k].push(t.elapsed().as_secs_f64() * 1000.0);
