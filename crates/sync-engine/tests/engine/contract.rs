@@ -11,7 +11,7 @@
 //! - closed statements chain: each opens where the previous one closed.
 //!
 //! Seeded: a failure prints the seed, and `BANKSYNC_CONTRACT_SEED=N` replays that history.
-//! `BANKSYNC_CONTRACT_HISTORIES` (100) / `BANKSYNC_CONTRACT_ROUNDS` (10) run more or fewer.
+//! `BANKSYNC_CONTRACT_HISTORIES` (200) / `BANKSYNC_CONTRACT_ROUNDS` (10) run more or fewer.
 
 use std::collections::HashMap;
 
@@ -435,23 +435,23 @@ async fn run_histories(pool: PgPool, first_seed: u64, histories: u64) {
     );
 }
 
-// 4 × 25 histories of 10 rounds in the ordinary run (on the two cores, in parallel).
+// 4 × 50 histories of 10 rounds in the ordinary run (on the two cores, in parallel).
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn random_bank_histories_keep_the_contract_1(pool: PgPool) {
-    run_histories(pool, 1, 25).await;
+    run_histories(pool, 1, 50).await;
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn random_bank_histories_keep_the_contract_2(pool: PgPool) {
-    run_histories(pool, 1_000_001, 25).await;
+    run_histories(pool, 1_000_001, 50).await;
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn random_bank_histories_keep_the_contract_3(pool: PgPool) {
-    run_histories(pool, 2_000_001, 25).await;
+    run_histories(pool, 2_000_001, 50).await;
 }
 
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn random_bank_histories_keep_the_contract_4(pool: PgPool) {
-    run_histories(pool, 3_000_001, 25).await;
+    run_histories(pool, 3_000_001, 50).await;
 }
