@@ -51,7 +51,13 @@ pub fn is_private(ip: IpAddr) -> bool {
                 // fc00::/7 unique local, fe80::/10 link-local
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                // 64:ff9b::/96 NAT64 could reach IPv4 private space
+                // fec0::/10 site-local (deprecated, still routed inside some networks)
+                || (s[0] & 0xffc0) == 0xfec0
+                // ::/96 IPv4-compatible and ::ffff:0:0:0/96 IPv4-translated addresses carry
+                // an IPv4 address a stack may reach
+                || (s[..6] == [0, 0, 0, 0, 0, 0])
+                || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0)
+                // 64:ff9b::/96 and 64:ff9b:1::/48 NAT64 could reach IPv4 private space
                 || (s[0] == 0x64 && s[1] == 0xff9b)
                 // 2001:db8::/32 documentation
                 || (s[0] == 0x2001 && s[1] == 0xdb8)
@@ -110,20 +116,28 @@ impl reqwest::dns::Resolve for Resolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
+            // One answer for a name that does not resolve and one that resolves only to
+            // refused addresses, without the name or the resolver's words: a delivery's
+            // error must not tell a tenant which internal names exist.
+            let refused = || -> Box<dyn std::error::Error + Send + Sync> {
+                "the host does not resolve to a public address".into()
+            };
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|_| refused())?
                 .filter(|a| allow_private || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} resolves to no address a webhook may reach").into());
+                return Err(refused());
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
-/// The client deliveries go through: the checking resolver, no redirects, timeouts.
+/// The client deliveries go through: the checking resolver, no redirects, timeouts, and
+/// no proxy (`HTTP(S)_PROXY` / `ALL_PROXY` are ignored): through a proxy, the proxy would
+/// resolve the name and the resolver's address check would never run.
 pub fn client(
     policy: TargetPolicy,
     connect_timeout: std::time::Duration,
@@ -133,6 +147,7 @@ pub fn client(
         .dns_resolver(Arc::new(Resolver {
             allow_private: policy.allow_private_targets,
         }))
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(timeout)
@@ -161,6 +176,12 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "224.0.0.1",
+            "::a00:1",
+            "::127.0.0.1",
+            "fec0::1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:a00:1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
@@ -201,5 +222,47 @@ mod tests {
             allow_private_targets: true,
         };
         assert!(check_url("http://127.0.0.1:9000/hook", dev).is_ok());
+    }
+
+    /// A proxy in the environment is not used: the proxy would resolve the name, and the
+    /// address check would never run.
+    #[tokio::test]
+    async fn deliveries_ignore_proxies_from_the_environment() {
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = proxy.local_addr().unwrap();
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((_s, _)) = proxy.accept().await {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // Each test runs in its own process (nextest): the variables touch this test only.
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"] {
+            std::env::set_var(var, format!("http://{addr}"));
+        }
+        let c = client(
+            TargetPolicy {
+                allow_http: true,
+                allow_private_targets: false,
+            },
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        );
+        let e = c
+            .post("http://metadata.internal.invalid/latest")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!reached.load(std::sync::atomic::Ordering::SeqCst), "went through the proxy");
+        // What a delivery records (`deliver::describe`): the causes, not the URL.
+        let mut why = String::new();
+        let mut src = std::error::Error::source(&e);
+        while let Some(x) = src {
+            why.push_str(&format!("{x}; "));
+            src = x.source();
+        }
+        assert!(why.contains("does not resolve to a public address"), "{why}");
+        assert!(!why.contains("metadata.internal"), "the error names the host: {why}");
     }
 }
