@@ -12,7 +12,8 @@
 //!
 //! Text is in the SWIFT `x` character set, by [`transliterate`]; `:86:` holds at most 6
 //! lines of 65 characters (the description is shortened to fit), and no line of a field
-//! starts with `-` or `:` (the message's delimiters). Amounts: up to 15 characters with a
+//! starts with `-` or `:` (the message's delimiters). Text from a bank or a payer inside a
+//! field is [`free_text`]: no `/` (it cannot fake a sub-field) and no run of `-`. Amounts: up to 15 characters with a
 //! decimal comma; currencies: ISO 4217.
 
 use std::fmt::Write;
@@ -52,6 +53,41 @@ pub fn transliterate(s: &str) -> String {
         out.push(c);
     }
     out.trim_end().to_string()
+}
+
+/// Free text from a bank or a payer inside a structured field: transliterated, with `/`
+/// turned into `-` (a remittance text of `x/IBAN/…/NAME/…` must not fake the `:86:`
+/// sub-fields) and every run of `-` shortened to one (a run of 65 would wrap into a line
+/// that is a lone `-`, the message terminator).
+pub fn free_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in transliterate(s).chars() {
+        let c = if c == '/' { '-' } else { c };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `:86:` field's lines: the sub-fields are ours, the text inside each is
+/// [`free_text`], so no line is a delimiter and no text adds a sub-field.
+fn field_86(
+    reference: &str,
+    payee: Option<&str>,
+    counterparty_iban: Option<&str>,
+    description: &str,
+) -> Vec<String> {
+    let mut info = format!("/EREF/{}", free_text(reference));
+    if let Some(p) = payee.map(free_text).filter(|p| !p.is_empty()) {
+        let _ = write!(info, "/NAME/{p}");
+    }
+    if let Some(i) = counterparty_iban.and_then(iban) {
+        let _ = write!(info, "/IBAN/{i}");
+    }
+    let _ = write!(info, "/REMI/{}", free_text(description));
+    wrap(&info, 65, 6)
 }
 
 /// `text` in lines of at most `width` characters, at most `max_lines`, none starting with
@@ -117,27 +153,20 @@ impl Writer for Mt940 {
             let ours = e
                 .line_id
                 .map_or_else(|| "CORRECTION".to_string(), |id| id.to_string());
-            let bank = chars(&transliterate(&e.reference).replace(' ', ""), 16);
+            let bank = chars(&free_text(&e.reference).replace(' ', ""), 16);
             let _ = write!(
                 out,
                 ":61:{}{}{m}{v}NMSC{ours}//{bank}\r\n",
                 date(value),
                 e.booking_date.format("%m%d")
             );
-            let mut info = format!("/EREF/{}", transliterate(&e.reference));
-            if let Some(p) = e
-                .payee
-                .as_deref()
-                .map(transliterate)
-                .filter(|p| !p.is_empty())
-            {
-                let _ = write!(info, "/NAME/{}", p.replace('/', "-"));
-            }
-            if let Some(i) = e.counterparty_iban.as_deref().and_then(iban) {
-                let _ = write!(info, "/IBAN/{i}");
-            }
-            let _ = write!(info, "/REMI/{}", transliterate(&e.description));
-            for (n, line) in wrap(&info, 65, 6).into_iter().enumerate() {
+            let info = field_86(
+                &e.reference,
+                e.payee.as_deref(),
+                e.counterparty_iban.as_deref(),
+                &e.description,
+            );
+            for (n, line) in info.into_iter().enumerate() {
                 let tag = if n == 0 { ":86:" } else { "" };
                 let _ = write!(out, "{tag}{line}\r\n");
             }
@@ -193,6 +222,35 @@ mod tests {
             .all(|l| !l.starts_with('-') && !l.starts_with(':')));
         assert_eq!(lines.concat(), text, "nothing lost");
         assert_eq!(wrap(&"x".repeat(1000), 65, 6).len(), 6);
+    }
+
+    #[test]
+    fn bank_text_cannot_end_the_message_or_add_sub_fields() {
+        let dashes = "-".repeat(200);
+        let underscores = "_".repeat(140);
+        for description in [
+            dashes.as_str(),
+            underscores.as_str(),
+            "refund/IBAN/DE89370400440532013000/NAME/Evil Corp",
+            "a -- -- :-:-: b //",
+        ] {
+            let lines = field_86(
+                "ref/NAME/x",
+                Some("Payee/IBAN/GB29NWBK60161331926819"),
+                None,
+                description,
+            );
+            for l in &lines {
+                assert!(l != "-" && !l.starts_with('-') && !l.starts_with(':'), "{l:?}");
+                assert!(l.chars().count() <= 65, "{l:?}");
+            }
+            let all = lines.concat();
+            assert_eq!(all.matches("/NAME/").count(), 1, "{all}");
+            assert_eq!(all.matches("/IBAN/").count(), 0, "{all}");
+            assert_eq!(all.matches("/REMI/").count(), 1, "{all}");
+            assert_eq!(all.matches("/EREF/").count(), 1, "{all}");
+        }
+        assert_eq!(free_text("a//b---c"), "a-b-c");
     }
 
     #[test]
