@@ -136,6 +136,7 @@ fn sync_parts(e: &SyncError) -> (StatusCode, &'static str, &'static str, Map<Str
     let none = Map::new;
     match e {
         SyncError::SaltEdge(e) => saltedge_parts(e),
+        SyncError::Busy { .. } => busy_parts(),
         // Not an outage: Postgres refused the caller's text.
         SyncError::Db(db) if text_refused(db) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -202,6 +203,7 @@ fn sync_parts(e: &SyncError) -> (StatusCode, &'static str, &'static str, Map<Str
             ),
             Category::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found", none()),
             Category::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict", none()),
+            Category::Busy => busy_parts(),
             Category::Upstream => (
                 StatusCode::BAD_GATEWAY,
                 "saltedge_error",
@@ -231,6 +233,7 @@ fn saltedge_parts(
 ) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
     let mut extra = Map::new();
     match e {
+        saltedge_client::Error::Busy { .. } => busy_parts(),
         saltedge_client::Error::Api { class, .. } => {
             extra.insert("saltedge_error_class".into(), json!(class.as_str()));
             if let Some(g) = guidance::for_class(class.as_str()) {
@@ -266,6 +269,17 @@ fn saltedge_parts(
     }
 }
 
+/// A shared budget or quota spent for now (the fetch budget, a company's connect sessions):
+/// 429 with `Retry-After`, nothing done.
+fn busy_parts() -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+        "Too many requests for now",
+        Map::new(),
+    )
+}
+
 /// An error as a person or a program is told it: the same words for the API's problem
 /// JSON and the console's pages.
 pub struct Explained {
@@ -285,6 +299,17 @@ impl Explained {
 }
 
 impl ApiError {
+    /// Whole seconds until the same request may succeed, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        let wait = match self {
+            ApiError::RateLimited { retry_after } => return Some(*retry_after),
+            ApiError::SaltEdge(saltedge_client::Error::Busy { retry_after }) => *retry_after,
+            ApiError::Sync(e) => e.retry_after()?,
+            _ => return None,
+        };
+        Some(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     /// Status, code and words for this error. Internal details stay in the logs; secrets
     /// never reach either.
     pub fn explain(&self) -> Explained {
@@ -319,9 +344,9 @@ impl IntoResponse for ApiError {
             extra,
         } = self.explain();
         let mut resp = problem(status, code, title, &detail, extra);
-        if let ApiError::RateLimited { retry_after } = &self {
+        if let Some(retry_after) = self.retry_after() {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

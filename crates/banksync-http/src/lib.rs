@@ -64,8 +64,8 @@ pub struct Shared {
     /// Older callbacks are refused (a replay of a stale event).
     pub callback_max_age: chrono::Duration,
     /// Origins (`https://books.example`) every company may send users back to after
-    /// Connect; each company may add its own.
-    pub return_to_origins: Arc<Vec<String>>,
+    /// Connect (each company may add its own), and each company's quota of sessions.
+    pub connect: Arc<sync_engine::flows::ConnectPolicy>,
     pub metrics: Arc<metrics::Metrics>,
     /// Requests per token per minute (this replica's count).
     pub rate: Arc<extract::RateLimiter>,
@@ -116,7 +116,7 @@ impl Shared {
             verifier,
             callbacks: Arc::new(callbacks),
             callback_max_age: chrono::Duration::hours(72),
-            return_to_origins: Arc::new(vec![]),
+            connect: Default::default(),
             metrics: Arc::new(Default::default()),
             rate: Arc::new(extract::RateLimiter::new(0)),
             worker_health: None,
@@ -142,6 +142,10 @@ impl Shared {
 pub struct HttpConfig {
     pub callback_max_age: chrono::Duration,
     pub return_to_origins: Vec<String>,
+    /// Connect sessions (link, update credentials, fetch accounts) a company may start per
+    /// minute inside the shared fetch budget (0: no quota), and at once.
+    pub connect_sessions_per_minute: u32,
+    pub connect_session_burst: u32,
     /// API requests per token per minute, per replica (0: no limit).
     pub rate_limit_per_minute: u32,
     pub livez_stale: Duration,
@@ -166,6 +170,8 @@ impl Default for HttpConfig {
         HttpConfig {
             callback_max_age: chrono::Duration::hours(72),
             return_to_origins: vec![],
+            connect_sessions_per_minute: 0,
+            connect_session_burst: 0,
             rate_limit_per_minute: 0,
             livez_stale: Duration::from_secs(300),
             metrics_token: None,
@@ -204,7 +210,11 @@ impl Application {
     ) -> Self {
         let mut state = Shared::new(pool, client, verifier, callbacks);
         state.callback_max_age = config.callback_max_age;
-        state.return_to_origins = Arc::new(config.return_to_origins.clone());
+        state.connect = Arc::new(sync_engine::flows::ConnectPolicy {
+            return_to_origins: config.return_to_origins.clone(),
+            sessions_per_minute: config.connect_sessions_per_minute,
+            session_burst: config.connect_session_burst,
+        });
         state.rate = Arc::new(extract::RateLimiter::new(config.rate_limit_per_minute));
         state.livez_stale = config.livez_stale;
         state.metrics_token = config.metrics_token.clone().map(Arc::new);

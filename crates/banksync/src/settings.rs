@@ -180,6 +180,7 @@ impl Settings {
             fetches_per_second: self.saltedge.fetches_per_second,
             limit_per_provider: s.limit_scope == "provider",
             tick: std::time::Duration::from_secs(s.tick_secs.max(10)),
+            fetch_wait_max: self.fetch_wait_max(),
         })
     }
 }
@@ -300,6 +301,14 @@ pub struct SaltEdge {
     pub callback_public_key_v6_file: Option<PathBuf>,
     #[serde(default = "two")]
     pub fetches_per_second: u32,
+    /// The longest a fetch waits for its slot (then 429 / the job re-queued).
+    #[serde(default = "five")]
+    pub fetch_wait_max_secs: u64,
+    /// Each company's connect sessions per minute inside the budget (0: no quota).
+    #[serde(default = "ten")]
+    pub connect_sessions_per_company_per_minute: u32,
+    #[serde(default = "five_u32")]
+    pub connect_session_burst: u32,
     #[serde(default = "thirty")]
     pub timeout_secs: u64,
     #[serde(default = "four")]
@@ -317,6 +326,12 @@ fn ten() -> u32 {
 }
 fn two() -> u32 {
     2
+}
+fn five() -> u64 {
+    5
+}
+fn five_u32() -> u32 {
+    5
 }
 fn thirty() -> u64 {
     30
@@ -493,6 +508,8 @@ impl Settings {
         banksync_http::HttpConfig {
             callback_max_age: chrono::Duration::hours(self.server.callback_max_age_hours),
             return_to_origins: self.server.return_to_origins.clone(),
+            connect_sessions_per_minute: self.saltedge.connect_sessions_per_company_per_minute,
+            connect_session_burst: self.saltedge.connect_session_burst,
             rate_limit_per_minute: self.server.rate_limit_per_minute,
             livez_stale: std::time::Duration::from_secs(
                 self.worker
@@ -548,6 +565,10 @@ impl Settings {
         }
     }
 
+    fn fetch_wait_max(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.saltedge.fetch_wait_max_secs)
+    }
+
     /// The Salt Edge client; with `scheduler.limit_scope = "global"` (the default) every
     /// request that starts a fetch takes a slot of one budget shared by all replicas.
     pub fn client(&self, pool: &sqlx::PgPool) -> anyhow::Result<saltedge_client::Client> {
@@ -557,7 +578,8 @@ impl Settings {
                 pool.clone(),
                 "global",
                 self.saltedge.fetches_per_second,
-            );
+            )
+            .with_max_wait(self.fetch_wait_max());
             cfg.fetch_gate = Some(std::sync::Arc::new(gate));
         }
         Ok(saltedge_client::Client::new(cfg)?)

@@ -23,12 +23,45 @@ use crate::signature::Signer;
 /// keeps its slots in Postgres so that every replica shares one budget). When set, it
 /// replaces the client's in-process limiter.
 pub trait FetchGate: Send + Sync {
-    /// Waits until one more fetch may start.
-    fn acquire(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+    /// Waits until one more fetch may start, but never longer than the gate's bound: a slot
+    /// further away answers `Err(retry_after)` at once and takes nothing. The wait may be
+    /// cancelled (the caller dropped): the slot then goes back, as [`FetchSlot`] says.
+    fn acquire(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<FetchSlot, Duration>> + Send + '_>>;
+}
 
-    /// The slot just acquired was not used: the request never left (no connection).
-    fn give_back(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        Box::pin(async {})
+/// One slot of a [`FetchGate`]: dropped unused (the request never left, or the caller was
+/// cancelled while waiting), it is given back through the gate's closure; [`FetchSlot::used`]
+/// keeps it.
+pub struct FetchSlot {
+    give_back: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl FetchSlot {
+    /// A slot with nothing to give back (no limit, or a limit kept in this process).
+    pub fn kept() -> FetchSlot {
+        FetchSlot { give_back: None }
+    }
+
+    /// A slot that runs `give_back` when dropped unused.
+    pub fn returnable(give_back: impl FnOnce() + Send + 'static) -> FetchSlot {
+        FetchSlot {
+            give_back: Some(Box::new(give_back)),
+        }
+    }
+
+    /// The request is about to leave: the slot is spent.
+    pub fn used(mut self) {
+        self.give_back = None;
+    }
+}
+
+impl Drop for FetchSlot {
+    fn drop(&mut self) {
+        if let Some(f) = self.give_back.take() {
+            f();
+        }
     }
 }
 
@@ -210,21 +243,28 @@ impl Client {
         };
         let mut attempt = 0;
         loop {
-            if kind == Kind::Fetch {
+            let slot = if kind == Kind::Fetch {
                 match &self.inner.cfg.fetch_gate {
-                    Some(gate) => gate.acquire().await,
-                    None => self.inner.limiter.acquire().await,
-                }
-            }
-            let result = self.send_once(&method, &url, &body).await;
-            if kind == Kind::Fetch {
-                if let (Err(Error::Transport(e)), Some(gate)) =
-                    (&result, &self.inner.cfg.fetch_gate)
-                {
-                    if e.is_connect() || e.is_builder() {
-                        gate.give_back().await;
+                    Some(gate) => Some(
+                        gate.acquire()
+                            .await
+                            .map_err(|retry_after| Error::Busy { retry_after })?,
+                    ),
+                    None => {
+                        self.inner.limiter.acquire().await;
+                        None
                     }
                 }
+            } else {
+                None
+            };
+            let result = self.send_once(&method, &url, &body).await;
+            // A request that never left (no connection) gives its slot back as the slot
+            // drops; one that left, even unanswered, spent it.
+            match (&result, slot) {
+                (Err(Error::Transport(e)), Some(_unused)) if e.is_connect() || e.is_builder() => {}
+                (_, Some(slot)) => slot.used(),
+                (_, None) => {}
             }
             match result {
                 Err(e) if attempt < retries && e.is_transient() => {

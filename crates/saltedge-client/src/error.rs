@@ -28,6 +28,10 @@ pub enum Error {
     /// Keys or configuration that cannot be used.
     #[error("client configuration: {0}")]
     Config(String),
+    /// Our own budget of fetches of new data (Salt Edge's access terms) is spent for longer
+    /// than a caller may wait: nothing was sent; the same request may go after `retry_after`.
+    #[error("the budget of fetches from Salt Edge is spent for now; retry in {} s", retry_after.as_secs_f64().ceil())]
+    Busy { retry_after: std::time::Duration },
 }
 
 impl Error {
@@ -46,7 +50,9 @@ impl Error {
                 *status == 429 || *status >= 500
             }
             Error::Timeout | Error::Transport(_) => true,
-            Error::Decode(_) | Error::Config(_) => false,
+            // Not retried inside the client: the caller decides (an API answers 429, a job
+            // is queued again for the slot's time).
+            Error::Decode(_) | Error::Config(_) | Error::Busy { .. } => false,
         }
     }
 }

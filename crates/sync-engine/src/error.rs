@@ -49,6 +49,15 @@ pub enum SyncError {
         guidance: &'static str,
     },
 
+    // --- a shared budget spent for now ---
+    /// A bounded share is used up (the fetch budget, a company's quota): nothing was done;
+    /// the same request may succeed after `retry_after`.
+    #[error("{what}: the budget is spent for now; retry in {} s", retry_after.as_secs_f64().ceil())]
+    Busy {
+        what: &'static str,
+        retry_after: std::time::Duration,
+    },
+
     // --- upstream ---
     #[error(transparent)]
     SaltEdge(#[from] saltedge_client::Error),
@@ -77,6 +86,8 @@ pub enum Category {
     NotFound,
     /// The request contradicts recorded state: change the state first.
     Conflict,
+    /// A shared budget or quota is spent for now: retry after the time given.
+    Busy,
     /// Salt Edge refused or could not be reached.
     Upstream,
     /// Ours: a database outage, a bug, a lost lock.
@@ -102,8 +113,27 @@ impl SyncError {
         }
     }
 
-    pub fn category(&self) -> Category {
+    pub fn busy(what: &'static str, retry_after: std::time::Duration) -> Self {
+        SyncError::Busy { what, retry_after }
+    }
+
+    /// When a spent budget allows the same request again (ours, or the client's fetch gate).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
+            SyncError::Busy { retry_after, .. }
+            | SyncError::SaltEdge(saltedge_client::Error::Busy { retry_after }) => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn category(&self) -> Category {
+        if self.retry_after().is_some() {
+            return Category::Busy;
+        }
+        match self {
+            SyncError::Busy { .. } => Category::Busy,
             SyncError::Invalid { .. } | SyncError::NotAllowed { .. } => Category::Caller,
             SyncError::NotFound { .. } | SyncError::Gone { .. } => Category::NotFound,
             SyncError::Conflict { .. }
@@ -136,6 +166,7 @@ impl SyncError {
                 )
             ),
             SyncError::Db(_) | SyncError::LockLost | SyncError::Panicked(_) => true,
+            SyncError::Busy { .. } => true,
             SyncError::Invalid { .. }
             | SyncError::NotAllowed { .. }
             | SyncError::NotFound { .. }

@@ -52,7 +52,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Where Salt Edge Connect sends the user back: this console, when its public URL is known.
-fn return_to(st: &AppState, id: Option<Uuid>) -> Result<(ReturnUrl, Vec<String>), ApiError> {
+fn return_to(
+    st: &AppState,
+    id: Option<Uuid>,
+) -> Result<(ReturnUrl, flows::ConnectPolicy), ApiError> {
     let base = st.console_base.as_deref().ok_or(ApiError::conflict(
         "console_url_unknown",
         "the console's public URL is not configured (server.public_base_url)",
@@ -65,9 +68,11 @@ fn return_to(st: &AppState, id: Option<Uuid>) -> Result<(ReturnUrl, Vec<String>)
         .join(&path)
         .map_err(|_| ApiError::invalid("invalid_return_to", "bad console URL"))?;
     // The console's own origin is a return target besides the configured ones.
-    let mut origins = st.return_to_origins.to_vec();
-    origins.push(base.origin().ascii_serialization());
-    Ok((ReturnUrl::parse(url.as_str())?, origins))
+    let mut policy = (*st.connect).clone();
+    policy
+        .return_to_origins
+        .push(base.origin().ascii_serialization());
+    Ok((ReturnUrl::parse(url.as_str())?, policy))
 }
 
 fn connection_card(b: &Book, c: &dto::Connection, detail: bool) -> Markup {

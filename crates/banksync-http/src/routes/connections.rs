@@ -39,7 +39,7 @@ pub async fn answer_interactive(
 
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
-    responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id) or email_in_use"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
+    responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id) or email_in_use"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
               (status = 422, description = "invalid_email, invalid_phone, unknown_institution, invalid_return_to")),
     security(("token" = [])))]
 pub async fn link(
@@ -54,7 +54,7 @@ pub async fn link(
         return_to: ReturnUrl::parse(&req.return_to)?,
         allow_second_connection: req.allow_second_connection,
     };
-    let link = flows::link(&st.pool, &st.client, &st.return_to_origins, company, &req).await?;
+    let link = flows::link(&st.pool, &st.client, &st.connect, company, &req).await?;
     Ok((StatusCode::CREATED, Json(link.into())))
 }
 
@@ -80,7 +80,7 @@ pub async fn show(
 
 /// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
-    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed or connection_disabled, with guidance"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed or connection_disabled, with guidance"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn update_credentials(
     State(st): State<AppState>,
     Company(company): Company,
@@ -88,21 +88,15 @@ pub async fn update_credentials(
     Json(req): Json<ReturnTo>,
 ) -> ApiResult<Json<ConnectUrl>> {
     let return_to = ReturnUrl::parse(&req.return_to)?;
-    let link = flows::update_credentials(
-        &st.pool,
-        &st.client,
-        &st.return_to_origins,
-        company,
-        id,
-        &return_to,
-    )
-    .await?;
+    let link =
+        flows::update_credentials(&st.pool, &st.client, &st.connect, company, id, &return_to)
+            .await?;
     Ok(Json(link.into()))
 }
 
 /// Fetch new accounts (refresh through Connect): returns a Connect URL.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", tag = "connections", params(("id" = Uuid, Path)),
-    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
+    request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn fetch_accounts(
     State(st): State<AppState>,
     Company(company): Company,
@@ -110,15 +104,8 @@ pub async fn fetch_accounts(
     Json(req): Json<ReturnTo>,
 ) -> ApiResult<Json<ConnectUrl>> {
     let return_to = ReturnUrl::parse(&req.return_to)?;
-    let link = flows::fetch_accounts(
-        &st.pool,
-        &st.client,
-        &st.return_to_origins,
-        company,
-        id,
-        &return_to,
-    )
-    .await?;
+    let link =
+        flows::fetch_accounts(&st.pool, &st.client, &st.connect, company, id, &return_to).await?;
     Ok(Json(link.into()))
 }
 

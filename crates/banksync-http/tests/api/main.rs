@@ -5,6 +5,7 @@ mod callbacks;
 mod console;
 mod contract;
 mod exports;
+mod fairness;
 mod flows;
 mod ops;
 mod security;

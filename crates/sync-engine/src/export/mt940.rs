@@ -241,7 +241,10 @@ mod tests {
                 description,
             );
             for l in &lines {
-                assert!(l != "-" && !l.starts_with('-') && !l.starts_with(':'), "{l:?}");
+                assert!(
+                    l != "-" && !l.starts_with('-') && !l.starts_with(':'),
+                    "{l:?}"
+                );
                 assert!(l.chars().count() <= 65, "{l:?}");
             }
             let all = lines.concat();

@@ -42,6 +42,31 @@ pub async fn load(pool: &PgPool, company: Uuid, id: Uuid) -> Result<Connection> 
     }
 }
 
+/// What starting a Salt Edge Connect session is held to: where users may be sent back
+/// (besides each company's own origins), and each company's quota of sessions inside the
+/// shared fetch budget (`0` per minute: no quota).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectPolicy {
+    pub return_to_origins: Vec<String>,
+    pub sessions_per_minute: u32,
+    /// Sessions a company may start at once before the per-minute pace applies.
+    pub session_burst: u32,
+}
+
+impl ConnectPolicy {
+    /// Takes one of the company's sessions, or answers `Busy` with when the next is allowed:
+    /// one company's link loop spends its own quota, not everyone's budget.
+    async fn take_session(&self, pool: &PgPool, company: Uuid) -> Result<()> {
+        crate::schedule::fetch_limit::take_company_quota(
+            pool,
+            company,
+            self.sessions_per_minute,
+            self.session_burst,
+        )
+        .await
+    }
+}
+
 /// `return_to`'s origin must be on the service-wide allow-list (`service_origins`) or the
 /// company's own: Connect sends the user there with the connection id.
 pub async fn allowed_return_to(
@@ -119,11 +144,11 @@ pub struct LinkRequest {
 pub async fn link(
     pool: &PgPool,
     client: &Client,
-    service_origins: &[String],
+    policy: &ConnectPolicy,
     company: Uuid,
     req: &LinkRequest,
 ) -> Result<ConnectLink> {
-    allowed_return_to(pool, service_origins, company, &req.return_to).await?;
+    allowed_return_to(pool, &policy.return_to_origins, company, &req.return_to).await?;
     let inst = catalogue::get(pool, req.provider_code.as_str())
         .await?
         .filter(catalogue::Institution::is_active)
@@ -163,6 +188,7 @@ pub async fn link(
             .await?
         }
     };
+    policy.take_session(pool, company).await?;
     let session = client
         .create_connect_session(&CreateConnectSession {
             customer_id: customer.saltedge_id,
@@ -188,15 +214,16 @@ pub async fn link(
 pub async fn update_credentials(
     pool: &PgPool,
     client: &Client,
-    service_origins: &[String],
+    policy: &ConnectPolicy,
     company: Uuid,
     id: Uuid,
     return_to: &ReturnUrl,
 ) -> Result<ConnectLink> {
-    allowed_return_to(pool, service_origins, company, return_to).await?;
+    allowed_return_to(pool, &policy.return_to_origins, company, return_to).await?;
     let c = load(pool, company, id).await?;
     connections::usable(&c)?;
     let inst = catalogue::get(pool, &c.provider_code).await?;
+    policy.take_session(pool, company).await?;
     let s = client
         .reconnect_connect_session(&ReconnectConnectSession {
             connection_id: c.saltedge_id,
@@ -218,18 +245,19 @@ pub async fn update_credentials(
 pub async fn fetch_accounts(
     pool: &PgPool,
     client: &Client,
-    service_origins: &[String],
+    policy: &ConnectPolicy,
     company: Uuid,
     id: Uuid,
     return_to: &ReturnUrl,
 ) -> Result<ConnectLink> {
-    allowed_return_to(pool, service_origins, company, return_to).await?;
+    allowed_return_to(pool, &policy.return_to_origins, company, return_to).await?;
     let c = load(pool, company, id).await?;
     connections::readable(&c)?;
     let fake = catalogue::get(pool, &c.provider_code)
         .await?
         .map(|i| i.fake)
         .unwrap_or(false);
+    policy.take_session(pool, company).await?;
     let s = client
         .refresh_connect_session(&RefreshConnectSession {
             connection_id: c.saltedge_id,

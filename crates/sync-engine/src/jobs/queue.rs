@@ -128,6 +128,29 @@ pub async fn fail(
     Ok(())
 }
 
+/// Queues a claimed job again for `after` from now without spending an attempt: it waited
+/// for a shared budget (a fetch slot), and holding a worker while it waited would stall
+/// everyone's jobs. A queued successor with the same dedupe key makes this one done.
+pub async fn defer(
+    pool: &PgPool,
+    job: &Job,
+    worker: &str,
+    after: Duration,
+    why: &str,
+) -> Result<()> {
+    sqlx::query!("WITH me AS (
+             SELECT EXISTS (SELECT 1 FROM jobs o, jobs j WHERE j.id = $1 AND o.dedupe_key = j.dedupe_key
+                              AND o.status = 'queued' AND o.id <> j.id) AS succeeded)
+         UPDATE jobs SET status = CASE WHEN me.succeeded THEN 'done' ELSE 'queued' END,
+             attempts = greatest(attempts - 1, 0), last_error = $3, lease_until = NULL, locked_by = NULL,
+             run_after = now() + make_interval(secs => $4),
+             finished_at = CASE WHEN me.succeeded THEN now() END
+         FROM me WHERE id = $1 AND locked_by = $2", job.id, worker, why, after.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Puts a claimed job back untouched (graceful shutdown).
 pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
     sqlx::query!("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, locked_by = NULL WHERE id = $1 AND locked_by = $2", id, worker)

@@ -181,6 +181,11 @@ impl Worker {
                 Some(Ok(())) => {
                     let _ = jobs::complete(&self.pool, job.id, &self.id).await;
                 }
+                Some(Err(e)) if e.retry_after().is_some() => {
+                    let after = e.retry_after().unwrap_or_default();
+                    tracing::info!(job = job.id, kind = %job.kind, ?after, "job waits for a fetch slot: queued again");
+                    let _ = jobs::defer(&self.pool, &job, &self.id, after, &e.to_string()).await;
+                }
                 Some(Err(e)) => {
                     // A scheduler tick has already queued its successor: never retry it.
                     let retries = self

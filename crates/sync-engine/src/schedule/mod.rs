@@ -41,6 +41,9 @@ pub struct ScheduleConfig {
     pub limit_per_provider: bool,
     /// How often the tick runs.
     pub tick: std::time::Duration,
+    /// The longest a fetch waits for its slot; a slot further away re-queues the job for
+    /// that time instead of holding a worker.
+    pub fetch_wait_max: std::time::Duration,
 }
 
 impl Default for ScheduleConfig {
@@ -53,6 +56,7 @@ impl Default for ScheduleConfig {
             fetches_per_second: 2,
             limit_per_provider: false,
             tick: std::time::Duration::from_secs(300),
+            fetch_wait_max: fetch_limit::DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -366,7 +370,11 @@ pub async fn list_customer(
     let Some(company) = company else {
         return Ok(());
     };
-    fetch_limit::wait_for_slot(pool, "global", cfg.fetches_per_second).await?;
+    // Spent as soon as it comes (a listing that fails still reached Salt Edge); a wait
+    // past the bound re-queues this job.
+    fetch_limit::wait_for_slot(pool, "global", cfg.fetches_per_second, cfg.fetch_wait_max)
+        .await?
+        .used();
     for se in client.list_connections(customer).await? {
         let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? else {
             continue;
@@ -410,6 +418,21 @@ pub async fn refresh(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let conn = connections::get(pool, connection_id).await?;
+    // The provider's slot before the attempt is recorded: a slot too far away re-queues the
+    // job and reserves nothing of the day's allowance.
+    let slot = if cfg.limit_per_provider {
+        Some(
+            fetch_limit::wait_for_slot(
+                pool,
+                &conn.provider_code,
+                cfg.fetches_per_second,
+                cfg.fetch_wait_max,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut tx = pool.begin().await?;
     sqlx::query_scalar!(
         "SELECT pg_advisory_xact_lock(hashtextextended('refresh:' || $1::uuid::text, 0))",
@@ -431,8 +454,8 @@ pub async fn refresh(
     .await?;
     tx.commit().await?;
 
-    if cfg.limit_per_provider {
-        fetch_limit::wait_for_slot(pool, &conn.provider_code, cfg.fetches_per_second).await?;
+    if let Some(s) = slot {
+        s.used();
     }
     let attempt = AttemptRequest {
         fetch_scopes: vec!["accounts".into(), "transactions".into()],
@@ -446,6 +469,13 @@ pub async fn refresh(
                 AttemptOutcome::Failed { class, .. } => ("failed", Some(class)),
                 _ => ("requested", None),
             }
+        }
+        // Our own budget was spent: nothing reached Salt Edge, the reservation goes.
+        Err(e @ saltedge_client::Error::Busy { .. }) => {
+            sqlx::query!("DELETE FROM refresh_attempts WHERE id = $1", attempt_id)
+                .execute(pool)
+                .await?;
+            return Err(e.into());
         }
         Err(e) => match e.class().cloned() {
             Some(ErrorClass::ConnectionCannotBeRefreshed) => (

@@ -238,7 +238,13 @@ mod tests {
             }
         });
         // Each test runs in its own process (nextest): the variables touch this test only.
-        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"] {
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+        ] {
             std::env::set_var(var, format!("http://{addr}"));
         }
         let c = client(
@@ -254,7 +260,10 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        assert!(!reached.load(std::sync::atomic::Ordering::SeqCst), "went through the proxy");
+        assert!(
+            !reached.load(std::sync::atomic::Ordering::SeqCst),
+            "went through the proxy"
+        );
         // What a delivery records (`deliver::describe`): the causes, not the URL.
         let mut why = String::new();
         let mut src = std::error::Error::source(&e);
@@ -262,7 +271,13 @@ mod tests {
             why.push_str(&format!("{x}; "));
             src = x.source();
         }
-        assert!(why.contains("does not resolve to a public address"), "{why}");
-        assert!(!why.contains("metadata.internal"), "the error names the host: {why}");
+        assert!(
+            why.contains("does not resolve to a public address"),
+            "{why}"
+        );
+        assert!(
+            !why.contains("metadata.internal"),
+            "the error names the host: {why}"
+        );
     }
 }

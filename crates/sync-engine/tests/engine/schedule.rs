@@ -866,3 +866,177 @@ async fn a_fetch_in_the_second_our_sync_ended_is_caught_up(pool: PgPool) {
     .unwrap();
     assert_eq!(queued, 0, "caught up");
 }
+
+/// A fetch slot further away than the bound is not taken: the caller is told when to come
+/// back at once instead of queueing behind everyone (one company's link loop cannot push
+/// every other company's fetches past their timeouts).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_slot_beyond_the_bound_is_refused_with_its_time(pool: PgPool) {
+    use saltedge_client::FetchGate;
+    let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 1)
+        .with_max_wait(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    gate.acquire().await.expect("the first slot is now").used();
+    let retry_after = match gate.acquire().await {
+        Ok(_) => panic!("a slot 1.02 s away was taken with a bound of 0.5 s"),
+        Err(d) => d,
+    };
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "refused without waiting: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        retry_after > Duration::from_millis(300) && retry_after < Duration::from_millis(1100),
+        "retry after the slot comes within the bound: {retry_after:?}"
+    );
+    // Refusing took nothing: the queue still ends one slot from the first.
+    let away: f64 = sqlx::query_scalar("SELECT extract(epoch FROM next_slot - clock_timestamp())::float8 FROM fetch_slots WHERE scope = 'global'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(away < 1.05, "the refused caller took no slot ({away} s)");
+
+    // Through the client: the request never leaves, the error says when.
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut cfg = saltedge_client::ClientConfig::new(
+        format!("{}api/v5/", sim.base_url()).parse().unwrap(),
+        "a",
+        "b",
+    );
+    cfg.fetch_gate = Some(std::sync::Arc::new(gate));
+    let client = Client::new(cfg).unwrap();
+    let before = sim.requests().len();
+    let e = client
+        .refresh_connect_session(&saltedge_client::models::RefreshConnectSession {
+            connection_id: "1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, saltedge_client::Error::Busy { .. }), "{e:?}");
+    assert_eq!(sim.requests().len(), before, "nothing was sent");
+}
+
+/// A caller cancelled while waiting for its slot (an HTTP request cut off) gives it back:
+/// the next caller does not wait for a fetch that never happened.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_caller_cancelled_while_waiting_gives_its_slot_back(pool: PgPool) {
+    use saltedge_client::FetchGate;
+    let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 1);
+    gate.acquire().await.unwrap().used();
+    let away = || async {
+        sqlx::query_scalar::<_, f64>("SELECT extract(epoch FROM next_slot - clock_timestamp())::float8 FROM fetch_slots WHERE scope = 'global'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    // The second slot is ~1 s away; the caller gives up after 100 ms.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), gate.acquire())
+            .await
+            .is_err(),
+        "still waiting when cut off"
+    );
+    for _ in 0..50 {
+        if away().await < 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = away().await;
+    assert!(
+        left < 1.0,
+        "the cancelled caller's slot went back: the queue ends {left} s away"
+    );
+}
+
+/// Each company has a quota of connect sessions inside the shared budget: a burst, then a
+/// pace; over it is refused at once with when the next is allowed, and other companies are
+/// not touched.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn connect_sessions_have_a_quota_per_company(pool: PgPool) {
+    use sync_engine::fetch_limit::take_company_quota;
+    let (noisy, quiet) = (Uuid::new_v4(), Uuid::new_v4());
+    for _ in 0..3 {
+        take_company_quota(&pool, noisy, 30, 3).await.unwrap();
+    }
+    let e = take_company_quota(&pool, noisy, 30, 3).await.unwrap_err();
+    let after = e.retry_after().expect("busy, with a time");
+    assert!(
+        after >= Duration::from_secs(1) && after <= Duration::from_secs(3),
+        "the next session in about one interval (2 s): {after:?}"
+    );
+    assert_eq!(e.category(), sync_engine::error::Category::Busy);
+    take_company_quota(&pool, quiet, 30, 3)
+        .await
+        .expect("another company's quota is its own");
+    // No quota configured: never refused.
+    for _ in 0..10 {
+        take_company_quota(&pool, noisy, 0, 0).await.unwrap();
+    }
+}
+
+/// A job that needs a fetch slot beyond the bound is queued again for the slot's time,
+/// without spending an attempt, and the worker goes on to other work.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_job_waiting_for_a_slot_is_queued_again_not_held(pool: PgPool) {
+    use sync_engine::worker::Worker;
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let client = client_for(&sim, 0);
+    let (_, se) = sim.seed_connection("busy@x.example", "fake_client_xf");
+    let company = companies::create(&pool, "Busy").await.unwrap().id;
+    connections::adopt(&pool, &client, company, &se)
+        .await
+        .unwrap();
+    let customer: String = sqlx::query_scalar("SELECT saltedge_id FROM saltedge_customers LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Someone else's backlog: the global budget's next slot is a minute away.
+    sqlx::query("INSERT INTO fetch_slots (scope, next_slot) VALUES ('global', now() + interval '60 seconds')
+                 ON CONFLICT (scope) DO UPDATE SET next_slot = excluded.next_slot")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sync_engine::jobs::queue(
+        &pool,
+        &sync_engine::jobs::ListCustomer {
+            customer_id: customer,
+        },
+    )
+    .await
+    .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut w = Worker::new(pool.clone(), client.clone());
+    w.poll = Duration::from_millis(20);
+    let started = std::time::Instant::now();
+    let handle = tokio::spawn(w.run(1, rx, Duration::from_millis(300)));
+    let mut row = None;
+    for _ in 0..150 {
+        let r: (String, i32, f64, Option<String>) = sqlx::query_as(
+            "SELECT status, attempts, extract(epoch FROM run_after - now())::float8, last_error
+             FROM jobs WHERE kind = 'list_customer'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if r.3.is_some() {
+            row = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    handle.await.unwrap();
+    let (status, attempts, run_in, why) = row.expect("the job was tried");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the worker did not sleep on the backlog"
+    );
+    assert_eq!((status.as_str(), attempts), ("queued", 0), "{why:?}");
+    assert!(
+        run_in > 50.0 && run_in < 61.0,
+        "queued again for the slot's time (~55 s past the 5 s bound): {run_in}"
+    );
+}

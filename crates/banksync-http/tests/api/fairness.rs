@@ -1,0 +1,89 @@
+//! Fair to every tenant: shared budgets answer 429 with `Retry-After` instead of making
+//! everyone wait behind one company.
+
+use super::support::*;
+
+/// A server on the stack's database with `config` (the stack's own is fixed); its base URL.
+async fn server_with(s: &Stack, config: HttpConfig) -> String {
+    let mut cfg = banksync_testkit::signed_config(&s.sim);
+    cfg.fetches_per_second = 0;
+    let built = Application::build(
+        s.pool.clone(),
+        Client::new(cfg).unwrap(),
+        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
+        banksync_http::callbacks::urls::CallbackUrls::under(
+            &url::Url::parse(&s.callback_base).unwrap(),
+        ),
+        &config,
+        None,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, built.router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A company over its quota of connect sessions is told when to come back (429,
+/// `Retry-After`, code `busy`) and nothing reaches Salt Edge; another company links as
+/// usual.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn connect_sessions_over_a_companys_quota_answer_429(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let base = server_with(
+        &s,
+        HttpConfig {
+            return_to_origins: vec!["https://books.example".into()],
+            connect_sessions_per_minute: 2,
+            connect_session_burst: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let link = |token: String, email: &'static str| {
+        let (http, base) = (s.http.clone(), base.clone());
+        async move {
+            let mut body = link_body("fakebank_simple_xf");
+            body["allow_second_connection"] = json!(true);
+            body["email"] = json!(email);
+            http.post(format!("{base}/api/v1/connections"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            link(s.token.clone(), "books@acme.example").await.status(),
+            201
+        );
+    }
+    let sessions = || {
+        s.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("connect_sessions"))
+            .count()
+    };
+    let before = sessions();
+    let r = link(s.token.clone(), "books@acme.example").await;
+    assert_eq!(r.status(), 429);
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&after), "Retry-After: {after}");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "busy", "{p}");
+    assert_eq!(sessions(), before, "nothing was asked of Salt Edge");
+
+    let other = companies::create(&pool, "Quiet Books").await.unwrap();
+    let (_, token) = tokens::create(&pool, other.id, "quiet").await.unwrap();
+    assert_eq!(
+        link(token, "books@quiet.example").await.status(),
+        201,
+        "another company's quota is its own"
+    );
+}
