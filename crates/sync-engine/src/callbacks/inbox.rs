@@ -28,7 +28,8 @@ pub async fn store(
     let job: Option<i64> = sqlx::query_scalar!("WITH ins AS (
              INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (identity) DO NOTHING RETURNING id)
-         INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins RETURNING id", &identity, kind, connection_id, event_time, body, <jobs::ProcessCallback as jobs::BackgroundJob>::KIND)
+         INSERT INTO jobs (kind, payload, company_id)
+         SELECT $6, jsonb_build_object('inbox_id', id), (SELECT company_id FROM connections WHERE saltedge_id = $3) FROM ins RETURNING id", &identity, kind, connection_id, event_time, body, <jobs::ProcessCallback as jobs::BackgroundJob>::KIND)
     .fetch_optional(pool)
     .await?;
     if job.is_none() {
@@ -162,9 +163,11 @@ async fn store_group(pool: &PgPool, group: Vec<Pending>) {
          ins AS (
              INSERT INTO callback_inbox (identity, kind, connection_saltedge_id, event_time, body)
              SELECT identity, kind, conn, event_time, body FROM input
-             ON CONFLICT (identity) DO NOTHING RETURNING id, identity),
+             ON CONFLICT (identity) DO NOTHING RETURNING id, identity, connection_saltedge_id),
          queued AS (
-             INSERT INTO jobs (kind, payload) SELECT $6, jsonb_build_object('inbox_id', id) FROM ins)
+             INSERT INTO jobs (kind, payload, company_id)
+             SELECT $6, jsonb_build_object('inbox_id', ins.id), c.company_id
+             FROM ins LEFT JOIN connections c ON c.saltedge_id = ins.connection_saltedge_id)
          SELECT identity AS "identity!" FROM ins"#,
         &identities as &[&str],
         &kinds as &[&str],

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{BackgroundJob, JobContext};
+use super::{BackgroundJob, JobContext, Owner};
 use crate::error::Result;
 
 /// Sync one connection (queued by a callback, the API, or the catch-up). `run_id` is the
@@ -17,6 +17,10 @@ pub struct SyncConnection {
 
 impl BackgroundJob for SyncConnection {
     const KIND: &'static str = "sync_connection";
+
+    fn owner(&self) -> Owner<'_> {
+        Owner::Connection(self.connection_id)
+    }
 
     fn dedupe_key(&self) -> Option<String> {
         Some(format!("sync:{}", self.connection_id))
@@ -75,6 +79,10 @@ pub struct RefreshConnection {
 impl BackgroundJob for RefreshConnection {
     const KIND: &'static str = "refresh_connection";
 
+    fn owner(&self) -> Owner<'_> {
+        Owner::Connection(self.connection_id)
+    }
+
     fn dedupe_key(&self) -> Option<String> {
         Some(format!("refresh:{}", self.connection_id))
     }
@@ -99,6 +107,10 @@ pub struct ListCustomer {
 
 impl BackgroundJob for ListCustomer {
     const KIND: &'static str = "list_customer";
+
+    fn owner(&self) -> Owner<'_> {
+        Owner::Customer(&self.customer_id)
+    }
 
     fn dedupe_key(&self) -> Option<String> {
         Some(format!("list:{}", self.customer_id))

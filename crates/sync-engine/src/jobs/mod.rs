@@ -39,7 +39,21 @@ pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
+    /// Whose work it is, for fair claims across companies (default: the service's own).
+    fn owner(&self) -> Owner<'_> {
+        Owner::Service
+    }
+
     fn run(self, ctx: JobContext) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Whose work a job is: the company is looked up when it is queued.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Service,
+    Company(Uuid),
+    Connection(Uuid),
+    Customer(&'a str),
 }
 
 /// Queues `job` to run now; `None` when the same work (its dedupe key) is already queued.
@@ -55,7 +69,15 @@ pub async fn queue_in<'e, J: BackgroundJob>(
 ) -> Result<Option<i64>> {
     let payload = serde_json::to_value(job)
         .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", J::KIND)))?;
-    queue::enqueue_at(db, J::KIND, payload, job.dedupe_key().as_deref(), delay).await
+    queue::enqueue_owned(
+        db,
+        J::KIND,
+        payload,
+        job.dedupe_key().as_deref(),
+        delay,
+        job.owner(),
+    )
+    .await
 }
 
 /// Queues a sync of a connection, unless one is already queued; returns the queued run's id.

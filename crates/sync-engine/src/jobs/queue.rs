@@ -57,6 +57,32 @@ pub async fn enqueue_at<'e>(
     .await?)
 }
 
+/// Like [`enqueue_at`], recording whose work it is (fair claims across companies).
+pub async fn enqueue_owned<'e>(
+    db: impl PgExecutor<'e>,
+    kind: &str,
+    payload: serde_json::Value,
+    dedupe_key: Option<&str>,
+    delay: Duration,
+    owner: super::Owner<'_>,
+) -> Result<Option<i64>> {
+    use super::Owner;
+    let (company, connection, customer) = match owner {
+        Owner::Service => (None, None, None),
+        Owner::Company(c) => (Some(c), None, None),
+        Owner::Connection(c) => (None, Some(c), None),
+        Owner::Customer(c) => (None, None, Some(c)),
+    };
+    Ok(sqlx::query_scalar!("INSERT INTO jobs (kind, payload, dedupe_key, run_after, company_id)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4),
+                 coalesce($5, (SELECT company_id FROM connections WHERE id = $6),
+                          (SELECT company_id FROM saltedge_customers WHERE saltedge_id = $7)))
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id",
+        kind, payload, dedupe_key, delay.as_secs_f64(), company, connection, customer)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// At start-up: the queued scheduler tick runs now and then re-queues itself with this
 /// process's interval, so a changed `tick_secs` applies from the first tick on (a tick queued
 /// by the previous process would otherwise keep its old time).
@@ -68,7 +94,8 @@ pub async fn start_schedule(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Takes the oldest ready job (queued, or running with an expired lease).
+/// Takes a ready job (queued, or running with an expired lease): the oldest of a company
+/// with nothing running, else the oldest.
 pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Job>> {
     // Expired leases past the cap are dead, not claimed again (first in line, forever).
     sqlx::query!("UPDATE jobs SET status = 'dead', finished_at = now(), lease_until = NULL,
@@ -77,6 +104,22 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
          WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts")
     .execute(pool)
     .await?;
+    // Fair across companies: the oldest ready job of a company with no job running comes
+    // first (the service's own jobs always qualify); only when every ready job's company
+    // is busy does a company run a second job at once.
+    let fair = sqlx::query_as!(Job, r#"UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
+             lease_until = now() + make_interval(secs => $2)
+         WHERE id = (SELECT j.id FROM jobs j
+                     WHERE ((j.status = 'queued' AND j.run_after <= now()) OR (j.status = 'running' AND j.lease_until < now()))
+                       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.company_id = j.company_id
+                                         AND r.lease_until >= now() AND r.id <> j.id)
+                     ORDER BY j.run_after, j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
+         RETURNING id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at"#, worker, lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    if fair.is_some() {
+        return Ok(fair);
+    }
     Ok(sqlx::query_as!(Job, r#"UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
              lease_until = now() + make_interval(secs => $2)
          WHERE id = (SELECT id FROM jobs

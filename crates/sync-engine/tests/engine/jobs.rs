@@ -622,3 +622,52 @@ async fn an_idle_connection_that_died_is_replaced(
         .expect("the dead connection was pinged and replaced");
     assert_ne!(first, second);
 }
+
+/// Jobs are claimed fairly across companies: while one company's job runs, another
+/// company's job is claimed before that company's thousand queued ones; the service's own
+/// jobs always qualify; with nothing else to do, a company runs a second job at once.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn jobs_are_claimed_fairly_across_companies(pool: PgPool) {
+    use sync_engine::jobs::Owner;
+    let (noisy, quiet) = (Uuid::new_v4(), Uuid::new_v4());
+    let enqueue = |owner: Owner<'static>| {
+        let pool = pool.clone();
+        async move {
+            jobs::enqueue_owned(
+                &pool,
+                "test",
+                serde_json::json!({}),
+                None,
+                Duration::ZERO,
+                owner,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    let mut noisy_ids = vec![];
+    for _ in 0..1000 {
+        noisy_ids.push(enqueue(Owner::Company(noisy)).await);
+    }
+    let quiet_id = enqueue(Owner::Company(quiet)).await;
+    let service_id = enqueue(Owner::Service).await;
+    let lease = Duration::from_secs(30);
+    let first = jobs::claim(&pool, "w1", lease).await.unwrap().unwrap();
+    assert_eq!(first.id, noisy_ids[0], "the oldest job first");
+    let second = jobs::claim(&pool, "w2", lease).await.unwrap().unwrap();
+    assert_eq!(
+        second.id, quiet_id,
+        "the quiet company's one job before the noisy company's 999 others"
+    );
+    let third = jobs::claim(&pool, "w3", lease).await.unwrap().unwrap();
+    assert_eq!(
+        third.id, service_id,
+        "the service's own work is never held back"
+    );
+    let fourth = jobs::claim(&pool, "w4", lease).await.unwrap().unwrap();
+    assert_eq!(
+        fourth.id, noisy_ids[1],
+        "nothing else to do: the noisy company's next job runs beside its first"
+    );
+}
