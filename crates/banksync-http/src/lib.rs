@@ -85,6 +85,8 @@ pub struct Shared {
     pub verifier_v6: Option<Verifier>,
     /// Which webhook URLs may be registered.
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
+    /// Webhook endpoints a company may have (0: no cap).
+    pub webhook_max_endpoints: u32,
     /// How long a rotated-out webhook secret keeps signing alongside the new one.
     pub webhook_rotation_grace: Duration,
     /// Stores verified callbacks in groups (one commit per group).
@@ -127,6 +129,7 @@ impl Shared {
             openapi: Default::default(),
             verifier_v6: None,
             webhook_policy: Default::default(),
+            webhook_max_endpoints: 0,
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
             console_base: None,
             console_secure_cookies: false,
@@ -158,6 +161,8 @@ pub struct HttpConfig {
     /// Which webhook URLs may be registered (the default, for tests and the demo, allows
     /// http and loopback; `serve` takes `[webhooks]` from the configuration).
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
+    /// Webhook endpoints a company may have (0: no cap).
+    pub webhook_max_endpoints: u32,
     pub webhook_rotation_grace: Duration,
     /// The service's public URL (the console's links and Connect's way back).
     pub public_base_url: Option<url::Url>,
@@ -182,6 +187,7 @@ impl Default for HttpConfig {
                 allow_http: true,
                 allow_private_targets: true,
             },
+            webhook_max_endpoints: 0,
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
             public_base_url: None,
             console_session_ttl: chrono::Duration::hours(8),
@@ -221,6 +227,7 @@ impl Application {
         state.metrics_separate = config.metrics_separate;
         state.worker_health = worker_health;
         state.webhook_policy = config.webhook_policy;
+        state.webhook_max_endpoints = config.webhook_max_endpoints;
         state.verifier_v6 = config.callback_verifier_v6.clone();
         state.webhook_rotation_grace = config.webhook_rotation_grace;
         state.console_base = config.public_base_url.clone().map(|mut u| {

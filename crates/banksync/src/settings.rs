@@ -39,6 +39,11 @@ pub struct Webhooks {
     pub disable_after_hours: u64,
     /// A rotated-out secret keeps signing alongside the new one this long.
     pub rotation_grace_hours: u64,
+    /// Endpoints a company may register (0: no cap).
+    pub max_endpoints_per_company: u32,
+    /// Deliveries in flight at once per replica, and per company across replicas.
+    pub in_flight: i64,
+    pub in_flight_per_company: i64,
 }
 
 impl Default for Webhooks {
@@ -52,6 +57,9 @@ impl Default for Webhooks {
             retry_max_secs: 3600,
             disable_after_hours: 72,
             rotation_grace_hours: 24,
+            max_endpoints_per_company: 25,
+            in_flight: 16,
+            in_flight_per_company: 4,
         }
     }
 }
@@ -68,8 +76,9 @@ impl Webhooks {
         use std::time::Duration;
         anyhow::ensure!(
             self.timeout_secs >= 1 && self.connect_timeout_secs >= 1 && self.retry_base_secs >= 1
-                && self.retry_max_secs >= self.retry_base_secs && self.disable_after_hours >= 1,
-            "webhooks: timeouts, retry_base_secs and disable_after_hours are at least 1, retry_max_secs at least retry_base_secs"
+                && self.retry_max_secs >= self.retry_base_secs && self.disable_after_hours >= 1
+                && self.in_flight >= 1 && self.in_flight_per_company >= 1,
+            "webhooks: timeouts, retry_base_secs, disable_after_hours and the in-flight bounds are at least 1, retry_max_secs at least retry_base_secs"
         );
         Ok(sync_engine::webhooks::DeliveryConfig {
             policy: self.policy(),
@@ -79,6 +88,8 @@ impl Webhooks {
             retry_max: Duration::from_secs(self.retry_max_secs),
             disable_after: Duration::from_secs(self.disable_after_hours * 3600),
             lease: Duration::from_secs(self.timeout_secs * 2 + 20),
+            batch: self.in_flight,
+            per_company: self.in_flight_per_company,
             ..Default::default()
         })
     }
@@ -529,6 +540,7 @@ impl Settings {
             // A bad v6 key file is reported by `unsafe_reasons` (serve refuses to start).
             callback_verifier_v6: self.callback_verifier_v6().ok().flatten(),
             webhook_policy: self.webhooks.policy(),
+            webhook_max_endpoints: self.webhooks.max_endpoints_per_company,
             webhook_rotation_grace: std::time::Duration::from_secs(
                 self.webhooks.rotation_grace_hours * 3600,
             ),

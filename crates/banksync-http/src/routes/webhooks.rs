@@ -65,6 +65,7 @@ pub async fn create(
         b.description.as_deref().unwrap_or(""),
         &kinds(b.events).unwrap_or_default(),
         st.webhook_policy,
+        st.webhook_max_endpoints,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(with_secret(w))))

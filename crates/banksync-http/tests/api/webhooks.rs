@@ -719,3 +719,172 @@ async fn invalid_credentials_ask_for_a_reconnect(pool: PgPool) {
     assert_eq!(reason["connection_id"], conn.as_str());
     assert_eq!(reason["error_class"], "InvalidCredentials");
 }
+
+/// Fair to every tenant: a company whose receivers never answer holds its share of the
+/// deliverer (one delivery per endpoint, `per_company` for the company), never the whole
+/// of it; deliveries to others go out as each one ends, never waiting for the slowest.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_company_whose_receivers_hang_holds_its_share_not_the_deliverer(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let hang = Receiver::default();
+    hang.script
+        .lock()
+        .unwrap()
+        .extend(std::iter::repeat_n(Mode::Hang, 100));
+    let hang_addr = start_receiver(&hang, 0).await;
+    let ok = Receiver::default();
+    let ok_addr = start_receiver(&ok, 0).await;
+    let noisy: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    for _ in 0..6 {
+        register(&s, &format!("http://{hang_addr}/hook"), None).await;
+    }
+    let quiet = companies::create(&pool, "Quiet Books").await.unwrap().id;
+    let permissive = TargetPolicy {
+        allow_http: true,
+        allow_private_targets: true,
+    };
+    let quiet_endpoint = sync_engine::webhooks::endpoints::create(
+        &pool,
+        quiet,
+        &format!("http://{ok_addr}/hook"),
+        "",
+        &[],
+        permissive,
+        0,
+    )
+    .await
+    .unwrap()
+    .endpoint
+    .id
+    .to_string();
+    for company in [noisy, quiet] {
+        for k in 0..3 {
+            let mut tx = pool.begin().await.unwrap();
+            sync_engine::webhooks::emit(&mut tx, company, None, "sync.failed", &json!({ "k": k }))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    let cfg = DeliveryConfig {
+        timeout: Duration::from_secs(8),
+        lease: Duration::from_secs(20),
+        batch: 4,
+        per_company: 2,
+        ..fast()
+    };
+    let started = std::time::Instant::now();
+    let (d, stop) = deliverer(&pool, cfg);
+    all_delivered(&pool, &quiet_endpoint).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the quiet company's three deliveries went out while the hanging ones were held, \
+         not after them ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(ok.seen.lock().unwrap().len(), 3);
+    let hanging = hang.seen.lock().unwrap().len();
+    assert!(
+        (1..=2).contains(&hanging),
+        "the noisy company holds at most its share of two requests at once: {hanging}"
+    );
+    stop.send(true).unwrap();
+    d.abort();
+}
+
+/// Endpoints per company are capped; redelivering respects the endpoint's backoff.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn endpoints_are_capped_and_redelivery_waits_for_the_backoff(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let company: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let permissive = TargetPolicy {
+        allow_http: true,
+        allow_private_targets: true,
+    };
+    let create = || {
+        sync_engine::webhooks::endpoints::create(
+            &pool,
+            company,
+            "http://127.0.0.1:9/hook",
+            "",
+            &[],
+            permissive,
+            2,
+        )
+    };
+    create().await.unwrap();
+    create().await.unwrap();
+    match create().await {
+        Err(sync_engine::SyncError::Conflict { code, .. }) => {
+            assert_eq!(code, "webhook_endpoint_limit")
+        }
+        other => panic!("a third endpoint over a cap of two: {other:?}"),
+    }
+
+    // A failing receiver: the first attempt fails, the next waits 30 s.
+    let r = Receiver::default();
+    r.script.lock().unwrap().push_back(Mode::Fail);
+    let addr = start_receiver(&r, 0).await;
+    let (endpoint, _) = register(&s, &format!("http://{addr}/hook"), None).await;
+    sqlx::query("DELETE FROM webhook_endpoints WHERE url LIKE 'http://127.0.0.1:9/%'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sync_engine::webhooks::emit(&mut tx, company, None, "sync.failed", &json!({}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (d, stop) = deliverer(
+        &pool,
+        DeliveryConfig {
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(60),
+            ..fast()
+        },
+    );
+    let delivery: i64 = eventually("the first attempt failed", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM webhook_deliveries WHERE endpoint_id = $1::uuid AND attempts = 1 AND last_error IS NOT NULL",
+        )
+        .bind(&endpoint)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhook-deliveries/{delivery}/redeliver"),
+            None,
+        )
+        .await;
+    assert!(st.is_success(), "{st}");
+    let wait: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM webhook_deliveries WHERE id = $1",
+    )
+    .bind(delivery)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        wait > 20.0,
+        "redelivering did not skip the backoff: next attempt in {wait} s"
+    );
+    assert_eq!(
+        r.seen.lock().unwrap().len(),
+        1,
+        "the receiver was not hit again"
+    );
+    stop.send(true).unwrap();
+    d.abort();
+}

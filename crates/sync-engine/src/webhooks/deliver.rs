@@ -4,7 +4,13 @@
 //! message (same `webhook-id`) again. In order: a queue's next delivery waits until the
 //! one before it is delivered. Failures are retried with exponential backoff; an endpoint
 //! failing for `disable_after` is disabled, with the reason, and the audit log says so.
+//!
+//! Fair to every tenant: each endpoint has at most one delivery in flight (across
+//! replicas), each company at most `per_company` (a company's endpoints that never answer
+//! hold that many requests, not the deliverer), and each replica keeps at most `batch`
+//! in flight, claiming the next as soon as one ends — it never waits for the slowest.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,8 +34,10 @@ pub struct DeliveryConfig {
     pub disable_after: Duration,
     /// How often a deliverer looks for due deliveries.
     pub poll: Duration,
-    /// Deliveries sent at once by one deliverer.
+    /// Deliveries in flight at once in one deliverer.
     pub batch: i64,
+    /// Deliveries of one company in flight at once, across replicas.
+    pub per_company: i64,
     /// How long a claimed delivery is held (more than `timeout`).
     pub lease: Duration,
 }
@@ -45,6 +53,7 @@ impl Default for DeliveryConfig {
             disable_after: Duration::from_secs(72 * 3600),
             poll: Duration::from_millis(500),
             batch: 16,
+            per_company: 4,
             lease: Duration::from_secs(40),
         }
     }
@@ -83,54 +92,104 @@ impl Deliverer {
     }
 
     /// Runs until `stop` turns true; errors (the database away) are logged and retried.
+    /// Deliveries run on their own tasks, at most `batch` at once; as each ends the next due
+    /// one is claimed. On stop the ones in flight finish (each is bounded by `timeout`).
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let me = std::sync::Arc::new(self);
         let mut last_reminders = std::time::Instant::now() - Duration::from_secs(3600);
+        let mut inflight: tokio::task::JoinSet<Uuid> = tokio::task::JoinSet::new();
+        let mut busy: HashSet<Uuid> = HashSet::new();
         loop {
+            while let Some(done) = inflight.try_join_next() {
+                if let Ok(endpoint) = done {
+                    busy.remove(&endpoint);
+                }
+            }
             if *stop.borrow() {
+                while inflight.join_next().await.is_some() {}
                 return;
             }
             if last_reminders.elapsed() > Duration::from_secs(60) {
-                match super::reminders::check(&self.pool, Utc::now()).await {
+                match super::reminders::check(&me.pool, Utc::now()).await {
                     Ok(_) => last_reminders = std::time::Instant::now(),
                     Err(e) => tracing::warn!(error = %e, "consent reminders failed; retrying"),
                 }
             }
-            let sent = match self.tick().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook delivery round failed; retrying");
-                    0
+            let room = me.cfg.batch - inflight.len() as i64;
+            let mut claimed = 0;
+            if room > 0 {
+                let skip: Vec<Uuid> = busy.iter().copied().collect();
+                match me.claim(room, &skip).await {
+                    Ok(batch) => {
+                        claimed = batch.len();
+                        for c in batch {
+                            busy.insert(c.endpoint_id);
+                            let d = me.clone();
+                            inflight.spawn(async move {
+                                let endpoint = c.endpoint_id;
+                                d.send(c).await;
+                                endpoint
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming webhook deliveries failed; retrying")
+                    }
                 }
-            };
-            if sent == 0 {
+            }
+            if claimed == 0 {
+                // Nothing due (or no room): wait for a delivery to end, the poll, or stop.
                 tokio::select! {
-                    _ = tokio::time::sleep(self.cfg.poll) => {}
+                    Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                        if let Ok(endpoint) = done {
+                            busy.remove(&endpoint);
+                        }
+                    }
+                    _ = tokio::time::sleep(me.cfg.poll) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
     }
 
-    /// One round: claims the due deliveries and sends them together; returns how many.
+    /// One round, for tests and tools: claims the due deliveries and sends them together;
+    /// returns how many.
     pub async fn tick(&self) -> Result<usize> {
-        let claimed = self.claim().await?;
+        let claimed = self.claim(self.cfg.batch, &[]).await?;
         let n = claimed.len();
         futures::future::join_all(claimed.into_iter().map(|c| self.send(c))).await;
         Ok(n)
     }
 
-    async fn claim(&self) -> Result<Vec<Claimed>> {
+    /// Claims up to `limit` due queue heads: one per endpoint (none of an endpoint with a
+    /// delivery in flight anywhere, or in `skip`), none of a company with `per_company`
+    /// in flight, companies taking turns (each one's oldest first).
+    async fn claim(&self, limit: i64, skip: &[Uuid]) -> Result<Vec<Claimed>> {
         let rows = sqlx::query!(
             r#"WITH heads AS (
-                 SELECT DISTINCT ON (d.endpoint_id, d.order_key) d.id
+                 SELECT DISTINCT ON (d.endpoint_id, d.order_key) d.id, d.endpoint_id, d.company_id, d.next_attempt_at
                  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
                  WHERE d.state = 'pending'
                  ORDER BY d.endpoint_id, d.order_key, d.id),
+               flying AS (
+                 SELECT endpoint_id, company_id FROM webhook_deliveries
+                 WHERE state = 'pending' AND leased_until > now()),
+               ready AS (
+                 SELECT DISTINCT ON (h.endpoint_id) h.id, h.company_id, h.next_attempt_at
+                 FROM heads h
+                 WHERE h.next_attempt_at <= now() AND NOT (h.endpoint_id = ANY($3))
+                   AND NOT EXISTS (SELECT 1 FROM flying f WHERE f.endpoint_id = h.endpoint_id)
+                 ORDER BY h.endpoint_id, h.next_attempt_at, h.id),
+               turns AS (
+                 SELECT r.id, r.next_attempt_at,
+                        row_number() OVER (PARTITION BY r.company_id ORDER BY r.next_attempt_at, r.id)
+                          + (SELECT count(*) FROM flying f WHERE f.company_id = r.company_id) AS turn
+                 FROM ready r),
                due AS (
-                 SELECT x.id FROM webhook_deliveries x JOIN heads h ON h.id = x.id
-                 WHERE x.state = 'pending' AND x.next_attempt_at <= now()
-                   AND (x.leased_until IS NULL OR x.leased_until < now())
-                 ORDER BY x.next_attempt_at, x.id LIMIT $2
+                 SELECT x.id FROM webhook_deliveries x JOIN turns t ON t.id = x.id
+                 WHERE x.state = 'pending' AND (x.leased_until IS NULL OR x.leased_until < now())
+                   AND t.turn <= $4
+                 ORDER BY t.turn, t.next_attempt_at, x.id LIMIT $2
                  FOR UPDATE OF x SKIP LOCKED)
                UPDATE webhook_deliveries d
                SET leased_until = now() + make_interval(secs => $1), attempts = d.attempts + 1, last_attempt_at = now()
@@ -139,7 +198,9 @@ impl Deliverer {
                RETURNING d.id, d.event_id, d.endpoint_id, d.company_id, d.attempts, ev.payload, e.url, e.secret,
                          CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret"#,
             self.cfg.lease.as_secs_f64(),
-            self.cfg.batch
+            limit,
+            skip,
+            self.cfg.per_company
         )
         .fetch_all(&self.pool)
         .await?;

@@ -70,11 +70,35 @@ pub async fn create(
     description: &str,
     events: &[String],
     policy: TargetPolicy,
+    max_endpoints: u32,
 ) -> Result<WithSecret> {
     let url = check_url(url, policy)?;
     check_events(events)?;
     check_description(description)?;
     let secret = new_secret();
+    // Endpoints per company are capped: each is a queue the deliverers serve. Counted and
+    // inserted under the company's lock, so that concurrent creates cannot pass the cap.
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('webhook-endpoints:' || $1::uuid::text, 0))",
+        company
+    )
+    .execute(&mut *tx)
+    .await?;
+    let have: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE company_id = $1"#,
+        company
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if max_endpoints > 0 && have >= i64::from(max_endpoints) {
+        return Err(SyncError::conflict(
+            "webhook_endpoint_limit",
+            format!(
+                "this company has {have} webhook endpoints, the most allowed; delete one first"
+            ),
+        ));
+    }
     let endpoint = sqlx::query_as!(
         Endpoint,
         r#"INSERT INTO webhook_endpoints (company_id, url, description, events, secret)
@@ -87,8 +111,9 @@ pub async fn create(
         events,
         secret
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(WithSecret { endpoint, secret })
 }
 
@@ -258,11 +283,17 @@ pub async fn deliveries(
 }
 
 /// Sends a delivery again (delivered or not): it goes back to the endpoint's queue at its
-/// own place, so order per connection holds.
+/// own place, so order per connection holds. It respects the endpoint's backoff: a pending
+/// delivery keeps its time, and one sent again waits for the endpoint's latest retry time
+/// (redelivering cannot hammer a failing receiver); one in flight is left alone.
 pub async fn redeliver(pool: &PgPool, company: Uuid, delivery: i64) -> Result<()> {
     let n = sqlx::query!(
-        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now(), leased_until = NULL
-         WHERE company_id = $1 AND id = $2",
+        "UPDATE webhook_deliveries d SET state = 'pending',
+             next_attempt_at = CASE WHEN d.state = 'pending' THEN d.next_attempt_at
+                 ELSE greatest(now(), coalesce((SELECT max(p.next_attempt_at) FROM webhook_deliveries p
+                                                WHERE p.endpoint_id = d.endpoint_id AND p.state = 'pending'), now())) END,
+             leased_until = CASE WHEN d.leased_until > now() THEN d.leased_until END
+         WHERE d.company_id = $1 AND d.id = $2",
         company,
         delivery
     )

@@ -393,6 +393,7 @@ async fn retention_prunes_old_records_in_batches(pool: PgPool) {
         "",
         &[],
         permissive,
+        0,
     )
     .await
     .unwrap();
