@@ -167,8 +167,20 @@ pub async fn sync_accounts(
     let mut out = AccountsOutcome::default();
     let seen: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
     for a in accounts {
-        if upsert_existing(&mut tx, connection_id, a).await? {
-            continue;
+        match upsert_existing(&mut tx, connection_id, a).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(SyncError::Conflict { detail, .. }) => {
+                out.quarantined
+                    .push(crate::quarantine::Quarantined::unstorable(
+                        crate::quarantine::RecordKind::Account,
+                        &a.id,
+                        a,
+                        detail,
+                    ));
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         if !valid_currency(&a.currency_code) {
             let reason = format!("currency code {:?} is not a currency code", a.currency_code);
@@ -438,7 +450,9 @@ pub async fn decide(pool: &PgPool, company_id: Uuid, proposal: i64, confirm: boo
     Ok(p.connection_id)
 }
 
-/// Refreshes an account we already know; false when it is new.
+/// Refreshes an account we already know — of this connection's company only; false when
+/// it is new. An account id another company holds is refused: a listing never moves an
+/// account (its journal, its lines) to another company.
 async fn upsert_existing(
     tx: &mut Transaction<'_, Postgres>,
     connection_id: Uuid,
@@ -448,9 +462,27 @@ async fn upsert_existing(
     let n = sqlx::query!("UPDATE bank_accounts SET name = $3, nature = $4, iban = COALESCE($5, iban), account_number = COALESCE($6, account_number),
              bank_balance = $7, bank_balance_at = now(), disappeared_at = NULL, connection_id = $2, balance_type = $8,
              updated_at = now()
-         WHERE saltedge_id = $1", &a.id, connection_id, &a.name, &a.nature, extra.iban, extra.account_number, a.balance, extra.balance_type)
+         WHERE saltedge_id = $1 AND company_id = (SELECT company_id FROM connections WHERE id = $2)",
+         &a.id, connection_id, &a.name, &a.nature, extra.iban, extra.account_number, a.balance, extra.balance_type)
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    if n == 0 {
+        let elsewhere: bool = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM bank_accounts WHERE saltedge_id = $1) AS "x!""#,
+            &a.id
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        if elsewhere {
+            return Err(SyncError::conflict(
+                "account_of_another_company",
+                format!(
+                    "Salt Edge account {} belongs to another company's connection; not taken over",
+                    a.id
+                ),
+            ));
+        }
+    }
     Ok(n > 0)
 }

@@ -77,13 +77,19 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
         .execute(pool)
         .await?;
     }
-    Ok(Some(match (kind, company) {
-        (TokenKind::Company, Some(company_id)) => Principal::Company {
+    // Each kind by name: a row that is neither (a company token without its company, an
+    // operator token with one) grants nothing, never an operator's rights.
+    match (kind, company) {
+        (TokenKind::Company, Some(company_id)) => Ok(Some(Principal::Company {
             token_id: id,
             company_id,
-        },
-        _ => Principal::Operator { token_id: id },
-    }))
+        })),
+        (TokenKind::Operator, None) => Ok(Some(Principal::Operator { token_id: id })),
+        (kind, company) => {
+            tracing::error!(token = %id, ?kind, ?company, "token row contradicts its kind; refused");
+            Ok(None)
+        }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

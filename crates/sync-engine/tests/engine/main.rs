@@ -13,4 +13,5 @@ mod review;
 mod schedule;
 mod statements;
 mod support;
+mod tenancy;
 mod versions;
