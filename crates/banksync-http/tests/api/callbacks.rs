@@ -429,3 +429,66 @@ async fn v6_consent_and_provider_changes(pool: PgPool) {
     })
     .await;
 }
+
+/// A callback dated in the future (a clock far ahead) counts as received now: it cannot
+/// make every later callback of its connection look older and be ignored.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn a_callback_from_the_future_does_not_freeze_its_connection(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let (se_conn, customer): (String, String) = sqlx::query_as(
+        "SELECT c.saltedge_id, u.saltedge_id FROM connections c JOIN saltedge_customers u ON u.company_id = c.company_id
+         WHERE c.id = $1::uuid",
+    )
+    .bind(&conn)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let notify = |stage: &str, time: chrono::DateTime<chrono::Utc>| {
+        json!({ "data": { "connection_id": se_conn, "customer_id": customer, "stage": stage },
+                "meta": { "version": "5", "time": time } })
+        .to_string()
+    };
+    // Every stored callback processed, and at least `n` stored.
+    let processed = |n: i64| {
+        let pool = pool.clone();
+        async move {
+            eventually("callbacks processed", || async {
+                let (all, open): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*), count(*) FILTER (WHERE processed_at IS NULL) FROM callback_inbox",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (all >= n && open == 0).then_some(all)
+            })
+            .await
+        }
+    };
+    let before = processed(0).await;
+    let now = banksync_testkit::clock::now();
+    let ahead = notify("fetch_accounts", now + chrono::Duration::days(1));
+    let (st, _) = s
+        .post_callback("notify", &ahead, Some(signed(&s, "notify", &ahead)))
+        .await;
+    assert_eq!(st, 200);
+    processed(before + 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let later = notify("finish", banksync_testkit::clock::now());
+    let (st, _) = s
+        .post_callback("notify", &later, Some(signed(&s, "notify", &later)))
+        .await;
+    assert_eq!(st, 200);
+    processed(before + 2).await;
+    let stage: Option<String> =
+        sqlx::query_scalar("SELECT stage FROM connections WHERE id = $1::uuid")
+            .bind(&conn)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stage.as_deref(),
+        Some("finish"),
+        "the later callback was applied"
+    );
+}

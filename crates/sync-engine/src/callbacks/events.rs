@@ -16,13 +16,20 @@ struct InboxRow {
     kind: String,
     body: String,
     event_time: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
 }
+
+/// How far a callback's own time (`meta.time`) may run ahead of when we received it. A
+/// callback dated further ahead is applied by when we received it and does not become the
+/// connection's last event time: otherwise every later callback of the connection would
+/// look older and be ignored.
+const EVENT_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Processes inbox row `id`. Idempotent: processing twice gives the same state.
 pub async fn process(pool: &PgPool, client: &Client, id: i64) -> Result<()> {
     let row: InboxRow = sqlx::query_as!(
         InboxRow,
-        "SELECT kind, body, event_time FROM callback_inbox WHERE id = $1",
+        "SELECT kind, body, event_time, received_at FROM callback_inbox WHERE id = $1",
         id
     )
     .fetch_optional(pool)
@@ -49,7 +56,9 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
     let body: CallbackBody = serde_json::from_str(&row.body)
         .map_err(|e| SyncError::Corrupt(format!("callback body: {e}")))?;
     let data = &body.data;
-    let event_time = row.event_time.unwrap_or(body.meta.time);
+    let claimed = row.event_time.unwrap_or(body.meta.time);
+    let trusted = claimed <= row.received_at + EVENT_TIME_SKEW;
+    let event_time = if trusted { claimed } else { row.received_at };
     let mut conn = connections::find_by_saltedge_id(pool, &data.connection_id).await?;
     // Set when Salt Edge's view was just read, so it is not read twice.
     let mut fresh = false;
@@ -147,9 +156,11 @@ async fn apply(pool: &PgPool, client: &Client, row: &InboxRow) -> Result<Option<
         }
         _ => return Ok(Some(format!("callback kind {} needs no action", row.kind))),
     }
-    sqlx::query!("UPDATE connections SET last_event_at = greatest(coalesce(last_event_at, $2), $2) WHERE id = $1", conn.id, event_time)
-        .execute(pool)
-        .await?;
+    if trusted {
+        sqlx::query!("UPDATE connections SET last_event_at = greatest(coalesce(last_event_at, $2), $2) WHERE id = $1", conn.id, event_time)
+            .execute(pool)
+            .await?;
+    }
     Ok(None)
 }
 

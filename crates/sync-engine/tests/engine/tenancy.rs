@@ -49,7 +49,9 @@ async fn an_account_of_another_company_is_never_taken_over(pool: PgPool) {
     let theirs = f.client.list_accounts(&f.se_conn).await.unwrap();
     let (_, se) = f.sim.seed_connection("other@x.example", "fake_client_xf");
     let other = companies::create(&pool, "Other Books").await.unwrap().id;
-    let conn = connections::adopt(&pool, &f.client, other, &se).await.unwrap();
+    let conn = connections::adopt(&pool, &f.client, other, &se)
+        .await
+        .unwrap();
     let owners = || async {
         sqlx::query_as::<_, (String, Uuid, Option<Uuid>)>(
             "SELECT saltedge_id, company_id, connection_id FROM bank_accounts WHERE company_id = $1 ORDER BY saltedge_id",
@@ -70,7 +72,11 @@ async fn an_account_of_another_company_is_never_taken_over(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(out.quarantined.len(), theirs.len(), "each one quarantined");
-    assert_eq!(owners().await, before, "still the first company's, on its connection");
+    assert_eq!(
+        owners().await,
+        before,
+        "still the first company's, on its connection"
+    );
     let other_accounts: i64 =
         sqlx::query_scalar("SELECT count(*) FROM bank_accounts WHERE company_id = $1")
             .bind(other)
