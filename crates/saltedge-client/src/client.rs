@@ -31,11 +31,15 @@ pub trait FetchGate: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<FetchSlot, Duration>> + Send + '_>>;
 }
 
-/// One slot of a [`FetchGate`]: dropped unused (the request never left, or the caller was
-/// cancelled while waiting), it is given back through the gate's closure; [`FetchSlot::used`]
-/// keeps it.
+/// What giving a slot back does (it may reach a database).
+type GiveBack =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// One slot of a [`FetchGate`]: [`FetchSlot::used`] keeps it, [`FetchSlot::unused`] gives it
+/// back (the request never left), and dropping it unused — the caller was cancelled while
+/// waiting — gives it back on a task of its own.
 pub struct FetchSlot {
-    give_back: Option<Box<dyn FnOnce() + Send>>,
+    give_back: Option<GiveBack>,
 }
 
 impl FetchSlot {
@@ -44,10 +48,14 @@ impl FetchSlot {
         FetchSlot { give_back: None }
     }
 
-    /// A slot that runs `give_back` when dropped unused.
-    pub fn returnable(give_back: impl FnOnce() + Send + 'static) -> FetchSlot {
+    /// A slot that runs `give_back` when not used.
+    pub fn returnable<F, Fut>(give_back: F) -> FetchSlot
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         FetchSlot {
-            give_back: Some(Box::new(give_back)),
+            give_back: Some(Box::new(move || Box::pin(give_back()))),
         }
     }
 
@@ -55,12 +63,21 @@ impl FetchSlot {
     pub fn used(mut self) {
         self.give_back = None;
     }
+
+    /// The request never left: the slot goes back before the next caller asks.
+    pub async fn unused(mut self) {
+        if let Some(f) = self.give_back.take() {
+            f().await;
+        }
+    }
 }
 
 impl Drop for FetchSlot {
     fn drop(&mut self) {
         if let Some(f) = self.give_back.take() {
-            f();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(f());
+            }
         }
     }
 }
@@ -261,10 +278,13 @@ impl Client {
             let result = self.send_once(&method, &url, &body).await;
             // A request that never left (no connection) gives its slot back as the slot
             // drops; one that left, even unanswered, spent it.
-            match (&result, slot) {
-                (Err(Error::Transport(e)), Some(_unused)) if e.is_connect() || e.is_builder() => {}
-                (_, Some(slot)) => slot.used(),
-                (_, None) => {}
+            if let Some(slot) = slot {
+                match &result {
+                    Err(Error::Transport(e)) if e.is_connect() || e.is_builder() => {
+                        slot.unused().await
+                    }
+                    _ => slot.used(),
+                }
             }
             match result {
                 Err(e) if attempt < retries && e.is_transient() => {
