@@ -269,6 +269,33 @@ fn saltedge_parts(
     }
 }
 
+/// What a caller is told of a Salt Edge failure: Salt Edge's own error class and message,
+/// or what went wrong in our words — never the URL we called (it names our Salt Edge
+/// account's endpoints) nor an upstream page's body (a proxy's or load balancer's text);
+/// those go to the log.
+fn upstream_detail(e: &saltedge_client::Error) -> String {
+    use saltedge_client::Error as E;
+    match e {
+        E::Api { .. } | E::Busy { .. } | E::Timeout => e.to_string(),
+        E::UnexpectedStatus { status, .. } => {
+            tracing::warn!(error = %e, "unexpected answer from Salt Edge");
+            format!("Salt Edge answered HTTP {status} without its error JSON")
+        }
+        E::Transport(_) => {
+            tracing::warn!(error = %e, "Salt Edge could not be reached");
+            "Salt Edge could not be reached (the connection failed or was dropped)".to_string()
+        }
+        E::Decode(_) => {
+            tracing::warn!(error = %e, "Salt Edge's answer could not be decoded");
+            "Salt Edge's answer did not have the documented shape".to_string()
+        }
+        E::Config(_) => {
+            tracing::error!(error = %e, "Salt Edge client configuration");
+            "An internal error occurred.".to_string()
+        }
+    }
+}
+
 /// A shared budget or quota spent for now (the fetch budget, a company's connect sessions):
 /// 429 with `Retry-After`, nothing done.
 fn busy_parts() -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
@@ -322,6 +349,7 @@ impl ApiError {
                 tracing::error!(error = %e, "internal error");
                 "An internal error occurred.".to_string()
             }
+            ApiError::SaltEdge(e) | ApiError::Sync(SyncError::SaltEdge(e)) => upstream_detail(e),
             other => other.to_string(),
         };
         Explained {
