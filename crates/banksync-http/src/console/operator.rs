@@ -137,6 +137,22 @@ async fn attention(State(st): State<AppState>, o: Ops) -> Page {
     ))
 }
 
+/// An endpoint as operators see it: where it points, not its path or query (receivers put
+/// tokens there; they are the company's, not the operator's).
+fn endpoint_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let more = u.path() != "/" || u.query().is_some();
+            format!(
+                "{}{}",
+                u.origin().ascii_serialization(),
+                if more { "/…" } else { "/" }
+            )
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
 async fn webhooks(State(st): State<AppState>, o: Ops) -> Page {
     let list = store::recent_deliveries(&st.pool, 200).await?;
     let l = o.user.locale().to_string();
@@ -147,7 +163,7 @@ async fn webhooks(State(st): State<AppState>, o: Ops) -> Page {
             }, html! {
                 @for d in &list {
                     tr {
-                        td { (d.kind) } td { (d.company_name) } td { (d.url) } td { (badge(&d.state)) } td.num { (d.attempts) }
+                        td { (d.kind) } td { (d.company_name) } td { (endpoint_origin(&d.url)) } td { (badge(&d.state)) } td.num { (d.attempts) }
                         td { @if let Some(s) = d.last_status { (s) " " } (d.last_error.as_deref().unwrap_or("")) }
                         td { (moment(Some(d.created_at), &l)) }
                     }

@@ -732,3 +732,47 @@ async fn bad_input_gets_an_error_page_and_changes_nothing(pool: PgPool) {
     let (_, list) = s.call(Method::GET, "/api/v1/connections", None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "nothing linked");
 }
+
+/// The operator's webhook page shows where an endpoint points, never its path or query
+/// (receivers put tokens there).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn operators_see_webhook_hosts_not_their_tokens(pool: PgPool) {
+    let s = stack(pool).await;
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/webhook-endpoints",
+            Some(json!({ "url": "http://127.0.0.1:9/hooks/tok_SECRET123?key=abc" })),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let company: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM companies WHERE name = 'ACME Books'")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    let mut tx = s.pool.begin().await.unwrap();
+    sync_engine::webhooks::emit(&mut tx, company, None, "sync.failed", &json!({}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (_, operator) = tokens::insert(&s.pool, None, "ops", None).await.unwrap();
+    let http = cookie_client();
+    let login = page(&http, format!("{}/console/login", s.base)).await;
+    let r = http
+        .post(format!("{}/console/login", s.base))
+        .form(&[
+            ("token", operator.as_str()),
+            ("csrf", &hidden(&login, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = page(&http, format!("{}/console/ops/webhooks", s.base)).await;
+    assert!(html.contains("http://127.0.0.1:9/…"), "{html}");
+    assert!(
+        !html.contains("tok_SECRET123") && !html.contains("key=abc"),
+        "{html}"
+    );
+}
