@@ -44,7 +44,10 @@ pub async fn receive(
         tracing::warn!(kind, error = %e, "callback rejected");
         return Err(e);
     }
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest {
+    // Verified as sent; stored and read with the client's one text rule (U+0000 and lone
+    // surrogates in a bank's or Salt Edge's text become U+FFFD), as API responses are.
+    let repaired = saltedge_client::text::storable_json(&body);
+    let text = std::str::from_utf8(&repaired).map_err(|_| ApiError::BadRequest {
         code: "malformed_callback",
         detail: "body is not UTF-8".into(),
     })?;

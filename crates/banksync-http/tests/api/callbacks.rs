@@ -492,3 +492,46 @@ async fn a_callback_from_the_future_does_not_freeze_its_connection(pool: PgPool)
         "the later callback was applied"
     );
 }
+
+/// A callback whose text holds U+0000 or a lone surrogate (a bank's error text) is stored
+/// and applied with the client's text rule (U+FFFD), not refused or failed for good.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn callbacks_with_unstorable_text_are_repaired(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let conn = linked(&s, "fake_client_xf").await;
+    let (se_conn, customer): (String, String) = sqlx::query_as(
+        "SELECT c.saltedge_id, u.saltedge_id FROM connections c JOIN saltedge_customers u ON u.company_id = c.company_id
+         WHERE c.id = $1::uuid",
+    )
+    .bind(&conn)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let body = format!(
+        r#"{{"data":{{"connection_id":"{se_conn}","customer_id":"{customer}","error_class":"InvalidCredentials","error_message":"bad\u0000 login \ud800 here"}},"meta":{{"version":"5","time":"{}"}}}}"#,
+        banksync_testkit::clock::now().to_rfc3339()
+    );
+    let (st, p) = s
+        .post_callback("fail", &body, Some(signed(&s, "fail", &body)))
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let message: String = eventually("the fail callback applied", || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT last_error_message FROM connections WHERE id = $1::uuid",
+        )
+        .bind(&conn)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .filter(|m| m.contains("login"))
+    })
+    .await;
+    assert_eq!(message, "bad\u{fffd} login \u{fffd} here");
+    let errors: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM callback_inbox WHERE kind = 'fail' AND error IS NOT NULL AND error NOT LIKE '%ignored%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(errors, 0);
+}
