@@ -16,7 +16,7 @@ mod csv;
 mod mt940;
 mod ofx;
 
-pub use mt940::transliterate;
+pub use mt940::{free_text, transliterate};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures::Stream;
