@@ -436,14 +436,7 @@ async fn v6_consent_and_provider_changes(pool: PgPool) {
 async fn a_callback_from_the_future_does_not_freeze_its_connection(pool: PgPool) {
     let s = stack(pool.clone()).await;
     let conn = linked(&s, "fake_client_xf").await;
-    let (se_conn, customer): (String, String) = sqlx::query_as(
-        "SELECT c.saltedge_id, u.saltedge_id FROM connections c JOIN saltedge_customers u ON u.company_id = c.company_id
-         WHERE c.id = $1::uuid",
-    )
-    .bind(&conn)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (se_conn, customer) = saltedge_ids(&pool, &conn).await;
     let notify = |stage: &str, time: chrono::DateTime<chrono::Utc>| {
         json!({ "data": { "connection_id": se_conn, "customer_id": customer, "stage": stage },
                 "meta": { "version": "5", "time": time } })
@@ -499,14 +492,7 @@ async fn a_callback_from_the_future_does_not_freeze_its_connection(pool: PgPool)
 async fn callbacks_with_unstorable_text_are_repaired(pool: PgPool) {
     let s = stack(pool.clone()).await;
     let conn = linked(&s, "fake_client_xf").await;
-    let (se_conn, customer): (String, String) = sqlx::query_as(
-        "SELECT c.saltedge_id, u.saltedge_id FROM connections c JOIN saltedge_customers u ON u.company_id = c.company_id
-         WHERE c.id = $1::uuid",
-    )
-    .bind(&conn)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (se_conn, customer) = saltedge_ids(&pool, &conn).await;
     let body = format!(
         r#"{{"data":{{"connection_id":"{se_conn}","customer_id":"{customer}","error_class":"InvalidCredentials","error_message":"bad\u0000 login \ud800 here"}},"meta":{{"version":"5","time":"{}"}}}}"#,
         banksync_testkit::clock::now().to_rfc3339()
@@ -534,4 +520,16 @@ async fn callbacks_with_unstorable_text_are_repaired(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(errors, 0);
+}
+
+/// A connection's Salt Edge id and its customer's, for callbacks about it.
+async fn saltedge_ids(pool: &PgPool, conn: &str) -> (String, String) {
+    sqlx::query_as(
+        "SELECT c.saltedge_id, u.saltedge_id FROM connections c JOIN saltedge_customers u ON u.company_id = c.company_id
+         WHERE c.id = $1::uuid",
+    )
+    .bind(conn)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -37,10 +37,7 @@ pub async fn enqueue<'e>(
     payload: serde_json::Value,
     dedupe_key: Option<&str>,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar!("INSERT INTO jobs (kind, payload, dedupe_key) VALUES ($1, $2, $3)
-         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id", kind, payload, dedupe_key)
-    .fetch_optional(db)
-    .await?)
+    enqueue_at(db, kind, payload, dedupe_key, Duration::ZERO).await
 }
 
 /// Like [`enqueue`], to run `delay` from now.
@@ -51,10 +48,7 @@ pub async fn enqueue_at<'e>(
     dedupe_key: Option<&str>,
     delay: Duration,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar!("INSERT INTO jobs (kind, payload, dedupe_key, run_after) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING RETURNING id", kind, payload, dedupe_key, delay.as_secs_f64())
-    .fetch_optional(db)
-    .await?)
+    enqueue_owned(db, kind, payload, dedupe_key, delay, super::Owner::Service).await
 }
 
 /// Like [`enqueue_at`], recording whose work it is (fair claims across companies).

@@ -37,6 +37,14 @@ fn spacing(per_second: u32) -> f64 {
     1.2 / per_second as f64
 }
 
+/// The scope's row, created free on first use.
+async fn ensure_scope(pool: &PgPool, scope: &str) -> Result<()> {
+    sqlx::query!("INSERT INTO fetch_slots (scope, next_slot) VALUES ($1, '-infinity') ON CONFLICT (scope) DO NOTHING", scope)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// A slot taken: when it comes (`wait` from now) and where the queue ended with it.
 struct Taken {
     wait: f64,
@@ -52,9 +60,7 @@ async fn take(
     max_wait: Duration,
 ) -> Result<std::result::Result<Taken, Duration>> {
     let spacing = spacing(per_second);
-    sqlx::query!("INSERT INTO fetch_slots (scope, next_slot) VALUES ($1, '-infinity') ON CONFLICT (scope) DO NOTHING", scope)
-        .execute(pool)
-        .await?;
+    ensure_scope(pool, scope).await?;
     let taken = sqlx::query!(r#"UPDATE fetch_slots SET next_slot = greatest(next_slot, clock_timestamp()) + make_interval(secs => $2)
          WHERE scope = $1 AND greatest(next_slot, clock_timestamp()) <= clock_timestamp() + make_interval(secs => $3)
          RETURNING next_slot AS "end!", extract(epoch FROM (next_slot - make_interval(secs => $2) - clock_timestamp()))::float8 AS "wait!""#,
@@ -139,9 +145,7 @@ pub async fn take_company_quota(
     let scope = format!("connect:{company}");
     let interval = 60.0 / per_minute as f64;
     let window = interval * burst.max(1) as f64;
-    sqlx::query!("INSERT INTO fetch_slots (scope, next_slot) VALUES ($1, '-infinity') ON CONFLICT (scope) DO NOTHING", scope)
-        .execute(pool)
-        .await?;
+    ensure_scope(pool, &scope).await?;
     let over: Option<f64> = sqlx::query_scalar!(
         r#"WITH t AS (
              UPDATE fetch_slots SET next_slot = greatest(next_slot, clock_timestamp()) + make_interval(secs => $2)

@@ -171,26 +171,14 @@ pub async fn sync_accounts(
             Ok(true) => continue,
             Ok(false) => {}
             Err(SyncError::Conflict { detail, .. }) => {
-                out.quarantined
-                    .push(crate::quarantine::Quarantined::unstorable(
-                        crate::quarantine::RecordKind::Account,
-                        &a.id,
-                        a,
-                        detail,
-                    ));
+                out.quarantined.push(unstorable(a, detail));
                 continue;
             }
             Err(e) => return Err(e),
         }
         if !valid_currency(&a.currency_code) {
             let reason = format!("currency code {:?} is not a currency code", a.currency_code);
-            out.quarantined
-                .push(crate::quarantine::Quarantined::unstorable(
-                    crate::quarantine::RecordKind::Account,
-                    &a.id,
-                    a,
-                    reason,
-                ));
+            out.quarantined.push(unstorable(a, reason));
             continue;
         }
         let decided: Option<String> = sqlx::query_scalar!(
@@ -448,6 +436,16 @@ pub async fn decide(pool: &PgPool, company_id: Uuid, proposal: i64, confirm: boo
     .await?;
     tx.commit().await?;
     Ok(p.connection_id)
+}
+
+/// An account that cannot be stored, with why.
+fn unstorable(a: &SeAccount, reason: String) -> crate::quarantine::Quarantined {
+    crate::quarantine::Quarantined::unstorable(
+        crate::quarantine::RecordKind::Account,
+        &a.id,
+        a,
+        reason,
+    )
 }
 
 /// Refreshes an account we already know — of this connection's company only; false when
