@@ -52,7 +52,7 @@ fn kinds(k: Option<Vec<crate::dto::WebhookEventKind>>) -> Option<Vec<String>> {
 /// Registers an endpoint; the answer holds its signing secret, shown this once.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "webhooks", operation_id = "create_webhook_endpoint",
     request_body = NewWebhookEndpoint,
-    responses((status = 201, body = WebhookEndpointWithSecret)), security(("token" = [])))]
+    responses((status = 201, body = WebhookEndpointWithSecret), (status = 409, description = "webhook_endpoint_limit: the company has as many endpoints as allowed (webhooks.max_endpoints_per_company)"), (status = 422, description = "invalid_webhook_url or invalid events")), security(("token" = [])))]
 pub async fn create(
     State(st): State<AppState>,
     Company(company): Company,
