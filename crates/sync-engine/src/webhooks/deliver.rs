@@ -152,15 +152,6 @@ impl Deliverer {
         }
     }
 
-    /// One round, for tests and tools: claims the due deliveries and sends them together;
-    /// returns how many.
-    pub async fn tick(&self) -> Result<usize> {
-        let claimed = self.claim(self.cfg.batch, &[]).await?;
-        let n = claimed.len();
-        futures::future::join_all(claimed.into_iter().map(|c| self.send(c))).await;
-        Ok(n)
-    }
-
     /// Claims up to `limit` due queue heads: one per endpoint (none of an endpoint with a
     /// delivery in flight anywhere, or in `skip`), none of a company with `per_company`
     /// in flight, companies taking turns (each one's oldest first).
