@@ -1,6 +1,14 @@
 //! Serving the router over plain HTTP (behind a TLS-terminating proxy) or over HTTPS with
 //! rustls, with graceful shutdown either way. Salt Edge requires HTTPS callbacks for live
 //! clients.
+//!
+//! Facing the Internet, a connection is bounded at every step: the TLS handshake
+//! ([`ServeOptions::tls_handshake`]), each request's headers, and the idle wait between
+//! requests on a kept-alive connection ([`ServeOptions::header_read`]: since hyper 1.6 the
+//! header-read timer also runs while a connection waits for its next request,
+//! hyperium/hyper#3828). A request's handling and body are bounded by the router's request
+//! timeout. A client that opens connections and sends nothing, or sends headers a byte at a
+//! time, is cut off instead of holding a socket and a task for ever.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,25 +24,57 @@ pub struct Tls {
     pub key_file: PathBuf,
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish within `grace`.
+/// How long the server waits for a client at each step, and for in-flight requests on
+/// shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// In-flight requests get this long to finish once shutdown begins.
+    pub grace: Duration,
+    /// A request's headers must arrive within this; an idle kept-alive connection is closed
+    /// after it.
+    pub header_read: Duration,
+    /// A TLS handshake must complete within this.
+    pub tls_handshake: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            grace: Duration::from_secs(20),
+            header_read: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish within
+/// `options.grace`.
 pub async fn serve(
     listener: std::net::TcpListener,
     app: Router,
     tls: Option<&Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    let grace = options.grace;
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(grace));
+    });
+    // Until the first request is dispatched, hyper's protocol detection has no timer of its
+    // own: the first-request bound covers a connection that sends nothing at all.
+    let mut server = axum_server::from_tcp(listener)?
+        .handle(handle)
+        .first_request_timeout(options.header_read);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(options.header_read);
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
+        None => server.serve(service).await,
         Some(t) => {
             // ring is the provider compiled in; make it the process default once.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -51,16 +91,9 @@ pub async fn serve(
                             ),
                         )
                     })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(grace));
-            });
-            axum_server::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(options.tls_handshake);
+            server.acceptor(acceptor).serve(service).await
         }
     }
 }

@@ -236,6 +236,17 @@ pub struct Server {
     /// How long a console sign-in lasts (hours).
     #[serde(default = "eight")]
     pub console_session_hours: i64,
+    /// A request's headers must arrive within this; an idle kept-alive connection is closed
+    /// after it (seconds).
+    #[serde(default = "ten_secs")]
+    pub header_read_timeout_secs: u64,
+    /// A TLS handshake must complete within this (seconds).
+    #[serde(default = "ten_secs")]
+    pub tls_handshake_timeout_secs: u64,
+}
+
+fn ten_secs() -> u64 {
+    10
 }
 
 fn eight() -> i64 {
@@ -243,6 +254,15 @@ fn eight() -> i64 {
 }
 
 impl Server {
+    /// The listener's bounds; `grace` is the worker's shutdown grace.
+    pub fn serve_options(&self, grace: std::time::Duration) -> banksync_http::serve::ServeOptions {
+        banksync_http::serve::ServeOptions {
+            grace,
+            header_read: std::time::Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            tls_handshake: std::time::Duration::from_secs(self.tls_handshake_timeout_secs.max(1)),
+        }
+    }
+
     pub fn tls(&self) -> Option<banksync_http::serve::Tls> {
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(c), Some(k)) if !c.as_os_str().is_empty() && !k.as_os_str().is_empty() => {

@@ -291,8 +291,11 @@ async fn https_callbacks_with_rustls(pool: PgPool) {
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        banksync_http::serve::serve(listener, app, Some(&tls), shutdown, Duration::from_secs(1))
-            .await
+        let options = banksync_http::serve::ServeOptions {
+            grace: Duration::from_secs(1),
+            ..Default::default()
+        };
+        banksync_http::serve::serve(listener, app, Some(&tls), shutdown, options).await
     });
     let https = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())

@@ -9,5 +9,6 @@ mod fairness;
 mod flows;
 mod ops;
 mod security;
+mod serving;
 mod support;
 mod webhooks;

@@ -101,7 +101,17 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let stop = async move {
             let _ = http_stop.wait_for(|v| *v).await;
         };
-        banksync_http::serve::serve(http_listener, app, None, stop, Duration::from_secs(2)).await
+        banksync_http::serve::serve(
+            http_listener,
+            app,
+            None,
+            stop,
+            banksync_http::serve::ServeOptions {
+                grace: Duration::from_secs(2),
+                ..Default::default()
+            },
+        )
+        .await
     });
     let mut worker = Worker::new(pool.clone(), client.clone());
     worker.poll = Duration::from_millis(50);

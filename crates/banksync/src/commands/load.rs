@@ -235,7 +235,17 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         let stop = async move {
             let _ = stop_rx.wait_for(|v| *v).await;
         };
-        banksync_http::serve::serve(listener, app, None, stop, Duration::from_secs(2)).await
+        banksync_http::serve::serve(
+            listener,
+            app,
+            None,
+            stop,
+            banksync_http::serve::ServeOptions {
+                grace: Duration::from_secs(2),
+                ..Default::default()
+            },
+        )
+        .await
     });
 
     // Distinct callbacks, signed like Salt Edge does, before the clock starts.

@@ -79,12 +79,14 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     }
     let app = app.router;
     let mut http_stop = stop_rx.clone();
-    let grace = Duration::from_secs(s.worker.shutdown_grace_secs);
+    let options = s
+        .server
+        .serve_options(Duration::from_secs(s.worker.shutdown_grace_secs));
     let server = tokio::spawn(async move {
         let stop = async move {
             let _ = http_stop.wait_for(|v| *v).await;
         };
-        banksync_http::serve::serve(listener, app, tls.as_ref(), stop, grace).await
+        banksync_http::serve::serve(listener, app, tls.as_ref(), stop, options).await
     });
     shutdown_signal().await;
     tracing::info!("shutdown requested: no new jobs; in-flight work gets the grace period");
