@@ -168,6 +168,8 @@ async fn principal(
     parts: &mut Parts,
     state: &AppState,
 ) -> Result<sync_engine::tokens::Principal, ApiError> {
+    let caller = crate::guard::Caller::admit(parts, state)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let token = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -180,13 +182,15 @@ async fn principal(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    let p = sync_engine::tokens::authenticate(&state.pool, token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let Some(p) = sync_engine::tokens::authenticate(&state.pool, token).await? else {
+        let what = format!("{} {}", parts.method, parts.uri.path());
+        caller.refused(state, &what).await;
+        return Err(ApiError::Unauthorized);
+    };
     if let Some(slot) = parts.extensions.get::<AuditSlot>() {
         *slot.0.lock().unwrap() = Some(p);
     }
-    if let Err(retry_after) = state.rate.check(p.token_id()) {
+    if let Err(retry_after) = state.rate.count(p.token_id()) {
         return Err(ApiError::RateLimited { retry_after });
     }
     Ok(p)
@@ -228,45 +232,5 @@ impl FromRequestParts<AppState> for Admin {
             sync_engine::tokens::Principal::Operator { .. } => Ok(Admin),
             sync_engine::tokens::Principal::Company { .. } => Err(ApiError::Forbidden),
         }
-    }
-}
-
-/// Requests per token per minute, counted in this process (each replica counts its own):
-/// a fixed one-minute window per token. 0 = no limit.
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    pub per_minute: u32,
-    windows: std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, u32)>>,
-}
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        RateLimiter {
-            per_minute,
-            windows: Default::default(),
-        }
-    }
-
-    /// Ok, or the seconds to wait.
-    pub fn check(&self, token: Uuid) -> Result<(), u64> {
-        if self.per_minute == 0 {
-            return Ok(());
-        }
-        let now = std::time::Instant::now();
-        let mut w = self.windows.lock().unwrap();
-        if w.len() > 100_000 {
-            w.retain(|_, (start, _)| now.duration_since(*start).as_secs() < 60);
-        }
-        let e = w.entry(token).or_insert((now, 0));
-        if now.duration_since(e.0).as_secs() >= 60 {
-            *e = (now, 0);
-        }
-        if e.1 >= self.per_minute {
-            return Err(60u64
-                .saturating_sub(now.duration_since(e.0).as_secs())
-                .max(1));
-        }
-        e.1 += 1;
-        Ok(())
     }
 }

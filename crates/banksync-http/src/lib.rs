@@ -13,6 +13,7 @@ pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod guard;
 /// Request fields as the schema states them (the engine's domain types check them).
 pub use sync_engine::flows::input;
 pub mod metrics;
@@ -68,7 +69,11 @@ pub struct Shared {
     pub connect: Arc<sync_engine::flows::ConnectPolicy>,
     pub metrics: Arc<metrics::Metrics>,
     /// Requests per token per minute (this replica's count).
-    pub rate: Arc<extract::RateLimiter>,
+    pub rate: Arc<guard::RateLimiter>,
+    /// Failed authentications per client address per minute (this replica's count).
+    pub auth_failures: Arc<guard::AuthFailures>,
+    /// The client address is the last `X-Forwarded-For` entry (a trusted proxy in front).
+    pub trust_forwarded_for: bool,
     /// This process's job loops, for `/livez` (none when it runs no worker).
     pub worker_health: Option<Arc<sync_engine::worker::Health>>,
     /// A job loop silent for longer than this is stuck.
@@ -120,7 +125,9 @@ impl Shared {
             callback_max_age: chrono::Duration::hours(72),
             connect: Default::default(),
             metrics: Arc::new(Default::default()),
-            rate: Arc::new(extract::RateLimiter::new(0)),
+            rate: Arc::new(guard::RateLimiter::new(0)),
+            auth_failures: Arc::new(guard::AuthFailures::new(0)),
+            trust_forwarded_for: false,
             worker_health: None,
             livez_stale: Duration::from_secs(300),
             metrics_token: None,
@@ -151,6 +158,11 @@ pub struct HttpConfig {
     pub connect_session_burst: u32,
     /// API requests per token per minute, per replica (0: no limit).
     pub rate_limit_per_minute: u32,
+    /// Failed authentications per client address per minute, per replica (0: no limit);
+    /// over it, the address is refused with 429 until its minute ends.
+    pub auth_failures_per_minute: u32,
+    /// Take the client address from `X-Forwarded-For` (a trusted proxy in front).
+    pub trust_forwarded_for: bool,
     pub livez_stale: Duration,
     pub metrics_token: Option<String>,
     /// `/metrics` is served on its own listener ([`metrics_router`]).
@@ -178,6 +190,8 @@ impl Default for HttpConfig {
             connect_sessions_per_minute: 0,
             connect_session_burst: 0,
             rate_limit_per_minute: 0,
+            auth_failures_per_minute: 0,
+            trust_forwarded_for: false,
             livez_stale: Duration::from_secs(300),
             metrics_token: None,
             metrics_separate: false,
@@ -221,7 +235,9 @@ impl Application {
             sessions_per_minute: config.connect_sessions_per_minute,
             session_burst: config.connect_session_burst,
         });
-        state.rate = Arc::new(extract::RateLimiter::new(config.rate_limit_per_minute));
+        state.rate = Arc::new(guard::RateLimiter::new(config.rate_limit_per_minute));
+        state.auth_failures = Arc::new(guard::AuthFailures::new(config.auth_failures_per_minute));
+        state.trust_forwarded_for = config.trust_forwarded_for;
         state.livez_stale = config.livez_stale;
         state.metrics_token = config.metrics_token.clone().map(Arc::new);
         state.metrics_separate = config.metrics_separate;
@@ -318,26 +334,33 @@ fn router(state: AppState, limits: &HttpLimits) -> Router {
         .with_state(state)
 }
 
-/// Records every state-changing API call (method, path, result, token) in the audit log.
+/// Records every state-changing API call (method, path, result, token, client address) in
+/// the audit log, and any other request whose handler put an [`guard::AuditNote`] on its
+/// response (a console sign-in by link).
 pub(crate) async fn audit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let changes = !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    if !changes {
-        return next.run(req).await;
-    }
     let slot = extract::AuditSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let action = format!(
-        "{} {}",
-        req.method(),
-        req.extensions()
-            .get::<axum::extract::OriginalUri>()
-            .map(|u| u.0.path().to_string())
-            .unwrap_or_else(|| req.uri().path().to_string())
-    );
+    let client = guard::client_addr(req.headers(), req.extensions(), st.trust_forwarded_for);
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    // A console sign-in link's code is a secret: not recorded.
+    let path = if path.starts_with("/console/sign-in/") {
+        "/console/sign-in/…".to_string()
+    } else {
+        path
+    };
+    let action = format!("{} {path}", req.method());
     let resp = next.run(req).await;
+    if !changes && resp.extensions().get::<guard::AuditNote>().is_none() {
+        return resp;
+    }
     let who = *slot.0.lock().unwrap();
     let (token_id, company_id, actor) = match who {
         Some(sync_engine::tokens::Principal::Company {
@@ -351,7 +374,17 @@ pub(crate) async fn audit(State(st): State<AppState>, mut req: Request, next: Ne
         Some(sync_engine::tokens::Principal::Operator { token_id }) => {
             (Some(token_id), None, format!("operator:{token_id}"))
         }
+        // A refused credential was recorded where it was refused (guard::Caller).
+        None if resp.status() == StatusCode::UNAUTHORIZED
+            || resp.extensions().get::<guard::Recorded>().is_some() =>
+        {
+            return resp
+        }
         None => (None, None, "anonymous".to_string()),
+    };
+    let detail = match resp.extensions().get::<guard::AuditNote>() {
+        Some(note) => format!("{}; {}", note.0, guard::describe(client)),
+        None => guard::describe(client),
     };
     let entry = sync_engine::audit::Entry {
         token_id,
@@ -359,7 +392,7 @@ pub(crate) async fn audit(State(st): State<AppState>, mut req: Request, next: Ne
         actor: &actor,
         action: &action,
         status: Some(resp.status().as_u16() as i32),
-        detail: None,
+        detail: Some(&detail),
     };
     if let Err(e) = sync_engine::audit::record(&st.pool, &entry).await {
         tracing::error!(error = %e, %action, "audit log write failed");

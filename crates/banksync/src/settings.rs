@@ -222,6 +222,14 @@ pub struct Server {
     /// API requests per token per minute, counted by each replica on its own; 0 = no limit.
     #[serde(default = "six_hundred")]
     pub rate_limit_per_minute: u32,
+    /// Failed authentications (API tokens, console sign-ins) per client address per minute,
+    /// counted by each replica on its own; over it the address gets 429. 0 = no limit.
+    #[serde(default = "thirty_u32")]
+    pub auth_failures_per_minute: u32,
+    /// The client address is the last `X-Forwarded-For` entry: set it only behind a proxy
+    /// that appends the address it saw.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
     #[serde(default = "body_limit")]
     pub body_limit_bytes: usize,
     #[serde(default = "thirty")]
@@ -243,6 +251,10 @@ pub struct Server {
     /// A TLS handshake must complete within this (seconds).
     #[serde(default = "ten_secs")]
     pub tls_handshake_timeout_secs: u64,
+}
+
+fn thirty_u32() -> u32 {
+    30
 }
 
 fn ten_secs() -> u64 {
@@ -542,6 +554,8 @@ impl Settings {
             connect_sessions_per_minute: self.saltedge.connect_sessions_per_company_per_minute,
             connect_session_burst: self.saltedge.connect_session_burst,
             rate_limit_per_minute: self.server.rate_limit_per_minute,
+            auth_failures_per_minute: self.server.auth_failures_per_minute,
+            trust_forwarded_for: self.server.trust_forwarded_for,
             livez_stale: std::time::Duration::from_secs(
                 self.worker
                     .livez_stale_secs

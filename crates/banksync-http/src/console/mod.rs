@@ -34,6 +34,7 @@ use sync_engine::tokens::Principal;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::guard::{AuditNote, Caller, Recorded};
 use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "banksync_session";
@@ -234,7 +235,7 @@ impl FromRequestParts<AppState> for User {
         if let Some(slot) = parts.extensions.get::<crate::extract::AuditSlot>() {
             *slot.0.lock().unwrap() = Some(session.principal);
         }
-        if let Err(retry_after) = st.rate.check(session.principal.token_id()) {
+        if let Err(retry_after) = st.rate.count(session.principal.token_id()) {
             return Err(layout::error_page(ApiError::RateLimited { retry_after }));
         }
         Ok(User {
@@ -456,40 +457,58 @@ struct LoginForm {
 
 async fn login(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    parts: Parts,
     axum::extract::Form(f): axum::extract::Form<LoginForm>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
     let same = sync_engine::digest::constant_time_eq(expected.as_bytes(), f.csrf.as_bytes());
     if expected.is_empty() || !same {
         return layout::csrf_refused();
     }
+    let caller = match Caller::admit(&parts, &st) {
+        Ok(c) => c,
+        Err(retry_after) => return too_many_failures(retry_after),
+    };
     let next = safe_next(f.next.as_deref()).to_string();
     match store::sign_in(&st.pool, f.token.trim(), st.console_session_ttl).await {
-        Ok(Some((secret, s))) => signed_in(&st, &secret, &s, &next),
+        Ok(Some((secret, s))) => signed_in(&st, &parts, &secret, &s, &next),
         Ok(None) => {
+            caller.refused(&st, "console sign-in").await;
             let to = format!(
                 "/console/login?{}",
                 url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("next", &next)
                     .finish()
             );
-            redirect_with(
+            let mut resp = redirect_with(
                 &st,
                 &to,
                 Some(Flash {
                     error: true,
                     text: "That token is not valid (unknown, revoked or expired).".into(),
                 }),
-            )
+            );
+            resp.extensions_mut().insert(Recorded);
+            resp
         }
         Err(e) => layout::error_page(ApiError::from(e)),
     }
 }
 
-fn signed_in(st: &AppState, secret: &str, s: &Session, next: &str) -> Response {
+/// Over the failed sign-ins allowed from one address: the login page says when to retry.
+fn too_many_failures(retry_after: u64) -> Response {
+    layout::error_page(ApiError::RateLimited { retry_after })
+}
+
+/// A session opened: attributed to its token in the audit log (the middleware writes the
+/// entry, with the client address) and its cookie set.
+fn signed_in(st: &AppState, parts: &Parts, secret: &str, s: &Session, next: &str) -> Response {
+    if let Some(slot) = parts.extensions.get::<crate::extract::AuditSlot>() {
+        *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.principal);
+    }
     let to = if next == "/console" { landing(s) } else { next };
     let mut resp = redirect_with(st, to, None);
+    resp.extensions_mut().insert(AuditNote("console sign-in"));
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -505,18 +524,30 @@ fn signed_in(st: &AppState, secret: &str, s: &Session, next: &str) -> Response {
 }
 
 /// A one-time link (`banksync demo` prints one): opens a session and forgets the code.
-async fn sign_in_link(State(st): State<AppState>, Path(code): Path<String>) -> Response {
+async fn sign_in_link(
+    State(st): State<AppState>,
+    parts: Parts,
+    Path(code): Path<String>,
+) -> Response {
+    let caller = match Caller::admit(&parts, &st) {
+        Ok(c) => c,
+        Err(retry_after) => return too_many_failures(retry_after),
+    };
     match store::sign_in_with_link(&st.pool, &code, st.console_session_ttl).await {
-        Ok(Some((secret, s))) => signed_in(&st, &secret, &s, "/console"),
-        Ok(None) => redirect_with(
-            &st,
-            "/console/login",
-            Some(Flash {
-                error: true,
-                text: "That sign-in link was used already or has expired. Sign in with a token."
-                    .into(),
-            }),
-        ),
+        Ok(Some((secret, s))) => signed_in(&st, &parts, &secret, &s, "/console"),
+        Ok(None) => {
+            caller.refused(&st, "console sign-in link").await;
+            redirect_with(
+                &st,
+                "/console/login",
+                Some(Flash {
+                    error: true,
+                    text:
+                        "That sign-in link was used already or has expired. Sign in with a token."
+                            .into(),
+                }),
+            )
+        }
         Err(e) => layout::error_page(ApiError::from(e)),
     }
 }
@@ -526,6 +557,7 @@ async fn logout(State(st): State<AppState>, Posted(user, _): Posted<User, Empty>
         return layout::error_page(ApiError::from(e));
     }
     let mut resp = notice(&st, "/console/login", "Signed out.");
+    resp.extensions_mut().insert(AuditNote("console sign-out"));
     resp.headers_mut()
         .append(header::SET_COOKIE, set_cookie(&st, SESSION_COOKIE, "", 0));
     resp

@@ -3,26 +3,6 @@
 
 use super::support::*;
 
-/// A server on the stack's database with `config` (the stack's own is fixed); its base URL.
-async fn server_with(s: &Stack, config: HttpConfig) -> String {
-    let mut cfg = banksync_testkit::signed_config(&s.sim);
-    cfg.fetches_per_second = 0;
-    let built = Application::build(
-        s.pool.clone(),
-        Client::new(cfg).unwrap(),
-        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
-        banksync_http::callbacks::urls::CallbackUrls::under(
-            &url::Url::parse(&s.callback_base).unwrap(),
-        ),
-        &config,
-        None,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, built.router).await.unwrap() });
-    format!("http://{addr}")
-}
-
 /// A company over its quota of connect sessions is told when to come back (429,
 /// `Retry-After`, code `busy`) and nothing reaches Salt Edge; another company links as
 /// usual.

@@ -406,3 +406,150 @@ async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
         "another token has its own budget (and operators read no company data)"
     );
 }
+
+/// The audit log's entries for `action`, oldest first: (actor, token, company, detail).
+async fn audited(
+    pool: &PgPool,
+    action: &str,
+) -> Vec<(String, Option<Uuid>, Option<Uuid>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT actor, token_id, company_id, detail FROM audit_log WHERE action = $1 ORDER BY id",
+    )
+    .bind(action)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A refused token is in the audit log with the caller's address (never the token); an
+/// address over its failures is refused before any lookup, even with a valid token, until
+/// its minute ends (429, `Retry-After`), while another address is served.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn failed_authentications_are_recorded_and_limited_per_address(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let base = server_with(
+        &s,
+        HttpConfig {
+            auth_failures_per_minute: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let journals = format!("{base}/api/v1/journals");
+    for guess in ["guess-1", "guess-2", "guess-3"] {
+        let r = a.get(&journals).bearer_auth(guess).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let refused = audited(&pool, "authentication refused").await;
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for (actor, token, company, detail) in &refused {
+        assert_eq!(actor, "anonymous");
+        assert_eq!((*token, *company), (None, None));
+        let detail = detail.as_deref().unwrap();
+        assert_eq!(detail, "GET /api/v1/journals; client 127.0.0.1");
+        assert!(
+            !detail.contains("guess"),
+            "the credential is never recorded"
+        );
+    }
+
+    // Over the limit: even the valid token waits, and nothing more is looked up or logged.
+    let r = a.get(&journals).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&after));
+    let r = a
+        .get(&journals)
+        .bearer_auth("guess-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(audited(&pool, "authentication refused").await.len(), 3);
+
+    // Another address is served.
+    let r = b.get(&journals).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Posts the console's login form with `token`.
+async fn console_sign_in(http: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+    let html = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let re = regex::Regex::new(r#"name="csrf" value="([^"]*)""#).unwrap();
+    let csrf = re.captures(&html).unwrap()[1].to_string();
+    http.post(format!("{base}/console/login"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A console sign-in is attributed to its token and address, a refused one is recorded
+/// with the address, and an address that keeps failing is stopped.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn console_sign_ins_are_attributed_and_limited(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let base = server_with(
+        &s,
+        HttpConfig {
+            auth_failures_per_minute: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = console_sign_in(&http, &base, &s.token).await;
+    assert_eq!(r.status(), 303);
+    let company: Uuid = sqlx::query_scalar("SELECT id FROM companies")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let ok = audited(&pool, "POST /console/login").await;
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    let (actor, token, who, detail) = &ok[0];
+    assert!(actor.starts_with("token:"), "{actor}");
+    assert!(token.is_some());
+    assert_eq!(*who, Some(company));
+    assert_eq!(detail.as_deref(), Some("console sign-in; client 127.0.0.1"));
+
+    for _ in 0..2 {
+        let r = console_sign_in(&http, &base, "not-a-token").await;
+        assert_eq!(r.status(), 303, "back to the form with an error");
+    }
+    let refused = audited(&pool, "authentication refused").await;
+    assert_eq!(refused.len(), 2);
+    assert_eq!(
+        refused[0].3.as_deref(),
+        Some("console sign-in; client 127.0.0.1")
+    );
+    assert_eq!(
+        audited(&pool, "POST /console/login").await.len(),
+        1,
+        "a refused sign-in is recorded once, where it was refused"
+    );
+    // Over the limit: the next try, right token or not, is told to wait.
+    let r = console_sign_in(&http, &base, &s.token).await;
+    assert_eq!(r.status(), 429);
+}

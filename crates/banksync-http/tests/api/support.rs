@@ -118,6 +118,38 @@ async fn serve(
     addr
 }
 
+/// A server on the stack's database with `config` (the stack's own is fixed), served as
+/// `serve` serves (the client's address known); its base URL.
+pub async fn server_with(s: &Stack, config: HttpConfig) -> String {
+    let mut cfg = banksync_testkit::signed_config(&s.sim);
+    cfg.fetches_per_second = 0;
+    let built = Application::build(
+        s.pool.clone(),
+        Client::new(cfg).unwrap(),
+        Verifier::from_pem(keys::SIMULATOR_PUBLIC_PEM).unwrap(),
+        banksync_http::callbacks::urls::CallbackUrls::under(
+            &url::Url::parse(&s.callback_base).unwrap(),
+        ),
+        &config,
+        None,
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = banksync_http::serve::ServeOptions::default();
+    tokio::spawn(async move {
+        banksync_http::serve::serve(
+            listener,
+            built.router,
+            None,
+            std::future::pending(),
+            options,
+        )
+        .await
+        .unwrap()
+    });
+    format!("http://{addr}")
+}
+
 impl Stack {
     /// Another replica of the server (same database, its own process state); its base URL.
     pub async fn replica(&self) -> String {
