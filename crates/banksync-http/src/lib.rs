@@ -88,10 +88,8 @@ pub struct Shared {
     pub cursor_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Salt Edge's v6 callback key, when configured.
     pub verifier_v6: Option<Verifier>,
-    /// Which webhook URLs may be registered.
-    pub webhook_policy: sync_engine::webhooks::TargetPolicy,
-    /// Webhook endpoints a company may have (0: no cap).
-    pub webhook_max_endpoints: u32,
+    /// Which webhook URLs may be registered, how many per company, the secrets' key.
+    pub webhook_rules: Arc<sync_engine::webhooks::Rules>,
     /// How long a rotated-out webhook secret keeps signing alongside the new one.
     pub webhook_rotation_grace: Duration,
     /// Stores verified callbacks in groups (one commit per group).
@@ -135,8 +133,11 @@ impl Shared {
             cursor_key: Default::default(),
             openapi: Default::default(),
             verifier_v6: None,
-            webhook_policy: Default::default(),
-            webhook_max_endpoints: 0,
+            webhook_rules: Arc::new(sync_engine::webhooks::Rules {
+                policy: Default::default(),
+                max_endpoints: 0,
+                key: sync_engine::webhooks::SecretKey::development(),
+            }),
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
             console_base: None,
             console_secure_cookies: false,
@@ -175,6 +176,9 @@ pub struct HttpConfig {
     pub webhook_policy: sync_engine::webhooks::TargetPolicy,
     /// Webhook endpoints a company may have (0: no cap).
     pub webhook_max_endpoints: u32,
+    /// The key webhook secrets are sealed with at rest (the default is the public
+    /// development key; `serve` takes `webhooks.secret_key`).
+    pub webhook_key: sync_engine::webhooks::SecretKey,
     pub webhook_rotation_grace: Duration,
     /// The service's public URL (the console's links and Connect's way back).
     pub public_base_url: Option<url::Url>,
@@ -202,6 +206,7 @@ impl Default for HttpConfig {
                 allow_private_targets: true,
             },
             webhook_max_endpoints: 0,
+            webhook_key: sync_engine::webhooks::SecretKey::development(),
             webhook_rotation_grace: Duration::from_secs(24 * 3600),
             public_base_url: None,
             console_session_ttl: chrono::Duration::hours(8),
@@ -242,8 +247,11 @@ impl Application {
         state.metrics_token = config.metrics_token.clone().map(Arc::new);
         state.metrics_separate = config.metrics_separate;
         state.worker_health = worker_health;
-        state.webhook_policy = config.webhook_policy;
-        state.webhook_max_endpoints = config.webhook_max_endpoints;
+        state.webhook_rules = Arc::new(sync_engine::webhooks::Rules {
+            policy: config.webhook_policy,
+            max_endpoints: config.webhook_max_endpoints,
+            key: config.webhook_key.clone(),
+        });
         state.verifier_v6 = config.callback_verifier_v6.clone();
         state.webhook_rotation_grace = config.webhook_rotation_grace;
         state.console_base = config.public_base_url.clone().map(|mut u| {

@@ -44,6 +44,10 @@ pub struct Webhooks {
     /// Deliveries in flight at once per replica, and per company across replicas.
     pub in_flight: i64,
     pub in_flight_per_company: i64,
+    /// The key endpoints' signing secrets are sealed with at rest (base64 of 32 bytes):
+    /// from the environment (`BANKSYNC__WEBHOOKS__SECRET_KEY`) or `secret_key_file`.
+    pub secret_key: Option<Sensitive>,
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl Default for Webhooks {
@@ -60,6 +64,8 @@ impl Default for Webhooks {
             max_endpoints_per_company: 25,
             in_flight: 16,
             in_flight_per_company: 4,
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }
@@ -72,7 +78,11 @@ impl Webhooks {
         }
     }
 
-    pub fn delivery(&self) -> anyhow::Result<sync_engine::webhooks::DeliveryConfig> {
+    /// How deliveries go out; `key` opens the endpoints' secrets ([`Settings::webhook_key`]).
+    pub fn delivery(
+        &self,
+        key: sync_engine::webhooks::SecretKey,
+    ) -> anyhow::Result<sync_engine::webhooks::DeliveryConfig> {
         use std::time::Duration;
         anyhow::ensure!(
             self.timeout_secs >= 1 && self.connect_timeout_secs >= 1 && self.retry_base_secs >= 1
@@ -90,6 +100,7 @@ impl Webhooks {
             lease: Duration::from_secs(self.timeout_secs * 2 + 20),
             batch: self.in_flight,
             per_company: self.in_flight_per_company,
+            key,
             ..Default::default()
         })
     }
@@ -424,7 +435,7 @@ impl Settings {
     pub fn unsafe_reasons(&self) -> Vec<String> {
         let mut out = vec![];
         for f in secret_in_toml(&Self::config_dir()) {
-            out.push(format!("{f} contains saltedge.secret: move it to BANKSYNC__SALTEDGE__SECRET or saltedge.secret_file"));
+            out.push(format!("{f} contains a secret (saltedge.secret or webhooks.secret_key): move it to the environment (BANKSYNC__SALTEDGE__SECRET, BANKSYNC__WEBHOOKS__SECRET_KEY) or a file (saltedge.secret_file, webhooks.secret_key_file)"));
         }
         let hint = "(set saltedge.simulator = true only when Salt Edge is the simulator)";
         if !self.saltedge.simulator {
@@ -475,10 +486,36 @@ impl Settings {
         if let Err(e) = self.callback_verifier_v6() {
             out.push(format!("{e:#}"));
         }
-        if let Err(e) = self.webhooks.delivery() {
-            out.push(format!("{e:#}"));
+        match self.webhook_key() {
+            Ok(k) if k.is_development() && !self.saltedge.simulator => out.push(format!(
+                "webhooks.secret_key is the public development key {hint}"
+            )),
+            Ok(k) => {
+                if let Err(e) = self.webhooks.delivery(k) {
+                    out.push(format!("{e:#}"));
+                }
+            }
+            Err(e) => out.push(format!("{e:#}")),
         }
         out
+    }
+
+    /// The key webhook secrets are sealed with: `webhooks.secret_key` (from the
+    /// environment) or `secret_key_file`; with the simulator and neither set, the public
+    /// development key.
+    pub fn webhook_key(&self) -> anyhow::Result<sync_engine::webhooks::SecretKey> {
+        let text = match (&self.webhooks.secret_key, &self.webhooks.secret_key_file) {
+            (Some(k), _) if !k.expose().is_empty() => k.expose().to_string(),
+            (_, Some(p)) if !p.as_os_str().is_empty() => std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read webhooks.secret_key_file {}", p.display()))?,
+            _ if self.saltedge.simulator => {
+                return Ok(sync_engine::webhooks::SecretKey::development())
+            }
+            _ => anyhow::bail!(
+                "webhooks.secret_key is not set: the key webhook secrets are sealed with; export BANKSYNC__WEBHOOKS__SECRET_KEY=$(openssl rand -base64 32) or set webhooks.secret_key_file"
+            ),
+        };
+        sync_engine::webhooks::SecretKey::from_base64(&text).map_err(|e| anyhow::anyhow!(e))
     }
 
     /// The Salt Edge `Secret`: from the environment or `secret_file`.
@@ -575,6 +612,10 @@ impl Settings {
             callback_verifier_v6: self.callback_verifier_v6().ok().flatten(),
             webhook_policy: self.webhooks.policy(),
             webhook_max_endpoints: self.webhooks.max_endpoints_per_company,
+            // A missing or bad key is reported by `unsafe_reasons` (serve refuses to start).
+            webhook_key: self
+                .webhook_key()
+                .unwrap_or_else(|_| sync_engine::webhooks::SecretKey::development()),
             webhook_rotation_grace: std::time::Duration::from_secs(
                 self.webhooks.rotation_grace_hours * 3600,
             ),
@@ -676,14 +717,15 @@ pub fn secret_in_toml(dir: &Path) -> Vec<String> {
         let Ok(doc) = text.parse::<toml::Table>() else {
             continue;
         };
-        if let Some(se) = doc.get("saltedge").and_then(|v| v.as_table()) {
-            if se
-                .get("secret")
+        let set = |table: &str, key: &str| {
+            doc.get(table)
+                .and_then(|v| v.as_table())
+                .and_then(|t| t.get(key))
                 .and_then(|v| v.as_str())
                 .is_some_and(|s| !s.is_empty())
-            {
-                found.push(p.display().to_string());
-            }
+        };
+        if set("saltedge", "secret") || set("webhooks", "secret_key") {
+            found.push(p.display().to_string());
         }
     }
     found

@@ -299,7 +299,7 @@ async fn serve_refuses_unsafe_configurations(pool: PgPool) {
             .output()
             .await
             .unwrap(),
-        "contains saltedge.secret",
+        "contains a secret (saltedge.secret",
     );
 
     // A 1024-bit signing key.
@@ -362,10 +362,35 @@ async fn production_defaults_are_safe(pool: PgPool) {
             .env("BANKSYNC__SALTEDGE__SECRET", "live-secret")
             .env("BANKSYNC__SALTEDGE__PRIVATE_KEY_FILE", &key)
             .env("BANKSYNC__SALTEDGE__CALLBACK_PUBLIC_KEY_FILE", &callback)
+            .env(
+                "BANKSYNC__WEBHOOKS__SECRET_KEY",
+                "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=",
+            )
             .env("RUST_LOG", "warn")
             .args(["config", "check"]);
         c
     };
+    // Webhook secrets are sealed with a key of the operator's: without one, no start.
+    let out = production()
+        .env_remove("BANKSYNC__WEBHOOKS__SECRET_KEY")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("webhooks.secret_key is not set"), "{text}");
+    let out = production()
+        .env(
+            "BANKSYNC__WEBHOOKS__SECRET_KEY",
+            "YmFua3N5bmMtZGV2ZWxvcG1lbnQtd2ViaG9vay1rZXk=",
+        )
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("the public development key"), "{text}");
+
     let out = production().output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "v5-only real config: {text}");

@@ -64,8 +64,7 @@ pub async fn create(
         &b.url,
         b.description.as_deref().unwrap_or(""),
         &kinds(b.events).unwrap_or_default(),
-        st.webhook_policy,
-        st.webhook_max_endpoints,
+        &st.webhook_rules,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(with_secret(w))))
@@ -115,7 +114,7 @@ pub async fn update(
         company,
         id,
         &change,
-        st.webhook_policy,
+        st.webhook_rules.policy,
     )
     .await?)))
 }
@@ -141,7 +140,14 @@ pub async fn rotate(
     Company(company): Company,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<WebhookEndpointWithSecret>> {
-    let w = endpoints::rotate(&st.pool, company, id, st.webhook_rotation_grace).await?;
+    let w = endpoints::rotate(
+        &st.pool,
+        company,
+        id,
+        st.webhook_rotation_grace,
+        &st.webhook_rules.key,
+    )
+    .await?;
     Ok(Json(with_secret(w)))
 }
 

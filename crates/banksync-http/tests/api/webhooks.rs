@@ -753,8 +753,11 @@ async fn a_company_whose_receivers_hang_holds_its_share_not_the_deliverer(pool: 
         &format!("http://{ok_addr}/hook"),
         "",
         &[],
-        permissive,
-        0,
+        &sync_engine::webhooks::Rules {
+            policy: permissive,
+            max_endpoints: 0,
+            key: sync_engine::webhooks::SecretKey::development(),
+        },
     )
     .await
     .unwrap()
@@ -805,9 +808,13 @@ async fn endpoints_are_capped_and_redelivery_waits_for_the_backoff(pool: PgPool)
             .fetch_one(&pool)
             .await
             .unwrap();
-    let permissive = TargetPolicy {
-        allow_http: true,
-        allow_private_targets: true,
+    let rules = sync_engine::webhooks::Rules {
+        policy: TargetPolicy {
+            allow_http: true,
+            allow_private_targets: true,
+        },
+        max_endpoints: 2,
+        key: sync_engine::webhooks::SecretKey::development(),
     };
     let create = || {
         sync_engine::webhooks::endpoints::create(
@@ -816,8 +823,7 @@ async fn endpoints_are_capped_and_redelivery_waits_for_the_backoff(pool: PgPool)
             "http://127.0.0.1:9/hook",
             "",
             &[],
-            permissive,
-            2,
+            &rules,
         )
     };
     create().await.unwrap();
@@ -887,4 +893,98 @@ async fn endpoints_are_capped_and_redelivery_waits_for_the_backoff(pool: PgPool)
     );
     stop.send(true).unwrap();
     d.abort();
+}
+
+/// Signing secrets are sealed at rest: the row holds neither the secret nor its key
+/// bytes; a row from before sealing is sealed in place; the deliverer signs with the
+/// secret the API returned (verified by the reference implementation); a deliverer with
+/// another key cannot open the row and sends nothing it could not sign.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn signing_secrets_are_sealed_at_rest(pool: PgPool) {
+    let s = stack(pool.clone()).await;
+    let r = Receiver::default();
+    let addr = start_receiver(&r, 0).await;
+    let (endpoint, secret) = register(&s, &format!("http://{addr}/hook"), None).await;
+    let stored = || async {
+        sqlx::query_scalar::<_, String>("SELECT secret FROM webhook_endpoints WHERE id = $1::uuid")
+            .bind(&endpoint)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let key_part = secret.trim_start_matches("whsec_");
+    let sealed = stored().await;
+    assert!(sealed.starts_with("sealed:v1:"), "{sealed}");
+    assert!(!sealed.contains(key_part));
+
+    // A row from before sealing: put the secret back in clear, then seal the table.
+    sqlx::query("UPDATE webhook_endpoints SET secret = $2 WHERE id = $1::uuid")
+        .bind(&endpoint)
+        .bind(&secret)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let key = sync_engine::webhooks::SecretKey::development();
+    let n = sync_engine::webhooks::seal::seal_clear_rows(&pool, &key)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let resealed = stored().await;
+    assert!(resealed.starts_with("sealed:v1:") && !resealed.contains(key_part));
+    assert_eq!(
+        sync_engine::webhooks::seal::seal_clear_rows(&pool, &key)
+            .await
+            .unwrap(),
+        0,
+        "nothing left in clear"
+    );
+
+    let company: uuid::Uuid =
+        sqlx::query_scalar("SELECT company_id FROM webhook_endpoints WHERE id = $1::uuid")
+            .bind(&endpoint)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sync_engine::webhooks::emit(&mut tx, company, None, "sync.failed", &json!({ "k": 1 }))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Another key: the row does not open, so nothing is sent.
+    let wrong = DeliveryConfig {
+        key: sync_engine::webhooks::SecretKey::from_bytes([9; 32]),
+        ..fast()
+    };
+    let (d, stop) = deliverer(&pool, wrong);
+    let error = eventually("the attempt fails", || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT last_error FROM webhook_deliveries WHERE endpoint_id = $1::uuid AND attempts > 0",
+        )
+        .bind(&endpoint)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .flatten()
+    })
+    .await;
+    stop.send(true).unwrap();
+    d.await.unwrap();
+    assert!(error.contains("sealed with key"), "{error}");
+    assert!(r.seen.lock().unwrap().is_empty());
+
+    // The right key: delivered, and signed with the secret the API returned.
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE endpoint_id = $1::uuid",
+    )
+    .bind(&endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (d, stop) = deliverer(&pool, fast());
+    all_delivered(&pool, &endpoint).await;
+    stop.send(true).unwrap();
+    d.await.unwrap();
+    let events = outbox(&pool, &endpoint).await;
+    check_received(&r, &events, &secret);
 }

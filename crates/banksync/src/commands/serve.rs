@@ -56,7 +56,17 @@ pub async fn run(_: Args) -> anyhow::Result<()> {
     };
     // Webhook deliveries and consent reminders, beside the job worker.
     let deliverer = {
-        let d = sync_engine::webhooks::Deliverer::new(pool.clone(), s.webhooks.delivery()?);
+        let key = s.webhook_key()?;
+        // Secrets stored in clear before sealing existed are sealed now.
+        let sealed = sync_engine::webhooks::seal::seal_clear_rows(&pool, &key).await?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                key = key.id(),
+                "webhook secrets sealed at rest"
+            );
+        }
+        let d = sync_engine::webhooks::Deliverer::new(pool.clone(), s.webhooks.delivery(key)?);
         tokio::spawn(d.run(stop_rx.clone()))
     };
     let listener = std::net::TcpListener::bind(s.server.bind)

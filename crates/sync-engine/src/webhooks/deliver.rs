@@ -40,6 +40,8 @@ pub struct DeliveryConfig {
     pub per_company: i64,
     /// How long a claimed delivery is held (more than `timeout`).
     pub lease: Duration,
+    /// The key endpoints' secrets are sealed with.
+    pub key: super::SecretKey,
 }
 
 impl Default for DeliveryConfig {
@@ -52,6 +54,7 @@ impl Default for DeliveryConfig {
             retry_max: Duration::from_secs(3600),
             disable_after: Duration::from_secs(72 * 3600),
             poll: Duration::from_millis(500),
+            key: super::SecretKey::development(),
             batch: 16,
             per_company: 4,
             lease: Duration::from_secs(40),
@@ -246,8 +249,12 @@ impl Deliverer {
         target::check_url(&c.url, self.cfg.policy).map_err(|e| (None, e.to_string()))?;
         let body = self.body(c).await.map_err(|e| (None, e.to_string()))?;
         let id = format!("evt_{}", c.event_id);
-        let mut secrets = vec![c.secret.as_str()];
-        secrets.extend(c.previous_secret.as_deref());
+        let open = |s: &str| self.cfg.key.open(c.company_id, s);
+        let current = open(&c.secret).map_err(|e| (None, e.to_string()))?;
+        // A previous secret that no longer opens only costs its signature.
+        let previous = c.previous_secret.as_deref().and_then(|s| open(s).ok());
+        let mut secrets = vec![current.as_str()];
+        secrets.extend(previous.as_deref());
         let headers = super::headers(&id, Utc::now().timestamp(), &body, &secrets);
         let mut req = self
             .http

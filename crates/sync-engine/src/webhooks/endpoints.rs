@@ -62,16 +62,25 @@ fn check_description(d: &str) -> Result<()> {
     Ok(())
 }
 
-/// Registers an endpoint; its secret is returned once.
+/// What every company's endpoints obey: which URLs may be registered, how many endpoints a
+/// company may have (0: no cap), and the key their secrets are sealed with at rest.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub policy: TargetPolicy,
+    pub max_endpoints: u32,
+    pub key: super::SecretKey,
+}
+
+/// Registers an endpoint; its secret is returned once (and stored sealed).
 pub async fn create(
     pool: &PgPool,
     company: Uuid,
     url: &str,
     description: &str,
     events: &[String],
-    policy: TargetPolicy,
-    max_endpoints: u32,
+    rules: &Rules,
 ) -> Result<WithSecret> {
+    let (policy, max_endpoints) = (rules.policy, rules.max_endpoints);
     let url = check_url(url, policy)?;
     check_events(events)?;
     check_description(description)?;
@@ -109,7 +118,7 @@ pub async fn create(
         url.as_str(),
         description,
         events,
-        secret
+        rules.key.seal(company, &secret)
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -212,6 +221,7 @@ pub async fn rotate(
     company: Uuid,
     id: Uuid,
     grace: std::time::Duration,
+    key: &super::SecretKey,
 ) -> Result<WithSecret> {
     let secret = new_secret();
     let endpoint = sqlx::query_as!(
@@ -223,7 +233,7 @@ pub async fn rotate(
                      failing_since, previous_secret_until, created_at, updated_at"#,
         company,
         id,
-        secret,
+        key.seal(company, &secret),
         grace.as_secs_f64()
     )
     .fetch_optional(pool)

@@ -9,9 +9,12 @@
 pub mod deliver;
 pub mod endpoints;
 pub mod reminders;
+pub mod seal;
 pub mod target;
 
 pub use deliver::{Deliverer, DeliveryConfig};
+pub use endpoints::Rules;
+pub use seal::SecretKey;
 pub use target::TargetPolicy;
 
 use base64::engine::general_purpose::STANDARD as B64;

@@ -392,8 +392,11 @@ async fn retention_prunes_old_records_in_batches(pool: PgPool) {
         "http://127.0.0.1:9/x",
         "",
         &[],
-        permissive,
-        0,
+        &sync_engine::webhooks::Rules {
+            policy: permissive,
+            max_endpoints: 0,
+            key: sync_engine::webhooks::SecretKey::development(),
+        },
     )
     .await
     .unwrap();
