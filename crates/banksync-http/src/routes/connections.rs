@@ -39,7 +39,7 @@ pub async fn answer_interactive(
 
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
-    responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id) or email_in_use"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
+    responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id)"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
               (status = 422, description = "invalid_email, invalid_phone, unknown_institution, invalid_return_to")),
     security(("token" = [])))]
 pub async fn link(

@@ -117,15 +117,6 @@ fn attempt(return_to: &ReturnUrl, company: Uuid) -> AttemptRequest {
     }
 }
 
-/// The email (our Salt Edge customer identifier) is used by another company or outside
-/// banksync; which one is not said.
-fn email_in_use() -> SyncError {
-    SyncError::conflict(
-        "email_in_use",
-        "this email is already used with this service; choose another email address",
-    )
-}
-
 /// What the user gives to link a bank.
 #[derive(Debug, Clone)]
 pub struct LinkRequest {
@@ -138,7 +129,8 @@ pub struct LinkRequest {
 }
 
 /// Link a bank: everything is checked before anything is sent to Salt Edge; the email
-/// creates the company's Salt Edge customer (once; a customer belongs to one company), then
+/// creates the company's Salt Edge customer (once; a customer belongs to one company, its
+/// identifier is scoped to the company: [`companies::customer_identifier`]), then
 /// a Connect session asks for consent for the institution's maximum period, with daily
 /// refresh. The connection record appears with Salt Edge's first callback.
 pub async fn link(
@@ -164,24 +156,26 @@ pub async fn link(
     let customer = match companies::customer_of(pool, company).await? {
         Some(c) => c,
         None => {
-            if companies::customer_identifier_taken(pool, email).await? {
-                return Err(email_in_use());
-            }
-            let se = match client.create_customer(email).await {
+            // The identifier names this company: no company can take, or learn about,
+            // another's email, and a customer with it can only be this company's.
+            let identifier = companies::customer_identifier(company, email);
+            let se = match client.create_customer(&identifier).await {
                 Ok(c) => c,
-                // Salt Edge already has a customer with this identifier, and it is not this
-                // company's (that one would be recorded): a Salt Edge customer belongs to
-                // exactly one company, so it is never handed over.
-                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => {
-                    return Err(email_in_use())
-                }
+                // Created by an earlier attempt of this company whose record was lost (a
+                // crash between Salt Edge's answer and our commit): it is ours.
+                Err(e) if e.class() == Some(&ErrorClass::DuplicatedCustomer) => client
+                    .find_customers(&identifier)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or(SyncError::SaltEdge(e))?,
                 Err(e) => return Err(e.into()),
             };
             companies::save_customer(
                 pool,
                 company,
                 &se.id,
-                email,
+                &identifier,
                 Some(email),
                 Some(req.phone.as_str()),
             )
