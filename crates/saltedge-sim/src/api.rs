@@ -204,11 +204,11 @@ pub(crate) async fn create_customer(State(s): St, b: Bytes) -> ApiResult {
 
 pub(crate) async fn list_customers(State(s): St, Query(q): Q) -> ApiResult {
     let w = s.world.lock().unwrap();
-    let items = w
-        .customers
-        .values()
-        .filter(|c| q.get("identifier").is_none_or(|i| &c.identifier == i))
-        .map(|c| (id_num(&c.id), c.clone()));
+    let items: Vec<_> = match q.get("identifier") {
+        Some(i) => w.customer_by_identifier(i).into_iter().collect(),
+        None => w.customers.values().collect(),
+    };
+    let items = items.into_iter().map(|c| (id_num(&c.id), c.clone()));
     paginate(&s, &q, items)
 }
 
@@ -219,7 +219,7 @@ pub(crate) async fn show_customer(State(s): St, Path(id): Path<String>) -> ApiRe
 pub(crate) async fn remove_customer(State(s): St, Path(id): Path<String>) -> ApiResult {
     let mut w = s.world.lock().unwrap();
     w.customer(&id)?;
-    w.customers.remove(&id);
+    w.remove_customer(&id);
     for c in w
         .connections
         .values_mut()
@@ -871,7 +871,7 @@ pub fn seed_connection(
     provider_code: &str,
 ) -> Result<(String, String), SimError> {
     let mut w = s.world.lock().unwrap();
-    let customer_id = match w.customers.values().find(|c| c.identifier == identifier) {
+    let customer_id = match w.customer_by_identifier(identifier) {
         Some(c) => c.id.clone(),
         None => w.create_customer(identifier)?.id,
     };

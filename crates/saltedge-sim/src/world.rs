@@ -225,6 +225,9 @@ pub struct World {
     next_id: u64,
     rng: SplitMix64,
     pub customers: BTreeMap<String, Customer>,
+    /// Customer identifier → customer id (Salt Edge's identifiers are unique per client):
+    /// finding a customer by identifier must not scan every customer at scale.
+    identifiers: HashMap<String, String>,
     pub connections: BTreeMap<String, ConnRec>,
     pub consents: BTreeMap<String, Consent>,
     pub sessions: HashMap<String, Session>,
@@ -261,6 +264,7 @@ impl World {
             next_id: base + 1,
             rng,
             customers: BTreeMap::new(),
+            identifiers: HashMap::new(),
             connections: BTreeMap::new(),
             consents: BTreeMap::new(),
             sessions: HashMap::new(),
@@ -292,6 +296,18 @@ impl World {
 
     // ----- customers -----
 
+    /// The customer with this identifier.
+    pub fn customer_by_identifier(&self, identifier: &str) -> Option<&Customer> {
+        self.customers.get(self.identifiers.get(identifier)?)
+    }
+
+    /// Forgets a customer (its connections are the caller's business).
+    pub fn remove_customer(&mut self, id: &str) -> Option<Customer> {
+        let c = self.customers.remove(id)?;
+        self.identifiers.remove(&c.identifier);
+        Some(c)
+    }
+
     pub fn create_customer(&mut self, identifier: &str) -> Result<Customer, SimError> {
         if identifier.trim().is_empty() {
             return Err(SimError::new(
@@ -299,7 +315,7 @@ impl World {
                 "identifier is required",
             ));
         }
-        if self.customers.values().any(|c| c.identifier == identifier) {
+        if self.identifiers.contains_key(identifier) {
             return Err(SimError::new(
                 ErrorClass::DuplicatedCustomer,
                 "Customer with such identifier already exists.",
@@ -316,6 +332,7 @@ impl World {
             created_at: now,
             updated_at: now,
         };
+        self.identifiers.insert(c.identifier.clone(), id.clone());
         self.customers.insert(id, c.clone());
         Ok(c)
     }

@@ -29,6 +29,9 @@ pub enum What {
     Load(super::load::LoadArgs),
     /// The scheduler over a simulated day with many companies and connections.
     Scale(super::scale::ScaleArgs),
+    /// One noisy company beside many quiet ones: the quiet companies' link, callback-to-lines
+    /// and webhook delays, alone and with the noise.
+    Fairness(super::fairness::FairnessArgs),
     /// Daily syncs of a few new lines over accounts with short and very long histories,
     /// in the same run: a sync's cost must not grow with the history.
     Daily(super::daily::DailyArgs),
@@ -49,6 +52,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         What::Load(l) => super::load::run(l).await,
         What::Scale(s) => super::scale::run(s).await,
         What::Daily(d) => super::daily::run(d).await,
+        What::Fairness(f) => super::fairness::run(f).await,
     }
 }
 

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod config;
 pub mod daily;
 pub mod demo;
+pub mod fairness;
 pub mod load;
 pub mod migrate;
 pub mod scale;

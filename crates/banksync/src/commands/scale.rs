@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use saltedge_sim::{DataConfig, SimConfig, Simulator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sync_engine::schedule::{self as scheduler, ScheduleConfig};
@@ -160,14 +162,27 @@ async fn scale(opts: &PgConnectOptions, a: &ScaleArgs) -> anyhow::Result<serde_j
     let (mut refreshes, mut listings, mut nightly) = (0usize, 0usize, 0usize);
     let mut now = start;
     while now < start + chrono::Duration::days(1) {
-        for se in sim.run_nightly(now) {
-            nightly += 1;
-            // The success callback's handler re-reads the connection and queues a sync.
-            let c = client.show_connection(&se).await?;
-            let local =
-                sync_engine::connections::upsert_from_saltedge(&pool, company_of[&se], &c).await?;
-            sync_engine::jobs::queue_sync(&pool, local.company_id, local.id, "callback").await?;
-        }
+        // The success callbacks' handlers (8 at once, as several replicas' workers would):
+        // each re-reads its connection and queues a sync.
+        let fetched = sim.run_nightly(now);
+        nightly += fetched.len();
+        futures::stream::iter(fetched)
+            .map(|se| {
+                let (pool, client, company) = (&pool, &client, company_of[&se]);
+                async move {
+                    let c = client.show_connection(&se).await?;
+                    let local =
+                        sync_engine::connections::upsert_from_saltedge(pool, company, &c).await?;
+                    sync_engine::jobs::queue_sync(pool, local.company_id, local.id, "callback")
+                        .await?;
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<()>>>()?;
         let t = Instant::now();
         scheduler::tick(&pool, &client, &schedule, now).await?;
         ticks_ms.push(t.elapsed().as_secs_f64() * 1000.0);

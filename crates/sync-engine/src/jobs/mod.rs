@@ -61,6 +61,18 @@ pub async fn queue<'e, J: BackgroundJob>(db: impl PgExecutor<'e>, job: &J) -> Re
     queue_in(db, job, Duration::ZERO).await
 }
 
+/// Queues many jobs of one kind to run now, in one statement; how many were queued (the
+/// others' work was queued already).
+pub async fn queue_all<'e, J: BackgroundJob>(db: impl PgExecutor<'e>, jobs: &[J]) -> Result<u64> {
+    let mut batch = queue::Batch::default();
+    for job in jobs {
+        let payload = serde_json::to_value(job)
+            .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", J::KIND)))?;
+        batch.push(payload, job.dedupe_key(), job.owner());
+    }
+    queue::enqueue_batch(db, J::KIND, batch).await
+}
+
 /// Queues `job` to run `delay` from now.
 pub async fn queue_in<'e, J: BackgroundJob>(
     db: impl PgExecutor<'e>,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
 
 use crate::error::Result;
 
@@ -75,6 +76,64 @@ pub async fn enqueue_owned<'e>(
         kind, payload, dedupe_key, delay.as_secs_f64(), company, connection, customer)
     .fetch_optional(db)
     .await?)
+}
+
+/// Jobs of one kind to queue together ([`enqueue_batch`]), column by column.
+#[derive(Default)]
+pub struct Batch {
+    payloads: Vec<serde_json::Value>,
+    dedupe_keys: Vec<Option<String>>,
+    companies: Vec<Option<Uuid>>,
+    connections: Vec<Option<Uuid>>,
+    customers: Vec<Option<String>>,
+}
+
+impl Batch {
+    pub fn push(
+        &mut self,
+        payload: serde_json::Value,
+        dedupe_key: Option<String>,
+        owner: super::Owner<'_>,
+    ) {
+        use super::Owner;
+        let (company, connection, customer) = match owner {
+            Owner::Service => (None, None, None),
+            Owner::Company(c) => (Some(c), None, None),
+            Owner::Connection(c) => (None, Some(c), None),
+            Owner::Customer(c) => (None, None, Some(c.to_string())),
+        };
+        self.payloads.push(payload);
+        self.dedupe_keys.push(dedupe_key);
+        self.companies.push(company);
+        self.connections.push(connection);
+        self.customers.push(customer);
+    }
+}
+
+/// [`enqueue_owned`] for many jobs of one kind, to run now: one statement; how many were
+/// queued.
+pub async fn enqueue_batch<'e>(db: impl PgExecutor<'e>, kind: &str, b: Batch) -> Result<u64> {
+    if b.payloads.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query!(
+        "INSERT INTO jobs (kind, payload, dedupe_key, run_after, company_id)
+         SELECT $1, u.payload, u.dedupe_key, now(),
+                coalesce(u.company, (SELECT company_id FROM connections WHERE id = u.connection),
+                         (SELECT company_id FROM saltedge_customers WHERE saltedge_id = u.customer))
+         FROM UNNEST($2::jsonb[], $3::text[], $4::uuid[], $5::uuid[], $6::text[])
+              AS u(payload, dedupe_key, company, connection, customer)
+         ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status = 'queued' DO NOTHING",
+        kind,
+        &b.payloads,
+        &b.dedupe_keys as &[Option<String>],
+        &b.companies as &[Option<Uuid>],
+        &b.connections as &[Option<Uuid>],
+        &b.customers as &[Option<String>]
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// At start-up: the queued scheduler tick runs now and then re-queues itself with this
