@@ -1162,3 +1162,21 @@ impl World {
         catalogue::spec(code).map(|s| s.auth)
     }
 }
+
+#[cfg(test)]
+mod identifier_index_tests {
+    #[tokio::test]
+    async fn seeding_finds_the_customer_by_its_identifier() {
+        let sim = crate::Simulator::start(crate::SimConfig::default())
+            .await
+            .unwrap();
+        let ids: Vec<String> = (0..4)
+            .map(|_| {
+                sim.seed_connection("same@bench.example", "fake_client_xf")
+                    .0
+            })
+            .collect();
+        assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
+        sim.stop().await;
+    }
+}

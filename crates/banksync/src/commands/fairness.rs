@@ -238,17 +238,18 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
             n.fetch_add(1, Ordering::Relaxed);
         }
         let mut conns = vec![];
-        for i in 0..a.noisy_connections {
-            let (_, se) =
-                sim.seed_connection(&format!("noisy-{i}@bench.example"), "fake_client_xf");
+        for _ in 0..a.noisy_connections {
+            // One Salt Edge customer (a company has one), many connections.
+            let (_, se) = sim.seed_connection("noisy@bench.example", "fake_client_xf");
             conns.push(
                 sync_engine::connections::adopt(&pool, &client, c.id, &se)
                     .await?
                     .id,
             );
         }
-        // Links without pause, 16 in flight, ignoring Retry-After.
-        for _ in 0..16 {
+        // Links at its API rate limit (600 a minute: one every 100 ms, whatever the answers),
+        // ignoring Retry-After; its connect-session quota refuses most of them.
+        {
             let (http, base, token, stop, counts) = (
                 http.clone(),
                 base.clone(),
@@ -257,24 +258,32 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
                 noisy_figures.clone(),
             );
             noise_tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(100));
                 while !*stop.borrow() {
-                    let r = http
-                        .post(format!("{base}/api/v1/connections"))
-                        .bearer_auth(&token)
-                        .json(&json!({ "provider_code": "fakebank_simple_xf", "phone": "+44 20 7946 0000",
-                            "email": "noisy@bench.example", "return_to": format!("{base}/healthz"),
-                            "allow_second_connection": true }))
-                        .send()
-                        .await;
-                    let counter = match r.map(|r| r.status().as_u16()) {
-                        Ok(201) => &counts.links_accepted,
-                        Ok(429) => &counts.links_429,
-                        _ => &counts.links_other,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    every.tick().await;
+                    let (http, base, token, counts) =
+                        (http.clone(), base.clone(), token.clone(), counts.clone());
+                    tokio::spawn(async move {
+                        let r = http
+                            .post(format!("{base}/api/v1/connections"))
+                            .bearer_auth(&token)
+                            .json(&json!({ "provider_code": "fakebank_simple_xf", "phone": "+44 20 7946 0000",
+                                "email": "noisy@bench.example", "return_to": format!("{base}/healthz"),
+                                "allow_second_connection": true }))
+                            .send()
+                            .await;
+                        let counter = match r.map(|r| r.status().as_u16()) {
+                            Ok(201) => &counts.links_accepted,
+                            Ok(429) => &counts.links_429,
+                            _ => &counts.links_other,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    });
                 }
             }));
         }
+        // Its sync-now come with a token of their own (a company may hold several).
+        let (_, token) = tokens::create(&pool, c.id, "bench sync").await?;
         // 1,000 sync-now, 8 in flight.
         let conns = Arc::new(conns);
         let next = Arc::new(AtomicU64::new(0));
@@ -425,13 +434,15 @@ struct NoiseCounts {
     endpoints_refused: AtomicU64,
 }
 
-/// Quiet companies' connections with lines, and their undelivered webhooks.
+/// Quiet companies' connections with lines, and their unfinished work (webhooks to
+/// deliver, jobs queued or running).
 async fn progress(pool: &PgPool, quiet: &[Uuid]) -> anyhow::Result<(i64, i64)> {
     let r = sqlx::query!(
         r#"SELECT (SELECT count(DISTINCT b.connection_id) FROM statement_lines l
                     JOIN bank_accounts b ON b.id = l.bank_account_id JOIN connections c ON c.id = b.connection_id
                     WHERE c.company_id = ANY($1)) AS "lines!",
-                  (SELECT count(*) FROM webhook_deliveries WHERE company_id = ANY($1) AND state = 'pending') AS "pending!""#,
+                  (SELECT count(*) FROM webhook_deliveries WHERE company_id = ANY($1) AND state = 'pending')
+                  + (SELECT count(*) FROM jobs WHERE company_id = ANY($1) AND status IN ('queued', 'running')) AS "pending!""#,
         quiet
     )
     .fetch_one(pool)

@@ -133,6 +133,47 @@ pub async fn queue_sync(
     ))
 }
 
+/// [`queue_sync`] for many connections (company, connection) at once: in one transaction,
+/// their runs and their jobs in one statement each; a connection with a sync already queued
+/// keeps that one (the run made for it here is dropped). How many were queued.
+pub async fn queue_syncs(
+    pool: &PgPool,
+    connections: &[(Uuid, Uuid)],
+    trigger: &str,
+) -> Result<u64> {
+    if connections.is_empty() {
+        return Ok(0);
+    }
+    let runs: Vec<Uuid> = connections.iter().map(|_| Uuid::new_v4()).collect();
+    let (companies, conns): (Vec<Uuid>, Vec<Uuid>) = connections.iter().copied().unzip();
+    let mut batch = queue::Batch::default();
+    for (&connection_id, &run) in conns.iter().zip(&runs) {
+        let job = SyncConnection {
+            connection_id,
+            run_id: Some(run),
+        };
+        let payload = serde_json::to_value(&job)
+            .map_err(|e| SyncError::Corrupt(format!("{} payload: {e}", SyncConnection::KIND)))?;
+        batch.push(payload, job.dedupe_key(), job.owner());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query!("INSERT INTO sync_runs (id, company_id, connection_id, trigger, status)
+         SELECT u.id, u.company, u.conn, $4, 'queued' FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) AS u(id, company, conn)",
+        &runs, &companies, &conns, trigger)
+    .execute(&mut *tx)
+    .await?;
+    let queued = queue::enqueue_batch(&mut *tx, SyncConnection::KIND, batch).await?;
+    if queued < runs.len() as u64 {
+        sqlx::query!("DELETE FROM sync_runs r WHERE r.id = ANY($1) AND NOT EXISTS (
+               SELECT 1 FROM jobs j WHERE j.dedupe_key = 'sync:' || r.connection_id AND j.status = 'queued'
+                 AND j.payload->>'run_id' = r.id::text)", &runs)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(queued)
+}
+
 type Run = fn(JobContext, serde_json::Value) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// A registered kind: how to run its payload, and whether it retries.

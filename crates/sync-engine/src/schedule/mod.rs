@@ -284,6 +284,9 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
     ((customers as f64 / ticks_per_day).ceil() as i64).max(1)
 }
 
+/// Catch-up syncs one tick queues at most (the oldest first; the rest the next ticks).
+const CATCH_UP_PER_TICK: i64 = 5000;
+
 async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
     // Salt Edge's own view, for lost callbacks: each customer's connections are listed at
     // most once a day, a slice per tick, by jobs that take fetch-limit slots.
@@ -312,20 +315,26 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     // Connections behind Salt Edge with no sync queued. The queued syncs are subtracted as
     // a set (a hashed EXCEPT), not probed per connection: after Salt Edge's nightly run
     // every connection is behind until its sync runs, and a per-row probe planned on stale
-    // statistics took 13.6 s at 20,000 connections.
-    let behind = sqlx::query!(
-        r#"SELECT b.id AS "id!", c.company_id FROM (
+    // statistics took 13.6 s at 20,000 connections. Their syncs are queued in batches (a
+    // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick.
+    let behind: Vec<(Uuid, Uuid)> = sqlx::query!(
+        r#"SELECT c.company_id, b.id AS "id!" FROM (
              SELECT id FROM connections WHERE status = 'active'
                AND saltedge_last_success_at >= date_trunc('second', coalesce(last_sync_started_at, last_synced_at, '-infinity'::timestamptz))
              EXCEPT
              SELECT (payload->>'connection_id')::uuid FROM jobs
              WHERE kind = 'sync_connection' AND status = 'queued') b
-           JOIN connections c ON c.id = b.id"#
+           JOIN connections c ON c.id = b.id
+           ORDER BY c.saltedge_last_success_at LIMIT $1"#,
+        CATCH_UP_PER_TICK
     )
     .fetch_all(pool)
-    .await?;
-    for (conn, company) in behind.into_iter().map(|r| (r.id, r.company_id)) {
-        jobs::queue_sync(pool, company, conn, "catch_up").await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.company_id, r.id))
+    .collect();
+    for chunk in behind.chunks(1000) {
+        jobs::queue_syncs(pool, chunk, "catch_up").await?;
     }
 
     let mut queued = 0;

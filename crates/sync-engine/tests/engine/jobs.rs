@@ -675,3 +675,49 @@ async fn jobs_are_claimed_fairly_across_companies(pool: PgPool) {
         "nothing else to do: the noisy company's next job runs beside its first"
     );
 }
+
+/// Catch-up syncs queued in a batch: one run and one job per connection, and a connection
+/// that already has a sync queued keeps that one (no second job, no orphan run).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn syncs_are_queued_in_batches_without_doubling_a_queued_one(pool: PgPool) {
+    let f = fixture(&pool, |_| {}).await;
+    let (_, se) = f.sim.seed_connection("acme", "fake_client_xf");
+    let second = sync_engine::connections::adopt(&pool, &f.client, f.company, &se)
+        .await
+        .unwrap()
+        .id;
+    let existing = sync_engine::jobs::queue_sync(&pool, f.company, f.conn, "manual")
+        .await
+        .unwrap();
+    let queued = sync_engine::jobs::queue_syncs(
+        &pool,
+        &[(f.company, f.conn), (f.company, second)],
+        "catch_up",
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
+    let runs: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        "SELECT id, connection_id, trigger FROM sync_runs WHERE status = 'queued' ORDER BY trigger",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].1, Some(second));
+    assert_eq!(runs[0].2, "catch_up");
+    assert_eq!((runs[1].0, runs[1].1), (existing, Some(f.conn)));
+    let jobs: Vec<(String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT payload->>'run_id', company_id FROM jobs WHERE kind = 'sync_connection' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        jobs,
+        vec![
+            (existing.to_string(), Some(f.company)),
+            (runs[0].0.to_string(), Some(f.company))
+        ]
+    );
+}
