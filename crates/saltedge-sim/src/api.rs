@@ -374,10 +374,10 @@ pub(crate) async fn list_connections(State(s): St, Query(q): Q) -> ApiResult {
     let customer = param(&q, "customer_id")?;
     w.customer(customer)?;
     let items = w
-        .connections
-        .values()
-        .filter(|c| !c.removed && c.conn.customer_id == customer)
-        .map(|c| (id_num(&c.conn.id), c.conn.clone()));
+        .connections_of(customer)
+        .filter(|c| !c.removed)
+        .map(|c| (id_num(&c.conn.id), c.conn.clone()))
+        .collect::<Vec<_>>();
     paginate(&s, &q, items)
 }
 

@@ -316,16 +316,16 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     // a set (a hashed EXCEPT), not probed per connection: after Salt Edge's nightly run
     // every connection is behind until its sync runs, and a per-row probe planned on stale
     // statistics took 13.6 s at 20,000 connections. Their syncs are queued in batches (a
-    // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick.
+    // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick (the
+    // others the next ticks; no sort: every one is taken within a few ticks).
     let behind: Vec<(Uuid, Uuid)> = sqlx::query!(
-        r#"SELECT c.company_id, b.id AS "id!" FROM (
-             SELECT id FROM connections WHERE status = 'active'
+        r#"SELECT company_id AS "company_id!", id AS "id!" FROM (
+             SELECT company_id, id FROM connections WHERE status = 'active'
                AND saltedge_last_success_at >= date_trunc('second', coalesce(last_sync_started_at, last_synced_at, '-infinity'::timestamptz))
              EXCEPT
-             SELECT (payload->>'connection_id')::uuid FROM jobs
+             SELECT company_id, (payload->>'connection_id')::uuid FROM jobs
              WHERE kind = 'sync_connection' AND status = 'queued') b
-           JOIN connections c ON c.id = b.id
-           ORDER BY c.saltedge_last_success_at LIMIT $1"#,
+           LIMIT $1"#,
         CATCH_UP_PER_TICK
     )
     .fetch_all(pool)
