@@ -318,13 +318,16 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     // statistics took 13.6 s at 20,000 connections. Their syncs are queued in batches (a
     // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick (the
     // others the next ticks; no sort: every one is taken within a few ticks).
+    // Both sides read partial indexes: `connections_behind` (migration 0039, the same
+    // predicate) and `jobs_dedupe` (queued jobs with a key), never whole tables.
     let behind: Vec<(Uuid, Uuid)> = sqlx::query!(
-        r#"SELECT company_id AS "company_id!", id AS "id!" FROM (
-             SELECT company_id, id FROM connections WHERE status = 'active'
-               AND saltedge_last_success_at >= date_trunc('second', coalesce(last_sync_started_at, last_synced_at, '-infinity'::timestamptz))
+        r#"SELECT c.company_id, c.id FROM connections c WHERE c.id IN (
+             SELECT id FROM connections WHERE status = 'active'
+               AND (saltedge_last_success_at AT TIME ZONE 'UTC')
+                   >= date_trunc('second', coalesce(last_sync_started_at, last_synced_at, '-infinity'::timestamptz) AT TIME ZONE 'UTC')
              EXCEPT
-             SELECT company_id, (payload->>'connection_id')::uuid FROM jobs
-             WHERE kind = 'sync_connection' AND status = 'queued') b
+             SELECT substr(dedupe_key, 6)::uuid FROM jobs
+             WHERE dedupe_key IS NOT NULL AND status = 'queued' AND starts_with(dedupe_key, 'sync:'))
            LIMIT $1"#,
         CATCH_UP_PER_TICK
     )
