@@ -97,3 +97,23 @@ pub async fn serve(
         }
     }
 }
+
+/// [`serve`] over plain HTTP on its own task, until `stop` turns true (the in-process
+/// stacks: the demo and the benches).
+pub fn spawn_plain(
+    listener: std::net::TcpListener,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        let options = ServeOptions {
+            grace,
+            ..Default::default()
+        };
+        serve(listener, app, None, stopped, options).await
+    })
+}

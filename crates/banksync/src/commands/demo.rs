@@ -96,23 +96,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     )
     .router;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        let stop = async move {
-            let _ = http_stop.wait_for(|v| *v).await;
-        };
-        banksync_http::serve::serve(
-            http_listener,
-            app,
-            None,
-            stop,
-            banksync_http::serve::ServeOptions {
-                grace: Duration::from_secs(2),
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let server = banksync_http::serve::spawn_plain(
+        http_listener,
+        app,
+        stop_rx.clone(),
+        Duration::from_secs(2),
+    );
     let mut worker = Worker::new(pool.clone(), client.clone());
     worker.poll = Duration::from_millis(50);
     let worker = tokio::spawn(worker.run(2, stop_rx.clone(), Duration::from_secs(5)));

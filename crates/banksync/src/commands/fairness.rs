@@ -166,24 +166,12 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
         None,
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let router = app.router;
-    let server = tokio::spawn(async move {
-        let stop = async move {
-            let _ = http_stop.wait_for(|v| *v).await;
-        };
-        banksync_http::serve::serve(
-            listener,
-            router,
-            None,
-            stop,
-            banksync_http::serve::ServeOptions {
-                grace: Duration::from_secs(1),
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let server = banksync_http::serve::spawn_plain(
+        listener,
+        app.router,
+        stop_rx.clone(),
+        Duration::from_secs(1),
+    );
     let mut worker = Worker::new(pool.clone(), client.clone());
     worker.poll = Duration::from_millis(50);
     let worker = tokio::spawn(worker.run(4, stop_rx.clone(), Duration::from_secs(2)));

@@ -230,23 +230,8 @@ async fn load(opts: &PgConnectOptions, a: &LoadArgs) -> anyhow::Result<serde_jso
         None,
     )
     .router;
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        let stop = async move {
-            let _ = stop_rx.wait_for(|v| *v).await;
-        };
-        banksync_http::serve::serve(
-            listener,
-            app,
-            None,
-            stop,
-            banksync_http::serve::ServeOptions {
-                grace: Duration::from_secs(2),
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = banksync_http::serve::spawn_plain(listener, app, stop_rx, Duration::from_secs(2));
 
     // Distinct callbacks, signed like Salt Edge does, before the clock starts.
     eprintln!("signing {} callbacks…", a.callbacks);
