@@ -26,9 +26,23 @@ pub trait FetchGate: Send + Sync {
     /// Waits until one more fetch may start, but never longer than the gate's bound: a slot
     /// further away answers `Err(retry_after)` at once and takes nothing. The wait may be
     /// cancelled (the caller dropped): the slot then goes back, as [`FetchSlot`] says.
+    /// A [`FetchPriority::Yielding`] caller takes only a slot free now that leaves room for
+    /// interactive callers.
     fn acquire(
         &self,
+        priority: FetchPriority,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<FetchSlot, Duration>> + Send + '_>>;
+}
+
+/// Who a fetch is for, when the shared budget is contended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FetchPriority {
+    /// Someone is waiting for it (a bookkeeper linking a bank): may queue for a slot.
+    #[default]
+    Interactive,
+    /// Background work, or a company that has just used its share: takes a slot only when
+    /// one is free now and another stays free for interactive callers.
+    Yielding,
 }
 
 /// What giving a slot back does (it may reach a database).
@@ -176,6 +190,7 @@ pub enum Kind {
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
+    priority: FetchPriority,
 }
 
 #[derive(Debug)]
@@ -203,7 +218,16 @@ impl Client {
         let limiter = FetchLimiter::new(cfg.fetches_per_second);
         Ok(Client {
             inner: Arc::new(Inner { http, cfg, limiter }),
+            priority: FetchPriority::Interactive,
         })
+    }
+
+    /// The same client, its fetches taking slots of the shared gate with `priority`.
+    pub fn with_priority(&self, priority: FetchPriority) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            priority,
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -219,7 +243,7 @@ impl Client {
         let mut cfg = self.inner.cfg.clone();
         cfg.customer_secret = Some(customer_secret.clone());
         cfg.connection_secret = connection_secret.cloned();
-        Client::new(cfg)
+        Ok(Client::new(cfg)?.with_priority(self.priority))
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, Error> {
@@ -263,7 +287,7 @@ impl Client {
             let slot = if kind == Kind::Fetch {
                 match &self.inner.cfg.fetch_gate {
                     Some(gate) => Some(
-                        gate.acquire()
+                        gate.acquire(self.priority)
                             .await
                             .map_err(|retry_after| Error::Busy { retry_after })?,
                     ),

@@ -16,8 +16,8 @@ pub mod text;
 pub mod version;
 
 pub use client::{
-    parse_items, Client, ClientConfig, FetchGate, FetchSlot, Kind, ProviderQuery, RawPage,
-    TransactionQuery,
+    parse_items, Client, ClientConfig, FetchGate, FetchPriority, FetchSlot, Kind, ProviderQuery,
+    RawPage, TransactionQuery,
 };
 pub use error::{Error, ErrorClass};
 pub use signature::{SignatureError, Signer, Verifier};

@@ -42,6 +42,20 @@ pub struct FairnessArgs {
     /// Keep the scratch databases afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Which of the noisy company's loads run (to see which one costs what).
+    #[arg(long, value_delimiter = ',', default_value = "links,syncs,webhooks")]
+    pub noise: Vec<Noise>,
+}
+
+/// One of the noisy company's loads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Noise {
+    /// Link requests at its API rate limit, ignoring Retry-After.
+    Links,
+    /// 1,000 sync-now on its connections with long histories.
+    Syncs,
+    /// 200 webhook endpoints at a receiver that never answers.
+    Webhooks,
 }
 
 const LIMIT_MS: f64 = 5000.0;
@@ -89,6 +103,14 @@ pub async fn run(a: FairnessArgs) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The five largest, largest first.
+fn slowest(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| b.total_cmp(a));
+    v.truncate(5);
+    v
 }
 
 fn p99(mut v: Vec<f64>) -> f64 {
@@ -144,8 +166,14 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
     })
     .await?;
     // Salt Edge's access terms: 2 fetches of new data a second, for everyone together.
+    // Shared by every replica through Postgres, as `serve` installs it.
     let mut cfg = banksync_testkit::config(&sim);
     cfg.fetches_per_second = 2;
+    cfg.fetch_gate = Some(Arc::new(sync_engine::fetch_limit::PgFetchGate::new(
+        pool.clone(),
+        "global",
+        2,
+    )));
     let client = Client::new(cfg)?;
     catalogue::refresh(&pool, &client).await?;
     let config = HttpConfig {
@@ -211,7 +239,12 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
         let c = companies::create(&pool, "Noisy").await?;
         let (_, token) = tokens::create(&pool, c.id, "bench").await?;
         let hang = hanging_receiver().await?;
-        for _ in 0..200 {
+        let endpoints = if a.noise.contains(&Noise::Webhooks) {
+            200
+        } else {
+            0
+        };
+        for _ in 0..endpoints {
             let r = http
                 .post(format!("{base}/api/v1/webhook-endpoints"))
                 .bearer_auth(&token)
@@ -237,7 +270,7 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
         }
         // Links at its API rate limit (600 a minute: one every 100 ms, whatever the answers),
         // ignoring Retry-After; its connect-session quota refuses most of them.
-        {
+        if a.noise.contains(&Noise::Links) {
             let (http, base, token, stop, counts) = (
                 http.clone(),
                 base.clone(),
@@ -275,7 +308,12 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
         // 1,000 sync-now, 8 in flight.
         let conns = Arc::new(conns);
         let next = Arc::new(AtomicU64::new(0));
-        for _ in 0..8 {
+        let sync_loops = if a.noise.contains(&Noise::Syncs) {
+            8
+        } else {
+            0
+        };
+        for _ in 0..sync_loops {
             let (http, base, token, conns, next, counts) = (
                 http.clone(),
                 base.clone(),
@@ -394,6 +432,7 @@ async fn scenario(opts: &PgConnectOptions, a: &FairnessArgs, noise: bool) -> any
     let c = &noisy_figures;
     Ok(json!({
         "link_p99_ms": p99(link_ms.clone()),
+        "slowest_links_ms": slowest(&link_ms),
         "callback_to_lines_p99_ms": p99(lines_ms.clone()),
         "webhook_delay_p99_ms": p99(hook_ms.clone()),
         "links": link_ms.len(),

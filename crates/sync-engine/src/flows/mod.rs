@@ -55,8 +55,13 @@ pub struct ConnectPolicy {
 
 impl ConnectPolicy {
     /// Takes one of the company's sessions, or answers `Busy` with when the next is allowed:
-    /// one company's link loop spends its own quota, not everyone's budget.
-    async fn take_session(&self, pool: &PgPool, company: Uuid) -> Result<()> {
+    /// one company's link loop spends its own quota, not everyone's budget. The session's
+    /// priority in the shared fetch budget comes with it.
+    async fn take_session(
+        &self,
+        pool: &PgPool,
+        company: Uuid,
+    ) -> Result<saltedge_client::FetchPriority> {
         crate::schedule::fetch_limit::take_company_quota(
             pool,
             company,
@@ -182,8 +187,9 @@ pub async fn link(
             .await?
         }
     };
-    policy.take_session(pool, company).await?;
+    let priority = policy.take_session(pool, company).await?;
     let session = client
+        .with_priority(priority)
         .create_connect_session(&CreateConnectSession {
             customer_id: customer.saltedge_id,
             consent: consent(inst.max_consent_days),
@@ -217,8 +223,9 @@ pub async fn update_credentials(
     let c = load(pool, company, id).await?;
     connections::usable(&c)?;
     let inst = catalogue::get(pool, &c.provider_code).await?;
-    policy.take_session(pool, company).await?;
+    let priority = policy.take_session(pool, company).await?;
     let s = client
+        .with_priority(priority)
         .reconnect_connect_session(&ReconnectConnectSession {
             connection_id: c.saltedge_id,
             consent: consent(inst.as_ref().and_then(|i| i.max_consent_days)),
@@ -251,8 +258,9 @@ pub async fn fetch_accounts(
         .await?
         .map(|i| i.fake)
         .unwrap_or(false);
-    policy.take_session(pool, company).await?;
+    let priority = policy.take_session(pool, company).await?;
     let s = client
+        .with_priority(priority)
         .refresh_connect_session(&RefreshConnectSession {
             connection_id: c.saltedge_id,
             attempt: attempt(return_to, company),

@@ -17,7 +17,7 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 use saltedge_client::models::{AttemptOutcome, AttemptRequest};
-use saltedge_client::{Client, ErrorClass};
+use saltedge_client::{Client, ErrorClass, FetchPriority};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -287,7 +287,11 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
 /// Catch-up syncs one tick queues at most (the oldest first; the rest the next ticks).
 const CATCH_UP_PER_TICK: i64 = 5000;
 
+/// A tick slower than this logs how long each of its parts took.
+const SLOW_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) -> Result<usize> {
+    let started = std::time::Instant::now();
     // Salt Edge's own view, for lost callbacks: each customer's connections are listed at
     // most once a day, a slice per tick, by jobs that take fetch-limit slots.
     let customers: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM saltedge_customers"#)
@@ -312,6 +316,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     )
     .execute(pool)
     .await?;
+    let listed = started.elapsed();
     // Connections behind Salt Edge with no sync queued. The queued syncs are subtracted as
     // a set (a hashed EXCEPT), not probed per connection: after Salt Edge's nightly run
     // every connection is behind until its sync runs, and a per-row probe planned on stale
@@ -336,12 +341,16 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .into_iter()
     .map(|r| (r.company_id, r.id))
     .collect();
+    let found_behind = started.elapsed();
     for chunk in behind.chunks(1000) {
         jobs::queue_syncs(pool, chunk, "catch_up").await?;
     }
+    let caught_up = started.elapsed();
 
     let mut queued = 0;
-    for c in candidates_where(pool, None, now, Some(cfg)).await? {
+    let candidates = candidates_where(pool, None, now, Some(cfg)).await?;
+    let found_candidates = (started.elapsed(), candidates.len());
+    for c in candidates {
         if decide(&c, now, cfg) == Verdict::Due
             && jobs::queue(
                 pool,
@@ -368,6 +377,22 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     if stale {
         jobs::queue(pool, &jobs::RefreshCatalogue {}).await?;
     }
+    if started.elapsed() > SLOW_TICK {
+        // Cumulative milliseconds at the end of each part.
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        tracing::warn!(
+            total_ms = ms(started.elapsed()),
+            listings = due.len(),
+            listings_ms = ms(listed),
+            behind = behind.len(),
+            behind_found_ms = ms(found_behind),
+            catch_up_queued_ms = ms(caught_up),
+            candidates = found_candidates.1,
+            candidates_found_ms = ms(found_candidates.0),
+            refreshes_queued = queued,
+            "slow scheduler tick"
+        );
+    }
     Ok(queued)
 }
 
@@ -391,9 +416,15 @@ pub async fn list_customer(
     };
     // Spent as soon as it comes (a listing that fails still reached Salt Edge); a wait
     // past the bound re-queues this job.
-    fetch_limit::wait_for_slot(pool, "global", cfg.fetches_per_second, cfg.fetch_wait_max)
-        .await?
-        .used();
+    fetch_limit::wait_for_slot(
+        pool,
+        "global",
+        cfg.fetches_per_second,
+        cfg.fetch_wait_max,
+        FetchPriority::Yielding,
+    )
+    .await?
+    .used();
     for se in client.list_connections(customer).await? {
         let Some(local) = connections::find_by_saltedge_id(pool, &se.id).await? else {
             continue;
@@ -446,6 +477,7 @@ pub async fn refresh(
                 &conn.provider_code,
                 cfg.fetches_per_second,
                 cfg.fetch_wait_max,
+                FetchPriority::Yielding,
             )
             .await?,
         )
@@ -480,7 +512,11 @@ pub async fn refresh(
         fetch_scopes: vec!["accounts".into(), "transactions".into()],
         ..Default::default()
     };
-    let (outcome, class) = match client.refresh_connection(&conn.saltedge_id, &attempt).await {
+    let (outcome, class) = match client
+        .with_priority(FetchPriority::Yielding)
+        .refresh_connection(&conn.saltedge_id, &attempt)
+        .await
+    {
         Ok(se) => {
             connections::upsert_from_saltedge(pool, conn.company_id, &se).await?;
             // Salt Edge may answer with an attempt that already failed.

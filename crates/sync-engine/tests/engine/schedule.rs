@@ -247,9 +247,12 @@ async fn the_fetch_limit_holds_across_workers(pool: PgPool) {
         let chunk = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
             for c in chunk {
-                scheduler::refresh(&p, &client, &cfg, c, banksync_testkit::clock::now())
-                    .await
-                    .unwrap();
+                // Refreshes yield: one refused for want of a free slot is tried again when
+                // told, as the worker does with its job.
+                when_free(|| {
+                    scheduler::refresh(&p, &client, &cfg, c, banksync_testkit::clock::now())
+                })
+                .await;
             }
         }));
     }
@@ -433,7 +436,11 @@ async fn a_simulated_week_has_one_fetch_per_connection_per_night_plus_two_retrie
         conns.push((se, local.id, provider));
     }
     let flaky = conns[1].0.clone();
-    let cfg = ScheduleConfig::default();
+    // Counts of fetches, not their pace: the shared budget has tests of its own.
+    let cfg = ScheduleConfig {
+        fetches_per_second: 0,
+        ..Default::default()
+    };
     let mut now = start;
     while now < start + D::days(7) {
         let day = (now - start).num_days();
@@ -836,9 +843,8 @@ async fn a_fetch_in_the_second_our_sync_ended_is_caught_up(pool: PgPool) {
     f.sim.set_clock(Some(second));
     f.sim.advance(&f.se_conn);
     f.sim.set_clock(None);
-    scheduler::list_customer(&pool, &f.client, &ScheduleConfig::default(), &customer)
-        .await
-        .unwrap();
+    let defaults = ScheduleConfig::default();
+    when_free(|| scheduler::list_customer(&pool, &f.client, &defaults, &customer)).await;
     let queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM jobs WHERE kind = 'sync_connection' AND status = 'queued' AND payload::text LIKE '%' || $1 || '%'",
     )
@@ -856,9 +862,8 @@ async fn a_fetch_in_the_second_our_sync_ended_is_caught_up(pool: PgPool) {
     let next_second = chrono::SubsecRound::trunc_subsecs(now, 0) + chrono::Duration::seconds(1);
     tokio::time::sleep((next_second - now).to_std().unwrap()).await;
     sync(&pool, &f, false).await;
-    scheduler::list_customer(&pool, &f.client, &ScheduleConfig::default(), &customer)
-        .await
-        .unwrap();
+    let defaults = ScheduleConfig::default();
+    when_free(|| scheduler::list_customer(&pool, &f.client, &defaults, &customer)).await;
     let queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM jobs WHERE kind = 'sync_connection' AND status = 'queued'",
     )
@@ -873,12 +878,15 @@ async fn a_fetch_in_the_second_our_sync_ended_is_caught_up(pool: PgPool) {
 /// every other company's fetches past their timeouts).
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_slot_beyond_the_bound_is_refused_with_its_time(pool: PgPool) {
-    use saltedge_client::FetchGate;
+    use saltedge_client::{FetchGate, FetchPriority};
     let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 1)
         .with_max_wait(Duration::from_millis(500));
     let started = std::time::Instant::now();
-    gate.acquire().await.expect("the first slot is now").used();
-    let retry_after = match gate.acquire().await {
+    gate.acquire(FetchPriority::Interactive)
+        .await
+        .expect("the first slot is now")
+        .used();
+    let retry_after = match gate.acquire(FetchPriority::Interactive).await {
         Ok(_) => panic!("a slot 1.2 s away was taken with a bound of 0.5 s"),
         Err(d) => d,
     };
@@ -923,9 +931,12 @@ async fn a_slot_beyond_the_bound_is_refused_with_its_time(pool: PgPool) {
 /// the next caller does not wait for a fetch that never happened.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn a_caller_cancelled_while_waiting_gives_its_slot_back(pool: PgPool) {
-    use saltedge_client::FetchGate;
+    use saltedge_client::{FetchGate, FetchPriority};
     let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 1);
-    gate.acquire().await.unwrap().used();
+    gate.acquire(FetchPriority::Interactive)
+        .await
+        .unwrap()
+        .used();
     let away = || async {
         sqlx::query_scalar::<_, f64>("SELECT extract(epoch FROM next_slot - clock_timestamp())::float8 FROM fetch_slots WHERE scope = 'global'")
             .fetch_one(&pool)
@@ -935,9 +946,12 @@ async fn a_caller_cancelled_while_waiting_gives_its_slot_back(pool: PgPool) {
     // The second slot is 1.2 s away (the queue would end 2.4 s away); the caller gives up
     // after 100 ms.
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), gate.acquire())
-            .await
-            .is_err(),
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            gate.acquire(FetchPriority::Interactive)
+        )
+        .await
+        .is_err(),
         "still waiting when cut off"
     );
     for _ in 0..50 {
@@ -958,10 +972,19 @@ async fn a_caller_cancelled_while_waiting_gives_its_slot_back(pool: PgPool) {
 /// not touched.
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn connect_sessions_have_a_quota_per_company(pool: PgPool) {
+    use saltedge_client::FetchPriority;
     use sync_engine::fetch_limit::take_company_quota;
     let (noisy, quiet) = (Uuid::new_v4(), Uuid::new_v4());
-    for _ in 0..3 {
-        take_company_quota(&pool, noisy, 30, 3).await.unwrap();
+    // A whole quota: the first session is interactive, the rest of the burst yields.
+    assert_eq!(
+        take_company_quota(&pool, noisy, 30, 3).await.unwrap(),
+        FetchPriority::Interactive
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            take_company_quota(&pool, noisy, 30, 3).await.unwrap(),
+            FetchPriority::Yielding
+        );
     }
     let e = take_company_quota(&pool, noisy, 30, 3).await.unwrap_err();
     let after = e.retry_after().expect("busy, with a time");
@@ -970,9 +993,25 @@ async fn connect_sessions_have_a_quota_per_company(pool: PgPool) {
         "the next session in about one interval (2 s): {after:?}"
     );
     assert_eq!(e.category(), sync_engine::error::Category::Busy);
-    take_company_quota(&pool, quiet, 30, 3)
-        .await
-        .expect("another company's quota is its own");
+    assert_eq!(
+        take_company_quota(&pool, quiet, 30, 3)
+            .await
+            .expect("another company's quota is its own"),
+        FetchPriority::Interactive
+    );
+    // A quota refilled over an interval is whole again: interactive.
+    let a = Uuid::new_v4();
+    take_company_quota(&pool, a, 600, 2).await.unwrap();
+    assert_eq!(
+        take_company_quota(&pool, a, 600, 2).await.unwrap(),
+        FetchPriority::Yielding
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        take_company_quota(&pool, a, 600, 2).await.unwrap(),
+        FetchPriority::Interactive,
+        "0.1 s a session: the quota is whole after 0.2 s"
+    );
     // No quota configured: never refused.
     for _ in 0..10 {
         take_company_quota(&pool, noisy, 0, 0).await.unwrap();
@@ -995,9 +1034,10 @@ async fn a_job_waiting_for_a_slot_is_queued_again_not_held(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    // Someone else's backlog: the global budget's next slot is a minute away.
-    sqlx::query("INSERT INTO fetch_slots (scope, next_slot) VALUES ('global', now() + interval '60 seconds')
-                 ON CONFLICT (scope) DO UPDATE SET next_slot = excluded.next_slot")
+    // Someone else's backlog: the global budget's next slots are reserved 50 s ahead.
+    sqlx::query("INSERT INTO fetch_slots (scope, next_slot, recent)
+                 VALUES ('global', now() + interval '51.2 seconds', ARRAY[now() + interval '50 seconds', now() + interval '50 seconds'])
+                 ON CONFLICT (scope) DO UPDATE SET next_slot = excluded.next_slot, recent = excluded.recent")
         .execute(&pool)
         .await
         .unwrap();
@@ -1038,7 +1078,62 @@ async fn a_job_waiting_for_a_slot_is_queued_again_not_held(pool: PgPool) {
     );
     assert_eq!((status.as_str(), attempts), ("queued", 0), "{why:?}");
     assert!(
-        run_in > 50.0 && run_in < 61.0,
-        "queued again for the slot's time (~55 s past the 5 s bound): {run_in}"
+        run_in > 50.0 && run_in < 52.0,
+        "queued again for when a slot is free (the reservations leave the window at 51.2 s): {run_in}"
     );
+}
+
+/// The budget is a sliding window (two at once are within "two a second"), and yielding
+/// fetches — background work, a company spending its burst — take only a slot free now
+/// that leaves one to interactive ones: a link never queues behind them.
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn yielding_fetches_leave_a_slot_to_interactive_ones(pool: PgPool) {
+    use saltedge_client::{FetchGate, FetchPriority};
+    let gate = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "global", 2);
+    let started = std::time::Instant::now();
+    gate.acquire(FetchPriority::Yielding)
+        .await
+        .expect("an empty window: a yielding fetch takes a slot")
+        .used();
+    let retry = match gate.acquire(FetchPriority::Yielding).await {
+        Ok(_) => panic!("a yielding fetch took the window's last slot"),
+        Err(d) => d,
+    };
+    assert!(
+        retry > Duration::from_millis(900) && retry <= Duration::from_millis(1200),
+        "come back when the first leaves the 1.2 s window: {retry:?}"
+    );
+    gate.acquire(FetchPriority::Interactive)
+        .await
+        .expect("the kept slot")
+        .used();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "the interactive fetch did not wait: {:?}",
+        started.elapsed()
+    );
+    // A third within the window waits for the first to leave it, whoever asks.
+    gate.acquire(FetchPriority::Interactive)
+        .await
+        .unwrap()
+        .used();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1150),
+        "two in any 1.2 s: {:?}",
+        started.elapsed()
+    );
+    // A reservation ahead is never jumped by a yielding fetch.
+    let g1 = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "one", 1);
+    g1.acquire(FetchPriority::Interactive).await.unwrap().used();
+    let queued = tokio::spawn(async move {
+        let s = g1.acquire(FetchPriority::Interactive).await;
+        s.map(|s| s.used()).is_ok()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let g2 = sync_engine::fetch_limit::PgFetchGate::new(pool.clone(), "one", 1);
+    assert!(
+        g2.acquire(FetchPriority::Yielding).await.is_err(),
+        "a yielding fetch does not take a slot reserved by a waiting one"
+    );
+    assert!(queued.await.unwrap());
 }

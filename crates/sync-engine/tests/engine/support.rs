@@ -186,6 +186,23 @@ pub async fn write(
 
 // ----- job queue and scheduler -----
 
+/// Runs `f` until the fetch budget has a slot for it: a yielding fetch refused for want of
+/// one is tried again when told, as the worker does with its job.
+pub async fn when_free<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sync_engine::error::Result<T>>,
+{
+    loop {
+        match f().await {
+            Err(e) if e.retry_after().is_some() => {
+                tokio::time::sleep(e.retry_after().unwrap()).await
+            }
+            r => return r.unwrap(),
+        }
+    }
+}
+
 /// Runs the queued catch-up listings as a worker would.
 pub async fn run_listings(
     pool: &PgPool,
@@ -197,9 +214,7 @@ pub async fn run_listings(
         .await
         .unwrap();
     for (job, customer) in &queued {
-        sync_engine::schedule::list_customer(pool, client, cfg, customer)
-            .await
-            .unwrap();
+        when_free(|| sync_engine::schedule::list_customer(pool, client, cfg, customer)).await;
         sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(job)
             .execute(pool)
