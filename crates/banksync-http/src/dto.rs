@@ -807,7 +807,7 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
 #[serde(deny_unknown_fields)]
 pub struct NewWebhookEndpoint {
     /// Where events are posted: https (http only where the configuration allows it), a
-    /// public address (see the README's webhooks section), no credentials in it.
+    /// public address (see docs/api.md, Webhooks), no credentials in it.
     #[schema(
         min_length = 1,
         max_length = 2000,

@@ -23,7 +23,7 @@ pub struct Settings {
     pub webhooks: Webhooks,
 }
 
-/// Outbound webhooks (see README, Webhooks).
+/// Outbound webhooks (see docs/api.md, Webhooks).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Webhooks {
@@ -106,7 +106,7 @@ impl Webhooks {
     }
 }
 
-/// How long processed callbacks, finished jobs and old sync runs are kept (see README,
+/// How long processed callbacks, finished jobs and old sync runs are kept (see docs/operations.md,
 /// Operations); pruned once a day in batches.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -157,7 +157,7 @@ impl Retention {
     }
 }
 
-/// Daily automatic refresh (see README, Scheduling).
+/// Daily automatic refresh (see docs/architecture.md, Scheduling).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Scheduler {

@@ -4,7 +4,7 @@
 //!
 //! v6 facts and their sources are in `docs/saltedge/v6-notes.md` (§3, §4); the items
 //! it marks unverified are spelled the way most sources agree on and listed in the README
-//! ("to confirm against Salt Edge"):
+//! ("Unverified, handled leniently"; docs/saltedge.md: "To confirm against Salt Edge"):
 //! - connect / reconnect / widget refresh: `POST connections/connect`,
 //!   `POST connections/{id}/reconnect`, `POST connections/{id}/refresh` (Salt Edge's own
 //!   examples, saltedge/saltedge-examples@8f02499, and 5 third-party clients);

@@ -19,7 +19,7 @@
 //!   [`crate::SimConfig::v6_ignores_identifier_filter`]; there is no interactive or
 //!   connection-update endpoint.
 //!
-//! Invented where the notes are silent (listed in the README): the shapes of errors and
+//! Invented where the notes are silent (listed in docs/saltedge.md): the shapes of errors and
 //! pages are v5's; `mark_as_pending` and `delete_duplicated` are accepted but duplicates
 //! are still served flagged, as with `mark_as_duplicate`.
 

@@ -584,7 +584,7 @@ impl World {
         if first {
             match self.earlier_link(conn_id) {
                 // The same bank and login linked before: the same accounts and history,
-                // under new Salt Edge ids (the simulator's choice; see the README).
+                // under new Salt Edge ids (the simulator's choice; see docs/saltedge.md).
                 Some(earlier) => self.copy_bank(&earlier, conn_id)?,
                 None => {
                     for _ in 0..self.data.accounts_per_connection {

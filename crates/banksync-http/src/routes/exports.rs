@@ -57,7 +57,7 @@ async fn stream(
 /// A bank account's statements with their balances and lines, as a file.
 #[utoipa::path(get, path = "/api/v1/bank-accounts/{id}/export", tag = "statements", operation_id = "export_account_statements",
     params(("id" = Uuid, Path), ExportQuery),
-    responses((status = 200, description = "The statements in the format asked for (see the README's export section)",
+    responses((status = 200, description = "The statements in the format asked for (see docs/api.md, Statement exports)",
         content((String = "application/xml"), (String = "text/plain"), (String = "application/x-ofx"), (String = "text/csv")))),
     security(("token" = [])))]
 pub async fn of_account(
@@ -79,7 +79,7 @@ pub async fn of_account(
 /// A journal's statements (its bank accounts' together), as a file.
 #[utoipa::path(get, path = "/api/v1/journals/{id}/export", tag = "statements", operation_id = "export_journal_statements",
     params(("id" = Uuid, Path), ExportQuery),
-    responses((status = 200, description = "The statements in the format asked for (see the README's export section)",
+    responses((status = 200, description = "The statements in the format asked for (see docs/api.md, Statement exports)",
         content((String = "application/xml"), (String = "text/plain"), (String = "application/x-ofx"), (String = "text/csv")))),
     security(("token" = [])))]
 pub async fn of_journal(

@@ -544,7 +544,7 @@ impl Browser {
         self.c.current_url().await.unwrap().path().to_string()
     }
 
-    /// Saves a screenshot under `docs/console/` (linked from the README).
+    /// Saves a screenshot under `docs/console/` (linked from docs/console.md).
     pub async fn screenshot(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
