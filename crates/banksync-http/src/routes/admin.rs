@@ -34,7 +34,7 @@ pub struct AuditQuery {
 }
 
 /// Job history, newest first (admin tokens only).
-#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(JobsQuery),
+#[utoipa::path(get, path = "/api/v1/admin/jobs", operation_id = "list_jobs", tag = "operations", params(JobsQuery),
     responses((status = 200, body = Vec<Job>)), security(("token" = [])))]
 pub async fn jobs(
     State(st): State<AppState>,
@@ -50,7 +50,7 @@ pub async fn jobs(
 }
 
 /// Queues a dead or failed job again with a fresh attempts count (admin tokens only).
-#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/rerun", tag = "operations", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/rerun", operation_id = "rerun_job", tag = "operations", params(("id" = i64, Path)),
     responses((status = 202, description = "queued again"), (status = 409, description = "not_rerunnable: not dead or failed, or the same work is queued")),
     security(("token" = [])))]
 pub async fn rerun(
@@ -71,7 +71,7 @@ pub async fn rerun(
 
 /// API tokens (never the tokens themselves) with last use, expiry and revocation (operator
 /// tokens only).
-#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "operations",
+#[utoipa::path(get, path = "/api/v1/admin/tokens", operation_id = "list_tokens", tag = "operations",
     responses((status = 200, body = Vec<crate::dto::Token>)), security(("token" = [])))]
 pub async fn tokens(
     State(st): State<AppState>,
@@ -84,7 +84,7 @@ pub async fn tokens(
 }
 
 /// Revokes a token at once (operator tokens only).
-#[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "operations", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", operation_id = "revoke_token", tag = "operations", params(("id" = uuid::Uuid, Path)),
     responses((status = 204, description = "revoked")), security(("token" = [])))]
 pub async fn revoke_token(
     State(st): State<AppState>,
@@ -99,7 +99,7 @@ pub async fn revoke_token(
 }
 
 /// The audit log, newest first (operator tokens only).
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "list_audit_records", tag = "operations", params(AuditQuery),
     responses((status = 200, body = Vec<crate::dto::AuditRecord>)), security(("token" = [])))]
 pub async fn audit(
     State(st): State<AppState>,

@@ -10,7 +10,7 @@ use crate::extract::{Company, Json, Path};
 use crate::AppState;
 
 /// Sends a bank account's future lines to another journal of the same currency.
-#[utoipa::path(put, path = "/api/v1/bank-accounts/{id}/journal", tag = "bank-accounts", params(("id" = Uuid, Path)),
+#[utoipa::path(put, path = "/api/v1/bank-accounts/{id}/journal", operation_id = "map_bank_account", tag = "bank-accounts", params(("id" = Uuid, Path)),
     request_body = MapAccount,
     responses((status = 200, body = BankAccount), (status = 409, description = "currency_mismatch: the journal holds another currency")), security(("token" = [])))]
 pub async fn map_account(

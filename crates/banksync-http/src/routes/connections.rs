@@ -23,7 +23,7 @@ async fn shown(
 
 /// Answers the bank's interactive question (SMS code, chosen accounts…); Salt Edge carries
 /// on with the fetch and calls back as usual.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/interactive", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/interactive", operation_id = "answer_interactive_question", tag = "connections", params(("id" = Uuid, Path)),
     request_body = dto::InteractiveAnswer,
     responses((status = 202, body = Connection), (status = 409, description = "not_waiting_for_input, connection_removed or connection_disabled"), (status = 422, description = "invalid_credentials: not a field the bank asked for"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
@@ -38,7 +38,7 @@ pub async fn answer_interactive(
 }
 
 /// Link a bank: returns the Salt Edge Connect URL to send the user to.
-#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = LinkRequest,
+#[utoipa::path(post, path = "/api/v1/connections", operation_id = "link_bank", tag = "connections", request_body = LinkRequest,
     responses((status = 201, body = ConnectUrl), (status = 403, description = "return_to_not_allowed: return_to's origin is not on the allow-list"), (status = 404, description = "not_found: no active institution with this code"), (status = 409, description = "already_synchronized (with guidance and connection_id)"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached"),
               (status = 422, description = "invalid_email, invalid_phone, unknown_institution, invalid_return_to")),
     security(("token" = [])))]
@@ -68,7 +68,7 @@ pub async fn list(
     Ok(Json(views.into_iter().map(Connection::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/connections/{id}", operation_id = "show_connection", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 200, body = Connection)), security(("token" = [])))]
 pub async fn show(
     State(st): State<AppState>,
@@ -79,7 +79,7 @@ pub async fn show(
 }
 
 /// Update credentials (reconnect): returns a Connect URL. Remind the user to tick the consent box.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/update-credentials", operation_id = "update_connection_credentials", tag = "connections", params(("id" = Uuid, Path)),
     request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed or connection_disabled, with guidance"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn update_credentials(
     State(st): State<AppState>,
@@ -95,7 +95,7 @@ pub async fn update_credentials(
 }
 
 /// Fetch new accounts (refresh through Connect): returns a Connect URL.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/fetch-accounts", operation_id = "fetch_new_accounts", tag = "connections", params(("id" = Uuid, Path)),
     request_body = ReturnTo, responses((status = 200, body = ConnectUrl), (status = 403, description = "return_to_not_allowed"), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead"), (status = 429, description = "busy: the company's quota of connect sessions or the shared fetch budget is spent for now; Retry-After says when to try again"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn fetch_accounts(
     State(st): State<AppState>,
@@ -110,7 +110,7 @@ pub async fn fetch_accounts(
 }
 
 /// Sync now: queues a sync (or returns the one already queued).
-#[utoipa::path(post, path = "/api/v1/connections/{id}/sync", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/sync", operation_id = "sync_connection", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 202, body = SyncQueued), (status = 409, description = "connection_removed, connection_disabled, consent_revoked, consent_expired or connection_inactive, with `guidance`: what the user does instead")), security(("token" = [])))]
 pub async fn sync_now(
     State(st): State<AppState>,
@@ -146,7 +146,7 @@ pub async fn sync_runs(
 
 /// Records of the connection that could not be parsed or stored, newest first, with the
 /// raw JSON and the reason; the rest of the connection imported.
-#[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", operation_id = "list_quarantined_items", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<dto::QuarantinedRecord>)), security(("token" = [])))]
 pub async fn quarantine(
     State(st): State<AppState>,
@@ -161,7 +161,7 @@ pub async fn quarantine(
 }
 
 /// Revoke consent: the bank data is no longer accessed. Idempotent.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/revoke", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/revoke", operation_id = "revoke_consent", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 200, body = Connection), (status = 409, description = "connection_removed"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn revoke(
     State(st): State<AppState>,
@@ -175,7 +175,7 @@ pub async fn revoke(
 /// Delete: revoke, remove at Salt Edge, and delete the record only once Salt Edge no longer
 /// holds the connection; otherwise 409 with the FAQ's explanation and the record kept.
 /// Journals and their lines are never deleted.
-#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", operation_id = "delete_connection", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 204, description = "deleted"), (status = 409, description = "still_held_by_saltedge: consent revoked, record kept (with guidance)"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
 pub async fn delete(

@@ -9,13 +9,13 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`", content_type = "application/json")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "check_health", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`", content_type = "application/json")))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: Postgres answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", content_type = "application/json"), (status = 503, description = "not_ready: Postgres does not answer")))]
+#[utoipa::path(get, path = "/readyz", operation_id = "check_readiness", tag = "operations", responses((status = 200, description = "ready", content_type = "application/json"), (status = 503, description = "not_ready: Postgres does not answer")))]
 pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
     match sync_engine::stats::ping(&st.pool).await {
         Ok(()) => axum::Json(json!({ "status": "ready", "database": "ok" })).into_response(),
@@ -30,7 +30,7 @@ pub async fn readyz(State(st): State<AppState>) -> axum::response::Response {
 
 /// Prometheus metrics. No database work per scrape; with `server.metrics_token` set, the
 /// scraper sends `Authorization: Bearer <token>`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "unauthorized: `server.metrics_token` is set and was not sent")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "show_metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "unauthorized: `server.metrics_token` is set and was not sent")))]
 pub async fn metrics(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -56,7 +56,7 @@ pub async fn metrics(
 /// Liveness of the work, for an orchestrator: 503 when a job loop is dead or silent for
 /// longer than allowed (the process should be restarted); `/readyz` says whether the API
 /// can serve.
-#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "live", content_type = "application/json"), (status = 503, description = "not_live: a job loop is dead or silent")))]
+#[utoipa::path(get, path = "/livez", operation_id = "check_liveness", tag = "operations", responses((status = 200, description = "live", content_type = "application/json"), (status = 503, description = "not_live: a job loop is dead or silent")))]
 pub async fn livez(State(st): State<AppState>) -> axum::response::Response {
     let problems = st
         .worker_health

@@ -106,7 +106,7 @@ async fn review(
 
 /// Confirms a flagged look-alike as a duplicate: banksync marks the transaction `duplicated`
 /// at Salt Edge and the line leaves the journal (`in_journal: false`, out of the balance).
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-duplicate", operation_id = "confirm_duplicate_line", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not flagged, already reviewed, or pending"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")),
     security(("token" = [])))]
 pub async fn confirm_duplicate(
@@ -118,7 +118,7 @@ pub async fn confirm_duplicate(
 }
 
 /// Dismisses the look-alike flag: the line is a genuine transaction of its own.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-duplicate", operation_id = "dismiss_duplicate_line", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not flagged or already reviewed")), security(("token" = [])))]
 pub async fn dismiss_duplicate(
     State(st): State<AppState>,
@@ -131,7 +131,7 @@ pub async fn dismiss_duplicate(
 /// Undoes the line's latest review decision: a confirmed duplicate (the transaction is
 /// `unduplicate`d at Salt Edge and the line returns to the journal), a dismissal (the flag
 /// stands again), a confirmed or kept removal, a dismissed re-issue. A merge is final.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/undo-review", operation_id = "undo_line_review", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "nothing to undo"), (status = 502, description = "saltedge_error or saltedge_unreachable: Salt Edge refused or could not be reached")), security(("token" = [])))]
 pub async fn undo_review(
     State(st): State<AppState>,
@@ -144,7 +144,7 @@ pub async fn undo_review(
 /// Confirms the bank's removal of a line flagged `gone_at_bank`: the line leaves the
 /// journal (`in_journal: false`; a correction on the current statement when its own is
 /// closed). Undone by `undo-review`; cleared by itself if the bank lists it again.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-removal", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/confirm-removal", operation_id = "confirm_line_removal", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not gone at the bank, or already answered")),
     security(("token" = [])))]
 pub async fn confirm_removal(
@@ -157,7 +157,7 @@ pub async fn confirm_removal(
 
 /// Keeps a line flagged `gone_at_bank` in the journal (the bookkeeper knows better, e.g. a
 /// bank's display glitch). Undone by `undo-review`.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/keep-removed", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/keep-removed", operation_id = "keep_removed_line", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not gone at the bank, or already answered")),
     security(("token" = [])))]
 pub async fn keep_removed(
@@ -172,7 +172,7 @@ pub async fn keep_removed(
 /// keeps its id and takes this line's content and Salt Edge id (its history records the
 /// merge and what it held); this line goes (`removed` in the change feed). Final. Answers
 /// the earlier line.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/merge-reissue", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/merge-reissue", operation_id = "merge_reissued_line", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine, description = "the earlier line, merged"),
               (status = 409, description = "not flagged as a possible re-issue, already dismissed, or sync_running (try again)")),
     security(("token" = [])))]
@@ -192,7 +192,7 @@ pub async fn merge_reissue(
 }
 
 /// Dismisses a possible re-issue: both lines stay. Undone by `undo-review`.
-#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-reissue", tag = "statement-lines", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/statement-lines/{id}/dismiss-reissue", operation_id = "dismiss_reissued_line", tag = "statement-lines", params(("id" = i64, Path)),
     responses((status = 200, body = StatementLine), (status = 409, description = "not flagged as a possible re-issue, or already dismissed")),
     security(("token" = [])))]
 pub async fn dismiss_reissue(
@@ -212,7 +212,7 @@ fn lines_scope(company: Uuid, q: &LinesQuery) -> String {
 }
 
 /// Statement lines of the company's journals, by booking date; cursor pagination.
-#[utoipa::path(get, path = "/api/v1/statement-lines", tag = "statement-lines", params(LinesQuery),
+#[utoipa::path(get, path = "/api/v1/statement-lines", operation_id = "list_statement_lines", tag = "statement-lines", params(LinesQuery),
     responses((status = 200, body = LinesPage)), security(("token" = [])))]
 pub async fn lines(
     State(st): State<AppState>,
@@ -252,7 +252,7 @@ pub async fn lines(
 /// How a line came to be and changed: created (by which sync run, under which Salt Edge
 /// id), updated by Salt Edge (which fields, and what they held), re-keyed (from which id,
 /// and why), posted from a pending transaction, flagged as a look-alike, reviewed.
-#[utoipa::path(get, path = "/api/v1/statement-lines/{id}/history", tag = "statement-lines", operation_id = "line_history", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/statement-lines/{id}/history", tag = "statement-lines", operation_id = "list_line_history", params(("id" = i64, Path)),
     responses((status = 200, body = LineHistory)), security(("token" = [])))]
 pub async fn history(
     State(st): State<AppState>,

@@ -201,7 +201,7 @@ pub async fn deliveries(
 
 /// Sends a delivery again (with the same `webhook-id`), at its place in its connection's
 /// order.
-#[utoipa::path(post, path = "/api/v1/webhook-deliveries/{id}/redeliver", tag = "webhooks", operation_id = "redeliver_webhook",
+#[utoipa::path(post, path = "/api/v1/webhook-deliveries/{id}/redeliver", tag = "webhooks", operation_id = "redeliver_webhook_delivery",
     params(("id" = i64, Path)), responses((status = 202, description = "queued again")), security(("token" = [])))]
 pub async fn redeliver(
     State(st): State<AppState>,

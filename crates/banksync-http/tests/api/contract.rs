@@ -485,6 +485,41 @@ async fn the_openapi_document_describes_the_server(pool: PgPool) {
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
             assert!(ids.insert(id.to_string()), "operationId {id} used twice");
+            // A generated SDK's method names: verb + resource, never a bare word.
+            let verb = id.split('_').next().unwrap_or_default();
+            assert!(
+                id.contains('_')
+                    && [
+                        "list",
+                        "show",
+                        "create",
+                        "update",
+                        "delete",
+                        "link",
+                        "unlink",
+                        "confirm",
+                        "reject",
+                        "dismiss",
+                        "undo",
+                        "keep",
+                        "merge",
+                        "rotate",
+                        "redeliver",
+                        "rerun",
+                        "revoke",
+                        "map",
+                        "answer",
+                        "fetch",
+                        "sync",
+                        "export",
+                        "set",
+                        "check",
+                        "receive",
+                        "openapi",
+                    ]
+                    .contains(&verb),
+                "{method} {path}: operationId {id} is not verb_resource"
+            );
             let secured = op.get("security").is_some();
             let public = !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json";
             assert_eq!(secured, !public, "{method} {path}: security");
@@ -610,4 +645,34 @@ async fn a_database_outage_is_an_internal_error(pool: PgPool) {
         );
         assert_eq!(p["detail"], "An internal error occurred.");
     }
+}
+
+/// The document is committed as `docs/openapi.json` (what generated clients are built
+/// from, e.g. `examples/typescript`): the served one must equal it. After an API change,
+/// `scripts/dev openapi` rewrites the file (this test with `BANKSYNC_WRITE_OPENAPI=1`).
+#[sqlx::test(migrator = "sync_engine::MIGRATOR")]
+async fn the_committed_openapi_document_is_the_served_one(pool: PgPool) {
+    let s = stack(pool).await;
+    let served: Value = s
+        .http
+        .get(format!("{}/api/v1/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("BANKSYNC_WRITE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(&served).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).expect("docs/openapi.json is committed"),
+    )
+    .expect("docs/openapi.json is JSON");
+    assert!(
+        committed == served,
+        "docs/openapi.json differs from the served document: run `scripts/dev openapi` and commit it"
+    );
 }
