@@ -193,9 +193,9 @@ pub async fn candidates(pool: &PgPool) -> Result<Vec<Candidate>> {
 
 /// All connections, or just `only`, as of `now`. A day is the 20 hours before `now`. With
 /// `due_under`, only connections that can be due under that schedule are read: daily
-/// refresh on, active, past their refresh timeout (the `connections_refresh_due` index),
-/// not fetched by Salt Edge in the last 20 hours, and in a country whose capital is inside
-/// the window now.
+/// refresh on, active, past their refresh timeout, not fetched by Salt Edge in the last 20
+/// hours, and in a country whose capital is inside the window now (the
+/// `connections_refresh_candidates` index, migration 0041: one range per such country).
 async fn candidates_where<'e>(
     db: impl sqlx::PgExecutor<'e>,
     only: Option<Uuid>,
@@ -229,7 +229,7 @@ async fn candidates_where<'e>(
          WHERE c.status <> 'removed' AND ($1::uuid IS NULL OR c.id = $1)
            AND (NOT $3 OR (c.daily_refresh AND c.status = 'active'
                            AND (c.next_refresh_possible_at IS NULL OR c.next_refresh_possible_at <= $2)
-                           AND NOT coalesce(c.saltedge_last_success_at > $2::timestamptz - interval '20 hours', false)
+                           AND coalesce(c.saltedge_last_success_at, '-infinity'::timestamptz) <= $2::timestamptz - interval '20 hours'
                            AND (c.country_code = ANY($4) OR ($5 AND NOT c.country_code = ANY($6)))))"#,
         only,
         now,
@@ -284,8 +284,12 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
     ((customers as f64 / ticks_per_day).ceil() as i64).max(1)
 }
 
-/// Catch-up syncs one tick queues at most (the oldest first; the rest the next ticks).
+/// Catch-up syncs one tick queues at most (the rest the next ticks).
 const CATCH_UP_PER_TICK: i64 = 5000;
+
+/// A tick stops queueing catch-up batches once it has run this long (the rest the next
+/// ticks): a tick's length stays bounded whatever the machine and however many are behind.
+const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// A tick slower than this logs how long each of its parts took.
 const SLOW_TICK: std::time::Duration = std::time::Duration::from_millis(500);
@@ -321,8 +325,9 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     // a set (a hashed EXCEPT), not probed per connection: after Salt Edge's nightly run
     // every connection is behind until its sync runs, and a per-row probe planned on stale
     // statistics took 13.6 s at 20,000 connections. Their syncs are queued in batches (a
-    // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick (the
-    // others the next ticks; no sort: every one is taken within a few ticks).
+    // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick and
+    // no more batches once the tick has run `CATCH_UP_BUDGET` (the others the next ticks; no
+    // sort: every one is taken within a few ticks).
     // Both sides read partial indexes: `connections_behind` (migration 0039, the same
     // predicate) and `jobs_dedupe` (queued jobs with a key), never whole tables.
     let behind: Vec<(Uuid, Uuid)> = sqlx::query!(
@@ -342,8 +347,14 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     .map(|r| (r.company_id, r.id))
     .collect();
     let found_behind = started.elapsed();
-    for chunk in behind.chunks(1000) {
+    let mut catch_ups = 0;
+    for chunk in behind.chunks(500) {
+        // At least one batch a tick, however slow the tick's start was.
+        if catch_ups > 0 && started.elapsed() > CATCH_UP_BUDGET {
+            break;
+        }
         jobs::queue_syncs(pool, chunk, "catch_up").await?;
+        catch_ups += chunk.len();
     }
     let caught_up = started.elapsed();
 
@@ -385,6 +396,7 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
             listings = due.len(),
             listings_ms = ms(listed),
             behind = behind.len(),
+            catch_ups_queued = catch_ups,
             behind_found_ms = ms(found_behind),
             catch_up_queued_ms = ms(caught_up),
             candidates = found_candidates.1,
