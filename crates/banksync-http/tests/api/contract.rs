@@ -464,15 +464,7 @@ async fn cursors_are_signed_and_sync_runs_are_paged(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn the_openapi_document_describes_the_server(pool: PgPool) {
     let s = stack(pool).await;
-    let doc: Value = s
-        .http
-        .get(format!("{}/api/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = s.openapi().await;
     assert!(!doc["servers"].as_array().unwrap().is_empty());
     assert_eq!(
         doc["components"]["securitySchemes"]["token"]["scheme"],
@@ -648,20 +640,12 @@ async fn a_database_outage_is_an_internal_error(pool: PgPool) {
 }
 
 /// The document is committed as `docs/openapi.json` (what generated clients are built
-/// from, e.g. `examples/typescript`): the served one must equal it. After an API change,
+/// from): the served one must equal it. After an API change,
 /// `scripts/dev openapi` rewrites the file (this test with `BANKSYNC_WRITE_OPENAPI=1`).
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn the_committed_openapi_document_is_the_served_one(pool: PgPool) {
     let s = stack(pool).await;
-    let served: Value = s
-        .http
-        .get(format!("{}/api/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served = s.openapi().await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
     if std::env::var_os("BANKSYNC_WRITE_OPENAPI").is_some() {
         let text = serde_json::to_string_pretty(&served).unwrap() + "\n";

@@ -5,15 +5,7 @@ use super::support::*;
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn openapi_health_metrics(pool: PgPool) {
     let s = stack(pool).await;
-    let doc: Value = s
-        .http
-        .get(format!("{}/api/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = s.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for p in [

@@ -248,6 +248,18 @@ impl Stack {
         (s, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// The OpenAPI document this stack serves.
+    pub async fn openapi(&self) -> Value {
+        self.http
+            .get(format!("{}/api/v1/openapi.json", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn inbox_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM callback_inbox")
             .fetch_one(&self.pool)
