@@ -287,6 +287,11 @@ fn listings_per_tick(customers: i64, tick: std::time::Duration) -> i64 {
 /// Catch-up syncs one tick queues at most (the rest the next ticks).
 const CATCH_UP_PER_TICK: i64 = 5000;
 
+/// Connections behind one tick reads at most, queued syncs or not: a tick's cost stays
+/// bounded when a restore or an outage leaves every connection behind (200,000 took
+/// 0.5 s). The first ones (by id) leave the set as their syncs run, so the rest come up.
+const CATCH_UP_SCAN: i64 = 20_000;
+
 /// A tick stops queueing catch-up batches once it has run this long (the rest the next
 /// ticks): a tick's length stays bounded whatever the machine and however many are behind.
 const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_millis(400);
@@ -328,18 +333,21 @@ async fn tick_locked(pool: &PgPool, cfg: &ScheduleConfig, now: DateTime<Utc>) ->
     // statement per batch, not three per connection), at most `CATCH_UP_PER_TICK` a tick and
     // no more batches once the tick has run `CATCH_UP_BUDGET` (the others the next ticks; no
     // sort: every one is taken within a few ticks).
+    // At most `CATCH_UP_SCAN` connections behind are read a tick.
     // Both sides read partial indexes: `connections_behind` (migration 0039, the same
     // predicate) and `jobs_dedupe` (queued jobs with a key), never whole tables.
     let behind: Vec<(Uuid, Uuid)> = sqlx::query!(
         r#"SELECT c.company_id, c.id FROM connections c WHERE c.id IN (
-             SELECT id FROM connections WHERE status = 'active'
+             SELECT id FROM (SELECT id FROM connections WHERE status = 'active'
                AND (saltedge_last_success_at AT TIME ZONE 'UTC')
                    >= date_trunc('second', coalesce(last_sync_started_at, last_synced_at, '-infinity'::timestamptz) AT TIME ZONE 'UTC')
+               LIMIT $2) first_behind
              EXCEPT
              SELECT substr(dedupe_key, 6)::uuid FROM jobs
              WHERE dedupe_key IS NOT NULL AND status = 'queued' AND starts_with(dedupe_key, 'sync:'))
            LIMIT $1"#,
-        CATCH_UP_PER_TICK
+        CATCH_UP_PER_TICK,
+        CATCH_UP_SCAN
     )
     .fetch_all(pool)
     .await?
