@@ -3,6 +3,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sync_engine::changes::Op;
+use sync_engine::statements::Period;
+use sync_engine::status::{
+    CallbackOutcome, ChangeEntity, ConnectionStatus, ConsentStatus, DeliveryState, DuplicateReview,
+    EndpointState, JobStatus, MatchStatus, PendingState, RecordKind, ReissueReview, RemovalReview,
+    RunStatus, StatementState, TokenKind,
+};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -120,6 +127,7 @@ pub struct BankAccount {
     pub balance_note: Option<String>,
     pub disappeared_at: Option<DateTime<Utc>>,
     /// How its lines are grouped into statements: `daily`, `weekly` or `monthly`.
+    #[schema(value_type = Period)]
     pub statement_period: String,
 }
 
@@ -127,7 +135,7 @@ pub struct BankAccount {
 pub struct SyncRun {
     pub id: Uuid,
     pub trigger: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub pages: i32,
@@ -159,7 +167,7 @@ impl From<sync_engine::runs::SyncRun> for SyncRun {
         SyncRun {
             id: r.id,
             trigger: r.trigger,
-            status: r.status.to_string(),
+            status: r.status,
             started_at: r.started_at,
             finished_at: r.finished_at,
             pages: r.pages,
@@ -228,7 +236,7 @@ pub struct Connection {
     pub provider_name: String,
     pub country_code: String,
     /// active, inactive, disabled, or removed (gone at Salt Edge; record kept).
-    pub status: String,
+    pub status: ConnectionStatus,
     pub stage: Option<String>,
     pub daily_refresh: bool,
     pub consent_expires_at: Option<DateTime<Utc>>,
@@ -237,8 +245,7 @@ pub struct Connection {
     pub consent_expires_in_days: Option<i64>,
     /// `none` (no expiry given), `valid`, `expiring` (15 days or fewer left: ask for a
     /// reconnect link with update-credentials now), `expired` or `revoked`.
-    #[schema(pattern = "^(none|valid|expiring|expired|revoked)$")]
-    pub consent_status: String,
+    pub consent_status: ConsentStatus,
     pub consent_revoked_at: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub next_refresh_possible_at: Option<DateTime<Utc>>,
@@ -303,7 +310,7 @@ pub struct QuarantinedRecord {
     pub id: i64,
     pub sync_run_id: Uuid,
     /// transaction or account
-    pub kind: String,
+    pub kind: RecordKind,
     pub saltedge_id: Option<String>,
     /// The record's JSON exactly as Salt Edge sent it (the bank's data: untrusted).
     pub raw: String,
@@ -316,7 +323,7 @@ impl From<sync_engine::quarantine::QuarantinedRecord> for QuarantinedRecord {
         QuarantinedRecord {
             id: q.id,
             sync_run_id: q.sync_run_id,
-            kind: q.kind.to_string(),
+            kind: q.kind,
             saltedge_id: q.saltedge_id,
             raw: q.raw,
             reason: q.reason,
@@ -353,8 +360,7 @@ pub struct AccountMatch {
     pub candidate_account_id: Uuid,
     pub candidate_name: String,
     /// `proposed`, `confirmed` or `rejected`.
-    #[schema(pattern = "^(proposed|confirmed|rejected)$")]
-    pub status: String,
+    pub status: MatchStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
 }
@@ -367,13 +373,13 @@ pub struct Statement {
     pub journal_id: Uuid,
     pub currency: String,
     /// `daily`, `weekly` (Monday to Sunday) or `monthly`.
+    #[schema(value_type = Period)]
     pub period: String,
     pub period_start: NaiveDate,
     pub period_end: NaiveDate,
     /// `open` until its period has ended and a sync after that has completed; then
     /// `closed`, numbered, and never changed again.
-    #[schema(pattern = "^(open|closed)$")]
-    pub status: String,
+    pub status: StatementState,
     /// The account's statement number, given when it closes.
     pub sequence: Option<i32>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -417,7 +423,7 @@ pub struct StatementWithLines {
 #[serde(deny_unknown_fields)]
 pub struct StatementPeriod {
     /// `daily`, `weekly` or `monthly`.
-    #[schema(pattern = "^(daily|weekly|monthly)$")]
+    #[schema(value_type = Period)]
     pub period: String,
 }
 
@@ -448,7 +454,7 @@ pub struct StatementLine {
     pub suspect_duplicate_of: Option<i64>,
     /// The bookkeeper's review of the flag: flagged, confirmed (a duplicate: out of the
     /// journal, marked `duplicated` at Salt Edge) or dismissed; absent when not flagged.
-    pub duplicate_review: Option<String>,
+    pub duplicate_review: Option<DuplicateReview>,
     /// False once confirmed as a duplicate or confirmed removed: the line no longer counts
     /// in the journal.
     pub in_journal: bool,
@@ -465,16 +471,14 @@ pub struct StatementLine {
     /// removal: the line left the journal, a correction when its statement is closed) or
     /// `kept`; absent when the bank lists the transaction. Cleared with the flag when the
     /// transaction comes back.
-    #[schema(pattern = "^(flagged|confirmed|kept)$")]
-    pub removal_review: Option<String>,
+    pub removal_review: Option<RemovalReview>,
     /// This line may be the bank's re-issue, with changed amount or text, of that earlier
     /// line, which vanished in the same listing: merge them
     /// (`POST …/{id}/merge-reissue`: the earlier line keeps its id and takes this content;
     /// this line goes) or dismiss (both stay).
     pub reissue_of: Option<i64>,
     /// `flagged` (waiting) or `dismissed`; absent when `reissue_of` is.
-    #[schema(pattern = "^(flagged|dismissed)$")]
-    pub reissue_review: Option<String>,
+    pub reissue_review: Option<ReissueReview>,
     /// Content identity, fixed when the line was first stored: a hash of booking date,
     /// amount, currency, normalised description and counterparty…
     pub fingerprint: String,
@@ -498,11 +502,9 @@ pub struct ChangeEntry {
     /// `added` (new since the cursor), `modified` (changed since) or `removed` (out of the
     /// books: folded into another line when the bank re-issued it, or confirmed as a
     /// duplicate). Apply `added` and `modified` alike: upsert by `id`.
-    #[schema(pattern = "^(added|modified|removed)$")]
-    pub op: String,
+    pub op: Op,
     /// `line` or `statement`.
-    #[schema(pattern = "^(line|statement)$")]
-    pub entity: String,
+    pub entity: ChangeEntity,
     pub id: i64,
     pub journal_id: Uuid,
     /// The line as it is now (for a line that still exists).
@@ -569,8 +571,7 @@ pub struct PendingTransaction {
     pub payee: Option<String>,
     /// `pending` (listed by Salt Edge now), `posted` (became the statement line
     /// `posted_line_id`) or `expired` (Salt Edge stopped listing it before it posted).
-    #[schema(pattern = "^(pending|posted|expired)$")]
-    pub state: String,
+    pub state: PendingState,
     pub posted_line_id: Option<i64>,
     /// A statement line that may be this transaction's posting: same amount and currency
     /// within a few days, the only candidate, but no shared words, so it was proposed for
@@ -624,8 +625,8 @@ pub struct Job {
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
-    /// queued, running, done or failed
-    pub status: String,
+    /// queued, running, done, failed or dead
+    pub status: JobStatus,
     pub attempts: i32,
     pub run_after: DateTime<Utc>,
     pub locked_by: Option<String>,
@@ -640,7 +641,7 @@ impl From<sync_engine::jobs::Job> for Job {
             id: j.id,
             kind: j.kind,
             payload: j.payload,
-            status: j.status.to_string(),
+            status: j.status,
             attempts: j.attempts,
             run_after: j.run_after,
             locked_by: j.locked_by,
@@ -656,7 +657,7 @@ impl From<sync_engine::jobs::Job> for Job {
 pub struct Token {
     pub id: Uuid,
     /// company or operator
-    pub kind: String,
+    pub kind: TokenKind,
     pub company_id: Option<Uuid>,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -669,7 +670,7 @@ impl From<sync_engine::tokens::TokenInfo> for Token {
     fn from(t: sync_engine::tokens::TokenInfo) -> Self {
         Token {
             id: t.id,
-            kind: t.kind.to_string(),
+            kind: t.kind,
             company_id: t.company_id,
             name: t.name,
             created_at: t.created_at,
@@ -715,8 +716,7 @@ impl From<sync_engine::audit::Record> for AuditRecord {
 #[derive(Serialize, ToSchema)]
 pub struct CallbackAck {
     /// `accepted`, or `duplicate` for a redelivery (ignored).
-    #[schema(pattern = "^(accepted|duplicate)$")]
-    pub status: String,
+    pub status: CallbackOutcome,
 }
 
 impl From<sync_engine::flows::ConnectLink> for ConnectUrl {
@@ -756,7 +756,7 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
         let c = v.connection;
         let now = Utc::now();
         let consent_expires_in_days = connections::consent_days_left(&c, now);
-        let consent_status = connections::consent_status(&c, now).to_string();
+        let consent_status = connections::consent_status(&c, now);
         let error = c.last_error_class.clone().map(|class| ConnectionError {
             guidance: sync_engine::guidance::for_class(&class).map(str::to_string),
             class,
@@ -782,7 +782,7 @@ impl From<sync_engine::flows::ConnectionView> for Connection {
             provider_code: c.provider_code,
             provider_name: c.provider_name,
             country_code: c.country_code,
-            status: c.status.to_string(),
+            status: c.status,
             stage: c.stage,
             daily_refresh: c.daily_refresh,
             consent_expires_in_days,
@@ -879,8 +879,7 @@ pub struct WebhookEndpoint {
     pub events: Vec<String>,
     /// `enabled`, `paused` (through the API) or `disabled` (failing too long: see
     /// `disabled_reason`; enable it again with PATCH).
-    #[schema(pattern = "^(enabled|paused|disabled)$")]
-    pub status: String,
+    pub status: EndpointState,
     pub disabled_at: Option<DateTime<Utc>>,
     pub disabled_reason: Option<String>,
     /// Deliveries have failed since then, without a success.
@@ -905,14 +904,11 @@ pub struct WebhookDelivery {
     pub endpoint_id: Uuid,
     /// The `webhook-id` header (the same on every attempt: deduplicate by it).
     pub message_id: String,
-    #[schema(
-        pattern = "^(lines\\.changed|connection\\.status_changed|connection\\.needs_reconnect|consent\\.expiring|consent\\.expired|sync\\.failed)$"
-    )]
+    #[schema(value_type = WebhookEventKind)]
     pub kind: String,
     pub connection_id: Option<Uuid>,
     /// `pending` (waiting, being sent or retried) or `delivered`.
-    #[schema(pattern = "^(pending|delivered)$")]
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,

@@ -40,7 +40,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
     components(schemas(dto::Problem, dto::Institution, dto::LinkRequest, dto::ReturnTo, dto::ConnectUrl, dto::Connection,
         dto::ConnectionError, dto::BankAccount, dto::SyncRun, dto::SyncRunsPage, dto::BalanceMismatch, dto::SyncQueued,
         dto::Journal, dto::MapAccount, dto::StatementLine, dto::LinesPage, dto::Job, dto::InteractivePrompt,
-        dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord, dto::CallbackAck)),
+        dto::InteractiveAnswer, dto::QuarantinedRecord, dto::Token, dto::AuditRecord, dto::CallbackAck,
+        // Named only by query parameters, which do not register their schemas.
+        sync_engine::export::Format)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use saltedge_client::models::CallbackBody;
 use sync_engine::inbox::Stored;
+use sync_engine::status::CallbackOutcome;
 
 use crate::callbacks::verify;
 use crate::error::{ApiError, ApiResult};
@@ -85,10 +86,8 @@ pub async fn receive(
     );
     tracing::info!(kind, connection = %parsed.data.connection_id, ?stored, "callback stored");
     let status = match stored {
-        Stored::Accepted => "accepted",
-        Stored::Duplicate => "duplicate",
+        Stored::Accepted => CallbackOutcome::Accepted,
+        Stored::Duplicate => CallbackOutcome::Duplicate,
     };
-    Ok(Json(crate::dto::CallbackAck {
-        status: status.into(),
-    }))
+    Ok(Json(crate::dto::CallbackAck { status }))
 }

@@ -3,6 +3,9 @@
 //! Every action is the engine's flow the REST API calls.
 
 use std::collections::HashMap;
+use sync_engine::status::{
+    ConnectionStatus, ConsentStatus, DuplicateReview, ReissueReview, RemovalReview, RunStatus,
+};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -91,7 +94,7 @@ fn connection_card(b: &Book, c: &dto::Connection, detail: bool) -> Markup {
                 dt { "Consent" } dd {
                     (badge(&c.consent_status))
                     @match c.consent_expires_in_days {
-                        Some(d) if c.consent_status != "revoked" => {
+                        Some(d) if c.consent_status != ConsentStatus::Revoked => {
                             " expires in " (d) " day" @if d != 1 { "s" } " (" (moment(c.consent_expires_at, l)) ")"
                         },
                         _ => {},
@@ -109,7 +112,7 @@ fn connection_card(b: &Book, c: &dto::Connection, detail: bool) -> Markup {
                     @if let Some(g) = &e.guidance { p { (g) } }
                 }
             }
-            @if c.consent_status == "expiring" {
+            @if c.consent_status == ConsentStatus::Expiring {
                 p.guidance { "The bank's consent ends soon. Use Update Credentials now to renew it and keep syncing." }
             }
             @if let Some(q) = &c.interactive {
@@ -132,12 +135,12 @@ fn connection_card(b: &Book, c: &dto::Connection, detail: bool) -> Markup {
                     }
                 }))
             }
-            @if c.status != "removed" {
+            @if c.status != ConnectionStatus::Removed {
                 div.actions {
                     @if !waiting { (action_button(u, &format!("{base}/sync"), "Sync now", "primary", None)) }
                     (action_button(u, &format!("{base}/update-credentials"), "Update Credentials", "", None))
                     (action_button(u, &format!("{base}/fetch-accounts"), "Fetch Accounts", "", None))
-                    @if c.consent_status != "revoked" {
+                    @if c.consent_status != ConsentStatus::Revoked {
                         (action_button(u, &format!("{base}/revoke"), "Revoke", "danger", Some("Revoke the consent? banksync stops reading this bank; the journals and lines stay.")))
                     }
                     (action_button(u, &format!("{base}/delete"), "Delete", "danger", Some("Delete this connection? Its journals and lines stay.")))
@@ -240,7 +243,7 @@ fn progress_fragment(c: &dto::Connection, l: &str) -> Markup {
     let running = c
         .last_sync
         .as_ref()
-        .is_some_and(|r| r.status == "queued" || r.status == "running");
+        .is_some_and(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running));
     html! {
         @if running {
             div.progress #progress role="status" aria-live="polite"
@@ -681,7 +684,6 @@ async fn review_page(State(st): State<AppState>, b: Book) -> Page {
         .collect();
     let l = b.user.locale().to_string();
     let u = &b.user;
-    let waiting = |r: &Option<String>| r.as_deref() == Some("flagged");
     // Each line shows what it waits for, and the answers to it (one line may wait for two).
     let body = html! {
         p.muted { "Lines that look like another line of the same day and amount, lines the bank no longer lists, and new lines that may be the bank's re-issue of a line that vanished. Each answer is recorded in the line's history and can be undone (a merge is final)." }
@@ -693,20 +695,20 @@ async fn review_page(State(st): State<AppState>, b: Book) -> Page {
                         td { (x.description) }
                         (money_cell(&x.amount, &x.currency, &l))
                         td {
-                            @if waiting(&x.duplicate_review) { @if let Some(o) = x.suspect_duplicate_of { div { "Looks like line " (o) } } }
-                            @if waiting(&x.removal_review) { div.warn { "The bank no longer lists it (since " (moment(x.gone_at_bank_at, &l)) ")" } }
-                            @if waiting(&x.reissue_review) { @if let Some(o) = x.reissue_of { div { "May be the bank's re-issue of line " (o) ", which vanished" } } }
+                            @if x.duplicate_review == Some(DuplicateReview::Flagged) { @if let Some(o) = x.suspect_duplicate_of { div { "Looks like line " (o) } } }
+                            @if x.removal_review == Some(RemovalReview::Flagged) { div.warn { "The bank no longer lists it (since " (moment(x.gone_at_bank_at, &l)) ")" } }
+                            @if x.reissue_review == Some(ReissueReview::Flagged) { @if let Some(o) = x.reissue_of { div { "May be the bank's re-issue of line " (o) ", which vanished" } } }
                         }
                         td { div.actions {
-                            @if waiting(&x.duplicate_review) {
+                            @if x.duplicate_review == Some(DuplicateReview::Flagged) {
                                 (action_button(u, &format!("/console/review/{}/confirm", x.id), "Confirm duplicate", "danger", None))
                                 (action_button(u, &format!("/console/review/{}/dismiss", x.id), "Keep", "", None))
                             }
-                            @if waiting(&x.removal_review) {
+                            @if x.removal_review == Some(RemovalReview::Flagged) {
                                 (action_button(u, &format!("/console/review/{}/confirm-removal", x.id), "Confirm removal", "danger", None))
                                 (action_button(u, &format!("/console/review/{}/keep-removed", x.id), "Keep the line", "", None))
                             }
-                            @if waiting(&x.reissue_review) {
+                            @if x.reissue_review == Some(ReissueReview::Flagged) {
                                 (action_button(u, &format!("/console/review/{}/merge-reissue", x.id), "Merge into the earlier line", "danger", Some("Merge: the earlier line takes this content and this line goes. This cannot be undone.")))
                                 (action_button(u, &format!("/console/review/{}/dismiss-reissue", x.id), "Keep both", "", None))
                             }

@@ -222,7 +222,8 @@ pub fn moment(t: Option<DateTime<Utc>>, locale: &str) -> Markup {
     }
 }
 
-pub fn badge(text: &str) -> Markup {
+pub fn badge<T: std::fmt::Display + ?Sized>(text: &T) -> Markup {
+    let text = text.to_string();
     html! { span class={ "badge " (text) } { (text) } }
 }
 

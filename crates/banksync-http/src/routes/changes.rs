@@ -4,6 +4,7 @@
 use axum::extract::State;
 use serde::Deserialize;
 use sync_engine::changes;
+use sync_engine::status::ChangeEntity;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -59,32 +60,31 @@ pub async fn list(
         .changes
         .into_iter()
         .map(|c| {
-            let op = c.op.as_str().to_string();
             let (entity, id, journal_id, line, statement) = match c.entity {
                 changes::Entity::Line(l) => (
-                    "line",
+                    ChangeEntity::Line,
                     l.id,
                     l.journal_id,
                     Some(super::statement_lines::line_dto(*l)),
                     None,
                 ),
                 changes::Entity::RemovedLine { id, journal_id } => {
-                    ("line", id, journal_id, None, None)
+                    (ChangeEntity::Line, id, journal_id, None, None)
                 }
                 changes::Entity::Statement(s) => (
-                    "statement",
+                    ChangeEntity::Statement,
                     s.id,
                     s.journal_id,
                     None,
                     Some(super::statements::statement_dto(*s)),
                 ),
                 changes::Entity::RemovedStatement { id, journal_id } => {
-                    ("statement", id, journal_id, None, None)
+                    (ChangeEntity::Statement, id, journal_id, None, None)
                 }
             };
             ChangeEntry {
-                op,
-                entity: entity.into(),
+                op: c.op,
+                entity,
                 id,
                 journal_id,
                 line,

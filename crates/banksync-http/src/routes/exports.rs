@@ -19,7 +19,7 @@ use crate::AppState;
 #[derive(Deserialize, IntoParams)]
 pub struct ExportQuery {
     /// `camt053` (ISO 20022 camt.053.001.08), `mt940`, `ofx` (OFX 2.2) or `csv`.
-    #[param(pattern = "^(camt053|mt940|ofx|csv)$")]
+    #[param(value_type = Format)]
     pub format: String,
     /// Statements whose period ends on or after this date.
     #[param(nullable = false)]

@@ -39,27 +39,8 @@ pub struct LinesQuery {
 }
 
 pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
-    let duplicate_review = match (
-        r.suspect_duplicate_of,
-        r.duplicate_confirmed_at,
-        r.duplicate_dismissed_at,
-    ) {
-        (_, Some(_), _) => Some("confirmed"),
-        (_, None, Some(_)) => Some("dismissed"),
-        (Some(_), None, None) => Some("flagged"),
-        (None, None, None) => None,
-    };
-    let removal_review = match (r.gone_at_bank_at, r.removal_confirmed_at, r.removal_kept_at) {
-        (None, _, _) => None,
-        (Some(_), Some(_), _) => Some("confirmed"),
-        (Some(_), None, Some(_)) => Some("kept"),
-        (Some(_), None, None) => Some("flagged"),
-    };
-    let reissue_review = match (r.reissue_of, r.reissue_dismissed_at) {
-        (None, _) => None,
-        (Some(_), Some(_)) => Some("dismissed"),
-        (Some(_), None) => Some("flagged"),
-    };
+    let (duplicate_review, removal_review, reissue_review) =
+        (r.duplicate_review(), r.removal_review(), r.reissue_review());
     let in_journal = r.in_books();
     StatementLine {
         id: r.id,
@@ -75,14 +56,14 @@ pub(crate) fn line_dto(r: statement_lines::Line) -> StatementLine {
         saltedge_transaction_id: r.saltedge_transaction_id,
         pending_transaction_id: r.pending_transaction_id,
         suspect_duplicate_of: r.suspect_duplicate_of,
-        duplicate_review: duplicate_review.map(str::to_string),
+        duplicate_review,
         in_journal,
         rekeyed_from: r.rekeyed_from,
         gone_at_bank_at: r.gone_at_bank_at,
         gone_at_bank_run_id: r.gone_at_bank_run_id,
-        removal_review: removal_review.map(str::to_string),
+        removal_review,
         reissue_of: r.reissue_of,
-        reissue_review: reissue_review.map(str::to_string),
+        reissue_review,
         fingerprint: r.fingerprint,
         occurrence: r.occurrence,
         bank_transaction_id: r.bank_transaction_id,

@@ -33,12 +33,7 @@ pub(crate) fn statement_dto(s: statements::Statement) -> dto::Statement {
         period: s.period.clone(),
         period_start: s.period_start,
         period_end: s.period_end,
-        status: if s.closed_at.is_some() {
-            "closed"
-        } else {
-            "open"
-        }
-        .into(),
+        status: s.state(),
         sequence: s.sequence,
         closed_at: s.closed_at,
         line_count: s.line_count,

@@ -18,17 +18,13 @@ use crate::paging;
 use crate::AppState;
 
 fn dto(e: endpoints::Endpoint) -> WebhookEndpoint {
+    let status = e.state();
     WebhookEndpoint {
         id: e.id,
         url: e.url,
         description: e.description,
         events: e.events,
-        status: match (e.enabled, e.disabled_reason.as_deref()) {
-            (true, _) => "enabled",
-            (false, Some("disabled through the API")) => "paused",
-            (false, _) => "disabled",
-        }
-        .into(),
+        status,
         disabled_at: e.disabled_at,
         disabled_reason: e.disabled_reason,
         failing_since: e.failing_since,

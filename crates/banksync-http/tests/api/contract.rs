@@ -559,6 +559,40 @@ async fn the_openapi_document_describes_the_server(pool: PgPool) {
         schemas["SyncRun"]["properties"]["balance_mismatches"]["type"],
         "array"
     );
+    // Every reference resolves, and every vocabulary is an `enum` a generated client can
+    // switch over, never a pattern of alternatives (a TypeScript `string`).
+    let text = doc.to_string();
+    for r in text.split("\"#/components/schemas/").skip(1) {
+        let name = r.split('"').next().unwrap_or_default();
+        assert!(schemas.get(name).is_some(), "dangling $ref to {name}");
+    }
+    assert!(
+        !text.contains("\"pattern\":\"^("),
+        "a vocabulary stated as a pattern"
+    );
+    for (schema, field, values) in [
+        ("Connection", "status", "ConnectionStatus"),
+        ("Connection", "consent_status", "ConsentStatus"),
+        ("ChangeEntry", "op", "Op"),
+        ("ChangeEntry", "entity", "ChangeEntity"),
+        ("Statement", "status", "StatementState"),
+        ("PendingTransaction", "state", "PendingState"),
+        ("WebhookEndpoint", "status", "EndpointState"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["$ref"],
+            format!("#/components/schemas/{values}"),
+            "{schema}.{field}"
+        );
+        assert!(
+            !schemas[values]["enum"].as_array().unwrap().is_empty(),
+            "{values}"
+        );
+    }
+    assert_eq!(
+        schemas["ConsentStatus"]["enum"],
+        serde_json::json!(["none", "valid", "expiring", "expired", "revoked"])
+    );
     let link = &schemas["LinkRequest"]["properties"];
     assert_eq!(
         link["email"]["pattern"],

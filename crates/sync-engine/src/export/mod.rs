@@ -41,6 +41,11 @@ pub enum Format {
     Csv,
 }
 
+crate::store::status::vocabulary_schema!(
+    Format,
+    "`camt053` (ISO 20022 camt.053.001.08), `mt940`, `ofx` (OFX 2.2) or `csv`."
+);
+
 impl Format {
     pub const ALL: [Format; 4] = [Format::Camt053, Format::Mt940, Format::Ofx, Format::Csv];
 

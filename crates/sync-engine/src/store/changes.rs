@@ -51,7 +51,8 @@ impl Position {
 }
 
 /// What happened to an entry, as of now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// New since the position (never changed after it was first stored).
     Added,
@@ -62,7 +63,16 @@ pub enum Op {
     Removed,
 }
 
+crate::store::status::vocabulary_schema!(
+    Op,
+    "`added` (new since the cursor), `modified` (changed since) or `removed` (out of the",
+    "books: folded into another line when the bank re-issued it, or confirmed as a",
+    "duplicate). Apply `added` and `modified` alike: upsert by `id`."
+);
+
 impl Op {
+    pub const ALL: [Op; 3] = [Op::Added, Op::Modified, Op::Removed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Added => "added",

@@ -291,15 +291,19 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
 /// Where a connection's consent stands, for the user: `none` (Salt Edge gave no expiry),
 /// `valid`, `expiring` (15 days or fewer left: time to ask for a reconnect link, which
 /// Update credentials gives ahead of expiry), `expired` or `revoked`.
-pub fn consent_status(c: &Connection, now: chrono::DateTime<chrono::Utc>) -> &'static str {
+pub fn consent_status(
+    c: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::store::status::ConsentStatus {
+    use crate::store::status::ConsentStatus;
     if c.consent_revoked_at.is_some() {
-        return "revoked";
+        return ConsentStatus::Revoked;
     }
     match consent_days_left(c, now) {
-        None => "none",
-        Some(0) => "expired",
-        Some(n) if n <= CONSENT_EXPIRING_DAYS => "expiring",
-        Some(_) => "valid",
+        None => ConsentStatus::None,
+        Some(0) => ConsentStatus::Expired,
+        Some(n) if n <= CONSENT_EXPIRING_DAYS => ConsentStatus::Expiring,
+        Some(_) => ConsentStatus::Valid,
     }
 }
 

@@ -352,7 +352,7 @@ pub struct Proposal {
     pub currency: String,
     pub candidate_account_id: Uuid,
     pub candidate_name: String,
-    pub status: String,
+    pub status: crate::store::status::MatchStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
 }
@@ -363,7 +363,7 @@ pub async fn proposals(pool: &PgPool, company_id: Uuid, open_only: bool) -> Resu
         Proposal,
         r#"SELECT p.id, p.connection_id, p.saltedge_account_id, coalesce(p.account->>'name', '') AS "name!",
                   coalesce(p.account->>'currency_code', '') AS "currency!", p.candidate_account_id, a.name AS candidate_name,
-                  p.status, p.created_at, p.decided_at
+                  p.status AS "status: crate::store::status::MatchStatus", p.created_at, p.decided_at
            FROM account_match_proposals p JOIN bank_accounts a ON a.id = p.candidate_account_id
            WHERE p.company_id = $1 AND (NOT $2 OR p.status = 'proposed') ORDER BY p.id"#,
         company_id,

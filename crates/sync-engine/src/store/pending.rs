@@ -24,7 +24,7 @@ pub struct PendingTransaction {
     pub text_repaired: bool,
     /// `pending` (listed by Salt Edge now), `posted` (became `posted_line_id`) or `expired`
     /// (Salt Edge stopped listing it without it posting).
-    pub state: String,
+    pub state: crate::store::status::PendingState,
     pub posted_line_id: Option<i64>,
     /// A line that may be this transaction's posting, on weak evidence (same amount, the
     /// only candidate, no shared words): proposed for review, not linked.
@@ -51,7 +51,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<PendingTransaction>> {
     Ok(sqlx::query_as!(PendingTransaction, r#"SELECT id, journal_id, bank_account_id, saltedge_transaction_id, booking_date, value_date, amount,
-                currency, description, payee, extra, text_repaired, state, posted_line_id, proposed_line_id, first_seen_at, resolved_at
+                currency, description, payee, extra, text_repaired, state AS "state: crate::store::status::PendingState", posted_line_id, proposed_line_id, first_seen_at, resolved_at
          FROM pending_transactions
          WHERE company_id = $1
            AND ($2::uuid IS NULL OR journal_id = $2)
@@ -66,7 +66,7 @@ pub async fn page(
 /// One pending transaction of the company.
 pub async fn get(pool: &PgPool, company: Uuid, id: i64) -> Result<PendingTransaction> {
     sqlx::query_as!(PendingTransaction, r#"SELECT id, journal_id, bank_account_id, saltedge_transaction_id, booking_date, value_date, amount,
-                currency, description, payee, extra, text_repaired, state, posted_line_id, proposed_line_id, first_seen_at, resolved_at
+                currency, description, payee, extra, text_repaired, state AS "state: crate::store::status::PendingState", posted_line_id, proposed_line_id, first_seen_at, resolved_at
          FROM pending_transactions WHERE id = $1 AND company_id = $2"#, id, company)
     .fetch_optional(pool)
     .await?

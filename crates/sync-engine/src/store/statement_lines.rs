@@ -1,6 +1,7 @@
 //! Reading statement lines for a company: one line, or a page of its journals' lines by
 //! booking date with filters (keyset pagination). Writing lines is `ingest::lines`'s.
 
+use crate::store::status::{DuplicateReview, ReissueReview, RemovalReview};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -53,6 +54,43 @@ impl Line {
     /// In the books (its journal's figures): not confirmed a duplicate nor removed.
     pub fn in_books(&self) -> bool {
         self.duplicate_confirmed_at.is_none() && self.removal_confirmed_at.is_none()
+    }
+
+    /// The review of its look-alike flag; `None` when not flagged.
+    pub fn duplicate_review(&self) -> Option<DuplicateReview> {
+        match (
+            self.suspect_duplicate_of,
+            self.duplicate_confirmed_at,
+            self.duplicate_dismissed_at,
+        ) {
+            (_, Some(_), _) => Some(DuplicateReview::Confirmed),
+            (_, None, Some(_)) => Some(DuplicateReview::Dismissed),
+            (Some(_), None, None) => Some(DuplicateReview::Flagged),
+            (None, None, None) => None,
+        }
+    }
+
+    /// The answer to its gone-at-bank flag; `None` while the bank lists the transaction.
+    pub fn removal_review(&self) -> Option<RemovalReview> {
+        match (
+            self.gone_at_bank_at,
+            self.removal_confirmed_at,
+            self.removal_kept_at,
+        ) {
+            (None, _, _) => None,
+            (Some(_), Some(_), _) => Some(RemovalReview::Confirmed),
+            (Some(_), None, Some(_)) => Some(RemovalReview::Kept),
+            (Some(_), None, None) => Some(RemovalReview::Flagged),
+        }
+    }
+
+    /// The review of its possible re-issue; `None` when it is not one.
+    pub fn reissue_review(&self) -> Option<ReissueReview> {
+        match (self.reissue_of, self.reissue_dismissed_at) {
+            (None, _) => None,
+            (Some(_), Some(_)) => Some(ReissueReview::Dismissed),
+            (Some(_), None) => Some(ReissueReview::Flagged),
+        }
     }
 }
 

@@ -24,13 +24,21 @@ use uuid::Uuid;
 
 use crate::error::{Result, SyncError};
 
-/// How a bank account's lines are grouped into statements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a bank account's lines are grouped into statements: `daily`, `weekly` (Monday to
+/// Sunday) or `monthly`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Period {
     Daily,
     Weekly,
     Monthly,
 }
+
+crate::store::status::vocabulary_schema!(
+    Period,
+    "How a bank account's lines are grouped into statements: `daily`, `weekly` (Monday to",
+    "Sunday) or `monthly`."
+);
 
 impl Period {
     pub const ALL: [Period; 3] = [Period::Daily, Period::Weekly, Period::Monthly];
@@ -653,6 +661,16 @@ pub struct Statement {
     pub bank_balance_at: Option<DateTime<Utc>>,
     pub balance_basis: Option<String>,
     pub balance_difference: Option<Decimal>,
+}
+
+impl Statement {
+    /// `closed` once numbered and fixed, `open` before.
+    pub fn state(&self) -> crate::store::status::StatementState {
+        match self.closed_at {
+            Some(_) => crate::store::status::StatementState::Closed,
+            None => crate::store::status::StatementState::Open,
+        }
+    }
 }
 
 /// Which statements a page holds: one account's, one journal's, or some by id.

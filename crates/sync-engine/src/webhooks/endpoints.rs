@@ -26,6 +26,21 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Why an endpoint paused through the API is off (`enabled: false` in a change).
+pub const PAUSED_REASON: &str = "disabled through the API";
+
+impl Endpoint {
+    /// `enabled`; `paused` through the API; or `disabled` by banksync (failing for days).
+    pub fn state(&self) -> crate::store::status::EndpointState {
+        use crate::store::status::EndpointState;
+        match (self.enabled, self.disabled_reason.as_deref()) {
+            (true, _) => EndpointState::Enabled,
+            (false, Some(PAUSED_REASON)) => EndpointState::Paused,
+            (false, _) => EndpointState::Disabled,
+        }
+    }
+}
+
 /// An endpoint as registered or rotated, with its secret (shown this once).
 #[derive(Debug, Clone)]
 pub struct WithSecret {
@@ -180,7 +195,7 @@ pub async fn update(
              url = coalesce($3, url), description = coalesce($4, description), events = coalesce($5, events),
              enabled = coalesce($6, enabled),
              disabled_at = CASE WHEN $6 IS NULL THEN disabled_at WHEN $6 THEN NULL ELSE coalesce(disabled_at, now()) END,
-             disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason WHEN $6 THEN NULL ELSE coalesce(disabled_reason, 'disabled through the API') END,
+             disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason WHEN $6 THEN NULL ELSE coalesce(disabled_reason, $7) END,
              failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
              updated_at = now()
            WHERE company_id = $1 AND id = $2
@@ -191,7 +206,8 @@ pub async fn update(
         url.as_ref().map(|u| u.as_str()),
         change.description,
         change.events.as_deref(),
-        change.enabled
+        change.enabled,
+        PAUSED_REASON
     )
     .fetch_optional(pool)
     .await?
@@ -254,7 +270,7 @@ pub struct Delivery {
     pub connection_id: Option<Uuid>,
     pub payload: serde_json::Value,
     /// `pending` (waiting or being retried) or `delivered`.
-    pub state: String,
+    pub state: crate::store::status::DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
@@ -277,7 +293,7 @@ pub async fn deliveries(
     Ok(sqlx::query_as!(
         Delivery,
         r#"SELECT d.id, d.endpoint_id, d.event_id, 'evt_' || d.event_id AS "message_id!", ev.kind, ev.connection_id,
-                  ev.payload, d.state, d.attempts,
+                  ev.payload, d.state AS "state: crate::store::status::DeliveryState", d.attempts,
                   CASE WHEN d.state = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
                   d.last_attempt_at, d.last_status, d.last_error, d.delivered_at, ev.created_at
            FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
