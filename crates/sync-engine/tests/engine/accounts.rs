@@ -338,9 +338,10 @@ async fn every_tenant_table_carries_company_id(pool: PgPool) {
 #[sqlx::test(migrator = "sync_engine::MIGRATOR")]
 async fn status_enums_match_the_check_constraints(pool: PgPool) {
     use sync_engine::status::{
-        ConnectionStatus, JobStatus, PendingState, RecordKind, RunStatus, TokenKind,
+        ConnectionStatus, DeliveryState, JobStatus, MatchStatus, PendingState, RecordKind,
+        RunStatus, TokenKind,
     };
-    let tables: [(&str, &str, Vec<&str>); 8] = [
+    let tables: [(&str, &str, Vec<&str>); 10] = [
         (
             "statements",
             "period",
@@ -386,6 +387,16 @@ async fn status_enums_match_the_check_constraints(pool: PgPool) {
             "quarantined_records",
             "kind",
             RecordKind::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "account_match_proposals",
+            "status",
+            MatchStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            "webhook_deliveries",
+            "state",
+            DeliveryState::ALL.iter().map(|s| s.as_str()).collect(),
         ),
     ];
     for (table, column, values) in tables {
