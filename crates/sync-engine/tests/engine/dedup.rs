@@ -1,6 +1,6 @@
 //! The deduplication rules and the integrity of the lines a sync writes.
 //!
-//! Long because every dedup rule has its own test, as the rules in `ingest/lines.rs` list them.
+//! Long because every dedup rule has its own test, as the rules in `ingest/lines/mod.rs` list them.
 
 use super::support::*;
 

@@ -32,11 +32,17 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use chrono::NaiveDate;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::*;
+use super::{
+    fingerprint_digest, identities_of, line_ids, link_pending, match_pending_rows, occurrences,
+    propose_pending, render_lines, send_copy, write_prepared, DedupOptions, Identities, LineStatus,
+    PendingLines, PreparedPage, Row,
+};
+use crate::error::{Result, SyncError};
 use crate::statements;
 
 /// What every write of one sync shares.
