@@ -923,6 +923,27 @@ pub struct WebhookDelivery {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct JobsPage {
+    pub items: Vec<Job>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuarantinePage {
+    pub items: Vec<QuarantinedRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct WebhookDeliveriesPage {
     pub items: Vec<WebhookDelivery>,
     pub next_cursor: Option<String>,

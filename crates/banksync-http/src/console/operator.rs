@@ -32,8 +32,8 @@ pub fn routes() -> Router<AppState> {
 
 async fn jobs(State(st): State<AppState>, o: Ops) -> Page {
     let counts = store::job_counts(&st.pool).await?;
-    let dead = sync_engine::jobs::dead(&st.pool, 100).await?;
-    let recent = sync_engine::jobs::recent(&st.pool, 50).await?;
+    let dead = sync_engine::jobs::dead(&st.pool, None, 100).await?;
+    let recent = sync_engine::jobs::recent(&st.pool, None, 50).await?;
     let u = &o.user;
     let l = u.locale().to_string();
     let body = html! {
@@ -175,7 +175,7 @@ async fn webhooks(State(st): State<AppState>, o: Ops) -> Page {
 }
 
 async fn audit(State(st): State<AppState>, o: Ops) -> Page {
-    let list = sync_engine::audit::recent(&st.pool, 200).await?;
+    let list = sync_engine::audit::recent(&st.pool, None, 200).await?;
     let l = o.user.locale().to_string();
     let body = html! {
         (table("Audit log", html! { th { "When" } th { "Who" } th { "Action" } th.num { "Result" } th { "Detail" } }, html! {

@@ -5,13 +5,17 @@ use serde::Deserialize;
 use sync_engine::jobs;
 use utoipa::IntoParams;
 
-use crate::dto::Job;
+use crate::dto::{AuditPage, AuditRecord, Job, JobsPage};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Json, Path, Query};
+use crate::paging;
 use crate::AppState;
 
 #[derive(Deserialize, IntoParams)]
 pub struct JobsQuery {
+    /// `next_cursor` of the previous page.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
+    pub cursor: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     pub limit: Option<i64>,
@@ -28,25 +32,37 @@ pub enum JobFilter {
 
 #[derive(Deserialize, IntoParams)]
 pub struct AuditQuery {
+    /// `next_cursor` of the previous page.
+    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
+    pub cursor: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     pub limit: Option<i64>,
 }
 
-/// Job history, newest first (admin tokens only).
+/// Job history, newest first, a page at a time (admin tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/jobs", operation_id = "list_jobs", tag = "operations", params(JobsQuery),
-    responses((status = 200, body = Vec<Job>)), security(("token" = [])))]
+    responses((status = 200, body = JobsPage)), security(("token" = [])))]
 pub async fn jobs(
     State(st): State<AppState>,
     _: Admin,
     Query(q): Query<JobsQuery>,
-) -> ApiResult<Json<Vec<Job>>> {
-    let limit = crate::paging::limit(q.limit)?;
-    let list = match q.status {
-        None => jobs::recent(&st.pool, limit).await?,
-        Some(JobFilter::Dead) => jobs::dead(&st.pool, limit).await?,
+) -> ApiResult<Json<JobsPage>> {
+    let limit = paging::limit(q.limit)?;
+    let scope = match q.status {
+        None => "admin-jobs",
+        Some(JobFilter::Dead) => "admin-jobs|dead",
     };
-    Ok(Json(list.into_iter().map(Job::from).collect()))
+    let before: Option<i64> = paging::after(&st, scope, q.cursor.as_deref()).await?;
+    let rows = match q.status {
+        None => jobs::recent(&st.pool, before, limit + 1).await?,
+        Some(JobFilter::Dead) => jobs::dead(&st.pool, before, limit + 1).await?,
+    };
+    let (rows, next_cursor) = paging::page(&st, scope, rows, limit, |j| j.id).await?;
+    Ok(Json(JobsPage {
+        items: rows.into_iter().map(Job::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Queues a dead or failed job again with a fresh attempts count (admin tokens only).
@@ -98,18 +114,20 @@ pub async fn revoke_token(
     }
 }
 
-/// The audit log, newest first (operator tokens only).
+/// The audit log, newest first, a page at a time (operator tokens only).
 #[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "list_audit_records", tag = "operations", params(AuditQuery),
-    responses((status = 200, body = Vec<crate::dto::AuditRecord>)), security(("token" = [])))]
+    responses((status = 200, body = AuditPage)), security(("token" = [])))]
 pub async fn audit(
     State(st): State<AppState>,
     _: Admin,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<Vec<crate::dto::AuditRecord>>> {
-    let list = sync_engine::audit::recent(&st.pool, crate::paging::limit(q.limit)?).await?;
-    Ok(Json(
-        list.into_iter()
-            .map(crate::dto::AuditRecord::from)
-            .collect(),
-    ))
+) -> ApiResult<Json<AuditPage>> {
+    let limit = paging::limit(q.limit)?;
+    let before: Option<i64> = paging::after(&st, "admin-audit", q.cursor.as_deref()).await?;
+    let rows = sync_engine::audit::recent(&st.pool, before, limit + 1).await?;
+    let (rows, next_cursor) = paging::page(&st, "admin-audit", rows, limit, |r| r.id).await?;
+    Ok(Json(AuditPage {
+        items: rows.into_iter().map(AuditRecord::from).collect(),
+        next_cursor,
+    }))
 }

@@ -144,20 +144,28 @@ pub async fn sync_runs(
     }))
 }
 
-/// Records of the connection that could not be parsed or stored, newest first, with the
-/// raw JSON and the reason; the rest of the connection imported.
-#[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", operation_id = "list_quarantined_items", tag = "connections", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<dto::QuarantinedRecord>)), security(("token" = [])))]
+/// Records of the connection that could not be parsed or stored, newest first, a page at
+/// a time, with the raw JSON and the reason; the rest of the connection imported.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/quarantine", operation_id = "list_quarantined_items", tag = "connections",
+    params(("id" = Uuid, Path), dto::PageQuery),
+    responses((status = 200, body = dto::QuarantinePage)), security(("token" = [])))]
 pub async fn quarantine(
     State(st): State<AppState>,
     Company(company): Company,
     Path(id): Path<Uuid>,
-) -> ApiResult<Json<Vec<dto::QuarantinedRecord>>> {
+    Query(q): Query<dto::PageQuery>,
+) -> ApiResult<Json<dto::QuarantinePage>> {
+    let limit = paging::limit(q.limit)?;
     let c = flows::load(&st.pool, company, id).await?;
-    let list = sync_engine::quarantine::for_connection(&st.pool, company, c.id, 500).await?;
-    Ok(Json(
-        list.into_iter().map(dto::QuarantinedRecord::from).collect(),
-    ))
+    let scope = format!("quarantine|{company}|{}", c.id);
+    let before: Option<i64> = paging::after(&st, &scope, q.cursor.as_deref()).await?;
+    let rows =
+        sync_engine::quarantine::for_connection(&st.pool, company, c.id, before, limit + 1).await?;
+    let (rows, next_cursor) = paging::page(&st, &scope, rows, limit, |r| r.id).await?;
+    Ok(Json(dto::QuarantinePage {
+        items: rows.into_iter().map(dto::QuarantinedRecord::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Revoke consent: the bank data is no longer accessed. Idempotent.

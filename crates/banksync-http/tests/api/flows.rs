@@ -809,8 +809,19 @@ async fn poison_records_are_quarantined_and_the_rest_imports(pool: PgPool) {
         )
         .await;
     assert_eq!(st, 200, "{q}");
-    let q = q.as_array().unwrap();
+    assert!(q["next_cursor"].is_null(), "one page: {q}");
+    let q = q["items"].as_array().unwrap();
     assert_eq!(q.len(), 3);
+    // Two at a time: the cursor brings the third, and no more.
+    let path = format!("/api/v1/connections/{}/quarantine?limit=2", conn.id);
+    let (_, first) = s.call(Method::GET, &path, None).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = s
+        .call(Method::GET, &format!("{path}&cursor={cursor}"), None)
+        .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    assert!(second["next_cursor"].is_null());
     let mut ids: Vec<&str> = q
         .iter()
         .map(|r| r["saltedge_id"].as_str().unwrap())

@@ -69,7 +69,7 @@ async fn auth_scoping_and_bad_input(pool: PgPool) {
         .call_as(&operator, Method::GET, "/api/v1/admin/jobs?limit=500", None)
         .await;
     assert_eq!(st, 200);
-    let kinds: Vec<&str> = jobs
+    let kinds: Vec<&str> = jobs["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -330,7 +330,38 @@ async fn tokens_expire_revoke_rate_limit_and_calls_are_audited(pool: PgPool) {
         .call_as(&operator, Method::GET, "/api/v1/admin/audit", None)
         .await;
     assert_eq!(st, 200);
-    let log = log.as_array().unwrap();
+    // A page at a time, newest first: a cursor goes on where the page ended.
+    let (_, first) = s
+        .call_as(&operator, Method::GET, "/api/v1/admin/audit?limit=1", None)
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (st, second) = s
+        .call_as(
+            &operator,
+            Method::GET,
+            &format!("/api/v1/admin/audit?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{second}");
+    assert!(
+        second["items"][0]["id"].as_i64().unwrap() < first["items"][0]["id"].as_i64().unwrap(),
+        "{first} {second}"
+    );
+    let (st, p) = s
+        .call_as(
+            &operator,
+            Method::GET,
+            &format!("/api/v1/admin/jobs?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), p["code"].as_str()),
+        (422, Some("invalid_cursor")),
+        "another list's cursor"
+    );
+    let log = log["items"].as_array().unwrap();
     assert!(
         log.iter().any(|r| r["action"] == "POST /api/v1/connections"
             && r["status"] == 403

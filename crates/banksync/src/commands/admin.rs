@@ -111,7 +111,7 @@ pub async fn audit_log(a: AuditArgs) -> anyhow::Result<()> {
         "{:>8}  {:<25} {:<50} {:<45} {:>6}",
         "id", "at", "actor", "action", "result"
     );
-    for r in sync_engine::audit::recent(&pool, a.limit).await? {
+    for r in sync_engine::audit::recent(&pool, None, a.limit).await? {
         println!(
             "{:>8}  {:<25} {:<50} {:<45} {:>6}",
             r.id,
@@ -149,9 +149,9 @@ pub async fn jobs(a: JobsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let list = if a.dead {
-        sync_engine::jobs::dead(&pool, a.limit).await?
+        sync_engine::jobs::dead(&pool, None, a.limit).await?
     } else {
-        sync_engine::jobs::recent(&pool, a.limit).await?
+        sync_engine::jobs::recent(&pool, None, a.limit).await?
     };
     println!(
         "{:>8}  {:<18} {:<8} {:>3}  {:<25} last error",

@@ -95,16 +95,19 @@ pub async fn for_connection(
     pool: &PgPool,
     company_id: Uuid,
     connection_id: Uuid,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<QuarantinedRecord>> {
     Ok(sqlx::query_as!(
         QuarantinedRecord,
         r#"SELECT q.id, q.sync_run_id, q.kind AS "kind: RecordKind", q.saltedge_id, q.raw, q.reason, q.created_at
          FROM quarantined_records q JOIN sync_runs r ON r.id = q.sync_run_id
-         WHERE q.company_id = $1 AND r.connection_id = $2 ORDER BY q.id DESC LIMIT $3"#,
+         WHERE q.company_id = $1 AND r.connection_id = $2 AND ($4::bigint IS NULL OR q.id < $4)
+         ORDER BY q.id DESC LIMIT $3"#,
         company_id,
         connection_id,
-        limit
+        limit,
+        before
     )
     .fetch_all(pool)
     .await?)

@@ -255,15 +255,17 @@ pub async fn release(pool: &PgPool, id: i64, worker: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs ORDER BY id DESC LIMIT $1"#, limit)
+pub async fn recent(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs
+         WHERE ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $1"#, limit, before)
     .fetch_all(pool)
     .await?)
 }
 
 /// Dead jobs, newest first.
-pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs WHERE status = 'dead' ORDER BY id DESC LIMIT $1"#, limit)
+pub async fn dead(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as!(Job, r#"SELECT id, kind, payload, dedupe_key, status AS "status: crate::store::status::JobStatus", attempts, max_attempts, run_after, lease_until, locked_by, last_error, created_at, finished_at FROM jobs
+         WHERE status = 'dead' AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $1"#, limit, before)
     .fetch_all(pool)
     .await?)
 }

@@ -38,8 +38,14 @@ pub struct Record {
 }
 
 /// Newest first.
-pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Record>> {
-    Ok(sqlx::query_as!(Record, "SELECT id, at, token_id, company_id, actor, action, status, detail FROM audit_log ORDER BY id DESC LIMIT $1", limit)
-        .fetch_all(pool)
-        .await?)
+pub async fn recent(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<Vec<Record>> {
+    Ok(sqlx::query_as!(
+        Record,
+        "SELECT id, at, token_id, company_id, actor, action, status, detail FROM audit_log
+         WHERE ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
+        limit,
+        before
+    )
+    .fetch_all(pool)
+    .await?)
 }

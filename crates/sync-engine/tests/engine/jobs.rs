@@ -309,7 +309,7 @@ async fn a_panicking_job_fails_alone_and_the_worker_goes_on(pool: PgPool) {
         error.contains("panicked: bad record in the bank's data"),
         "{error}"
     );
-    assert_eq!(jobs::dead(&pool, 10).await.unwrap().len(), 1);
+    assert_eq!(jobs::dead(&pool, None, 10).await.unwrap().len(), 1);
     assert!(jobs::rerun(&pool, boom).await.unwrap());
     let (status, attempts): (String, i32) =
         sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")
