@@ -5,7 +5,7 @@ use serde::Deserialize;
 use sync_engine::jobs;
 use utoipa::IntoParams;
 
-use crate::dto::{AuditPage, AuditRecord, Job, JobsPage};
+use crate::dto::{AuditPage, AuditRecord, Job, JobsPage, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Json, Path, Query};
 use crate::paging;
@@ -28,16 +28,6 @@ pub struct JobsQuery {
 #[serde(rename_all = "lowercase")]
 pub enum JobFilter {
     Dead,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct AuditQuery {
-    /// `next_cursor` of the previous page.
-    #[param(nullable = false, pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}$")]
-    pub cursor: Option<String>,
-    /// Page size.
-    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
-    pub limit: Option<i64>,
 }
 
 /// Job history, newest first, a page at a time (admin tokens only).
@@ -115,12 +105,12 @@ pub async fn revoke_token(
 }
 
 /// The audit log, newest first, a page at a time (operator tokens only).
-#[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "list_audit_records", tag = "operations", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/admin/audit", operation_id = "list_audit_records", tag = "operations", params(PageQuery),
     responses((status = 200, body = AuditPage)), security(("token" = [])))]
 pub async fn audit(
     State(st): State<AppState>,
     _: Admin,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let limit = paging::limit(q.limit)?;
     let before: Option<i64> = paging::after(&st, "admin-audit", q.cursor.as_deref()).await?;

@@ -35,8 +35,7 @@ pub use read::{get, line_ids, page, Scope, Statement};
 
 /// How a bank account's lines are grouped into statements: `daily`, `weekly` (Monday to
 /// Sunday) or `monthly`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Daily,
     Weekly,
